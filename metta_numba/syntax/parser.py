@@ -1,0 +1,249 @@
+"""MeTTa text -> atoms: the Python parser, used for programs and queries.
+
+The grammar follows hyperon's reader:
+- whitespace separates tokens; `;` starts a comment that runs to the end of the line;
+- `(` ... `)` is an expression, `()` the empty one;
+- `"..."` is a string with the escapes \\" \\\\ \\' \\n \\t \\xHH (up to 0x7F) and \\u{H...};
+- a token starting with `$` is a variable and runs to whitespace or a parenthesis;
+- any other token runs to whitespace, a parenthesis or `;`, and is an integer
+  (`[+-]?digits`, i64), a float (`[+-]?digits.digits`, optionally with an exponent, or
+  `[+-]?digits` with an exponent), `True`/`False`, or else a symbol;
+- at top level, a `!` token standing alone marks the next atom as a query. `!x` is a symbol.
+
+Big knowledge bases do not come through here: `syntax.bulk` turns a whole file into encoded
+paths without building atoms. Both report errors at the same line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
+from metta_numba.syntax.errors import ParseError
+
+MAX_DEPTH = 1000
+"""Deepest nesting of parentheses accepted; deeper input is a ParseError, not a stack overflow."""
+
+I64_MIN = -(1 << 63)
+I64_MAX = (1 << 63) - 1
+
+_INT_RE = re.compile(r"[+-]?[0-9]+\Z")
+_FLOAT_RE = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)\Z")
+_SPACE_RE = re.compile(r"\s*")
+# A symbol token ends at whitespace, a parenthesis or a comment; a variable also runs over `;`.
+_SYMBOL_TOKEN_RE = re.compile(r"[^\s();]+")
+_VARIABLE_TOKEN_RE = re.compile(r"\$[^\s()]*")
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "'": "'", "n": "\n", "t": "\t"}
+
+
+class TopLevel(NamedTuple):
+    """One top-level item of a program: an atom, and whether a `!` made it a query."""
+
+    is_query: bool
+    atom: Atom
+    line: int
+    col: int
+
+
+def parse_atom_token(token: str) -> Atom:
+    """Classify a bare token (not a string, not a variable) as a number, Bool or symbol."""
+    first = token[0]
+    if first.isdigit() or ((first == "-" or first == "+") and len(token) > 1 and token[1].isdigit()):
+        if _INT_RE.match(token):
+            value = int(token)
+            if value < I64_MIN or value > I64_MAX:
+                raise OverflowError(token)
+            return Grounded(value)
+        if _FLOAT_RE.match(token):
+            return Grounded(float(token))
+    elif token == "True":
+        return Grounded(True)
+    elif token == "False":
+        return Grounded(False)
+    return Symbol(token)
+
+
+class _Reader:
+    """A cursor over the text that reads one atom at a time, without recursion."""
+
+    def __init__(self, text: str, filename: str) -> None:
+        self.text = text
+        self.filename = filename
+        self.pos = 0
+
+    def error(self, offset: int, message: str) -> ParseError:
+        return ParseError.at(self.text, offset, message, self.filename)
+
+    def skip_space(self) -> None:
+        text = self.text
+        pos = self.pos
+        while True:
+            pos = _SPACE_RE.match(text, pos).end()
+            if pos < len(text) and text[pos] == ";":
+                newline = text.find("\n", pos)
+                pos = len(text) if newline < 0 else newline + 1
+                continue
+            break
+        self.pos = pos
+
+    def read_string(self) -> str:
+        text = self.text
+        start = self.pos
+        pos = start + 1
+        parts: list[str] = []
+        while True:
+            close = text.find('"', pos)
+            backslash = text.find("\\", pos)
+            if close < 0:
+                raise self.error(start, "unclosed string literal: no closing '\"' before the end of input")
+            if backslash < 0 or close < backslash:
+                parts.append(text[pos:close])
+                self.pos = close + 1
+                return "".join(parts)
+            parts.append(text[pos:backslash])
+            pos = self._read_escape(backslash, parts)
+
+    def _read_escape(self, backslash: int, parts: list[str]) -> int:
+        text = self.text
+        if backslash + 1 >= len(text):
+            raise self.error(backslash, "unclosed string literal: input ends after '\\'")
+        kind = text[backslash + 1]
+        if kind in _SIMPLE_ESCAPES:
+            parts.append(_SIMPLE_ESCAPES[kind])
+            return backslash + 2
+        if kind == "x":
+            digits = text[backslash + 2 : backslash + 4]
+            if len(digits) == 2 and all(c in "0123456789abcdefABCDEF" for c in digits):
+                code = int(digits, 16)
+                if code <= 0x7F:
+                    parts.append(chr(code))
+                    return backslash + 4
+            raise self.error(backslash, "invalid escape sequence: \\x takes two hex digits up to 7F")
+        if kind == "u" and backslash + 2 < len(text) and text[backslash + 2] == "{":
+            close = text.find("}", backslash + 3, backslash + 10)
+            digits = text[backslash + 3 : close] if close > 0 else ""
+            if digits and all(c in "0123456789abcdefABCDEF" for c in digits):
+                code = int(digits, 16)
+                if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
+                    parts.append(chr(code))
+                    return close + 1
+            raise self.error(backslash, "invalid escape sequence: \\u{...} takes 1-6 hex digits of a code point")
+        raise self.error(backslash, f"invalid escape sequence '\\{kind}' (valid: \\\" \\\\ \\' \\n \\t \\xHH \\u{{H}})")
+
+    def read_token(self) -> Atom:
+        """Read one string, variable or bare token at self.pos (which is not a parenthesis)."""
+        text = self.text
+        start = self.pos
+        first = text[start]
+        if first == '"':
+            return Grounded(self.read_string())
+        if first == "$":
+            end = _VARIABLE_TOKEN_RE.match(text, start).end()
+            self.pos = end
+            return Variable(text[start + 1 : end])
+        end = _SYMBOL_TOKEN_RE.match(text, start).end()
+        self.pos = end
+        try:
+            return parse_atom_token(text[start:end])
+        except OverflowError:
+            raise self.error(start, f"integer literal {text[start:end]} does not fit in 64 bits") from None
+
+    def read_atom(self) -> Atom:
+        """Read one complete atom; self.pos must be at its first character."""
+        text = self.text
+        if text[self.pos] != "(":
+            if text[self.pos] == ")":
+                raise self.error(self.pos, "unexpected ')': no expression is open")
+            return self.read_token()
+        # Iterative reader: a stack of open expressions with the offsets where they opened.
+        stack: list[list[Atom]] = []
+        opened_at: list[int] = []
+        length = len(text)
+        while True:
+            self.skip_space()
+            pos = self.pos
+            if pos >= length:
+                raise self.error(
+                    opened_at[-1], f"unclosed '(': the expression opened here is not closed by the end of input"
+                )
+            c = text[pos]
+            if c == "(":
+                if len(stack) >= MAX_DEPTH:
+                    raise self.error(pos, f"expressions nested deeper than {MAX_DEPTH} levels")
+                stack.append([])
+                opened_at.append(pos)
+                self.pos = pos + 1
+                continue
+            if c == ")":
+                self.pos = pos + 1
+                done = Expression(stack.pop())
+                opened_at.pop()
+                if not stack:
+                    return done
+                stack[-1].append(done)
+                continue
+            stack[-1].append(self.read_token())
+
+    def at_end(self) -> bool:
+        self.skip_space()
+        return self.pos >= len(self.text)
+
+
+def iter_program(text: str, filename: str = "<string>") -> Iterator[TopLevel]:
+    """Yield the top-level atoms of a program one by one, lazily.
+
+    A ParseError is raised when the reader reaches the bad spot, so the items before it can be
+    handled first (hyperon runs the `!`s before a syntax error, then fails).
+    """
+    reader = _Reader(text, filename)
+    while not reader.at_end():
+        start = reader.pos
+        is_query = False
+        if text[start] == "!" and (start + 1 == len(text) or text[start + 1] in "();" or text[start + 1].isspace()):
+            is_query = True
+            reader.pos = start + 1
+            if reader.at_end():
+                return
+            start = reader.pos
+        atom = reader.read_atom()
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        yield TopLevel(is_query, atom, line, col)
+
+
+def parse_program(text: str, filename: str = "<string>") -> list[TopLevel]:
+    """Parse a whole program; any syntax error is raised before anything is returned."""
+    return list(iter_program(text, filename))
+
+
+def parse_atoms(text: str, filename: str = "<string>") -> list[Atom]:
+    """Parse text holding atoms only (no `!`), such as a query pattern."""
+    items = parse_program(text, filename)
+    for item in items:
+        if item.is_query:
+            raise ParseError("'!' is not allowed here", filename, item.line, item.col)
+    return [item.atom for item in items]
+
+
+def parse_atom(text: str, filename: str = "<string>") -> Atom:
+    """Parse text holding exactly one atom."""
+    atoms = parse_atoms(text, filename)
+    if len(atoms) != 1:
+        raise ParseError(f"expected exactly one atom, found {len(atoms)}", filename, 1, 1)
+    return atoms[0]
+
+
+def decode_source(data: bytes, filename: str = "<string>") -> str:
+    """Decode a source file's bytes as UTF-8, turning bad bytes into a positioned ParseError."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ParseError.at_byte(data, err.start, "invalid UTF-8 byte in the source", filename) from None
+
+
+def read_program_file(path: str) -> str:
+    """Read a .metta file as text (UTF-8, positioned error on bad bytes)."""
+    with open(path, "rb") as f:
+        return decode_source(f.read(), str(path))

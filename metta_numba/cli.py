@@ -1,0 +1,143 @@
+"""The `metta-numba` command (also `python -m metta_numba`).
+
+    metta-numba FILE.metta [--load-snapshot KB] [--save-snapshot KB] [--no-merkleize]
+    metta-numba run FILE.metta ...                  (the same; FILE may be - for stdin)
+    metta-numba repl [--load-snapshot KB]
+    metta-numba snapshot build SRC.metta... -o KB [--no-merkleize]
+    metta-numba snapshot info|verify|compact KB
+    metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json]
+    metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS]
+
+Exit codes: 0 success; 1 parse error or failed assertion; 2 usage error; 3 bad or corrupt KB.
+Heavy modules (NumPy, Numba, h5py) are imported inside the commands, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BAD_KB = 3
+
+SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch")
+
+
+class CommandError(Exception):
+    """An error the command reports on stderr before exiting with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the .metta program to run, or - to read it from stdin")
+    parser.add_argument("--load-snapshot", metavar="KB", help="run with this snapshot KB as &self")
+    parser.add_argument(
+        "--save-snapshot", metavar="KB", help="after the run, save &self as a new generation of KB"
+    )
+    parser.add_argument(
+        "--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metta-numba",
+        description="Run MeTTa programs and query compiled knowledge-base snapshots.",
+        epilog="`metta-numba FILE.metta` is short for `metta-numba run FILE.metta`. "
+        "Exit codes: 0 ok, 1 parse error or failed assertion, 2 usage error, 3 bad or corrupt KB.",
+    )
+    from metta_numba import __version__
+
+    parser.add_argument("--version", action="version", version=f"metta-numba {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a .metta program and print one line per `!`")
+    _add_run_arguments(run)
+
+    repl = commands.add_parser("repl", help="an interactive session")
+    repl.add_argument("--load-snapshot", metavar="KB", help="start with this snapshot KB as &self")
+
+    snapshot = commands.add_parser("snapshot", help="build, inspect, verify or compact a KB snapshot")
+    actions = snapshot.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = actions.add_parser("build", help="compile .metta sources into a KB snapshot")
+    build.add_argument("sources", nargs="+", metavar="SRC.metta", help="source files (atoms only, no `!`)")
+    build.add_argument("-o", "--output", required=True, metavar="KB", help="the KB directory to write")
+    build.add_argument("--no-merkleize", action="store_true", help="skip merkleizing (faster, larger)")
+    for name, text in (
+        ("info", "print counts, sizes, format, generation and sources"),
+        ("verify", "check every checksum of the live generation and the log"),
+        ("compact", "fold the delta log into a new generation (a checkpoint)"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("kb", metavar="KB", help="the KB directory")
+
+    query = commands.add_parser("query", help="match a pattern against a KB, without evaluation")
+    query.add_argument("kb", metavar="KB", help="the KB directory")
+    query.add_argument("pattern", metavar="PATTERN", help="a MeTTa pattern, e.g. '(edge n_5 $y)'")
+    query.add_argument(
+        "template", metavar="TEMPLATE", nargs="?", help="what to print per match (default: the pattern)"
+    )
+    query.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    query.add_argument("--limit", type=int, default=None, metavar="N", help="print at most N results")
+
+    batch = commands.add_parser("batch", help="run many `!` queries against a KB on a Dask cluster")
+    batch.add_argument("kb", metavar="KB", help="the KB directory")
+    batch.add_argument("queries", metavar="QUERIES.metta", help="a file of `!` queries")
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="LocalCluster workers (default: cores)"
+    )
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
+    return parser
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """`metta-numba FILE ...` means `metta-numba run FILE ...`."""
+    argv = list(argv)
+    for arg in argv:
+        if arg in ("-h", "--help", "--version"):
+            return argv
+        if arg.startswith("-") and arg != "-":
+            continue
+        if arg not in SUBCOMMANDS:
+            return ["run", *argv]
+        return argv
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    from metta_numba import commands
+
+    handler = {
+        "run": commands.run_file,
+        "repl": commands.run_repl,
+        "snapshot": commands.snapshot,
+        "query": commands.query,
+        "batch": commands.batch,
+    }[args.command]
+    try:
+        return handler(args)
+    except CommandError as err:
+        print(f"metta-numba: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("metta-numba: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`); that is not an error of ours.
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Distribution on Dask: batch queries over a KB snapshot."""

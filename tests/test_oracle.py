@@ -12,7 +12,7 @@ remainder, no type error, no assert, no string, and no printed space or state, s
 0.2.6 (the version the project's environment pins) prints errors and some library results
 differently from 0.2.10.
 
-METTA_ORACLE_EXAMPLES sets the number of programs (default 60), METTA_ORACLE_SEED the seed of
+METTA_ORACLE_EXAMPLES sets the number of programs (default 100), METTA_ORACLE_SEED the seed of
 the first one (each program has its own seed, so a failure names the seed that reproduces it).
 A disagreement is reported with its program shrunk to the lines that still disagree.
 """
@@ -33,7 +33,7 @@ from metta_numba.syntax import format_atom, parse_atom
 
 pytestmark = pytest.mark.oracle
 
-EXAMPLES = int(os.environ.get("METTA_ORACLE_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("METTA_ORACLE_EXAMPLES", "100"))
 FIRST_SEED = int(os.environ.get("METTA_ORACLE_SEED", "1000"))
 OUR_TIME_LIMIT_SECONDS = 30
 MAX_REPORTED = 5
@@ -65,6 +65,10 @@ class ProgramGenerator:
         facts = [f"(edge {rng.choice(SYMBOLS)} {rng.choice(SYMBOLS)})" for _ in range(rng.randint(2, 7))]
         facts += [f"(val {rng.choice(SYMBOLS)} {rng.randint(0, 4)})" for _ in range(rng.randint(1, 5))]
         facts += [f"(color {rng.choice(SYMBOLS)} {rng.choice(COLORS)})" for _ in range(rng.randint(0, 4))]
+        facts += [
+            f"(link (pair {rng.choice(SYMBOLS)} {rng.choice(SYMBOLS)}) {rng.randint(0, 4)})"
+            for _ in range(rng.randint(0, 3))
+        ]
         if rng.random() < 0.3:
             # A stored variable matches anything in that position.
             facts.append(f"(edge $any {rng.choice(SYMBOLS)})")
@@ -95,6 +99,7 @@ class ProgramGenerator:
             "(= (add Z $m) $m)",
             "(= (add (S $k) $m) (S (add $k $m)))",
             "(= (swap ($p $q)) ($q $p))",
+            "(= (first (pair $l $r)) $l)",
             "(= (mk $v) (pair $v $fresh))",
             "(= (pos $n) (if (> $n 0) $n (empty)))",
         ]
@@ -164,7 +169,10 @@ class ProgramGenerator:
                 return v
             return str(rng.choice(constants))
 
-        relation = rng.choice(("edge", "edge", "val", "color"))
+        relation = rng.choice(("edge", "edge", "val", "color", "link"))
+        if relation == "link":
+            pair = f"(pair {term(SYMBOLS)} {term(SYMBOLS)})" if rng.random() < 0.7 else term(("(pair a b)",))
+            return f"(link {pair} {term(tuple(range(5)))})"
         if relation == "edge":
             return f"(edge {term(SYMBOLS)} {term(SYMBOLS)})"
         if relation == "val":
@@ -208,6 +216,8 @@ class ProgramGenerator:
             lambda: f"(add {self.peano(rng.randint(0, 3))} {self.peano(rng.randint(0, 3))})",
             lambda: f"(swap ({self.symbol(1)} {self.number(1)}))",
             lambda: f"(mk {self.number(1)})",
+            lambda: rng.choice(("(swap $w)", "(mk $w)", "(first $w)", "(first (pair $w b))")),
+            lambda: f"(first (pair {self.symbol(depth - 1)} {self.number(depth - 1)}))",
             lambda: f"(steps {rng.randint(0, 3)})",
             lambda: f"(if {self.condition(depth - 1)} (yes {self.symbol(depth - 1)}) no)",
         ]

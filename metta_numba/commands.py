@@ -1,0 +1,334 @@
+"""What each `metta-numba` subcommand does. `cli.py` parses the arguments and calls these;
+each returns the exit code, or raises cli.CommandError with a message and an exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from metta_numba.cli import EXIT_BAD_KB, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
+
+
+def _progress_enabled() -> bool:
+    """Progress goes to a terminal only; piped or redirected runs stay quiet."""
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def _stage(name: str, enabled: bool):
+    """Report a long step on stderr: its name, then how long it took."""
+    start = time.perf_counter()
+    if enabled:
+        print(f"{name}...", end="", file=sys.stderr, flush=True)
+    yield
+    if enabled:
+        print(f" {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _kb_errors():
+    """Turn store errors into exit code 3 with the store's message (which names the file)."""
+    from metta_numba.store.errors import SnapshotError
+
+    try:
+        yield
+    except SnapshotError as err:
+        raise CommandError(str(err), EXIT_BAD_KB) from None
+
+
+def _parse_error_exit(err) -> CommandError:
+    return CommandError(str(err), EXIT_FAILED)
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+def _read_program(file: str) -> tuple[str, str]:
+    from metta_numba.syntax.errors import ParseError
+    from metta_numba.syntax.parser import decode_source
+
+    if file == "-":
+        data, name = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        try:
+            data, name = Path(file).read_bytes(), file
+        except FileNotFoundError:
+            raise CommandError(f"{file}: no such file", EXIT_FAILED) from None
+        except IsADirectoryError:
+            raise CommandError(f"{file}: is a directory, not a .metta file", EXIT_USAGE) from None
+        except OSError as err:
+            raise CommandError(f"{file}: {err.strerror}", EXIT_FAILED) from None
+    try:
+        return decode_source(data, name), name
+    except ParseError as err:
+        raise _parse_error_exit(err) from None
+
+
+def run_file(args) -> int:
+    """Run a program and print one line per `!`, after the whole run, as hyperon does."""
+    from metta_numba.interp.runner import MeTTa
+    from metta_numba.syntax.printer import format_atom, format_results
+
+    text, name = _read_program(args.file)
+    kb = None
+    with _kb_errors():
+        if args.load_snapshot:
+            from metta_numba.store import PersistentKB
+
+            target = args.save_snapshot
+            same_target = bool(target) and Path(target).resolve() == Path(args.load_snapshot).resolve()
+            kb = PersistentKB.open(args.load_snapshot, readonly=not same_target)
+        try:
+            metta = MeTTa(space=kb) if kb is not None else MeTTa()
+            outcome = metta.run_program(text, filename=name)
+            if outcome.parse_error is not None:
+                # hyperon prints no result line at all when the program has a syntax error.
+                raise _parse_error_exit(outcome.parse_error)
+            out = sys.stdout
+            for results in outcome.results:
+                out.write(format_results(results) + "\n")
+            out.flush()
+            if args.save_snapshot:
+                _save_space(metta, kb, args.save_snapshot, merkleize=not args.no_merkleize)
+        finally:
+            if kb is not None:
+                kb.close()
+    failed = _failed_assertion(outcome)
+    if failed is not None:
+        print(f"{name}: assertion failed: {format_atom(failed)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _failed_assertion(outcome):
+    """The Error atom that ended the run, when an assert (`assertEqual` and family) made it."""
+    from metta_numba.atoms import Expression, Symbol
+
+    if not outcome.stopped_on_error or not outcome.results:
+        return None
+    for atom in outcome.results[-1]:
+        if type(atom) is Expression and len(atom.children) == 3 and atom.children[0] == Symbol("Error"):
+            culprit = atom.children[1]
+            head = culprit.children[0] if type(culprit) is Expression and culprit.children else None
+            if type(head) is Symbol and head.name.startswith("assert"):
+                return atom
+    return None
+
+
+def _save_space(metta, kb, target: str, merkleize: bool) -> None:
+    """Save &self as a new generation of `target`: a checkpoint when &self is that KB, else a
+    fresh build from every atom of &self."""
+    from metta_numba.store.snapshot import save_atoms
+
+    if kb is not None and Path(kb.path).resolve() == Path(target).resolve():
+        kb.checkpoint()
+        return
+    save_atoms(metta.space_atom_counts(), target, merkleize=merkleize)
+
+
+# --- repl --------------------------------------------------------------------------------------
+
+
+def run_repl(args) -> int:
+    from metta_numba.repl import Repl
+
+    with _kb_errors():
+        kb = None
+        if args.load_snapshot:
+            from metta_numba.store import PersistentKB
+
+            kb = PersistentKB.open(args.load_snapshot, readonly=False)
+        try:
+            return Repl(kb=kb).loop()
+        finally:
+            if kb is not None:
+                kb.close()
+
+
+# --- snapshot -------------------------------------------------------------------------------------
+
+
+def snapshot(args) -> int:
+    with _kb_errors():
+        if args.action == "build":
+            return _snapshot_build(args)
+        from metta_numba.store import snapshot as ops
+
+        if args.action == "info":
+            _print_info(ops.snapshot_info(args.kb))
+        elif args.action == "verify":
+            report = ops.snapshot_verify(args.kb)
+            print(
+                f"{report['path']}: generation {report['generation']} ok, "
+                f"{report['bytes_checked']:,} bytes checked, {report['pending_changes']} pending changes "
+                f"in the log ({report['seconds']:.2f} s)"
+            )
+        elif args.action == "compact":
+            report = ops.snapshot_compact(args.kb)
+            print(
+                f"{report['path']}: generation {report['previous_generation']} -> {report['generation']}, "
+                f"{report['changes_folded']} changes folded, "
+                f"{report['bytes_before']:,} -> {report['bytes_after']:,} bytes"
+            )
+    return EXIT_OK
+
+
+def _snapshot_build(args) -> int:
+    import numpy as np
+
+    from metta_numba.codec.terms import TermStore
+    from metta_numba.store.snapshot import build_snapshot, describe_sources
+    from metta_numba.syntax.bulk import EncodedBatch, encode_source
+    from metta_numba.syntax.errors import ParseError
+
+    show = _progress_enabled()
+    terms = TermStore()
+    batches = []
+    total_bytes = sum(Path(s).stat().st_size for s in args.sources if Path(s).is_file())
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="parse+encode", file=sys.stderr)
+    for source in args.sources:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as err:
+            raise CommandError(f"{source}: {err.strerror}", EXIT_FAILED) from None
+        try:
+            batch = encode_source(raw, source, terms)
+        except ParseError as err:
+            raise _parse_error_exit(err) from None
+        if np.any(batch.is_query):
+            first = int(np.flatnonzero(batch.is_query)[0])
+            raise CommandError(
+                f"{source}: holds `!` queries (the first is atom {first + 1}); a snapshot source holds "
+                "atoms only. Run the program with `metta-numba --save-snapshot` instead.",
+                EXIT_FAILED,
+            )
+        batches.append(batch)
+        if bar is not None:
+            bar.update(len(raw))
+    if bar is not None:
+        bar.close()
+    if len(batches) == 1:
+        batch = batches[0]
+    else:
+        lengths = np.concatenate([np.diff(b.offsets) for b in batches]) if batches else np.zeros(0, np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        batch = EncodedBatch(
+            data=np.concatenate([b.data for b in batches]) if batches else np.zeros(0, np.uint8),
+            offsets=offsets,
+            is_query=np.zeros(len(lengths), dtype=bool),
+            names=np.concatenate([b.names for b in batches]) if batches else np.zeros(0, np.int64),
+            terms=terms,
+        )
+    with _stage("build trie and write snapshot", show):
+        report = build_snapshot(
+            batch,
+            terms,
+            args.output,
+            merkleize=not args.no_merkleize,
+            source_files=describe_sources(args.sources),
+            overwrite=True,
+        )
+    counts = report["counts"]
+    size = sum(report["files"].values())
+    print(
+        f"{report['path']}: generation {report['generation']}, {counts.get('atoms', 0):,} atoms "
+        f"({counts.get('distinct', 0):,} distinct), {size:,} bytes, "
+        f"{'merkleized' if report['merkleized'] else 'not merkleized'}, {report['total_seconds']:.2f} s"
+    )
+    return EXIT_OK
+
+
+def _print_info(info: dict, indent: str = "") -> None:
+    for key, value in info.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_info(value, indent + "  ")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            print(f"{indent}{key}:")
+            for item in value:
+                print(f"{indent}  - " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        else:
+            print(f"{indent}{key}: {value}")
+
+
+# --- query ----------------------------------------------------------------------------------------
+
+
+def query(args) -> int:
+    from metta_numba.store import PersistentKB
+    from metta_numba.syntax.errors import ParseError
+    from metta_numba.syntax.parser import parse_atom
+    from metta_numba.syntax.printer import format_atom
+    from metta_numba.unify import substitute
+
+    try:
+        pattern = parse_atom(args.pattern, "<pattern>")
+        template = parse_atom(args.template, "<template>") if args.template else pattern
+    except ParseError as err:
+        raise _parse_error_exit(err) from None
+    with _kb_errors(), PersistentKB.open(args.kb, readonly=True) as kb:
+        matches = kb.query(pattern)
+    if args.limit is not None:
+        matches = matches[: args.limit]
+    out = sys.stdout
+    if args.format == "json":
+        records = [
+            {
+                "result": format_atom(substitute(template, bindings)),
+                "atom": format_atom(atom),
+                "bindings": {
+                    f"${var.name}": format_atom(substitute(var, bindings))
+                    for var in _pattern_variables(pattern)
+                },
+            }
+            for atom, bindings in matches
+        ]
+        json.dump(records, out, ensure_ascii=False, indent=1)
+        out.write("\n")
+    else:
+        for _atom, bindings in matches:
+            out.write(format_atom(substitute(template, bindings)) + "\n")
+    return EXIT_OK
+
+
+def _pattern_variables(pattern):
+    from metta_numba.atoms import variables_of
+
+    return variables_of(pattern)
+
+
+# --- batch ----------------------------------------------------------------------------------------
+
+
+def batch(args) -> int:
+    from metta_numba.dist.batch import run_batch, split_queries
+
+    text, name = _read_program(args.queries)
+    try:
+        queries = split_queries(text, name)
+    except ValueError as err:
+        raise CommandError(str(err), EXIT_FAILED) from None
+    if not Path(args.kb).is_dir():
+        raise CommandError(f"{args.kb}: no such KB directory", EXIT_BAD_KB)
+    with _kb_errors():
+        from metta_numba.store import PersistentKB
+
+        PersistentKB.open(args.kb, readonly=True).close()  # fail fast, before starting a cluster
+    show = _progress_enabled()
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            print(f"\rchunks {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    result = run_batch(args.kb, queries, workers=args.workers, scheduler=args.scheduler, progress=progress)
+    for line in result.lines:
+        sys.stdout.write(line + "\n")
+    return EXIT_OK

@@ -5,3 +5,14 @@ queried by Numba kernels. The language and the results follow hyperon.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["MeTTa"]
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that `import metta_numba` stays cheap for the store and CLI.
+    if name == "MeTTa":
+        from metta_numba.interp.runner import MeTTa
+
+        return MeTTa
+    raise AttributeError(name)

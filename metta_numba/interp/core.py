@@ -1,0 +1,172 @@
+"""Atoms the interpreter gives meaning to: reserved symbols, errors, and grounded objects
+(spaces, states, bindings, characters) with the printed forms hyperon uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable
+from metta_numba.unify import fresh_suffix
+
+# Reserved symbols. Atoms compare structurally, so these are just convenient constants.
+EMPTY = Symbol("Empty")
+NOT_REDUCIBLE = Symbol("NotReducible")
+ERROR = Symbol("Error")
+UNDEFINED = Symbol("%Undefined%")
+ATOM = Symbol("Atom")
+SYMBOL = Symbol("Symbol")
+VARIABLE = Symbol("Variable")
+EXPRESSION = Symbol("Expression")
+GROUNDED = Symbol("Grounded")
+ARROW = Symbol("->")
+TYPE = Symbol("Type")
+NUMBER = Symbol("Number")
+STRING = Symbol("String")
+BOOL = Symbol("Bool")
+SPACE_TYPE = Symbol("SpaceType")
+ERROR_TYPE = Symbol("ErrorType")
+STATE_MONAD = Symbol("StateMonad")
+CHAR = Symbol("Char")
+BAD_TYPE = Symbol("BadType")
+BAD_ARG_TYPE = Symbol("BadArgType")
+INCORRECT_ARITY = Symbol("IncorrectNumberOfArguments")
+STACK_OVERFLOW = Symbol("StackOverflow")
+NO_RETURN = Symbol("NoReturn")
+RETURN = Symbol("return")
+FUNCTION = Symbol("function")
+UNIT = Expression(())
+UNIT_TYPE = Expression([ARROW])
+TRUE = Grounded(True)
+FALSE = Grounded(False)
+
+META_TYPES = frozenset(["Atom", "Symbol", "Variable", "Expression", "Grounded"])
+
+
+def is_symbol(atom: Atom, name: str) -> bool:
+    return type(atom) is Symbol and atom.name == name
+
+
+def is_error(atom: Atom) -> bool:
+    """True when the atom itself is `(Error ...)` (an Error deeper inside does not count)."""
+    if type(atom) is not Expression:
+        return False
+    kids = atom.children
+    return bool(kids) and type(kids[0]) is Symbol and kids[0].name == "Error"
+
+
+def is_empty(atom: Atom) -> bool:
+    return type(atom) is Symbol and atom.name == "Empty"
+
+
+def is_not_reducible(atom: Atom) -> bool:
+    return type(atom) is Symbol and atom.name == "NotReducible"
+
+
+def error(culprit: Atom, reason: Atom) -> Expression:
+    return Expression([ERROR, culprit, reason])
+
+
+def error_text(culprit: Atom, text: str) -> Expression:
+    """An error whose reason is bare text, printed without quotes (hyperon does this)."""
+    return Expression([ERROR, culprit, Symbol(text)])
+
+
+def is_function_type(atom: Atom) -> bool:
+    if type(atom) is not Expression:
+        return False
+    kids = atom.children
+    return bool(kids) and type(kids[0]) is Symbol and kids[0].name == "->"
+
+
+def metatype(atom: Atom, ops: dict | None = None) -> Symbol:
+    t = type(atom)
+    if t is Expression:
+        return EXPRESSION
+    if t is Variable:
+        return VARIABLE
+    if t is Symbol:
+        # A symbol naming a grounded operation stands for that operation (hyperon's tokens).
+        if ops is not None and atom.name in ops:
+            return GROUNDED
+        return SYMBOL
+    return GROUNDED
+
+
+def fresh_variable(name: str) -> Variable:
+    return Variable(f"{name}#{fresh_suffix()}")
+
+
+def text_of(atom: Atom) -> str:
+    """A string's raw text, anything else in its printed form (println!, format-args)."""
+    if type(atom) is Grounded and type(atom.value) is str:
+        return atom.value
+    return repr(atom)
+
+
+class Char:
+    """A character value, made by `stringToChars`; prints as `'a'`."""
+
+    __slots__ = ("char",)
+
+    def __init__(self, char: str) -> None:
+        self.char = char
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Char and other.char == self.char
+
+    def __hash__(self) -> int:
+        return hash(("Char", self.char))
+
+    def __repr__(self) -> str:
+        return "'" + self.char + "'"
+
+
+class SpaceAtom(GroundedObject):
+    """A space as an atom. The program's own space prints as hyperon's `&self` does."""
+
+    __slots__ = ()
+
+    def display(self) -> str:
+        space = self.obj
+        if getattr(space, "name", None) == "top":
+            return "ModuleSpace(GroundingSpace-top)"
+        return f"GroundingSpace-0x{id(space):012x}"
+
+
+class StateCell:
+    """The mutable box behind a `(State v)` atom."""
+
+    __slots__ = ("value", "value_type")
+
+    def __init__(self, value: Atom, value_type: Atom) -> None:
+        self.value = value
+        self.value_type = value_type
+
+
+class StateAtom(GroundedObject):
+    """A state; prints its current value, so results printed after a run show the last one."""
+
+    __slots__ = ()
+
+    def display(self) -> str:
+        return f"(State {self.obj.value!r})"
+
+
+class BindingsAtom(GroundedObject):
+    """Variable bindings as an atom (from `collapse-bind`), printed `{ $x <- 2 }`."""
+
+    __slots__ = ()
+
+    def display(self) -> str:
+        items = self.obj or {}
+        if not items:
+            return "{  }"
+        pairs = sorted(items.items(), key=lambda item: item[0].name)
+        return "{ " + ", ".join(f"${var.name} <- {value!r}" for var, value in pairs) + " }"
+
+
+def value_atom(value: Any) -> Atom:
+    """Wrap a Python result of an operation as an atom."""
+    if isinstance(value, Atom):
+        return value
+    return Grounded(value)

@@ -1,0 +1,492 @@
+"""The MeTTa evaluator: hyperon's `metta` semantics, computed directly.
+
+Results are lists of alternatives `(atom, delta)`, where `delta` holds the bindings the
+evaluation gave to the variables of its input (None when there are none), and the atom is
+already substituted with them.
+
+The order of alternatives follows hyperon's interpreter, which works them off a stack: every
+place that produces several alternatives at once (rules matching one call, an operation with
+several results, a space `unify`) hands them over last-first, and every `metta` level over an
+expression collects what its inner evaluation finished and hands it on reversed. Both rules are
+applied literally here, so that printed results come out in hyperon's order.
+
+Evaluation recurses in Python. The nesting of `metta` levels is counted, and a program that
+goes deeper than `max_depth` gets `(Error <atom> StackOverflow)` instead of a crash.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable, variables_of
+from metta_numba.interp import minimal
+from metta_numba.interp.core import (
+    ATOM,
+    BAD_ARG_TYPE,
+    BAD_TYPE,
+    EMPTY,
+    EXPRESSION,
+    GROUNDED,
+    INCORRECT_ARITY,
+    NOT_REDUCIBLE,
+    STACK_OVERFLOW,
+    SYMBOL,
+    UNDEFINED,
+    VARIABLE,
+    SpaceAtom,
+    error,
+    is_error,
+    metatype,
+)
+from metta_numba.interp.grounded import ExecError, NoReduce, Operation
+from metta_numba.interp.types import Types, fresh_type, match_types
+from metta_numba.space import Space
+from metta_numba.unify import fresh_suffix, rename_apart, substitute, unify_into
+
+if TYPE_CHECKING:
+    from metta_numba.interp.runner import MeTTa
+
+DEFAULT_MAX_DEPTH = 20000
+"""Deepest nesting of evaluation levels before a StackOverflow error (hyperon has no limit by
+default; we need one because evaluation recurses in Python)."""
+
+_FRAMES_PER_LEVEL = 12
+_LAZY_META = (SYMBOL, VARIABLE, GROUNDED)
+
+
+def merge(first: dict | None, second: dict | None) -> dict | None:
+    """Bindings of two steps done one after the other."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    merged = dict(first)
+    merged.update(second)
+    return merged
+
+
+def match_ground(pattern: Atom, term: Atom) -> dict | None:
+    """One-sided matching of a rule's left side against a ground call (no renaming needed)."""
+    bindings: dict = {}
+    stack = [(pattern, term)]
+    while stack:
+        p, t = stack.pop()
+        tp = type(p)
+        if tp is Variable:
+            bound = bindings.get(p)
+            if bound is None:
+                bindings[p] = t
+            elif bound != t:
+                return None
+        elif tp is Expression:
+            if p._ground:
+                if p != t:
+                    return None
+            elif type(t) is not Expression or len(t.children) != len(p.children):
+                return None
+            else:
+                stack.extend(zip(p.children, t.children))
+        elif p != t:
+            return None
+    return bindings
+
+
+def _is_function(atom: Atom) -> bool:
+    if type(atom) is not Expression:
+        return False
+    kids = atom.children
+    return len(kids) > 0 and type(kids[0]) is Symbol and kids[0].name == "function"
+
+
+class Evaluator:
+    """Evaluates atoms against a space (the context) plus the standard library space."""
+
+    def __init__(self, space: Space, stdlib: Space, ops: dict[str, Operation], runner: MeTTa | None = None):
+        self.space = space
+        self.stdlib = stdlib
+        self.ops = ops
+        self.runner = runner
+        self.types = Types(self)
+        self.depth = 0
+        self.max_depth = DEFAULT_MAX_DEPTH
+        self.stdout = None
+        self.stderr = None
+
+    # -- output -------------------------------------------------------------------------------
+    def write_out(self, text: str) -> None:
+        (self.stdout or sys.stdout).write(text + "\n")
+
+    def write_err(self, text: str) -> None:
+        (self.stderr or sys.stderr).write(text + "\n")
+
+    # -- entry points ---------------------------------------------------------------------------
+    def evaluate(self, atom: Atom, typ: Atom = UNDEFINED) -> list[Atom]:
+        """Fully evaluate one atom (a top-level `!`), returning its results in hyperon's order."""
+        self.depth = 0
+        needed = self.max_depth * _FRAMES_PER_LEVEL + 1000
+        if sys.getrecursionlimit() < needed:
+            sys.setrecursionlimit(needed)
+        try:
+            results = self.metta(atom, typ)
+        except RecursionError:
+            results = [(error(atom, STACK_OVERFLOW), None)]
+        self.depth = 0
+        return [a for a, _ in results]
+
+    def space_atom(self, space: Space) -> SpaceAtom:
+        return SpaceAtom(space)
+
+    def in_space(self, space: Space, fn, *args):
+        """Run `fn(*args)` with `space` as the context space."""
+        saved = self.space
+        self.space = space
+        try:
+            return fn(*args)
+        finally:
+            self.space = saved
+
+    # -- metta: full evaluation -----------------------------------------------------------------
+    def metta(self, atom: Atom, typ: Atom) -> list:
+        t = type(atom)
+        if t is Expression:
+            if not atom.children or typ == ATOM or typ == EXPRESSION:
+                return self.type_cast(atom, typ) if not atom.children else [(atom, None)]
+            depth = self.depth + 1
+            if depth > self.max_depth:
+                return [(error(atom, STACK_OVERFLOW), None)]
+            self.depth = depth
+            inner = self.interpret_expression(atom, typ)
+            self.depth = depth - 1
+            return self._level(atom, inner)
+        if t is Variable or typ == UNDEFINED or typ == ATOM:
+            return [(atom, None)]
+        return self.type_cast(atom, typ)
+
+    def _level(self, atom: Expression, inner: list) -> list:
+        """What a `metta` level hands on: no Empty, Errors only when nothing else, reversed."""
+        good = []
+        bad = []
+        for item in inner:
+            a = item[0]
+            ta = type(a)
+            if ta is Symbol:
+                if a.name == "Empty":
+                    continue
+            elif ta is Expression:
+                kids = a.children
+                if kids and type(kids[0]) is Symbol and kids[0].name == "Error":
+                    bad.append(item)
+                    continue
+            good.append(item)
+        chosen = good or bad
+        chosen.reverse()
+        if atom._ground:
+            # A ground atom has no variables of its own, so no binding needs to travel out.
+            for i, (a, d) in enumerate(chosen):
+                if d is not None:
+                    chosen[i] = (a, None)
+            return chosen
+        names = None
+        for i, (a, d) in enumerate(chosen):
+            if d:
+                if names is None:
+                    names = variables_of(atom)
+                kept = {v: substitute(v, d) for v in names if v in d}
+                chosen[i] = (a, kept or None)
+        return chosen
+
+    def type_cast(self, atom: Atom, typ: Atom) -> list:
+        if typ == UNDEFINED or typ == ATOM or typ == metatype(atom, self.ops):
+            return [(atom, None)]
+        types = self.types.types_of(atom)
+        for actual in types:
+            if match_types(typ, fresh_type(actual), {}) is not None:
+                return [(atom, None)]
+        actual = types[0] if types else UNDEFINED
+        return [(error(atom, Expression([BAD_TYPE, typ, actual])), None)]
+
+    def interpret_expression(self, atom: Expression, typ: Atom) -> list:
+        kids = atom.children
+        fn_types, has_tuple = self.types.head_info(kids[0])
+        if fn_types:
+            nargs = len(kids) - 1
+            fitting = [ft for ft in fn_types if len(ft.children) - 2 == nargs]
+            if fitting:
+                ftype = fitting[0] if len(fitting) == 1 else self._choose_type(atom, fitting)
+                return self.call_function(atom, ftype, typ)
+            errors = [(error(atom, INCORRECT_ARITY), None) for _ in fn_types]
+            if not has_tuple:
+                return errors
+            return errors + self.call_tuple(atom, typ)
+        return self.call_tuple(atom, typ)
+
+    def _choose_type(self, atom: Expression, candidates: list) -> Atom:
+        """Among overloads of the same arity, the first whose parameters fit the raw arguments."""
+        for ftype in candidates:
+            ftype_fresh = fresh_type(ftype)
+            bindings: dict | None = {}
+            for arg, param in zip(atom.children[1:], ftype_fresh.children[1:-1]):
+                bindings = self.types.fits(arg, param, bindings)
+                if bindings is None:
+                    break
+            if bindings is not None:
+                return ftype
+        return candidates[0]
+
+    # -- typed calls ----------------------------------------------------------------------------
+    def call_function(self, atom: Expression, ftype: Expression, expected: Atom) -> list:
+        ftype = fresh_type(ftype)
+        fkids = ftype.children
+        params = fkids[1:-1]
+        ret = fkids[-1]
+        type_bindings: dict = {}
+        if expected != UNDEFINED and expected != ATOM:
+            found = match_types(expected, ret, type_bindings)
+            if found is None:
+                return [(error(atom, Expression([BAD_TYPE, expected, ret])), None)]
+            type_bindings = found
+        kids = atom.children
+        head = kids[0]
+        stop = ret == ATOM
+        out = []
+        for args, delta, tb in self.interpret_args(atom, kids, params, 1, type_bindings):
+            if type(args) is not list:
+                out.append((args, delta))
+                continue
+            call = atom if all(a is b for a, b in zip(args, kids[1:])) else Expression([head] + args)
+            rtype = substitute(ret, tb) if tb else ret
+            results = self.metta_call(call, expected, stop)
+            if not stop and type(rtype) is not Variable and rtype != UNDEFINED:
+                results = self._check_results(results, rtype)
+            for r, d in results:
+                out.append((r, d if delta is None else merge(delta, d)))
+        return out
+
+    def _check_results(self, results: list, rtype: Atom) -> list:
+        """A typed function's results must have its return type: else `(Error r (BadType R T))`."""
+        checked = []
+        for r, d in results:
+            if not is_error(r) and not (type(r) is Symbol and r.name == "Empty"):
+                if self.types.fits(r, rtype, {}) is None:
+                    r = error(r, Expression([BAD_TYPE, rtype, self.types.actual_type(r)]))
+            checked.append((r, d))
+        return checked
+
+    def interpret_args(self, atom: Expression, kids, params, i: int, tb: dict) -> list:
+        """Evaluate arguments i.. of a typed call: alternatives (args | Error | Empty, delta, tb)."""
+        n = len(kids)
+        if i == n:
+            return [([], None, tb)]
+        arg = kids[i]
+        param = params[i - 1]
+        if tb and type(param) is not Symbol:
+            param = substitute(param, tb)
+        check = True
+        if param == ATOM:
+            heads = [(arg, None)]
+            check = False
+        elif param == EXPRESSION:
+            heads = [(arg, None)]
+        elif param in _LAZY_META and metatype(arg, self.ops) == param:
+            heads = [(arg, None)]
+            check = False
+        elif type(arg) is Expression:
+            heads = self.metta(arg, UNDEFINED)
+        else:
+            heads = [(arg, None)]
+        out = []
+        for value, delta in heads:
+            if value is not arg and value != arg:
+                if type(value) is Symbol and value.name == "Empty":
+                    out.append((EMPTY, delta, tb))
+                    continue
+                if is_error(value):
+                    out.append((value, delta, tb))
+                    continue
+            tb2 = tb
+            if check:
+                tb2 = self.types.fits(value, param, tb)
+                if tb2 is None:
+                    reason = Expression([BAD_ARG_TYPE, Grounded(i), param, self.types.actual_type(value)])
+                    out.append((error(atom, reason), delta, tb))
+                    continue
+            rest = kids
+            if delta is not None and i + 1 < n:
+                rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
+            for tail, delta2, tb3 in self.interpret_args(atom, rest, params, i + 1, tb2):
+                if type(tail) is not list:
+                    out.append((tail, merge(delta, delta2), tb3))
+                    continue
+                v = substitute(value, delta2) if delta2 else value
+                out.append(([v] + tail, merge(delta, delta2), tb3))
+        return out
+
+    # -- untyped calls --------------------------------------------------------------------------
+    def call_tuple(self, atom: Expression, typ: Atom) -> list:
+        kids = atom.children
+        out = []
+        for reduced, delta in self.interpret_tuple(kids, 0):
+            if type(reduced) is not list:
+                out.append((reduced, delta))
+                continue
+            call = atom if all(a is b for a, b in zip(reduced, kids)) else Expression(reduced)
+            for r, d in self.metta_call(call, typ, False):
+                out.append((r, d if delta is None else merge(delta, d)))
+        return out
+
+    def interpret_tuple(self, kids, i: int) -> list:
+        n = len(kids)
+        if i == n:
+            return [([], None)]
+        child = kids[i]
+        if type(child) is Expression:
+            heads = self.metta(child, UNDEFINED)
+        else:
+            heads = [(child, None)]
+        out = []
+        for value, delta in heads:
+            if type(value) is Symbol and value.name == "Empty":
+                out.append((EMPTY, delta))
+                continue
+            if is_error(value):
+                out.append((value, delta))
+                continue
+            rest = kids
+            if delta is not None and i + 1 < n:
+                rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
+            for tail, delta2 in self.interpret_tuple(rest, i + 1):
+                if type(tail) is not list:
+                    out.append((tail, merge(delta, delta2)))
+                    continue
+                v = substitute(value, delta2) if delta2 else value
+                out.append(([v] + tail, merge(delta, delta2)))
+        return out
+
+    # -- one call -------------------------------------------------------------------------------
+    def metta_call(self, call: Atom, typ: Atom, stop: bool) -> list:
+        """Reduce a call one step, then fully evaluate each result (unless `stop`)."""
+        if is_error(call):
+            return [(call, None)]
+        out = []
+        for r, d in self.eval_step(call):
+            tr = type(r)
+            if tr is Symbol:
+                name = r.name
+                if name == "NotReducible":
+                    out.append((call if d is None else substitute(call, d), d))
+                    continue
+                if name == "Empty":
+                    out.append((r, d))
+                    continue
+            elif tr is Expression and is_error(r):
+                out.append((r, d))
+                continue
+            if stop:
+                out.append((r, d))
+                continue
+            for r2, d2 in self.metta(r, typ):
+                out.append((r2, d if d2 is None else merge(d, d2)))
+        return out
+
+    def eval_step(self, call: Atom) -> list:
+        """One evaluation step (minimal MeTTa's `eval`): a grounded call or one layer of rules."""
+        if type(call) is Expression:
+            kids = call.children
+            if kids:
+                head = kids[0]
+                th = type(head)
+                if th is Symbol:
+                    op = self.ops.get(head.name)
+                    if op is not None:
+                        return self.call_op(op, call)
+                    if head.name in minimal.INSTRUCTIONS:
+                        return minimal.run_instruction(self, call)
+                elif th is Variable:
+                    return [(NOT_REDUCIBLE, None)]
+                elif th is Expression:
+                    inner = head
+                    while type(inner) is Expression and inner.children:
+                        inner = inner.children[0]
+                    if type(inner) is Variable:
+                        return [(NOT_REDUCIBLE, None)]
+                elif isinstance(head, GroundedObject) and isinstance(head.obj, Operation):
+                    return self.call_op(head.obj, call)
+        elif type(call) is Variable:
+            return [(NOT_REDUCIBLE, None)]
+        return self.query_rules(call)
+
+    def call_op(self, op: Operation, call: Expression) -> list:
+        try:
+            results = op.execute(self, call.children[1:], call)
+        except ExecError as err:
+            return [(err.error_atom(call), None)]
+        except NoReduce:
+            return [(NOT_REDUCIBLE, None)]
+        if not results:
+            return [(EMPTY, None)]
+        out = []
+        for r in reversed(results):
+            d = None
+            if type(r) is tuple:
+                r, d = r
+            if _is_function(r):
+                out.extend(minimal.run_function(self, r, call, d))
+            else:
+                out.append((r, d))
+        return out
+
+    def rules_for(self, call: Atom) -> list:
+        space = self.space
+        rules = space.rules_candidates(call)
+        if self.stdlib is not space:
+            extra = self.stdlib.rules_candidates(call)
+            if extra:
+                rules = rules + extra if rules else extra
+        return rules
+
+    def query_rules(self, call: Atom) -> list:
+        rules = self.rules_for(call)
+        if not rules:
+            return [(NOT_REDUCIBLE, None)]
+        matches = []
+        if type(call) is not Expression or call._ground:
+            for rule in rules:
+                if rule.lhs_ground:
+                    if rule.lhs != call:
+                        continue
+                    bindings = None
+                else:
+                    bindings = match_ground(rule.lhs, call)
+                    if bindings is None:
+                        continue
+                if rule.rhs_only:
+                    suffix = fresh_suffix()
+                    bindings = dict(bindings) if bindings else {}
+                    for var in rule.rhs_only:
+                        bindings[var] = Variable(f"{var.name.split('#', 1)[0]}#{suffix}")
+                matches.append((substitute(rule.rhs, bindings) if bindings else rule.rhs, None))
+        else:
+            call_vars = variables_of(call)
+            for rule in rules:
+                if rule.has_vars:
+                    renamed = rename_apart(rule.atom)
+                    lhs = renamed.children[1]
+                    rhs = renamed.children[2]
+                else:
+                    lhs = rule.lhs
+                    rhs = rule.rhs
+                bindings = {}
+                if not unify_into(lhs, call, bindings):
+                    continue
+                delta = {v: substitute(v, bindings) for v in call_vars if v in bindings}
+                matches.append((substitute(rhs, bindings), delta or None))
+        if not matches:
+            return [(NOT_REDUCIBLE, None)]
+        out = []
+        for rhs, delta in reversed(matches):
+            if _is_function(rhs):
+                out.extend(minimal.run_function(self, rhs, call, delta))
+            else:
+                out.append((rhs, delta))
+        return out

@@ -1,0 +1,194 @@
+"""Running programs: the `MeTTa` class.
+
+A program is run one top-level atom at a time: a `!` atom is evaluated and its results are
+kept, any other atom is added to the program's space (`&self`) as written. The run stops after
+the first `!` whose results include a top-level `(Error ...)`. A syntax error stops the run
+too; `run_program` reports it next to the results gathered before it, so that a command line
+can choose what to print (hyperon prints no result line at all then).
+
+Tokens: `&self`, `PI`, `EXP` and whatever `bind!` registers are replaced in every atom parsed
+after they are defined. Operations such as `+` or `match` are recognised by name when a call
+is evaluated, so atoms that come from a stored knowledge base work the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import NamedTuple
+
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol
+from metta_numba.interp import stdlib_random
+from metta_numba.interp.core import BAD_TYPE, SpaceAtom, error, is_error
+from metta_numba.interp.evaluator import Evaluator
+from metta_numba.interp.grounded import ExecError
+from metta_numba.interp.stdlib import operations, stdlib_space
+from metta_numba.space import GroundingSpace, Space
+from metta_numba.syntax.errors import ParseError
+from metta_numba.syntax.parser import decode_source, iter_program
+
+__all__ = ["MeTTa", "ProgramResult"]
+
+BUILTIN_MODULES = {"random"}
+
+
+class ProgramResult(NamedTuple):
+    """What a program run produced.
+
+    `results` has one list per `!` that ran. `stopped_on_error` is True when the run ended at
+    a `!` whose results hold a top-level Error (its results are the last list). `parse_error`
+    is the syntax error that ended the run, if any; the `!`s before it have run.
+    """
+
+    results: list[list[Atom]]
+    stopped_on_error: bool
+    parse_error: ParseError | None
+
+
+class MeTTa:
+    """A MeTTa runner: a program space (`&self`), tokens, settings and an evaluator."""
+
+    def __init__(self, space: Space | None = None, cwd: str | None = None) -> None:
+        self.space: Space = space if space is not None else GroundingSpace(name="top")
+        if getattr(self.space, "name", None) is None:
+            self.space.name = "top"
+        self.self_atom = SpaceAtom(self.space)
+        self.tokens: dict[str, Atom] = {
+            "&self": self.self_atom,
+            "PI": Grounded(math.pi),
+            "EXP": Grounded(math.e),
+        }
+        self.settings: dict[str, Atom] = {}
+        self.modules: dict[str, Space] = {}
+        self._loaded_files: set[str] = set()
+        self._dirs = [os.path.abspath(cwd or os.getcwd())]
+        self.ev = Evaluator(self.space, stdlib_space(), dict(operations()), runner=self)
+
+    # -- parsing --------------------------------------------------------------------------------
+    def apply_tokens(self, atom: Atom) -> Atom:
+        """Replace the symbols that name tokens (`&self`, `bind!`-ed names) by their atoms."""
+        tokens = self.tokens
+        t = type(atom)
+        if t is Symbol:
+            return tokens.get(atom.name, atom)
+        if t is Expression:
+            kids = [self.apply_tokens(c) for c in atom.children]
+            if all(a is b for a, b in zip(kids, atom.children)):
+                return atom
+            return Expression(kids)
+        return atom
+
+    def parse_all(self, text: str) -> list[Atom]:
+        return [self.apply_tokens(item.atom) for item in iter_program(text)]
+
+    def parse_single(self, text: str) -> Atom:
+        atoms = self.parse_all(text)
+        if len(atoms) != 1:
+            raise ParseError(f"expected exactly one atom, found {len(atoms)}", "<string>", 1, 1)
+        return atoms[0]
+
+    # -- running --------------------------------------------------------------------------------
+    def evaluate_atom(self, atom: Atom) -> list[Atom]:
+        """Evaluate one atom in this runner's space (like a `!` query)."""
+        return self.ev.evaluate(atom)
+
+    def run(self, program: str, flat: bool = False, filename: str = "<string>") -> list:
+        """Run a program; one list of results per `!` (hyperon's `MeTTa.run`).
+
+        A syntax error is raised as ParseError after the `!`s before it have run.
+        """
+        result = self.run_program(program, filename)
+        if result.parse_error is not None:
+            raise result.parse_error
+        if flat:
+            return [a for results in result.results for a in results]
+        return result.results
+
+    def run_program(self, text: str, filename: str = "<string>") -> ProgramResult:
+        results: list[list[Atom]] = []
+        stopped = False
+        parse_error = None
+        pushed = self._enter(filename)
+        try:
+            for item in iter_program(text, filename):
+                atom = self.apply_tokens(item.atom)
+                if item.is_query:
+                    found = self.ev.evaluate(atom)
+                    results.append(found)
+                    if any(is_error(a) for a in found):
+                        stopped = True
+                        break
+                elif self._type_check_fails(atom):
+                    results.append([error(atom, BAD_TYPE)])
+                    stopped = True
+                    break
+                else:
+                    self.space.add(atom)
+        except ParseError as err:
+            parse_error = err
+        finally:
+            if pushed:
+                self._dirs.pop()
+        return ProgramResult(results, stopped, parse_error)
+
+    def run_file(self, path: str) -> ProgramResult:
+        with open(path, "rb") as f:
+            text = decode_source(f.read(), str(path))
+        return self.run_program(text, str(path))
+
+    def _enter(self, filename: str) -> bool:
+        if filename.startswith("<"):
+            return False
+        self._dirs.append(os.path.dirname(os.path.abspath(filename)))
+        return True
+
+    def _type_check_fails(self, atom: Atom) -> bool:
+        mode = self.settings.get("type-check")
+        if mode is None or getattr(mode, "name", None) != "auto":
+            return False
+        return type(atom) is Expression and not self.ev.types.types_of(atom)
+
+    # -- modules --------------------------------------------------------------------------------
+    def import_module(self, target: Atom, name: Atom) -> None:
+        """`(import! target name)`: load `name` (a file, `a:b` meaning `a/b`, or a built-in module)."""
+        module = name.name if type(name) is Symbol else getattr(name, "value", None)
+        if not isinstance(module, str):
+            raise ExecError(f"import! expects a module name, got {name!r}")
+        if module in BUILTIN_MODULES:
+            self._load_builtin(module)
+            return
+        path = self._resolve(module)
+        if isinstance(target, SpaceAtom) and target.obj is self.space:
+            if path in self._loaded_files:
+                return
+            self._loaded_files.add(path)
+            self._run_module_file(self, path)
+        else:
+            space = target.obj if isinstance(target, SpaceAtom) else GroundingSpace()
+            child = MeTTa(space, cwd=os.path.dirname(path))
+            child.modules = self.modules
+            self._run_module_file(child, path)
+            self.modules[module] = space
+            if type(target) is Symbol:
+                self.tokens[target.name] = SpaceAtom(space)
+
+    def _resolve(self, module: str) -> str:
+        relative = module.replace(":", os.sep)
+        base = self._dirs[-1]
+        for candidate in (relative + ".metta", relative, os.path.join(relative, "module.metta")):
+            path = os.path.join(base, candidate)
+            if os.path.isfile(path):
+                return os.path.abspath(path)
+        raise ExecError(f"module {module} not found in {base}")
+
+    @staticmethod
+    def _run_module_file(runner: MeTTa, path: str) -> None:
+        outcome = runner.run_file(path)
+        if outcome.parse_error is not None:
+            raise ExecError(str(outcome.parse_error))
+
+    def _load_builtin(self, module: str) -> None:
+        if module == "random":
+            self.ev.ops.update(stdlib_random.registry.ops)
+            for token, value in stdlib_random.default_tokens().items():
+                self.tokens.setdefault(token, value)

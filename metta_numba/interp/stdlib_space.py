@@ -1,0 +1,272 @@
+"""Spaces, states, nondeterminism and the program environment: `new-space`, `add-atom`,
+`remove-atom`, `get-atoms`, `match`, `superpose`, `collapse`, `case`, `capture`, states,
+`bind!`, `pragma!`, modules (`import!`, `include`, `mod-space!`), and printing."""
+
+from __future__ import annotations
+
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol
+from metta_numba.interp.core import (
+    EMPTY,
+    UNDEFINED,
+    UNIT,
+    SpaceAtom,
+    StateAtom,
+    StateCell,
+    text_of,
+)
+from metta_numba.interp.grounded import ExecError, NoReduce, Registry
+from metta_numba.space import GroundingSpace, Space
+from metta_numba.unify import rename_apart, substitute, unify
+
+registry = Registry()
+
+CONJUNCTION = ","
+
+
+def _space(atom: Atom) -> Space:
+    if isinstance(atom, SpaceAtom):
+        return atom.obj
+    raise NoReduce()
+
+
+def query_conjunction(space: Space, pattern: Atom) -> list[dict]:
+    """Bindings of `pattern` against `space`; `(, p1 p2 ...)` joins the patterns in order."""
+    head = pattern.children[0] if type(pattern) is Expression and pattern.children else None
+    if type(head) is Symbol and head.name == CONJUNCTION:
+        parts = pattern.children[1:]
+    else:
+        parts = (pattern,)
+    results: list[dict] = [{}]
+    for part in parts:
+        joined = []
+        for bindings in results:
+            for found in space.query(substitute(part, bindings) if bindings else part):
+                if bindings:
+                    merged = dict(bindings)
+                    merged.update(found)
+                    joined.append(merged)
+                else:
+                    joined.append(found)
+        results = joined
+        if not results:
+            break
+    return results
+
+
+# -- spaces ---------------------------------------------------------------------------------------
+
+
+@registry.add("new-space", "(-> SpaceType)")
+def _new_space(ev, args, call):
+    return [SpaceAtom(GroundingSpace())]
+
+
+@registry.add("add-atom", "(-> SpaceType Atom (->))")
+def _add_atom(ev, args, call):
+    _space(args[0]).add(args[1])
+    return [UNIT]
+
+
+@registry.add("remove-atom", "(-> SpaceType Atom (->))")
+def _remove_atom(ev, args, call):
+    _space(args[0]).remove(args[1])
+    return [UNIT]
+
+
+@registry.add("get-atoms", "(-> SpaceType Atom)")
+def _get_atoms(ev, args, call):
+    # Stored variables show up renamed, as hyperon's `$x#N`.
+    return [rename_apart(a) for a in _space(args[0]).atoms()]
+
+
+@registry.add("match", "(-> SpaceType Atom Atom %Undefined%)")
+def _match(ev, args, call):
+    space = _space(args[0])
+    template = args[2]
+    return [substitute(template, b) for b in query_conjunction(space, args[1])]
+
+
+# -- nondeterminism -------------------------------------------------------------------------------
+
+
+@registry.add("superpose", "(-> Expression Atom)")
+def _superpose(ev, args, call):
+    tuple_atom = args[0]
+    if type(tuple_atom) is not Expression:
+        raise ExecError("superpose expects single expression as an argument")
+    out = []
+    for item in tuple_atom.children:
+        out.extend(a for a, _ in ev.metta(item, UNDEFINED))
+    return out
+
+
+@registry.add("collapse", "(-> Atom Atom)")
+def _collapse(ev, args, call):
+    return [Expression([a for a, _ in ev.metta(args[0], UNDEFINED)])]
+
+
+@registry.add("case", "(-> Atom Expression %Undefined%)")
+def _case(ev, args, call):
+    cases = args[1]
+    if type(cases) is not Expression:
+        raise NoReduce()
+    pairs = []
+    for case in cases.children:
+        if type(case) is not Expression or len(case.children) != 2:
+            raise ExecError("case expects a tuple of (pattern template) pairs")
+        pairs.append(case.children)
+    values = [a for a, _ in ev.metta(args[0], UNDEFINED)]
+    if not values:
+        values = [EMPTY]
+    out = []
+    for value in values:
+        for pattern, template in pairs:
+            bindings = unify(value, pattern)
+            if bindings is not None:
+                out.append(substitute(template, bindings))
+                break
+    return out
+
+
+@registry.add("capture", "(-> Atom Atom)")
+def _capture(ev, args, call):
+    home = ev.runner.space if ev.runner is not None else ev.space
+    return [a for a, _ in ev.in_space(home, ev.metta, args[0], UNDEFINED)]
+
+
+# -- states ---------------------------------------------------------------------------------------
+
+
+@registry.add("new-state", "(-> $t (StateMonad $t))")
+def _new_state(ev, args, call):
+    value = args[0]
+    return [StateAtom(StateCell(value, ev.types.actual_type(value)))]
+
+
+@registry.add("get-state", "(-> (StateMonad $t) $t)")
+def _get_state(ev, args, call):
+    state = args[0]
+    if not isinstance(state, StateAtom):
+        raise NoReduce()
+    return [state.obj.value]
+
+
+@registry.add("change-state!", "(-> (StateMonad $t) $t (StateMonad $t))")
+def _change_state(ev, args, call):
+    state = args[0]
+    if not isinstance(state, StateAtom):
+        raise NoReduce()
+    state.obj.value = args[1]
+    return [state]
+
+
+# -- environment ----------------------------------------------------------------------------------
+
+
+def _runner(ev):
+    if ev.runner is None:
+        raise ExecError("this operation needs a running program")
+    return ev.runner
+
+
+@registry.add("bind!", "(-> Symbol %Undefined% (->))")
+def _bind(ev, args, call):
+    token = args[0]
+    if type(token) is not Symbol:
+        raise NoReduce()
+    _runner(ev).tokens[token.name] = args[1]
+    return [UNIT]
+
+
+@registry.add("pragma!", None)
+def _pragma(ev, args, call):
+    if len(args) != 2:
+        raise NoReduce()
+    key, value = args
+    name = getattr(key, "name", None)
+    if name == "max-stack-depth":
+        if type(value) is not Grounded or type(value.value) is not int or value.value < 0:
+            raise ExecError("max-stack-depth expects a non-negative integer")
+        from metta_numba.interp.evaluator import DEFAULT_MAX_DEPTH
+
+        ev.max_depth = value.value or DEFAULT_MAX_DEPTH
+    if ev.runner is not None and name is not None:
+        ev.runner.settings[name] = value
+    return [UNIT]
+
+
+@registry.add("import!", "(-> Atom Atom (->))")
+def _import(ev, args, call):
+    _runner(ev).import_module(args[0], args[1])
+    return [UNIT]
+
+
+@registry.add("include", "(-> Atom (->))")
+def _include(ev, args, call):
+    runner = _runner(ev)
+    runner.import_module(runner.self_atom, args[0])
+    return [UNIT]
+
+
+@registry.add("mod-space!", "(-> Atom SpaceType)")
+def _mod_space(ev, args, call):
+    runner = _runner(ev)
+    name = getattr(args[0], "name", None)
+    if name == "top" or name == "self":
+        return [runner.self_atom]
+    space = runner.modules.get(name)
+    if space is None:
+        raise ExecError(f"module {args[0]!r} is not loaded")
+    return [SpaceAtom(space)]
+
+
+@registry.add("module-space-no-deps", "(-> SpaceType SpaceType)")
+def _module_space_no_deps(ev, args, call):
+    _space(args[0])
+    return [args[0]]
+
+
+@registry.add("print-mods!", "(-> (->))")
+def _print_mods(ev, args, call):
+    runner = _runner(ev)
+    ev.write_out("top")
+    for name in runner.modules:
+        ev.write_out(name)
+    return [UNIT]
+
+
+def _unsupported(name: str):
+    def run(ev, args, call):
+        raise ExecError(f"{name} is not supported by metta-numba")
+
+    return run
+
+
+for _name in ("register-module!", "git-module!"):
+    registry.add(_name, "(-> Atom (->))")(_unsupported(_name))
+
+
+# -- printing -------------------------------------------------------------------------------------
+
+
+@registry.add("println!", "(-> %Undefined% (->))")
+def _println(ev, args, call):
+    ev.write_out(text_of(args[0]))
+    return [UNIT]
+
+
+@registry.add("trace!", "(-> %Undefined% Atom %Undefined%)")
+def _trace(ev, args, call):
+    ev.write_err(repr(args[0]))
+    return [args[1]]
+
+
+@registry.add("print-alternatives!", "(-> Atom Expression (->))")
+def _print_alternatives(ev, args, call):
+    items = args[1]
+    if type(items) is not Expression:
+        raise NoReduce()
+    ev.write_out(f"{len(items.children)} {text_of(args[0])}:")
+    for item in items.children:
+        ev.write_out("    " + text_of(item))
+    return [UNIT]

@@ -1,0 +1,200 @@
+"""Types: declared and inferred types of atoms, and the checks the evaluator applies.
+
+`(: name T)` declares a type (several declarations give several types), `(:< Sub Super)` a
+subtype, `(-> A B R)` a function type. An undeclared symbol has type `%Undefined%`, which
+matches any type, as `Atom` does. The type of an application is the return type of each
+function type of its head whose parameters accept the arguments' types; if the head has
+function types but none fits, the application is ill-typed (no type at all).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable
+from metta_numba.interp.core import (
+    ATOM,
+    BOOL,
+    CHAR,
+    EXPRESSION,
+    GROUNDED,
+    NUMBER,
+    SPACE_TYPE,
+    STATE_MONAD,
+    STRING,
+    SYMBOL,
+    UNDEFINED,
+    VARIABLE,
+    Char,
+    SpaceAtom,
+    StateAtom,
+    is_function_type,
+    metatype,
+)
+from metta_numba.unify import rename_apart, substitute, unify_into
+
+if TYPE_CHECKING:
+    from metta_numba.interp.evaluator import Evaluator
+
+_META_TYPES = (ATOM, SYMBOL, VARIABLE, EXPRESSION, GROUNDED)
+_MAX_TUPLE_TYPES = 64
+
+
+def fresh_type(type_atom: Atom) -> Atom:
+    """A function type with its type variables renamed apart (one fresh copy per use)."""
+    if type(type_atom) is Expression and not type_atom.is_ground:
+        return rename_apart(type_atom)
+    return type_atom
+
+
+def value_type(atom: Atom) -> Atom:
+    """The type of a grounded value or object."""
+    if type(atom) is Grounded:
+        v = atom.value
+        tv = type(v)
+        if tv is bool:
+            return BOOL
+        if tv is int or tv is float:
+            return NUMBER
+        if tv is str:
+            return STRING
+        if tv is Char:
+            return CHAR
+        return UNDEFINED
+    if isinstance(atom, SpaceAtom):
+        return SPACE_TYPE
+    if isinstance(atom, StateAtom):
+        return Expression([STATE_MONAD, atom.obj.value_type])
+    return UNDEFINED
+
+
+def match_types(expected: Atom, actual: Atom, bindings: dict) -> dict | None:
+    """Unify two types under type-variable bindings; `%Undefined%` and `Atom` match anything."""
+    if expected == actual:
+        return bindings
+    if expected == UNDEFINED or actual == UNDEFINED or expected == ATOM or actual == ATOM:
+        return bindings
+    trial = dict(bindings)
+    return trial if unify_into(expected, actual, trial) else None
+
+
+class Types:
+    """Type queries against the evaluator's current space and the standard library."""
+
+    def __init__(self, ev: Evaluator) -> None:
+        self.ev = ev
+        self._head_cache: dict = {}
+        self._head_cache_key = None
+
+    def _cache_valid(self) -> None:
+        ev = self.ev
+        key = (ev.space.space_id, ev.space.types_version, ev.stdlib.types_version, len(ev.ops))
+        if key != self._head_cache_key:
+            self._head_cache.clear()
+            self._head_cache_key = key
+
+    def declared(self, atom: Atom) -> list[Atom]:
+        """Declared types of an atom, with their declared supertypes, own space first."""
+        ev = self.ev
+        found = list(ev.space.declared_types(atom))
+        if ev.stdlib is not ev.space:
+            found.extend(ev.stdlib.declared_types(atom))
+        if not found:
+            return found
+        out: list[Atom] = []
+        pending = list(found)
+        while pending:
+            t = pending.pop(0)
+            if t in out:
+                continue
+            out.append(t)
+            pending.extend(ev.space.supertypes(t))
+            if ev.stdlib is not ev.space:
+                pending.extend(ev.stdlib.supertypes(t))
+        return out
+
+    def types_of(self, atom: Atom) -> list[Atom]:
+        """All types of an atom (hyperon's get_atom_types); [] for an ill-typed expression."""
+        t = type(atom)
+        if t is Symbol:
+            op = self.ev.ops.get(atom.name)
+            found = self.declared(atom)
+            if op is not None and op.type_atom is not None:
+                found = [op.type_atom] + found
+            return found or [UNDEFINED]
+        if t is Variable:
+            return [UNDEFINED]
+        if t is Expression:
+            return self._expression_types(atom)
+        if t is Grounded or isinstance(atom, GroundedObject):
+            return [value_type(atom)]
+        return [UNDEFINED]
+
+    def _expression_types(self, atom: Expression) -> list[Atom]:
+        kids = atom.children
+        if not kids:
+            return [UNDEFINED]
+        head_types = self.types_of(kids[0])
+        fn_types = [ft for ft in head_types if is_function_type(ft)]
+        if fn_types:
+            out = []
+            for ft in fn_types:
+                ft = fresh_type(ft)
+                params = ft.children[1:-1]
+                if len(params) != len(kids) - 1:
+                    continue
+                bindings: dict = {}
+                for arg, param in zip(kids[1:], params):
+                    bindings = self.fits(arg, param, bindings)
+                    if bindings is None:
+                        break
+                if bindings is not None:
+                    out.append(substitute(ft.children[-1], bindings))
+            return out
+        child_types = []
+        for child in kids:
+            types = self.types_of(child)
+            if not types:
+                return []
+            if types == [UNDEFINED]:
+                return [UNDEFINED]
+            child_types.append(types)
+        combos = itertools.islice(itertools.product(*child_types), _MAX_TUPLE_TYPES)
+        return [Expression(combo) for combo in combos]
+
+    def fits(self, value: Atom, expected: Atom, bindings: dict) -> dict | None:
+        """Bindings extended so that `value` has type `expected`, or None."""
+        if expected == ATOM or expected == UNDEFINED:
+            return bindings
+        if expected in _META_TYPES and metatype(value, self.ev.ops) == expected:
+            return bindings
+        for actual in self.types_of(value):
+            found = match_types(expected, fresh_type(actual), bindings)
+            if found is not None:
+                return found
+        return None
+
+    def actual_type(self, value: Atom) -> Atom:
+        """The type named in a BadArgType/BadType report: the first one, else the metatype."""
+        types = self.types_of(value)
+        return types[0] if types else metatype(value, self.ev.ops)
+
+    def head_info(self, head: Atom):
+        """(function types, whether the head also acts as a plain tuple) for a call's head."""
+        if type(head) is Symbol:
+            self._cache_valid()
+            info = self._head_cache.get(head)
+            if info is None:
+                info = self._head_info(head)
+                self._head_cache[head] = info
+            return info
+        return self._head_info(head)
+
+    def _head_info(self, head: Atom):
+        if type(head) is Variable:
+            return (), True
+        types = self.types_of(head)
+        fn_types = tuple(t for t in types if is_function_type(t))
+        has_tuple = not types or any(not is_function_type(t) for t in types)
+        return fn_types, has_tuple

@@ -1,0 +1,376 @@
+"""The Space interface the interpreter talks to, and the in-memory multiset space.
+
+A space is a multiset of atoms. `query(pattern)` unifies the pattern with every stored atom
+that can match it, both ways: stored atoms' variables are renamed apart first, so that rule
+variables never clash with query variables, and a stored variable matches any subterm.
+
+Every implementation supplies `candidates(pattern)`: stored atoms, in insertion order, that
+may unify with the pattern (a superset is fine; exact unification is common code here). The
+in-memory `GroundingSpace` indexes by (arity, position, child key) so that a pattern with any
+ground argument looks at a short posting list instead of the whole space. A snapshot-backed
+space only has to provide `candidates`, `add`, `remove`, `atoms` and `count` to reuse the rest:
+rule lookup (`rules_for`) and type lookup (`declared_types`) are built on top with caches that
+are dropped whenever the space changes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
+from metta_numba.unify import Bindings, rename_apart, unify_into
+
+__all__ = ["Space", "GroundingSpace", "Rule", "EQUALS", "HAS_TYPE", "SUBTYPE"]
+
+EQUALS = Symbol("=")
+HAS_TYPE = Symbol(":")
+SUBTYPE = Symbol(":<")
+
+# Marker key for a child that can match anything at its position (a variable, or an
+# expression whose head is not an atomic constant).
+_WILD = ("*",)
+
+_space_ids = itertools.count(1)
+
+
+class Rule:
+    """A stored `(= lhs rhs)`, prepared for fast calls.
+
+    `rhs_only` are the variables of the right side that the left side does not bind: they get
+    fresh names on every call, as hyperon's renamed `$x#N`.
+    """
+
+    __slots__ = ("lhs", "rhs", "lhs_ground", "rhs_only", "has_vars", "atom")
+
+    def __init__(self, atom: Expression) -> None:
+        self.atom = atom
+        self.lhs = atom.children[1]
+        self.rhs = atom.children[2]
+        lhs_vars = variables_of(self.lhs)
+        rhs_vars = variables_of(self.rhs)
+        self.lhs_ground = not lhs_vars
+        self.has_vars = bool(lhs_vars or rhs_vars)
+        lhs_set = set(lhs_vars)
+        self.rhs_only = [v for v in rhs_vars if v not in lhs_set]
+
+
+def _child_key(child: Atom):
+    t = type(child)
+    if t is Variable:
+        return _WILD
+    if t is Expression:
+        kids = child.children
+        if not kids:
+            return ("()",)
+        head = kids[0]
+        th = type(head)
+        if th is Symbol or th is Grounded:
+            return ("(", head, len(kids))
+        return _WILD
+    return child
+
+
+def _rule_key(lhs: Atom):
+    """Index key of a rule's left side (or of a call): None means 'could match any call'."""
+    t = type(lhs)
+    if t is Expression:
+        kids = lhs.children
+        if not kids:
+            return ("()",)
+        head = kids[0]
+        th = type(head)
+        if th is Variable:
+            return None
+        if th is Expression:
+            return ("(", len(kids))
+        return (head, len(kids))
+    if t is Variable:
+        return None
+    return ("atom", lhs)
+
+
+def match_stored(stored: Atom, pattern: Atom) -> Bindings | None:
+    """Unify a stored atom (renamed apart) with a query pattern.
+
+    The stored side goes on the left so that a stored variable meeting a query variable is
+    bound to it: results then show the query's own variable names, as hyperon does.
+    """
+    if type(stored) is Expression and stored.is_ground:
+        renamed = stored
+    elif type(stored) is Variable or type(stored) is Expression:
+        renamed = rename_apart(stored)
+    else:
+        renamed = stored
+    bindings: Bindings = {}
+    return bindings if unify_into(renamed, pattern, bindings) else None
+
+
+class Space:
+    """Common code of every space: queries, rule lookup and type lookup over `candidates`."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.rules_version = 0
+        self.types_version = 0
+        self.space_id = next(_space_ids)
+        self._rule_cache: dict = {}
+        self._rule_cache_version = -1
+        self._type_cache: dict = {}
+        self._type_cache_version = -1
+
+    # -- to be provided by an implementation --------------------------------------------------
+    def add(self, atom: Atom) -> None:
+        raise NotImplementedError
+
+    def remove(self, atom: Atom) -> bool:
+        raise NotImplementedError
+
+    def atoms(self) -> Iterator[Atom]:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def candidates(self, pattern: Atom) -> Iterable[Atom]:
+        """Stored atoms that may unify with `pattern`, in insertion order (a superset is fine)."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------------
+    def _changed(self, atom: Atom) -> None:
+        self.version += 1
+        if type(atom) is Expression and atom.children:
+            head = atom.children[0]
+            if head == EQUALS:
+                self.rules_version += 1
+            elif head == HAS_TYPE or head == SUBTYPE:
+                self.types_version += 1
+        elif type(atom) is Variable:
+            # A stored variable matches rules and type declarations alike.
+            self.rules_version += 1
+            self.types_version += 1
+
+    def query(self, pattern: Atom) -> list[Bindings]:
+        """Bindings of every unification of `pattern` with a stored atom, in insertion order."""
+        out = []
+        for stored in self.candidates(pattern):
+            bindings = match_stored(stored, pattern)
+            if bindings is not None:
+                out.append(bindings)
+        return out
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def rules_candidates(self, call: Atom) -> list[Rule]:
+        """Rules whose left side may match `call`, in insertion order (cached per call shape)."""
+        if self._rule_cache_version != self.rules_version:
+            self._rule_cache.clear()
+            self._rule_cache_version = self.rules_version
+        key = _rule_key(call)
+        if key is None:
+            key = ("any",)
+        rules = self._rule_cache.get(key)
+        if rules is None:
+            rules = self._collect_rules(call, key)
+            self._rule_cache[key] = rules
+        return rules
+
+    def _collect_rules(self, call: Atom, key) -> list[Rule]:
+        rules = []
+        for stored in self.candidates(Expression([EQUALS, _shape_of(call, key), Variable("%result")])):
+            if type(stored) is Expression and len(stored.children) == 3 and stored.children[0] == EQUALS:
+                rules.append(Rule(stored))
+        return rules
+
+    def declared_types(self, atom: Atom) -> list[Atom]:
+        """Types given by `(: atom T)` atoms, in insertion order (cached until a `:` changes)."""
+        if self._type_cache_version != self.types_version:
+            self._type_cache.clear()
+            self._type_cache_version = self.types_version
+        found = self._type_cache.get(atom)
+        if found is None:
+            found = []
+            pattern = Expression([HAS_TYPE, atom, Variable("%type")])
+            for stored in self.candidates(pattern):
+                if (
+                    type(stored) is Expression
+                    and len(stored.children) == 3
+                    and stored.children[0] == HAS_TYPE
+                    and stored.children[1] == atom
+                ):
+                    found.append(stored.children[2])
+            self._type_cache[atom] = found
+        return found
+
+    def supertypes(self, type_atom: Atom) -> list[Atom]:
+        """Direct supertypes declared with `(:< type_atom Super)`."""
+        key = ("%super", type_atom)
+        if self._type_cache_version != self.types_version:
+            self._type_cache.clear()
+            self._type_cache_version = self.types_version
+        found = self._type_cache.get(key)
+        if found is None:
+            found = []
+            pattern = Expression([SUBTYPE, type_atom, Variable("%super")])
+            for stored in self.candidates(pattern):
+                if (
+                    type(stored) is Expression
+                    and len(stored.children) == 3
+                    and stored.children[0] == SUBTYPE
+                    and stored.children[1] == type_atom
+                ):
+                    found.append(stored.children[2])
+            self._type_cache[key] = found
+        return found
+
+
+def _merge_ids(first: list[int], second: list[int]) -> list[int]:
+    """Merge two ascending id lists (ids are insertion order) into one ascending list."""
+    if not second:
+        return first
+    if not first:
+        return second
+    out = []
+    i = j = 0
+    n1 = len(first)
+    n2 = len(second)
+    while i < n1 and j < n2:
+        a = first[i]
+        b = second[j]
+        if a < b:
+            out.append(a)
+            i += 1
+        else:
+            out.append(b)
+            j += 1
+    out.extend(first[i:])
+    out.extend(second[j:])
+    return out
+
+
+class GroundingSpace(Space):
+    """An in-memory multiset of atoms, indexed for pattern queries.
+
+    Each added atom gets a new id (ids grow, so id order is insertion order). Posting lists map
+    (arity, position, child key) to ids; a removed atom leaves its id behind in the posting
+    lists until a compaction, and queries skip ids that are no longer alive.
+    """
+
+    def __init__(self, atoms: Iterable[Atom] = (), name: str | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self._atoms: dict[int, Atom] = {}
+        self._next_id = 0
+        self._postings: dict = {}
+        self._by_arity: dict[int, list[int]] = {}
+        self._leaves: dict = {}  # non-expression stored atoms by value
+        self._wild_top: list[int] = []  # stored atoms that are a bare variable
+        self._dead = 0
+        for atom in atoms:
+            self.add(atom)
+
+    # -- mutation -------------------------------------------------------------------------------
+    def add(self, atom: Atom) -> None:
+        atom_id = self._next_id
+        self._next_id += 1
+        self._atoms[atom_id] = atom
+        self._index(atom_id, atom)
+        self._changed(atom)
+
+    def _index(self, atom_id: int, atom: Atom) -> None:
+        t = type(atom)
+        if t is Expression:
+            kids = atom.children
+            arity = len(kids)
+            self._by_arity.setdefault(arity, []).append(atom_id)
+            postings = self._postings
+            for position, child in enumerate(kids):
+                key = (arity, position, _child_key(child))
+                lst = postings.get(key)
+                if lst is None:
+                    postings[key] = [atom_id]
+                else:
+                    lst.append(atom_id)
+        elif t is Variable:
+            self._wild_top.append(atom_id)
+        else:
+            self._leaves.setdefault(atom, []).append(atom_id)
+
+    def remove(self, atom: Atom) -> bool:
+        """Remove one copy (the earliest) of an atom equal to `atom`; False when there is none."""
+        for atom_id in self._ids_for(atom):
+            stored = self._atoms.get(atom_id)
+            if stored is not None and stored == atom:
+                del self._atoms[atom_id]
+                self._dead += 1
+                self._changed(atom)
+                if self._dead > 1024 and self._dead > len(self._atoms):
+                    self._compact()
+                return True
+        return False
+
+    def _compact(self) -> None:
+        self._postings = {}
+        self._by_arity = {}
+        self._leaves = {}
+        self._wild_top = []
+        for atom_id, atom in self._atoms.items():
+            self._index(atom_id, atom)
+        self._dead = 0
+
+    # -- reading --------------------------------------------------------------------------------
+    def atoms(self) -> Iterator[Atom]:
+        return iter(list(self._atoms.values()))
+
+    def count(self) -> int:
+        return len(self._atoms)
+
+    def _ids_for(self, pattern: Atom) -> list[int]:
+        t = type(pattern)
+        if t is Variable:
+            return list(self._atoms.keys())
+        if t is not Expression:
+            return _merge_ids(self._leaves.get(pattern, []), self._wild_top)
+        kids = pattern.children
+        arity = len(kids)
+        postings = self._postings
+        best = None
+        best_size = -1
+        for position, child in enumerate(kids):
+            key = _child_key(child)
+            if key is _WILD:
+                continue
+            exact = postings.get((arity, position, key), ())
+            wild = postings.get((arity, position, _WILD), ())
+            size = len(exact) + len(wild)
+            if best is None or size < best_size:
+                best = (exact, wild)
+                best_size = size
+                if size == 0:
+                    break
+        if best is None:
+            ids = self._by_arity.get(arity, [])
+        else:
+            ids = _merge_ids(list(best[0]), list(best[1]))
+        return _merge_ids(ids, self._wild_top)
+
+    def candidates(self, pattern: Atom) -> Iterator[Atom]:
+        stored = self._atoms
+        for atom_id in self._ids_for(pattern):
+            atom = stored.get(atom_id)
+            if atom is not None:
+                yield atom
+
+    def __repr__(self) -> str:
+        return f"GroundingSpace({self.count()} atoms)"
+
+
+def _shape_of(call: Atom, key) -> Atom:
+    """A pattern that selects, through the indexes, the rules whose left side can match call."""
+    if key == ("any",) or key[0] == "(":
+        return Variable("%call")
+    if type(call) is Expression:
+        return Expression([call.children[0]] + [Variable(f"%a{i}") for i in range(len(call.children) - 1)])
+    return call
+

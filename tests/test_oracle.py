@@ -186,6 +186,15 @@ class ProgramGenerator:
         template = f"({' '.join(dict.fromkeys(variables))})" if variables else "found"
         return f"(match &self {pattern} {template})"
 
+    def space_query(self) -> str:
+        """Adds and removes in a fresh space, then a match over it (the space is never printed)."""
+        rng = self.rng
+        steps = [
+            f"($_ ({rng.choice(('add-atom', 'add-atom', 'remove-atom'))} $s (k {rng.choice(SYMBOLS)})))"
+            for _ in range(rng.randint(1, 4))
+        ]
+        return f"(let $s (new-space) (let* ({' '.join(steps)}) (match $s (k $v) $v)))"
+
     def query(self) -> str:
         rng = self.rng
         depth = rng.randint(1, 3)
@@ -220,6 +229,7 @@ class ProgramGenerator:
             lambda: f"(first (pair {self.symbol(depth - 1)} {self.number(depth - 1)}))",
             lambda: f"(steps {rng.randint(0, 3)})",
             lambda: f"(if {self.condition(depth - 1)} (yes {self.symbol(depth - 1)}) no)",
+            self.space_query,
         ]
         return rng.choice(forms)()
 

@@ -98,7 +98,14 @@ class Expression(Atom):
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
-        return type(other) is Expression and other._hash == self._hash and other.children == self.children
+        if type(other) is not Expression or other._hash != self._hash:
+            return False
+        try:
+            return other.children == self.children  # fast: the tuples compare in C
+        except RecursionError:
+            # Only deeply nested atoms get here; equality has no side effects, so compare again
+            # without recursion.
+            return _equal_iteratively(self.children, other.children)
 
     def __hash__(self) -> int:
         return self._hash
@@ -124,6 +131,24 @@ class Expression(Atom):
         return self._ground
 
 
+def _equal_iteratively(mine: tuple, theirs: tuple) -> bool:
+    pending = [(mine, theirs)]
+    while pending:
+        mine, theirs = pending.pop()
+        if len(mine) != len(theirs):
+            return False
+        for x, y in zip(mine, theirs):
+            if x is y:
+                continue
+            if type(x) is Expression:
+                if type(y) is not Expression or x._hash != y._hash:
+                    return False
+                pending.append((x.children, y.children))
+            elif x != y:
+                return False
+    return True
+
+
 # The grounded value types that the codec can store and the printer knows.
 _STORABLE = (bool, int, float, str)
 
@@ -139,7 +164,9 @@ class Grounded(Atom):
 
     def __init__(self, value: Any) -> None:
         self.value = value
-        self._hash = hash(("G", type(value), value))
+        # NaN equals NaN as an atom, so every NaN must hash alike (hash(nan) is per object).
+        nan = type(value) is float and value != value
+        self._hash = hash(("G", float, "NaN")) if nan else hash(("G", type(value), value))
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Grounded:

@@ -35,7 +35,30 @@ _SPACE_RE = re.compile(r"\s*")
 # A symbol token ends at whitespace, a parenthesis or a comment; a variable also runs over `;`.
 _SYMBOL_TOKEN_RE = re.compile(r"[^\s();]+")
 _VARIABLE_TOKEN_RE = re.compile(r"\$[^\s()]*")
+# Inside an expression: skip space and comments, then one token, named by its kind (no group
+# matches at the end of the text). A variable is a bare token that runs over `;`.
+_NEXT_TOKEN_RE = re.compile(
+    r'(?:\s+|;[^\n]*\n?)*(?:(?P<open>\()|(?P<close>\))|(?P<string>")|(?P<bare>\$[^\s()]*|[^\s();]+))?'
+)
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "'": "'", "n": "\n", "t": "\t"}
+
+# Error messages, shared with the bulk reader so that both word each error the same way.
+MSG_UNCLOSED_PAREN = "unclosed '(': the expression opened here is not closed by the end of input"
+MSG_UNEXPECTED_CLOSE = "unexpected ')': no expression is open"
+MSG_TOO_DEEP = f"expressions nested deeper than {MAX_DEPTH} levels"
+MSG_UNCLOSED_STRING = "unclosed string literal: no closing '\"' before the end of input"
+MSG_STRING_ENDS_IN_ESCAPE = "unclosed string literal: input ends after '\\'"
+MSG_BAD_HEX_ESCAPE = "invalid escape sequence: \\x takes two hex digits up to 7F"
+MSG_BAD_UNICODE_ESCAPE = "invalid escape sequence: \\u{...} takes 1-6 hex digits of a code point"
+MSG_INVALID_UTF8 = "invalid UTF-8 byte in the source"
+
+
+def bad_escape_message(kind: str) -> str:
+    return f"invalid escape sequence '\\{kind}' (valid: \\\" \\\\ \\' \\n \\t \\xHH \\u{{H}})"
+
+
+def int_overflow_message(token: str) -> str:
+    return f"integer literal {token} does not fit in 64 bits"
 
 
 class TopLevel(NamedTuple):
@@ -72,6 +95,9 @@ class _Reader:
         self.text = text
         self.filename = filename
         self.pos = 0
+        # Bare tokens (symbols, numbers, variables) already read, with their atoms: a KB repeats
+        # its symbols and variable names, and atoms are immutable, so one object serves all.
+        self.known_tokens: dict[str, Atom] = {}
 
     def error(self, offset: int, message: str) -> ParseError:
         return ParseError.at(self.text, offset, message, self.filename)
@@ -97,7 +123,7 @@ class _Reader:
             close = text.find('"', pos)
             backslash = text.find("\\", pos)
             if close < 0:
-                raise self.error(start, "unclosed string literal: no closing '\"' before the end of input")
+                raise self.error(start, MSG_UNCLOSED_STRING)
             if backslash < 0 or close < backslash:
                 parts.append(text[pos:close])
                 self.pos = close + 1
@@ -108,7 +134,7 @@ class _Reader:
     def _read_escape(self, backslash: int, parts: list[str]) -> int:
         text = self.text
         if backslash + 1 >= len(text):
-            raise self.error(backslash, "unclosed string literal: input ends after '\\'")
+            raise self.error(backslash, MSG_STRING_ENDS_IN_ESCAPE)
         kind = text[backslash + 1]
         if kind in _SIMPLE_ESCAPES:
             parts.append(_SIMPLE_ESCAPES[kind])
@@ -120,7 +146,7 @@ class _Reader:
                 if code <= 0x7F:
                     parts.append(chr(code))
                     return backslash + 4
-            raise self.error(backslash, "invalid escape sequence: \\x takes two hex digits up to 7F")
+            raise self.error(backslash, MSG_BAD_HEX_ESCAPE)
         if kind == "u" and backslash + 2 < len(text) and text[backslash + 2] == "{":
             close = text.find("}", backslash + 3, backslash + 10)
             digits = text[backslash + 3 : close] if close > 0 else ""
@@ -129,8 +155,8 @@ class _Reader:
                 if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
                     parts.append(chr(code))
                     return close + 1
-            raise self.error(backslash, "invalid escape sequence: \\u{...} takes 1-6 hex digits of a code point")
-        raise self.error(backslash, f"invalid escape sequence '\\{kind}' (valid: \\\" \\\\ \\' \\n \\t \\xHH \\u{{H}})")
+            raise self.error(backslash, MSG_BAD_UNICODE_ESCAPE)
+        raise self.error(backslash, bad_escape_message(kind))
 
     def read_token(self) -> Atom:
         """Read one string, variable or bare token at self.pos (which is not a parenthesis)."""
@@ -148,43 +174,51 @@ class _Reader:
         try:
             return parse_atom_token(text[start:end])
         except OverflowError:
-            raise self.error(start, f"integer literal {text[start:end]} does not fit in 64 bits") from None
+            raise self.error(start, int_overflow_message(text[start:end])) from None
 
     def read_atom(self) -> Atom:
         """Read one complete atom; self.pos must be at its first character."""
         text = self.text
-        if text[self.pos] != "(":
-            if text[self.pos] == ")":
-                raise self.error(self.pos, "unexpected ')': no expression is open")
+        pos = self.pos
+        if text[pos] != "(":
+            if text[pos] == ")":
+                raise self.error(pos, MSG_UNEXPECTED_CLOSE)
             return self.read_token()
         # Iterative reader: a stack of open expressions with the offsets where they opened.
+        # One regex match per token skips the space before it and says what kind it is.
         stack: list[list[Atom]] = []
         opened_at: list[int] = []
-        length = len(text)
+        next_token = _NEXT_TOKEN_RE.match
+        known = self.known_tokens
         while True:
-            self.skip_space()
-            pos = self.pos
-            if pos >= length:
-                raise self.error(
-                    opened_at[-1], f"unclosed '(': the expression opened here is not closed by the end of input"
-                )
-            c = text[pos]
-            if c == "(":
+            match = next_token(text, pos)
+            kind = match.lastgroup
+            if kind is None:  # only space and comments remain
+                raise self.error(opened_at[-1], MSG_UNCLOSED_PAREN)
+            pos = match.end()
+            if kind == "bare":
+                token = match.group(kind)
+                atom = known.get(token)
+                if atom is None:
+                    self.pos = match.start(kind)
+                    atom = known[token] = self.read_token()
+                stack[-1].append(atom)
+            elif kind == "open":
                 if len(stack) >= MAX_DEPTH:
-                    raise self.error(pos, f"expressions nested deeper than {MAX_DEPTH} levels")
+                    raise self.error(pos - 1, MSG_TOO_DEEP)
                 stack.append([])
-                opened_at.append(pos)
-                self.pos = pos + 1
-                continue
-            if c == ")":
-                self.pos = pos + 1
+                opened_at.append(pos - 1)
+            elif kind == "close":
                 done = Expression(stack.pop())
                 opened_at.pop()
                 if not stack:
+                    self.pos = pos
                     return done
                 stack[-1].append(done)
-                continue
-            stack[-1].append(self.read_token())
+            else:  # a string: its escapes and errors are read_string's
+                self.pos = match.start(kind)
+                stack[-1].append(Grounded(self.read_string()))
+                pos = self.pos
 
     def at_end(self) -> bool:
         self.skip_space()
@@ -198,18 +232,24 @@ def iter_program(text: str, filename: str = "<string>") -> Iterator[TopLevel]:
     handled first (hyperon runs the `!`s before a syntax error, then fails).
     """
     reader = _Reader(text, filename)
+    # Line numbers are counted on from the previous item, not from the start of the text,
+    # so that a file of many atoms is read in linear time.
+    counted_to = 0
+    line = 1
     while not reader.at_end():
         start = reader.pos
         is_query = False
-        if text[start] == "!" and (start + 1 == len(text) or text[start + 1] in "();" or text[start + 1].isspace()):
+        follower = text[start + 1 : start + 2]
+        if text[start] == "!" and (not follower or follower in "();" or follower.isspace()):
             is_query = True
             reader.pos = start + 1
             if reader.at_end():
                 return
             start = reader.pos
-        atom = reader.read_atom()
-        line = text.count("\n", 0, start) + 1
+        line += text.count("\n", counted_to, start)
+        counted_to = start
         col = start - (text.rfind("\n", 0, start) + 1) + 1
+        atom = reader.read_atom()
         yield TopLevel(is_query, atom, line, col)
 
 
@@ -240,7 +280,7 @@ def decode_source(data: bytes, filename: str = "<string>") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ParseError.at_byte(data, err.start, "invalid UTF-8 byte in the source", filename) from None
+        raise ParseError.at_byte(data, err.start, MSG_INVALID_UTF8, filename) from None
 
 
 def read_program_file(path: str) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks (BENCHMARKS.md): KB generators, timing helpers and the measured workloads."""

@@ -103,3 +103,28 @@ def _write_chunks(chunks: Iterator[str], path: str | Path) -> int:
             f.write(raw)
             written += len(raw)
     return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m metta_numba.bench.kbgen {baseline|facts} N OUT.metta [--seed S]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m metta_numba.bench.kbgen",
+        description="Write a benchmark KB: the baseline rule KB (4*N rules) or the fact KB (N edges).",
+    )
+    parser.add_argument("kind", choices=("baseline", "facts"))
+    parser.add_argument("n", type=int, help="baseline: n of the size label (4n rules); facts: fact count")
+    parser.add_argument("out", help="the .metta file to write")
+    parser.add_argument("--seed", type=int, default=0, help="RNG seed of the fact KB")
+    args = parser.parse_args(argv)
+    if args.kind == "baseline":
+        written = write_kb(args.n, args.out)
+    else:
+        written = write_fact_kb(args.n, args.out, args.seed)
+    print(f"wrote {args.out}: {written:,} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -98,7 +98,7 @@ def intern_text(side, length, text_start, text_length, text_hash, slots, state):
     return count
 
 
-@njit(cache=True, nogil=True)
+@njit(I64_T(U64_T, INT_T, INT_T), cache=True, nogil=True)
 def rehashed(hashes, count, capacity):
     """A fresh open-addressing slot table of `capacity` (a power of two) for the first `count` hashes."""
     slots = np.full(capacity, -1, np.int64)
@@ -115,6 +115,8 @@ _SPAN_ARGS = (SRC_T, INT_T, INT_T, I64_T, U8_T, I64_T, BOOL_T, I64_T, U8_T, I64_
 _SPAN_ARGS += (I64_T, I64_T, I64_T, I64_T, U64_T, I64_T, I64_T, I64_T, I64_T, I64_T, U64_T)
 
 
+# `_nrt=False` compiles the loop without reference counting: it allocates nothing, and the
+# inlined helpers would otherwise pay an atomic increment and decrement per call on `src`.
 @njit(types.void(*_SPAN_ARGS), cache=True, nogil=True, _nrt=False)
 def encode_span(
     src, max_depth, last_quote, state, out, offsets, is_query, names, side,

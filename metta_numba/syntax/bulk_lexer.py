@@ -1,5 +1,5 @@
-"""Byte-level pieces of the bulk reader, as small Numba functions: UTF-8 validation,
-whitespace and comments, token ends, number tokens, string literals.
+"""Byte-level pieces of the bulk reader, as small Numba functions: whitespace and comments,
+token ends, number tokens, string literals (UTF-8 validation is `codec.kernels`').
 
 They follow `syntax.parser` exactly, down to its notion of whitespace: Python's `str.isspace`,
 which the parser's `\\s` uses, including the multi-byte Unicode spaces.
@@ -138,7 +138,7 @@ def hash_bytes(buf, start, length):
     return h
 
 
-@njit(cache=True, nogil=True)
+@njit([array_t(array_t, INT_T) for array_t in (U8_T, I64_T, U64_T, BOOL_T)], cache=True, nogil=True)
 def grown(array, needed):
     """A copy of `array` with room for at least `needed` items (capacity doubles)."""
     capacity = max(2 * array.size, needed, 16)

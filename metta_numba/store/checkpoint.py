@@ -1,0 +1,85 @@
+"""Producing generations: the empty one of a new KB, and the next one from a checkpoint.
+
+A checkpoint never goes back to text. The working set's added paths become one small trie and
+its removed paths another; the generation's trie is merged with the first and the second is
+subtracted (Trie.merge / Trie.subtract walk the sorted arrays). The new term store is the old
+one, streamed, followed by the terms added since and the new variable-name lists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from metta_numba.store.generation import Generation, write_generation
+from metta_numba.store.overlay import KBTerms
+from metta_numba.store.termfile import TermArrays
+from metta_numba.store.working import WorkingSet
+from metta_numba.trie import Trie
+
+
+def trie_from_paths(
+    paths: list[bytes], counts: list[int] | None = None, names: list[int] | None = None
+) -> Trie:
+    """A trie of explicit paths (the working set's few; bulk loads build from a batch)."""
+    offsets = np.zeros(len(paths) + 1, dtype=np.int64)
+    if paths:
+        np.cumsum([len(p) for p in paths], out=offsets[1:])
+    data = np.frombuffer(b"".join(paths), dtype=np.uint8).copy()
+    return Trie.build(
+        data,
+        offsets,
+        counts=None if counts is None else np.asarray(counts, dtype=np.uint64),
+        names=None if names is None else np.asarray(names, dtype=np.int64),
+    )
+
+
+def empty_generation(directory: Path, number: int) -> dict:
+    return write_generation(directory, number, Trie.empty(), TermArrays.from_texts([]))
+
+
+def next_generation(
+    directory: Path, number: int, generation: Generation, working: WorkingSet, terms: KBTerms
+) -> dict:
+    """Write generation `number` = `generation` + the working set. The working set and the
+    terms are only read: if this fails, the KB carries on with its log as it was."""
+    name_texts: list[str] = []
+    name_ids: dict[str, int] = {}
+
+    def name_id(names: tuple[str, ...]) -> int:
+        if not names:
+            return -1
+        text = " ".join(names)
+        term_id = terms.find(text)
+        if term_id is None:
+            term_id = name_ids.get(text)
+            if term_id is None:
+                term_id = name_ids[text] = len(terms) + len(name_texts)
+                name_texts.append(text)
+        return term_id
+
+    added = sorted(working.added())
+    removed = sorted(working.removed())
+    trie = generation.trie
+    if added:
+        trie = trie.merge(
+            trie_from_paths(
+                [path for path, _ in added],
+                [count for _, count in added],
+                [name_id(working.names.get(path, ())) for path, _ in added],
+            )
+        )
+    if removed:
+        trie = trie.subtract(trie_from_paths([path for path, _ in removed], [count for _, count in removed]))
+    merkleized = bool(generation.meta.get("merkleized", False))
+    if merkleized:
+        trie = trie.merkleize()
+    term_arrays = generation.terms.arrays.extended(terms.added + name_texts)
+    try:
+        source_files = generation.metadata().get("source_files", [])
+    except Exception:  # provenance is informative only; a checkpoint must not fail on it
+        source_files = []
+    return write_generation(
+        directory, number, trie, term_arrays, merkleized=merkleized, source_files=source_files
+    )

@@ -1,0 +1,217 @@
+"""One generation of a KB: the trie in `gen-N.act`, the term store in `gen-N.h5`.
+
+Writing a generation writes its readers file, sidecar, array file and empty log under temp
+names, fsyncs each and renames it into place; the caller then switches CURRENT. Opening one
+is O(1): the header and section table of the `.act` file, its small `store.meta` section
+(checked against its hash), a memmap of each array, and the few kilobytes of HDF5 metadata
+of the sidecar (checked against the hash `store.meta` records).
+
+`store.meta` is JSON: the generation number, the sidecar layout (see store.termfile), and the
+counts. The trie arrays are the other sections, named `trie.<array name>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+import metta_numba
+from metta_numba.store import layout
+from metta_numba.store.actfile import ActFile, write_act
+from metta_numba.store.errors import CorruptSnapshotError, SnapshotError, UnsupportedFormatError
+from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
+from metta_numba.store.wal import create_wal
+from metta_numba.trie import CorruptTrieError, Trie
+
+META_SECTION = "store.meta"
+TRIE_PREFIX = "trie."
+STORE_FORMAT = 1
+
+
+def _trie_sections(trie: Trie) -> dict[str, np.ndarray]:
+    return {TRIE_PREFIX + name: array for name, array in trie.arrays.items()}
+
+
+def write_generation(
+    directory: Path,
+    number: int,
+    trie: Trie,
+    terms: TermArrays,
+    *,
+    merkleized: bool = False,
+    source_files: list | None = None,
+    build_seconds: float | None = None,
+) -> dict:
+    """Write generation `number` (all files durable, CURRENT untouched). Returns its counts."""
+    started = time.perf_counter()
+    counts = {"atoms": trie.total_count, "paths": len(trie), "terms": len(terms)}
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    attrs = {
+        "generation": number,
+        "created": created,
+        "source_files": source_files or [],
+        "counts": counts,
+        "merkleized": bool(merkleized),
+        "library_version": metta_numba.__version__,
+        "store_format": STORE_FORMAT,
+        "generation_uuid": uuid.uuid4().hex,
+    }
+    h5_path = directory / layout.h5_name(number)
+    act_path = directory / layout.act_name(number)
+    wal_path = directory / layout.wal_name(number)
+    # The readers file comes first: a generation with files but no readers file is the
+    # remnant of a deletion, which the writer may finish.
+    layout.create_readers_file(directory, number)
+    tmp = {p: p.with_name(p.name + ".tmp") for p in (h5_path, act_path, wal_path)}
+    attrs["build_seconds"] = float(build_seconds if build_seconds is not None else 0.0)
+    h5_layout = write_terms_h5(tmp[h5_path], terms, attrs)
+    meta = {
+        "store_format": STORE_FORMAT,
+        "generation": number,
+        "generation_uuid": attrs["generation_uuid"],
+        "created": created,
+        "counts": counts,
+        "merkleized": bool(merkleized),
+        "h5": h5_layout,
+    }
+    sections = {META_SECTION: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    sections.update(_trie_sections(trie))
+    write_act(tmp[act_path], sections)
+    create_wal(tmp[wal_path], number)
+    for final, temp in tmp.items():
+        layout.publish_file(temp, final)
+    layout.fsync_dir(directory)
+    meta["write_seconds"] = time.perf_counter() - started
+    return meta
+
+
+class Generation:
+    """An opened generation: memmapped trie, lazily read term store, recorded metadata."""
+
+    def __init__(
+        self, directory: Path, number: int, act: ActFile, terms: GenerationTerms, trie: Trie, meta: dict
+    ):
+        self.directory = directory
+        self.number = number
+        self.act = act
+        self.terms = terms
+        self.trie = trie
+        self.meta = meta
+
+    @classmethod
+    def open(cls, directory: Path, number: int) -> Generation:
+        act_path = directory / layout.act_name(number)
+        act = ActFile.open(act_path)
+        if META_SECTION not in act.sections or not act.checksum_ok(META_SECTION):
+            raise CorruptSnapshotError("generation record (store.meta) is missing or damaged", act_path)
+        try:
+            meta = json.loads(bytes(act.arrays[META_SECTION]).decode("utf-8"))
+            store_format = int(meta["store_format"])
+            recorded_number = int(meta["generation"])
+            h5_layout = meta["h5"]
+        except (ValueError, KeyError, TypeError):
+            raise CorruptSnapshotError("generation record (store.meta) is malformed", act_path) from None
+        if store_format > STORE_FORMAT:
+            raise UnsupportedFormatError(f"store format {store_format} is newer than this library", act_path)
+        if recorded_number != number:
+            raise CorruptSnapshotError(f"file holds generation {recorded_number}, not {number}", act_path)
+        terms = GenerationTerms(directory / layout.h5_name(number), h5_layout)
+        arrays = {
+            name[len(TRIE_PREFIX) :]: array
+            for name, array in act.arrays.items()
+            if name.startswith(TRIE_PREFIX)
+        }
+        try:
+            trie = Trie.from_arrays(arrays, validate=False, merkleized=bool(meta.get("merkleized")))
+        except CorruptTrieError as err:
+            raise CorruptSnapshotError(f"trie arrays are inconsistent: {err}", act_path) from None
+        return cls(directory, number, act, terms, trie, meta)
+
+    @property
+    def term_count(self) -> int:
+        return len(self.terms)
+
+    def total_count(self) -> int:
+        """Atoms in the generation, copies included (recorded when it was written)."""
+        return int(self.meta["counts"]["atoms"])
+
+    def count(self, path: bytes) -> int:
+        with self._trie_errors():
+            return self.trie.count(path)
+
+    def matches(self, pattern: bytes) -> Iterator[tuple[bytes, int, int]]:
+        """(path, count, variable-names term id) of every stored path that may unify with the
+        pattern (a superset of the true matches: the caller unifies)."""
+        with self._trie_errors():
+            ranks = self.trie.match(pattern)
+            if not len(ranks):
+                return
+            data, offsets = self.trie.paths(ranks)
+        counts = self._checked_counts(self.trie.arrays["leaf_count"][ranks])
+        names = self.trie.arrays["leaf_name"][ranks]
+        for i in range(len(ranks)):
+            yield data[offsets[i] : offsets[i + 1]].tobytes(), int(counts[i]), int(names[i])
+
+    def items(self, chunk: int = 65536) -> Iterator[tuple[bytes, int, int]]:
+        """(path, count, variable-names term id) of every stored path, in byte order."""
+        for start in range(0, len(self.trie), chunk):
+            with self._trie_errors():
+                data, offsets, counts, names = self.trie.batch(start, start + chunk)
+            counts = self._checked_counts(counts)
+            for i in range(len(offsets) - 1):
+                yield data[offsets[i] : offsets[i + 1]].tobytes(), int(counts[i]), int(names[i])
+
+    def _checked_counts(self, counts: np.ndarray) -> np.ndarray:
+        # A damaged count must not make a caller build billions of copies: no single path can
+        # hold more copies than the generation records in all.
+        if len(counts) and int(counts.max()) > self.total_count():
+            raise CorruptSnapshotError("a multiplicity exceeds the generation's atom count", self.act.path)
+        return counts
+
+    @contextlib.contextmanager
+    def _trie_errors(self):
+        """A kernel that meets a damaged array raises CorruptTrieError: report it as the file's."""
+        try:
+            yield
+        except (CorruptTrieError, IndexError) as err:
+            raise CorruptSnapshotError(f"trie arrays are damaged: {err}", self.act.path) from None
+
+    def verify(self) -> None:
+        """Every checksum of both files, then the trie's own structural checks."""
+        self.act.verify()
+        self.terms.verify()
+        with self._trie_errors():
+            self.trie.validate()
+        counts = self.meta.get("counts", {})
+        if counts.get("paths") != len(self.trie) or counts.get("terms") != len(self.terms):
+            raise CorruptSnapshotError("recorded counts disagree with the arrays", self.act.path)
+
+    def metadata(self) -> dict:
+        """The sidecar's metadata attributes (safe to parse: its HDF5 header was hash-checked)."""
+        return read_h5_metadata(self.directory / layout.h5_name(self.number))
+
+    def file_sizes(self) -> dict[str, int]:
+        sizes = {}
+        for name in (layout.act_name(self.number), layout.h5_name(self.number), layout.wal_name(self.number)):
+            try:
+                sizes[name] = os.path.getsize(self.directory / name)
+            except FileNotFoundError:
+                sizes[name] = 0
+        return sizes
+
+    def close(self) -> None:
+        self.act.close()
+        self.terms.close()
+
+
+def require_generation_files(directory: Path, number: int) -> None:
+    for name in (layout.act_name(number), layout.h5_name(number)):
+        if not (directory / name).exists():
+            raise SnapshotError(f"generation {number} has no {name}", directory)

@@ -1,0 +1,481 @@
+"""PersistentKB: a KB directory opened for querying and changing.
+
+A PersistentKB is the generation it opened (read-only, memmapped) plus the working set (the
+changes since, in memory) plus the log those changes were written to. Every add and remove is
+appended to the log before the call returns; `sync` chooses when the log is fsynced:
+
+    "always"  before each add or remove returns (inside `with kb.batch():`, once at its end)
+    "batch"   at the end of each `with kb.batch():` block, and on sync(), checkpoint(), close()
+    "never"   never (the OS writes the log back in its own time); checkpoints stay durable
+
+`checkpoint()` merges the working set into the trie and writes the next generation, then
+switches CURRENT and the log in one rename. It also runs by itself once `checkpoint_every`
+changes have piled up.
+
+One process may write (it holds kb/LOCK); any number may read, with `readonly=True`. A reader
+keeps the generation it opened, and the log records it has read, until `refresh()`. A
+generation's files are deleted once it is not current and no reader holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from metta_numba.atoms import Atom, Variable, variables_of
+from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode
+from metta_numba.store import layout
+from metta_numba.store.checkpoint import empty_generation, next_generation
+from metta_numba.store.errors import CorruptSnapshotError, SnapshotError, WalCorruptError
+from metta_numba.store.generation import Generation
+from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
+from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal
+from metta_numba.store.working import WorkingSet
+from metta_numba.unify import bindings_for, rename_apart, unify
+
+SYNC_MODES = ("always", "batch", "never")
+DEFAULT_CHECKPOINT_EVERY = 100_000
+
+Bindings = dict[Variable, Atom]
+
+
+class PersistentKB:
+    """A KB on disk. Use `PersistentKB.create(path)` or `PersistentKB.open(path)`."""
+
+    def __init__(self, directory: Path, *, readonly: bool, sync: str, checkpoint_every: int | None) -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {SYNC_MODES}, not {sync!r}")
+        self.directory = Path(directory)
+        self.readonly = readonly
+        self.sync_mode = sync
+        self.checkpoint_every = checkpoint_every
+        self._lock = threading.RLock()
+        self._writer_lock: layout.WriterLock | None = None
+        self._reader_lock: layout.ReaderLock | None = None
+        self._generation: Generation | None = None
+        self._terms: KBTerms | None = None
+        self._working = WorkingSet()
+        self._wal: WalWriter | None = None
+        self._wal_end = 0
+        self._batch_depth = 0
+        self._decoded: dict[bytes, Atom] = {}
+        self._closed = False
+
+    # ---- opening and closing ---------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        exist_ok: bool = False,
+        sync: str = "always",
+        checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
+    ) -> PersistentKB:
+        """Create an empty KB at `path` (a new directory) and open it for writing."""
+        directory = Path(path)
+        if (directory / layout.CURRENT).exists():
+            if not exist_ok:
+                raise SnapshotError("a KB already exists here", directory)
+            return cls.open(directory, sync=sync, checkpoint_every=checkpoint_every)
+        layout.ensure_kb_directory(directory)
+        writer_lock = layout.WriterLock(directory)
+        try:
+            if not (directory / layout.CURRENT).exists():
+                empty_generation(directory, 1)
+                layout.write_current(directory, 1)
+        finally:
+            writer_lock.release()
+        return cls.open(directory, sync=sync, checkpoint_every=checkpoint_every)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        sync: str = "always",
+        checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
+    ) -> PersistentKB:
+        """Open an existing KB. A writer (the default) takes the KB's lock, or raises LockedError;
+        `readonly=True` opens a reader, which never blocks nor is blocked by the writer."""
+        kb = cls(Path(path), readonly=readonly, sync=sync, checkpoint_every=checkpoint_every)
+        layout.read_current(kb.directory)  # a clear error before any file is created
+        try:
+            if not readonly:
+                kb._writer_lock = layout.WriterLock(kb.directory)
+            kb._load_current()
+            if not readonly:
+                kb._collect_garbage()
+        except BaseException:
+            kb._release()
+            raise
+        return kb
+
+    def _load_current(self) -> None:
+        """Open the current generation under a reader lock, then replay its log."""
+        for _ in range(1000):
+            number = layout.read_current(self.directory)
+            reader_lock = layout.ReaderLock.acquire(self.directory, number)
+            if reader_lock is None:
+                continue  # deleted by the writer after a newer CURRENT; read it again
+            try:
+                generation = Generation.open(self.directory, number)
+                terms = KBTerms(generation.terms)
+                working = WorkingSet()
+                wal_path = self.directory / layout.wal_name(number)
+                scan = scan_wal(wal_path, number)
+                _replay(scan.records, generation, terms, working, wal_path)
+                wal = None if self.readonly else WalWriter(wal_path, scan.end)
+            except BaseException:
+                reader_lock.release()
+                raise
+            self._install(generation, terms, working, reader_lock)
+            self._wal, self._wal_end = wal, scan.end
+            return
+        raise SnapshotError("CURRENT kept changing while opening", self.directory)
+
+    def _install(
+        self, generation: Generation, terms: KBTerms, working: WorkingSet, lock: layout.ReaderLock
+    ) -> None:
+        old_generation, old_lock = self._generation, self._reader_lock
+        self._generation, self._terms, self._working, self._reader_lock = generation, terms, working, lock
+        self._decoded = {}
+        if old_generation is not None:
+            old_generation.close()
+        if old_lock is not None:
+            old_lock.release()
+            self._delete_if_unused(old_lock.generation)
+
+    def _delete_if_unused(self, number: int) -> None:
+        try:
+            if layout.read_current(self.directory) != number:
+                layout.try_delete_generation(self.directory, number)
+        except (OSError, SnapshotError):
+            pass  # a reader without write access, or a KB being replaced: the writer cleans up
+
+    def _collect_garbage(self) -> None:
+        current = self._generation.number
+        for number in layout.generations_on_disk(self.directory):
+            if number != current:
+                layout.try_delete_generation(self.directory, number)
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / (layout.CURRENT + ".tmp")).unlink()
+
+    def close(self) -> None:
+        """Sync the log (unless sync="never"), release the locks and the generation."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if self._wal is not None and self.sync_mode != "never":
+                    self._wal.sync()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+        if self._generation is not None:
+            self._generation.close()
+            self._generation = None
+        if self._reader_lock is not None:
+            self._reader_lock.release()
+            self._reader_lock = None
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+            self._writer_lock = None
+
+    def __enter__(self) -> PersistentKB:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check_open(self, writing: bool = False) -> None:
+        if self._closed:
+            raise SnapshotError("the KB is closed", self.directory)
+        if writing and self.readonly:
+            raise SnapshotError("the KB is open read-only", self.directory)
+
+    # ---- changes ---------------------------------------------------------------------------
+
+    def add(self, atom: Atom) -> None:
+        """Add one copy of `atom`. It is in the log when this returns."""
+        with self._lock:
+            self._check_open(writing=True)
+            pending = PendingTerms(self._terms)
+            path, names = encode(atom, pending)
+            self._add_encoded(path, tuple(names), pending)
+
+    def add_path(self, path: bytes, names: tuple[str, ...] = ()) -> None:
+        """Add one copy of an encoded path that refers to no term id (a MORK path, say)."""
+        with self._lock:
+            self._check_open(writing=True)
+            try:
+                # An empty term store: a path that refers to any term id fails to decode.
+                decode(path, TermStore(), list(names))
+            except CodecError as err:
+                raise ValueError(f"not a path without term ids: {err}") from None
+            self._add_encoded(bytes(path), tuple(names), PendingTerms(self._terms))
+
+    def _add_encoded(self, path: bytes, names: tuple[str, ...], pending: PendingTerms) -> None:
+        self._log(WalRecord(OP_ADD, path, names, pending.record_terms()))
+        pending.commit()
+        self._working.apply(path, 1, names)
+        self._after_change()
+
+    def remove(self, atom: Atom) -> bool:
+        """Remove one copy of `atom` (variable names aside). False when there was none."""
+        with self._lock:
+            self._check_open(writing=True)
+            pending = PendingTerms(self._terms)
+            try:
+                path, _ = encode(atom, pending, intern=False)
+            except (UnknownTerm, CodecError):
+                return False
+            if self._count_key(path) <= 0:
+                return False
+            self._log(WalRecord(OP_REMOVE, path, (), pending.record_terms()))
+            self._working.apply(path, -1)
+            self._after_change()
+            return True
+
+    def _log(self, record: WalRecord) -> None:
+        self._wal.append(encode_record(record))
+        self._wal_end = self._wal.position
+        if self.sync_mode == "always" and self._batch_depth == 0:
+            self._wal.sync()
+
+    def _after_change(self) -> None:
+        if (
+            self.checkpoint_every
+            and self._working.changes >= self.checkpoint_every
+            and self._batch_depth == 0
+        ):
+            self.checkpoint()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[PersistentKB]:
+        """Group changes: the log is fsynced once when the block ends (modes other than never)."""
+        with self._lock:
+            self._check_open(writing=True)
+            self._batch_depth += 1
+            try:
+                yield self
+            finally:
+                self._batch_depth -= 1
+                if self._batch_depth == 0 and not self._closed:
+                    if self.sync_mode != "never":
+                        self._wal.sync()
+                    self._after_change()
+
+    def sync(self) -> None:
+        """fsync the log now."""
+        with self._lock:
+            self._check_open(writing=True)
+            self._wal.sync()
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def _count_key(self, path: bytes) -> int:
+        return self._generation.count(path) + self._working.get(path)
+
+    def count(self, atom: Atom) -> int:
+        """How many copies of `atom` (up to variable names) the KB holds."""
+        with self._lock:
+            self._check_open()
+            try:
+                path, _ = encode(atom, QueryTerms(self._terms), intern=False)
+            except CodecError:
+                return 0
+            return max(0, self._count_key(path))
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._check_open()
+            return self._generation.total_count() + sum(self._working.delta.values())
+
+    def _decode(self, path: bytes, names: tuple[str, ...] | list[str]) -> Atom:
+        atom = self._decoded.get(path)
+        if atom is None:
+            try:
+                atom = decode(path, self._terms, list(names))
+            except CodecError as err:
+                raise CorruptSnapshotError(f"stored path does not decode: {err}", self.directory) from None
+            if len(self._decoded) > 100_000:
+                self._decoded.clear()
+            self._decoded[path] = atom
+        return atom
+
+    def _snapshot_names(self, names_id: int) -> list[str]:
+        if names_id < 0:
+            return []
+        try:
+            return self._terms.text(names_id).split(" ")
+        except KeyError:
+            raise CorruptSnapshotError(f"variable-name term {names_id} is missing", self.directory) from None
+
+    def query(self, pattern: Atom) -> list[tuple[Atom, Bindings]]:
+        """Every stored atom that unifies with `pattern`, once per copy, with the values of the
+        pattern's variables. Stored variables are renamed apart before unifying."""
+        with self._lock:
+            self._check_open()
+            try:
+                key, _ = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+            except CodecError:
+                return self._query_scan(pattern)
+            return self._match(pattern, self._candidates(key))
+
+    def _candidates(self, key: bytes) -> Iterator[tuple[Atom, int]]:
+        working = self._working
+        for path, count, names_id in self._generation.matches(key):
+            copies = count + min(0, working.get(path))
+            if copies > 0:
+                yield self._decode(path, self._snapshot_names(names_id)), copies
+        for path in working.candidates(key):
+            yield self._decode(path, working.names.get(path, ())), working.delta[path]
+
+    def _query_scan(self, pattern: Atom) -> list[tuple[Atom, Bindings]]:
+        # A pattern the codec cannot encode (an integer beyond 64 bits) is checked against all.
+        return self._match(pattern, self._all_atoms())
+
+    @staticmethod
+    def _match(pattern: Atom, candidates) -> list[tuple[Atom, Bindings]]:
+        pattern_vars = variables_of(pattern)
+        results = []
+        for atom, copies in candidates:
+            bindings = unify(pattern, rename_apart(atom))
+            if bindings is not None:
+                values = {v: value for v, value in bindings_for(pattern_vars, bindings).items() if value != v}
+                results.extend((atom, values) for _ in range(copies))
+        return results
+
+    def _all_atoms(self) -> Iterator[tuple[Atom, int]]:
+        working = self._working
+        for path, count, names_id in self._generation.items():
+            copies = count + min(0, working.get(path))
+            if copies > 0:
+                yield self._decode(path, self._snapshot_names(names_id)), copies
+        for path, delta in working.added():
+            yield self._decode(path, working.names.get(path, ())), delta
+
+    def atoms(self) -> list[Atom]:
+        """Every atom of the KB, each as many times as it is held."""
+        with self._lock:
+            self._check_open()
+            out = []
+            for atom, copies in self._all_atoms():
+                out.extend([atom] * copies)
+            return out
+
+    def iter_paths(self) -> Iterator[bytes]:
+        """Every distinct path of the KB (for export), in no particular order."""
+        with self._lock:
+            self._check_open()
+            working = self._working
+            for path, count, _ in self._generation.items():
+                if count + min(0, working.get(path)) > 0:
+                    yield path
+            for path, _ in working.added():
+                if self._generation.count(path) == 0:
+                    yield path
+
+    def atom_counts(self) -> Iterator[tuple[Atom, int]]:
+        """(atom, number of copies) for every distinct atom of the KB."""
+        with self._lock:
+            self._check_open()
+            yield from self._all_atoms()
+
+    # ---- generations -----------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        return self._generation.number
+
+    @property
+    def pending_changes(self) -> int:
+        """Changes in the working set since the generation (what a checkpoint would fold in)."""
+        return self._working.changes
+
+    def checkpoint(self) -> int:
+        """Fold the working set into a new generation and make it current. Returns its number."""
+        with self._lock:
+            self._check_open(writing=True)
+            if self._working.changes == 0 and not self._terms.added:
+                return self._generation.number
+            if self.sync_mode != "never":
+                self._wal.sync()
+            number = self._generation.number + 1
+            next_generation(self.directory, number, self._generation, self._working, self._terms)
+            layout.write_current(self.directory, number)
+            self._wal.close()
+            self._wal = None
+            self._load_current()
+            self._collect_garbage()
+            return number
+
+    def refresh(self) -> bool:
+        """A reader: take in the log records and generations written since. True if any."""
+        with self._lock:
+            self._check_open()
+            if not self.readonly:
+                return False
+            number = layout.read_current(self.directory)
+            if number == self._generation.number:
+                wal_path = self.directory / layout.wal_name(number)
+                scan = scan_wal(wal_path, number, start=self._wal_end)
+                _replay(scan.records, self._generation, self._terms, self._working, wal_path)
+                self._wal_end = scan.end
+                return bool(scan.records)
+            self._load_current()
+            return True
+
+    def verify(self) -> None:
+        """Check every checksum of the generation's files and the trie's structure, and that the
+        log replays. Raises CorruptSnapshotError (or a subclass) on the first problem."""
+        with self._lock:
+            self._check_open()
+            self._generation.verify()
+            number = self._generation.number
+            scan_wal(self.directory / layout.wal_name(number), number)
+
+    def info(self) -> dict:
+        with self._lock:
+            self._check_open()
+            generation = self._generation
+            return {
+                "path": str(self.directory),
+                "generation": generation.number,
+                "atoms": len(self),
+                "snapshot_atoms": generation.total_count(),
+                "snapshot_paths": len(generation.trie),
+                "terms": len(self._terms),
+                "pending_changes": self._working.changes,
+                "files": generation.file_sizes(),
+                "metadata": generation.metadata(),
+            }
+
+    def snapshot_generation(self) -> Generation:
+        """The opened generation (for tools: bench, info); valid until refresh or checkpoint."""
+        return self._generation
+
+
+def _replay(
+    records: list[WalRecord], generation: Generation, terms: KBTerms, working: WorkingSet, wal_path
+) -> None:
+    """Apply log records to a working set and term overlay, checking them as it goes."""
+    where = str(wal_path)
+    for record in records:
+        for term_id, text in record.terms:
+            terms.register(term_id, text, where)
+        if record.op == OP_ADD:
+            working.apply(record.path, 1, record.names)
+        else:
+            if generation.count(record.path) + working.get(record.path) <= 0:
+                raise WalCorruptError("log removes an atom that is not there", where)
+            working.apply(record.path, -1)

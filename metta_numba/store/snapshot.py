@@ -1,0 +1,160 @@
+"""Whole-KB operations behind `metta-numba snapshot build|info|verify|compact`.
+
+Each function takes paths and returns plain data (dicts of numbers and strings) for the
+command line to print; failures raise the typed errors of store.errors.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from metta_numba.codec.terms import TermStore
+from metta_numba.store import layout
+from metta_numba.store.errors import SnapshotError
+from metta_numba.store.generation import write_generation
+from metta_numba.store.kb import PersistentKB
+from metta_numba.store.termfile import TermArrays
+from metta_numba.trie import Trie
+
+
+def describe_sources(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """Name, size and xxh64 of each source file, for the generation's provenance record."""
+    out = []
+    for path in paths:
+        digest = xxhash.xxh64()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 22), b""):
+                digest.update(chunk)
+        out.append({"path": str(path), "size": os.path.getsize(path), "xxh64": digest.hexdigest()})
+    return out
+
+
+def _atoms_only(batch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """data, offsets, names of the batch's atoms, without its `!` queries."""
+    data = np.asarray(batch.data, dtype=np.uint8)
+    offsets = np.asarray(batch.offsets, dtype=np.int64)
+    names = getattr(batch, "names", None)
+    is_query = getattr(batch, "is_query", None)
+    if is_query is None or not np.any(is_query):
+        return data, offsets, names
+    keep = np.flatnonzero(~np.asarray(is_query, dtype=bool))
+    starts, ends = offsets[keep], offsets[keep + 1]
+    lengths = ends - starts
+    new_offsets = np.zeros(len(keep) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    pieces = [data[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    new_data = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint8)
+    return new_data, new_offsets, None if names is None else np.asarray(names)[keep]
+
+
+def build_snapshot(
+    batch,
+    terms: TermStore,
+    path: str | os.PathLike,
+    *,
+    merkleize: bool = True,
+    source_files: list[dict] | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Write a batch of encoded atoms (syntax.bulk.EncodedBatch, or any object with `data`,
+    `offsets`, optional `names` and `is_query`) as a KB at `path`.
+
+    A new directory gets generation 1. An existing KB is refused unless `overwrite`, which
+    replaces its content by a new generation (under the writer lock, so not while a writer has
+    it open); readers of the old generation keep it until they refresh.
+    Returns the generation number, counts, file sizes and timings."""
+    started = time.perf_counter()
+    directory = Path(path)
+    exists = (directory / layout.CURRENT).exists()
+    if exists and not overwrite:
+        raise SnapshotError("a KB already exists here (pass overwrite=True to replace it)", directory)
+    layout.ensure_kb_directory(directory)
+    writer_lock = layout.WriterLock(directory)
+    try:
+        number = layout.read_current(directory) + 1 if exists else 1
+        data, offsets, names = _atoms_only(batch)
+        trie = Trie.build(data, offsets, names=None if names is None else np.asarray(names, dtype=np.int64))
+        built = time.perf_counter()
+        if merkleize:
+            trie = trie.merkleize()
+        term_arrays = TermArrays.from_texts(list(terms.texts))
+        meta = write_generation(
+            directory,
+            number,
+            trie,
+            term_arrays,
+            merkleized=merkleize,
+            source_files=source_files or [],
+            build_seconds=time.perf_counter() - started,
+        )
+        layout.write_current(directory, number)
+        for old in layout.generations_on_disk(directory):
+            if old != number:
+                layout.try_delete_generation(directory, old)
+    finally:
+        writer_lock.release()
+    sizes = {
+        name: os.path.getsize(directory / name) for name in (layout.act_name(number), layout.h5_name(number))
+    }
+    return {
+        "path": str(directory),
+        "generation": number,
+        "counts": meta["counts"],
+        "merkleized": merkleize,
+        "files": sizes,
+        "trie_seconds": built - started,
+        "total_seconds": time.perf_counter() - started,
+    }
+
+
+def snapshot_info(path: str | os.PathLike) -> dict:
+    """Generation, counts, file sizes and metadata of a KB (opened read-only)."""
+    with PersistentKB.open(path, readonly=True) as kb:
+        return kb.info()
+
+
+def snapshot_verify(path: str | os.PathLike) -> dict:
+    """Check every checksum and structure of the current generation and its log.
+    Raises CorruptSnapshotError (or a subclass) naming the first damaged file."""
+    started = time.perf_counter()
+    with PersistentKB.open(path, readonly=True) as kb:
+        kb.verify()
+        files = kb.snapshot_generation().file_sizes()
+        return {
+            "path": str(path),
+            "generation": kb.generation,
+            "ok": True,
+            "bytes_checked": sum(files.values()),
+            "pending_changes": kb.pending_changes,
+            "seconds": time.perf_counter() - started,
+        }
+
+
+def _kb_bytes(directory: Path) -> int:
+    return sum(entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
+
+
+def snapshot_compact(path: str | os.PathLike) -> dict:
+    """Fold the log into a new generation and delete the generations no reader holds."""
+    directory = Path(path)
+    before = _kb_bytes(directory)
+    with PersistentKB.open(directory) as kb:
+        previous = kb.generation
+        folded = kb.pending_changes
+        generation = kb.checkpoint()
+    left = sorted(n for n in layout.generations_on_disk(directory) if n != generation)
+    return {
+        "path": str(directory),
+        "generation": generation,
+        "previous_generation": previous,
+        "changes_folded": folded,
+        "bytes_before": before,
+        "bytes_after": _kb_bytes(directory),
+        "generations_kept_for_readers": left,
+    }

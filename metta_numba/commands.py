@@ -240,7 +240,7 @@ def _snapshot_build(args) -> int:
     size = sum(report["files"].values())
     print(
         f"{report['path']}: generation {report['generation']}, {counts.get('atoms', 0):,} atoms "
-        f"({counts.get('distinct', 0):,} distinct), {size:,} bytes, "
+        f"({counts.get('paths', 0):,} distinct), {size:,} bytes, "
         f"{'merkleized' if report['merkleized'] else 'not merkleized'}, {report['total_seconds']:.2f} s"
     )
     return EXIT_OK

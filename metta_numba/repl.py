@@ -1,0 +1,124 @@
+"""`metta-numba repl`: an interactive session over one MeTTa runner.
+
+Input is read until its parentheses and strings are balanced, so an expression may span lines.
+Each `!` prints its result line as soon as it has run; other atoms are added to `&self`.
+Ctrl-C while evaluating cancels that evaluation only; Ctrl-C at the prompt drops the pending
+input; Ctrl-D (or `:quit`) ends the session. History is kept in ~/.metta_numba_history.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from metta_numba.syntax.errors import ParseError
+from metta_numba.syntax.parser import MSG_UNCLOSED_PAREN, MSG_UNCLOSED_STRING, iter_program
+
+PROMPT = "metta> "
+CONTINUATION = "  ...> "
+HISTORY_FILE = os.path.join(os.path.expanduser("~"), ".metta_numba_history")
+_INCOMPLETE = (MSG_UNCLOSED_PAREN, MSG_UNCLOSED_STRING, "unclosed string literal")
+
+
+def needs_more_input(text: str) -> bool:
+    """True when `text` is a prefix of valid input: an expression or a string is still open."""
+    try:
+        for _ in iter_program(text, "<repl>"):
+            pass
+    except ParseError as err:
+        return err.message.startswith(_INCOMPLETE)
+    return False
+
+
+class Repl:
+    """The read-eval-print loop. `kb` (a PersistentKB) becomes `&self` when given."""
+
+    def __init__(self, kb=None, stdin=None, stdout=None) -> None:
+        from metta_numba.interp.runner import MeTTa
+
+        self.metta = MeTTa(space=kb) if kb is not None else MeTTa()
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.interactive = self.stdin.isatty()
+        self._readline = None
+
+    def _setup_history(self) -> None:
+        if not self.interactive:
+            return
+        try:
+            import readline
+        except ImportError:
+            return
+        self._readline = readline
+        try:
+            readline.read_history_file(HISTORY_FILE)
+        except OSError:
+            pass
+        readline.set_history_length(2000)
+
+    def _save_history(self) -> None:
+        if self._readline is not None:
+            try:
+                self._readline.write_history_file(HISTORY_FILE)
+            except OSError:
+                pass
+
+    def _read_line(self, prompt: str) -> str | None:
+        if self.interactive:
+            try:
+                return input(prompt)
+            except EOFError:
+                return None
+        line = self.stdin.readline()
+        return None if line == "" else line.rstrip("\n")
+
+    def read_input(self) -> str | None:
+        """One complete input (possibly several lines); None at end of input."""
+        lines: list[str] = []
+        while True:
+            line = self._read_line(CONTINUATION if lines else PROMPT)
+            if line is None:
+                return "\n".join(lines) if lines else None
+            lines.append(line)
+            text = "\n".join(lines)
+            if not needs_more_input(text):
+                return text
+
+    def evaluate(self, text: str) -> None:
+        from metta_numba.syntax.printer import format_results
+
+        outcome = self.metta.run_program(text, "<repl>")
+        for results in outcome.results:
+            self.stdout.write(format_results(results) + "\n")
+        if outcome.parse_error is not None:
+            self.stdout.write(f"{outcome.parse_error}\n")
+        self.stdout.flush()
+
+    def loop(self) -> int:
+        self._setup_history()
+        if self.interactive:
+            self.stdout.write("metta-numba REPL. `!(expr)` evaluates, other atoms are added to &self. "
+                              "Ctrl-C cancels, Ctrl-D quits.\n")
+        try:
+            while True:
+                try:
+                    text = self.read_input()
+                except KeyboardInterrupt:
+                    self.stdout.write("\n(input dropped)\n")
+                    continue
+                if text is None:
+                    break
+                if text.strip() in (":quit", ":q", ":exit"):
+                    break
+                if not text.strip():
+                    continue
+                try:
+                    self.evaluate(text)
+                except KeyboardInterrupt:
+                    self.stdout.write("\n(evaluation cancelled)\n")
+                    self.stdout.flush()
+        finally:
+            self._save_history()
+            if self.interactive:
+                self.stdout.write("\n")
+        return 0

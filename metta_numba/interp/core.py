@@ -41,6 +41,29 @@ FALSE = Grounded(False)
 
 META_TYPES = frozenset(["Atom", "Symbol", "Variable", "Expression", "Grounded"])
 
+# One shared instance per reserved name, so that hot paths can compare by identity first.
+CANONICAL: dict[str, Symbol] = {
+    s.name: s
+    for s in (
+        EMPTY, NOT_REDUCIBLE, ERROR, UNDEFINED, ATOM, SYMBOL, VARIABLE, EXPRESSION, GROUNDED, ARROW,
+        TYPE, NUMBER, STRING, BOOL, SPACE_TYPE, ERROR_TYPE, STATE_MONAD, CHAR, BAD_TYPE, BAD_ARG_TYPE,
+        INCORRECT_ARITY, STACK_OVERFLOW, NO_RETURN, RETURN, FUNCTION,
+    )
+}
+
+
+def canonical(atom: Atom) -> Atom:
+    """The atom with reserved symbols replaced by their shared instances (equal atoms)."""
+    t = type(atom)
+    if t is Symbol:
+        return CANONICAL.get(atom.name, atom)
+    if t is Expression:
+        kids = [canonical(c) for c in atom.children]
+        if all(a is b for a, b in zip(kids, atom.children)):
+            return atom
+        return Expression(kids)
+    return atom
+
 
 def is_symbol(atom: Atom, name: str) -> bool:
     return type(atom) is Symbol and atom.name == name

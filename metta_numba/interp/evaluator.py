@@ -40,7 +40,15 @@ from metta_numba.interp.core import (
     metatype,
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Operation
-from metta_numba.interp.types import Types, fresh_type, match_types
+from metta_numba.interp.types import (
+    AS_IS,
+    AS_IS_CHECKED,
+    AS_IS_IF_META,
+    Signature,
+    Types,
+    fresh_type,
+    match_types,
+)
 from metta_numba.space import Space
 from metta_numba.unify import fresh_suffix, rename_apart, substitute, unify_into
 
@@ -90,6 +98,16 @@ def match_ground(pattern: Atom, term: Atom) -> dict | None:
         elif p != t:
             return None
     return bindings
+
+
+def instantiate(template: Atom, bindings: dict) -> Atom:
+    """Substitute ground values for variables (a rule body after matching a ground call)."""
+    t = type(template)
+    if t is Variable:
+        return bindings.get(template, template)
+    if t is Expression and not template._ground:
+        return Expression([instantiate(c, bindings) for c in template.children])
+    return template
 
 
 def _is_function(atom: Atom) -> bool:
@@ -208,63 +226,62 @@ class Evaluator:
 
     def interpret_expression(self, atom: Expression, typ: Atom) -> list:
         kids = atom.children
-        fn_types, has_tuple = self.types.head_info(kids[0])
-        if fn_types:
+        signatures, has_tuple = self.types.head_info(kids[0])
+        if signatures:
             nargs = len(kids) - 1
-            fitting = [ft for ft in fn_types if len(ft.children) - 2 == nargs]
+            fitting = [sig for sig in signatures if sig.arity == nargs]
             if fitting:
-                ftype = fitting[0] if len(fitting) == 1 else self._choose_type(atom, fitting)
-                return self.call_function(atom, ftype, typ)
-            errors = [(error(atom, INCORRECT_ARITY), None) for _ in fn_types]
+                sig = fitting[0] if len(fitting) == 1 else self._choose_signature(atom, fitting)
+                return self.call_function(atom, sig, typ)
+            errors = [(error(atom, INCORRECT_ARITY), None) for _ in signatures]
             if not has_tuple:
                 return errors
             return errors + self.call_tuple(atom, typ)
         return self.call_tuple(atom, typ)
 
-    def _choose_type(self, atom: Expression, candidates: list) -> Atom:
+    def _choose_signature(self, atom: Expression, candidates: list) -> Signature:
         """Among overloads of the same arity, the first whose parameters fit the raw arguments."""
-        for ftype in candidates:
-            ftype_fresh = fresh_type(ftype)
+        for sig in candidates:
+            params, _ = sig.fresh()
             bindings: dict | None = {}
-            for arg, param in zip(atom.children[1:], ftype_fresh.children[1:-1]):
+            for arg, param in zip(atom.children[1:], params):
                 bindings = self.types.fits(arg, param, bindings)
                 if bindings is None:
                     break
             if bindings is not None:
-                return ftype
+                return sig
         return candidates[0]
 
     # -- typed calls ----------------------------------------------------------------------------
-    def call_function(self, atom: Expression, ftype: Expression, expected: Atom) -> list:
-        ftype = fresh_type(ftype)
-        fkids = ftype.children
-        params = fkids[1:-1]
-        ret = fkids[-1]
+    def call_function(self, atom: Expression, sig: Signature, expected: Atom) -> list:
+        params, ret = sig.fresh()
         type_bindings: dict = {}
-        if expected != UNDEFINED and expected != ATOM:
+        if not (expected is UNDEFINED or expected == UNDEFINED or expected == ATOM):
             found = match_types(expected, ret, type_bindings)
             if found is None:
                 return [(error(atom, Expression([BAD_TYPE, expected, ret])), None)]
             type_bindings = found
         kids = atom.children
         head = kids[0]
-        stop = ret == ATOM
+        stop = sig.stop
+        check = not stop and type(ret) is not Variable and not (ret is UNDEFINED or ret == UNDEFINED)
         out = []
-        for args, delta, tb in self.interpret_args(atom, kids, params, 1, type_bindings):
+        for args, delta, tb in self._args_from(atom, kids, params, sig.kinds, 1, type_bindings, []):
             if type(args) is not list:
                 out.append((args, delta))
                 continue
             call = atom if all(a is b for a, b in zip(args, kids[1:])) else Expression([head] + args)
-            rtype = substitute(ret, tb) if tb else ret
             results = self.metta_call(call, expected, stop)
-            if not stop and type(rtype) is not Variable and rtype != UNDEFINED:
-                results = self._check_results(results, rtype)
+            if check:
+                results = self._check_results(results, substitute(ret, tb) if tb else ret)
             for r, d in results:
                 out.append((r, d if delta is None else merge(delta, d)))
         return out
 
     def _check_results(self, results: list, rtype: Atom) -> list:
         """A typed function's results must have its return type: else `(Error r (BadType R T))`."""
+        if type(rtype) is Variable:
+            return results
         checked = []
         for r, d in results:
             if not is_error(r) and not (type(r) is Symbol and r.name == "Empty"):
@@ -273,60 +290,77 @@ class Evaluator:
             checked.append((r, d))
         return checked
 
-    def interpret_args(self, atom: Expression, kids, params, i: int, tb: dict) -> list:
-        """Evaluate arguments i.. of a typed call: alternatives (args | Error | Empty, delta, tb)."""
+    def _bad_arg(self, atom: Expression, i: int, param: Atom, value: Atom) -> Expression:
+        return error(atom, Expression([BAD_ARG_TYPE, Grounded(i), param, self.types.actual_type(value)]))
+
+    def _args_from(self, atom: Expression, kids, params, kinds, i: int, tb: dict, prefix: list) -> list:
+        """Evaluate the arguments i.. of a typed call after the evaluated `prefix`.
+
+        Alternatives are (argument list | Error | Empty, delta, type bindings). A deterministic
+        argument just extends the prefix; several alternatives branch, each finishing the rest.
+        """
         n = len(kids)
-        if i == n:
-            return [([], None, tb)]
-        arg = kids[i]
-        param = params[i - 1]
-        if tb and type(param) is not Symbol:
-            param = substitute(param, tb)
-        check = True
-        if param == ATOM:
-            heads = [(arg, None)]
-            check = False
-        elif param == EXPRESSION:
-            heads = [(arg, None)]
-        elif param in _LAZY_META and metatype(arg, self.ops) == param:
-            heads = [(arg, None)]
-            check = False
-        elif type(arg) is Expression:
-            heads = self.metta(arg, UNDEFINED)
-        else:
-            heads = [(arg, None)]
-        out = []
-        for value, delta in heads:
-            if value is not arg and value != arg:
-                if type(value) is Symbol and value.name == "Empty":
-                    out.append((EMPTY, delta, tb))
-                    continue
-                if is_error(value):
-                    out.append((value, delta, tb))
-                    continue
-            tb2 = tb
-            if check:
-                tb2 = self.types.fits(value, param, tb)
-                if tb2 is None:
-                    reason = Expression([BAD_ARG_TYPE, Grounded(i), param, self.types.actual_type(value)])
-                    out.append((error(atom, reason), delta, tb))
-                    continue
-            rest = kids
-            if delta is not None and i + 1 < n:
-                rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
-            for tail, delta2, tb3 in self.interpret_args(atom, rest, params, i + 1, tb2):
-                if type(tail) is not list:
+        fits = self.types.fits
+        while i < n:
+            arg = kids[i]
+            kind = kinds[i - 1]
+            param = params[i - 1]
+            if tb and type(param) is not Symbol:
+                param = substitute(param, tb)
+            check = kind != AS_IS
+            if kind == AS_IS or kind == AS_IS_CHECKED or type(arg) is not Expression:
+                heads = None
+            elif kind == AS_IS_IF_META and metatype(arg, self.ops) == param:
+                heads = None
+                check = False
+            else:
+                heads = self.metta(arg, UNDEFINED)
+            if heads is None or (len(heads) == 1 and heads[0][1] is None):
+                value = arg if heads is None else heads[0][0]
+                if value is not arg and value != arg:
+                    if type(value) is Symbol and value.name == "Empty":
+                        return [(EMPTY, None, tb)]
+                    if is_error(value):
+                        return [(value, None, tb)]
+                if check:
+                    found = fits(value, param, tb)
+                    if found is None:
+                        return [(self._bad_arg(atom, i, param, value), None, tb)]
+                    tb = found
+                prefix.append(value)
+                i += 1
+                continue
+            out = []
+            for value, delta in heads:
+                if value is not arg and value != arg:
+                    if type(value) is Symbol and value.name == "Empty":
+                        out.append((EMPTY, delta, tb))
+                        continue
+                    if is_error(value):
+                        out.append((value, delta, tb))
+                        continue
+                found = tb
+                if check:
+                    found = fits(value, param, tb)
+                    if found is None:
+                        out.append((self._bad_arg(atom, i, param, value), delta, tb))
+                        continue
+                if delta is None:
+                    rest = kids
+                    branch = prefix + [value]
+                else:
+                    rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
+                    branch = [substitute(p, delta) for p in prefix] + [value]
+                for tail, delta2, tb3 in self._args_from(atom, rest, params, kinds, i + 1, found, branch):
                     out.append((tail, merge(delta, delta2), tb3))
-                    continue
-                v = substitute(value, delta2) if delta2 else value
-                out.append(([v] + tail, merge(delta, delta2), tb3))
-        return out
+            return out
+        return [(prefix, None, tb)]
 
     # -- untyped calls --------------------------------------------------------------------------
     def call_tuple(self, atom: Expression, typ: Atom) -> list:
         kids = atom.children
         out = []
-        for reduced, delta in self.interpret_tuple(kids, 0):
+        for reduced, delta in self._tuple_from(kids, 0, []):
             if type(reduced) is not list:
                 out.append((reduced, delta))
                 continue
@@ -335,33 +369,45 @@ class Evaluator:
                 out.append((r, d if delta is None else merge(delta, d)))
         return out
 
-    def interpret_tuple(self, kids, i: int) -> list:
+    def _tuple_from(self, kids, i: int, prefix: list) -> list:
+        """Evaluate the elements i.. of an untyped call after the evaluated `prefix`."""
         n = len(kids)
-        if i == n:
-            return [([], None)]
-        child = kids[i]
-        if type(child) is Expression:
+        while i < n:
+            child = kids[i]
+            if type(child) is not Expression:
+                if type(child) is Symbol and child.name == "Empty":
+                    return [(EMPTY, None)]
+                prefix.append(child)
+                i += 1
+                continue
             heads = self.metta(child, UNDEFINED)
-        else:
-            heads = [(child, None)]
-        out = []
-        for value, delta in heads:
-            if type(value) is Symbol and value.name == "Empty":
-                out.append((EMPTY, delta))
+            if len(heads) == 1 and heads[0][1] is None:
+                value = heads[0][0]
+                if type(value) is Symbol and value.name == "Empty":
+                    return [(EMPTY, None)]
+                if is_error(value):
+                    return [(value, None)]
+                prefix.append(value)
+                i += 1
                 continue
-            if is_error(value):
-                out.append((value, delta))
-                continue
-            rest = kids
-            if delta is not None and i + 1 < n:
-                rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
-            for tail, delta2 in self.interpret_tuple(rest, i + 1):
-                if type(tail) is not list:
-                    out.append((tail, merge(delta, delta2)))
+            out = []
+            for value, delta in heads:
+                if type(value) is Symbol and value.name == "Empty":
+                    out.append((EMPTY, delta))
                     continue
-                v = substitute(value, delta2) if delta2 else value
-                out.append(([v] + tail, merge(delta, delta2)))
-        return out
+                if is_error(value):
+                    out.append((value, delta))
+                    continue
+                if delta is None:
+                    rest = kids
+                    branch = prefix + [value]
+                else:
+                    rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
+                    branch = [substitute(p, delta) for p in prefix] + [value]
+                for tail, delta2 in self._tuple_from(rest, i + 1, branch):
+                    out.append((tail, merge(delta, delta2)))
+            return out
+        return [(prefix, None)]
 
     # -- one call -------------------------------------------------------------------------------
     def metta_call(self, call: Atom, typ: Atom, stop: bool) -> list:
@@ -465,7 +511,7 @@ class Evaluator:
                     bindings = dict(bindings) if bindings else {}
                     for var in rule.rhs_only:
                         bindings[var] = Variable(f"{var.name.split('#', 1)[0]}#{suffix}")
-                matches.append((substitute(rule.rhs, bindings) if bindings else rule.rhs, None))
+                matches.append((instantiate(rule.rhs, bindings) if bindings else rule.rhs, None))
         else:
             call_vars = variables_of(call)
             for rule in rules:

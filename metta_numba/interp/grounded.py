@@ -76,6 +76,7 @@ class Registry:
 def _parse_type(text: str | None) -> Atom | None:
     if text is None:
         return None
+    from metta_numba.interp.core import canonical
     from metta_numba.syntax.parser import parse_atom
 
-    return parse_atom(text)
+    return canonical(parse_atom(text))

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
 from metta_numba.interp import stdlib_random
-from metta_numba.interp.core import BAD_TYPE, SpaceAtom, error, is_error
+from metta_numba.interp.core import BAD_TYPE, CANONICAL, SpaceAtom, error, is_error
 from metta_numba.interp.evaluator import Evaluator
 from metta_numba.interp.grounded import ExecError
 from metta_numba.interp.stdlib import operations, stdlib_space
@@ -54,6 +54,7 @@ class MeTTa:
             self.space.name = "top"
         self.self_atom = SpaceAtom(self.space)
         self.tokens: dict[str, Atom] = {
+            **CANONICAL,
             "&self": self.self_atom,
             "PI": Grounded(math.pi),
             "EXP": Grounded(math.e),

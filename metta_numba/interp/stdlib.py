@@ -7,6 +7,7 @@ from functools import lru_cache
 from importlib import resources
 
 from metta_numba.interp import stdlib_assert, stdlib_atoms, stdlib_math, stdlib_space
+from metta_numba.interp.core import canonical
 from metta_numba.interp.grounded import Operation
 from metta_numba.space import GroundingSpace
 from metta_numba.syntax.parser import iter_program
@@ -32,5 +33,5 @@ def stdlib_space() -> GroundingSpace:
     text = resources.files("metta_numba.interp").joinpath("prelude.metta").read_text(encoding="utf-8")
     space = GroundingSpace(name="stdlib")
     for item in iter_program(text, "prelude.metta"):
-        space.add(item.atom)
+        space.add(canonical(item.atom))
     return space

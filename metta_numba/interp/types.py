@@ -41,6 +41,46 @@ _META_TYPES = (ATOM, SYMBOL, VARIABLE, EXPRESSION, GROUNDED)
 _MAX_TUPLE_TYPES = 64
 
 
+# How a parameter's argument is passed.
+EVALUATE = 0  # evaluated, then its type checked
+AS_IS = 1  # `Atom`: passed unevaluated, never checked
+AS_IS_CHECKED = 2  # `Expression`: passed unevaluated, type checked
+AS_IS_IF_META = 3  # `Symbol`/`Variable`/`Grounded`: unevaluated when the argument already is one
+
+
+class Signature:
+    """A function type prepared for calls: parameter kinds are computed once."""
+
+    __slots__ = ("ftype", "params", "ret", "kinds", "arity", "has_vars", "stop")
+
+    def __init__(self, ftype: Expression) -> None:
+        self.ftype = ftype
+        kids = ftype.children
+        self.params = kids[1:-1]
+        self.ret = kids[-1]
+        self.arity = len(self.params)
+        self.has_vars = not ftype.is_ground
+        self.kinds = tuple(_param_kind(p) for p in self.params)
+        self.stop = self.ret == ATOM
+
+    def fresh(self) -> tuple:
+        """(params, ret) for one call.
+
+        Type variables need no renaming here: a call binds them in its own dict, and the
+        argument types they meet are renamed apart (`fits`)."""
+        return self.params, self.ret
+
+
+def _param_kind(param: Atom) -> int:
+    if param == ATOM:
+        return AS_IS
+    if param == EXPRESSION:
+        return AS_IS_CHECKED
+    if param == SYMBOL or param == VARIABLE or param == GROUNDED:
+        return AS_IS_IF_META
+    return EVALUATE
+
+
 def fresh_type(type_atom: Atom) -> Atom:
     """A function type with its type variables renamed apart (one fresh copy per use)."""
     if type(type_atom) is Expression and not type_atom.is_ground:
@@ -165,6 +205,8 @@ class Types:
 
     def fits(self, value: Atom, expected: Atom, bindings: dict) -> dict | None:
         """Bindings extended so that `value` has type `expected`, or None."""
+        if type(value) is Grounded and value_type(value) is expected:
+            return bindings
         if expected == ATOM or expected == UNDEFINED:
             return bindings
         if expected in _META_TYPES and metatype(value, self.ev.ops) == expected:
@@ -181,7 +223,7 @@ class Types:
         return types[0] if types else metatype(value, self.ev.ops)
 
     def head_info(self, head: Atom):
-        """(function types, whether the head also acts as a plain tuple) for a call's head."""
+        """(signatures of its function types, whether it also acts as a plain tuple) for a head."""
         if type(head) is Symbol:
             self._cache_valid()
             info = self._head_cache.get(head)
@@ -195,6 +237,6 @@ class Types:
         if type(head) is Variable:
             return (), True
         types = self.types_of(head)
-        fn_types = tuple(t for t in types if is_function_type(t))
+        signatures = tuple(Signature(t) for t in types if is_function_type(t))
         has_tuple = not types or any(not is_function_type(t) for t in types)
-        return fn_types, has_tuple
+        return signatures, has_tuple

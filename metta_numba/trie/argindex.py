@@ -1,0 +1,500 @@
+"""Secondary indexes on argument positions: a lookup by any ground argument in O(log n + k).
+
+The trie answers a pattern quickly when its leading tokens are ground: `(edge n_5 $y)` walks
+to the few paths under that prefix. `(edge $x n_5)` has only `(edge` as its prefix, so the
+trie alone would visit every edge. The argument index answers it from sorted arrays built
+with the snapshot, with nothing built at query time.
+
+For each position (a child of the top-level expression, or a child of such a child; see
+argindex_kernels for the codes) the index keeps:
+- the *postings*: ranks of the atoms whose subterm there is ground, grouped by the 64-bit key
+  of that subterm's bytes, ranks ascending within a key; the distinct keys ascend, with a
+  sparse *fence* (every 512th key) so that a lookup touches a page or two;
+- the ranks of the atoms with a variable there, and with an expression holding a variable:
+  those may unify with anything at that position, so they are always candidates;
+- the ranks of the atoms that are a bare variable (one list for all positions).
+
+A lookup takes the pattern's prefix ranges (the trie ranks that start with its ground prefix,
+plus the subtrees that leave that prefix at a stored variable), and for each ground position
+of the pattern counts, by binary searches, the postings and wildcard ranks inside those ranges.
+The smallest count wins; when the prefix ranges are smaller, they are the candidates (or the
+trie's match kernel runs, when later ground tokens narrow the walk). Candidates are a superset:
+hash collisions and arities aside, the exact unification afterwards decides.
+
+Everything is four arrays (`table`, `hashes`, `key_start`, `ranks`), stored as snapshot
+sections. Opening checks the table in O(positions); `verify()` checks all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from metta_numba.trie import argindex_kernels as kernels
+from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.trie import Trie
+
+__all__ = ["ArgIndex", "IndexOptions", "LiveArgIndex", "DEFAULT_MAX_CHILD", "parse_position"]
+
+DEFAULT_MAX_CHILD = 16
+"""Child indices from 0 to 15 are indexed at both depths."""
+FENCE_STRIDE = 512
+INDEX_VERSION = 1
+DEFAULT_MAX_RATIO = 1.0
+"""By default the index may take as many bytes as the trie's arrays, no more."""
+
+ARRAY_DTYPES: dict[str, np.dtype] = {
+    "table": np.dtype(np.int64),
+    "hashes": np.dtype(np.uint64),
+    "key_start": np.dtype(np.int64),
+    "ranks": np.dtype(np.uint32),
+}
+
+Position = tuple[int, ...]
+
+
+def position_code(position: Position) -> int:
+    """The kernels' code of a position: (c0,) or (c0, c1)."""
+    if len(position) == 1:
+        return (position[0] + 1) << 32
+    if len(position) == 2:
+        return ((position[0] + 1) << 32) | (position[1] + 1)
+    raise ValueError(f"positions have depth 1 or 2, not {len(position)}")
+
+
+def code_position(code: int) -> Position:
+    c0 = (code >> 32) - 1
+    c1 = (code & kernels.DEPTH2_MASK) - 1
+    return (c0,) if c1 < 0 else (c0, c1)
+
+
+def parse_position(text: str) -> Position:
+    """'2' -> (2,), '1.2' -> (1, 2): child indices counted from the head, which is 0."""
+    try:
+        position = tuple(int(part) for part in text.split("."))
+    except ValueError:
+        raise ValueError(f"not a position: {text!r} (use 2 or 1.2)") from None
+    if not 1 <= len(position) <= 2 or min(position) < 0 or position[0] == 0:
+        raise ValueError(f"not an indexable position: {text!r} (depth 1 or 2, first index >= 1)")
+    return position
+
+
+class IndexOptions:
+    """What to index: `positions` (None: every position of depth 1 and 2 with child indices
+    below `max_child`), `heads` (None: every atom; else only expressions with these head
+    symbols), and a size cap (`max_bytes`, or `max_ratio` times the trie's bytes), which drops
+    the least selective positions' postings first."""
+
+    def __init__(
+        self,
+        positions: Iterable[Position] | None = None,
+        heads: Iterable[str] | None = None,
+        max_bytes: int | None = None,
+        max_ratio: float | None = DEFAULT_MAX_RATIO,
+        max_child: int = DEFAULT_MAX_CHILD,
+    ) -> None:
+        self.positions = None if positions is None else sorted({tuple(p) for p in positions})
+        self.heads = None if heads is None else sorted(set(heads))
+        self.max_bytes = max_bytes
+        self.max_ratio = max_ratio
+        self.max_child = int(max_child)
+        if self.positions is not None:
+            for position in self.positions:
+                parse_position(".".join(map(str, position)))
+                if max(position) >= self.max_child:
+                    self.max_child = max(position) + 1
+
+    def to_json(self) -> dict:
+        return {
+            "positions": None if self.positions is None else [list(p) for p in self.positions],
+            "heads": self.heads,
+            "max_bytes": self.max_bytes,
+            "max_ratio": self.max_ratio,
+            "max_child": self.max_child,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping | None) -> IndexOptions:
+        if not data:
+            return cls()
+        positions = data.get("positions")
+        return cls(
+            positions=None if positions is None else [tuple(p) for p in positions],
+            heads=data.get("heads"),
+            max_bytes=data.get("max_bytes"),
+            max_ratio=data.get("max_ratio", DEFAULT_MAX_RATIO),
+            max_child=data.get("max_child", DEFAULT_MAX_CHILD),
+        )
+
+
+class ArgIndex:
+    """The argument index of one trie (see the module docstring). Build with `ArgIndex.build`,
+    reopen with `ArgIndex.from_arrays`."""
+
+    __slots__ = ("_arrays", "_table", "_hashes", "_key_start", "_ranks", "n_leaves")
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self._arrays = {name: arrays[name] for name in ARRAY_DTYPES}
+        self._table = self._arrays["table"]
+        self._hashes = self._arrays["hashes"]
+        self._key_start = self._arrays["key_start"]
+        self._ranks = self._arrays["ranks"]
+        table = self._table
+        self.n_leaves = int(table[kernels.H_LEAVES]) if len(table) > kernels.H_LEAVES else -1
+
+    # --- construction ------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, trie: Trie, options: IndexOptions | None = None, chunk: int = 1 << 16) -> ArgIndex:
+        """Index `trie` in bulk: its paths are read in chunks of ranks, and every step after
+        that is a kernel or a NumPy sort over all entries (no Python object per atom)."""
+        options = options or IndexOptions()
+        n_leaves = len(trie)
+        cover = _cover_ranges(trie, options.heads)
+        parts = []
+        for lo in range(0, n_leaves, chunk):
+            hi = min(lo + chunk, n_leaves)
+            data, offsets, _, _ = trie.batch(lo, hi)
+            parts.append(kernels.batch_entries(data, offsets, lo, options.max_child))
+        if parts:
+            codes, kinds, keys, ranks = (np.concatenate(column) for column in zip(*parts, strict=True))
+        else:
+            codes, kinds, keys, ranks = (np.zeros(0, t) for t in (np.int64, np.int8, np.uint64, np.int64))
+        del parts
+        keep = _in_ranges(ranks, cover)
+        if options.positions is not None:
+            wanted = [position_code(p) for p in options.positions]
+            # A depth-2 position needs its parent's variables; bare variables always count.
+            parents = [code & ~kernels.DEPTH2_MASK for code in wanted]
+            keep &= np.isin(codes, wanted + parents + [kernels.TOP_VARIABLE_CODE])
+            keyed_codes = set(wanted)
+        else:
+            keyed_codes = None
+        if not keep.all():
+            codes, kinds, keys, ranks = codes[keep], kinds[keep], keys[keep], ranks[keep]
+        cap = options.max_bytes
+        if cap is None and options.max_ratio is not None:
+            cap = int(options.max_ratio * trie.nbytes)
+        return cls(_layout(codes, kinds, keys, ranks, n_leaves, cover, options.max_child, keyed_codes, cap))
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], n_leaves: int) -> ArgIndex:
+        """Take stored arrays back (memmaps are used in place) after the O(positions) check.
+        Raises CorruptTrieError when they are mis-shaped or belong to another trie."""
+        for name, dtype in ARRAY_DTYPES.items():
+            array = arrays.get(name)
+            if not isinstance(array, np.ndarray):
+                raise CorruptTrieError(f"argument index array {name!r} is missing")
+            if array.dtype != dtype or array.ndim != 1 or not array.flags.c_contiguous:
+                raise CorruptTrieError(f"argument index array {name!r} is {array.dtype} {array.ndim}-D")
+        table = arrays["table"]
+        if len(table) >= kernels.ROW and int(table[kernels.H_VERSION]) > INDEX_VERSION:
+            version = int(table[kernels.H_VERSION])
+            raise CorruptTrieError(f"argument index version {version} is newer than this library")
+        index = cls(arrays)
+        index._check_table(n_leaves)
+        return index
+
+    def _check_table(self, n_leaves: int) -> None:
+        sizes = len(self._hashes), len(self._key_start), len(self._ranks)
+        kernels.check_table(self._table, *sizes, n_leaves)
+
+    def verify(self) -> None:
+        """The full check of every array (O(size)); raises CorruptTrieError."""
+        self._check_table(self.n_leaves)
+        kernels.verify_index(self._table, self._hashes, self._key_start, self._ranks)
+
+    # --- sizes and description -----------------------------------------------------------
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        return dict(self._arrays)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(array.nbytes for array in self._arrays.values())
+
+    def positions(self) -> list[dict]:
+        """One record per indexed position: its path, ground atoms, distinct keys, whether its
+        postings are kept, and its wildcard counts."""
+        table = self._table
+        out = []
+        for row in range(1, int(table[kernels.H_ROWS]) + 1):
+            base = row * kernels.ROW
+            field = lambda k, base=base: int(table[base + k])  # noqa: E731
+            out.append(
+                {
+                    "position": code_position(field(kernels.CODE)),
+                    "ground": field(kernels.N_GROUND),
+                    "keys": field(kernels.N_KEYS),
+                    "keyed": bool(field(kernels.KEYED)),
+                    "variables": field(kernels.VAR_HI) - field(kernels.VAR_LO),
+                    "open": field(kernels.OPEN_HI) - field(kernels.OPEN_LO),
+                }
+            )
+        return out
+
+    def __repr__(self) -> str:
+        keyed = sum(1 for p in self.positions() if p["keyed"])
+        return f"<ArgIndex {keyed} positions keyed over {self.n_leaves} paths, {self.nbytes} bytes>"
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def lookup(self, trie: Trie, pattern: np.ndarray, gather: bool = True) -> tuple[int, int, np.ndarray]:
+        """(choice, estimate, ranks) for an encoded pattern; see argindex_kernels.lookup."""
+        try:
+            return kernels.lookup(
+                trie._structure, pattern, self._table, self._hashes, self._key_start, self._ranks, gather
+            )
+        except CorruptTrieError:
+            raise
+        except ValueError as error:
+            from metta_numba.codec import CodecError
+
+            raise CodecError(str(error)) from None
+
+    def candidates(self, trie: Trie, pattern: bytes | np.ndarray) -> np.ndarray:
+        """Sorted ranks of the stored paths that may unify with the encoded pattern."""
+        path = _as_path(pattern)
+        choice, _, ranks = self.lookup(trie, path)
+        if choice == kernels.USE_TRIE:
+            return trie.match(path)
+        return ranks
+
+    def estimate(self, trie: Trie, pattern: bytes | np.ndarray) -> int:
+        """An upper bound of the matches of the encoded pattern, from counts alone."""
+        return int(self.lookup(trie, _as_path(pattern), gather=False)[1])
+
+
+def trie_candidates(trie: Trie, index: ArgIndex | None, pattern: bytes | np.ndarray) -> np.ndarray:
+    """Candidate ranks through the index when there is one, else through the trie."""
+    path = _as_path(pattern)
+    if index is not None:
+        return index.candidates(trie, path)
+    ranges, later = kernels.prefix_ranges(trie._structure, path)
+    if later == 0:
+        return kernels.ranks_of_ranges(ranges)
+    return trie.match(path)
+
+
+def trie_estimate(trie: Trie, index: ArgIndex | None, pattern: bytes | np.ndarray) -> int:
+    path = _as_path(pattern)
+    if index is not None:
+        return index.estimate(trie, path)
+    ranges, _ = kernels.prefix_ranges(trie._structure, path)
+    return int(kernels.range_total(ranges))
+
+
+def _as_path(pattern: bytes | np.ndarray) -> np.ndarray:
+    if isinstance(pattern, np.ndarray):
+        return np.ascontiguousarray(pattern, dtype=np.uint8)
+    return np.frombuffer(bytes(pattern), dtype=np.uint8)
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def _cover_ranges(trie: Trie, heads: list[str] | None) -> np.ndarray:
+    """Sorted disjoint rank ranges of the atoms to index: all, or those with the given heads
+    (one prefix range per head and arity)."""
+    n = len(trie)
+    if heads is None:
+        return np.array([0, n] if n else [], dtype=np.int64)
+    from metta_numba.atoms import Symbol
+    from metta_numba.codec import TermStore, encode
+
+    pairs = []
+    for head in heads:
+        try:
+            head_bytes = encode(Symbol(head), TermStore(), intern=False)[0]
+        except LookupError:
+            continue  # a long symbol the term store lacks: no atom has that head
+        for arity in range(1, 64):
+            lo, hi = trie.prefix_range(bytes([arity]) + head_bytes)
+            if hi > lo:
+                pairs.append((lo, hi))
+    pairs.sort()
+    return np.array([x for pair in pairs for x in pair], dtype=np.int64)
+
+
+def _in_ranges(ranks: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Mask of the ranks inside the sorted disjoint flattened ranges."""
+    if len(ranges) == 2 and ranges[0] == 0:
+        return ranks < ranges[1]
+    where = np.searchsorted(ranges, ranks, side="right")
+    return (where % 2) == 1
+
+
+def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, np.ndarray]:
+    """Sort the entries by (position, kind, key, rank) and lay out the four arrays."""
+    row_codes, row_of = np.unique(codes, return_inverse=True)
+    # Entries arrive in rank order, so stable sorts keep ranks ascending within each group.
+    order = np.argsort(keys, kind="stable")
+    group = (row_of.astype(np.int64) * 3 + kinds)[order]
+    order = order[np.argsort(group, kind="stable")]
+    group = group[np.argsort(group, kind="stable")]
+    keys = keys[order]
+    ranks = ranks[order]
+    bounds = np.searchsorted(group, np.arange(3 * len(row_codes) + 1), side="left")
+
+    def part(row: int, kind: int) -> slice:
+        return slice(int(bounds[3 * row + kind]), int(bounds[3 * row + kind + 1]))
+
+    stats = []
+    for row, code in enumerate(row_codes.tolist()):
+        ground = part(row, kernels.GROUND)
+        n_ground = ground.stop - ground.start
+        if n_ground:
+            row_keys = keys[ground]
+            n_keys = 1 + int(np.count_nonzero(row_keys[1:] != row_keys[:-1]))
+        else:
+            n_keys = 0
+        wanted = keyed_codes is None or code in keyed_codes
+        keyed = code != kernels.TOP_VARIABLE_CODE and wanted and n_ground > 0
+        n_open = part(row, kernels.OPEN).stop - part(row, kernels.OPEN).start
+        n_fence = -(-n_keys // FENCE_STRIDE)
+        cost = 4 * n_ground + 16 * (n_keys + n_fence) + 4 * n_open
+        stats.append([code, n_ground, n_keys, keyed, cost])
+    if cap is not None:
+        # What stays whatever the cap: the table, the variable lists.
+        n_variables = int(np.count_nonzero(kinds == kernels.VARIABLE))
+        fixed = 8 * kernels.ROW * (len(stats) + 1) + 8 * len(cover) + 4 * n_variables
+        total = fixed + sum(s[4] for s in stats if s[3])
+        # Drop the least selective positions (most atoms per key) until the rest fits.
+        for s in sorted((s for s in stats if s[3]), key=lambda s: (-s[1] / max(s[2], 1), -s[4])):
+            if total <= cap:
+                break
+            s[3] = False
+            total -= s[4]
+
+    header = np.zeros(kernels.ROW, np.int64)
+    rows = []
+    hash_parts: list[np.ndarray] = []
+    start_parts: list[np.ndarray] = []
+    rank_parts: list[np.ndarray] = []
+    n_hashes = 0
+    n_ranks = 0
+
+    def put_ranks(values: np.ndarray) -> tuple[int, int]:
+        nonlocal n_ranks
+        rank_parts.append(values.astype(np.uint32))
+        lo = n_ranks
+        n_ranks += len(values)
+        return lo, n_ranks
+
+    for row, (code, n_ground, n_keys, keyed, _) in enumerate(stats):
+        if code == kernels.TOP_VARIABLE_CODE:
+            header[kernels.H_TOP_LO], header[kernels.H_TOP_HI] = put_ranks(ranks[part(row, kernels.VARIABLE)])
+            continue
+        entry = np.zeros(kernels.ROW, np.int64)
+        entry[kernels.CODE] = code
+        entry[kernels.N_GROUND] = n_ground
+        entry[kernels.N_KEYS] = n_keys
+        entry[kernels.KEYED] = int(keyed)
+        entry[kernels.KEY_LO] = entry[kernels.KEY_HI] = n_hashes
+        entry[kernels.FENCE_LO] = entry[kernels.FENCE_HI] = n_hashes
+        entry[kernels.POST_LO] = entry[kernels.POST_HI] = n_ranks
+        if keyed:
+            ground = part(row, kernels.GROUND)
+            row_keys = keys[ground]
+            first = np.flatnonzero(np.concatenate(([True], row_keys[1:] != row_keys[:-1])))
+            unique = row_keys[first]
+            fence = unique[::FENCE_STRIDE]
+            entry[kernels.POST_LO], entry[kernels.POST_HI] = put_ranks(ranks[ground])
+            entry[kernels.KEY_HI] = n_hashes + len(unique)
+            entry[kernels.FENCE_LO] = entry[kernels.KEY_HI]
+            entry[kernels.FENCE_HI] = entry[kernels.FENCE_LO] + len(fence)
+            hash_parts += [unique, fence]
+            start_parts += [first.astype(np.int64) + entry[kernels.POST_LO], np.zeros(len(fence), np.int64)]
+            n_hashes += len(unique) + len(fence)
+        entry[kernels.VAR_LO], entry[kernels.VAR_HI] = put_ranks(ranks[part(row, kernels.VARIABLE)])
+        open_ranks = ranks[part(row, kernels.OPEN)] if keyed else ranks[:0]
+        entry[kernels.OPEN_LO], entry[kernels.OPEN_HI] = put_ranks(open_ranks)
+        rows.append(entry)
+    header[kernels.H_VERSION] = INDEX_VERSION
+    header[kernels.H_LEAVES] = n_leaves
+    header[kernels.H_MAX_CHILD] = max_child
+    header[kernels.H_STRIDE] = FENCE_STRIDE
+    header[kernels.H_ROWS] = len(rows)
+    header[kernels.H_COVER_AT] = (len(rows) + 1) * kernels.ROW
+    header[kernels.H_COVER_N] = len(cover) // 2
+    table = np.concatenate([header, *rows, np.asarray(cover, np.int64)])
+
+    def joined(parts_list, dtype):
+        return np.concatenate(parts_list).astype(dtype) if parts_list else np.zeros(0, dtype)
+
+    return {
+        "table": table,
+        "hashes": joined(hash_parts, np.uint64),
+        "key_start": joined(start_parts, np.int64),
+        "ranks": joined(rank_parts, np.uint32),
+    }
+
+
+# --- the same index over a changing set of paths ---------------------------------------------
+
+
+class LiveArgIndex:
+    """The argument index of a small, changing set of paths (a KB's working set), in dicts.
+
+    Keys, positions and wildcard rules are those of `ArgIndex`, so a pattern finds the same
+    candidates here as in a snapshot. Paths are kept in insertion-ordered dicts, so the order
+    of candidates does not depend on string hashing."""
+
+    def __init__(self, max_child: int = DEFAULT_MAX_CHILD) -> None:
+        self.max_child = max_child
+        self._ground: dict[tuple[int, int], dict[bytes, None]] = {}
+        self._variables: dict[int, dict[bytes, None]] = {}
+        self._open: dict[int, dict[bytes, None]] = {}
+
+    def _entries(self, path: bytes) -> list[tuple[int, int, int]]:
+        data = np.frombuffer(path, dtype=np.uint8)
+        offsets = np.array([0, len(path)], np.int64)
+        codes, kinds, keys, _ = kernels.batch_entries(data, offsets, 0, self.max_child)
+        return list(zip(codes.tolist(), kinds.tolist(), keys.tolist(), strict=True))
+
+    def _bucket(self, code: int, kind: int, key: int, create: bool) -> dict[bytes, None] | None:
+        if kind == kernels.GROUND:
+            table, name = self._ground, (code, key)
+        else:
+            table, name = (self._variables if kind == kernels.VARIABLE else self._open), code
+        bucket = table.get(name)
+        if bucket is None and create:
+            bucket = table[name] = {}
+        return bucket
+
+    def add(self, path: bytes) -> None:
+        for code, kind, key in self._entries(path):
+            self._bucket(code, kind, key, True)[path] = None
+
+    def discard(self, path: bytes) -> None:
+        for code, kind, key in self._entries(path):
+            bucket = self._bucket(code, kind, key, False)
+            if bucket is not None:
+                bucket.pop(path, None)
+
+    def candidates(self, pattern: bytes) -> list[bytes] | None:
+        """Paths that may unify with the encoded pattern, chosen by its most selective ground
+        position; None when it has no ground position (the caller's prefix index decides)."""
+        best = None
+        best_size = -1
+        empty: dict[bytes, None] = {}
+        top = self._variables.get(kernels.TOP_VARIABLE_CODE, empty)
+        for code, kind, key in self._entries(pattern):
+            if kind != kernels.GROUND:
+                continue
+            lists = [
+                self._ground.get((code, key), empty),
+                self._variables.get(code, empty),
+                self._open.get(code, empty),
+                top,
+            ]
+            if code & kernels.DEPTH2_MASK:
+                lists.append(self._variables.get(code & ~kernels.DEPTH2_MASK, empty))
+            size = sum(len(bucket) for bucket in lists)
+            if best is None or size < best_size:
+                best, best_size = lists, size
+        if best is None:
+            return None
+        return [path for bucket in best for path in bucket]

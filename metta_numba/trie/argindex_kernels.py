@@ -1,0 +1,723 @@
+"""Numba kernels of the argument index (argindex.py): positions of a path, key hashes, the
+ground-prefix rank ranges of a pattern, and lookups in the sorted posting arrays.
+
+A *position* is a path of child indices into a top-level expression: (c0,) for its child c0,
+(c0, c1) for child c1 of that child. Its code is `(c0 + 1) << 32 | (c1 + 1)` (c1 part 0 at
+depth 1), so codes sort by c0 first. Code 0 marks an atom that is a bare variable.
+
+Every path yields one *entry* per position it has (depth 1 and 2, child indices below
+`max_child`, the head c0 = 0 left out: a ground head is the trie's own prefix): the position
+code, a kind (ground subterm, variable, or expression holding a variable) and, for a ground
+subterm, a 64-bit hash of its bytes and of the arities above it. Two ground subterms unify only
+when their bytes are equal, so equal bytes give equal keys and a lookup by key misses nothing.
+
+Every kernel checks what it reads: a corrupt array raises CorruptTrieError, never reads out
+of bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+from metta_numba.codec import tags
+from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.layout import StructureType, i64_arr, i64_ro, u8_ro, u64_ro
+from metta_numba.trie.scan import is_variable_tag, read_u32, token_payload
+from metta_numba.trie.walk import (
+    edge_child,
+    edge_rank,
+    find_edge,
+    leaves_below,
+    node_edges,
+    node_label,
+    trie_bounds,
+)
+
+Int = types.int64
+u32_ro = types.Array(types.uint32, 1, "C", readonly=True)
+u64_arr = types.Array(types.uint64, 1, "C")
+i8_arr = types.Array(types.int8, 1, "C")
+
+GROUND = 0
+VARIABLE = 1
+OPEN = 2  # an expression that holds a variable
+TOP_VARIABLE_CODE = 0
+DEPTH2_MASK = (1 << 32) - 1
+
+# Columns of one row of the position table (argindex.py stores the rows flattened).
+CODE = 0
+KEY_LO = 1  # the position's keys: hashes[KEY_LO:KEY_HI], each with its start in key_start
+KEY_HI = 2
+POST_LO = 3  # its ground postings: ranks[POST_LO:POST_HI], grouped by key, ranks ascending
+POST_HI = 4
+VAR_LO = 5  # ranks of atoms with a variable at the position
+VAR_HI = 6
+OPEN_LO = 7  # ranks of atoms with a non-ground expression at the position
+OPEN_HI = 8
+FENCE_LO = 9  # every FENCE_STRIDE-th key of the position, for a cache-friendly first search
+FENCE_HI = 10
+N_GROUND = 11  # atoms with a ground subterm there (postings kept or not)
+N_KEYS = 12
+KEYED = 13  # 1 when the ground postings are kept (the size cap may drop them)
+ROW = 14
+
+# Fields of the header (row 0 of the table).
+H_VERSION = 0
+H_LEAVES = 1
+H_MAX_CHILD = 2
+H_STRIDE = 3
+H_TOP_LO = 4  # ranks[H_TOP_LO:H_TOP_HI]: atoms that are a bare variable
+H_TOP_HI = 5
+H_ROWS = 6  # rows after the header
+H_COVER_AT = 7  # table[H_COVER_AT : H_COVER_AT + 2 * H_COVER_N]: indexed rank ranges
+H_COVER_N = 8
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(types.uint64(types.uint64), cache=True, nogil=True)
+def _finish(h):
+    h ^= h >> np.uint64(30)
+    h *= _MIX1
+    h ^= h >> np.uint64(27)
+    h *= _MIX2
+    h ^= h >> np.uint64(31)
+    return h
+
+
+@njit(types.uint64(u8_ro, Int, Int, Int, Int), cache=True, nogil=True)
+def subterm_key(data, start, end, arity, parent_arity):
+    """Key of the ground subterm data[start:end] under a top-level expression of `arity`
+    (and, at depth 2, a child of `parent_arity`; -1 at depth 1)."""
+    h = _FNV_OFFSET ^ _finish(np.uint64(arity) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(parent_arity + 1))
+    for i in range(start, end):
+        h ^= np.uint64(data[i])
+        h *= _FNV_PRIME
+    return _finish(h)
+
+
+@njit(types.UniTuple(Int, 2)(u8_ro, Int, Int), cache=True, nogil=True)
+def scan_term(data, start, limit):
+    """(end, ground) of the term at `start`: end -1 when it is not complete before `limit`;
+    ground 1 when it holds no variable token."""
+    limit = min(limit, data.shape[0])
+    owed = 1
+    pos = start
+    ground = 1
+    while owed > 0:
+        if pos < 0 or pos >= limit:
+            return -1, 0
+        tag = np.int64(data[pos])
+        payload = token_payload(tag)
+        if payload < 0 or pos + 1 + payload > limit:
+            return -1, 0
+        if tag < 0x40:
+            owed += tag
+        elif tag == tags.TAG_BIG_ARITY:
+            owed += read_u32(data, pos + 1, limit)
+        elif is_variable_tag(tag):
+            ground = 0
+        owed -= 1
+        pos += 1 + payload
+    return pos, ground
+
+
+@njit(types.UniTuple(Int, 2)(u8_ro, Int, Int), cache=True, nogil=True)
+def expression_header(data, pos, limit):
+    """(arity, offset of the first child) of an expression token at `pos`; arity -1 when the
+    token there is no expression."""
+    tag = np.int64(data[pos])
+    if tag < 0x40:
+        return tag, pos + 1
+    if tag == tags.TAG_BIG_ARITY:
+        arity = read_u32(data, pos + 1, limit)
+        return arity, pos + 5
+    return -1, pos
+
+
+@njit(Int(Int, Int), cache=True, nogil=True)
+def position_code(c0, c1):
+    return ((c0 + 1) << 32) | (c1 + 1)
+
+
+@njit(
+    Int(u8_ro, Int, Int, Int, Int, i64_arr, i8_arr, u64_arr, i64_arr, Int),
+    cache=True,
+    nogil=True,
+)
+def path_entries(data, start, end, max_child, rank, codes, kinds, keys, ranks, n):
+    """Append the entries of the path data[start:end] at index n (the arrays have room: at
+    most one entry per token, plus one). Returns the new count, or -1 for a malformed path."""
+    if start < 0 or end > data.shape[0] or start >= end or n + end - start + 1 > codes.shape[0]:
+        return -1
+    tag = np.int64(data[start])
+    if is_variable_tag(tag):
+        codes[n] = TOP_VARIABLE_CODE
+        kinds[n] = VARIABLE
+        keys[n] = 0
+        ranks[n] = rank
+        return n + 1
+    arity, pos = expression_header(data, start, end)
+    if arity < 0:
+        return n  # a symbol or a value: it has no positions
+    for c0 in range(arity):
+        child_end, ground = scan_term(data, pos, end)
+        if child_end < 0:
+            return -1
+        if 1 <= c0 < max_child:
+            child_tag = np.int64(data[pos])
+            codes[n] = position_code(c0, -1)
+            ranks[n] = rank
+            if is_variable_tag(child_tag):
+                kinds[n] = VARIABLE
+                keys[n] = 0
+            elif ground == 1:
+                kinds[n] = GROUND
+                keys[n] = subterm_key(data, pos, child_end, arity, -1)
+            else:
+                kinds[n] = OPEN
+                keys[n] = 0
+            n += 1
+            child_arity, inner = expression_header(data, pos, child_end)
+            for c1 in range(max(child_arity, 0)):
+                inner_end, inner_ground = scan_term(data, inner, child_end)
+                if inner_end < 0:
+                    return -1
+                if c1 < max_child:
+                    codes[n] = position_code(c0, c1)
+                    ranks[n] = rank
+                    if is_variable_tag(np.int64(data[inner])):
+                        kinds[n] = VARIABLE
+                        keys[n] = 0
+                    elif inner_ground == 1:
+                        kinds[n] = GROUND
+                        keys[n] = subterm_key(data, inner, inner_end, arity, child_arity)
+                    else:
+                        kinds[n] = OPEN
+                        keys[n] = 0
+                    n += 1
+                inner = inner_end
+        pos = child_end
+    if pos != end:
+        return -1
+    return n
+
+
+@njit(
+    types.Tuple((i64_arr, i8_arr, u64_arr, i64_arr))(u8_ro, i64_ro, Int, Int),
+    cache=True,
+    nogil=True,
+)
+def batch_entries(data, offsets, first_rank, max_child):
+    """Entries of a batch of paths (path i has rank first_rank + i): (codes, kinds, keys, ranks).
+    Raises ValueError on a malformed path."""
+    count = offsets.shape[0] - 1
+    capacity = count + max(0, offsets[count] - offsets[0]) if count > 0 else 0
+    codes = np.empty(capacity, np.int64)
+    kinds = np.empty(capacity, np.int8)
+    keys = np.empty(capacity, np.uint64)
+    ranks = np.empty(capacity, np.int64)
+    n = 0
+    for i in range(count):
+        start = offsets[i]
+        n = path_entries(data, start, offsets[i + 1], max_child, first_rank + i, codes, kinds, keys, ranks, n)
+        if n < 0:
+            raise ValueError("a path is not one well-formed encoded atom")
+    return codes[:n].copy(), kinds[:n].copy(), keys[:n].copy(), ranks[:n].copy()
+
+
+# --- the pattern's ground prefix in the trie ------------------------------------------------
+
+
+@njit(i64_arr(i64_arr, Int, Int, Int), cache=True, nogil=True)
+def _push_range(out, n, lo, hi):
+    if 2 * n + 2 > out.shape[0]:
+        bigger = np.empty(2 * out.shape[0], np.int64)
+        bigger[: out.shape[0]] = out
+        out = bigger
+    out[2 * n] = lo
+    out[2 * n + 1] = hi
+    return out
+
+
+@njit(types.Tuple((i64_arr, Int))(StructureType, u8_ro), cache=True, nogil=True)
+def prefix_ranges(trie, pattern):
+    """Rank ranges that hold every stored path able to unify with `pattern`, from its ground
+    prefix (the tokens before its first variable): the paths that start with that prefix, and
+    those that leave it at a token boundary with a stored variable. Returns (ranges as sorted
+    disjoint [lo, hi) pairs, flattened; the number of ground tokens of the pattern after its
+    prefix). When that number is 0 the ranges are the trie match's candidates themselves."""
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    n_nodes, n_edges, n_labels = trie_bounds(trie)
+    out = np.empty(8, np.int64)
+    n = 0
+    node = 0
+    offset, length = node_label(label_off, label_len, n_nodes, n_labels, 0)
+    used = 0
+    rank = 0
+    pos = 0
+    size = pattern.shape[0]
+    reached = True
+    while pos < size:
+        tag = np.int64(pattern[pos])
+        if is_variable_tag(tag):
+            break
+        payload = token_payload(tag)
+        if payload < 0 or pos + 1 + payload > size:
+            raise ValueError("the pattern is not one well-formed encoded atom")
+        # A stored variable at this boundary takes the whole pattern term.
+        if used < length:
+            if is_variable_tag(np.int64(labels[offset + used])):
+                out = _push_range(out, n, rank, rank + leaves_below(trie, node))
+                n += 1
+                reached = False
+                break
+        else:
+            first, end = node_edges(child_start, n_nodes, n_edges, node)
+            for edge in range(first, end):
+                if is_variable_tag(np.int64(first_byte[edge])):
+                    lo = rank + edge_rank(rank_offset, edge)
+                    if edge + 1 < end:
+                        hi = rank + edge_rank(rank_offset, edge + 1)
+                    else:
+                        hi = rank + leaves_below(trie, node)
+                    if hi < lo:
+                        raise CorruptTrieError("rank offsets are not increasing")
+                    out = _push_range(out, n, lo, hi)
+                    n += 1
+        for k in range(pos, pos + 1 + payload):
+            byte = pattern[k]
+            if used < length:
+                if labels[offset + used] != byte:
+                    reached = False
+                    break
+                used += 1
+            else:
+                first, end = node_edges(child_start, n_nodes, n_edges, node)
+                edge = find_edge(first_byte, first, end, byte)
+                if edge < 0:
+                    reached = False
+                    break
+                child = edge_child(children, n_nodes, node, edge)
+                rank += edge_rank(rank_offset, edge)
+                offset, length = node_label(label_off, label_len, n_nodes, n_labels, child)
+                node = child
+                if labels[offset] != byte:
+                    raise CorruptTrieError("an edge's first byte disagrees with its label")
+                used = 1
+        if not reached:
+            break
+        pos += 1 + payload
+    if reached and node != 0:
+        out = _push_range(out, n, rank, rank + leaves_below(trie, node))
+        n += 1
+    elif reached:
+        out = _push_range(out, n, 0, leaves_below(trie, 0))
+        n += 1
+    # Ground tokens after the prefix: only they can narrow the candidates further.
+    later = 0
+    while pos < size:
+        tag = np.int64(pattern[pos])
+        payload = token_payload(tag)
+        if payload < 0:
+            break
+        if not is_variable_tag(tag):
+            later += 1
+        pos += 1 + payload
+    starts = np.empty(n, np.int64)
+    for i in range(n):
+        starts[i] = out[2 * i]
+    order = np.argsort(starts)
+    ranges = np.empty(2 * n, np.int64)
+    for i in range(n):
+        ranges[2 * i] = out[2 * order[i]]
+        ranges[2 * i + 1] = out[2 * order[i] + 1]
+    return ranges, later
+
+
+# --- lookups in the stored arrays ---------------------------------------------------------
+
+
+@njit(Int(u32_ro, Int, Int, Int), cache=True, nogil=True)
+def lower_bound_rank(ranks, lo, hi, rank):
+    """First index in ranks[lo:hi] (ascending) whose value is >= rank."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if np.int64(ranks[mid]) < rank:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(Int(u64_ro, Int, Int, types.uint64), cache=True, nogil=True)
+def lower_bound_key(keys, lo, hi, key):
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(Int(i64_ro, Int), cache=True, nogil=True)
+def find_row(table, code):
+    """Row of the position table with this code, or -1 (codes ascend; row 0 is the header)."""
+    lo = 1
+    end = min(table[H_ROWS] + 1, table.shape[0] // ROW)
+    hi = end
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if table[mid * ROW + CODE] < code:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < end and table[lo * ROW + CODE] == code:
+        return lo
+    return -1
+
+
+@njit(types.UniTuple(Int, 2)(i64_ro, u64_ro, i64_ro, Int, Int, types.uint64), cache=True, nogil=True)
+def key_postings(table, hashes, key_start, row, stride, key):
+    """[lo, hi) of the postings of `key` at the position of `row` (lo == hi when absent)."""
+    base = row * ROW
+    if table[base + KEYED] == 0:
+        return -1, -1
+    key_lo = table[base + KEY_LO]
+    key_hi = table[base + KEY_HI]
+    fence_lo = table[base + FENCE_LO]
+    fence_hi = table[base + FENCE_HI]
+    post_hi = table[base + POST_HI]
+    # A fence entry is every stride-th key, so the key lies in one block of `stride` keys.
+    block = lower_bound_key(hashes, fence_lo, fence_hi, key + np.uint64(1)) - fence_lo - 1
+    lo = key_lo + max(block, 0) * stride
+    hi = min(lo + stride, key_hi)
+    at = lower_bound_key(hashes, lo, hi, key)
+    if at >= hi or hashes[at] != key:
+        return 0, 0
+    start = key_start[at]
+    end = key_start[at + 1] if at + 1 < key_hi else post_hi
+    if start < table[base + POST_LO] or end < start or end > post_hi:
+        raise CorruptTrieError("argument index: key offsets out of range")
+    return start, end
+
+
+@njit(Int(u32_ro, Int, Int, i64_ro), cache=True, nogil=True)
+def count_in_ranges(ranks, lo, hi, ranges):
+    """How many of ranks[lo:hi] (ascending) fall in the sorted disjoint ranges."""
+    total = 0
+    for i in range(ranges.shape[0] // 2):
+        a = lower_bound_rank(ranks, lo, hi, ranges[2 * i])
+        b = lower_bound_rank(ranks, a, hi, ranges[2 * i + 1])
+        total += b - a
+    return total
+
+
+@njit(Int(u32_ro, Int, Int, i64_ro, i64_arr, Int, Int), cache=True, nogil=True)
+def gather_in_ranges(ranks, lo, hi, ranges, out, n, n_leaves):
+    """Copy ranks[lo:hi] that fall in the ranges to out[n:] (room checked by the caller's
+    count). Returns the new n."""
+    for i in range(ranges.shape[0] // 2):
+        a = lower_bound_rank(ranks, lo, hi, ranges[2 * i])
+        b = lower_bound_rank(ranks, a, hi, ranges[2 * i + 1])
+        if n + b - a > out.shape[0]:
+            raise CorruptTrieError("argument index: more postings than counted")
+        for j in range(a, b):
+            rank = np.int64(ranks[j])
+            if rank >= n_leaves:
+                raise CorruptTrieError("argument index: rank out of range")
+            out[n] = rank
+            n += 1
+    return n
+
+
+# --- planning one pattern -----------------------------------------------------------------
+
+# What `plan_pattern` chose.
+USE_INDEX = 0  # gather the postings of one position
+USE_RANGES = 1  # the prefix ranges are the candidates
+USE_TRIE = 2  # walk the trie (ground tokens after the prefix narrow the walk)
+
+_MAX_TABLE_ROWS = 1 << 24
+
+
+@njit(i64_arr(i64_ro, i64_ro, types.boolean), cache=True, nogil=True)
+def combine_ranges(a, b, intersect):
+    """a ∩ b, or a minus b, for sorted disjoint flattened [lo, hi) pairs."""
+    out = np.empty(max(8, a.shape[0] + b.shape[0]), np.int64)
+    n = 0
+    j = 0
+    nb = b.shape[0] // 2
+    for i in range(a.shape[0] // 2):
+        lo = a[2 * i]
+        hi = a[2 * i + 1]
+        while j < nb and b[2 * j + 1] <= lo:
+            j += 1
+        k = j
+        cursor = lo
+        while k < nb and b[2 * k] < hi:
+            b_lo = max(b[2 * k], lo)
+            b_hi = min(b[2 * k + 1], hi)
+            if intersect:
+                out = _push_range(out, n, b_lo, b_hi)
+                n += 1
+            elif b_lo > cursor:
+                out = _push_range(out, n, cursor, b_lo)
+                n += 1
+            cursor = b_hi
+            k += 1
+        if not intersect and cursor < hi:
+            out = _push_range(out, n, cursor, hi)
+            n += 1
+    return out[: 2 * n].copy()
+
+
+@njit(Int(i64_ro), cache=True, nogil=True)
+def range_total(ranges):
+    total = 0
+    for i in range(ranges.shape[0] // 2):
+        total += ranges[2 * i + 1] - ranges[2 * i]
+    return total
+
+
+@njit(types.UniTuple(Int, 2)(i64_ro, Int), cache=True, nogil=True)
+def _segment(table, at):
+    """A [lo, hi) pair of the table, checked to be ordered (the caller bounds hi)."""
+    lo = table[at]
+    hi = table[at + 1]
+    if lo < 0 or hi < lo:
+        raise CorruptTrieError("argument index: segment out of order")
+    return lo, hi
+
+
+@njit(i64_arr(i64_ro, Int, Int), cache=True, nogil=True)
+def _wild_segments(table, row, n_ranks):
+    """[lo, hi) pairs of the rank lists that hold candidates whatever the key at `row`:
+    variables and open expressions there, a variable at the parent position, bare variables."""
+    segments = np.empty(8, np.int64)
+    base = row * ROW
+    segments[0], segments[1] = _segment(table, base + VAR_LO)
+    segments[2], segments[3] = _segment(table, base + OPEN_LO)
+    segments[4], segments[5] = _segment(table, H_TOP_LO)
+    segments[6] = 0
+    segments[7] = 0
+    if table[base + CODE] & DEPTH2_MASK:
+        parent = find_row(table, table[base + CODE] & ~DEPTH2_MASK)
+        if parent < 0:
+            segments[0] = -1  # inconsistent: the caller skips this position
+            return segments
+        segments[6], segments[7] = _segment(table, parent * ROW + VAR_LO)
+    for i in range(4):
+        if segments[2 * i + 1] > n_ranks:
+            raise CorruptTrieError("argument index: segment out of range")
+    return segments
+
+
+@njit(Int(i64_ro), cache=True, nogil=True)
+def check_header(table):
+    """Rows of a table whose header is consistent with its length (else CorruptTrieError)."""
+    if table.shape[0] < ROW:
+        raise CorruptTrieError("argument index: table too short")
+    rows = table[H_ROWS]
+    cover_at = table[H_COVER_AT]
+    cover_n = table[H_COVER_N]
+    if rows < 0 or rows > _MAX_TABLE_ROWS or cover_n < 0 or table[H_STRIDE] < 1:
+        raise CorruptTrieError("argument index: bad header")
+    if cover_at != (rows + 1) * ROW or cover_at + 2 * cover_n != table.shape[0]:
+        raise CorruptTrieError("argument index: table length disagrees with its header")
+    return rows
+
+
+@njit(
+    types.Tuple((Int, Int, Int, Int, Int))(u8_ro, i64_ro, u64_ro, i64_ro, u32_ro, i64_ro, Int),
+    cache=True,
+    nogil=True,
+)
+def plan_pattern(pattern, table, hashes, key_start, ranks, ranges, later):
+    """Choose how to find the candidates of `pattern` within `ranges`, its prefix ranges
+    (`later`: its ground tokens after the prefix). Returns (choice, row, postings lo,
+    postings hi, candidates): the candidates are exact for USE_INDEX and USE_RANGES, an
+    upper bound for USE_TRIE."""
+    check_header(table)
+    total = range_total(ranges)
+    cover = table[table[H_COVER_AT] :]
+    covered = combine_ranges(ranges, cover, True)
+    uncovered = range_total(ranges) - range_total(covered)
+    capacity = pattern.shape[0] + 1
+    codes = np.empty(capacity, np.int64)
+    kinds = np.empty(capacity, np.int8)
+    keys = np.empty(capacity, np.uint64)
+    spare = np.empty(capacity, np.int64)
+    n = path_entries(pattern, 0, pattern.shape[0], table[H_MAX_CHILD], 0, codes, kinds, keys, spare, 0)
+    best_row = -1
+    best_lo = 0
+    best_hi = 0
+    best = total
+    n_ranks = ranks.shape[0]
+    for i in range(max(n, 0)):
+        if kinds[i] != GROUND:
+            continue
+        row = find_row(table, codes[i])
+        if row < 0:
+            continue
+        lo, hi = key_postings(table, hashes, key_start, row, table[H_STRIDE], keys[i])
+        if lo < 0:
+            continue
+        if hi > n_ranks:
+            raise CorruptTrieError("argument index: postings out of range")
+        segments = _wild_segments(table, row, n_ranks)
+        if segments[0] < 0:
+            continue
+        count = uncovered + count_in_ranges(ranks, lo, hi, covered)
+        for s in range(4):
+            count += count_in_ranges(ranks, segments[2 * s], segments[2 * s + 1], covered)
+        if count < best:
+            best = count
+            best_row = row
+            best_lo = lo
+            best_hi = hi
+    if best_row >= 0:
+        return USE_INDEX, best_row, best_lo, best_hi, best
+    return USE_RANGES if later == 0 else USE_TRIE, -1, 0, 0, total
+
+
+@njit(
+    i64_arr(i64_ro, u32_ro, Int, Int, Int, i64_ro, Int),
+    cache=True,
+    nogil=True,
+)
+def gather_candidates(table, ranks, row, lo, hi, ranges, count):
+    """The sorted ranks the chosen position gives within `ranges`: its postings slice, its
+    wildcard lists, and every rank of `ranges` the index does not cover. `count` is the plan's
+    estimate (the exact number, which bounds the output)."""
+    n_leaves = table[H_LEAVES]
+    cover = table[table[H_COVER_AT] :]
+    covered = combine_ranges(ranges, cover, True)
+    uncovered = combine_ranges(ranges, cover, False)
+    out = np.empty(count, np.int64)
+    n = 0
+    if hi > ranks.shape[0]:
+        raise CorruptTrieError("argument index: postings out of range")
+    n = gather_in_ranges(ranks, lo, hi, covered, out, n, n_leaves)
+    segments = _wild_segments(table, row, ranks.shape[0])
+    for s in range(4):
+        if n + count_in_ranges(ranks, segments[2 * s], segments[2 * s + 1], covered) > count:
+            raise CorruptTrieError("argument index: postings changed under a lookup")
+        n = gather_in_ranges(ranks, segments[2 * s], segments[2 * s + 1], covered, out, n, n_leaves)
+    for i in range(uncovered.shape[0] // 2):
+        for rank in range(uncovered[2 * i], uncovered[2 * i + 1]):
+            if n >= count:
+                raise CorruptTrieError("argument index: postings changed under a lookup")
+            out[n] = rank
+            n += 1
+    result = out[:n]
+    result.sort()
+    return result
+
+
+@njit(i64_arr(i64_ro), cache=True, nogil=True)
+def ranks_of_ranges(ranges):
+    out = np.empty(range_total(ranges), np.int64)
+    n = 0
+    for i in range(ranges.shape[0] // 2):
+        for rank in range(ranges[2 * i], ranges[2 * i + 1]):
+            out[n] = rank
+            n += 1
+    return out
+
+
+@njit(
+    types.Tuple((Int, Int, i64_arr))(StructureType, u8_ro, i64_ro, u64_ro, i64_ro, u32_ro, types.boolean),
+    cache=True,
+    nogil=True,
+)
+def lookup(trie, pattern, table, hashes, key_start, ranks, gather):
+    """Plan `pattern` and, with `gather`, collect its candidates: (choice, estimate, ranks).
+    For USE_TRIE the ranks are left to the trie's match kernel (empty here)."""
+    ranges, later = prefix_ranges(trie, pattern)
+    choice, row, lo, hi, estimate = plan_pattern(pattern, table, hashes, key_start, ranks, ranges, later)
+    if not gather or choice == USE_TRIE:
+        return choice, estimate, np.empty(0, np.int64)
+    if choice == USE_INDEX:
+        return choice, estimate, gather_candidates(table, ranks, row, lo, hi, ranges, estimate)
+    return choice, estimate, ranks_of_ranges(ranges)
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@njit(types.void(i64_ro, Int, Int, Int, Int), cache=True, nogil=True)
+def check_table(table, n_hashes, n_key_start, n_ranks, n_leaves):
+    """The O(rows) check at open: every segment of every row lies in its array and in order,
+    codes ascend, the cover ranges are sorted and within the leaves. Lookups check the rest."""
+    rows = check_header(table)
+    if table[H_LEAVES] != n_leaves:
+        raise CorruptTrieError("argument index: built for another trie")
+    if n_key_start != n_hashes:
+        raise CorruptTrieError("argument index: key offsets disagree with the keys")
+    lo, hi = _segment(table, H_TOP_LO)
+    if hi > n_ranks:
+        raise CorruptTrieError("argument index: segment out of range")
+    previous = 0
+    for row in range(1, rows + 1):
+        base = row * ROW
+        if table[base + CODE] <= previous:
+            raise CorruptTrieError("argument index: position codes do not ascend")
+        previous = table[base + CODE]
+        for field, limit in ((KEY_LO, n_hashes), (POST_LO, n_ranks), (VAR_LO, n_ranks),
+                             (OPEN_LO, n_ranks), (FENCE_LO, n_hashes)):
+            lo, hi = _segment(table, base + field)
+            if hi > limit:
+                raise CorruptTrieError("argument index: segment out of range")
+        stride = table[H_STRIDE]
+        n_keys = table[base + KEY_HI] - table[base + KEY_LO]
+        if table[base + FENCE_HI] - table[base + FENCE_LO] != (n_keys + stride - 1) // stride:
+            raise CorruptTrieError("argument index: fence disagrees with the keys")
+    cover = table[table[H_COVER_AT] :]
+    end = 0
+    for i in range(cover.shape[0] // 2):
+        if cover[2 * i] < end or cover[2 * i + 1] < cover[2 * i] or cover[2 * i + 1] > n_leaves:
+            raise CorruptTrieError("argument index: cover ranges out of order")
+        end = cover[2 * i + 1]
+
+
+@njit(types.void(u32_ro, Int, Int, Int), cache=True, nogil=True)
+def _check_ascending(ranks, lo, hi, n_leaves):
+    for j in range(lo, hi):
+        if np.int64(ranks[j]) >= n_leaves or (j > lo and ranks[j] <= ranks[j - 1]):
+            raise CorruptTrieError("argument index: ranks out of order or out of range")
+
+
+@njit(types.void(i64_ro, u64_ro, i64_ro, u32_ro), cache=True, nogil=True)
+def verify_index(table, hashes, key_start, ranks):
+    """The full O(size) check (after check_table): keys strictly ascending with their fence,
+    key offsets ascending within the postings, every rank list ascending and in range."""
+    n_leaves = table[H_LEAVES]
+    stride = table[H_STRIDE]
+    _check_ascending(ranks, table[H_TOP_LO], table[H_TOP_HI], n_leaves)
+    for row in range(1, table[H_ROWS] + 1):
+        base = row * ROW
+        key_lo = table[base + KEY_LO]
+        key_hi = table[base + KEY_HI]
+        post_lo = table[base + POST_LO]
+        post_hi = table[base + POST_HI]
+        for at in range(key_lo, key_hi):
+            if at > key_lo and hashes[at] <= hashes[at - 1]:
+                raise CorruptTrieError("argument index: keys out of order")
+            if (at - key_lo) % stride == 0:
+                if hashes[table[base + FENCE_LO] + (at - key_lo) // stride] != hashes[at]:
+                    raise CorruptTrieError("argument index: fence disagrees with the keys")
+            start = key_start[at]
+            end = key_start[at + 1] if at + 1 < key_hi else post_hi
+            if (at == key_lo and start != post_lo) or end <= start or end > post_hi:
+                raise CorruptTrieError("argument index: key offsets out of order")
+            _check_ascending(ranks, start, end, n_leaves)
+        if key_lo == key_hi and post_lo != post_hi:
+            raise CorruptTrieError("argument index: postings without keys")
+        _check_ascending(ranks, table[base + VAR_LO], table[base + VAR_HI], n_leaves)
+        _check_ascending(ranks, table[base + OPEN_LO], table[base + OPEN_HI], n_leaves)

@@ -70,6 +70,7 @@ def _read_program(file: str) -> tuple[str, str]:
 def run_file(args) -> int:
     """Run a program and print one line per `!`, after the whole run, as hyperon does."""
     from metta_numba.interp.runner import MeTTa
+    from metta_numba.space import SnapshotSpace
     from metta_numba.syntax.printer import format_atom, format_results
 
     text, name = _read_program(args.file)
@@ -82,7 +83,7 @@ def run_file(args) -> int:
             same_target = bool(target) and Path(target).resolve() == Path(args.load_snapshot).resolve()
             kb = PersistentKB.open(args.load_snapshot, readonly=not same_target)
         try:
-            metta = MeTTa(space=kb) if kb is not None else MeTTa()
+            metta = MeTTa(space=SnapshotSpace(kb)) if kb is not None else MeTTa()
             outcome = metta.run_program(text, filename=name)
             if outcome.parse_error is not None:
                 # hyperon prints no result line at all when the program has a syntax error.
@@ -123,10 +124,16 @@ def _save_space(metta, kb, target: str, merkleize: bool) -> None:
     fresh build from every atom of &self."""
     from metta_numba.store.snapshot import save_atoms
 
-    if kb is not None and Path(kb.path).resolve() == Path(target).resolve():
+    if kb is not None and not kb.readonly and Path(kb.directory).resolve() == Path(target).resolve():
         kb.checkpoint()
         return
-    save_atoms(metta.space_atom_counts(), target, merkleize=merkleize)
+    report = save_atoms(metta.space.atoms(), target, merkleize=merkleize)
+    if report["skipped"]:
+        print(
+            f"metta-numba: {report['skipped']} atoms of &self hold a space or a state and were not saved "
+            "(they have no on-disk form)",
+            file=sys.stderr,
+        )
 
 
 # --- repl --------------------------------------------------------------------------------------
@@ -142,7 +149,9 @@ def run_repl(args) -> int:
 
             kb = PersistentKB.open(args.load_snapshot, readonly=False)
         try:
-            return Repl(kb=kb).loop()
+            from metta_numba.space import SnapshotSpace
+
+            return Repl(space=SnapshotSpace(kb) if kb is not None else None).loop()
         finally:
             if kb is not None:
                 kb.close()

@@ -31,12 +31,12 @@ def needs_more_input(text: str) -> bool:
 
 
 class Repl:
-    """The read-eval-print loop. `kb` (a PersistentKB) becomes `&self` when given."""
+    """The read-eval-print loop. `space` (e.g. a SnapshotSpace over a KB) becomes `&self`."""
 
-    def __init__(self, kb=None, stdin=None, stdout=None) -> None:
+    def __init__(self, space=None, stdin=None, stdout=None) -> None:
         from metta_numba.interp.runner import MeTTa
 
-        self.metta = MeTTa(space=kb) if kb is not None else MeTTa()
+        self.metta = MeTTa(space=space)
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.interactive = self.stdin.isatty()

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
 from metta_numba.unify import Bindings, rename_apart, unify_into
 
-__all__ = ["Space", "GroundingSpace", "Rule", "EQUALS", "HAS_TYPE", "SUBTYPE"]
+__all__ = ["Space", "GroundingSpace", "SnapshotSpace", "Rule", "EQUALS", "HAS_TYPE", "SUBTYPE"]
 
 EQUALS = Symbol("=")
 HAS_TYPE = Symbol(":")
@@ -374,3 +374,83 @@ def _shape_of(call: Atom, key) -> Atom:
         return Expression([call.children[0]] + [Variable(f"%a{i}") for i in range(len(call.children) - 1)])
     return call
 
+
+
+class SnapshotSpace(Space):
+    """A space over a PersistentKB (store.kb): the snapshot's trie kernels and the working
+    set's index supply the candidates, and every change goes through the KB's delta log.
+
+    Over a KB opened read-only, changes stay in this process: additions go to an in-memory
+    space and removals hide copies of snapshot atoms, so a program can still use `add-atom`
+    and `remove-atom` on `&self` without writing to the KB.
+
+    Alternatives come in the snapshot's key order, then the working set's, rather than in the
+    order the atoms were first added (that order is not kept on disk)."""
+
+    def __init__(self, kb, name: str | None = None) -> None:
+        super().__init__()
+        self.kb = kb
+        self.name = name
+        self.local: GroundingSpace | None = GroundingSpace() if kb.readonly else None
+        self._hidden: dict[bytes, int] = {}
+        self._key_terms = None
+
+    def _key(self, atom: Atom) -> bytes:
+        # Atoms equal up to variable names share one key, as they share one stored path.
+        from metta_numba.codec import HandleTable, TermStore, encode
+
+        if self._key_terms is None:
+            self._key_terms = (TermStore(), HandleTable())
+        terms, handles = self._key_terms
+        return encode(atom, terms, handles=handles)[0]
+
+    def add(self, atom: Atom) -> None:
+        if self.local is not None:
+            self.local.add(atom)
+        else:
+            self.kb.add(atom)
+        self._changed(atom)
+
+    def remove(self, atom: Atom) -> bool:
+        if self.local is None:
+            removed = self.kb.remove(atom)
+        elif self.local.remove(atom):
+            removed = True
+        else:
+            key = self._key(atom)
+            hidden = self._hidden.get(key, 0)
+            removed = self.kb.count(atom) > hidden
+            if removed:
+                self._hidden[key] = hidden + 1
+        if removed:
+            self._changed(atom)
+        return removed
+
+    def _visible(self, pairs) -> Iterator[tuple[Atom, int]]:
+        hidden = self._hidden
+        for atom, copies in pairs:
+            if hidden:
+                copies -= hidden.get(self._key(atom), 0)
+            if copies > 0:
+                yield atom, copies
+
+    def atoms(self) -> Iterator[Atom]:
+        for atom, copies in self._visible(self.kb.atom_counts()):
+            for _ in range(copies):
+                yield atom
+        if self.local is not None:
+            yield from self.local.atoms()
+
+    def count(self) -> int:
+        local = self.local.count() if self.local is not None else 0
+        return len(self.kb) - sum(self._hidden.values()) + local
+
+    def candidates(self, pattern: Atom) -> Iterator[Atom]:
+        for atom, copies in self._visible(self.kb.candidates(pattern)):
+            for _ in range(copies):
+                yield atom
+        if self.local is not None:
+            yield from self.local.candidates(pattern)
+
+    def __repr__(self) -> str:
+        return f"SnapshotSpace({self.kb.directory})"

@@ -31,10 +31,11 @@ def _session_for(kb_path: str):
     session = _WORKER_SESSIONS.get(kb_path)
     if session is None:
         from metta_numba.interp.runner import MeTTa
+        from metta_numba.space import SnapshotSpace
         from metta_numba.store import PersistentKB
 
         kb = PersistentKB.open(kb_path, readonly=True)
-        session = MeTTa(space=kb)
+        session = MeTTa(space=SnapshotSpace(kb))
         _WORKER_SESSIONS[kb_path] = session
     return session
 

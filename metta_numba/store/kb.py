@@ -331,6 +331,18 @@ class PersistentKB:
                 return self._query_scan(pattern)
             return self._match(pattern, self._candidates(key))
 
+    def candidates(self, pattern: Atom) -> list[tuple[Atom, int]]:
+        """Stored atoms that may unify with `pattern`, with their number of copies: what the
+        trie kernels and the working set's index find, before exact unification (which is the
+        caller's, e.g. the interpreter's space). Variable names are the stored ones."""
+        with self._lock:
+            self._check_open()
+            try:
+                key, _ = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+            except CodecError:
+                return list(self._all_atoms())
+            return list(self._candidates(key))
+
     def _candidates(self, key: bytes) -> Iterator[tuple[Atom, int]]:
         working = self._working
         for path, count, names_id in self._generation.matches(key):

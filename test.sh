@@ -6,5 +6,7 @@ cd "$(dirname "$0")"
 source scripts/venv.sh
 ensure_venv "test,dist"
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.numba_cache}"
+# CI runs fewer hypothesis examples per property; locally the default profile applies.
+if [ "${CI:-}" = "true" ]; then export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"; fi
 "$VENV/bin/ruff" check .
 "$VENV/bin/python" -m pytest -m "not slow" "$@"

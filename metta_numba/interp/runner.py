@@ -150,8 +150,10 @@ class MeTTa:
         return type(atom) is Expression and not self.ev.types.types_of(atom)
 
     # -- modules --------------------------------------------------------------------------------
-    def import_module(self, target: Atom, name: Atom) -> None:
-        """`(import! target name)`: load `name` (a file, `a:b` meaning `a/b`, or a built-in module)."""
+    def import_module(self, target: Atom, name: Atom, again: bool = False) -> None:
+        """`(import! target name)`: load `name` (a file, `a:b` meaning `a/b`, or a built-in module).
+
+        A file imported into `&self` is loaded once, unless `again` (as `include` does)."""
         module = name.name if type(name) is Symbol else getattr(name, "value", None)
         if not isinstance(module, str):
             raise ExecError(f"import! expects a module name, got {name!r}")
@@ -160,7 +162,7 @@ class MeTTa:
             return
         path = self._resolve(module)
         if isinstance(target, SpaceAtom) and target.obj is self.space:
-            if path in self._loaded_files:
+            if path in self._loaded_files and not again:
                 return
             self._loaded_files.add(path)
             self._run_module_file(self, path)

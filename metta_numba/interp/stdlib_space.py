@@ -204,7 +204,7 @@ def _import(ev, args, call):
 @registry.add("include", "(-> Atom (->))")
 def _include(ev, args, call):
     runner = _runner(ev)
-    runner.import_module(runner.self_atom, args[0])
+    runner.import_module(runner.self_atom, args[0], again=True)
     return [UNIT]
 
 

@@ -1,0 +1,216 @@
+"""The in-memory space: multiset semantics, insertion order, two-sided queries and indexes.
+
+The property tests compare `GroundingSpace.query` with a reference model: a plain list of the
+stored atoms, scanned in order, each unified with the pattern after renaming it apart.
+"""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from metta_numba.atoms import E, Expression, G, S, V, alpha_equal
+from metta_numba.space import GroundingSpace, Rule
+from metta_numba.syntax.parser import parse_atom
+from metta_numba.unify import rename_apart, substitute, unify
+
+
+def atom(text):
+    return parse_atom(text)
+
+
+def results(space, pattern_text, template_text=None):
+    pattern = atom(pattern_text)
+    template = atom(template_text) if template_text else pattern
+    return [repr(substitute(template, b)) for b in space.query(pattern)]
+
+
+# -- multiset and order -----------------------------------------------------------------------------
+
+
+def test_adding_twice_keeps_two_copies_and_remove_drops_one():
+    space = GroundingSpace()
+    space.add(atom("(fact a)"))
+    space.add(atom("(fact a)"))
+    assert space.count() == 2
+    assert results(space, "(fact $x)", "$x") == ["a", "a"]
+    assert space.remove(atom("(fact a)")) is True
+    assert results(space, "(fact $x)", "$x") == ["a"]
+    assert space.remove(atom("(fact a)")) is True
+    assert space.remove(atom("(fact a)")) is False
+    assert space.count() == 0
+
+
+def test_remove_takes_the_earliest_copy_and_keeps_order_of_the_rest():
+    space = GroundingSpace([atom("(p 1)"), atom("(q 1)"), atom("(p 1)"), atom("(r 1)")])
+    space.remove(atom("(p 1)"))
+    assert [repr(a) for a in space.atoms()] == ["(q 1)", "(p 1)", "(r 1)"]
+
+
+def test_remove_needs_an_equal_atom_not_a_unifying_one():
+    space = GroundingSpace([atom("(p $x)")])
+    assert space.remove(atom("(p a)")) is False
+    assert space.remove(atom("(p $y)")) is False
+    assert space.remove(atom("(p $x)")) is True
+
+
+def test_atoms_in_insertion_order():
+    texts = ["(b 1)", "a", "(a 2)", '"s"', "(b 0)", "$v", "(c (d e))"]
+    space = GroundingSpace([atom(t) for t in texts])
+    assert [repr(a) for a in space.atoms()] == texts
+
+
+def test_query_results_follow_insertion_order_across_index_keys():
+    space = GroundingSpace([atom(t) for t in ["(edge a b)", "(edge b c)", "(edge a d)", "(edge $x e)"]])
+    assert results(space, "(edge a $y)", "$y") == ["b", "d", "e"]
+    assert results(space, "(edge $x $y)", "($x $y)") == ["(a b)", "(b c)", "(a d)", "($x e)"]
+
+
+# -- two-sided unification ----------------------------------------------------------------------------
+
+
+def test_stored_variables_match_and_are_renamed_apart():
+    space = GroundingSpace([atom("(= (h $x $y) ($x $y))")])
+    found = space.query(atom("(= (h $y 1) $r)"))
+    assert len(found) == 1
+    value = substitute(V("r"), found[0])
+    # The query's own $y keeps its name; the stored $y was renamed, so they do not clash.
+    assert repr(value) == "($y 1)"
+
+
+def test_query_variable_meeting_stored_variable_keeps_the_query_name():
+    space = GroundingSpace([atom("(foo $a)"), atom("(foo b)")])
+    assert results(space, "(foo $x)", "$x") == ["$x", "b"]
+
+
+def test_repeated_variables_constrain_both_sides():
+    space = GroundingSpace([atom("(same $z $z)"), atom("(pair 1 2)"), atom("(pair 3 3)")])
+    assert results(space, "(pair $q $q)", "$q") == ["3"]
+    assert results(space, "(same 1 $w)", "$w") == ["1"]
+    assert results(space, "(same 1 2)") == []
+
+
+def test_grounded_values_match_by_type_and_value():
+    space = GroundingSpace([E("n", G(1)), E("n", G(1.0)), E("n", G(True)), E("n", G("1"))])
+    assert results(space, "(n 1)") == ["(n 1)"]
+    assert results(space, "(n 1.0)") == ["(n 1.0)"]
+    assert results(space, '(n "1")') == ['(n "1")']
+    assert len(space.query(atom("(n $x)"))) == 4
+
+
+def test_a_stored_bare_variable_matches_every_pattern():
+    space = GroundingSpace([atom("(p 1)"), V("any"), atom("q")])
+    assert len(space.query(atom("(p 1)"))) == 2
+    assert len(space.query(atom("q"))) == 2
+    assert len(space.query(atom("(r 2 3)"))) == 1
+
+
+def test_empty_expression_and_symbols():
+    space = GroundingSpace([atom("()"), atom("(())"), atom("x")])
+    assert results(space, "()") == ["()"]
+    assert results(space, "(())") == ["(())"]
+    assert results(space, "x") == ["x"]
+    assert results(space, "y") == []
+
+
+def test_occurs_check_rejects_cyclic_bindings():
+    space = GroundingSpace([atom("(loop $x $x)")])
+    assert results(space, "(loop $y (f $y))") == []
+
+
+# -- indexes ------------------------------------------------------------------------------------------
+
+
+def test_ground_argument_queries_look_only_at_their_posting_list():
+    space = GroundingSpace()
+    for i in range(2000):
+        space.add(E("edge", S(f"n{i % 50}"), S(f"n{i}")))
+    space.add(atom("(edge $any target)"))
+    # The index narrows to the atoms that share a ground argument (and stored variables there).
+    assert len(space._ids_for(atom("(edge n7 $y)"))) == 40 + 1
+    assert len(space._ids_for(atom("(edge $x n1234)"))) == 1 + 0
+    assert len(space._ids_for(atom("(edge $x target)"))) == 1
+    assert results(space, "(edge $x n1234)", "$x") == ["n34"]
+
+
+def test_expression_arguments_are_indexed_by_head_and_arity():
+    space = GroundingSpace(
+        [atom("(= (fib $n) body)"), atom("(= (fact $n) other)"), atom("(= (fib 0 1) two)"), atom("(: fib T)")]
+    )
+    assert len(space._ids_for(atom("(= (fib 5) $r)"))) == 1
+    assert results(space, "(= (fib 5) $r)", "$r") == ["body"]
+
+
+def test_compaction_after_many_removals_keeps_answers():
+    space = GroundingSpace()
+    for i in range(3000):
+        space.add(E("k", G(i % 7), G(i)))
+    for i in range(2500):
+        assert space.remove(E("k", G(i % 7), G(i)))
+    assert space.count() == 500
+    assert results(space, "(k 3 $v)", "$v") == [str(i) for i in range(2500, 3000) if i % 7 == 3]
+
+
+# -- rules and types ------------------------------------------------------------------------------------
+
+
+def test_rules_candidates_by_call_shape_and_cache_invalidation():
+    space = GroundingSpace([atom("(= (f $x) one)"), atom("(= (g $x) two)"), atom("(= $any three)")])
+    rules = space.rules_candidates(atom("(f 1)"))
+    assert [repr(r.rhs) for r in rules] == ["one", "three"]
+    space.add(atom("(= (f 2) four)"))
+    assert [repr(r.rhs) for r in space.rules_candidates(atom("(f 1)"))] == ["one", "three", "four"]
+    space.remove(atom("(= (f $x) one)"))
+    assert [repr(r.rhs) for r in space.rules_candidates(atom("(f 1)"))] == ["three", "four"]
+
+
+def test_rule_knows_its_variables():
+    rule = Rule(atom("(= (mk $x) (pair $x $fresh))"))
+    assert not rule.lhs_ground
+    assert rule.rhs_only == [V("fresh")]
+
+
+def test_declared_types_and_supertypes_with_invalidation():
+    space = GroundingSpace([atom("(: x A)"), atom("(:< A B)")])
+    assert space.declared_types(S("x")) == [S("A")]
+    assert space.supertypes(S("A")) == [S("B")]
+    space.add(atom("(: x C)"))
+    assert space.declared_types(S("x")) == [S("A"), S("C")]
+    space.remove(atom("(: x A)"))
+    assert space.declared_types(S("x")) == [S("C")]
+
+
+# -- property: the indexed query equals a full scan ------------------------------------------------
+
+_names = st.sampled_from(["a", "b", "c", "f", "g"])
+_vars = st.sampled_from(["x", "y", "z"]).map(V)
+_leaf = st.one_of(_names.map(S), _vars, st.integers(0, 2).map(G))
+_atoms = st.recursive(
+    _leaf,
+    lambda inner: st.lists(inner, min_size=0, max_size=3).map(Expression),
+    max_leaves=8,
+)
+
+
+def _reference_query(stored: list, pattern) -> list:
+    out = []
+    for candidate in stored:
+        bindings = unify(rename_apart(candidate), pattern)
+        if bindings is not None:
+            out.append(bindings)
+    return out
+
+
+@given(st.lists(_atoms, max_size=25), _atoms, st.lists(st.integers(0, 30), max_size=6))
+def test_indexed_query_matches_a_full_scan(stored, pattern, removals):
+    space = GroundingSpace(stored)
+    model = list(stored)
+    for index in removals:
+        if model:
+            victim = model[index % len(model)]
+            assert space.remove(victim)
+            model.remove(victim)  # list.remove drops the first equal item, as the space does
+    expected = [substitute(pattern, b) for b in _reference_query(model, pattern)]
+    found = [substitute(pattern, b) for b in space.query(pattern)]
+    assert len(found) == len(expected)
+    for got, want in zip(found, expected):
+        assert alpha_equal(got, want)
+    assert [repr(a) for a in space.atoms()] == [repr(a) for a in model]

@@ -97,8 +97,7 @@ def damage_cases(base: Path, rng: random.Random) -> list[dict]:
 
     def flips(name, offsets):
         cases.extend(
-            {"file": name, "kind": "flip", "at": int(o), "mask": rng.choice([1, 4, 0x80, 0xFF])}
-            for o in offsets
+            {"file": name, "kind": "flip", "at": int(o), "mask": rng.choice([1, 4, 0x80, 0xFF])} for o in offsets
         )
 
     def cuts(name, offsets):
@@ -201,9 +200,7 @@ def test_damaged_files_raise_typed_errors_or_answer_correctly(tmp_path):
         case = cases[report["case"]]
         assert report["outcome"] in ("ok", "error"), (case, report)
         if report["outcome"] == "ok":
-            acceptable = (
-                states if case["file"].endswith(".log") and case["kind"] == "truncate" else states[-1:]
-            )
+            acceptable = states if case["file"].endswith(".log") and case["kind"] == "truncate" else states[-1:]
             assert report["answers"] in acceptable, (case, report)
         outcomes[report["outcome"]] += 1
     assert outcomes["error"] > len(cases) // 2  # most damage is detected, not shrugged off

@@ -48,9 +48,7 @@ leaves = st.one_of(
     st.sampled_from([Grounded("s"), Grounded("t t"), Grounded("ü")]),
     st.text(alphabet="pqr", min_size=1, max_size=3).map(Grounded),
 )
-atoms = st.recursive(
-    leaves, lambda kids: st.lists(kids, min_size=0, max_size=4).map(Expression), max_leaves=8
-)
+atoms = st.recursive(leaves, lambda kids: st.lists(kids, min_size=0, max_size=4).map(Expression), max_leaves=8)
 
 OPERATIONS = ["add", "add", "add", "remove", "remove", "query", "checkpoint", "reopen"]
 
@@ -74,9 +72,7 @@ def instantiate(pattern, values):
 
 
 def kb_answers(kb, pattern) -> list:
-    return sorted(
-        (key_text(atom), key_text(instantiate(pattern, values))) for atom, values in kb.query(pattern)
-    )
+    return sorted((key_text(atom), key_text(instantiate(pattern, values))) for atom, values in kb.query(pattern))
 
 
 def drawn_atom(data, model: dict):

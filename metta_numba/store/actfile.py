@@ -23,6 +23,8 @@ UnsupportedFormatError; any other failed check raises CorruptSnapshotError.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import struct
 from collections.abc import Mapping
@@ -139,6 +141,37 @@ def write_act(path: Path, sections: Mapping[str, np.ndarray]) -> int:
     return file_size
 
 
+class FileMap:
+    """A read-only memory map of a whole file, with its bytes as a uint8 array.
+
+    The kernel is told to expect random access: a query touches a few pages spread over the
+    arrays, and the default readahead around each fault would read megabytes for them (on a
+    cold cache, 20 ms instead of 3 ms for the first query at 400K atoms). Whole-file passes
+    (verify, checkpoint) switch to sequential access for their duration with `sequential()`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self.array = np.frombuffer(self._mmap, dtype=np.uint8)
+        self._advise(getattr(mmap, "MADV_RANDOM", None))
+
+    def _advise(self, advice: int | None) -> None:
+        if advice is not None and hasattr(self._mmap, "madvise"):
+            try:
+                self._mmap.madvise(advice)
+            except (OSError, ValueError):
+                pass  # advice only; some file systems refuse it
+
+    @contextlib.contextmanager
+    def sequential(self):
+        self._advise(getattr(mmap, "MADV_SEQUENTIAL", None))
+        try:
+            yield
+        finally:
+            self._advise(getattr(mmap, "MADV_RANDOM", None))
+
+
 class Section:
     """One entry of the section table."""
 
@@ -162,7 +195,7 @@ class ActFile:
         self,
         path: Path,
         sections: dict[str, Section],
-        base: np.memmap | None,
+        base: FileMap | None,
         version: tuple[int, int],
         file_size: int,
     ) -> None:
@@ -176,7 +209,7 @@ class ActFile:
     def _view(self, section: Section) -> np.ndarray:
         if section.length == 0 or self._base is None:
             return np.zeros(section.shape, dtype=section.dtype)
-        raw = self._base[section.offset : section.offset + section.length]
+        raw = self._base.array[section.offset : section.offset + section.length]
         return raw.view(section.dtype).reshape(section.shape)
 
     @classmethod
@@ -192,8 +225,12 @@ class ActFile:
             sections, version = _read_table(path, fd, head, size)
         finally:
             os.close(fd)
-        base = np.memmap(path, dtype=np.uint8, mode="r") if size > 0 and sections else None
+        base = FileMap(path) if size > 0 and sections else None
         return cls(path, sections, base, version, size)
+
+    def sequential(self):
+        """Context manager: expect a sequential pass over the file (see FileMap)."""
+        return self._base.sequential() if self._base is not None else contextlib.nullcontext()
 
     def checksum_ok(self, name: str) -> bool:
         section = self.sections[name]
@@ -204,9 +241,10 @@ class ActFile:
 
     def verify(self) -> None:
         """Hash every section; raise CorruptSnapshotError naming the first that fails."""
-        for name in self.sections:
-            if not self.checksum_ok(name):
-                raise CorruptSnapshotError(f"section {name!r} fails its checksum", self.path)
+        with self.sequential():
+            for name in self.sections:
+                if not self.checksum_ok(name):
+                    raise CorruptSnapshotError(f"section {name!r} fails its checksum", self.path)
 
     def close(self) -> None:
         # Views handed out keep the mapping alive; it goes when the last of them does.
@@ -220,18 +258,14 @@ def _read_table(path: Path, fd: int, head: bytes, size: int) -> tuple[dict[str, 
 
     if len(head) < HEADER_SIZE:
         raise bad("file is shorter than the .act header")
-    (magic, major, minor, bom, count, entry_size, recorded_size, table_offset, table_hash) = (
-        _HEADER.unpack_from(head)
-    )
+    (magic, major, minor, bom, count, entry_size, recorded_size, table_offset, table_hash) = _HEADER.unpack_from(head)
     if magic != MAGIC:
         raise bad("not an .act file (bad magic)")
     (stored_head_hash,) = _HEADER_HASH.unpack_from(head, _HEADER.size)
     if xxhash.xxh64_intdigest(head[: _HEADER.size]) != stored_head_hash:
         raise bad(".act header fails its checksum")
     if major > FORMAT_MAJOR:
-        raise UnsupportedFormatError(
-            f".act format {major}.{minor} is newer than this library ({FORMAT_MAJOR}.x)", path
-        )
+        raise UnsupportedFormatError(f".act format {major}.{minor} is newer than this library ({FORMAT_MAJOR}.x)", path)
     if major != FORMAT_MAJOR or bom != BYTE_ORDER_MARK:
         raise bad("unknown .act format version or byte order")
     if entry_size != ENTRY_SIZE or count > MAX_SECTIONS or table_offset != HEADER_SIZE:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metta_numba.store.errors import SnapshotError
 from metta_numba.store.generation import Generation, write_generation
 from metta_numba.store.overlay import KBTerms
 from metta_numba.store.termfile import TermArrays
@@ -19,9 +20,7 @@ from metta_numba.store.working import WorkingSet
 from metta_numba.trie import Trie
 
 
-def trie_from_paths(
-    paths: list[bytes], counts: list[int] | None = None, names: list[int] | None = None
-) -> Trie:
+def trie_from_paths(paths: list[bytes], counts: list[int] | None = None, names: list[int] | None = None) -> Trie:
     """A trie of explicit paths (the working set's few; bulk loads build from a batch)."""
     offsets = np.zeros(len(paths) + 1, dtype=np.int64)
     if paths:
@@ -39,47 +38,47 @@ def empty_generation(directory: Path, number: int) -> dict:
     return write_generation(directory, number, Trie.empty(), TermArrays.from_texts([]))
 
 
-def next_generation(
-    directory: Path, number: int, generation: Generation, working: WorkingSet, terms: KBTerms
-) -> dict:
-    """Write generation `number` = `generation` + the working set. The working set and the
-    terms are only read: if this fails, the KB carries on with its log as it was."""
-    name_texts: list[str] = []
-    name_ids: dict[str, int] = {}
+class _NameLists:
+    """Term ids for variable-name lists ("x y"), new ones numbered after every known term.
+    The KB's own terms are not touched: if the checkpoint fails, nothing has changed."""
 
-    def name_id(names: tuple[str, ...]) -> int:
+    def __init__(self, terms: KBTerms) -> None:
+        self.terms = terms
+        self.new_texts: list[str] = []
+        self._new_ids: dict[str, int] = {}
+
+    def id_of(self, names: tuple[str, ...]) -> int:
         if not names:
             return -1
         text = " ".join(names)
-        term_id = terms.find(text)
+        term_id = self.terms.find(text)
         if term_id is None:
-            term_id = name_ids.get(text)
+            term_id = self._new_ids.get(text)
             if term_id is None:
-                term_id = name_ids[text] = len(terms) + len(name_texts)
-                name_texts.append(text)
+                term_id = self._new_ids[text] = len(self.terms) + len(self.new_texts)
+                self.new_texts.append(text)
         return term_id
 
+
+def next_generation(directory: Path, number: int, generation: Generation, working: WorkingSet, terms: KBTerms) -> dict:
+    """Write generation `number` = `generation` + the working set (which is only read)."""
+    name_lists = _NameLists(terms)
     added = sorted(working.added())
     removed = sorted(working.removed())
-    trie = generation.trie
-    if added:
-        trie = trie.merge(
-            trie_from_paths(
-                [path for path, _ in added],
-                [count for _, count in added],
-                [name_id(working.names.get(path, ())) for path, _ in added],
-            )
-        )
-    if removed:
-        trie = trie.subtract(trie_from_paths([path for path, _ in removed], [count for _, count in removed]))
     merkleized = bool(generation.meta.get("merkleized", False))
-    if merkleized:
-        trie = trie.merkleize()
-    term_arrays = generation.terms.arrays.extended(terms.added + name_texts)
-    try:
-        source_files = generation.metadata().get("source_files", [])
-    except Exception:  # provenance is informative only; a checkpoint must not fail on it
-        source_files = []
-    return write_generation(
-        directory, number, trie, term_arrays, merkleized=merkleized, source_files=source_files
-    )
+    with generation.sequential():
+        trie = generation.trie
+        if added:
+            paths = [path for path, _ in added]
+            names = [name_lists.id_of(working.names.get(path, ())) for path in paths]
+            trie = trie.merge(trie_from_paths(paths, [count for _, count in added], names))
+        if removed:
+            trie = trie.subtract(trie_from_paths([path for path, _ in removed], [count for _, count in removed]))
+        if merkleized:
+            trie = trie.merkleize()
+        term_arrays = generation.terms.arrays.extended(terms.added + name_lists.new_texts)
+        try:
+            source_files = generation.metadata().get("source_files", [])
+        except (OSError, ValueError, SnapshotError):  # provenance is informative only
+            source_files = []
+        return write_generation(directory, number, trie, term_arrays, merkleized=merkleized, source_files=source_files)

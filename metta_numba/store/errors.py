@@ -37,9 +37,7 @@ class WalCorruptError(CorruptSnapshotError):
     `offset` is the byte offset of the bad record and `valid_records` the number of records
     before it that did check out."""
 
-    def __init__(
-        self, message: str, path: str | None = None, offset: int = -1, valid_records: int = 0
-    ) -> None:
+    def __init__(self, message: str, path: str | None = None, offset: int = -1, valid_records: int = 0) -> None:
         super().__init__(message, path)
         self.offset = offset
         self.valid_records = valid_records

@@ -95,9 +95,7 @@ def write_generation(
 class Generation:
     """An opened generation: memmapped trie, lazily read term store, recorded metadata."""
 
-    def __init__(
-        self, directory: Path, number: int, act: ActFile, terms: GenerationTerms, trie: Trie, meta: dict
-    ):
+    def __init__(self, directory: Path, number: int, act: ActFile, terms: GenerationTerms, trie: Trie, meta: dict):
         self.directory = directory
         self.number = number
         self.act = act
@@ -123,11 +121,7 @@ class Generation:
         if recorded_number != number:
             raise CorruptSnapshotError(f"file holds generation {recorded_number}, not {number}", act_path)
         terms = GenerationTerms(directory / layout.h5_name(number), h5_layout)
-        arrays = {
-            name[len(TRIE_PREFIX) :]: array
-            for name, array in act.arrays.items()
-            if name.startswith(TRIE_PREFIX)
-        }
+        arrays = {name[len(TRIE_PREFIX) :]: array for name, array in act.arrays.items() if name.startswith(TRIE_PREFIX)}
         try:
             trie = Trie.from_arrays(arrays, validate=False, merkleized=bool(meta.get("merkleized")))
         except CorruptTrieError as err:
@@ -162,7 +156,7 @@ class Generation:
     def items(self, chunk: int = 65536) -> Iterator[tuple[bytes, int, int]]:
         """(path, count, variable-names term id) of every stored path, in byte order."""
         for start in range(0, len(self.trie), chunk):
-            with self._trie_errors():
+            with self._trie_errors(), self.sequential():
                 data, offsets, counts, names = self.trie.batch(start, start + chunk)
             counts = self._checked_counts(counts)
             for i in range(len(offsets) - 1):
@@ -183,12 +177,19 @@ class Generation:
         except (CorruptTrieError, IndexError) as err:
             raise CorruptSnapshotError(f"trie arrays are damaged: {err}", self.act.path) from None
 
+    @contextlib.contextmanager
+    def sequential(self):
+        """For a pass over the whole generation: let the kernel read ahead (see FileMap)."""
+        with self.act.sequential(), self.terms.sequential():
+            yield
+
     def verify(self) -> None:
         """Every checksum of both files, then the trie's own structural checks."""
-        self.act.verify()
-        self.terms.verify()
-        with self._trie_errors():
-            self.trie.validate()
+        with self.sequential():
+            self.act.verify()
+            self.terms.verify()
+            with self._trie_errors():
+                self.trie.validate()
         counts = self.meta.get("counts", {})
         if counts.get("paths") != len(self.trie) or counts.get("terms") != len(self.terms):
             raise CorruptSnapshotError("recorded counts disagree with the arrays", self.act.path)

@@ -137,9 +137,7 @@ class PersistentKB:
             return
         raise SnapshotError("CURRENT kept changing while opening", self.directory)
 
-    def _install(
-        self, generation: Generation, terms: KBTerms, working: WorkingSet, lock: layout.ReaderLock
-    ) -> None:
+    def _install(self, generation: Generation, terms: KBTerms, working: WorkingSet, lock: layout.ReaderLock) -> None:
         old_generation, old_lock = self._generation, self._reader_lock
         self._generation, self._terms, self._working, self._reader_lock = generation, terms, working, lock
         self._decoded = {}
@@ -252,11 +250,7 @@ class PersistentKB:
             self._wal.sync()
 
     def _after_change(self) -> None:
-        if (
-            self.checkpoint_every
-            and self._working.changes >= self.checkpoint_every
-            and self._batch_depth == 0
-        ):
+        if self.checkpoint_every and self._working.changes >= self.checkpoint_every and self._batch_depth == 0:
             self.checkpoint()
 
     @contextlib.contextmanager
@@ -477,9 +471,7 @@ class PersistentKB:
         return self._generation
 
 
-def _replay(
-    records: list[WalRecord], generation: Generation, terms: KBTerms, working: WorkingSet, wal_path
-) -> None:
+def _replay(records: list[WalRecord], generation: Generation, terms: KBTerms, working: WorkingSet, wal_path) -> None:
     """Apply log records to a working set and term overlay, checking them as it goes."""
     where = str(wal_path)
     for record in records:

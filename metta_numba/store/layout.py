@@ -134,12 +134,7 @@ def read_current(directory: Path) -> int:
     if not text.endswith("\n") or checksum != f"{crc32c.crc32c(body.encode()):08x}":
         raise CorruptSnapshotError("CURRENT fails its checksum", path)
     parts = body.split(" ")
-    if (
-        parts[0] == CURRENT_MAGIC
-        and len(parts) > 1
-        and parts[1].isdigit()
-        and int(parts[1]) > CURRENT_VERSION
-    ):
+    if parts[0] == CURRENT_MAGIC and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) > CURRENT_VERSION:
         raise UnsupportedFormatError(f"CURRENT format version {parts[1]} is newer than this library", path)
     m = _CURRENT_RE.match(text)
     if m is None or int(m.group(1)) != CURRENT_VERSION:
@@ -154,6 +149,7 @@ class WriterLock:
     """The exclusive writer lock on kb/LOCK, held for the life of a writable KB."""
 
     def __init__(self, directory: Path) -> None:
+        self.fd: int | None = None
         self.path = directory / LOCK
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -165,12 +161,14 @@ class WriterLock:
             raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd: int | None = fd
+        self.fd = fd
 
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+    __del__ = release
 
 
 class ReaderLock:
@@ -208,6 +206,8 @@ class ReaderLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+    __del__ = release
 
 
 def create_readers_file(directory: Path, generation: int) -> None:

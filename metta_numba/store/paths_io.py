@@ -117,17 +117,14 @@ def export_paths(kb, out_path: str | os.PathLike) -> dict:
 
 
 def import_paths(kb, in_path: str | os.PathLike) -> dict:
-    """Add every MORK path of a `.paths` file to an open, writable PersistentKB (in one
-    batch: one fsync at the end). Returns how many were imported and skipped."""
-    imported = skipped = 0
+    """Add every MORK path of a `.paths` file to an open, writable PersistentKB. The whole
+    file is read and checked first, so a damaged file adds nothing; then the paths go in as
+    one batch (one fsync). Returns how many were imported and skipped."""
+    data, offsets, skipped = paths_batch(in_path)
     with kb.batch():
-        for path in read_paths(in_path):
-            if is_mork_path(path):
-                kb.add_path(path)
-                imported += 1
-            else:
-                skipped += 1
-    return {"imported": imported, "skipped": skipped}
+        for i in range(len(offsets) - 1):
+            kb.add_path(data[offsets[i] : offsets[i + 1]].tobytes())
+    return {"imported": len(offsets) - 1, "skipped": skipped}
 
 
 def paths_batch(in_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, int]:

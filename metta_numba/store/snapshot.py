@@ -99,9 +99,7 @@ def build_snapshot(
                 layout.try_delete_generation(directory, old)
     finally:
         writer_lock.release()
-    sizes = {
-        name: os.path.getsize(directory / name) for name in (layout.act_name(number), layout.h5_name(number))
-    }
+    sizes = {name: os.path.getsize(directory / name) for name in (layout.act_name(number), layout.h5_name(number))}
     return {
         "path": str(directory),
         "generation": number,

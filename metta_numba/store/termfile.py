@@ -21,6 +21,7 @@ O(log n) pages and loads nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
+from metta_numba.store.actfile import FileMap
 from metta_numba.store.errors import CorruptSnapshotError
 
 TERMS_FORMAT_VERSION = 1
@@ -61,9 +63,7 @@ def encode_texts(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray, np.ndarr
 class TermArrays:
     """The four term-store arrays (in memory or memmapped)."""
 
-    def __init__(
-        self, blob: np.ndarray, offsets: np.ndarray, hashes: np.ndarray, hash_ids: np.ndarray
-    ) -> None:
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray, hashes: np.ndarray, hash_ids: np.ndarray) -> None:
         self.blob = blob
         self.offsets = offsets
         self.hashes = hashes
@@ -213,7 +213,8 @@ class GenerationTerms:
         finally:
             os.close(fd)
         self._layout = layout
-        base = np.memmap(self.path, dtype=np.uint8, mode="r") if size else None
+        self._map = FileMap(self.path) if size else None
+        base = self._map.array if size else None
         views = {}
         for name in DATASETS:
             offset, length, count, _ = layout["datasets"][name]
@@ -234,9 +235,7 @@ class GenerationTerms:
     def _check_layout(self, layout: dict, size: int) -> None:
         try:
             if layout["size"] != size:
-                raise CorruptSnapshotError(
-                    f"term store is {size} bytes, expected {layout['size']}", self.path
-                )
+                raise CorruptSnapshotError(f"term store is {size} bytes, expected {layout['size']}", self.path)
             spans = []
             for name in DATASETS:
                 offset, length, count, _ = layout["datasets"][name]
@@ -295,8 +294,16 @@ class GenerationTerms:
             position += 1
         return None
 
+    def sequential(self):
+        """Context manager: expect a sequential pass over the file (see actfile.FileMap)."""
+        return self._map.sequential() if self._map is not None else contextlib.nullcontext()
+
     def verify(self) -> None:
         """Check every dataset against its recorded xxh64, and that the index is a permutation."""
+        with self.sequential():
+            self._verify()
+
+    def _verify(self) -> None:
         for name, array in self.arrays.dataset_items():
             digest = xxhash.xxh64()
             for chunk in _chunks(array):

@@ -141,9 +141,7 @@ def read_header(path: Path, data: bytes, generation: int) -> None:
     if version > WAL_VERSION:
         raise UnsupportedFormatError(f"log format {version} is newer than this library", path)
     if recorded_generation != generation:
-        raise WalCorruptError(
-            f"log belongs to generation {recorded_generation}, not {generation}", path, 0, 0
-        )
+        raise WalCorruptError(f"log belongs to generation {recorded_generation}, not {generation}", path, 0, 0)
 
 
 def scan_wal(path: Path, generation: int, start: int = 0) -> WalScan:
@@ -170,9 +168,7 @@ def scan_wal(path: Path, generation: int, start: int = 0) -> WalScan:
         if crc32c.crc32c(data[position : position + 4]) != head_crc or body_len == 0 or body_len > MAX_BODY:
             if not data[position:].strip(b"\0"):
                 return WalScan(records, start + position, True)
-            raise WalCorruptError(
-                "log record header fails its checksum", path, start + position, len(records)
-            )
+            raise WalCorruptError("log record header fails its checksum", path, start + position, len(records))
         record_end = position + _RECORD_HEAD.size + body_len + 4
         if record_end > size:
             return WalScan(records, start + position, True)
@@ -183,9 +179,7 @@ def scan_wal(path: Path, generation: int, start: int = 0) -> WalScan:
         try:
             records.append(_decode_body(body))
         except (_Malformed, UnicodeDecodeError) as err:
-            raise WalCorruptError(
-                f"malformed log record: {err}", path, start + position, len(records)
-            ) from None
+            raise WalCorruptError(f"malformed log record: {err}", path, start + position, len(records)) from None
         position = record_end
     return WalScan(records, start + position, False)
 
@@ -201,6 +195,7 @@ class WalWriter:
 
     def __init__(self, path: Path, end: int) -> None:
         self.path = path
+        self.fd = -1
         self.fd = os.open(path, os.O_WRONLY)
         # Drop a torn tail left by a crash, durably, before appending after it.
         if os.fstat(self.fd).st_size != end:
@@ -226,3 +221,5 @@ class WalWriter:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    __del__ = close

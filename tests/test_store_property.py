@@ -11,10 +11,12 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metta_numba.atoms import Expression, Grounded, Symbol, Variable
+from metta_numba.store import working as working_module
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.working import WorkingSet
 from metta_numba.syntax import format_atom
@@ -129,21 +131,26 @@ def test_kb_matches_a_multiset_model(data):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.parametrize("argument_index_from", [0, 10**9])
 @settings(max_examples=150, deadline=None)
 @given(st.lists(atoms, min_size=1, max_size=20), atoms)
-def test_working_set_index_never_misses_a_unifiable_key(stored, pattern):
-    """The prefix index of the working set returns a superset of the keys that unify."""
+def test_working_set_index_never_misses_a_unifiable_key(argument_index_from, stored, pattern):
+    """The working set's indexes (by prefix; by argument) return a superset of the keys that
+    unify."""
     from metta_numba.codec import TermStore, encode
 
-    terms = TermStore()
-    working = WorkingSet()
-    by_key = {}
-    for atom in stored:
-        path, names = encode(atom, terms)
-        working.apply(path, 1, tuple(names))
-        by_key[path] = atom
-    pattern_path, _ = encode(pattern, terms)
-    candidates = set(working.candidates(pattern_path))
-    for path, atom in by_key.items():
-        if unify(pattern, rename_apart(atom)) is not None:
-            assert path in candidates, (format_atom(pattern), format_atom(atom))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(working_module, "ARGUMENT_INDEX_FROM", argument_index_from)
+
+        terms = TermStore()
+        working = WorkingSet()
+        by_key = {}
+        for atom in stored:
+            path, names = encode(atom, terms)
+            working.apply(path, 1, tuple(names))
+            by_key[path] = atom
+        pattern_path, _ = encode(pattern, terms)
+        candidates = set(working.candidates(pattern_path))
+        for path, atom in by_key.items():
+            if unify(pattern, rename_apart(atom)) is not None:
+                assert path in candidates, (format_atom(pattern), format_atom(atom))

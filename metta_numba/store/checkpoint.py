@@ -34,8 +34,8 @@ def trie_from_paths(paths: list[bytes], counts: list[int] | None = None, names: 
     )
 
 
-def empty_generation(directory: Path, number: int) -> dict:
-    return write_generation(directory, number, Trie.empty(), TermArrays.from_texts([]))
+def empty_generation(directory: Path, number: int, index_options: dict | None) -> dict:
+    return write_generation(directory, number, Trie.empty(), TermArrays.from_texts([]), index_options=index_options)
 
 
 class _NameLists:
@@ -65,7 +65,6 @@ def next_generation(directory: Path, number: int, generation: Generation, workin
     name_lists = _NameLists(terms)
     added = sorted(working.added())
     removed = sorted(working.removed())
-    merkleized = bool(generation.meta.get("merkleized", False))
     with generation.sequential():
         trie = generation.trie
         if added:
@@ -74,11 +73,18 @@ def next_generation(directory: Path, number: int, generation: Generation, workin
             trie = trie.merge(trie_from_paths(paths, [count for _, count in added], names))
         if removed:
             trie = trie.subtract(trie_from_paths([path for path, _ in removed], [count for _, count in removed]))
-        if merkleized:
+        if generation.trie.merkleized:
             trie = trie.merkleize()
         term_arrays = generation.terms.arrays.extended(terms.added + name_lists.new_texts)
         try:
             source_files = generation.metadata().get("source_files", [])
         except (OSError, ValueError, SnapshotError):  # provenance is informative only
             source_files = []
-        return write_generation(directory, number, trie, term_arrays, merkleized=merkleized, source_files=source_files)
+        return write_generation(
+            directory,
+            number,
+            trie,
+            term_arrays,
+            source_files=source_files,
+            index_options=generation.meta.get("argindex"),
+        )

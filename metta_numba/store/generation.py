@@ -6,8 +6,10 @@ is O(1): the header and section table of the `.act` file, its small `store.meta`
 (checked against its hash), a memmap of each array, and the few kilobytes of HDF5 metadata
 of the sidecar (checked against the hash `store.meta` records).
 
-`store.meta` is JSON: the generation number, the sidecar layout (see store.termfile), and the
-counts. The trie arrays are the other sections, named `trie.<array name>`.
+`store.meta` is JSON: the generation number, the sidecar layout (see store.termfile), the
+counts, and the options of the argument index. The other sections are the trie's arrays,
+named `trie.<array name>`, and those of its argument index (trie.argindex), named
+`argindex.<array name>`; a checkpoint rebuilds the index with the same options.
 """
 
 from __future__ import annotations
@@ -25,18 +27,29 @@ import numpy as np
 import metta_numba
 from metta_numba.store import layout
 from metta_numba.store.actfile import ActFile, write_act
-from metta_numba.store.errors import CorruptSnapshotError, SnapshotError, UnsupportedFormatError
+from metta_numba.store.errors import CorruptSnapshotError, UnsupportedFormatError
 from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
 from metta_numba.store.wal import create_wal
 from metta_numba.trie import CorruptTrieError, Trie
+from metta_numba.trie.argindex import ArgIndex, IndexOptions, trie_candidates
 
 META_SECTION = "store.meta"
 TRIE_PREFIX = "trie."
+INDEX_PREFIX = "argindex."
 STORE_FORMAT = 1
 
 
-def _trie_sections(trie: Trie) -> dict[str, np.ndarray]:
-    return {TRIE_PREFIX + name: array for name, array in trie.arrays.items()}
+def _prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {prefix + name: array for name, array in arrays.items()}
+
+
+def _unprefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {name[len(prefix) :]: array for name, array in arrays.items() if name.startswith(prefix)}
+
+
+def build_index(trie: Trie, options: dict | None) -> ArgIndex | None:
+    """The argument index of a trie, with options as recorded in store.meta (None: no index)."""
+    return None if options is None else ArgIndex.build(trie, IndexOptions.from_json(options))
 
 
 def write_generation(
@@ -45,11 +58,13 @@ def write_generation(
     trie: Trie,
     terms: TermArrays,
     *,
-    merkleized: bool = False,
     source_files: list | None = None,
     build_seconds: float | None = None,
+    index_options: dict | None = None,
 ) -> dict:
-    """Write generation `number` (all files durable, CURRENT untouched). Returns its counts."""
+    """Write generation `number` (all files durable, CURRENT untouched). The argument index is
+    built with `index_options` (IndexOptions as JSON; None for no index). Returns store.meta."""
+    merkleized = trie.merkleized
     started = time.perf_counter()
     counts = {"atoms": trie.total_count, "paths": len(trie), "terms": len(terms)}
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -80,9 +95,13 @@ def write_generation(
         "counts": counts,
         "merkleized": bool(merkleized),
         "h5": h5_layout,
+        "argindex": index_options,
     }
     sections = {META_SECTION: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-    sections.update(_trie_sections(trie))
+    sections.update(_prefixed(TRIE_PREFIX, trie.arrays))
+    index = build_index(trie, index_options)
+    if index is not None:
+        sections.update(_prefixed(INDEX_PREFIX, index.arrays))
     write_act(tmp[act_path], sections)
     create_wal(tmp[wal_path], number)
     for final, temp in tmp.items():
@@ -95,13 +114,26 @@ def write_generation(
 class Generation:
     """An opened generation: memmapped trie, lazily read term store, recorded metadata."""
 
-    def __init__(self, directory: Path, number: int, act: ActFile, terms: GenerationTerms, trie: Trie, meta: dict):
+    def __init__(
+        self,
+        directory: Path,
+        number: int,
+        act: ActFile,
+        terms: GenerationTerms,
+        trie: Trie,
+        index: ArgIndex | None,
+        meta: dict,
+    ):
         self.directory = directory
         self.number = number
         self.act = act
         self.terms = terms
         self.trie = trie
+        self.index = index
         self.meta = meta
+        self._leaf_count = trie.arrays["leaf_count"]
+        self._leaf_name = trie.arrays["leaf_name"]
+        self._total = int(meta["counts"]["atoms"])
 
     @classmethod
     def open(cls, directory: Path, number: int) -> Generation:
@@ -114,6 +146,8 @@ class Generation:
             store_format = int(meta["store_format"])
             recorded_number = int(meta["generation"])
             h5_layout = meta["h5"]
+            if int(meta["counts"]["atoms"]) < 0:
+                raise ValueError("negative atom count")
         except (ValueError, KeyError, TypeError):
             raise CorruptSnapshotError("generation record (store.meta) is malformed", act_path) from None
         if store_format > STORE_FORMAT:
@@ -121,12 +155,15 @@ class Generation:
         if recorded_number != number:
             raise CorruptSnapshotError(f"file holds generation {recorded_number}, not {number}", act_path)
         terms = GenerationTerms(directory / layout.h5_name(number), h5_layout)
-        arrays = {name[len(TRIE_PREFIX) :]: array for name, array in act.arrays.items() if name.startswith(TRIE_PREFIX)}
         try:
-            trie = Trie.from_arrays(arrays, validate=False, merkleized=bool(meta.get("merkleized")))
+            trie = Trie.from_arrays(
+                _unprefixed(TRIE_PREFIX, act.arrays), validate=False, merkleized=bool(meta.get("merkleized"))
+            )
+            index_arrays = _unprefixed(INDEX_PREFIX, act.arrays)
+            index = ArgIndex.from_arrays(index_arrays, len(trie)) if meta.get("argindex") is not None else None
         except CorruptTrieError as err:
             raise CorruptSnapshotError(f"trie arrays are inconsistent: {err}", act_path) from None
-        return cls(directory, number, act, terms, trie, meta)
+        return cls(directory, number, act, terms, trie, index, meta)
 
     @property
     def term_count(self) -> int:
@@ -134,7 +171,7 @@ class Generation:
 
     def total_count(self) -> int:
         """Atoms in the generation, copies included (recorded when it was written)."""
-        return int(self.meta["counts"]["atoms"])
+        return self._total
 
     def count(self, path: bytes) -> int:
         with self._trie_errors():
@@ -144,14 +181,18 @@ class Generation:
         """(path, count, variable-names term id) of every stored path that may unify with the
         pattern (a superset of the true matches: the caller unifies)."""
         with self._trie_errors():
-            ranks = self.trie.match(pattern)
+            ranks = trie_candidates(self.trie, self.index, pattern)
             if not len(ranks):
                 return
             data, offsets = self.trie.paths(ranks)
-        counts = self._checked_counts(self.trie.arrays["leaf_count"][ranks])
-        names = self.trie.arrays["leaf_name"][ranks]
-        for i in range(len(ranks)):
-            yield data[offsets[i] : offsets[i + 1]].tobytes(), int(counts[i]), int(names[i])
+        # Few ranks is the common case: scalar reads beat building index arrays.
+        offsets = offsets.tolist()
+        leaf_count, leaf_name, total = self._leaf_count, self._leaf_name, self.total_count()
+        for i, rank in enumerate(ranks.tolist()):
+            count = int(leaf_count[rank])
+            if count > total:
+                raise self._count_error()
+            yield data[offsets[i] : offsets[i + 1]].tobytes(), count, int(leaf_name[rank])
 
     def items(self, chunk: int = 65536) -> Iterator[tuple[bytes, int, int]]:
         """(path, count, variable-names term id) of every stored path, in byte order."""
@@ -163,11 +204,14 @@ class Generation:
                 yield data[offsets[i] : offsets[i + 1]].tobytes(), int(counts[i]), int(names[i])
 
     def _checked_counts(self, counts: np.ndarray) -> np.ndarray:
+        if len(counts) and int(counts.max()) > self.total_count():
+            raise self._count_error()
+        return counts
+
+    def _count_error(self) -> CorruptSnapshotError:
         # A damaged count must not make a caller build billions of copies: no single path can
         # hold more copies than the generation records in all.
-        if len(counts) and int(counts.max()) > self.total_count():
-            raise CorruptSnapshotError("a multiplicity exceeds the generation's atom count", self.act.path)
-        return counts
+        return CorruptSnapshotError("a multiplicity exceeds the generation's atom count", self.act.path)
 
     @contextlib.contextmanager
     def _trie_errors(self):
@@ -190,6 +234,8 @@ class Generation:
             self.terms.verify()
             with self._trie_errors():
                 self.trie.validate()
+                if self.index is not None:
+                    self.index.verify()
         counts = self.meta.get("counts", {})
         if counts.get("paths") != len(self.trie) or counts.get("terms") != len(self.terms):
             raise CorruptSnapshotError("recorded counts disagree with the arrays", self.act.path)
@@ -210,9 +256,3 @@ class Generation:
     def close(self) -> None:
         self.act.close()
         self.terms.close()
-
-
-def require_generation_files(directory: Path, number: int) -> None:
-    for name in (layout.act_name(number), layout.h5_name(number)):
-        if not (directory / name).exists():
-            raise SnapshotError(f"generation {number} has no {name}", directory)

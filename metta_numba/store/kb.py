@@ -33,6 +33,7 @@ from metta_numba.store.generation import Generation
 from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
 from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal
 from metta_numba.store.working import WorkingSet
+from metta_numba.trie.argindex import IndexOptions
 from metta_numba.unify import bindings_for, rename_apart, unify
 
 SYNC_MODES = ("always", "batch", "never")
@@ -73,8 +74,11 @@ class PersistentKB:
         exist_ok: bool = False,
         sync: str = "always",
         checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
+        argindex: bool = True,
+        index_options: IndexOptions | None = None,
     ) -> PersistentKB:
-        """Create an empty KB at `path` (a new directory) and open it for writing."""
+        """Create an empty KB at `path` (a new directory) and open it for writing. Its
+        generations carry an argument index (trie.argindex) unless `argindex=False`."""
         directory = Path(path)
         if (directory / layout.CURRENT).exists():
             if not exist_ok:
@@ -84,7 +88,8 @@ class PersistentKB:
         writer_lock = layout.WriterLock(directory)
         try:
             if not (directory / layout.CURRENT).exists():
-                empty_generation(directory, 1)
+                options = (index_options or IndexOptions()).to_json() if argindex else None
+                empty_generation(directory, 1, options)
                 layout.write_current(directory, 1)
         finally:
             writer_lock.release()

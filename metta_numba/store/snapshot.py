@@ -21,6 +21,7 @@ from metta_numba.store.generation import write_generation
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
 from metta_numba.trie import Trie
+from metta_numba.trie.argindex import IndexOptions
 
 
 def describe_sources(paths: Iterable[str | os.PathLike]) -> list[dict]:
@@ -61,13 +62,16 @@ def build_snapshot(
     merkleize: bool = True,
     source_files: list[dict] | None = None,
     overwrite: bool = False,
+    argindex: bool = True,
+    index_options: IndexOptions | None = None,
 ) -> dict:
     """Write a batch of encoded atoms (syntax.bulk.EncodedBatch, or any object with `data`,
     `offsets`, optional `names` and `is_query`) as a KB at `path`.
 
     A new directory gets generation 1. An existing KB is refused unless `overwrite`, which
     replaces its content by a new generation (under the writer lock, so not while a writer has
-    it open); readers of the old generation keep it until they refresh.
+    it open); readers of the old generation keep it until they refresh. `argindex` builds the
+    argument index (trie.argindex) with `index_options`; checkpoints keep those options.
     Returns the generation number, counts, file sizes and timings."""
     started = time.perf_counter()
     directory = Path(path)
@@ -89,9 +93,9 @@ def build_snapshot(
             number,
             trie,
             term_arrays,
-            merkleized=merkleize,
             source_files=source_files or [],
             build_seconds=time.perf_counter() - started,
+            index_options=(index_options or IndexOptions()).to_json() if argindex else None,
         )
         layout.write_current(directory, number)
         for old in layout.generations_on_disk(directory):

@@ -15,7 +15,9 @@ has q tokens can then only unify with keys that
 - stop at some d < q with a variable where the pattern is still ground, and share its first
   d tokens (those filed as "stops at d" under the pattern's d-token prefix).
 
-A query with a ground head therefore looks at the keys under that head only.
+A query with a ground head therefore looks at the keys under that head only. A query whose
+leading arguments are variables (`(edge $x n_5)`) is served by the same argument index as the
+snapshot's (trie.argindex.LiveArgIndex), when that offers fewer candidates.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from metta_numba.codec import tags
+from metta_numba.trie.argindex import LiveArgIndex
 
 PREFIX_TOKENS = 5
+ARGUMENT_INDEX_FROM = 8
+"""Below this many candidates by prefix, the argument index is not worth asking."""
 
 
 def ground_prefix_ends(path: bytes, limit: int = PREFIX_TOKENS) -> tuple[list[int], bool]:
@@ -66,6 +71,7 @@ class WorkingSet:
         self._under: list[dict[bytes, set[bytes]]] = [{} for _ in range(PREFIX_TOKENS + 1)]
         # stops[d][prefix]: added keys whose ground prefix is exactly `prefix` (d < limit tokens).
         self._stops: list[dict[bytes, set[bytes]]] = [{} for _ in range(PREFIX_TOKENS)]
+        self._arguments = LiveArgIndex()
         self.changes = 0
 
     def __len__(self) -> int:
@@ -93,6 +99,10 @@ class WorkingSet:
         self.changes += abs(change)
 
     def _index(self, key: bytes, insert: bool) -> None:
+        if insert:
+            self._arguments.add(key)
+        else:
+            self._arguments.discard(key)
         ends, stopped = ground_prefix_ends(key)
         for depth in range(len(ends) + 1):
             prefix = key[: ends[depth - 1]] if depth else b""
@@ -114,12 +124,20 @@ class WorkingSet:
 
     def candidates(self, pattern: bytes) -> Iterator[bytes]:
         """Added keys that may unify with the pattern path (a superset of those that do)."""
+        if not self.delta:
+            return iter(())
         ends, _ = ground_prefix_ends(pattern)
         depth = len(ends)
-        for shorter in range(depth):
-            prefix = pattern[: ends[shorter - 1]] if shorter else b""
-            yield from self._stops[shorter].get(prefix, ())
-        yield from self._under[depth].get(pattern[: ends[depth - 1]] if depth else b"", ())
+        buckets = [
+            self._stops[shorter].get(pattern[: ends[shorter - 1]] if shorter else b"", ()) for shorter in range(depth)
+        ]
+        buckets.append(self._under[depth].get(pattern[: ends[depth - 1]] if depth else b"", ()))
+        by_prefix = sum(len(bucket) for bucket in buckets)
+        if by_prefix > ARGUMENT_INDEX_FROM:
+            by_argument = self._arguments.candidates(pattern)
+            if by_argument is not None and len(by_argument) < by_prefix:
+                return iter(by_argument)
+        return (key for bucket in buckets for key in bucket)
 
     def added(self) -> Iterator[tuple[bytes, int]]:
         for key, delta in self.delta.items():

@@ -1,0 +1,170 @@
+"""Laying out the trie nodes from a stream of sorted distinct paths.
+
+The input is what `sort.fold_duplicates` (for a batch) or `merge` (for two tries) produces:
+for each distinct path in byte order, its length and its common prefix length with the path
+before it, and all the paths' bytes past that common prefix, back to back (`labels`). Those
+bytes are exactly the trie's label bytes, so the layout never copies a byte: each node's label
+is a slice of `labels`.
+
+One pass with a stack holding the rightmost root-to-leaf path does it. A path that shares
+`common` bytes with the previous one pops every node deeper than `common`; when `common` falls
+inside the edge into the last popped node, that edge is split by a new branch node. Nodes are
+numbered as they are created. A node's children, in creation order, are in byte order too: a
+split node replaces the newest child of its parent and takes the next id, and every later child
+comes after it. So the CSR arrays can be filled by one pass over the nodes in id order. A last
+pass renumbers the nodes in preorder (see `preorder`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.layout import NodeArraysType, i32_ro, i64_ro, u8_ro
+
+
+@njit(
+    NodeArraysType(u8_ro, i32_ro, i64_ro, i32_ro, i32_ro, types.int64),
+    cache=True,
+    nogil=True,
+)
+def fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes):
+    """CSR edges from the parent pointers of nodes 0..n_nodes-1. Ids increase in byte order
+    among siblings, so filling each parent's slots in id order sorts children by first byte."""
+    child_start = np.zeros(n_nodes + 1, np.int32)
+    for node in range(1, n_nodes):
+        child_start[parent[node] + 1] += 1
+    for node in range(n_nodes):
+        child_start[node + 1] += child_start[node]
+    n_edges = child_start[n_nodes]
+    children = np.empty(n_edges, np.int32)
+    child_first_byte = np.empty(n_edges, np.uint8)
+    child_rank_offset = np.empty(n_edges, np.int32)
+    next_slot = child_start[:n_nodes].copy()
+    for node in range(1, n_nodes):
+        up = parent[node]
+        slot = next_slot[up]
+        next_slot[up] += 1
+        children[slot] = node
+        child_first_byte[slot] = labels[label_off[node]]
+        # Leaves under earlier siblings: ranks are consecutive, so this is a difference.
+        child_rank_offset[slot] = first_leaf[node] - first_leaf[up]
+    label_off = label_off[:n_nodes].copy()
+    label_len = label_len[:n_nodes].copy()
+    return label_off, label_len, child_start, children, child_first_byte, child_rank_offset
+
+
+@njit(NodeArraysType(u8_ro, NodeArraysType), cache=True, nogil=True)
+def preorder(labels, nodes):
+    """Renumber the nodes in depth-first preorder. Then every edge leads to a higher id, which
+    the query kernels check in O(1) per step: arrays opened without validation cannot make a
+    walk loop. Preorder also keeps each subtrie in one id range, near its leaves' ranks."""
+    label_off, label_len, child_start, children, child_first_byte, child_rank_offset = nodes
+    n_nodes = label_off.shape[0]
+    new_id = np.empty(n_nodes, np.int32)
+    old_of = np.empty(n_nodes, np.int32)
+    pending = np.empty(n_nodes, np.int32)
+    pending[0] = 0
+    n_pending = 1
+    n_numbered = 0
+    while n_pending > 0:
+        n_pending -= 1
+        node = pending[n_pending]
+        new_id[node] = n_numbered
+        old_of[n_numbered] = node
+        n_numbered += 1
+        # Last child first onto the stack, so the first child is numbered next.
+        for edge in range(child_start[node + 1] - 1, child_start[node] - 1, -1):
+            pending[n_pending] = children[edge]
+            n_pending += 1
+    new_label_off = np.empty(n_nodes, np.int64)
+    new_label_len = np.empty(n_nodes, np.int32)
+    new_child_start = np.empty(n_nodes + 1, np.int32)
+    new_children = np.empty(children.shape[0], np.int32)
+    new_first_byte = np.empty(children.shape[0], np.uint8)
+    new_rank_offset = np.empty(children.shape[0], np.int32)
+    slot = 0
+    for node in range(n_nodes):
+        old = old_of[node]
+        new_label_off[node] = label_off[old]
+        new_label_len[node] = label_len[old]
+        new_child_start[node] = slot
+        for edge in range(child_start[old], child_start[old + 1]):
+            new_children[slot] = new_id[children[edge]]
+            new_first_byte[slot] = child_first_byte[edge]
+            new_rank_offset[slot] = child_rank_offset[edge]
+            slot += 1
+    new_child_start[n_nodes] = slot
+    return new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset
+
+
+@njit(NodeArraysType(u8_ro, i32_ro, i32_ro), cache=True, nogil=True)
+def layout_trie(labels, common, length):
+    """Nodes of the trie over the given path stream (see the module docstring).
+
+    Returns (label_off, label_len, child_start, children, child_first_byte, child_rank_offset).
+    Raises CorruptTrieError when a path is a prefix of its neighbour or the lengths overrun
+    `labels` (only corrupt input tries can cause either)."""
+    n_paths = common.shape[0]
+    capacity = 2 * n_paths + 1
+    depth = np.empty(capacity, np.int64)  # path length at the end of the node's label
+    parent = np.empty(capacity, np.int32)
+    label_off = np.empty(capacity, np.int64)
+    label_len = np.empty(capacity, np.int32)
+    first_leaf = np.empty(capacity, np.int32)
+    longest = 0
+    for k in range(n_paths):
+        longest = max(longest, length[k])
+    rightmost = np.empty(longest + 2, np.int32)
+
+    depth[0] = 0
+    parent[0] = -1
+    label_off[0] = 0
+    label_len[0] = 0
+    first_leaf[0] = 0
+    rightmost[0] = 0
+    stack_size = 1
+    n_nodes = 1
+    suffix_at = 0
+    for k in range(n_paths):
+        shared = common[k]
+        if shared >= length[k] or (k > 0 and shared >= length[k - 1]) or (k == 0 and shared != 0):
+            raise CorruptTrieError("paths are not prefix-free: one stored path is a prefix of the next")
+        last_popped = -1
+        while depth[rightmost[stack_size - 1]] > shared:
+            stack_size -= 1
+            last_popped = rightmost[stack_size]
+        top = rightmost[stack_size - 1]
+        if depth[top] < shared:
+            # The new path leaves the previous one inside the edge into last_popped.
+            cut = shared - depth[top]
+            split = n_nodes
+            n_nodes += 1
+            depth[split] = shared
+            parent[split] = top
+            label_off[split] = label_off[last_popped]
+            label_len[split] = cut
+            first_leaf[split] = first_leaf[last_popped]
+            parent[last_popped] = split
+            label_off[last_popped] += cut
+            label_len[last_popped] -= cut
+            rightmost[stack_size] = split
+            stack_size += 1
+            top = split
+        leaf = n_nodes
+        n_nodes += 1
+        suffix = length[k] - shared
+        if suffix_at + suffix > labels.shape[0]:
+            raise CorruptTrieError("path lengths overrun the label bytes")
+        depth[leaf] = length[k]
+        parent[leaf] = top
+        label_off[leaf] = suffix_at
+        label_len[leaf] = suffix
+        first_leaf[leaf] = k
+        suffix_at += suffix
+        rightmost[stack_size] = leaf
+        stack_size += 1
+    return preorder(labels, fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes))
+
+

@@ -1,0 +1,78 @@
+"""The array layout of a trie, and the Numba types the kernels are declared with.
+
+A trie is nine flat arrays. Nodes are numbered from 0 (the root); a node's label is the edge
+that leads into it, so the root's label is empty.
+
+| array | dtype | length | meaning |
+|---|---|---|---|
+| labels | uint8 | L | label bytes of all nodes |
+| label_off | int64 | N | start of node v's label in `labels` |
+| label_len | int32 | N | length of node v's label (>= 1 except at the root) |
+| child_start | int32 | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
+| children | int32 | E | the child node of each edge |
+| child_first_byte | uint8 | E | first label byte of that child; strictly increasing per node |
+| child_rank_offset | int32 | E | leaves under the node's earlier edges (see below) |
+| leaf_count | uint64 | R | multiplicity of the k-th path in sorted order (>= 1) |
+| leaf_name | int64 | R | term id of the k-th path's variable names, -1 for none |
+
+Every stored path is one complete encoded atom, so no path is a prefix of another: a path ends
+exactly at a node without children (a leaf), and the leaves in depth-first order are the R
+distinct paths in byte order. A path's *rank* (its index in that order) is its leaf id. The
+rank is the sum of `child_rank_offset` over the edges from the root to the leaf. That holds in
+a tree and equally in a merkleized DAG, where a node has many parents and so no parent pointer
+or per-node rank can exist; multiplicities and names are therefore kept per rank, not per node,
+and two subtrees with the same shape share one copy whatever their counts.
+
+Every edge leads from a lower node id to a higher one (the builder numbers nodes in preorder,
+merkleize parents before children). That rules out cycles, and the kernels check it per step,
+so even arrays opened without validation cannot make a walk loop.
+
+Node ids fit int32 (up to 2**31 - 1 nodes, about a billion distinct paths); labels may exceed
+4 GB, so their offsets are int64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import types
+
+ARRAY_DTYPES: dict[str, np.dtype] = {
+    "labels": np.dtype(np.uint8),
+    "label_off": np.dtype(np.int64),
+    "label_len": np.dtype(np.int32),
+    "child_start": np.dtype(np.int32),
+    "children": np.dtype(np.int32),
+    "child_first_byte": np.dtype(np.uint8),
+    "child_rank_offset": np.dtype(np.int32),
+    "leaf_count": np.dtype(np.uint64),
+    "leaf_name": np.dtype(np.int64),
+}
+ARRAY_NAMES: tuple[str, ...] = tuple(ARRAY_DTYPES)
+STRUCTURE_NAMES: tuple[str, ...] = ARRAY_NAMES[:7]
+"""The arrays the walk kernels take, as one tuple, in this order."""
+
+MAX_NODES = 2**31 - 1
+MAX_DISTINCT_PATHS = (MAX_NODES - 1) // 2
+"""A trie of R paths has at most 2R nodes (R leaves, R - 1 branch points, the root)."""
+
+
+def _ro(dtype) -> types.Array:
+    """A read-only C array type: it accepts writable arrays and read-only memmaps alike."""
+    return types.Array(dtype, 1, "C", readonly=True)
+
+
+u8_ro = _ro(types.uint8)
+i32_ro = _ro(types.int32)
+i64_ro = _ro(types.int64)
+u64_ro = _ro(types.uint64)
+u8_arr = types.Array(types.uint8, 1, "C")
+i32_arr = types.Array(types.int32, 1, "C")
+i64_arr = types.Array(types.int64, 1, "C")
+u64_arr = types.Array(types.uint64, 1, "C")
+i64_2d = types.Array(types.int64, 2, "C")
+
+StructureType = types.Tuple((u8_ro, i64_ro, i32_ro, i32_ro, i32_ro, u8_ro, i32_ro))
+"""(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset)."""
+
+NodeArraysType = types.Tuple((i64_arr, i32_arr, i32_arr, i32_arr, u8_arr, i32_arr))
+"""What the builders return besides labels: label_off ... child_rank_offset."""

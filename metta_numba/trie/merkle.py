@@ -1,0 +1,182 @@
+"""Merkleizing: store identical subtries once, turning the trie into a DAG.
+
+Nodes are visited children first. Each node's shape is its label bytes plus the classes of its
+children in order; a hash of that shape finds earlier nodes that may be the same, and a full
+comparison (labels and child classes) decides, so a hash collision never merges two different
+subtries. Each class becomes one node of the result. Rank offsets depend only on the shapes
+below an edge, so they carry over as they are, and so do the per-rank counts and names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro
+from metta_numba.trie.walk import edge_child, node_edges, node_label, trie_bounds
+
+Int = types.int64
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(types.uint64(types.uint64), cache=True, nogil=True)
+def finish_hash(h):
+    """The splitmix64 finalizer: spreads the bits before the hash picks a table slot."""
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+@njit(types.uint64(u8_ro, Int, Int, i32_ro, i32_ro, Int, Int), cache=True, nogil=True)
+def shape_hash(labels, offset, length, children, class_of, first, end):
+    """Hash of a node's shape: its label bytes, then its children's classes."""
+    h = FNV_OFFSET
+    for i in range(length):
+        h = (h ^ np.uint64(labels[offset + i])) * FNV_PRIME
+    h = (h ^ np.uint64(length)) * FNV_PRIME
+    for edge in range(first, end):
+        h = (h ^ np.uint64(class_of[children[edge]])) * FNV_PRIME
+    return finish_hash(h)
+
+
+@njit(types.boolean(u8_ro, Int, Int, Int), cache=True, nogil=True)
+def same_bytes(labels, a, b, length):
+    for i in range(length):
+        if labels[a + i] != labels[b + i]:
+            return False
+    return True
+
+
+@njit(types.boolean(i32_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
+def same_children(children, class_of, a_first, b_first, count):
+    """Equal child classes edge by edge (rank offsets then agree too: they follow from the
+    classes of the earlier children)."""
+    for i in range(count):
+        if class_of[children[a_first + i]] != class_of[children[b_first + i]]:
+            return False
+    return True
+
+
+@njit(i32_arr(StructureType), cache=True, nogil=True)
+def children_first_order(trie):
+    """The nodes reachable from the root, each after all of its children (an iterative
+    depth-first walk; visited nodes of a DAG are not walked again)."""
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    n_nodes, n_edges, _ = trie_bounds(trie)
+    seen = np.zeros(n_nodes, np.bool_)
+    order = np.empty(n_nodes, np.int32)
+    n_done = 0
+    stack_node = np.empty(n_nodes, np.int32)
+    stack_edge = np.empty(n_nodes, np.int64)
+    stack_node[0] = 0
+    stack_edge[0] = node_edges(child_start, n_nodes, n_edges, 0)[0]
+    depth = 1
+    seen[0] = True
+    while depth > 0:
+        node = stack_node[depth - 1]
+        edge = stack_edge[depth - 1]
+        if edge < node_edges(child_start, n_nodes, n_edges, node)[1]:
+            stack_edge[depth - 1] = edge + 1
+            child = edge_child(children, n_nodes, node, edge)  # ids grow downwards: no cycle
+            if not seen[child]:
+                seen[child] = True
+                stack_node[depth] = child
+                stack_edge[depth] = node_edges(child_start, n_nodes, n_edges, child)[0]
+                depth += 1
+            continue
+        order[n_done] = node
+        n_done += 1
+        depth -= 1
+    return order[:n_done].copy()
+
+
+@njit(types.Tuple((i32_arr, i32_arr))(StructureType), cache=True, nogil=True)
+def shape_classes(trie):
+    """(class of each node, representative node of each class); class ids follow the
+    children-first order, so the root's class is the last one."""
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    n_nodes, n_edges, n_labels = trie_bounds(trie)
+    order = children_first_order(trie)
+    class_of = np.full(n_nodes, -1, np.int32)
+    representative = np.empty(order.shape[0], np.int32)
+    class_hash = np.empty(order.shape[0], np.uint64)
+    slots = 1
+    while slots < 2 * order.shape[0]:
+        slots *= 2
+    table = np.full(slots, -1, np.int32)
+    mask = np.uint64(slots - 1)
+    n_classes = 0
+    for node in order:
+        offset, length = node_label(label_off, label_len, n_nodes, n_labels, node)
+        first, end = node_edges(child_start, n_nodes, n_edges, node)
+        h = shape_hash(labels, offset, length, children, class_of, first, end)
+        slot = h & mask
+        while table[slot] >= 0:
+            candidate = table[slot]
+            rep = representative[candidate]
+            if class_hash[candidate] == h:
+                rep_offset, rep_length = node_label(label_off, label_len, n_nodes, n_labels, rep)
+                rep_first, rep_end = node_edges(child_start, n_nodes, n_edges, rep)
+                if (
+                    rep_length == length
+                    and rep_end - rep_first == end - first
+                    and same_bytes(labels, rep_offset, offset, length)
+                    and same_children(children, class_of, rep_first, first, end - first)
+                ):
+                    class_of[node] = candidate
+                    break
+            slot = (slot + np.uint64(1)) & mask
+        if class_of[node] < 0:
+            class_of[node] = n_classes
+            representative[n_classes] = node
+            class_hash[n_classes] = h
+            table[slot] = n_classes
+            n_classes += 1
+    return class_of, representative[:n_classes].copy()
+
+
+@njit(types.Tuple((u8_arr, NodeArraysType))(StructureType), cache=True, nogil=True)
+def merkleize_structure(trie):
+    """(labels, node arrays) of the DAG in which each distinct subtrie is stored once.
+
+    The root's class is numbered 0 and the others follow in reverse children-first order, so
+    every edge leads to a higher id, as the format requires."""
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    n_nodes, n_edges, n_labels = trie_bounds(trie)
+    class_of, representative = shape_classes(trie)
+    n_classes = representative.shape[0]
+    label_bytes = 0
+    edge_count = 0
+    for c in range(n_classes):
+        label_bytes += node_label(label_off, label_len, n_nodes, n_labels, representative[c])[1]
+        first, end = node_edges(child_start, n_nodes, n_edges, representative[c])
+        edge_count += end - first
+    new_labels = np.empty(label_bytes, np.uint8)
+    new_label_off = np.empty(n_classes, np.int64)
+    new_label_len = np.empty(n_classes, np.int32)
+    new_child_start = np.empty(n_classes + 1, np.int32)
+    new_children = np.empty(edge_count, np.int32)
+    new_first_byte = np.empty(edge_count, np.uint8)
+    new_rank_offset = np.empty(edge_count, np.int32)
+    at = 0
+    slot = 0
+    for node_id in range(n_classes):
+        rep = representative[n_classes - 1 - node_id]
+        offset, length = node_label(label_off, label_len, n_nodes, n_labels, rep)
+        new_labels[at : at + length] = labels[offset : offset + length]
+        new_label_off[node_id] = at
+        new_label_len[node_id] = length
+        at += length
+        new_child_start[node_id] = slot
+        first, end = node_edges(child_start, n_nodes, n_edges, rep)
+        for edge in range(first, end):
+            new_children[slot] = n_classes - 1 - class_of[children[edge]]
+            new_first_byte[slot] = first_byte[edge]
+            new_rank_offset[slot] = rank_offset[edge]
+            slot += 1
+    new_child_start[n_classes] = slot
+    return new_labels, (new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset)

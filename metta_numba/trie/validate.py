@@ -1,0 +1,99 @@
+"""Full validation of trie arrays, in one O(nodes + edges + leaves) pass.
+
+`Trie.from_arrays(..., validate=True)` runs it. It proves what the query kernels otherwise
+check step by step: every offset and index in bounds; every edge leading to a higher node id (so
+no cycle); non-root labels non-empty; each edge's first byte equal to its child's first label
+byte and strictly increasing per node; no root-to-leaf path longer than `labels`; rank offsets equal to the
+leaves under the earlier edges, with the root holding exactly one leaf per count; counts >= 1
+and names >= -1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.layout import StructureType, i64_ro, u64_ro
+from metta_numba.trie.walk import node_edges, node_label
+
+
+@njit(types.void(StructureType), cache=True, nogil=True)
+def check_node_fields(trie):
+    """Bounds of every node's label and edge range, and of every edge."""
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    n_nodes = label_off.shape[0]
+    if n_nodes < 1 or label_len.shape[0] != n_nodes or child_start.shape[0] != n_nodes + 1:
+        raise CorruptTrieError("node arrays disagree in length")
+    if child_start[0] != 0 or child_start[n_nodes] != children.shape[0]:
+        raise CorruptTrieError("child_start does not span the edges")
+    if first_byte.shape[0] != children.shape[0] or rank_offset.shape[0] != children.shape[0]:
+        raise CorruptTrieError("edge arrays disagree in length")
+    if label_len[0] != 0:
+        raise CorruptTrieError("the root has a label")
+    n_labels = labels.shape[0]
+    n_edges = children.shape[0]
+    for node in range(n_nodes):  # all labels and edge ranges first: edges read them below
+        node_label(label_off, label_len, n_nodes, n_labels, node)
+        node_edges(child_start, n_nodes, n_edges, node)
+    for node in range(n_nodes):
+        first, end = node_edges(child_start, n_nodes, n_edges, node)
+        for edge in range(first, end):
+            child = children[edge]
+            if child <= node or child >= n_nodes:
+                raise CorruptTrieError("an edge leads to a lower node id, or out of range")
+            if rank_offset[edge] < 0:
+                raise CorruptTrieError("negative rank offset")
+            if first_byte[edge] != labels[label_off[child]]:
+                raise CorruptTrieError("child_first_byte disagrees with the child's label")
+            if edge > first and first_byte[edge] <= first_byte[edge - 1]:
+                raise CorruptTrieError("children are not in strictly increasing byte order")
+
+
+@njit(types.void(StructureType, types.int64), cache=True, nogil=True)
+def check_shape(trie, n_leaves):
+    """Paths no longer than `labels`, rank offsets consistent with the leaves. Edges lead to
+    higher ids (checked first), so going down the ids sees every child before its parents."""
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    n_nodes = label_off.shape[0]
+    leaves = np.zeros(n_nodes, np.int64)
+    longest = np.zeros(n_nodes, np.int64)  # longest path from the start of a node's label
+    for node in range(n_nodes - 1, -1, -1):
+        first, end = child_start[node], child_start[node + 1]  # checked by check_node_fields
+        below = 0
+        deepest = 0
+        for edge in range(first, end):
+            child = children[edge]
+            if rank_offset[edge] != below:
+                raise CorruptTrieError("rank offsets disagree with the leaves")
+            below += leaves[child]
+            if below > n_leaves:  # also keeps a corrupt DAG's counts from overflowing
+                raise CorruptTrieError("the number of leaves disagrees with leaf_count")
+            deepest = max(deepest, longest[child])
+        leaves[node] = below if first < end else 1
+        longest[node] = label_len[node] + deepest
+    root_leaves = leaves[0] if child_start[1] > child_start[0] else 0
+    if root_leaves != n_leaves:
+        raise CorruptTrieError("the number of leaves disagrees with leaf_count")
+    if longest[0] > labels.shape[0]:
+        raise CorruptTrieError("a path is longer than all labels")
+    if n_leaves >= 2**31:
+        raise CorruptTrieError("too many leaves for int32 rank offsets")
+
+
+@njit(types.void(u64_ro, i64_ro), cache=True, nogil=True)
+def check_leaf_values(leaf_count, leaf_name):
+    if leaf_name.shape[0] != leaf_count.shape[0]:
+        raise CorruptTrieError("leaf_count and leaf_name disagree in length")
+    for rank in range(leaf_count.shape[0]):
+        if leaf_count[rank] == 0:
+            raise CorruptTrieError("a stored path has count 0")
+        if leaf_name[rank] < -1:
+            raise CorruptTrieError("a name id below -1")
+
+
+@njit(types.void(StructureType, u64_ro, i64_ro), cache=True, nogil=True)
+def validate_trie(trie, leaf_count, leaf_name):
+    check_node_fields(trie)
+    check_leaf_values(leaf_count, leaf_name)
+    check_shape(trie, leaf_count.shape[0])

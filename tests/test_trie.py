@@ -1,0 +1,419 @@
+"""Property tests of the array trie against a reference model: a plain list of atoms, matched
+by brute force with unify.match_atom."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, alpha_equal, variables_of
+from metta_numba.codec import CodecError, TermStore, encode
+from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
+from metta_numba.unify import match_atom
+
+LONG_SYMBOL = "long-" + "x" * 70  # over 63 bytes: stored as a term id
+
+symbols = st.sampled_from(["a", "b", "f", "g", "=", LONG_SYMBOL]).map(Symbol)
+variables = st.sampled_from(["x", "y", "z"]).map(Variable)
+grounded = st.one_of(
+    st.integers(-2, 2),
+    st.sampled_from([-(2**63), 2**63 - 1, 1.5, -2.0, 1e300, "s", "t", True, False]),
+).map(Grounded)
+atoms = st.recursive(
+    st.one_of(symbols, variables, grounded),
+    lambda kids: st.lists(kids, max_size=3).map(Expression),
+    max_leaves=8,
+)
+rules = st.tuples(atoms, atoms).map(lambda hb: E("=", hb[0], hb[1]))
+stored_atoms = st.one_of(atoms, rules)
+atom_lists = st.lists(stored_atoms, max_size=14)
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def encode_batch(atoms_in: list, terms: TermStore, counts: list[int] | None = None) -> Trie:
+    """The trie of `atoms_in`, built the way the bulk reader's output is (paths + name ids)."""
+    paths, names = [], []
+    for atom in atoms_in:
+        path, var_names = encode(atom, terms)
+        paths.append(path)
+        names.append(terms.intern(" ".join(var_names)) if var_names else -1)
+    offsets = np.cumsum([0] + [len(p) for p in paths], dtype=np.int64)
+    data = np.frombuffer(b"".join(paths), np.uint8)
+    count_array = None if counts is None else np.array(counts, np.int64)
+    return Trie.build(data, offsets, count_array, np.array(names, np.int64))
+
+
+def key(atom, terms: TermStore) -> bytes:
+    return encode(atom, terms)[0]
+
+
+def multiset(atoms_in, terms, counts=None) -> Counter:
+    result: Counter = Counter()
+    for i, atom in enumerate(atoms_in):
+        result[key(atom, terms)] += 1 if counts is None else counts[i]
+    return result
+
+
+def trie_multiset(trie: Trie, terms: TermStore) -> Counter:
+    result: Counter = Counter()
+    for atom, count in trie.iter_atoms(terms):
+        result[key(atom, terms)] += count
+    return result
+
+
+def reference_matches(pattern, atoms_in, terms) -> Counter:
+    return Counter(key(a, terms) for a in atoms_in if match_atom(pattern, a) is not None)
+
+
+def trie_matches(trie: Trie, pattern, terms) -> Counter:
+    result: Counter = Counter()
+    for atom, count in trie.match_atoms(pattern, terms):
+        result[key(atom, terms)] += count
+    return result
+
+
+def generalize(atom, choices: list[int]):
+    """Replace some subterms of `atom` by variables, so that patterns hit stored atoms."""
+    counter = iter(choices)
+    fresh = iter(f"p{i}" for i in range(10_000))
+
+    def walk(a):
+        choice = next(counter, 0)
+        if choice == 1:
+            return Variable(next(fresh))
+        if choice == 2:
+            return Variable("p0")  # a repeated pattern variable
+        if type(a) is Expression:
+            return Expression(walk(c) for c in a.children)
+        return a
+
+    return walk(atom)
+
+
+def has_repeated_variable(atom) -> bool:
+    seen: list = []
+    stack = [atom]
+    while stack:
+        a = stack.pop()
+        if type(a) is Variable:
+            if a in seen:
+                return True
+            seen.append(a)
+        elif type(a) is Expression:
+            stack.extend(a.children)
+    return False
+
+
+@st.composite
+def store_and_pattern(draw):
+    stored = draw(atom_lists)
+    if stored and draw(st.booleans()):
+        base = draw(st.sampled_from(stored))
+        pattern = generalize(base, draw(st.lists(st.integers(0, 4), max_size=12)))
+    else:
+        pattern = draw(stored_atoms)
+    return stored, pattern
+
+
+# --- the multiset itself ---------------------------------------------------------------------
+
+
+@FAST
+@given(atom_lists, st.data())
+def test_iteration_counts_and_names(stored, data):
+    terms = TermStore()
+    counts = data.draw(st.lists(st.integers(1, 5), min_size=len(stored), max_size=len(stored)))
+    trie = encode_batch(stored, terms, counts)
+    assert trie_multiset(trie, terms) == multiset(stored, terms, counts)
+    assert len(trie) == len({key(a, terms) for a in stored})
+    assert trie.total_count == sum(counts)
+    # Paths come out in byte order, each once.
+    paths = [p for p, _ in trie.iter_paths()]
+    assert paths == sorted({key(a, terms) for a in stored})
+    # Each distinct atom keeps the variable names of its first occurrence in input order.
+    first_seen: dict = {}
+    for atom in stored:
+        first_seen.setdefault(key(atom, terms), atom)
+    for atom, _ in trie.iter_atoms(terms):
+        assert atom == first_seen[key(atom, terms)]
+    trie.validate()
+
+
+@FAST
+@given(atom_lists, stored_atoms)
+def test_count_equals_reference(stored, query):
+    terms = TermStore()
+    trie = encode_batch(stored, terms)
+    for probe in [query, *stored[:3]]:
+        expected = sum(1 for a in stored if alpha_equal(a, probe))
+        assert trie.count(probe, terms) == expected
+        if expected:
+            assert trie.atom(trie.rank(probe, terms), terms) in stored
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(store_and_pattern())
+def test_match_equals_brute_force_unification(case):
+    stored, pattern = case
+    terms = TermStore()
+    trie = encode_batch(stored, terms)
+    assert trie_matches(trie, pattern, terms) == reference_matches(pattern, stored, terms)
+
+
+# Two symbols and two variables: repeated variables on both sides are the common case here.
+tiny_atoms = st.recursive(
+    st.sampled_from([Symbol("a"), Symbol("b"), Variable("x"), Variable("y")]),
+    lambda kids: st.lists(kids, min_size=1, max_size=3).map(Expression),
+    max_leaves=7,
+)
+
+
+@st.composite
+def tiny_store_and_pattern(draw):
+    stored = draw(st.lists(tiny_atoms, max_size=12))
+    if stored and draw(st.booleans()):
+        # Mostly the repeated variable $p0 in place of subterms of a stored atom.
+        choices = draw(st.lists(st.sampled_from([0, 0, 1, 2, 2]), max_size=10))
+        return stored, generalize(draw(st.sampled_from(stored)), choices)
+    return stored, draw(tiny_atoms)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tiny_store_and_pattern())
+def test_match_with_repeated_variables_on_both_sides(case):
+    stored, pattern = case
+    terms = TermStore()
+    trie = encode_batch(stored, terms)
+    assert trie_matches(trie, pattern, terms) == reference_matches(pattern, stored, terms)
+    assert trie_matches(trie.merkleize(), pattern, terms) == reference_matches(pattern, stored, terms)
+
+
+@FAST
+@given(store_and_pattern())
+def test_candidates_are_exact_without_repeated_variables(case):
+    """The kernel over-approximates only through repeated variables: with none on either
+    side, or with ground stored atoms, its candidates are exactly the unifiers."""
+    stored, pattern = case
+    terms = TermStore()
+    linear = not has_repeated_variable(pattern) and not any(has_repeated_variable(a) for a in stored)
+    all_ground = all(not variables_of(a) for a in stored)
+    if not (linear or all_ground):
+        stored = [a for a in stored if not variables_of(a)]
+    trie = encode_batch(stored, terms)
+    candidates = Counter()
+    for atom, count in trie.match_atoms(pattern, terms, exact=False):
+        candidates[key(atom, terms)] += count
+    assert candidates == reference_matches(pattern, stored, terms)
+
+
+@FAST
+@given(store_and_pattern())
+def test_match_on_bytes_equals_match_on_atom(case):
+    stored, pattern = case
+    terms = TermStore()
+    trie = encode_batch(stored, terms)
+    encoded = encode(pattern, terms)[0]
+    assert trie.match(encoded).tolist() == trie.match(pattern, terms).tolist()
+
+
+# --- merge, difference, merkleize --------------------------------------------------------
+
+
+@FAST
+@given(atom_lists, atom_lists)
+def test_merge_is_multiset_union(left, right):
+    terms = TermStore()
+    merged = encode_batch(left, terms).merge(encode_batch(right, terms))
+    assert trie_multiset(merged, terms) == multiset(left, terms) + multiset(right, terms)
+    merged.validate()
+    # A path present on both sides keeps the left side's variable names.
+    first_seen: dict = {}
+    for atom in left + right:
+        first_seen.setdefault(key(atom, terms), atom)
+    for atom, _ in merged.iter_atoms(terms):
+        assert atom == first_seen[key(atom, terms)]
+
+
+@FAST
+@given(atom_lists, atom_lists, st.data())
+def test_subtract_is_multiset_difference(left, right, data):
+    terms = TermStore()
+    right = right + data.draw(st.lists(st.sampled_from(left), max_size=5)) if left else right
+    difference = encode_batch(left, terms).subtract(encode_batch(right, terms))
+    assert trie_multiset(difference, terms) == multiset(left, terms) - multiset(right, terms)
+    difference.validate()
+
+
+@FAST
+@given(store_and_pattern(), atom_lists)
+def test_merkleize_preserves_everything(case, other):
+    stored, pattern = case
+    terms = TermStore()
+    tree = encode_batch(stored, terms)
+    dag = tree.merkleize()
+    dag.validate()
+    assert dag.merkleized and dag.n_nodes <= tree.n_nodes
+    assert list(dag.iter_atoms(terms)) == list(tree.iter_atoms(terms))
+    assert dag.match(pattern, terms).tolist() == tree.match(pattern, terms).tolist()
+    assert trie_matches(dag, pattern, terms) == reference_matches(pattern, stored, terms)
+    for probe in stored[:3] + [pattern]:
+        assert dag.count(probe, terms) == tree.count(probe, terms)
+        assert dag.rank(probe, terms) == tree.rank(probe, terms)
+    for rank in range(len(tree)):
+        assert dag.path(rank) == tree.path(rank)
+    # Merges accept DAG inputs and give the same multisets.
+    other_trie = encode_batch(other, terms)
+    assert trie_multiset(dag.merge(other_trie.merkleize()), terms) == trie_multiset(tree.merge(other_trie), terms)
+    assert trie_multiset(dag.subtract(other_trie), terms) == trie_multiset(tree.subtract(other_trie), terms)
+
+
+def test_merkleize_shares_repeated_suffixes():
+    terms = TermStore()
+    stored = [E("=", (f"f{i}", "zero", "$x"), "$x") for i in range(10, 40)]
+    tree = encode_batch(stored, terms)
+    dag = tree.merkleize()
+    # Thirty rules differing only in the head's last digits: every "<digit> zero $x) $x" tail
+    # is stored once per digit instead of once per rule.
+    assert dag.n_nodes < tree.n_nodes
+    assert len(dag.arrays["labels"]) < len(tree.arrays["labels"])
+    assert trie_multiset(dag, terms) == multiset(stored, terms)
+
+
+@FAST
+@given(atom_lists, stored_atoms)
+def test_prefix_range_lists_the_paths_with_that_prefix(stored, probe):
+    terms = TermStore()
+    trie = encode_batch(stored, terms)
+    all_paths = [p for p, _ in trie.iter_paths()]
+    for prefix in {key(probe, terms)[:k] for k in range(4)} | {p[:3] for p in all_paths[:3]}:
+        expected = [p for p in all_paths if p.startswith(prefix)]
+        assert [p for p, _ in trie.iter_paths(prefix)] == expected
+        lo, hi = trie.prefix_range(prefix)
+        assert all_paths[lo:hi] == expected
+
+
+# --- arrays in, arrays out ---------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(store_and_pattern())
+def test_from_arrays_round_trip_through_memmaps(tmp_path_factory, case):
+    stored, pattern = case
+    terms = TermStore()
+    trie = encode_batch(stored, terms)
+    folder = tmp_path_factory.mktemp("arrays")
+    for name, array in trie.arrays.items():
+        np.save(folder / f"{name}.npy", array)
+    mapped = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAY_NAMES}
+    for validate in (True, False):
+        reopened = Trie.from_arrays(mapped, validate=validate)
+        assert list(reopened.iter_atoms(terms)) == list(trie.iter_atoms(terms))
+        assert reopened.match(pattern, terms).tolist() == trie.match(pattern, terms).tolist()
+        assert reopened.merge(trie).total_count == 2 * trie.total_count
+        assert reopened.merkleize().n_nodes <= trie.n_nodes
+
+
+def test_arrays_have_the_documented_names_and_dtypes():
+    terms = TermStore()
+    trie = encode_batch([E("f", "a"), E("f", "b")], terms)
+    arrays = trie.arrays
+    assert tuple(arrays) == ARRAY_NAMES
+    assert arrays["leaf_count"].dtype == np.uint64 and arrays["children"].dtype == np.int32
+    assert len(arrays["label_off"]) == trie.n_nodes and len(arrays["child_start"]) == trie.n_nodes + 1
+    assert len(arrays["leaf_count"]) == len(trie) == 2
+
+
+# --- edge cases ------------------------------------------------------------------------------
+
+
+def test_empty_trie():
+    terms = TermStore()
+    for trie in (Trie.empty(), encode_batch([], terms), Trie.empty().merkleize()):
+        trie.validate()
+        assert len(trie) == 0 and trie.total_count == 0
+        assert trie.count(E("f", "a"), terms) == 0
+        assert trie.match(Variable("x")).size == 0
+        assert list(trie.iter_atoms(terms)) == []
+        assert trie.prefix_range(b"") == (0, 0)
+    one = encode_batch([E("f", "a")], terms)
+    assert trie_multiset(Trie.empty().merge(one), terms) == trie_multiset(one, terms)
+    assert len(one.subtract(one)) == 0
+
+
+def test_big_arity_and_many_variables():
+    """Extension tags: arity above 63 (0x44) and references to variable 64+ (0x46)."""
+    terms = TermStore()
+    names = [f"v{i}" for i in range(70)]
+    wide = Expression([Symbol("w")] + [Variable(n) for n in names] + [Variable("v65"), Variable("v3")])
+    ground_wide = Expression([Symbol("w")] + [Grounded(i) for i in range(70)] + [Grounded(65), Grounded(3)])
+    wrong_wide = Expression([Symbol("w")] + [Grounded(i) for i in range(70)] + [Grounded(64), Grounded(3)])
+    stored = [wide, ground_wide, E("w", "a"), Expression([Symbol("w")] * 64)]
+    trie = encode_batch(stored, terms)
+    assert trie_multiset(trie, terms) == multiset(stored, terms)
+    for pattern in [ground_wide, wrong_wide, wide, Expression([Variable("q")] * 73), Variable("x")]:
+        assert trie_matches(trie, pattern, terms) == reference_matches(pattern, stored, terms)
+        assert trie_matches(trie.merkleize(), pattern, terms) == reference_matches(pattern, stored, terms)
+
+
+def test_unknown_string_in_a_query_still_matches_stored_variables():
+    terms = TermStore()
+    trie = encode_batch([E("f", "$x"), E("f", Grounded("known"))], terms)
+    pattern = E("f", Grounded("never stored"))
+    assert [str(a) for a, _ in trie.match_atoms(pattern, terms)] == ["(f $x)"]
+    assert trie.count(pattern, terms) == 0
+
+
+def test_atoms_with_strings_need_the_term_store():
+    terms = TermStore()
+    trie = encode_batch([E("f", Grounded("s"))], terms)
+    with pytest.raises(ValueError, match="TermStore"):
+        trie.count(E("f", Grounded("s")))
+    with pytest.raises(ValueError, match="TermStore"):
+        trie.match(E("f", Grounded("s")))
+
+
+def test_build_rejects_malformed_paths():
+    good = encode(E("f", "a"), TermStore())[0]
+    for bad in [good[:-1], good + b"\x00", b"\x80", b"\x7f", b"\x45\x02"]:
+        data = np.frombuffer(good + bad, np.uint8)
+        with pytest.raises(CodecError, match="path 1"):
+            Trie.build(data, np.array([0, len(good), len(good) + len(bad)]))
+    with pytest.raises(CodecError):
+        Trie.build(np.frombuffer(good, np.uint8), np.array([0, len(good) + 4]))
+    with pytest.raises(ValueError, match="counts"):
+        Trie.build(np.frombuffer(good, np.uint8), np.array([0, len(good)]), counts=np.array([0]))
+
+
+def test_malformed_pattern_bytes():
+    trie = encode_batch([E("f", "a")], TermStore())
+    with pytest.raises(CodecError):
+        trie.match(b"\x02\xc1f")
+    with pytest.raises(CodecError):
+        trie.match(b"\x81")
+
+
+def test_sort_with_large_groups_and_long_shared_prefixes():
+    """Enough paths with long common prefixes to take the radix passes, not only the insertion
+    sort of small groups, against Python's own sort."""
+    rng = np.random.default_rng(7)
+    terms = TermStore()
+    stored = []
+    for _ in range(3000):
+        head = f"function-with-a-long-name{rng.integers(0, 40)}"
+        args = [rng.choice(["zero", "$x", "one"]) for _ in range(rng.integers(0, 4))]
+        stored.append(E("=", (head, *args), int(rng.integers(-3, 3))))
+    stored += stored[:500]  # duplicates
+    trie = encode_batch(stored, terms)
+    assert [p for p, _ in trie.iter_paths()] == sorted({key(a, terms) for a in stored})
+    assert trie_multiset(trie, terms) == multiset(stored, terms)
+    with pytest.raises(IndexError):
+        trie.path(len(trie))
+
+
+def test_corrupt_error_is_a_value_error():
+    assert issubclass(CorruptTrieError, ValueError)

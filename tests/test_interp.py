@@ -222,8 +222,10 @@ def test_subtypes_are_accepted():
         ("!(+ (superpose (1 2)) (superpose (10 20)))", ["22", "12", "21", "11"]),
         ("!(let $x (superpose (1 2 3)) $x)", ["3", "2", "1"]),
         ("!(let* (($x (superpose (1 2))) ($y (superpose (a b)))) ($x $y))", ["(1 b)", "(1 a)", "(2 b)", "(2 a)"]),
-        ("!(superpose ((superpose (1 2)) 3))", ["1", "2", "3"]),
-        ("!(superpose (3 (superpose (1 2))))", ["3", "1", "2"]),
+        # superpose's elements are evaluated after it returns them (0.2.10; 0.2.6 differs)
+        ("!(superpose ((superpose (1 2)) 3))", ["2", "1", "3"]),
+        ("!(superpose (3 (superpose (1 2))))", ["3", "2", "1"]),
+        ("!(collapse (superpose (1 (superpose (2 3)))))", ["(1 3 2)"]),
         ("!(case (superpose (1 2 3)) (($x $x)))", ["1", "2", "3"]),
         ("!(unique (superpose (a b a c)))", ["c", "b", "a"]),
         ("!(chain (eval (superpose (1 2 3))) $x $x)", ["1", "2", "3"]),

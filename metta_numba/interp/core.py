@@ -151,9 +151,20 @@ class SpaceAtom(GroundedObject):
 
     def display(self) -> str:
         space = self.obj
-        if getattr(space, "name", None) == "top":
-            return "ModuleSpace(GroundingSpace-top)"
+        name = getattr(space, "name", None)
+        if name is not None and (name == "top" or name.startswith("top:")):
+            return f"ModuleSpace(GroundingSpace-{name})"
         return f"GroundingSpace-0x{id(space):012x}"
+
+
+class BareSpaceAtom(SpaceAtom):
+    """A module's space without its dependencies (`module-space-no-deps`)."""
+
+    __slots__ = ()
+
+    def display(self) -> str:
+        name = getattr(self.obj, "name", None)
+        return f"GroundingSpace-{name}" if name else f"GroundingSpace-0x{id(self.obj):012x}"
 
 
 class StateCell:
@@ -184,8 +195,32 @@ class BindingsAtom(GroundedObject):
         items = self.obj or {}
         if not items:
             return "{  }"
-        pairs = sorted(items.items(), key=lambda item: item[0].name)
-        return "{ " + ", ".join(f"${var.name} <- {value!r}" for var, value in pairs) + " }"
+        # Variables bound to each other form one group, printed `$x = $y`, with its value.
+        group_of: dict = {}
+        for var, value in items.items():
+            if type(value) is Variable:
+                first = group_of.setdefault(var, {var})
+                second = group_of.setdefault(value, {value})
+                if first is not second:
+                    first |= second
+                    for member in second:
+                        group_of[member] = first
+        groups: list = []
+        for var in sorted(items, key=lambda v: v.name):
+            group = group_of.get(var, {var})
+            if any(group is g for g, _ in groups):
+                continue
+            value = None
+            for member in group:
+                bound = items.get(member)
+                if bound is not None and type(bound) is not Variable:
+                    value = bound
+            groups.append((group, value))
+        parts = []
+        for group, value in groups:
+            names = " = ".join(f"${v.name}" for v in sorted(group, key=lambda v: v.name))
+            parts.append(names if value is None else f"{names} <- {value!r}")
+        return "{ " + ", ".join(parts) + " }"
 
 
 def value_atom(value: Any) -> Atom:

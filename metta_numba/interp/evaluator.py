@@ -128,6 +128,7 @@ class Evaluator:
         self.types = Types(self)
         self.depth = 0
         self.max_depth = DEFAULT_MAX_DEPTH
+        self.bare_minimal = False
         self.stdout = None
         self.stderr = None
 
@@ -146,7 +147,10 @@ class Evaluator:
         if sys.getrecursionlimit() < needed:
             sys.setrecursionlimit(needed)
         try:
-            results = self.metta(atom, typ)
+            if self.bare_minimal:
+                results = minimal.run_instruction(self, atom)
+            else:
+                results = self.metta(atom, typ)
         except RecursionError:
             results = [(error(atom, STACK_OVERFLOW), None)]
         self.depth = 0

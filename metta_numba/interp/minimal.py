@@ -60,10 +60,6 @@ def _merge(first, second):
     return merged
 
 
-def _resolved(bindings: dict) -> dict | None:
-    return {v: substitute(v, bindings) for v in bindings} or None
-
-
 def replace_variable(atom: Atom, var: Variable, value: Atom) -> Atom:
     """Put `value` for every occurrence of `var`, in one pass (no re-resolution of `value`)."""
     t = type(atom)
@@ -125,7 +121,7 @@ def _unify(ev: Evaluator, atom: Expression) -> list:
     if len(kids) != 5:
         return _malformed(atom, "(unify <atom> <pattern> <then> <else>)")
     _, target, pattern, then, otherwise = kids
-    if isinstance(target, SpaceAtom):
+    if isinstance(target, SpaceAtom) and type(pattern) is not Variable:
         pattern_vars = set()
         stack = [pattern]
         while stack:
@@ -142,9 +138,11 @@ def _unify(ev: Evaluator, atom: Expression) -> list:
             return [(otherwise, None)]
         matches.reverse()
         return matches
+    # The pattern goes first: a pattern variable meeting a variable of the atom is bound to
+    # it, so `then` shows the atom's names (`(let $v $w ($v $w))` gives `($w $w)`).
     bindings: dict = {}
-    if unify_into(target, pattern, bindings):
-        return [(substitute(then, bindings), _resolved(bindings))]
+    if unify_into(pattern, target, bindings):
+        return [(substitute(then, bindings), bindings or None)]
     return [(otherwise, None)]
 
 

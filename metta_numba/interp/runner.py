@@ -18,19 +18,15 @@ import os
 from typing import NamedTuple
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
-from metta_numba.interp import stdlib_random
-from metta_numba.interp.core import BAD_TYPE, CANONICAL, SpaceAtom, error, is_error
+from metta_numba.interp.core import CANONICAL, SpaceAtom, is_error
 from metta_numba.interp.evaluator import Evaluator
-from metta_numba.interp.grounded import ExecError
+from metta_numba.interp.modules import Modules
 from metta_numba.interp.stdlib import operations, stdlib_space
 from metta_numba.space import GroundingSpace, Space
 from metta_numba.syntax.errors import ParseError
 from metta_numba.syntax.parser import decode_source, iter_program
 
 __all__ = ["MeTTa", "ProgramResult"]
-
-BUILTIN_MODULES = {"random"}
-
 
 class ProgramResult(NamedTuple):
     """What a program run produced.
@@ -48,7 +44,7 @@ class ProgramResult(NamedTuple):
 class MeTTa:
     """A MeTTa runner: a program space (`&self`), tokens, settings and an evaluator."""
 
-    def __init__(self, space: Space | None = None, cwd: str | None = None) -> None:
+    def __init__(self, space: Space | None = None, cwd: str | None = None, modules: Modules | None = None) -> None:
         self.space: Space = space if space is not None else GroundingSpace(name="top")
         if getattr(self.space, "name", None) is None:
             self.space.name = "top"
@@ -60,8 +56,7 @@ class MeTTa:
             "EXP": Grounded(math.e),
         }
         self.settings: dict[str, Atom] = {}
-        self.modules: dict[str, Space] = {}
-        self._loaded_files: set[str] = set()
+        self.modules = modules if modules is not None else Modules()
         self._dirs = [os.path.abspath(cwd or os.getcwd())]
         self.ev = Evaluator(self.space, stdlib_space(), dict(operations()), runner=self)
 
@@ -119,8 +114,8 @@ class MeTTa:
                     if any(is_error(a) for a in found):
                         stopped = True
                         break
-                elif self._type_check_fails(atom):
-                    results.append([error(atom, BAD_TYPE)])
+                elif (failure := self._type_error(atom)) is not None:
+                    results.append([failure])
                     stopped = True
                     break
                 else:
@@ -143,55 +138,17 @@ class MeTTa:
         self._dirs.append(os.path.dirname(os.path.abspath(filename)))
         return True
 
-    def _type_check_fails(self, atom: Atom) -> bool:
+    def _type_error(self, atom: Atom) -> Atom | None:
         mode = self.settings.get("type-check")
         if mode is None or getattr(mode, "name", None) != "auto":
-            return False
-        return type(atom) is Expression and not self.ev.types.types_of(atom)
+            return None
+        return self.ev.types.stored_error(atom)
 
     # -- modules --------------------------------------------------------------------------------
-    def import_module(self, target: Atom, name: Atom, again: bool = False) -> None:
-        """`(import! target name)`: load `name` (a file, `a:b` meaning `a/b`, or a built-in module).
+    @property
+    def current_dir(self) -> str:
+        """The directory of the file being run (module paths are relative to it)."""
+        return self._dirs[-1]
 
-        A file imported into `&self` is loaded once, unless `again` (as `include` does)."""
-        module = name.name if type(name) is Symbol else getattr(name, "value", None)
-        if not isinstance(module, str):
-            raise ExecError(f"import! expects a module name, got {name!r}")
-        if module in BUILTIN_MODULES:
-            self._load_builtin(module)
-            return
-        path = self._resolve(module)
-        if isinstance(target, SpaceAtom) and target.obj is self.space:
-            if path in self._loaded_files and not again:
-                return
-            self._loaded_files.add(path)
-            self._run_module_file(self, path)
-        else:
-            space = target.obj if isinstance(target, SpaceAtom) else GroundingSpace()
-            child = MeTTa(space, cwd=os.path.dirname(path))
-            child.modules = self.modules
-            self._run_module_file(child, path)
-            self.modules[module] = space
-            if type(target) is Symbol:
-                self.tokens[target.name] = SpaceAtom(space)
-
-    def _resolve(self, module: str) -> str:
-        relative = module.replace(":", os.sep)
-        base = self._dirs[-1]
-        for candidate in (relative + ".metta", relative, os.path.join(relative, "module.metta")):
-            path = os.path.join(base, candidate)
-            if os.path.isfile(path):
-                return os.path.abspath(path)
-        raise ExecError(f"module {module} not found in {base}")
-
-    @staticmethod
-    def _run_module_file(runner: MeTTa, path: str) -> None:
-        outcome = runner.run_file(path)
-        if outcome.parse_error is not None:
-            raise ExecError(str(outcome.parse_error))
-
-    def _load_builtin(self, module: str) -> None:
-        if module == "random":
-            self.ev.ops.update(stdlib_random.registry.ops)
-            for token, value in stdlib_random.default_tokens().items():
-                self.tokens.setdefault(token, value)
+    def import_module(self, target: Atom, name: Atom) -> None:
+        self.modules.import_into(self, target, name)

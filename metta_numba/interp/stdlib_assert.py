@@ -56,7 +56,7 @@ def _exact(a: Atom, b: Atom) -> bool:
 
 def _expected_tuple(atom: Atom) -> list[Atom]:
     if type(atom) is not Expression:
-        raise ExecError(Grounded(f"expected results {atom!r} is not an ExpressionAtom"))
+        raise ExecError("Atom is not an ExpressionAtom")
     return list(atom.children)
 
 

@@ -78,7 +78,7 @@ def _switch(ev, args, call):
     for case in _expression(cases, "switch").children:
         if type(case) is not Expression or len(case.children) != 2:
             raise ExecError("switch expects a tuple of (pattern template) pairs")
-        bindings = unify(value, case.children[0])
+        bindings = unify(case.children[0], value)
         if bindings is not None:
             return [substitute(case.children[1], bindings)]
     return []
@@ -164,11 +164,11 @@ def _number_values(atom: Atom, name: str) -> list:
     if type(atom) is not Expression:
         raise NoReduce()
     if not atom.children:
-        raise ExecError(f"{name} expects a non-empty expression")
+        raise ExecError("Empty expression")
     values = []
     for item in atom.children:
         if type(item) is not Grounded or type(item.value) not in (int, float):
-            raise ExecError(f"{name} expects only numbers in the expression")
+            raise ExecError(f"Only numbers are allowed in expression: {atom!r}")
         values.append(float(item.value))
     return values
 

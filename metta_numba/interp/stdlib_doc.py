@@ -3,8 +3,8 @@ into `(@doc-formal ...)` with the types filled in, and `help!` prints it."""
 
 from __future__ import annotations
 
-from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
-from metta_numba.interp.core import UNDEFINED, UNIT, is_function_type, text_of
+from metta_numba.atoms import Atom, Expression, Symbol, Variable
+from metta_numba.interp.core import UNDEFINED, UNIT, SpaceAtom, is_function_type, text_of
 from metta_numba.interp.grounded import NoReduce, Registry
 
 registry = Registry()
@@ -18,12 +18,11 @@ DESC = Symbol("@desc")
 PARAMS = Symbol("@params")
 PARAM = Symbol("@param")
 RETURN_TAG = Symbol("@return")
-NO_DOC = Expression([DESC, Grounded("No documentation")])
 
 
-def _find_doc(ev, name: Atom) -> Expression | None:
-    """The `(@doc name ...)` atom for `name`: the program's own first, then the library's."""
-    for space in (ev.space, ev.stdlib):
+def _find_doc(spaces, name: Atom) -> Expression | None:
+    """The `(@doc name ...)` atom for `name` in the first of `spaces` that has one."""
+    for space in spaces:
         for stored in space.candidates(Expression([DOC, name, Variable("%desc")])):
             if type(stored) is Expression and len(stored.children) == 3 and stored.children[1] == name:
                 return stored
@@ -34,15 +33,16 @@ def _find_doc(ev, name: Atom) -> Expression | None:
     return None
 
 
-def get_doc(ev, name: Atom) -> Expression:
-    types = ev.types.types_of(name)
+def get_doc(ev, space, name: Atom) -> Expression | None:
+    """`(@doc-formal ...)` for `name` from the `@doc` atoms of `space`; None when undocumented."""
+    doc = _find_doc((space, ev.stdlib), name)
+    if doc is None:
+        return None
+    types = ev.in_space(space, ev.types.types_of, name)
     typ = types[0] if types else UNDEFINED
-    doc = _find_doc(ev, name)
     is_function = is_function_type(typ) or (doc is not None and len(doc.children) == 5)
     kind = Symbol("function" if is_function else "atom")
     head = [DOC_FORMAL, Expression([ITEM, name]), Expression([KIND, kind]), Expression([TYPE_TAG, typ])]
-    if doc is None:
-        return Expression(head + [NO_DOC])
     if len(doc.children) == 3:
         return Expression(head + [doc.children[2]])
     desc, params, ret = doc.children[2:]
@@ -59,9 +59,23 @@ def get_doc(ev, name: Atom) -> Expression:
     return Expression(head + [desc, Expression([PARAMS, Expression(formal_params)]), formal_ret])
 
 
-@registry.add("get-doc", "(-> Atom %Undefined%)")
+@registry.add("get-doc", "(-> SpaceType Atom %Undefined%)")
 def _get_doc(ev, args, call):
-    return [get_doc(ev, args[0])]
+    if not isinstance(args[0], SpaceAtom):
+        raise NoReduce()
+    formal = get_doc(ev, args[0].obj, args[1])
+    return [] if formal is None else [formal]
+
+
+@registry.add("help-space!", "(-> SpaceType (->))")
+def _help_space(ev, args, call):
+    if not isinstance(args[0], SpaceAtom):
+        raise NoReduce()
+    for stored in args[0].obj.atoms():
+        kids = stored.children if type(stored) is Expression else ()
+        if len(kids) >= 3 and kids[0] == DOC and type(kids[2]) is Expression and len(kids[2].children) == 2:
+            ev.write_out(f"{kids[1]!r}\n\t{_plain(kids[2])}")
+    return [UNIT]
 
 
 def _plain(atom: Atom) -> str:
@@ -75,7 +89,10 @@ def _plain(atom: Atom) -> str:
 def _help(ev, args, call):
     if len(args) != 1:
         raise NoReduce()
-    formal = get_doc(ev, args[0])
+    formal = get_doc(ev, ev.space, args[0])
+    if formal is None:
+        ev.write_out(f"No documentation found for {args[0]!r}")
+        return [UNIT]
     kids = formal.children
     item = kids[1].children[1]
     kind = kids[2].children[1]

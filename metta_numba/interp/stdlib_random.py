@@ -27,7 +27,7 @@ class GeneratorAtom(GroundedObject):
     __slots__ = ()
 
     def display(self) -> str:
-        return "RandomGenerator" if self.obj.seed is None else f"(RandomGenerator {self.obj.seed})"
+        return f"RandomGenerator-0x{id(self.obj):012x}"
 
 
 def _generator(atom) -> RandomGenerator:
@@ -74,7 +74,7 @@ def _random_int(ev, args, call):
     if type(low) is not int or type(high) is not int:
         raise ExecError("random-int expects integer bounds")
     if low >= high:
-        raise ExecError("Range is empty")
+        raise ExecError("RangeIsEmpty")
     return [Grounded(gen.rng.randrange(low, high))]
 
 
@@ -83,7 +83,7 @@ def _random_float(ev, args, call):
     gen = _generator(args[0])
     low, high = float(_number(args[1])), float(_number(args[2]))
     if low >= high:
-        raise ExecError("Range is empty")
+        raise ExecError("RangeIsEmpty")
     return [Grounded(gen.rng.uniform(low, high))]
 
 

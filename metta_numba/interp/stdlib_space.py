@@ -9,6 +9,7 @@ from metta_numba.interp.core import (
     EMPTY,
     UNDEFINED,
     UNIT,
+    BareSpaceAtom,
     SpaceAtom,
     StateAtom,
     StateCell,
@@ -89,15 +90,13 @@ def _match(ev, args, call):
 # -- nondeterminism -------------------------------------------------------------------------------
 
 
-@registry.add("superpose", "(-> Expression Atom)")
+@registry.add("superpose", "(-> Expression %Undefined%)")
 def _superpose(ev, args, call):
+    # The elements are results as written; the evaluator then evaluates each of them.
     tuple_atom = args[0]
     if type(tuple_atom) is not Expression:
         raise ExecError("superpose expects single expression as an argument")
-    out = []
-    for item in tuple_atom.children:
-        out.extend(a for a, _ in ev.metta(item, UNDEFINED))
-    return out
+    return list(tuple_atom.children)
 
 
 @registry.add("collapse", "(-> Atom Atom)")
@@ -121,7 +120,7 @@ def _case(ev, args, call):
     out = []
     for value in values:
         for pattern, template in pairs:
-            bindings = unify(value, pattern)
+            bindings = unify(pattern, value)
             if bindings is not None:
                 out.append(substitute(template, bindings))
                 break
@@ -190,6 +189,8 @@ def _pragma(ev, args, call):
         from metta_numba.interp.evaluator import DEFAULT_MAX_DEPTH
 
         ev.max_depth = value.value or DEFAULT_MAX_DEPTH
+    elif name == "interpreter":
+        ev.bare_minimal = getattr(value, "name", None) == "bare-minimal"
     if ev.runner is not None and name is not None:
         ev.runner.settings[name] = value
     return [UNIT]
@@ -201,49 +202,42 @@ def _import(ev, args, call):
     return [UNIT]
 
 
-@registry.add("include", "(-> Atom (->))")
+@registry.add("include", "(-> Atom Atom)")
 def _include(ev, args, call):
     runner = _runner(ev)
-    runner.import_module(runner.self_atom, args[0], again=True)
-    return [UNIT]
+    return runner.modules.include(runner, args[0])
 
 
 @registry.add("mod-space!", "(-> Atom SpaceType)")
 def _mod_space(ev, args, call):
     runner = _runner(ev)
-    name = getattr(args[0], "name", None)
-    if name == "top" or name == "self":
-        return [runner.self_atom]
-    space = runner.modules.get(name)
-    if space is None:
-        raise ExecError(f"module {args[0]!r} is not loaded")
-    return [SpaceAtom(space)]
+    return [SpaceAtom(runner.modules.space_of(runner, args[0]))]
 
 
 @registry.add("module-space-no-deps", "(-> SpaceType SpaceType)")
 def _module_space_no_deps(ev, args, call):
-    _space(args[0])
-    return [args[0]]
+    return [BareSpaceAtom(_space(args[0]))]
+
+
+@registry.add("register-module!", "(-> Atom (->))")
+def _register_module(ev, args, call):
+    runner = _runner(ev)
+    runner.modules.register(runner, args[0])
+    return [UNIT]
 
 
 @registry.add("print-mods!", "(-> (->))")
 def _print_mods(ev, args, call):
     runner = _runner(ev)
     ev.write_out("top")
-    for name in runner.modules:
-        ev.write_out(name)
+    for name in runner.modules.spaces:
+        ev.write_out(f"top:{name}")
     return [UNIT]
 
 
-def _unsupported(name: str):
-    def run(ev, args, call):
-        raise ExecError(f"{name} is not supported by metta-numba")
-
-    return run
-
-
-for _name in ("register-module!", "git-module!"):
-    registry.add(_name, "(-> Atom (->))")(_unsupported(_name))
+@registry.add("git-module!", "(-> Atom (->))")
+def _git_module(ev, args, call):
+    raise ExecError("git-module! is not supported by metta-numba")
 
 
 # -- printing -------------------------------------------------------------------------------------

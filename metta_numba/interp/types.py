@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING
 from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable
 from metta_numba.interp.core import (
     ATOM,
+    BAD_ARG_TYPE,
     BOOL,
     CHAR,
+    ERROR,
     EXPRESSION,
     GROUNDED,
+    INCORRECT_ARITY,
     NUMBER,
     SPACE_TYPE,
     STATE_MONAD,
@@ -106,7 +109,7 @@ def value_type(atom: Atom) -> Atom:
         return SPACE_TYPE
     if isinstance(atom, StateAtom):
         return Expression([STATE_MONAD, atom.obj.value_type])
-    return UNDEFINED
+    return getattr(atom, "metta_type", UNDEFINED)
 
 
 def match_types(expected: Atom, actual: Atom, bindings: dict) -> dict | None:
@@ -215,6 +218,36 @@ class Types:
             found = match_types(expected, fresh_type(actual), bindings)
             if found is not None:
                 return found
+        return None
+
+    def stored_error(self, atom: Atom) -> Atom | None:
+        """The type error of an atom about to be stored under `(pragma! type-check auto)`.
+
+        Calls of typed heads are checked, arguments first (an inner error is reported as
+        evaluation would report it); a call under an untyped head is not looked into.
+        """
+        if type(atom) is not Expression or not atom.children:
+            return None
+        signatures, _ = self.head_info(atom.children[0])
+        if not signatures:
+            return None
+        args = atom.children[1:]
+        fitting = [sig for sig in signatures if sig.arity == len(args)]
+        if not fitting:
+            return Expression([ERROR, atom, INCORRECT_ARITY])
+        sig = fitting[0]
+        bindings: dict | None = {}
+        for i, (arg, param, kind) in enumerate(zip(args, sig.params, sig.kinds), start=1):
+            if kind == AS_IS:
+                continue
+            inner = self.stored_error(arg)
+            if inner is not None:
+                return inner
+            found = self.fits(arg, param, bindings)
+            if found is None:
+                reason = Expression([BAD_ARG_TYPE, Grounded(i), param, self.actual_type(arg)])
+                return Expression([ERROR, atom, reason])
+            bindings = found
         return None
 
     def actual_type(self, value: Atom) -> Atom:

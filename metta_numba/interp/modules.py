@@ -1,0 +1,117 @@
+"""Modules: MeTTa files loaded by `import!`, `include`, `mod-space!` and `register-module!`,
+and the built-in modules (`random`, `fileio`, `json`).
+
+A module file is found relative to the file that imports it (`a:b` means `a/b.metta`), or
+under a directory registered with `register-module!`. It runs once, in its own space named
+`top:<module>`; `import!` into `&self` then adds that space's atoms to the program's space,
+while `(import! &m mod)` binds `&m` to the module's space. `include` runs a file straight in
+the program's space every time and yields the results of its last `!`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from metta_numba.atoms import Atom, Grounded, Symbol
+from metta_numba.interp import stdlib_io, stdlib_random
+from metta_numba.interp.core import SpaceAtom
+from metta_numba.interp.grounded import ExecError
+from metta_numba.space import GroundingSpace, Space
+
+if TYPE_CHECKING:
+    from metta_numba.interp.runner import MeTTa
+
+BUILTIN_MODULES = {
+    "random": (stdlib_random.registry, stdlib_random.default_tokens),
+    "fileio": (stdlib_io.fileio_registry, dict),
+    "json": (stdlib_io.json_registry, dict),
+}
+
+
+def module_name(atom: Atom) -> str:
+    if type(atom) is Symbol:
+        return atom.name
+    if type(atom) is Grounded and type(atom.value) is str:
+        return atom.value
+    raise ExecError(f"a module name is expected, got {atom!r}")
+
+
+class Modules:
+    """The modules of one program run, shared by the runners of the modules it loads."""
+
+    def __init__(self) -> None:
+        self.spaces: dict[str, Space] = {}  # module name as written -> its space
+        self.by_path: dict[str, Space] = {}
+        self.registered: dict[str, str] = {}  # registered module name -> its directory
+        self.imported: set[tuple[int, str]] = set()  # (id of target space, module path)
+
+    def resolve(self, module: str, base_dir: str) -> str:
+        parts = module.split(":")
+        roots = [base_dir]
+        if parts[0] in self.registered:
+            roots.insert(0, os.path.dirname(self.registered[parts[0]]))
+        relative = os.path.join(*parts)
+        for root in roots:
+            for candidate in (relative + ".metta", relative, os.path.join(relative, "module.metta")):
+                path = os.path.join(root, candidate)
+                if os.path.isfile(path):
+                    return os.path.abspath(path)
+        raise ExecError(f"Failed to resolve module top:{module}")
+
+    def load(self, runner: MeTTa, module: str) -> Space:
+        """The space of a module file, running the file the first time."""
+        path = self.resolve(module, runner.current_dir)
+        space = self.by_path.get(path)
+        if space is None:
+            from metta_numba.interp.runner import MeTTa
+
+            space = GroundingSpace(name=f"top:{module}")
+            child = MeTTa(space, cwd=os.path.dirname(path), modules=self)
+            self.by_path[path] = space
+            outcome = child.run_file(path)
+            if outcome.parse_error is not None:
+                raise ExecError(str(outcome.parse_error))
+        self.spaces.setdefault(module, space)
+        return space
+
+    def import_into(self, runner: MeTTa, target: Atom, name: Atom) -> None:
+        module = module_name(name)
+        builtin = BUILTIN_MODULES.get(module)
+        if builtin is not None:
+            registry, tokens = builtin
+            runner.ev.ops.update(registry.ops)
+            for token, value in tokens().items():
+                runner.tokens.setdefault(token, value)
+            return
+        space = self.load(runner, module)
+        if type(target) is Symbol:
+            runner.tokens[target.name] = SpaceAtom(space)
+            return
+        if not isinstance(target, SpaceAtom):
+            raise ExecError(f"import! expects &self or a token, got {target!r}")
+        key = (id(target.obj), self.resolve(module, runner.current_dir))
+        if key not in self.imported:
+            self.imported.add(key)
+            for atom in space.atoms():
+                target.obj.add(atom)
+
+    def include(self, runner: MeTTa, name: Atom) -> list[Atom]:
+        path = self.resolve(module_name(name), runner.current_dir)
+        outcome = runner.run_file(path)
+        if outcome.parse_error is not None:
+            raise ExecError(str(outcome.parse_error))
+        return outcome.results[-1] if outcome.results else []
+
+    def space_of(self, runner: MeTTa, name: Atom) -> Space:
+        module = module_name(name)
+        if module in ("top", "self"):
+            return runner.space
+        found = self.spaces.get(module)
+        return found if found is not None else self.load(runner, module)
+
+    def register(self, runner: MeTTa, path_atom: Atom) -> None:
+        path = os.path.abspath(os.path.join(runner.current_dir, module_name(path_atom)))
+        if not os.path.exists(path):
+            raise ExecError(f"no module at {path}")
+        self.registered[os.path.basename(path.rstrip(os.sep))] = path

@@ -185,40 +185,27 @@ class Space:
 
     def declared_types(self, atom: Atom) -> list[Atom]:
         """Types given by `(: atom T)` atoms, in insertion order (cached until a `:` changes)."""
-        if self._type_cache_version != self.types_version:
-            self._type_cache.clear()
-            self._type_cache_version = self.types_version
-        found = self._type_cache.get(atom)
-        if found is None:
-            found = []
-            pattern = Expression([HAS_TYPE, atom, Variable("%type")])
-            for stored in self.candidates(pattern):
-                if (
-                    type(stored) is Expression
-                    and len(stored.children) == 3
-                    and stored.children[0] == HAS_TYPE
-                    and stored.children[1] == atom
-                ):
-                    found.append(stored.children[2])
-            self._type_cache[atom] = found
-        return found
+        return self._declarations(HAS_TYPE, atom)
 
     def supertypes(self, type_atom: Atom) -> list[Atom]:
         """Direct supertypes declared with `(:< type_atom Super)`."""
-        key = ("%super", type_atom)
+        return self._declarations(SUBTYPE, type_atom)
+
+    def _declarations(self, relation: Symbol, subject: Atom) -> list[Atom]:
+        """The third elements of the stored `(relation subject X)` atoms, cached per subject."""
         if self._type_cache_version != self.types_version:
             self._type_cache.clear()
             self._type_cache_version = self.types_version
+        key = (relation.name, subject)
         found = self._type_cache.get(key)
         if found is None:
             found = []
-            pattern = Expression([SUBTYPE, type_atom, Variable("%super")])
-            for stored in self.candidates(pattern):
+            for stored in self.candidates(Expression([relation, subject, Variable("%object")])):
                 if (
                     type(stored) is Expression
                     and len(stored.children) == 3
-                    and stored.children[0] == SUBTYPE
-                    and stored.children[1] == type_atom
+                    and stored.children[0] == relation
+                    and stored.children[1] == subject
                 ):
                     found.append(stored.children[2])
             self._type_cache[key] = found

@@ -115,6 +115,17 @@ def metatype(atom: Atom, ops: dict | None = None) -> Symbol:
     return GROUNDED
 
 
+def merge(first: dict | None, second: dict | None) -> dict | None:
+    """Bindings of two evaluation steps done one after the other (None means none)."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    merged = dict(first)
+    merged.update(second)
+    return merged
+
+
 def fresh_variable(name: str) -> Variable:
     return Variable(f"{name}#{fresh_suffix()}")
 

@@ -37,6 +37,7 @@ from metta_numba.interp.core import (
     SpaceAtom,
     error,
     is_error,
+    merge,
     metatype,
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Operation
@@ -61,17 +62,6 @@ default; we need one because evaluation recurses in Python)."""
 
 _FRAMES_PER_LEVEL = 12
 _LAZY_META = (SYMBOL, VARIABLE, GROUNDED)
-
-
-def merge(first: dict | None, second: dict | None) -> dict | None:
-    """Bindings of two steps done one after the other."""
-    if first is None:
-        return second
-    if second is None:
-        return first
-    merged = dict(first)
-    merged.update(second)
-    return merged
 
 
 def match_ground(pattern: Atom, term: Atom) -> dict | None:
@@ -108,6 +98,15 @@ def instantiate(template: Atom, bindings: dict) -> Atom:
     if t is Expression and not template._ground:
         return Expression([instantiate(c, bindings) for c in template.children])
     return template
+
+
+def _branch(kids, i: int, prefix: list, value: Atom, delta: dict | None) -> tuple:
+    """(remaining elements, evaluated prefix) for one alternative of element i: the
+    alternative's bindings apply to the elements on both sides of it."""
+    if delta is None:
+        return kids, prefix + [value]
+    rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
+    return rest, [substitute(p, delta) for p in prefix] + [value]
 
 
 def _is_function(atom: Atom) -> bool:
@@ -349,12 +348,7 @@ class Evaluator:
                     if found is None:
                         out.append((self._bad_arg(atom, i, param, value), delta, tb))
                         continue
-                if delta is None:
-                    rest = kids
-                    branch = prefix + [value]
-                else:
-                    rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
-                    branch = [substitute(p, delta) for p in prefix] + [value]
+                rest, branch = _branch(kids, i, prefix, value, delta)
                 for tail, delta2, tb3 in self._args_from(atom, rest, params, kinds, i + 1, found, branch):
                     out.append((tail, merge(delta, delta2), tb3))
             return out
@@ -402,12 +396,7 @@ class Evaluator:
                 if is_error(value):
                     out.append((value, delta))
                     continue
-                if delta is None:
-                    rest = kids
-                    branch = prefix + [value]
-                else:
-                    rest = list(kids[: i + 1]) + [substitute(k, delta) for k in kids[i + 1 :]]
-                    branch = [substitute(p, delta) for p in prefix] + [value]
+                rest, branch = _branch(kids, i, prefix, value, delta)
                 for tail, delta2 in self._tuple_from(rest, i + 1, branch):
                     out.append((tail, merge(delta, delta2)))
             return out

@@ -20,6 +20,7 @@ from metta_numba.interp.core import (
     error_text,
     fresh_variable,
     is_empty,
+    merge,
 )
 from metta_numba.unify import substitute, unify_into
 
@@ -48,16 +49,6 @@ def is_instruction(atom: Atom) -> bool:
         return False
     head = atom.children[0]
     return type(head) is not Variable and getattr(head, "name", None) in INSTRUCTIONS
-
-
-def _merge(first, second):
-    if first is None:
-        return second
-    if second is None:
-        return first
-    merged = dict(first)
-    merged.update(second)
-    return merged
 
 
 def replace_variable(atom: Atom, var: Variable, value: Atom) -> Atom:
@@ -112,7 +103,7 @@ def _chain(ev: Evaluator, atom: Expression) -> list:
         if delta:
             body = substitute(body, delta)
         for result, delta2 in run_instruction(ev, body):
-            out.append((result, _merge(delta, delta2)))
+            out.append((result, merge(delta, delta2)))
     return out
 
 
@@ -180,7 +171,7 @@ def run_function(ev: Evaluator, atom: Expression, call: Atom | None, delta: dict
 def _function_loop(ev: Evaluator, body: Atom, call: Atom | None, delta: dict | None) -> list:
     out = []
     for result, d in run_instruction(ev, body):
-        d = _merge(delta, d)
+        d = merge(delta, d)
         if _is_return(result):
             out.append((result.children[1], d))
         elif is_instruction(result):

@@ -200,27 +200,28 @@ def _union_atom(ev, args, call):
     return [Expression(left + _expression(args[1], "union-atom").children)]
 
 
-@registry.add("intersection-atom", "(-> Expression Expression Atom)")
-def _intersection_atom(ev, args, call):
-    remaining = Counter(_expression(args[1], "intersection-atom").children)
-    out = []
-    for item in _expression(args[0], "intersection-atom").children:
+def _split_common(left: Atom, right: Atom, what: str) -> tuple[list, list]:
+    """Items of `left` that pair off with an item of `right` (multiset), and those that do not."""
+    remaining = Counter(_expression(right, what).children)
+    common = []
+    rest = []
+    for item in _expression(left, what).children:
         if remaining[item] > 0:
             remaining[item] -= 1
-            out.append(item)
-    return [Expression(out)]
+            common.append(item)
+        else:
+            rest.append(item)
+    return common, rest
+
+
+@registry.add("intersection-atom", "(-> Expression Expression Atom)")
+def _intersection_atom(ev, args, call):
+    return [Expression(_split_common(args[0], args[1], "intersection-atom")[0])]
 
 
 @registry.add("subtraction-atom", "(-> Expression Expression Atom)")
 def _subtraction_atom(ev, args, call):
-    remaining = Counter(_expression(args[1], "subtraction-atom").children)
-    out = []
-    for item in _expression(args[0], "subtraction-atom").children:
-        if remaining[item] > 0:
-            remaining[item] -= 1
-        else:
-            out.append(item)
-    return [Expression(out)]
+    return [Expression(_split_common(args[0], args[1], "subtraction-atom")[1])]
 
 
 @registry.add("sort-strings", "(-> Expression Expression)")

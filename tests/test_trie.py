@@ -132,9 +132,10 @@ def test_iteration_counts_and_names(stored, data):
     assert trie_multiset(trie, terms) == multiset(stored, terms, counts)
     assert len(trie) == len({key(a, terms) for a in stored})
     assert trie.total_count == sum(counts)
-    # Paths come out in byte order, each once.
+    # Paths come out in byte order, each once, however the ranks are chunked.
     paths = [p for p, _ in trie.iter_paths()]
     assert paths == sorted({key(a, terms) for a in stored})
+    assert [p for p, _ in trie.iter_paths(chunk=3)] == paths
     # Each distinct atom keeps the variable names of its first occurrence in input order.
     first_seen: dict = {}
     for atom in stored:
@@ -358,6 +359,28 @@ def test_big_arity_and_many_variables():
     for pattern in [ground_wide, wrong_wide, wide, Expression([Variable("q")] * 73), Variable("x")]:
         assert trie_matches(trie, pattern, terms) == reference_matches(pattern, stored, terms)
         assert trie_matches(trie.merkleize(), pattern, terms) == reference_matches(pattern, stored, terms)
+
+
+def chain(depth: int, end: str):
+    atom = Symbol(end)
+    for _ in range(depth):
+        atom = E("f", atom)
+    return atom
+
+
+def test_deep_paths_and_many_branches():
+    """A path of 900 bytes that branches at each of its 300 levels: more pending branches,
+    path bytes and results than any buffer starts with, in the match walk and the leaf walk."""
+    terms = TermStore()
+    stored = [chain(300, "a")] + [chain(k, "b") for k in range(300)] + [chain(150, "$x")]
+    trie = encode_batch(stored, terms)
+    trie.validate()
+    assert trie_multiset(trie, terms) == multiset(stored, terms)
+    assert [p for p, _ in trie.iter_paths(chunk=7)] == sorted(key(a, terms) for a in stored)
+    for pattern in [Variable("q"), chain(299, "$y"), chain(200, "b"), chain(150, "$z"), E("f", ("f", "$w"))]:
+        assert trie_matches(trie, pattern, terms) == reference_matches(pattern, stored, terms)
+    dag = trie.merkleize()
+    assert trie_multiset(dag.merge(trie), terms) == multiset(stored + stored, terms)
 
 
 def test_unknown_string_in_a_query_still_matches_stored_variables():

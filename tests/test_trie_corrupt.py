@@ -199,6 +199,26 @@ def test_a_cycle_is_caught_by_the_kernels_without_validation():
         list(lazy.iter_paths())
 
 
+def test_a_node_with_more_edges_than_bytes_is_caught_without_validation():
+    """Edges must start with distinct bytes, so a node has at most 256: the match walk saves
+    one branch per edge and relies on that bound."""
+    terms = TermStore()
+    atoms = [E("f", "$x")] + [E("g", f"s{i}") for i in range(400)]
+    paths = [encode(a, terms)[0] for a in atoms]
+    trie = Trie.build(np.frombuffer(b"".join(paths), np.uint8), np.cumsum([0] + [len(p) for p in paths]))
+    arrays = trie.arrays
+    # Hand every edge after the root's first to one node: far more than 256 edges.
+    child_start = arrays["child_start"].copy()
+    node = int(arrays["children"][0])
+    child_start[node + 1 : -1] = len(arrays["children"])
+    arrays["child_start"] = child_start
+    with pytest.raises(CorruptTrieError):
+        Trie.from_arrays(arrays, validate=True)
+    lazy = Trie.from_arrays(arrays, validate=False)
+    with pytest.raises(CorruptTrieError):
+        lazy.match(b"\xc0")
+
+
 def test_big_endian_arrays_are_rejected():
     trie, _ = small_trie()
     arrays = trie.arrays

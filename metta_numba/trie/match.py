@@ -264,6 +264,16 @@ def variable_edges(first_byte, first, end):
     return big_ref, lo, hi
 
 
+@njit(types.UniTuple(Int, 2)(i32_ro, Int, Int, Int), **STEP_HELPER)
+def fan_out_edges(child_start, n_nodes, n_edges, node):
+    """`node_edges`, for a step that saves a branch per edge: the frames hold MAX_FAN_OUT
+    more, and a sound node has at most 256 edges (distinct first bytes)."""
+    first, end = node_edges(child_start, n_nodes, n_edges, node)
+    if end - first >= MAX_FAN_OUT:
+        raise CorruptTrieError("a node with more than 256 edges")
+    return first, end
+
+
 @njit(Int(i64_arr, Int, Int, Int, Int), cache=True, nogil=True)
 def need(counters, n_frames, n_found, what, size):
     counters[N_FRAMES] = n_frames
@@ -334,7 +344,7 @@ def match_steps(
                 alive = skip_run(labels, state, path, n_labels)
             else:
                 # Every edge continues the term; saved last-first so they run in byte order.
-                first, end = node_edges(child_start, n_nodes, n_edges, state[NODE])
+                first, end = fan_out_edges(child_start, n_nodes, n_edges, state[NODE])
                 for other in range(end - 1, first, -1):
                     save_branch(frames, n_frames, state, other, SKIP_TERM)
                     n_frames += 1
@@ -359,7 +369,7 @@ def match_steps(
                     state[MODE] = ABSORB if is_variable_tag(next_byte) else COMPARE
                 else:
                     # Stored variables below this node take the whole source term.
-                    first, end = node_edges(child_start, n_nodes, n_edges, state[NODE])
+                    first, end = fan_out_edges(child_start, n_nodes, n_edges, state[NODE])
                     big_ref, lo, hi = variable_edges(first_byte, first, end)
                     if big_ref >= 0:
                         save_branch(frames, n_frames, state, big_ref, ABSORB)

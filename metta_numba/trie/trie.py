@@ -92,6 +92,8 @@ class Trie:
             raise ValueError("counts must be >= 1")
         if n == 0:
             return cls.empty()
+        if int(np.diff(offsets).max()) >= 2**31:
+            raise ValueError("a path of 2 GB or more")
         bad_path, bad_byte = sort.first_bad_path(data, offsets)
         if bad_path >= 0:
             where = "its offsets are out of order or out of range" if bad_byte < 0 else f"byte {bad_byte}"

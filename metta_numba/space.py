@@ -90,6 +90,31 @@ def _rule_key(lhs: Atom):
     return ("atom", lhs)
 
 
+def may_match(stored: Atom, pattern: Atom) -> bool:
+    """A quick test that ignores variable identity: False means the atoms cannot unify.
+
+    It allocates nothing, so it weeds out most candidates of an unselective pattern before
+    the stored atom is renamed apart and unified for real."""
+    stack = [(stored, pattern)]
+    while stack:
+        s, p = stack.pop()
+        ts = type(s)
+        tp = type(p)
+        if ts is Variable or tp is Variable:
+            continue
+        if ts is Expression:
+            if tp is not Expression or len(s.children) != len(p.children):
+                return False
+            if s._ground and p._ground:
+                if s != p:
+                    return False
+            else:
+                stack.extend(zip(s.children, p.children))
+        elif s != p:
+            return False
+    return True
+
+
 def match_stored(stored: Atom, pattern: Atom) -> Bindings | None:
     """Unify a stored atom (renamed apart) with a query pattern.
 
@@ -154,9 +179,10 @@ class Space:
         """Bindings of every unification of `pattern` with a stored atom, in insertion order."""
         out = []
         for stored in self.candidates(pattern):
-            bindings = match_stored(stored, pattern)
-            if bindings is not None:
-                out.append(bindings)
+            if may_match(stored, pattern):
+                bindings = match_stored(stored, pattern)
+                if bindings is not None:
+                    out.append(bindings)
         return out
 
     def __len__(self) -> int:

@@ -74,21 +74,27 @@ def queries_for(n: int) -> dict[str, str]:
     }
 
 
-def cold_and_warm(kb_path: Path, pattern_text: str, warm_repeats: int) -> dict:
-    """Open and query once with the snapshot's pages dropped from the page cache, then again warm."""
+def cold_and_warm(kb_path: Path, pattern_text: str, cold_repeats: int = 5, warm_repeats: int = 50) -> dict:
+    """Open and query with the snapshot's pages dropped from the page cache (median of
+    `cold_repeats` tries), then the same query repeated warm."""
     pattern = parse_atom(pattern_text)
-    drop_from_page_cache([kb_path])
-    start = time.perf_counter_ns()
-    kb = PersistentKB.open(kb_path, readonly=True)
-    opened = time.perf_counter_ns()
-    results = kb.query(pattern)
-    answered = time.perf_counter_ns()
-    warm = [_timed_us(lambda: kb.query(pattern)) for _ in range(warm_repeats)]
-    kb.close()
+    cold_open, cold_query = [], []
+    for _ in range(cold_repeats):
+        drop_from_page_cache([kb_path])
+        start = time.perf_counter_ns()
+        kb = PersistentKB.open(kb_path, readonly=True)
+        opened = time.perf_counter_ns()
+        results = kb.query(pattern)
+        answered = time.perf_counter_ns()
+        cold_open.append((opened - start) / 1000)
+        cold_query.append((answered - opened) / 1000)
+        kb.close()
+    with PersistentKB.open(kb_path, readonly=True) as kb:
+        warm = [_timed_us(lambda: kb.query(pattern)) for _ in range(warm_repeats)]
     return {
         "answers": len(results),
-        "cold_open_us": (opened - start) / 1000,
-        "cold_first_query_us": (answered - opened) / 1000,
+        "cold_open_us": statistics.median(cold_open),
+        "cold_first_query_us": statistics.median(cold_query),
         "warm_query_us": statistics.median(warm),
     }
 
@@ -96,6 +102,9 @@ def cold_and_warm(kb_path: Path, pattern_text: str, warm_repeats: int) -> dict:
 def bench_size(label: str, n: int, workdir: Path, open_repeats: int = 200, merkleize_sizes: bool = True) -> dict:
     built = build_baseline_kb(n, workdir)
     kb_path = built["kb"]
+    with PersistentKB.open(kb_path, readonly=True) as kb:
+        generation = kb.snapshot_generation()
+        index_bytes = generation.index.nbytes if generation.index is not None else 0
     opens = sorted(open_times_us(kb_path, open_repeats))
     snapshot_bytes = sum(built["files"].values())
     row = {
@@ -107,10 +116,11 @@ def bench_size(label: str, n: int, workdir: Path, open_repeats: int = 200, merkl
         "act_bytes": built["files"][next(k for k in built["files"] if k.endswith(".act"))],
         "h5_bytes": built["files"][next(k for k in built["files"] if k.endswith(".h5"))],
         "snapshot_bytes": snapshot_bytes,
+        "argindex_bytes": index_bytes,
         "snapshot_vs_source": snapshot_bytes / built["source_bytes"],
         "open_us_median": statistics.median(opens),
         "open_us_p90": opens[int(0.9 * (len(opens) - 1))],
-        "queries": {name: cold_and_warm(kb_path, text, 50) for name, text in queries_for(n).items()},
+        "queries": {name: cold_and_warm(kb_path, text) for name, text in queries_for(n).items()},
     }
     if merkleize_sizes:
         merkle = build_baseline_kb(n, workdir, merkleize=True)
@@ -141,16 +151,17 @@ def bench_store(sizes: list[str] | None = None, workdir: str | Path | None = Non
 
 def format_table(result: dict) -> str:
     lines = [
-        "| size | atoms | source | snapshot (x source) | merkleized | open µs (median / p90) "
+        "| size | atoms | source | snapshot (x source) | of which arg. index | merkleized | open µs (median / p90) "
         "| cold open + first query µs | warm query µs |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         head = row["queries"]["rule head"]
         merkle = f"{row['merkleized_vs_source']:.2f}x" if "merkleized_vs_source" in row else "-"
         lines.append(
             f"| {row['label']} | {row['atoms']:,} | {row['source_bytes'] / 1e6:.1f} MB "
-            f"| {row['snapshot_bytes'] / 1e6:.1f} MB ({row['snapshot_vs_source']:.2f}x) | {merkle} "
+            f"| {row['snapshot_bytes'] / 1e6:.1f} MB ({row['snapshot_vs_source']:.2f}x) "
+            f"| {row['argindex_bytes'] / 1e6:.1f} MB | {merkle} "
             f"| {row['open_us_median']:.0f} / {row['open_us_p90']:.0f} "
             f"| {head['cold_open_us']:.0f} + {head['cold_first_query_us']:.0f} | {head['warm_query_us']:.1f} |"
         )

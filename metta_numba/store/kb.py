@@ -297,7 +297,7 @@ class PersistentKB:
     def __len__(self) -> int:
         with self._lock:
             self._check_open()
-            return self._generation.total_count() + sum(self._working.delta.values())
+            return self._generation.total_count() + self._working.net
 
     def _decode(self, path: bytes, names: tuple[str, ...] | list[str]) -> Atom:
         atom = self._decoded.get(path)

@@ -73,6 +73,7 @@ class WorkingSet:
         self._stops: list[dict[bytes, set[bytes]]] = [{} for _ in range(PREFIX_TOKENS)]
         self._arguments = LiveArgIndex()
         self.changes = 0
+        self.net = 0  # sum of the deltas: how many atoms the KB holds beyond the generation
 
     def __len__(self) -> int:
         return len(self.delta)
@@ -97,6 +98,7 @@ class WorkingSet:
         if new <= 0:
             self.names.pop(key, None)
         self.changes += abs(change)
+        self.net += change
 
     def _index(self, key: bytes, insert: bool) -> None:
         if insert:

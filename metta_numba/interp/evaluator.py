@@ -109,6 +109,14 @@ def _branch(kids, i: int, prefix: list, value: Atom, delta: dict | None) -> tupl
     return rest, [substitute(p, delta) for p in prefix] + [value]
 
 
+def _unchanged(values: list, kids, offset: int) -> bool:
+    """True when evaluation left every element as it was (the call atom can be reused)."""
+    for i, value in enumerate(values, offset):
+        if value is not kids[i]:
+            return False
+    return True
+
+
 def _is_function(atom: Atom) -> bool:
     if type(atom) is not Expression:
         return False
@@ -171,8 +179,10 @@ class Evaluator:
     def metta(self, atom: Atom, typ: Atom) -> list:
         t = type(atom)
         if t is Expression:
-            if not atom.children or typ == ATOM or typ == EXPRESSION:
-                return self.type_cast(atom, typ) if not atom.children else [(atom, None)]
+            if typ is not UNDEFINED and (typ == ATOM or typ == EXPRESSION):
+                return [(atom, None)]
+            if not atom.children:
+                return self.type_cast(atom, typ)
             depth = self.depth + 1
             if depth > self.max_depth:
                 return [(error(atom, STACK_OVERFLOW), None)]
@@ -232,6 +242,8 @@ class Evaluator:
         signatures, has_tuple = self.types.head_info(kids[0])
         if signatures:
             nargs = len(kids) - 1
+            if len(signatures) == 1 and signatures[0].arity == nargs:
+                return self.call_function(atom, signatures[0], typ)
             fitting = [sig for sig in signatures if sig.arity == nargs]
             if fitting:
                 sig = fitting[0] if len(fitting) == 1 else self._choose_signature(atom, fitting)
@@ -267,13 +279,13 @@ class Evaluator:
         kids = atom.children
         head = kids[0]
         stop = sig.stop
-        check = not stop and type(ret) is not Variable and not (ret is UNDEFINED or ret == UNDEFINED)
+        check = sig.check_ret
         out = []
         for args, delta, tb in self._args_from(atom, kids, params, sig.kinds, 1, type_bindings, []):
             if type(args) is not list:
                 out.append((args, delta))
                 continue
-            call = atom if all(a is b for a, b in zip(args, kids[1:])) else Expression([head] + args)
+            call = atom if _unchanged(args, kids, 1) else Expression([head] + args)
             results = self.metta_call(call, expected, stop)
             if check:
                 results = self._check_results(results, substitute(ret, tb) if tb else ret)
@@ -362,7 +374,7 @@ class Evaluator:
             if type(reduced) is not list:
                 out.append((reduced, delta))
                 continue
-            call = atom if all(a is b for a, b in zip(reduced, kids)) else Expression(reduced)
+            call = atom if _unchanged(reduced, kids, 0) else Expression(reduced)
             for r, d in self.metta_call(call, typ, False):
                 out.append((r, d if delta is None else merge(delta, d)))
         return out
@@ -405,7 +417,8 @@ class Evaluator:
     # -- one call -------------------------------------------------------------------------------
     def metta_call(self, call: Atom, typ: Atom, stop: bool) -> list:
         """Reduce a call one step, then fully evaluate each result (unless `stop`)."""
-        if is_error(call):
+        kids = call.children if type(call) is Expression else None
+        if kids and type(kids[0]) is Symbol and kids[0].name == "Error":
             return [(call, None)]
         out = []
         for r, d in self.eval_step(call):

@@ -54,7 +54,7 @@ AS_IS_IF_META = 3  # `Symbol`/`Variable`/`Grounded`: unevaluated when the argume
 class Signature:
     """A function type prepared for calls: parameter kinds are computed once."""
 
-    __slots__ = ("ftype", "params", "ret", "kinds", "arity", "has_vars", "stop")
+    __slots__ = ("ftype", "params", "ret", "kinds", "arity", "has_vars", "stop", "check_ret")
 
     def __init__(self, ftype: Expression) -> None:
         self.ftype = ftype
@@ -65,6 +65,8 @@ class Signature:
         self.has_vars = not ftype.is_ground
         self.kinds = tuple(_param_kind(p) for p in self.params)
         self.stop = self.ret == ATOM
+        # Results are checked against the return type unless it accepts anything.
+        self.check_ret = not self.stop and type(self.ret) is not Variable and self.ret != UNDEFINED
 
     def fresh(self) -> tuple:
         """(params, ret) for one call.
@@ -132,10 +134,17 @@ class Types:
 
     def _cache_valid(self) -> None:
         ev = self.ev
-        key = (ev.space.space_id, ev.space.types_version, ev.stdlib.types_version, len(ev.ops))
-        if key != self._head_cache_key:
+        key = self._head_cache_key
+        space = ev.space
+        if (
+            key is None
+            or key[0] is not space
+            or key[1] != space.types_version
+            or key[2] != ev.stdlib.types_version
+            or key[3] != len(ev.ops)
+        ):
             self._head_cache.clear()
-            self._head_cache_key = key
+            self._head_cache_key = (space, space.types_version, ev.stdlib.types_version, len(ev.ops))
 
     def declared(self, atom: Atom) -> list[Atom]:
         """Declared types of an atom, with their declared supertypes, own space first."""

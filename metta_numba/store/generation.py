@@ -165,10 +165,6 @@ class Generation:
             raise CorruptSnapshotError(f"trie arrays are inconsistent: {err}", act_path) from None
         return cls(directory, number, act, terms, trie, index, meta)
 
-    @property
-    def term_count(self) -> int:
-        return len(self.terms)
-
     def total_count(self) -> int:
         """Atoms in the generation, copies included (recorded when it was written)."""
         return self._total

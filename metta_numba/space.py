@@ -6,11 +6,13 @@ variables never clash with query variables, and a stored variable matches any su
 
 Every implementation supplies `candidates(pattern)`: stored atoms, in insertion order, that
 may unify with the pattern (a superset is fine; exact unification is common code here). The
-in-memory `GroundingSpace` indexes by (arity, position, child key) so that a pattern with any
-ground argument looks at a short posting list instead of the whole space. A snapshot-backed
+in-memory `GroundingSpace` indexes by (arity, position, child key), and one level deeper by
+(arity, position, child arity, child position, ground grandchild), so that a pattern with any ground argument
+(or ground argument of an argument) looks at a short posting list instead of the whole space. A snapshot-backed
 space only has to provide `candidates`, `add`, `remove`, `atoms` and `count` to reuse the rest:
 rule lookup (`rules_for`) and type lookup (`declared_types`) are built on top with caches that
-are dropped whenever the space changes.
+are dropped whenever the space changes. A call with a ground argument to a function of many
+rules looks its rules up by that argument, through the same indexes as `match`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ SUBTYPE = Symbol(":<")
 # Marker key for a child that can match anything at its position (a variable, or an
 # expression whose head is not an atomic constant).
 _WILD = ("*",)
+# Marker key of a child that is a variable (it matches anything below it, too).
+_VAR = ("$",)
+
+NARROW_RULES_AFTER = 8
+"""A function with more rules than this is looked up by the call's ground arguments."""
+_NARROW_CACHE_SIZE = 4096
 
 _space_ids = itertools.count(1)
 
@@ -143,6 +151,7 @@ class Space:
         self._rule_cache_version = -1
         self._type_cache: dict = {}
         self._type_cache_version = -1
+        self._narrowed: dict = {}
 
     # -- to be provided by an implementation --------------------------------------------------
     def add(self, atom: Atom) -> None:
@@ -160,6 +169,11 @@ class Space:
     def candidates(self, pattern: Atom) -> Iterable[Atom]:
         """Stored atoms that may unify with `pattern`, in insertion order (a superset is fine)."""
         raise NotImplementedError
+
+    def estimate(self, pattern: Atom) -> int:
+        """An upper bound of the atoms `pattern` may unify with (planning joins and rule
+        lookups); implementations answer from their indexes' counts."""
+        return sum(1 for _ in itertools.islice(self.candidates(pattern), 100_000))
 
     # -- shared ---------------------------------------------------------------------------------
     def _changed(self, atom: Atom) -> None:
@@ -192,19 +206,35 @@ class Space:
         """Rules whose left side may match `call`, in insertion order (cached per call shape)."""
         if self._rule_cache_version != self.rules_version:
             self._rule_cache.clear()
+            self._narrowed.clear()
             self._rule_cache_version = self.rules_version
         key = _rule_key(call)
         if key is None:
             key = ("any",)
+        if key[0] != "(" and key != ("any",) and _has_ground_argument(call):
+            size = self._rule_cache.get(("%size", key))
+            if size is None:
+                size = self._rule_cache[("%size", key)] = self.estimate(_rules_pattern(_shape_of(call, key)))
+            if size > NARROW_RULES_AFTER:
+                return self._narrowed_rules(call)
         rules = self._rule_cache.get(key)
         if rules is None:
-            rules = self._collect_rules(call, key)
+            rules = self._collect_rules(_shape_of(call, key))
             self._rule_cache[key] = rules
         return rules
 
-    def _collect_rules(self, call: Atom, key) -> list[Rule]:
+    def _narrowed_rules(self, call: Expression) -> list[Rule]:
+        """The rules of a many-rule function that the indexes find for this very call."""
+        rules = self._narrowed.get(call)
+        if rules is None:
+            if len(self._narrowed) >= _NARROW_CACHE_SIZE:
+                self._narrowed.clear()
+            rules = self._narrowed[call] = self._collect_rules(call)
+        return rules
+
+    def _collect_rules(self, shape: Atom) -> list[Rule]:
         rules = []
-        for stored in self.candidates(Expression([EQUALS, _shape_of(call, key), Variable("%result")])):
+        for stored in self.candidates(_rules_pattern(shape)):
             if type(stored) is Expression and len(stored.children) == 3 and stored.children[0] == EQUALS:
                 rules.append(Rule(stored))
         return rules
@@ -299,12 +329,18 @@ class GroundingSpace(Space):
             self._by_arity.setdefault(arity, []).append(atom_id)
             postings = self._postings
             for position, child in enumerate(kids):
-                key = (arity, position, _child_key(child))
-                lst = postings.get(key)
-                if lst is None:
-                    postings[key] = [atom_id]
-                else:
-                    lst.append(atom_id)
+                keys = [(arity, position, _child_key(child))]
+                if type(child) is Variable:
+                    keys.append((arity, position, _VAR))
+                elif type(child) is Expression and position:
+                    size = len(child.children)
+                    keys += [(arity, position, size, i, _inner_key(c)) for i, c in enumerate(child.children)]
+                for key in keys:
+                    lst = postings.get(key)
+                    if lst is None:
+                        postings[key] = [atom_id]
+                    else:
+                        lst.append(atom_id)
         elif t is Variable:
             self._wild_top.append(atom_id)
         else:
@@ -350,23 +386,36 @@ class GroundingSpace(Space):
         postings = self._postings
         best = None
         best_size = -1
-        for position, child in enumerate(kids):
-            key = _child_key(child)
-            if key is _WILD:
-                continue
-            exact = postings.get((arity, position, key), ())
-            wild = postings.get((arity, position, _WILD), ())
-            size = len(exact) + len(wild)
+        for lists in _posting_choices(postings, arity, kids):
+            size = sum(len(ids) for ids in lists)
             if best is None or size < best_size:
-                best = (exact, wild)
+                best = lists
                 best_size = size
                 if size == 0:
                     break
         if best is None:
             ids = self._by_arity.get(arity, [])
         else:
-            ids = _merge_ids(list(best[0]), list(best[1]))
+            ids = list(best[0])
+            for more in best[1:]:
+                ids = _merge_ids(ids, list(more))
         return _merge_ids(ids, self._wild_top)
+
+    def estimate(self, pattern: Atom) -> int:
+        return len(self._ids_for(pattern))
+
+    def query_with_ids(self, pattern: Atom) -> list[tuple[int, Bindings]]:
+        """(atom id, bindings) of every match, ids ascending (insertion order): what lets a
+        conjunction's planner give rows in the order of a left-to-right join."""
+        out = []
+        stored = self._atoms
+        for atom_id in self._ids_for(pattern):
+            atom = stored.get(atom_id)
+            if atom is not None:
+                bindings = match_stored(atom, pattern)
+                if bindings is not None:
+                    out.append((atom_id, bindings))
+        return out
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         stored = self._atoms
@@ -377,6 +426,39 @@ class GroundingSpace(Space):
 
     def __repr__(self) -> str:
         return f"GroundingSpace({self.count()} atoms)"
+
+
+def _posting_choices(postings: dict, arity: int, kids) -> Iterator[tuple]:
+    """For each ground argument (or ground argument of an argument) of a pattern, the posting
+    lists whose union holds every atom that may match there."""
+    for position, child in enumerate(kids):
+        key = _child_key(child)
+        if key is not _WILD:
+            yield postings.get((arity, position, key), ()), postings.get((arity, position, _WILD), ())
+        if type(child) is Expression and position:
+            size = len(child.children)
+            variables = postings.get((arity, position, _VAR), ())
+            for i, grandchild in enumerate(child.children):
+                key = _inner_key(grandchild)
+                if key is not _WILD:
+                    exact = postings.get((arity, position, size, i, key), ())
+                    yield exact, postings.get((arity, position, size, i, _WILD), ()), variables
+
+
+def _inner_key(atom: Atom):
+    """Key of an argument's argument: the atom itself when ground, else the wildcard."""
+    t = type(atom)
+    if t is Variable or (t is Expression and not atom.is_ground):
+        return _WILD
+    return atom
+
+
+def _has_ground_argument(call: Atom) -> bool:
+    return type(call) is Expression and any(type(c) is not Variable for c in call.children[1:])
+
+
+def _rules_pattern(lhs: Atom) -> Expression:
+    return Expression([EQUALS, lhs, Variable("%result")])
 
 
 def _shape_of(call: Atom, key) -> Atom:

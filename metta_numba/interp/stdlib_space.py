@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
+from metta_numba.conjunction import query_pattern
 from metta_numba.interp.core import (
     EMPTY,
     UNDEFINED,
@@ -31,27 +32,9 @@ def _space(atom: Atom) -> Space:
 
 
 def query_conjunction(space: Space, pattern: Atom) -> list[dict]:
-    """Bindings of `pattern` against `space`; `(, p1 p2 ...)` joins the patterns in order."""
-    head = pattern.children[0] if type(pattern) is Expression and pattern.children else None
-    if type(head) is Symbol and head.name == CONJUNCTION:
-        parts = pattern.children[1:]
-    else:
-        parts = (pattern,)
-    results: list[dict] = [{}]
-    for part in parts:
-        joined = []
-        for bindings in results:
-            for found in space.query(substitute(part, bindings) if bindings else part):
-                if bindings:
-                    merged = dict(bindings)
-                    merged.update(found)
-                    joined.append(merged)
-                else:
-                    joined.append(found)
-        results = joined
-        if not results:
-            break
-    return results
+    """Bindings of `pattern` against `space`; a conjunction `(, p1 p2 ...)` is planned and
+    joined by metta_numba.conjunction (the rows come in left-to-right join order)."""
+    return query_pattern(space, pattern)
 
 
 # -- spaces ---------------------------------------------------------------------------------------

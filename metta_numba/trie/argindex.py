@@ -498,3 +498,15 @@ class LiveArgIndex:
         if best is None:
             return None
         return [path for bucket in best for path in bucket]
+
+    def add_many(self, paths: Iterable[bytes]) -> None:
+        """Add many paths with one kernel call (a working set indexed on first need)."""
+        paths = list(paths)
+        if not paths:
+            return
+        offsets = np.zeros(len(paths) + 1, np.int64)
+        np.cumsum([len(p) for p in paths], out=offsets[1:])
+        data = np.frombuffer(b"".join(paths), dtype=np.uint8)
+        codes, kinds, keys, owners = kernels.batch_entries(data, offsets, 0, self.max_child)
+        for code, kind, key, owner in zip(codes.tolist(), kinds.tolist(), keys.tolist(), owners.tolist(), strict=True):
+            self._bucket(code, kind, key, True)[paths[owner]] = None

@@ -1,0 +1,142 @@
+"""Conjunctions `(, p1 p2 ...)` in `match`: a planner orders the patterns, and a join binds
+their variables from one step to the next.
+
+The order is chosen step by step. First, each pattern's estimated number of matches (the
+space's own counts: the trie's prefix ranges and the argument index of a snapshot, the posting
+lists of an in-memory space) picks the most selective pattern. After each step, every pattern
+left is estimated again with the variables bound so far, substituted from a few sample rows
+of the partial result: a pattern that shares a bound variable becomes a lookup by that value,
+one that shares none keeps its full count. The cheapest one runs next, once per row.
+
+Results do not depend on the order chosen. They are the same multiset whatever the order; and
+when the space numbers its atoms (`query_with_ids`, as the in-memory space does), the rows are
+put back in the order that a left-to-right nested loop gives, which is the order hyperon
+reports. A space without numbers returns its rows in the order the steps produced them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import islice
+from typing import Protocol
+
+from metta_numba.atoms import Atom, Expression, Symbol
+from metta_numba.unify import Bindings, substitute
+
+__all__ = ["COMMA", "conjuncts", "estimate", "match_conjunction", "query_pattern"]
+
+COMMA = Symbol(",")
+ESTIMATE_LIMIT = 100_000
+"""A space without its own estimate is counted by its candidates, up to this many."""
+SAMPLE_ROWS = 3
+
+
+class Source(Protocol):
+    """What the planner needs of a space: `query` (bindings of one pattern) and `candidates`.
+    Optional: `estimate(pattern)` (an upper bound of the matches, from counts) and
+    `query_with_ids(pattern)` ((atom number, bindings) pairs, numbers ascending)."""
+
+    def query(self, pattern: Atom) -> list[Bindings]: ...
+
+    def candidates(self, pattern: Atom): ...
+
+
+def conjuncts(pattern: Atom) -> list[Atom] | None:
+    """The patterns of `(, p1 p2 ...)`, or None when `pattern` is no conjunction."""
+    if type(pattern) is Expression and pattern.children and pattern.children[0] == COMMA:
+        return list(pattern.children[1:])
+    return None
+
+
+def estimate(space: Source, pattern: Atom) -> int:
+    """An upper bound of the matches of `pattern` in `space`, from its indexes when it has an
+    estimate of its own, else by counting candidates (up to ESTIMATE_LIMIT)."""
+    own = getattr(space, "estimate", None)
+    if own is not None:
+        return int(own(pattern))
+    return sum(1 for _ in islice(space.candidates(pattern), ESTIMATE_LIMIT))
+
+
+def query_pattern(space: Source, pattern: Atom) -> list[Bindings]:
+    """Bindings of a `match` pattern: a conjunction is planned and joined, any other pattern is
+    one query."""
+    parts = conjuncts(pattern)
+    if parts is None:
+        return space.query(pattern)
+    return match_conjunction(space, parts)
+
+
+def _numbered_query(space: Source) -> Callable[[Atom], list[tuple[int | None, Bindings]]]:
+    numbered = getattr(space, "query_with_ids", None)
+    if numbered is not None:
+        return numbered
+    return lambda pattern: [(None, bindings) for bindings in space.query(pattern)]
+
+
+def _sample(rows: list) -> list:
+    """A few rows spread over the partial result, to estimate the next steps with."""
+    if len(rows) <= SAMPLE_ROWS:
+        return rows
+    step = (len(rows) - 1) / (SAMPLE_ROWS - 1)
+    return [rows[round(i * step)] for i in range(SAMPLE_ROWS)]
+
+
+def _next_step(space: Source, patterns: Sequence[Atom], remaining: list[int], rows: list) -> int:
+    """The remaining pattern with the fewest expected matches over all rows (ties: the one
+    written first)."""
+    if len(remaining) == 1:
+        return remaining[0]
+    sample = _sample(rows)
+    best = remaining[0]
+    best_cost = None
+    for index in remaining:
+        pattern = patterns[index]
+        cost = sum(estimate(space, substitute(pattern, bindings) if bindings else pattern) for _, bindings in sample)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = index, cost
+    return best
+
+
+def match_conjunction(
+    space: Source,
+    patterns: Sequence[Atom],
+    order: Sequence[int] | None = None,
+    trace: list[int] | None = None,
+) -> list[Bindings]:
+    """Bindings of every way to match all `patterns` at once. `order` forces the order of the
+    steps (a permutation of the pattern indices); by default the planner chooses it. The
+    order taken is appended to `trace` when given."""
+    patterns = list(patterns)
+    if order is not None and sorted(order) != list(range(len(patterns))):
+        raise ValueError("order must be a permutation of the pattern indices")
+    query = _numbered_query(space)
+    # A row: the atom number each pattern matched (by pattern index), and the bindings.
+    rows: list[tuple[dict[int, int | None], Bindings]] = [({}, {})]
+    remaining = list(range(len(patterns)))
+    numbered = True
+    while remaining and rows:
+        index = order[len(patterns) - len(remaining)] if order is not None else None
+        if index is None:
+            index = _next_step(space, patterns, remaining, rows)
+        remaining.remove(index)
+        if trace is not None:
+            trace.append(index)
+        pattern = patterns[index]
+        joined = []
+        for ids, bindings in rows:
+            for atom_id, found in query(substitute(pattern, bindings) if bindings else pattern):
+                if atom_id is None:
+                    numbered = False
+                step_ids = dict(ids)
+                step_ids[index] = atom_id
+                if bindings:
+                    merged = dict(bindings)
+                    merged.update(found)
+                else:
+                    merged = found
+                joined.append((step_ids, merged))
+        rows = joined
+    if numbered and len(patterns) > 1:
+        rows.sort(key=lambda row: tuple(row[0][i] for i in range(len(patterns))))
+    return [bindings for _, bindings in rows]
+

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable
+from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, is_ground
 from metta_numba.codec import TermStore, encode
 from metta_numba.syntax import parse_atom
 from metta_numba.trie import CorruptTrieError, Trie
@@ -390,3 +390,35 @@ def test_tampered_index_raises_and_never_crashes(seed):
     outcomes = report["outcomes"]
     assert outcomes["rejected"] > 0 and outcomes["answered"] > 0
     assert outcomes["verify caught"] > 0
+
+
+# --- exact matching of candidate paths (trie.pathmatch) --------------------------------------
+
+
+@given(st.lists(stored_atoms, min_size=1, max_size=12), st.data())
+def test_path_matching_agrees_with_unification(stored, data):
+    from metta_numba.codec import decode
+    from metta_numba.trie.pathmatch import MAYBE, NO, YES, match_paths
+    from metta_numba.unify import substitute
+
+    terms = TermStore()
+    base = data.draw(st.sampled_from(stored))
+    pattern = generalize(base, data.draw(st.lists(st.integers(0, 4), max_size=12)))
+    pattern_path, names = encode(pattern, terms)
+    paths = [key(atom, terms) for atom in stored]
+    offsets = np.cumsum([0] + [len(p) for p in paths], dtype=np.int64)
+    blob = b"".join(paths)
+    status, spans = match_paths(np.frombuffer(pattern_path, np.uint8), np.frombuffer(blob, np.uint8), offsets)
+    for i, atom in enumerate(stored):
+        unified = match_atom(pattern, atom)
+        if status[i] == NO:
+            assert unified is None
+        elif status[i] == MAYBE:
+            assert not is_ground(atom)  # only a stored variable leaves the question open
+        else:
+            assert status[i] == YES and unified is not None
+            values = {
+                Variable(name): decode(blob[spans[i, 2 * j] : spans[i, 2 * j + 1]], terms)
+                for j, name in enumerate(names)
+            }
+            assert substitute(pattern, values) == atom

@@ -243,9 +243,21 @@ def test_runaway_recursion_is_an_error_not_a_crash():
     assert len(results) == 1 and results[0].startswith("(Error") and results[0].endswith("StackOverflow)")
 
 
+@pytest.mark.slow
 def test_default_depth_limit_stops_infinite_recursion():
     results = last("(= (down) (down)) !(down)")
     assert results[0].endswith("StackOverflow)")
+
+
+def test_depth_limit_set_through_the_api():
+    runner = MeTTa()
+    runner.ev.max_depth = 300
+    results = [repr(a) for a in runner.run("(= (down $n) (down (+ $n 1))) !(down 0)")[-1]]
+    assert len(results) == 1 and results[0].endswith("StackOverflow)")
+    runner.ev.max_depth = 5000
+    assert [repr(a) for a in runner.run("(= (count $n) (if (== $n 0) done (count (- $n 1)))) !(count 1000)")[-1]] == [
+        "done"
+    ]
 
 
 def test_deep_but_finite_recursion_works():

@@ -56,7 +56,7 @@ from metta_numba.unify import fresh_suffix, rename_apart, substitute, unify_into
 if TYPE_CHECKING:
     from metta_numba.interp.runner import MeTTa
 
-DEFAULT_MAX_DEPTH = 20000
+DEFAULT_MAX_DEPTH = 100_000
 """Deepest nesting of evaluation levels before a StackOverflow error (hyperon has no limit by
 default; we need one because evaluation recurses in Python)."""
 

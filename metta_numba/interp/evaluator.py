@@ -148,7 +148,11 @@ class Evaluator:
 
     # -- entry points ---------------------------------------------------------------------------
     def evaluate(self, atom: Atom, typ: Atom = UNDEFINED) -> list[Atom]:
-        """Fully evaluate one atom (a top-level `!`), returning its results in hyperon's order."""
+        """Fully evaluate one atom (a top-level `!`), returning its results in hyperon's order.
+
+        It may run inside another evaluation (a file run by `include`): the depth count of the
+        outer one is put back afterwards."""
+        outer_depth = self.depth
         self.depth = 0
         needed = self.max_depth * _FRAMES_PER_LEVEL + 1000
         if sys.getrecursionlimit() < needed:
@@ -160,7 +164,7 @@ class Evaluator:
                 results = self.metta(atom, typ)
         except RecursionError:
             results = [(error(atom, STACK_OVERFLOW), None)]
-        self.depth = 0
+        self.depth = outer_depth
         return [a for a, _ in results]
 
     def space_atom(self, space: Space) -> SpaceAtom:

@@ -540,6 +540,16 @@ class SnapshotSpace(Space):
         local = self.local.count() if self.local is not None else 0
         return len(self.kb) - sum(self._hidden.values()) + local
 
+    def estimate(self, pattern: Atom) -> int:
+        local = self.local.estimate(pattern) if self.local is not None else 0
+        return self.kb.estimate(pattern) + local
+
+    def query(self, pattern: Atom) -> list[Bindings]:
+        if self._hidden or (self.local is not None and self.local.count()):
+            return super().query(pattern)
+        # The KB matches ground atoms in a kernel and decodes only the bound values.
+        return self.kb.bindings(pattern)
+
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         for atom, copies in self._visible(self.kb.candidates(pattern)):
             for _ in range(copies):

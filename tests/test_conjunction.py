@@ -83,15 +83,29 @@ def kb_root(tmp_path_factory):
 
 
 @settings(max_examples=25)
-@given(st.lists(facts, max_size=10), st.lists(facts, max_size=4), st.lists(patterns, min_size=1, max_size=3))
-def test_snapshot_space_gives_the_reference_answers(kb_root, stored, added, parts):
+@given(
+    st.lists(facts, max_size=10),
+    st.lists(facts, max_size=4),
+    st.lists(st.integers(0, 9), max_size=3),
+    st.lists(patterns, min_size=1, max_size=3),
+)
+def test_snapshot_space_gives_the_reference_answers(kb_root, stored, added, removed, parts):
     path = kb_root / f"kb{len(list(kb_root.iterdir()))}"
     save_atoms(stored, path)
+    remaining = list(stored)
     with PersistentKB.open(path, sync="never") as kb:
         for atom in added:
             kb.add(atom)  # the working set, between checkpoints
+        for index in removed:
+            if index < len(stored) and stored[index] in remaining:
+                assert kb.remove(stored[index])
+                remaining.remove(stored[index])
         space = SnapshotSpace(kb)
-        expected = reference(stored + added, parts)
+        for part in parts:  # one pattern: the KB's kernel path against unification
+            assert Counter(canonical(substitute(Expression([part]), b)) for b in space.query(part)) == reference(
+                remaining + added, [part]
+            )
+        expected = reference(remaining + added, parts)
         assert Counter(results(space, parts)) == expected
         for order in itertools.permutations(range(len(parts))):
             assert Counter(results(space, parts, order)) == expected

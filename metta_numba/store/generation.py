@@ -31,7 +31,8 @@ from metta_numba.store.errors import CorruptSnapshotError, UnsupportedFormatErro
 from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
 from metta_numba.store.wal import create_wal
 from metta_numba.trie import CorruptTrieError, Trie
-from metta_numba.trie.argindex import ArgIndex, IndexOptions, trie_candidates
+from metta_numba.trie.argindex import ArgIndex, IndexOptions, trie_candidates, trie_estimate
+from metta_numba.trie.pathmatch import snapshot_matches
 
 META_SECTION = "store.meta"
 TRIE_PREFIX = "trie."
@@ -189,6 +190,19 @@ class Generation:
             if count > total:
                 raise self._count_error()
             yield data[offsets[i] : offsets[i + 1]].tobytes(), count, int(leaf_name[rank])
+
+    def estimate(self, pattern: bytes) -> int:
+        """An upper bound of the stored paths the pattern may unify with, from counts alone."""
+        with self._trie_errors():
+            return trie_estimate(self.trie, self.index, pattern)
+
+    def matched(self, pattern: bytes) -> tuple[np.ndarray, ...]:
+        """The pattern's candidates, matched in bulk (trie.pathmatch): (counts, name ids, data,
+        offsets, status, spans), the candidates' paths as one batch."""
+        with self._trie_errors():
+            ranks, data, offsets, status, spans = snapshot_matches(self.trie, self.index, pattern)
+        counts = self._checked_counts(self._leaf_count[ranks])
+        return counts, self._leaf_name[ranks], data, offsets, status, spans
 
     def items(self, chunk: int = 65536) -> Iterator[tuple[bytes, int, int]]:
         """(path, count, variable-names term id) of every stored path, in byte order."""

@@ -34,7 +34,8 @@ from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
 from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal
 from metta_numba.store.working import WorkingSet
 from metta_numba.trie.argindex import IndexOptions
-from metta_numba.unify import bindings_for, rename_apart, unify
+from metta_numba.trie.pathmatch import NO, YES
+from metta_numba.unify import bindings_for, rename_apart, unify, unify_into
 
 SYNC_MODES = ("always", "batch", "never")
 DEFAULT_CHECKPOINT_EVERY = 100_000
@@ -341,6 +342,64 @@ class PersistentKB:
             except CodecError:
                 return list(self._all_atoms())
             return list(self._candidates(key))
+
+    def estimate(self, pattern: Atom) -> int:
+        """An upper bound of the distinct atoms `pattern` may unify with, from the snapshot's
+        counts (trie prefix ranges, argument index) and the working set's index: what a
+        conjunction's planner compares, at the cost of a lookup without decoding."""
+        with self._lock:
+            self._check_open()
+            try:
+                key, _ = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+            except CodecError:
+                return len(self)
+            return self._generation.estimate(key) + sum(1 for _ in self._working.candidates(key))
+
+    def bindings(self, pattern: Atom) -> list[Bindings]:
+        """The bindings of every match of `pattern`, once per copy, in the order of `query`
+        (the stored atom on the left of the unification, as the interpreter's space does).
+        A kernel matches the ground snapshot atoms and says where each variable's value lies:
+        only those bytes are decoded."""
+        with self._lock:
+            self._check_open()
+            try:
+                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+            except CodecError:
+                return self._unified(pattern, self._all_atoms())
+            out = self._snapshot_bindings(pattern, names, *self._generation.matched(key))
+            working = self._working
+            found = ((self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key))
+            return out + self._unified(pattern, found)
+
+    def _snapshot_bindings(self, pattern, names, counts, name_ids, data, offsets, status, spans) -> list[Bindings]:
+        variables = [Variable(name) for name in names]
+        decode, delta = self._decode, self._working.delta
+        data, offsets, counts = data.tobytes(), offsets.tolist(), counts.tolist()
+        out: list[Bindings] = []
+        for i, (state, row) in enumerate(zip(status.tolist(), spans.tolist())):
+            if state == NO:
+                continue
+            copies = counts[i] + (min(0, delta.get(data[offsets[i] : offsets[i + 1]], 0)) if delta else 0)
+            if copies <= 0:
+                continue
+            if state == YES:
+                values = {v: decode(data[row[2 * j] : row[2 * j + 1]], ()) for j, v in enumerate(variables)}
+                out.append(values)
+                out.extend(dict(values) for _ in range(copies - 1))
+            else:
+                atom = decode(data[offsets[i] : offsets[i + 1]], self._snapshot_names(int(name_ids[i])))
+                out.extend(self._unified(pattern, [(atom, copies)]))
+        return out
+
+    @staticmethod
+    def _unified(pattern: Atom, candidates) -> list[Bindings]:
+        out: list[Bindings] = []
+        for atom, copies in candidates:
+            found: Bindings = {}
+            if unify_into(rename_apart(atom), pattern, found):
+                out.append(found)
+                out.extend(dict(found) for _ in range(copies - 1))
+        return out
 
     def _candidates(self, key: bytes) -> Iterator[tuple[Atom, int]]:
         working = self._working

@@ -1,0 +1,124 @@
+"""`python -m metta_numba.bench`: run the benchmark suite and regenerate BASELINE.md.
+
+    python -m metta_numba.bench [--sizes small,medium,large] [--profile] [--peers hyperon]
+                                [--repeat N] [--out DIR] [--smoke]
+
+Writes DIR/BASELINE.md, DIR/results/<sizes>.json and DIR/figures/*.png (DIR defaults to the
+repository's benchmarks/). `--smoke` runs every measurement once on a tiny KB, to check that
+the suite still produces every figure; its times mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from metta_numba.bench.kbgen import SIZES
+from metta_numba.bench.machine import describe_machine
+from metta_numba.bench.peers import find_hyperon_python
+from metta_numba.bench.suite_common import Options
+
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m metta_numba.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="small,medium", help="baseline KB sizes: small,medium,large")
+    parser.add_argument("--facts", help="fact-KB sizes, e.g. 10000,100000 (default: 10K and 100K, plus 1M with large)")
+    parser.add_argument("--repeat", type=int, default=5, help="repeats per in-process figure (default 5)")
+    parser.add_argument("--peers", default="auto",
+                        help="'hyperon' (or 'auto': when importable), 'none', or a venv or python with hyperon")
+    parser.add_argument("--profile", action="store_true", help="add flame graphs, page faults, perf stat")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where BASELINE.md, results/ and figures/ go")
+    parser.add_argument("--workdir", type=Path, help="keep generated KBs here (default: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help="every figure once on a tiny KB (for CI)")
+    args = parser.parse_args(argv)
+    for label in args.sizes.split(","):
+        if label not in SIZES:
+            parser.error(f"unknown size {label!r} (choose from {', '.join(SIZES)})")
+    return args
+
+
+def hyperon_python(spec: str) -> tuple[str | None, str]:
+    if spec == "none":
+        return None, "hyperon not run (--peers none)"
+    python = find_hyperon_python(None if spec in ("auto", "hyperon") else spec)
+    if python is None:
+        return None, "hyperon not importable here" + ("" if spec == "auto" else f" ({spec})")
+    return python, f"hyperon run with {python}"
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Imported here so that `--help` does not load numba.
+    from metta_numba.bench.suite_baseline import bench_baseline, warm_up
+    from metta_numba.bench.suite_facts import bench_facts
+    from metta_numba.bench.suite_interp import bench_interp
+    from metta_numba.bench.suite_profile import bench_profile
+    from metta_numba.bench.suite_report import make_figures, render
+    from metta_numba.bench.targets import judge_all
+
+    sizes = ["smoke"] if args.smoke else args.sizes.split(",")
+    if args.facts:
+        fact_sizes = [int(x) for x in args.facts.split(",")]
+    elif args.smoke:
+        fact_sizes = [1000]
+    else:
+        fact_sizes = [10_000, 100_000] + ([1_000_000] if "large" in sizes else [])
+    python, peer_note = hyperon_python(args.peers)
+    scratch = Path(tempfile.mkdtemp(prefix="metta-bench-")) if args.workdir is None else args.workdir
+    scratch.mkdir(parents=True, exist_ok=True)
+    opts = Options(
+        sizes=sizes, repeat=1 if args.smoke else args.repeat, out=args.out, workdir=scratch,
+        profile=args.profile or args.smoke, hyperon_python=python, smoke=args.smoke,
+        fact_sizes=fact_sizes, fib=[10] if args.smoke else [20, 25], log=log,
+    )
+    started = time.time()
+    results: dict = {
+        "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "args": {"sizes": sizes, "facts": fact_sizes, "repeat": opts.repeat, "peers": args.peers,
+                 "profile": opts.profile, "smoke": args.smoke},
+        "machine": describe_machine(),
+        "notes": [
+            peer_note,
+            "Fact-KB queries are measured through `PersistentKB.query` and through the interpreter "
+            "over a SnapshotSpace (bench.suite_facts).",
+            "hyperon runs in a subprocess of the same bench run; a crash or timeout there shows as failed.",
+        ],
+    }
+    try:
+        log("warming the kernels")
+        warm_kb = warm_up(scratch)
+        results["baseline"] = bench_baseline(opts, warm_kb)
+        results["facts"] = bench_facts(opts)
+        results["interp"] = bench_interp(opts)
+        if opts.profile:
+            results["profile"] = bench_profile(opts, results["baseline"])
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    results["duration_s"] = time.time() - started
+    results["verdicts"] = judge_all(results)
+    results["results_file"] = ("smoke" if args.smoke else "-".join(sizes)) + ".json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results").mkdir(exist_ok=True)
+    (args.out / "results" / results["results_file"]).write_text(json.dumps(results, indent=1, default=str))
+    figures = make_figures(results, args.out / "figures")
+    command = "python -m metta_numba.bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    (args.out / "BASELINE.md").write_text(render(results, figures, command.strip()))
+    log(f"wrote {args.out / 'BASELINE.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

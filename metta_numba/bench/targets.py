@@ -1,0 +1,251 @@
+"""The targets of BENCHMARKS.md section 5 and the hypotheses of the seed baseline, each judged
+held or not held from a results dict of `python -m metta_numba.bench`.
+
+A target names the size it is about (large, 1M facts). When that size was not part of the run,
+it is judged at the largest size that was, and the verdict says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from metta_numba.bench.report import fmt_bytes
+from metta_numba.bench.suite_common import median_of
+
+MB = 1e6
+
+
+@dataclass(frozen=True)
+class Verdict:
+    measured: str
+    held: bool | None  # None: not measured in this run
+
+    @property
+    def label(self) -> str:
+        return {True: "held", False: "not held", None: "not measured"}[self.held]
+
+
+@dataclass(frozen=True)
+class Target:
+    metric: str
+    target: str
+    judge: Callable[[dict], Verdict]
+
+
+def _sizes(results: dict) -> list[str]:
+    return list(results.get("baseline", {}))
+
+
+def _at(results: dict, wanted: str) -> tuple[str | None, dict, str]:
+    """The baseline figures of `wanted`, else of the largest size run, with a note saying so."""
+    baseline = results.get("baseline", {})
+    if wanted in baseline:
+        return wanted, baseline[wanted], ""
+    if not baseline:
+        return None, {}, ""
+    label = list(baseline)[-1]
+    return label, baseline[label], f" (at {label}; {wanted} not run)"
+
+
+def _nested(figures: dict, *keys: str) -> object:
+    for key in keys:
+        if not isinstance(figures, dict) or key not in figures:
+            return None
+        figures = figures[key]
+    return figures
+
+
+def _threshold(value: float | None, limit: float, text: Callable[[float], str], note: str = "") -> Verdict:
+    if value is None:
+        return Verdict("not measured" + note, None)
+    return Verdict(text(value) + note, value <= limit)
+
+
+def _compile_small(results: dict) -> Verdict:
+    label, figures, note = _at(results, "small")
+    return _threshold(median_of(figures.get("compile_ms")), 60, lambda v: f"{v:.1f} ms", note)
+
+
+def _compile_large(results: dict) -> Verdict:
+    label, figures, note = _at(results, "large")
+    wall = median_of(_nested(figures, "compile_save_process", "wall_s"))
+    rss = median_of(_nested(figures, "compile_save_process", "peak_rss_bytes"))
+    if wall is None or rss is None:
+        return Verdict("not measured" + note, None)
+    return Verdict(f"{wall:.2f} s, peak RSS {fmt_bytes(rss)}{note}", wall <= 20 and rss <= 3 * 2**30)
+
+
+def _open(results: dict) -> Verdict:
+    baseline = results.get("baseline", {})
+    opens = {label: median_of(figures.get("open_us")) for label, figures in baseline.items()}
+    opens = {label: v for label, v in opens.items() if v is not None}
+    if not opens:
+        return Verdict("not measured", None)
+    text = ", ".join(f"{label} {v:.0f} µs" for label, v in opens.items())
+    held = all(v <= 1000 for v in opens.values())
+    if "small" in opens and len(opens) > 1:
+        largest = list(opens)[-1]
+        growth = opens[largest] / opens["small"]
+        text += f"; {largest}/small {growth:.2f}x"
+        held = held and growth <= 2
+    if "large" not in opens:
+        text += " (large not run)"
+    return Verdict(text, held)
+
+
+def _startup_five(results: dict) -> Verdict:
+    label, figures, note = _at(results, "large")
+    return _threshold(median_of(_nested(figures, "startup_snapshot_five", "wall_s")), 1.0, lambda v: f"{v:.2f} s", note)
+
+
+def _ground_lookup(results: dict) -> Verdict:
+    label, figures, note = _at(results, "large")
+    return _threshold(median_of(figures.get("api_ground_query_us")), 10, lambda v: f"{v:.1f} µs", note)
+
+
+def _interp_match(results: dict) -> Verdict:
+    label, figures, note = _at(results, "large")
+    value = median_of(_nested(figures, "interp", "match rule head", "warm_us"))
+    return _threshold(value, 50, lambda v: f"{v:.1f} µs", note)
+
+
+def _reverse(results: dict) -> Verdict:
+    facts = results.get("facts", {})
+    if not facts:
+        return Verdict("not measured", None)
+    count = "1000000" if "1000000" in facts else list(facts)[-1]
+    note = "" if count == "1000000" else f" (at {int(count):,} facts; 1M not run)"
+    figures = facts[count]
+    warm = median_of(figures.get("api_reverse_us"))
+    first = figures.get("api_reverse_first_us")
+    if warm is None or first is None:
+        return Verdict("not measured" + note, None)
+    # An index built on first use would show as a first query far slower than the warm ones.
+    return Verdict(f"warm {warm:.1f} µs, first {first:.0f} µs{note}", warm <= 100 and first <= 5000)
+
+
+def _cold_query(results: dict) -> Verdict:
+    label, figures, note = _at(results, "large")
+    value = median_of(_nested(figures, "cold", "first_query_us"))
+    return _threshold(value, 5000, lambda v: f"{v / 1000:.2f} ms", note)
+
+
+def _snapshot_size(results: dict) -> Verdict:
+    ratios = {label: _nested(f, "plain", "snapshot_vs_source") for label, f in results.get("baseline", {}).items()}
+    ratios = {label: v for label, v in ratios.items() if v is not None}
+    if not ratios:
+        return Verdict("not measured", None)
+    text = ", ".join(f"{label} {v:.0%}" for label, v in ratios.items())
+    return Verdict(text, all(v <= 0.40 for v in ratios.values()))
+
+
+def _rss_large(results: dict) -> Verdict:
+    label, figures, note = _at(results, "large")
+    value = _nested(figures, "rss_after_queries", "rss_after_bytes")
+    return _threshold(value, 150 * MB, lambda v: fmt_bytes(v), note)
+
+
+def _fib20(results: dict) -> Verdict:
+    figures = results.get("interp", {}).get("fib 20")
+    if not figures:
+        return Verdict("not measured", None)
+    ours = median_of(figures.get("ms"))
+    theirs = median_of(_nested(figures, "hyperon", "ms"))
+    if theirs is None:
+        reason = _nested(figures, "hyperon", "failed") or "hyperon not run"
+        return Verdict(f"ours {ours:.0f} ms; hyperon: {reason}", None)
+    return Verdict(f"ours {ours:.0f} ms, hyperon {theirs:.0f} ms", ours < theirs)
+
+
+TARGETS = (
+    Target("compile small (text to a queryable trie, in one process)", "≤ 60 ms", _compile_small),
+    Target("compile large and save the snapshot (whole process)", "≤ 20 s, peak RSS ≤ 3 GB", _compile_large),
+    Target("snapshot open, in-process", "≤ 1 ms at every size, large/small ≤ 2x", _open),
+    Target("`metta-numba --load-snapshot LARGE q.metta` (5 queries), whole process", "≤ 1.0 s", _startup_five),
+    Target("warm ground lookup through the Python API", "≤ 10 µs", _ground_lookup),
+    Target("warm `!(match ...)` through the interpreter", "≤ 50 µs", _interp_match),
+    Target("reverse lookup at 1M facts", "≤ 100 µs, no index build at query time", _reverse),
+    Target("cold first query after open", "≤ 5 ms", _cold_query),
+    Target("snapshot size, without merkleizing", "≤ 40% of the source text", _snapshot_size),
+    Target("RSS after opening large and running 100 queries", "≤ 150 MB", _rss_large),
+    Target("fib 20", "faster than hyperon in the same run", _fib20),
+)
+
+
+def _load_hypothesis(results: dict) -> Verdict:
+    ratios = {}
+    for label, figures in results.get("baseline", {}).items():
+        theirs = median_of(_nested(figures, "hyperon", "load_ms"))
+        ours = median_of(figures.get("compile_ms"))
+        if theirs and ours:
+            ratios[label] = theirs / ours
+    if not ratios:
+        return Verdict("not measured (hyperon not run)", None)
+    text = ", ".join(f"{label} {r:,.0f}x" for label, r in ratios.items())
+    return Verdict(f"hyperon load / our compile: {text}", all(r >= 100 for r in ratios.values()))
+
+
+def _memory_hypothesis(results: dict) -> Verdict:
+    ratios = {}
+    for label, figures in results.get("baseline", {}).items():
+        theirs = _nested(figures, "hyperon", "rss_after_load_bytes")
+        ours = _nested(figures, "rss_after_queries", "rss_after_bytes")
+        if theirs and ours:
+            ratios[label] = ours / theirs
+    if not ratios:
+        return Verdict("not measured (hyperon not run)", None)
+    text = ", ".join(f"{label} {r:.0%} of hyperon's" for label, r in ratios.items())
+    return Verdict(f"RSS after open + 100 queries: {text}", all(r <= 0.5 for r in ratios.values()))
+
+
+def _file_hypothesis(results: dict) -> Verdict:
+    ratios = {}
+    for label, figures in results.get("baseline", {}).items():
+        plain = _nested(figures, "plain", "snapshot_vs_source")
+        merkle = _nested(figures, "merkleized", "snapshot_vs_source")
+        candidates = [v for v in (plain, merkle) if v is not None]
+        if candidates:
+            ratios[label] = min(candidates)
+    if not ratios:
+        return Verdict("not measured", None)
+    text = ", ".join(f"{label} {r:.0%}" for label, r in ratios.items())
+    return Verdict(f"smallest snapshot / source: {text}", all(r <= 0.30 for r in ratios.values()))
+
+
+def _gigabyte_hypothesis(results: dict) -> Verdict:
+    sizes = _sizes(results)
+    if not sizes:
+        return Verdict("not measured", None)
+    label = sizes[-1]
+    figures = results["baseline"][label]
+    wall = median_of(_nested(figures, "startup_snapshot_one", "wall_s"))
+    if wall is None:
+        return Verdict("not measured", None)
+    source = figures["source_bytes"]
+    return Verdict(
+        f"whole process, open + one query on the {label} KB ({source / MB:.0f} MB of source): {wall:.2f} s; "
+        "no 1 GB KB measured",
+        wall <= 1.0,
+    )
+
+
+HYPOTHESES = (
+    Target("load 100-1000x faster", "same text to a queryable KB, in-process, against hyperon", _load_hypothesis),
+    Target("memory -50%", "RSS at most half of hyperon's with the same KB", _memory_hypothesis),
+    Target("file size -70%", "snapshot at most 30% of the source text", _file_hypothesis),
+    Target("under 1 s for a 1 GB KB", "whole-process startup from a snapshot", _gigabyte_hypothesis),
+)
+
+
+def judge_all(results: dict) -> dict:
+    """Every target and hypothesis with its measured text and verdict, for the JSON and tables."""
+    def rows(items: tuple[Target, ...]) -> list[dict]:
+        out = []
+        for item in items:
+            verdict = item.judge(results)
+            out.append({"metric": item.metric, "target": item.target, "measured": verdict.measured,
+                        "held": verdict.held, "verdict": verdict.label})
+        return out
+
+    return {"targets": rows(TARGETS), "hypotheses": rows(HYPOTHESES)}

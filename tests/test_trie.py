@@ -324,9 +324,75 @@ def test_arrays_have_the_documented_names_and_dtypes():
     trie = encode_batch([E("f", "a"), E("f", "b")], terms)
     arrays = trie.arrays
     assert tuple(arrays) == ARRAY_NAMES
-    assert arrays["leaf_count"].dtype == np.uint64 and arrays["children"].dtype == np.int32
+    assert arrays["children"].dtype == np.int32 and arrays["label_off"].dtype == np.int64
+    # Counts of 1 and no variable names: the narrowest leaf dtypes.
+    assert arrays["leaf_count"].dtype == np.uint8 and arrays["leaf_name"].dtype == np.int8
     assert len(arrays["label_off"]) == trie.n_nodes and len(arrays["child_start"]) == trie.n_nodes + 1
     assert len(arrays["leaf_count"]) == len(trie) == 2
+
+
+def raw_trie(counts: list[int], names: list[int]) -> Trie:
+    """A trie of the paths (s0) (s1) ... with the given counts and name ids."""
+    terms = TermStore()
+    paths = [encode(E(f"s{i}"), terms)[0] for i in range(len(counts))]
+    offsets = np.cumsum([0] + [len(p) for p in paths], dtype=np.int64)
+    data = np.frombuffer(b"".join(paths), np.uint8)
+    return Trie.build(data, offsets, np.array(counts, np.int64), np.array(names, np.int64))
+
+
+@pytest.mark.parametrize(
+    ("top_count", "count_dtype"),
+    [(1, np.uint8), (255, np.uint8), (256, np.uint16), (65536, np.uint32), (2**32, np.uint64), (2**62, np.uint64)],
+)
+@pytest.mark.parametrize(
+    ("top_name", "name_dtype"),
+    [(-1, np.int8), (127, np.int8), (128, np.int16), (40000, np.int32), (2**31, np.int64)],
+)
+def test_leaf_arrays_take_the_narrowest_dtype_that_holds_them(top_count, count_dtype, top_name, name_dtype):
+    counts, names = [1, top_count, 2], [-1, 0, top_name]
+    trie = raw_trie(counts, names)
+    arrays = trie.arrays
+    assert arrays["leaf_count"].dtype == count_dtype and arrays["leaf_name"].dtype == name_dtype
+    # (s0) (s1) (s2) sort in that order, so rank i is path i.
+    assert arrays["leaf_count"].tolist() == counts and arrays["leaf_name"].tolist() == names
+    assert trie.total_count == sum(counts)
+    _, _, batch_counts, batch_names = trie.batch()
+    assert batch_counts.tolist() == counts and batch_names.tolist() == names
+    # Merging widens the leaf values first: a sum past a dtype's top moves to a wider one.
+    doubled = trie.merge(trie)
+    assert doubled.arrays["leaf_count"].tolist() == [2 * c for c in counts]
+    assert doubled.arrays["leaf_name"].tolist() == names
+    assert doubled.arrays["leaf_count"].dtype.itemsize >= np.dtype(count_dtype).itemsize
+    assert trie.subtract(raw_trie([1, 1, 1], [-1, -1, -1])).arrays["leaf_count"].tolist() == [
+        c - 1 for c in counts if c > 1
+    ]
+    dag = trie.merkleize()
+    assert dag.arrays["leaf_count"].tolist() == counts and dag.arrays["leaf_name"].tolist() == names
+
+
+def test_from_arrays_takes_every_allowed_leaf_dtype_and_no_other():
+    trie = raw_trie([1, 3, 2], [-1, 5, 0])
+    for count_dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
+        for name_dtype in (np.int8, np.int16, np.int32, np.int64):
+            arrays = trie.arrays
+            arrays["leaf_count"] = arrays["leaf_count"].astype(count_dtype)
+            arrays["leaf_name"] = arrays["leaf_name"].astype(name_dtype)
+            reopened = Trie.from_arrays(arrays)
+            assert [int(reopened.arrays["leaf_count"][k]) for k in range(3)] == [1, 3, 2]
+            assert reopened.count(trie.path(1)) == 3 and reopened.total_count == 6
+            assert reopened.merge(trie).arrays["leaf_count"].tolist() == [2, 6, 4]
+    for name, dtype in (
+        ("leaf_count", np.int8),
+        ("leaf_count", np.int64),
+        ("leaf_name", np.uint8),
+        ("leaf_name", np.uint64),
+        ("leaf_count", ">u2"),
+        ("leaf_name", ">i4"),
+    ):
+        arrays = trie.arrays
+        arrays[name] = arrays[name].astype(dtype)
+        with pytest.raises(CorruptTrieError, match=name):
+            Trie.from_arrays(arrays, validate=False)
 
 
 # --- edge cases ------------------------------------------------------------------------------

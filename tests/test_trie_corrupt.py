@@ -225,3 +225,30 @@ def test_big_endian_arrays_are_rejected():
     arrays["label_off"] = arrays["label_off"].astype(">i8")
     with pytest.raises(CorruptTrieError, match="label_off"):
         Trie.from_arrays(arrays)
+
+
+@pytest.mark.parametrize("count_dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("name_dtype", [np.int8, np.int16, np.int32, np.int64])
+def test_bad_leaf_values_are_caught_in_every_leaf_dtype(count_dtype, name_dtype):
+    trie, terms = small_trie()
+
+    def leaf_arrays(counts, names):
+        arrays = trie.arrays
+        arrays["leaf_count"] = np.array(counts, count_dtype)
+        arrays["leaf_name"] = np.array(names, name_dtype)
+        return arrays
+
+    Trie.from_arrays(leaf_arrays([1, 2, 1, 1], [-1, -1, 0, 0]))
+    with pytest.raises(CorruptTrieError, match="count 0"):
+        Trie.from_arrays(leaf_arrays([1, 0, 1, 1], [-1, -1, -1, -1]))
+    with pytest.raises(CorruptTrieError, match="below -1"):
+        Trie.from_arrays(leaf_arrays([1, 1, 1, 1], [-1, -2, -1, -1]))
+    # One leaf too few: validation counts the leaves; a lazy open lets the walk find it.
+    with pytest.raises(CorruptTrieError, match="length"):
+        Trie.from_arrays(leaf_arrays([1, 1, 1], [-1, -1, -1, -1]), validate=False)
+    arrays = leaf_arrays([1, 1, 1], [-1, -1, -1])
+    with pytest.raises(CorruptTrieError):
+        Trie.from_arrays(arrays)
+    lazy = Trie.from_arrays(arrays, validate=False)
+    with pytest.raises(CorruptTrieError):
+        lazy.count(trie.path(3))  # the walk reaches rank 3, past the leaf arrays

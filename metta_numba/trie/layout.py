@@ -12,8 +12,8 @@ that leads into it, so the root's label is empty.
 | children | int32 | E | the child node of each edge |
 | child_first_byte | uint8 | E | first label byte of that child; strictly increasing per node |
 | child_rank_offset | int32 | E | leaves under the node's earlier edges (see below) |
-| leaf_count | uint64 | R | multiplicity of the k-th path in sorted order (>= 1) |
-| leaf_name | int64 | R | term id of the k-th path's variable names, -1 for none |
+| leaf_count | uint8..uint64 | R | multiplicity of the k-th path in sorted order (>= 1) |
+| leaf_name | int8..int64 | R | term id of the k-th path's variable names, -1 for none |
 
 Every stored path is one complete encoded atom, so no path is a prefix of another: a path ends
 exactly at a node without children (a leaf), and the leaves in depth-first order are the R
@@ -26,6 +26,12 @@ and two subtrees with the same shape share one copy whatever their counts.
 Every edge leads from a lower node id to a higher one (the builder numbers nodes in preorder,
 merkleize parents before children). That rules out cycles, and the kernels check it per step,
 so even arrays opened without validation cannot make a walk loop.
+
+The two per-rank arrays take the narrowest dtype that holds their values (`LEAF_DTYPES`,
+`narrowest`): most paths are stored once and most name ids are small, and these arrays have one
+entry per path, so their width is a large share of a snapshot. Readers take one element at a
+time (`int(leaf_count[k])`); only the O(n) merge widens a whole array, and validation has a
+kernel per dtype.
 
 Node ids fit int32 (up to 2**31 - 1 nodes, about a billion distinct paths); labels may exceed
 4 GB, so their offsets are int64.
@@ -48,6 +54,11 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "leaf_name": np.dtype(np.int64),
 }
 ARRAY_NAMES: tuple[str, ...] = tuple(ARRAY_DTYPES)
+"""`ARRAY_DTYPES` gives the widest dtype of the two leaf arrays; `LEAF_DTYPES` every one allowed."""
+LEAF_DTYPES: dict[str, tuple[np.dtype, ...]] = {
+    "leaf_count": tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)),
+    "leaf_name": tuple(np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64)),
+}
 STRUCTURE_NAMES: tuple[str, ...] = ARRAY_NAMES[:7]
 """The arrays the walk kernels take, as one tuple, in this order."""
 
@@ -56,15 +67,27 @@ MAX_DISTINCT_PATHS = (MAX_NODES - 1) // 2
 """A trie of R paths has at most 2R nodes (R leaves, R - 1 branch points, the root)."""
 
 
-def _ro(dtype) -> types.Array:
+def allowed_dtypes(name: str) -> tuple[np.dtype, ...]:
+    """The dtypes array `name` may have (native byte order only)."""
+    return LEAF_DTYPES.get(name, (ARRAY_DTYPES[name],))
+
+
+def narrowest(values: np.ndarray, name: str) -> np.ndarray:
+    """`values` of leaf array `name` in the narrowest allowed dtype that holds all of them."""
+    low, top = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    dtype = next(d for d in LEAF_DTYPES[name] if np.iinfo(d).min <= low and top <= np.iinfo(d).max)
+    return values if values.dtype == dtype else values.astype(dtype)
+
+
+def readonly_array(dtype) -> types.Array:
     """A read-only C array type: it accepts writable arrays and read-only memmaps alike."""
     return types.Array(dtype, 1, "C", readonly=True)
 
 
-u8_ro = _ro(types.uint8)
-i32_ro = _ro(types.int32)
-i64_ro = _ro(types.int64)
-u64_ro = _ro(types.uint64)
+u8_ro = readonly_array(types.uint8)
+i32_ro = readonly_array(types.int32)
+i64_ro = readonly_array(types.int64)
+u64_ro = readonly_array(types.uint64)
 u8_arr = types.Array(types.uint8, 1, "C")
 i32_arr = types.Array(types.int32, 1, "C")
 i64_arr = types.Array(types.int64, 1, "C")

@@ -12,7 +12,13 @@ from metta_numba.codec import CodecError, TermStore, UnknownTerm, decode, encode
 from metta_numba.trie import match, merge, merkle, sort, stream, validate, walk
 from metta_numba.trie.build import layout_trie
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import ARRAY_DTYPES, ARRAY_NAMES, MAX_DISTINCT_PATHS, STRUCTURE_NAMES
+from metta_numba.trie.layout import (
+    ARRAY_NAMES,
+    MAX_DISTINCT_PATHS,
+    STRUCTURE_NAMES,
+    allowed_dtypes,
+    narrowest,
+)
 from metta_numba.unify import match_atom
 
 ABSENT_TERM_ID = 2**64 - 1
@@ -64,7 +70,7 @@ class Trie:
 
     @classmethod
     def empty(cls) -> Trie:
-        arrays = {name: np.zeros(0, dtype) for name, dtype in ARRAY_DTYPES.items()}
+        arrays = {name: np.zeros(0, allowed_dtypes(name)[0]) for name in ARRAY_NAMES}
         arrays["label_off"] = np.zeros(1, np.int64)
         arrays["label_len"] = np.zeros(1, np.int32)
         arrays["child_start"] = np.zeros(2, np.int32)
@@ -122,13 +128,16 @@ class Trie:
         opening stays O(1) and the query kernels still check each index they read, so bad
         arrays raise CorruptTrieError rather than crash; only then may a corrupt DAG cost a
         query time beyond its result size."""
-        for name, dtype in ARRAY_DTYPES.items():
+        for name in ARRAY_NAMES:
             array = arrays.get(name)
             if not isinstance(array, np.ndarray):
                 raise CorruptTrieError(f"trie array {name!r} is missing")
-            if array.dtype != dtype or array.ndim != 1 or not array.flags.c_contiguous:
+            allowed = allowed_dtypes(name)
+            # dtype equality includes the byte order, so a swapped array is refused too.
+            if array.dtype not in allowed or array.ndim != 1 or not array.flags.c_contiguous:
+                expected = " or ".join(str(dtype) for dtype in allowed)
                 raise CorruptTrieError(
-                    f"trie array {name!r} is {array.dtype} {array.ndim}-D; expected contiguous 1-D {dtype}"
+                    f"trie array {name!r} is {array.dtype} {array.ndim}-D; expected contiguous 1-D {expected}"
                 )
         n_nodes = len(arrays["label_off"])
         n_edges = len(arrays["children"])
@@ -154,7 +163,8 @@ class Trie:
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
-        """The nine arrays by name (layout.py), as stored; every one is a snapshot section."""
+        """The nine arrays by name (layout.py), as stored; every one is a snapshot section. The
+        leaf arrays have the narrowest dtype that holds their values (layout.LEAF_DTYPES)."""
         return dict(self._arrays)
 
     @property
@@ -256,7 +266,8 @@ class Trie:
         hi = len(self) if hi is None else min(hi, len(self))
         lo = max(0, min(lo, hi))
         data, offsets = stream.expand(*stream.leaf_stream(self._structure, lo, hi, len(self)))
-        return data, offsets, self._arrays["leaf_count"][lo:hi], self._arrays["leaf_name"][lo:hi]
+        counts = self._arrays["leaf_count"][lo:hi].astype(np.uint64)
+        return data, offsets, counts, self._arrays["leaf_name"][lo:hi].astype(np.int64)
 
     def iter_paths(self, prefix: Key = b"", chunk: int = 65536) -> Iterator[tuple[bytes, int]]:
         """(path, multiplicity) of each distinct path in byte order; only those starting with
@@ -302,16 +313,17 @@ class Trie:
         return self._merged(other, merge.DIFFERENCE)
 
     def _merged(self, other: Trie, how: int) -> Trie:
-        arrays = merge.merge_tries(
+        # The merge kernel reads the widest leaf dtypes; widening is O(n), as the merge is.
+        labels, *nodes, counts, names = merge.merge_tries(
             self._structure,
-            self._arrays["leaf_count"],
-            self._arrays["leaf_name"],
+            self._arrays["leaf_count"].astype(np.uint64, copy=False),
+            self._arrays["leaf_name"].astype(np.int64, copy=False),
             other._structure,
-            other._arrays["leaf_count"],
-            other._arrays["leaf_name"],
+            other._arrays["leaf_count"].astype(np.uint64, copy=False),
+            other._arrays["leaf_name"].astype(np.int64, copy=False),
             how,
         )
-        return Trie(dict(zip(ARRAY_NAMES, arrays)))
+        return Trie(_named(labels, nodes, counts, names))
 
     def merkleize(self) -> Trie:
         """The same multiset with identical subtries stored once (a DAG)."""
@@ -326,7 +338,7 @@ class Trie:
 
 
 def _named(labels, nodes, counts, names) -> dict[str, np.ndarray]:
-    return dict(zip(ARRAY_NAMES, (labels, *nodes, counts, names)))
+    return dict(zip(ARRAY_NAMES, (labels, *nodes, narrowest(counts, "leaf_count"), narrowest(names, "leaf_name"))))
 
 
 def _optional_column(values, n: int, what: str) -> np.ndarray:

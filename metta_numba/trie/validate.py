@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, types
 
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i64_ro, u64_ro
+from metta_numba.trie.layout import StructureType, readonly_array
 from metta_numba.trie.walk import node_edges, node_label
 
 
@@ -81,19 +81,29 @@ def check_shape(trie, n_leaves):
         raise CorruptTrieError("too many leaves for int32 rank offsets")
 
 
-@njit(types.void(u64_ro, i64_ro), cache=True, nogil=True)
-def check_leaf_values(leaf_count, leaf_name):
-    if leaf_name.shape[0] != leaf_count.shape[0]:
-        raise CorruptTrieError("leaf_count and leaf_name disagree in length")
+LEAF_COUNT_TYPES = [readonly_array(t) for t in (types.uint8, types.uint16, types.uint32, types.uint64)]
+LEAF_NAME_TYPES = [readonly_array(t) for t in (types.int8, types.int16, types.int32, types.int64)]
+
+
+@njit([types.void(t) for t in LEAF_COUNT_TYPES], cache=True, nogil=True)
+def check_leaf_counts(leaf_count):
     for rank in range(leaf_count.shape[0]):
         if leaf_count[rank] == 0:
             raise CorruptTrieError("a stored path has count 0")
+
+
+@njit([types.void(t) for t in LEAF_NAME_TYPES], cache=True, nogil=True)
+def check_leaf_names(leaf_name):
+    for rank in range(leaf_name.shape[0]):
         if leaf_name[rank] < -1:
             raise CorruptTrieError("a name id below -1")
 
 
-@njit(types.void(StructureType, u64_ro, i64_ro), cache=True, nogil=True)
-def validate_trie(trie, leaf_count, leaf_name):
+def validate_trie(trie, leaf_count, leaf_name) -> None:
+    """Every check above; the leaf arrays may have any of the dtypes layout.LEAF_DTYPES allows."""
+    if leaf_name.shape[0] != leaf_count.shape[0]:
+        raise CorruptTrieError("leaf_count and leaf_name disagree in length")
     check_node_fields(trie)
-    check_leaf_values(leaf_count, leaf_name)
+    check_leaf_counts(leaf_count)
+    check_leaf_names(leaf_name)
     check_shape(trie, leaf_count.shape[0])

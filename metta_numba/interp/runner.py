@@ -63,16 +63,33 @@ class MeTTa:
     # -- parsing --------------------------------------------------------------------------------
     def apply_tokens(self, atom: Atom) -> Atom:
         """Replace the symbols that name tokens (`&self`, `bind!`-ed names) by their atoms."""
-        tokens = self.tokens
         t = type(atom)
         if t is Symbol:
-            return tokens.get(atom.name, atom)
+            return self.tokens.get(atom.name, atom)
         if t is Expression:
-            kids = [self.apply_tokens(c) for c in atom.children]
-            if all(a is b for a, b in zip(kids, atom.children)):
-                return atom
-            return Expression(kids)
+            return self._replace_tokens(atom)
         return atom
+
+    def _replace_tokens(self, atom: Expression) -> Expression:
+        tokens = self.tokens
+        kids = atom.children
+        replaced = None
+        for i, child in enumerate(kids):
+            t = type(child)
+            if t is Symbol:
+                new = tokens.get(child.name)
+                if new is None:
+                    continue
+            elif t is Expression:
+                new = self._replace_tokens(child)
+                if new is child:
+                    continue
+            else:
+                continue
+            if replaced is None:
+                replaced = list(kids)
+            replaced[i] = new
+        return atom if replaced is None else Expression(replaced)
 
     def parse_all(self, text: str) -> list[Atom]:
         return [self.apply_tokens(item.atom) for item in iter_program(text)]

@@ -3,7 +3,8 @@
     metta-numba FILE.metta [--load-snapshot KB] [--save-snapshot KB] [--no-merkleize]
     metta-numba run FILE.metta ...                  (the same; FILE may be - for stdin)
     metta-numba repl [--load-snapshot KB]
-    metta-numba snapshot build SRC.metta... -o KB [--no-merkleize]
+    metta-numba snapshot build SRC.metta... -o KB [--no-merkleize] [--no-index]
+                [--index-positions 1,2,1.1] [--index-heads edge,=] [--index-max-mb N]
     metta-numba snapshot info|verify|compact KB
     metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json]
     metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS]
@@ -69,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("sources", nargs="+", metavar="SRC.metta", help="source files (atoms only, no `!`)")
     build.add_argument("-o", "--output", required=True, metavar="KB", help="the KB directory to write")
     build.add_argument("--no-merkleize", action="store_true", help="skip merkleizing (faster, larger)")
+    build.add_argument("--no-index", action="store_true", help="no argument index (a lookup by a later argument scans)")
+    build.add_argument(
+        "--index-positions",
+        metavar="LIST",
+        help="argument positions to index, e.g. 1,2,1.1 (1.1: first argument of the first argument); default: all",
+    )
+    build.add_argument("--index-heads", metavar="LIST", help="index only atoms with these heads, e.g. edge,=")
+    build.add_argument(
+        "--index-max-mb", type=float, metavar="N", help="size cap of the index (default: the trie's own size)"
+    )
     for name, text in (
         ("info", "print counts, sizes, format, generation and sources"),
         ("verify", "check every checksum of the live generation and the log"),

@@ -244,6 +244,8 @@ def _snapshot_build(args) -> int:
             merkleize=not args.no_merkleize,
             source_files=describe_sources(args.sources),
             overwrite=True,
+            argindex=not args.no_index,
+            index_options=_index_options(args),
         )
     counts = report["counts"]
     size = sum(report["files"].values())
@@ -253,6 +255,22 @@ def _snapshot_build(args) -> int:
         f"{'merkleized' if report['merkleized'] else 'not merkleized'}, {report['total_seconds']:.2f} s"
     )
     return EXIT_OK
+
+
+def _index_options(args):
+    """IndexOptions from `snapshot build`'s --index-* flags."""
+    from metta_numba.trie.argindex import IndexOptions, parse_position
+
+    try:
+        positions = None
+        if args.index_positions:
+            positions = [parse_position(text.strip()) for text in args.index_positions.split(",") if text.strip()]
+    except ValueError as err:
+        raise CommandError(f"--index-positions: {err}", EXIT_USAGE) from None
+    heads = [h.strip() for h in args.index_heads.split(",") if h.strip()] if args.index_heads else None
+    if args.index_max_mb is not None:
+        return IndexOptions(positions, heads, max_bytes=int(args.index_max_mb * 1e6), max_ratio=None)
+    return IndexOptions(positions, heads)
 
 
 def _print_info(info: dict, indent: str = "") -> None:

@@ -422,3 +422,39 @@ def test_path_matching_agrees_with_unification(stored, data):
                 for j, name in enumerate(names)
             }
             assert substitute(pattern, values) == atom
+
+
+# --- snapshot build chooses what to index ----------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".numba_cache"))
+    return subprocess.run(
+        [sys.executable, "-m", "metta_numba", *args], capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+def test_snapshot_build_options_choose_positions_and_heads(tmp_path):
+    from metta_numba.store import PersistentKB
+
+    source = tmp_path / "src.metta"
+    source.write_text("(edge a b)\n(edge b c)\n(link a c)\n(= (f 1 2) 3)\n")
+    done = run_cli("snapshot", "build", str(source), "-o", str(tmp_path / "kb"), "--index-positions", "2,1.1",
+                   "--index-heads", "edge,=")
+    assert done.returncode == 0, done.stderr
+    with PersistentKB.open(tmp_path / "kb", readonly=True) as kb:
+        positions = {p["position"]: p for p in kb.snapshot_generation().index.positions()}
+        assert kb.query(parse_atom("(edge $x c)"))[0][0] == parse_atom("(edge b c)")
+    # Position 2 of the edge facts and of the rule; 1.1 of the rule; position 1 only for
+    # the variables its children need. The `link` fact is not indexed.
+    assert positions[(2,)]["keyed"] and positions[(2,)]["ground"] == 3
+    assert positions[(1, 1)]["keyed"] and positions[(1, 1)]["ground"] == 1
+    assert not positions[(1,)]["keyed"]
+    done = run_cli("snapshot", "build", str(source), "-o", str(tmp_path / "none"), "--no-index")
+    assert done.returncode == 0, done.stderr
+    with PersistentKB.open(tmp_path / "none", readonly=True) as kb:
+        assert kb.snapshot_generation().index is None
+        assert len(kb.query(parse_atom("(edge $x c)"))) == 1
+    done = run_cli("snapshot", "build", str(source), "-o", str(tmp_path / "bad"), "--index-positions", "0.1")
+    assert done.returncode == 2 and "--index-positions" in done.stderr

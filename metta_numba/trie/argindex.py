@@ -42,7 +42,9 @@ DEFAULT_MAX_CHILD = 16
 FENCE_STRIDE = 512
 INDEX_VERSION = 1
 DEFAULT_MAX_RATIO = 1.0
-"""By default the index may take as many bytes as the trie's arrays, no more."""
+"""By default the index may take as many bytes as the trie's arrays, no more..."""
+MIN_RATIO_CAP = 1 << 20
+"""...or 1 MiB, whichever is more: a small KB keeps all its positions."""
 
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "table": np.dtype(np.int64),
@@ -175,7 +177,7 @@ class ArgIndex:
             codes, kinds, keys, ranks = codes[keep], kinds[keep], keys[keep], ranks[keep]
         cap = options.max_bytes
         if cap is None and options.max_ratio is not None:
-            cap = int(options.max_ratio * trie.nbytes)
+            cap = max(int(options.max_ratio * trie.nbytes), MIN_RATIO_CAP)
         return cls(_layout(codes, kinds, keys, ranks, n_leaves, cover, options.max_child, keyed_codes, cap))
 
     @classmethod
@@ -328,12 +330,16 @@ def _in_ranges(ranks: np.ndarray, ranges: np.ndarray) -> np.ndarray:
 
 def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, np.ndarray]:
     """Sort the entries by (position, kind, key, rank) and lay out the four arrays."""
-    row_codes, row_of = np.unique(codes, return_inverse=True)
-    # Entries arrive in rank order, so stable sorts keep ranks ascending within each group.
-    order = np.argsort(keys, kind="stable")
-    group = (row_of.astype(np.int64) * 3 + kinds)[order]
-    order = order[np.argsort(group, kind="stable")]
-    group = group[np.argsort(group, kind="stable")]
+    # Codes are few: number them densely by (c0, c1) without sorting all entries.
+    slot = (codes >> 32) * (max_child + 1) + (codes & kernels.DEPTH2_MASK)
+    present = np.flatnonzero(np.bincount(slot, minlength=1)) if len(slot) else np.zeros(0, np.int64)
+    row_of_slot = np.zeros(len(present) and int(present[-1]) + 1, np.int64)
+    row_of_slot[present] = np.arange(len(present))
+    row_codes = ((present // (max_child + 1)) << 32) | (present % (max_child + 1))
+    # Entries arrive in rank order, so a stable sort keeps ranks ascending within a key.
+    group = row_of_slot[slot] * 3 + kinds
+    order = kernels.group_key_order(group, keys)
+    group = group[order]
     keys = keys[order]
     ranks = ranks[order]
     bounds = np.searchsorted(group, np.arange(3 * len(row_codes) + 1), side="left")

@@ -227,6 +227,15 @@ class ProgramGenerator:
             lambda: f"(steps {rng.randint(0, 3)})",
             lambda: f"(if {self.condition(depth - 1)} (yes {self.symbol(depth - 1)}) no)",
             self.space_query,
+            # A state changed once: both values deterministic, so that no order of evaluation
+            # can show through.
+            lambda: (
+                f"(let $st (new-state {rng.randint(0, 4)}) "
+                f"(let $_ (change-state! $st (+ {rng.randint(0, 4)} {rng.randint(0, 4)})) (get-state $st)))"
+            ),
+            lambda: f"(let ($l $r) ({self.symbol(depth - 1)} {self.number(depth - 1)}) ($r $l))",
+            # unify takes its arguments as written: evaluate the symbol first.
+            lambda: f"(let $s {self.symbol(depth - 1)} (unify ($s $u) (a {self.number(1)}) (matched $u) unmatched))",
         ]
         return rng.choice(forms)()
 

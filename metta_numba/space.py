@@ -21,9 +21,20 @@ import itertools
 from collections.abc import Iterable, Iterator
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
+from metta_numba.space_order import TrieOrder
 from metta_numba.unify import Bindings, rename_apart, unify_into
 
-__all__ = ["Space", "GroundingSpace", "SnapshotSpace", "Rule", "EQUALS", "HAS_TYPE", "SUBTYPE"]
+__all__ = [
+    "Space",
+    "GroundingSpace",
+    "SnapshotSpace",
+    "Rule",
+    "EQUALS",
+    "HAS_TYPE",
+    "SUBTYPE",
+    "module_view",
+    "query_view",
+]
 
 EQUALS = Symbol("=")
 HAS_TYPE = Symbol(":")
@@ -152,6 +163,9 @@ class Space:
         self._type_cache: dict = {}
         self._type_cache_version = -1
         self._narrowed: dict = {}
+        # Module spaces imported into this one (`import!`): seen by queries through
+        # `module_view`, not listed among this space's own atoms.
+        self.dependencies: list[Space] = []
 
     # -- to be provided by an implementation --------------------------------------------------
     def add(self, atom: Atom) -> None:
@@ -189,15 +203,28 @@ class Space:
             self.rules_version += 1
             self.types_version += 1
 
+    # An implementation that knows hyperon's answer order sets this and defines answer_key.
+    orders_answers = False
+
+    def answer_key(self, stored: Atom, pattern: Atom):
+        """Sort key of a stored atom among the answers to `pattern` (see space_order)."""
+        raise NotImplementedError
+
     def query(self, pattern: Atom) -> list[Bindings]:
-        """Bindings of every unification of `pattern` with a stored atom, in insertion order."""
-        out = []
+        """Bindings of every unification of `pattern` with a stored atom, in answer order."""
+        found = []
         for stored in self.candidates(pattern):
             if may_match(stored, pattern):
                 bindings = match_stored(stored, pattern)
                 if bindings is not None:
-                    out.append(bindings)
-        return out
+                    found.append((stored, bindings))
+        if len(found) > 1 and self.orders_answers:
+            found.sort(key=lambda pair: self.answer_key(pair[0], pattern))
+        return [bindings for _, bindings in found]
+
+    def listing(self) -> list[Atom]:
+        """Every atom, in the order `get-atoms` shows them."""
+        return list(self.atoms())
 
     def __len__(self) -> int:
         return self.count()
@@ -268,6 +295,31 @@ class Space:
         return found
 
 
+def module_view(space: Space) -> list[Space]:
+    """The space followed by the spaces it imported, depth first, each once."""
+    seen: set[int] = set()
+    out: list[Space] = []
+    pending = [space]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(current)
+        pending.extend(reversed(current.dependencies))
+    return out
+
+
+def query_view(space: Space, pattern: Atom) -> list[Bindings]:
+    """Query a space and what it imported: its own answers first, then each import's."""
+    if not space.dependencies:
+        return space.query(pattern)
+    out = []
+    for member in module_view(space):
+        out.extend(member.query(pattern))
+    return out
+
+
 def _merge_ids(first: list[int], second: list[int]) -> list[int]:
     """Merge two ascending id lists (ids are insertion order) into one ascending list."""
     if not second:
@@ -297,8 +349,11 @@ class GroundingSpace(Space):
 
     Each added atom gets a new id (ids grow, so id order is insertion order). Posting lists map
     (arity, position, child key) to ids; a removed atom leaves its id behind in the posting
-    lists until a compaction, and queries skip ids that are no longer alive.
+    lists until a compaction, and queries skip ids that are no longer alive. Answers come in
+    hyperon's order (space_order): grouped by shared leading parts, not by insertion alone.
     """
+
+    orders_answers = True
 
     def __init__(self, atoms: Iterable[Atom] = (), name: str | None = None) -> None:
         super().__init__()
@@ -310,6 +365,7 @@ class GroundingSpace(Space):
         self._leaves: dict = {}  # non-expression stored atoms by value
         self._wild_top: list[int] = []  # stored atoms that are a bare variable
         self._dead = 0
+        self._order = TrieOrder()
         for atom in atoms:
             self.add(atom)
 
@@ -319,6 +375,7 @@ class GroundingSpace(Space):
         self._next_id += 1
         self._atoms[atom_id] = atom
         self._index(atom_id, atom)
+        self._order.add(atom)
         self._changed(atom)
 
     def _index(self, atom_id: int, atom: Atom) -> None:
@@ -352,6 +409,7 @@ class GroundingSpace(Space):
             stored = self._atoms.get(atom_id)
             if stored is not None and stored == atom:
                 del self._atoms[atom_id]
+                self._order.remove(stored)
                 self._dead += 1
                 self._changed(atom)
                 if self._dead > 1024 and self._dead > len(self._atoms):
@@ -374,6 +432,12 @@ class GroundingSpace(Space):
 
     def count(self) -> int:
         return len(self._atoms)
+
+    def answer_key(self, stored: Atom, pattern: Atom) -> list:
+        return self._order.answer_key(stored, pattern)
+
+    def listing(self) -> list[Atom]:
+        return sorted(self._atoms.values(), key=self._order.listing_key)
 
     def _ids_for(self, pattern: Atom) -> list[int]:
         t = type(pattern)
@@ -465,7 +529,7 @@ def _shape_of(call: Atom, key) -> Atom:
     """A pattern that selects, through the indexes, the rules whose left side can match call."""
     if key == ("any",) or key[0] == "(":
         return Variable("%call")
-    if type(call) is Expression:
+    if type(call) is Expression and call.children:
         return Expression([call.children[0]] + [Variable(f"%a{i}") for i in range(len(call.children) - 1)])
     return call
 

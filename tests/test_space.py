@@ -7,7 +7,7 @@ stored atoms, scanned in order, each unified with the pattern after renaming it 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metta_numba.atoms import E, Expression, G, S, V, alpha_equal
+from metta_numba.atoms import E, Expression, G, S, V, Variable, alpha_equal
 from metta_numba.space import GroundingSpace, Rule
 from metta_numba.syntax.parser import parse_atom
 from metta_numba.unify import rename_apart, substitute, unify
@@ -58,10 +58,26 @@ def test_atoms_in_insertion_order():
     assert [repr(a) for a in space.atoms()] == texts
 
 
-def test_query_results_follow_insertion_order_across_index_keys():
+def test_answers_share_leading_parts_in_first_insertion_order():
     space = GroundingSpace([atom(t) for t in ["(edge a b)", "(edge b c)", "(edge a d)", "(edge $x e)"]])
+    # A constant in the pattern: its exact child first, then stored variables.
     assert results(space, "(edge a $y)", "$y") == ["b", "d", "e"]
-    assert results(space, "(edge $x $y)", "($x $y)") == ["(a b)", "(b c)", "(a d)", "($x e)"]
+    # A variable in the pattern: stored variables first, then the other tokens in the order
+    # they first appeared; atoms sharing a prefix come together.
+    assert results(space, "(edge $x $y)", "($x $y)") == ["($x e)", "(a b)", "(a d)", "(b c)"]
+    assert [repr(a) for a in space.listing()] == ["(edge $x e)", "(edge a b)", "(edge a d)", "(edge b c)"]
+
+
+def test_a_removed_group_comes_back_last_a_thinned_one_keeps_its_place():
+    space = GroundingSpace([atom(t) for t in ["(x 1)", "(x 2)", "(x 1)"]])
+    assert results(space, "(x $v)", "$v") == ["1", "1", "2"]
+    space.remove(atom("(x 1)"))
+    space.add(atom("(x 1)"))
+    assert results(space, "(x $v)", "$v") == ["1", "1", "2"]
+    space.remove(atom("(x 1)"))
+    space.remove(atom("(x 1)"))
+    space.add(atom("(x 1)"))
+    assert results(space, "(x $v)", "$v") == ["2", "1"]
 
 
 # -- two-sided unification ----------------------------------------------------------------------------
@@ -178,7 +194,114 @@ def test_declared_types_and_supertypes_with_invalidation():
     assert space.declared_types(S("x")) == [S("C")]
 
 
-# -- property: the indexed query equals a full scan ------------------------------------------------
+# -- property: the indexed query equals a reference trie walk ------------------------------------------
+#
+# The reference model keeps hyperon's trie literally: nested dicts, one per prefix, children in
+# insertion order, stored variables apart from the other tokens, emptied children deleted. A
+# query walks it as hyperon does, yielding stored atoms in answer order; the ones that really
+# unify with the pattern are the expected answers.
+
+
+def _tokens(a):
+    if type(a) is Expression:
+        out = [("(", len(a.children))]
+        for child in a.children:
+            out.extend(_tokens(child))
+        return out
+    return [a]
+
+
+def _node():
+    return {"var": {}, "eq": {}, "count": 0, "leaf": 0}
+
+
+class ReferenceTrie:
+    def __init__(self):
+        self.root = _node()
+
+    def add(self, a):
+        node = self.root
+        for token in _tokens(a):
+            group = node["var" if type(token) is Variable else "eq"]
+            child = group.setdefault(token, _node())
+            child["count"] += 1
+            node = child
+        node["leaf"] += 1
+
+    def remove(self, a):
+        node = self.root
+        for token in _tokens(a):
+            group = node["var" if type(token) is Variable else "eq"]
+            child = group[token]
+            child["count"] -= 1
+            if child["count"] == 0:
+                del group[token]
+            node = child
+        node["leaf"] -= 1
+
+    @staticmethod
+    def _subterms(node, pending=1):
+        """(tokens, node after them) of each run of `pending` complete subterms below node,
+        depth first, variables before other tokens."""
+        if pending == 0:
+            yield [], node
+            return
+        for group in ("var", "eq"):
+            for token, child in node[group].items():
+                need = pending - 1 + (token[1] if type(token) is tuple else 0)
+                for rest, end in ReferenceTrie._subterms(child, need):
+                    yield [token] + rest, end
+
+    def _walk(self, node, query, i):
+        if i == len(query):
+            yield [], node
+            return
+        wanted = query[i]
+        if type(wanted) is Variable:
+            for tokens, end in self._subterms(node):
+                for rest, last in self._walk(end, query, i + 1):
+                    yield tokens + rest, last
+            return
+        child = node["eq"].get(wanted)
+        if child is not None:
+            for rest, last in self._walk(child, query, i + 1):
+                yield [wanted] + rest, last
+        skip = _subterm_end(query, i)  # a stored variable takes the whole pattern subterm
+        for token, child in node["var"].items():
+            for rest, last in self._walk(child, query, skip):
+                yield [token] + rest, last
+
+    def answers(self, pattern):
+        out = []
+        for tokens, end in self._walk(self.root, _tokens(pattern), 0):
+            out.extend([_rebuild(tokens)] * end["leaf"])
+        return out
+
+
+def _subterm_end(tokens, i):
+    pending = 1
+    while pending:
+        token = tokens[i]
+        pending += (token[1] if type(token) is tuple else 0) - 1
+        i += 1
+    return i
+
+
+def _rebuild(tokens):
+    stack = [[]]
+    expected = [1]
+    for token in tokens:
+        if type(token) is tuple:
+            stack.append([])
+            expected.append(token[1])
+        else:
+            stack[-1].append(token)
+        while len(stack) > 1 and len(stack[-1]) == expected[-1]:
+            done = Expression(stack.pop())
+            expected.pop()
+            stack[-1].append(done)
+    return stack[0][0]
+
 
 _names = st.sampled_from(["a", "b", "c", "f", "g"])
 _vars = st.sampled_from(["x", "y", "z"]).map(V)
@@ -190,27 +313,26 @@ _atoms = st.recursive(
 )
 
 
-def _reference_query(stored: list, pattern) -> list:
-    out = []
-    for candidate in stored:
-        bindings = unify(rename_apart(candidate), pattern)
-        if bindings is not None:
-            out.append(bindings)
-    return out
-
-
 @given(st.lists(_atoms, max_size=25), _atoms, st.lists(st.integers(0, 30), max_size=6))
-def test_indexed_query_matches_a_full_scan(stored, pattern, removals):
+def test_indexed_query_matches_the_reference_trie(stored, pattern, removals):
     space = GroundingSpace(stored)
     model = list(stored)
+    trie = ReferenceTrie()
+    for a in stored:
+        trie.add(a)
     for index in removals:
         if model:
             victim = model[index % len(model)]
             assert space.remove(victim)
             model.remove(victim)  # list.remove drops the first equal item, as the space does
-    expected = [substitute(pattern, b) for b in _reference_query(model, pattern)]
+            trie.remove(victim)
+    expected = []
+    for candidate in trie.answers(pattern):
+        bindings = unify(rename_apart(candidate), pattern)
+        if bindings is not None:
+            expected.append(substitute(pattern, bindings))
     found = [substitute(pattern, b) for b in space.query(pattern)]
     assert len(found) == len(expected)
     for got, want in zip(found, expected):
         assert alpha_equal(got, want)
-    assert [repr(a) for a in space.atoms()] == [repr(a) for a in model]
+    assert sorted(map(repr, space.atoms())) == sorted(map(repr, model))

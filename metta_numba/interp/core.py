@@ -152,7 +152,21 @@ class Char:
         return hash(("Char", self.char))
 
     def __repr__(self) -> str:
-        return "'" + self.char + "'"
+        # Escaped as in strings, so that a printed result stays on one line.
+        return "'" + self.char.translate(_CHAR_ESCAPES) + "'"
+
+
+_CHAR_ESCAPES = str.maketrans({"\n": "\\n", "\t": "\\t", "\\": "\\\\", "'": "\\'"})
+_CHAR_UNESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+
+
+def char_literal(name: str) -> Char | None:
+    """The Char written as a token `'c'` (or `'\\n'` and the like), else None."""
+    if len(name) == 3 and name[0] == "'" and name[2] == "'":
+        return Char(name[1])
+    if len(name) == 4 and name[0] == "'" and name[1] == "\\" and name[3] == "'" and name[2] in _CHAR_UNESCAPES:
+        return Char(_CHAR_UNESCAPES[name[2]])
+    return None
 
 
 class SpaceAtom(GroundedObject):

@@ -50,7 +50,7 @@ from metta_numba.interp.types import (
     fresh_type,
     match_types,
 )
-from metta_numba.space import Space
+from metta_numba.space import EQUALS, Space, module_view
 from metta_numba.unify import fresh_suffix, rename_apart, substitute, unify_into
 
 if TYPE_CHECKING:
@@ -492,19 +492,11 @@ class Evaluator:
                 out.append((r, d))
         return out
 
-    def rules_for(self, call: Atom) -> list:
-        space = self.space
+    def _apply_rules(self, space: Space, call: Atom) -> list:
+        """(rule body, delta) for each rule of `space` matching `call`, in the space's answer order."""
         rules = space.rules_candidates(call)
-        if self.stdlib is not space:
-            extra = self.stdlib.rules_candidates(call)
-            if extra:
-                rules = rules + extra if rules else extra
-        return rules
-
-    def query_rules(self, call: Atom) -> list:
-        rules = self.rules_for(call)
         if not rules:
-            return [(NOT_REDUCIBLE, None)]
+            return []
         matches = []
         if type(call) is not Expression or call._ground:
             for rule in rules:
@@ -521,7 +513,7 @@ class Evaluator:
                     bindings = dict(bindings) if bindings else {}
                     for var in rule.rhs_only:
                         bindings[var] = Variable(f"{var.name.split('#', 1)[0]}#{suffix}")
-                matches.append((instantiate(rule.rhs, bindings) if bindings else rule.rhs, None))
+                matches.append((instantiate(rule.rhs, bindings) if bindings else rule.rhs, None, rule))
         else:
             call_vars = variables_of(call)
             for rule in rules:
@@ -536,7 +528,22 @@ class Evaluator:
                 if not unify_into(lhs, call, bindings):
                     continue
                 delta = {v: substitute(v, bindings) for v in call_vars if v in bindings}
-                matches.append((substitute(rhs, bindings), delta or None))
+                matches.append((substitute(rhs, bindings), delta or None, rule))
+        if len(matches) > 1 and space.orders_answers:
+            pattern = Expression([EQUALS, call, Variable("%result")])
+            matches.sort(key=lambda match: space.answer_key(match[2].atom, pattern))
+        return [(rhs, delta) for rhs, delta, _ in matches]
+
+    def query_rules(self, call: Atom) -> list:
+        """Apply the rules of the context space (and its imports), then the library's, to `call`."""
+        space = self.space
+        matches = self._apply_rules(space, call)
+        if space.dependencies:
+            for member in module_view(space)[1:]:
+                if member is not self.stdlib:
+                    matches.extend(self._apply_rules(member, call))
+        if self.stdlib is not space:
+            matches.extend(self._apply_rules(self.stdlib, call))
         if not matches:
             return [(NOT_REDUCIBLE, None)]
         out = []

@@ -22,6 +22,7 @@ from metta_numba.interp.core import (
     is_empty,
     merge,
 )
+from metta_numba.space import query_view
 from metta_numba.unify import substitute, unify_into
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def _unify(ev: Evaluator, atom: Expression) -> list:
             elif type(a) is Expression and not a.is_ground:
                 stack.extend(a.children)
         matches = []
-        for bindings in target.obj.query(pattern):
+        for bindings in query_view(target.obj, pattern):
             delta = {v: substitute(v, bindings) for v in pattern_vars if v in bindings}
             matches.append((substitute(then, bindings), delta or None))
         if not matches:

@@ -3,7 +3,8 @@ and the built-in modules (`random`, `fileio`, `json`).
 
 A module file is found relative to the file that imports it (`a:b` means `a/b.metta`), or
 under a directory registered with `register-module!`. It runs once, in its own space named
-`top:<module>`; `import!` into `&self` then adds that space's atoms to the program's space,
+`top:<module>`; `import!` into `&self` makes it a dependency of the program's space (its rules,
+types and atoms are seen by evaluation and `match`, but not listed by `get-atoms &self`),
 while `(import! &m mod)` binds `&m` to the module's space. `include` runs a file straight in
 the program's space every time and yields the results of its last `!`.
 """
@@ -44,7 +45,6 @@ class Modules:
         self.spaces: dict[str, Space] = {}  # module name as written -> its space
         self.by_path: dict[str, Space] = {}
         self.registered: dict[str, str] = {}  # registered module name -> its directory
-        self.imported: set[tuple[int, str]] = set()  # (id of target space, module path)
 
     def resolve(self, module: str, base_dir: str) -> str:
         parts = module.split(":")
@@ -90,11 +90,8 @@ class Modules:
             return
         if not isinstance(target, SpaceAtom):
             raise ExecError(f"import! expects &self or a token, got {target!r}")
-        key = (id(target.obj), self.resolve(module, runner.current_dir))
-        if key not in self.imported:
-            self.imported.add(key)
-            for atom in space.atoms():
-                target.obj.add(atom)
+        if space is not target.obj and all(dep is not space for dep in target.obj.dependencies):
+            target.obj.dependencies.append(space)
 
     def include(self, runner: MeTTa, name: Atom) -> list[Atom]:
         path = self.resolve(module_name(name), runner.current_dir)

@@ -18,7 +18,7 @@ import os
 from typing import NamedTuple
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
-from metta_numba.interp.core import CANONICAL, SpaceAtom, is_error
+from metta_numba.interp.core import CANONICAL, SpaceAtom, char_literal, is_error
 from metta_numba.interp.evaluator import Evaluator
 from metta_numba.interp.modules import Modules
 from metta_numba.interp.stdlib import operations, stdlib_space
@@ -65,10 +65,19 @@ class MeTTa:
         """Replace the symbols that name tokens (`&self`, `bind!`-ed names) by their atoms."""
         t = type(atom)
         if t is Symbol:
-            return self.tokens.get(atom.name, atom)
+            new = self._token(atom.name)
+            return atom if new is None else new
         if t is Expression:
             return self._replace_tokens(atom)
         return atom
+
+    def _token(self, name: str) -> Atom | None:
+        found = self.tokens.get(name)
+        if found is None and name[0] == "'":
+            char = char_literal(name)
+            if char is not None:
+                return Grounded(char)
+        return found
 
     def _replace_tokens(self, atom: Expression) -> Expression:
         tokens = self.tokens
@@ -78,6 +87,8 @@ class MeTTa:
             t = type(child)
             if t is Symbol:
                 new = tokens.get(child.name)
+                if new is None and child.name[0] == "'":
+                    new = self._token(child.name)
                 if new is None:
                     continue
             elif t is Expression:

@@ -27,7 +27,7 @@ from metta_numba.interp.grounded import ExecError, NoReduce, Registry
 from metta_numba.interp.minimal import replace_variable, run_instruction
 from metta_numba.interp.types import fresh_type
 from metta_numba.syntax.errors import ParseError
-from metta_numba.syntax.parser import parse_atom
+from metta_numba.syntax.parser import parse_atoms
 from metta_numba.unify import fresh_suffix, substitute, unify
 
 registry = Registry()
@@ -35,7 +35,7 @@ registry = Registry()
 
 def _expression(atom: Atom, what: str) -> Expression:
     if type(atom) is not Expression:
-        raise ExecError(f"{what} expects an expression")
+        raise ExecError("Atom is not an ExpressionAtom")
     return atom
 
 
@@ -54,7 +54,7 @@ def _if(ev, args, call):
 
 @registry.add("if-equal", "(-> Atom Atom Atom Atom %Undefined%)")
 def _if_equal(ev, args, call):
-    return [args[2] if args[0] == args[1] else args[3]]
+    return [args[2] if alpha_equal(args[0], args[1]) else args[3]]
 
 
 @registry.add("if-error", "(-> Atom Atom Atom %Undefined%)")
@@ -185,13 +185,24 @@ def _max_atom(ev, args, call):
 
 @registry.add("unique-atom", "(-> Expression Atom)")
 def _unique_atom(ev, args, call):
+    # Atoms equal up to the names of their variables count as repeats.
     seen: set = set()
     out = []
     for item in _expression(args[0], "unique-atom").children:
-        if item not in seen:
-            seen.add(item)
+        key = alpha_key(item)
+        if key not in seen:
+            seen.add(key)
             out.append(item)
     return [Expression(out)]
+
+
+def alpha_key(atom: Atom) -> Atom:
+    """The atom with its variables renamed by order of first occurrence (alpha-equal atoms
+    get equal keys)."""
+    names = variables_of(atom)
+    if not names:
+        return atom
+    return substitute(atom, {v: Variable(f"%{i}") for i, v in enumerate(names)})
 
 
 @registry.add("union-atom", "(-> Expression Expression Atom)")
@@ -229,7 +240,7 @@ def _sort_strings(ev, args, call):
     items = _expression(args[0], "sort-strings").children
     for item in items:
         if type(item) is not Grounded or type(item.value) is not str:
-            raise ExecError("sort-strings expects a tuple of strings")
+            raise ExecError("sort-strings expects expression with strings as a first argument")
     return [Expression(sorted(items, key=lambda a: a.value))]
 
 
@@ -291,8 +302,10 @@ def _foldl_atom(ev, args, call):
 @registry.add("format-args", "(-> Atom Expression String)")
 def _format_args(ev, args, call):
     template = args[0]
-    values = [text_of(a) for a in _expression(args[1], "format-args").children]
-    text = template.value if type(template) is Grounded and type(template.value) is str else repr(template)
+    if type(template) is not Grounded or type(template.value) is not str or type(args[1]) is not Expression:
+        raise ExecError("format-args expects format string as a first argument and expression as a second argument")
+    values = [text_of(a) for a in args[1].children]
+    text = template.value
     parts = text.split("{}")
     out = [parts[0]]
     for i, part in enumerate(parts[1:]):
@@ -312,9 +325,12 @@ def _parse(ev, args, call):
     if type(text) is not Grounded or type(text.value) is not str:
         raise NoReduce()
     try:
-        atom = parse_atom(text.value)
+        atoms = parse_atoms(text.value)
     except ParseError as err:
         raise ExecError(Grounded(err.message)) from None
+    if not atoms:
+        raise ExecError("parse expects a string holding an atom")
+    atom = atoms[0]
     if ev.runner is not None:
         atom = ev.runner.apply_tokens(atom)
     return [atom]
@@ -333,4 +349,12 @@ def _chars_to_string(ev, args, call):
     # Each element's printed form without its first and last character: `'a'` gives a, and
     # other atoms are cut the same way (hyperon does this; see METTA_REFERENCE.md section 4).
     items = _expression(args[0], "charsToString").children
-    return [Grounded("".join(repr(a)[1:-1] for a in items))]
+    return [Grounded("".join(_char_text(a) for a in items))]
+
+
+def _char_text(atom: Atom) -> str:
+    if type(atom) is Grounded and type(atom.value) is Char:
+        return atom.value.char
+    if type(atom) is Grounded and type(atom.value) is str:
+        return atom.value
+    return repr(atom)[1:-1]

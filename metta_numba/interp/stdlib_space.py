@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
-from metta_numba.conjunction import query_pattern
+from metta_numba.conjunction import conjuncts, query_pattern
 from metta_numba.interp.core import (
     EMPTY,
     UNDEFINED,
@@ -17,7 +17,7 @@ from metta_numba.interp.core import (
     text_of,
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Registry
-from metta_numba.space import GroundingSpace, Space
+from metta_numba.space import GroundingSpace, Space, query_view
 from metta_numba.unify import rename_apart, substitute, unify
 
 registry = Registry()
@@ -32,9 +32,32 @@ def _space(atom: Atom) -> Space:
 
 
 def query_conjunction(space: Space, pattern: Atom) -> list[dict]:
-    """Bindings of `pattern` against `space`; a conjunction `(, p1 p2 ...)` is planned and
-    joined by metta_numba.conjunction (the rows come in left-to-right join order)."""
-    return query_pattern(space, pattern)
+    """Bindings of `pattern` against `space` and what it imported; `(, p1 p2 ...)` joins the
+    patterns.
+
+    A space that gives hyperon's answer order is joined left to right, each step in that
+    order, as hyperon does; other spaces (snapshots) go through the join planner of
+    metta_numba.conjunction."""
+    parts = conjuncts(pattern)
+    if not (space.orders_answers or space.dependencies):
+        return query_pattern(space, pattern)
+    if parts is None:
+        return query_view(space, pattern)
+    rows: list[dict] = [{}]
+    for part in parts:
+        joined = []
+        for bindings in rows:
+            for found in query_view(space, substitute(part, bindings) if bindings else part):
+                if bindings:
+                    merged = dict(bindings)
+                    merged.update(found)
+                    joined.append(merged)
+                else:
+                    joined.append(found)
+        rows = joined
+        if not rows:
+            break
+    return rows
 
 
 # -- spaces ---------------------------------------------------------------------------------------
@@ -60,7 +83,7 @@ def _remove_atom(ev, args, call):
 @registry.add("get-atoms", "(-> SpaceType Atom)")
 def _get_atoms(ev, args, call):
     # Stored variables show up renamed, as hyperon's `$x#N`.
-    return [rename_apart(a) for a in _space(args[0]).atoms()]
+    return [rename_apart(a) for a in _space(args[0]).listing()]
 
 
 @registry.add("match", "(-> SpaceType Atom Atom %Undefined%)")

@@ -35,6 +35,7 @@ from metta_numba.interp.core import (
     is_function_type,
     metatype,
 )
+from metta_numba.space import module_view
 from metta_numba.unify import rename_apart, substitute, unify_into
 
 if TYPE_CHECKING:
@@ -149,9 +150,10 @@ class Types:
     def declared(self, atom: Atom) -> list[Atom]:
         """Declared types of an atom, with their declared supertypes, own space first."""
         ev = self.ev
-        found = list(ev.space.declared_types(atom))
+        spaces = module_view(ev.space) if ev.space.dependencies else [ev.space]
         if ev.stdlib is not ev.space:
-            found.extend(ev.stdlib.declared_types(atom))
+            spaces.append(ev.stdlib)
+        found = [t for space in spaces for t in space.declared_types(atom)]
         if not found:
             return found
         out: list[Atom] = []
@@ -161,9 +163,8 @@ class Types:
             if t in out:
                 continue
             out.append(t)
-            pending.extend(ev.space.supertypes(t))
-            if ev.stdlib is not ev.space:
-                pending.extend(ev.stdlib.supertypes(t))
+            for space in spaces:
+                pending.extend(space.supertypes(t))
         return out
 
     def types_of(self, atom: Atom) -> list[Atom]:

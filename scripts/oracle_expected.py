@@ -34,6 +34,7 @@ CONFORMANCE_DIR = REPO / "tests" / "conformance"
 SIDECAR = CONFORMANCE_DIR / "expected.json"
 HAND_MARKER = "; expected: by hand"
 TIMEOUT_SECONDS = 120
+ORACLE_VERSION = "0.2.10"
 
 # Runs a program the way hyperon's `metta` command does (same environment, same printing), and
 # also writes how many result lists the run returned, which stdout alone cannot tell apart
@@ -138,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if metta is None:
                 metta = find_oracle(args.metta)
-                sidecar["oracle"] = f"hyperon {oracle_version(metta)}"
+                version = oracle_version(metta)
+                if version != ORACLE_VERSION:
+                    # The project's own environment has an older hyperon on PATH: its output
+                    # differs in printing and in the library, so it must not write expectations.
+                    sys.exit(f"{metta} is hyperon {version or '(unknown)'}, expected {ORACLE_VERSION}")
+                sidecar["oracle"] = f"hyperon {version}"
             try:
                 outcome = run_oracle(metta, program)
             except subprocess.TimeoutExpired:
@@ -156,13 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                 failures += 1
                 continue
             expected.write_text(outcome["stdout"], encoding="utf-8")
-            entry.update(
-                expected_by="oracle", exit_status=outcome["exit_status"], result_lines=outcome["result_lines"]
-            )
+            entry.update(expected_by="oracle", exit_status=outcome["exit_status"], result_lines=outcome["result_lines"])
         sidecar["programs"][program.name] = entry
         print(
-            f"{program.name}: {entry['expected_by']}, exit {entry['exit_status']}, "
-            f"{entry['result_lines']} result lines"
+            f"{program.name}: {entry['expected_by']}, exit {entry['exit_status']}, {entry['result_lines']} result lines"
         )
     sidecar["programs"] = dict(sorted(sidecar["programs"].items()))
     SIDECAR.write_text(json.dumps(sidecar, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -8,15 +8,15 @@ left is estimated again with the variables bound so far, substituted from a few 
 of the partial result: a pattern that shares a bound variable becomes a lookup by that value,
 one that shares none keeps its full count. The cheapest one runs next, once per row.
 
-Results do not depend on the order chosen. They are the same multiset whatever the order; and
-when the space numbers its atoms (`query_with_ids`, as the in-memory space does), the rows are
-put back in the order that a left-to-right nested loop gives, which is the order hyperon
-reports. A space without numbers returns its rows in the order the steps produced them.
+Results do not depend on the order chosen: they are the same multiset whatever it is. The
+rows come in the order the steps produced them; run in the written order (`order`), that is
+the order of a left-to-right nested loop, which a space that keeps hyperon's answer order
+(the in-memory one) uses for `match` instead of planning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import islice
 from typing import Protocol
 
@@ -32,9 +32,8 @@ SAMPLE_ROWS = 3
 
 
 class Source(Protocol):
-    """What the planner needs of a space: `query` (bindings of one pattern) and `candidates`.
-    Optional: `estimate(pattern)` (an upper bound of the matches, from counts) and
-    `query_with_ids(pattern)` ((atom number, bindings) pairs, numbers ascending)."""
+    """What the planner needs of a space: `query` (bindings of one pattern) and `candidates`;
+    optionally `estimate(pattern)`, an upper bound of the matches from the space's counts."""
 
     def query(self, pattern: Atom) -> list[Bindings]: ...
 
@@ -66,13 +65,6 @@ def query_pattern(space: Source, pattern: Atom) -> list[Bindings]:
     return match_conjunction(space, parts)
 
 
-def _numbered_query(space: Source) -> Callable[[Atom], list[tuple[int | None, Bindings]]]:
-    numbered = getattr(space, "query_with_ids", None)
-    if numbered is not None:
-        return numbered
-    return lambda pattern: [(None, bindings) for bindings in space.query(pattern)]
-
-
 def _sample(rows: list) -> list:
     """A few rows spread over the partial result, to estimate the next steps with."""
     if len(rows) <= SAMPLE_ROWS:
@@ -91,7 +83,7 @@ def _next_step(space: Source, patterns: Sequence[Atom], remaining: list[int], ro
     best_cost = None
     for index in remaining:
         pattern = patterns[index]
-        cost = sum(estimate(space, substitute(pattern, bindings) if bindings else pattern) for _, bindings in sample)
+        cost = sum(estimate(space, substitute(pattern, bindings) if bindings else pattern) for bindings in sample)
         if best_cost is None or cost < best_cost:
             best, best_cost = index, cost
     return best
@@ -109,11 +101,8 @@ def match_conjunction(
     patterns = list(patterns)
     if order is not None and sorted(order) != list(range(len(patterns))):
         raise ValueError("order must be a permutation of the pattern indices")
-    query = _numbered_query(space)
-    # A row: the atom number each pattern matched (by pattern index), and the bindings.
-    rows: list[tuple[dict[int, int | None], Bindings]] = [({}, {})]
+    rows: list[Bindings] = [{}]
     remaining = list(range(len(patterns)))
-    numbered = True
     while remaining and rows:
         index = order[len(patterns) - len(remaining)] if order is not None else None
         if index is None:
@@ -123,20 +112,14 @@ def match_conjunction(
             trace.append(index)
         pattern = patterns[index]
         joined = []
-        for ids, bindings in rows:
-            for atom_id, found in query(substitute(pattern, bindings) if bindings else pattern):
-                if atom_id is None:
-                    numbered = False
-                step_ids = dict(ids)
-                step_ids[index] = atom_id
+        for bindings in rows:
+            for found in space.query(substitute(pattern, bindings) if bindings else pattern):
                 if bindings:
                     merged = dict(bindings)
                     merged.update(found)
+                    joined.append(merged)
                 else:
-                    merged = found
-                joined.append((step_ids, merged))
+                    joined.append(found)
         rows = joined
-    if numbered and len(patterns) > 1:
-        rows.sort(key=lambda row: tuple(row[0][i] for i in range(len(patterns))))
-    return [bindings for _, bindings in rows]
+    return rows
 

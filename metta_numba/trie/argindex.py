@@ -6,7 +6,7 @@ trie alone would visit every edge. The argument index answers it from sorted arr
 with the snapshot, with nothing built at query time.
 
 For each position (a child of the top-level expression, or a child of such a child; see
-argindex_kernels for the codes) the index keeps:
+argindex_entries for the codes) the index keeps:
 - the *postings*: ranks of the atoms whose subterm there is ground, grouped by the 64-bit key
   of that subterm's bytes, ranks ascending within a key; the distinct keys ascend, with a
   sparse *fence* (every 512th key) so that a lookup touches a page or two;
@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from metta_numba.trie import argindex_entries as entries
 from metta_numba.trie import argindex_kernels as kernels
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.trie import Trie
@@ -67,7 +68,7 @@ def position_code(position: Position) -> int:
 
 def code_position(code: int) -> Position:
     c0 = (code >> 32) - 1
-    c1 = (code & kernels.DEPTH2_MASK) - 1
+    c1 = (code & entries.DEPTH2_MASK) - 1
     return (c0,) if c1 < 0 else (c0, c1)
 
 
@@ -158,7 +159,7 @@ class ArgIndex:
         for lo in range(0, n_leaves, chunk):
             hi = min(lo + chunk, n_leaves)
             data, offsets, _, _ = trie.batch(lo, hi)
-            parts.append(kernels.batch_entries(data, offsets, lo, options.max_child))
+            parts.append(entries.batch_entries(data, offsets, lo, options.max_child))
         if parts:
             codes, kinds, keys, ranks = (np.concatenate(column) for column in zip(*parts, strict=True))
         else:
@@ -168,8 +169,8 @@ class ArgIndex:
         if options.positions is not None:
             wanted = [position_code(p) for p in options.positions]
             # A depth-2 position needs its parent's variables; bare variables always count.
-            parents = [code & ~kernels.DEPTH2_MASK for code in wanted]
-            keep &= np.isin(codes, wanted + parents + [kernels.TOP_VARIABLE_CODE])
+            parents = [code & ~entries.DEPTH2_MASK for code in wanted]
+            keep &= np.isin(codes, wanted + parents + [entries.TOP_VARIABLE_CODE])
             keyed_codes = set(wanted)
         else:
             keyed_codes = None
@@ -331,14 +332,14 @@ def _in_ranges(ranks: np.ndarray, ranges: np.ndarray) -> np.ndarray:
 def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, np.ndarray]:
     """Sort the entries by (position, kind, key, rank) and lay out the four arrays."""
     # Codes are few: number them densely by (c0, c1) without sorting all entries.
-    slot = (codes >> 32) * (max_child + 1) + (codes & kernels.DEPTH2_MASK)
+    slot = (codes >> 32) * (max_child + 1) + (codes & entries.DEPTH2_MASK)
     present = np.flatnonzero(np.bincount(slot, minlength=1)) if len(slot) else np.zeros(0, np.int64)
     row_of_slot = np.zeros(len(present) and int(present[-1]) + 1, np.int64)
     row_of_slot[present] = np.arange(len(present))
     row_codes = ((present // (max_child + 1)) << 32) | (present % (max_child + 1))
     # Entries arrive in rank order, so a stable sort keeps ranks ascending within a key.
     group = row_of_slot[slot] * 3 + kinds
-    order = kernels.group_key_order(group, keys)
+    order = entries.group_key_order(group, keys)
     group = group[order]
     keys = keys[order]
     ranks = ranks[order]
@@ -349,7 +350,7 @@ def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, 
 
     stats = []
     for row, code in enumerate(row_codes.tolist()):
-        ground = part(row, kernels.GROUND)
+        ground = part(row, entries.GROUND)
         n_ground = ground.stop - ground.start
         if n_ground:
             row_keys = keys[ground]
@@ -357,14 +358,14 @@ def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, 
         else:
             n_keys = 0
         wanted = keyed_codes is None or code in keyed_codes
-        keyed = code != kernels.TOP_VARIABLE_CODE and wanted and n_ground > 0
-        n_open = part(row, kernels.OPEN).stop - part(row, kernels.OPEN).start
+        keyed = code != entries.TOP_VARIABLE_CODE and wanted and n_ground > 0
+        n_open = part(row, entries.OPEN).stop - part(row, entries.OPEN).start
         n_fence = -(-n_keys // FENCE_STRIDE)
         cost = 4 * n_ground + 16 * (n_keys + n_fence) + 4 * n_open
         stats.append([code, n_ground, n_keys, keyed, cost])
     if cap is not None:
         # What stays whatever the cap: the table, the variable lists.
-        n_variables = int(np.count_nonzero(kinds == kernels.VARIABLE))
+        n_variables = int(np.count_nonzero(kinds == entries.VARIABLE))
         fixed = 8 * kernels.ROW * (len(stats) + 1) + 8 * len(cover) + 4 * n_variables
         total = fixed + sum(s[4] for s in stats if s[3])
         # Drop the least selective positions (most atoms per key) until the rest fits.
@@ -390,8 +391,8 @@ def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, 
         return lo, n_ranks
 
     for row, (code, n_ground, n_keys, keyed, _) in enumerate(stats):
-        if code == kernels.TOP_VARIABLE_CODE:
-            header[kernels.H_TOP_LO], header[kernels.H_TOP_HI] = put_ranks(ranks[part(row, kernels.VARIABLE)])
+        if code == entries.TOP_VARIABLE_CODE:
+            header[kernels.H_TOP_LO], header[kernels.H_TOP_HI] = put_ranks(ranks[part(row, entries.VARIABLE)])
             continue
         entry = np.zeros(kernels.ROW, np.int64)
         entry[kernels.CODE] = code
@@ -402,7 +403,7 @@ def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, 
         entry[kernels.FENCE_LO] = entry[kernels.FENCE_HI] = n_hashes
         entry[kernels.POST_LO] = entry[kernels.POST_HI] = n_ranks
         if keyed:
-            ground = part(row, kernels.GROUND)
+            ground = part(row, entries.GROUND)
             row_keys = keys[ground]
             first = np.flatnonzero(np.concatenate(([True], row_keys[1:] != row_keys[:-1])))
             unique = row_keys[first]
@@ -414,8 +415,8 @@ def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, 
             hash_parts += [unique, fence]
             start_parts += [first.astype(np.int64) + entry[kernels.POST_LO], np.zeros(len(fence), np.int64)]
             n_hashes += len(unique) + len(fence)
-        entry[kernels.VAR_LO], entry[kernels.VAR_HI] = put_ranks(ranks[part(row, kernels.VARIABLE)])
-        open_ranks = ranks[part(row, kernels.OPEN)] if keyed else ranks[:0]
+        entry[kernels.VAR_LO], entry[kernels.VAR_HI] = put_ranks(ranks[part(row, entries.VARIABLE)])
+        open_ranks = ranks[part(row, entries.OPEN)] if keyed else ranks[:0]
         entry[kernels.OPEN_LO], entry[kernels.OPEN_HI] = put_ranks(open_ranks)
         rows.append(entry)
     header[kernels.H_VERSION] = INDEX_VERSION
@@ -457,14 +458,14 @@ class LiveArgIndex:
     def _entries(self, path: bytes) -> list[tuple[int, int, int]]:
         data = np.frombuffer(path, dtype=np.uint8)
         offsets = np.array([0, len(path)], np.int64)
-        codes, kinds, keys, _ = kernels.batch_entries(data, offsets, 0, self.max_child)
+        codes, kinds, keys, _ = entries.batch_entries(data, offsets, 0, self.max_child)
         return list(zip(codes.tolist(), kinds.tolist(), keys.tolist(), strict=True))
 
     def _bucket(self, code: int, kind: int, key: int, create: bool) -> dict[bytes, None] | None:
-        if kind == kernels.GROUND:
+        if kind == entries.GROUND:
             table, name = self._ground, (code, key)
         else:
-            table, name = (self._variables if kind == kernels.VARIABLE else self._open), code
+            table, name = (self._variables if kind == entries.VARIABLE else self._open), code
         bucket = table.get(name)
         if bucket is None and create:
             bucket = table[name] = {}
@@ -486,9 +487,9 @@ class LiveArgIndex:
         best = None
         best_size = -1
         empty: dict[bytes, None] = {}
-        top = self._variables.get(kernels.TOP_VARIABLE_CODE, empty)
+        top = self._variables.get(entries.TOP_VARIABLE_CODE, empty)
         for code, kind, key in self._entries(pattern):
-            if kind != kernels.GROUND:
+            if kind != entries.GROUND:
                 continue
             lists = [
                 self._ground.get((code, key), empty),
@@ -496,8 +497,8 @@ class LiveArgIndex:
                 self._open.get(code, empty),
                 top,
             ]
-            if code & kernels.DEPTH2_MASK:
-                lists.append(self._variables.get(code & ~kernels.DEPTH2_MASK, empty))
+            if code & entries.DEPTH2_MASK:
+                lists.append(self._variables.get(code & ~entries.DEPTH2_MASK, empty))
             size = sum(len(bucket) for bucket in lists)
             if best is None or size < best_size:
                 best, best_size = lists, size
@@ -513,6 +514,6 @@ class LiveArgIndex:
         offsets = np.zeros(len(paths) + 1, np.int64)
         np.cumsum([len(p) for p in paths], out=offsets[1:])
         data = np.frombuffer(b"".join(paths), dtype=np.uint8)
-        codes, kinds, keys, owners = kernels.batch_entries(data, offsets, 0, self.max_child)
+        codes, kinds, keys, owners = entries.batch_entries(data, offsets, 0, self.max_child)
         for code, kind, key, owner in zip(codes.tolist(), kinds.tolist(), keys.tolist(), owners.tolist(), strict=True):
             self._bucket(code, kind, key, True)[paths[owner]] = None

@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
+from metta_numba.codec.kernels import path_error
 from metta_numba.trie.argindex import ArgIndex, trie_candidates
-from metta_numba.trie.argindex_kernels import scan_term
+from metta_numba.trie.argindex_entries import scan_term
 from metta_numba.trie.layout import i64_ro, u8_ro
 from metta_numba.trie.scan import (
     TAG_BIG_VAR_REF,
@@ -26,7 +27,6 @@ from metta_numba.trie.scan import (
     count_new_variables,
     is_reference_tag,
     is_variable_tag,
-    path_error,
     read_u32,
     token_payload,
 )

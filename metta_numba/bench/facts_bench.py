@@ -10,7 +10,8 @@ nodes K of repeated calls) and cold (the first query after opening the KB with i
 dropped from the page cache); the reverse lookup without the index (the trie's match kernel
 alone) for comparison; and a checkpoint's rebuild of the index. For the baseline KB: the
 index's size and build time against the trie's, and which positions the default size cap
-kept.
+kept. For rule lookup: calls to a function of 10,000 rules, by a ground argument in the first
+or the second position, through the interpreter over a snapshot and over the in-memory space.
 """
 
 from __future__ import annotations
@@ -163,7 +164,35 @@ def measure_baseline(label: str, n: int) -> dict:
     }
 
 
-def tables(facts: list[dict], baseline: list[dict]) -> list[Table]:
+RULE_CALLS = {"first argument": "!(fact {i})", "second argument": "!(pair $x {i})"}
+
+
+def measure_rules(workdir: Path, n: int = 10_000, repeat: int = 30) -> dict:
+    """Median time of a call (each with a new argument, so no cache answers it) to a function
+    of n rules, over a snapshot KB and over the in-memory space."""
+    from metta_numba.interp.runner import MeTTa
+    from metta_numba.space import GroundingSpace
+    from metta_numba.syntax import parse_atoms
+
+    source = "".join(f"(= (fact {i}) v{i})\n(= (pair v{i} {i}) ok)\n" for i in range(n))
+    batch = encode_source(source.encode())
+    build_snapshot(batch, batch.terms, workdir / "rules", overwrite=True)
+    out: dict = {"rules_per_head": n}
+    with PersistentKB.open(workdir / "rules", readonly=True) as kb:
+        for where, space in (("snapshot", SnapshotSpace(kb)), ("memory", GroundingSpace(parse_atoms(source)))):
+            runner = MeTTa(space=space)
+            for name, text in RULE_CALLS.items():
+                samples = []
+                for i in range(repeat):
+                    program = text.format(i=(i * 331) % n)
+                    start = time.perf_counter()
+                    runner.run(program)
+                    samples.append((time.perf_counter() - start) * 1e6)
+                out[f"{where} {name}"] = statistics.median(samples[1:])
+    return out
+
+
+def tables(facts: list[dict], baseline: list[dict], rules: dict | None = None) -> list[Table]:
     sizes = [f"{r['facts']:,}" for r in facts]
     latency = Table("Fact KB: query latency through the interpreter's space (median)", ["query", *sizes])
     for name in QUERIES:
@@ -192,7 +221,14 @@ def tables(facts: list[dict], baseline: list[dict]) -> list[Table]:
             f"{r['index_bytes'] / r['trie_bytes']:.0%}", r["index_build_s"],
             " ".join(r["keyed"]), " ".join(r["dropped"]) or "none",
         )  # fmt: skip
-    return [latency, size, base]
+    out = [latency, size, base]
+    if rules:
+        title = f"Rule calls, {rules['rules_per_head']:,} rules per head (median, us)"
+        calls = Table(title, ["call", "snapshot", "memory"])
+        for name in RULE_CALLS:
+            calls.add(f"ground {name}", rules[f"snapshot {name}"], rules[f"memory {name}"])
+        out.append(calls)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,14 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         for n in (int(s) for s in args.sizes.split(",") if s):
             print(f"fact KB {n:,}", file=sys.stderr)
             facts.append(measure_facts(n, Path(tmp), args.repeat))
+        print("rule calls", file=sys.stderr)
+        rules = measure_rules(Path(tmp))
     baseline = []
     for label in (s for s in args.baseline.split(",") if s):
         print(f"baseline KB {label}", file=sys.stderr)
         baseline.append(measure_baseline(label, baseline_sizes[label]))
-    for table in tables(facts, baseline):
+    for table in tables(facts, baseline, rules):
         print(table.to_markdown())
     if args.json:
-        Path(args.json).write_text(json.dumps({"facts": facts, "baseline": baseline}, indent=2))
+        Path(args.json).write_text(json.dumps({"facts": facts, "baseline": baseline, "rules": rules}, indent=2))
     return 0
 
 

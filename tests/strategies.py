@@ -234,3 +234,23 @@ def identical(a: Atom, b: Atom) -> bool:
         elif x != y:
             return False
     return True
+
+
+def generalize(atom: Atom, choices: list[int]) -> Atom:
+    """Replace some subterms of `atom` by variables, so that a pattern made from a stored atom
+    hits it: choice 1 puts a fresh variable, 2 the repeated `$p0`, anything else keeps the
+    subterm (and goes on into an expression)."""
+    counter = iter(choices)
+    fresh = iter(f"p{i}" for i in range(10_000))
+
+    def walk(a: Atom) -> Atom:
+        choice = next(counter, 0)
+        if choice == 1:
+            return Variable(next(fresh))
+        if choice == 2:
+            return Variable("p0")
+        if type(a) is Expression:
+            return Expression(walk(c) for c in a.children)
+        return a
+
+    return walk(atom)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import generalize
 
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, is_ground
 from metta_numba.codec import TermStore, encode
@@ -50,24 +51,6 @@ index_options = st.one_of(
     st.builds(IndexOptions, max_bytes=st.sampled_from([0, 200, 2000])),
     st.builds(IndexOptions, max_child=st.integers(1, 3)),
 )
-
-
-def generalize(atom, choices: list[int]):
-    """Replace some subterms of `atom` by variables (some repeated), so patterns hit."""
-    counter = iter(choices)
-    fresh = iter(f"p{i}" for i in range(10_000))
-
-    def walk(a):
-        choice = next(counter, 0)
-        if choice == 1:
-            return Variable(next(fresh))
-        if choice == 2:
-            return Variable("p0")
-        if type(a) is Expression:
-            return Expression(walk(c) for c in a.children)
-        return a
-
-    return walk(atom)
 
 
 @st.composite

@@ -203,11 +203,11 @@ class Space:
             self.rules_version += 1
             self.types_version += 1
 
-    # An implementation that knows hyperon's answer order sets this and defines answer_key.
+    # An implementation that knows hyperon's answer order sets this and defines answer_order.
     orders_answers = False
 
-    def answer_key(self, stored: Atom, pattern: Atom):
-        """Sort key of a stored atom among the answers to `pattern` (see space_order)."""
+    def answer_order(self, pattern: Atom):
+        """A sort key function for the stored atoms answering `pattern` (see space_order)."""
         raise NotImplementedError
 
     def query(self, pattern: Atom) -> list[Bindings]:
@@ -219,7 +219,8 @@ class Space:
                 if bindings is not None:
                     found.append((stored, bindings))
         if len(found) > 1 and self.orders_answers:
-            found.sort(key=lambda pair: self.answer_key(pair[0], pattern))
+            key = self.answer_order(pattern)
+            found.sort(key=lambda pair: key(pair[0]))
         return [bindings for _, bindings in found]
 
     def listing(self) -> list[Atom]:
@@ -433,8 +434,8 @@ class GroundingSpace(Space):
     def count(self) -> int:
         return len(self._atoms)
 
-    def answer_key(self, stored: Atom, pattern: Atom) -> list:
-        return self._order.answer_key(stored, pattern)
+    def answer_order(self, pattern: Atom):
+        return self._order.answer_order(pattern)
 
     def listing(self) -> list[Atom]:
         return sorted(self._atoms.values(), key=self._order.listing_key)

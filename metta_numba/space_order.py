@@ -52,6 +52,21 @@ def tokens_of(atom: Atom) -> tuple[list, list[int]]:
     return tokens, ends
 
 
+def _prefix_tokens(atom: Atom) -> list:
+    if type(atom) is not Expression:
+        return [atom]
+    tokens: list = []
+    stack = [atom]
+    while stack:
+        item = stack.pop()
+        if type(item) is Expression:
+            tokens.append(("(", len(item.children)))
+            stack.extend(reversed(item.children))
+        else:
+            tokens.append(item)
+    return tokens
+
+
 class TrieOrder:
     """Counts of stored atoms per trie prefix, to sort answers the way hyperon gives them."""
 
@@ -70,7 +85,7 @@ class TrieOrder:
         node = 0
         counts = self._counts
         children = self._children
-        for token in tokens_of(atom)[0]:
+        for token in _prefix_tokens(atom):
             key = (node << _SHIFT) | self._token_id(token)
             child = children.get(key)
             if child is None:
@@ -83,7 +98,7 @@ class TrieOrder:
         node = 0
         counts = self._counts
         children = self._children
-        for token in tokens_of(atom)[0]:
+        for token in _prefix_tokens(atom):
             key = (node << _SHIFT) | self._token_ids[token]
             child = children[key]
             counts[child] -= 1
@@ -97,10 +112,13 @@ class TrieOrder:
             return 0
         return self._children.get((node << _SHIFT) | token_id, 0)
 
-    def answer_key(self, stored: Atom, pattern: Atom) -> list:
-        """Sort key of a stored atom among the answers to `pattern` (it must unify with it)."""
-        stored_tokens, stored_ends = tokens_of(stored)
+    def answer_order(self, pattern: Atom):
+        """A sort key function for the stored atoms that answer `pattern`."""
         pattern_tokens, pattern_ends = tokens_of(pattern)
+        return lambda stored: self._answer_key(stored, pattern_tokens, pattern_ends)
+
+    def _answer_key(self, stored: Atom, pattern_tokens: list, pattern_ends: list) -> list:
+        stored_tokens, stored_ends = tokens_of(stored)
         key = []
         node = 0
         i = j = 0
@@ -132,7 +150,7 @@ class TrieOrder:
         """Sort key of a stored atom in a full listing of the space (`get-atoms`)."""
         key = []
         node = 0
-        for token in tokens_of(stored)[0]:
+        for token in _prefix_tokens(stored):
             node = self._child(node, token)
             key.append((0 if type(token) is Variable else 1, node))
         return key

@@ -530,8 +530,8 @@ class Evaluator:
                 delta = {v: substitute(v, bindings) for v in call_vars if v in bindings}
                 matches.append((substitute(rhs, bindings), delta or None, rule))
         if len(matches) > 1 and space.orders_answers:
-            pattern = Expression([EQUALS, call, Variable("%result")])
-            matches.sort(key=lambda match: space.answer_key(match[2].atom, pattern))
+            key = space.answer_order(Expression([EQUALS, call, Variable("%result")]))
+            matches.sort(key=lambda match: key(match[2].atom))
         return [(rhs, delta) for rhs, delta, _ in matches]
 
     def query_rules(self, call: Atom) -> list:

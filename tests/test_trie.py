@@ -324,7 +324,7 @@ def test_arrays_have_the_documented_names_and_dtypes():
     trie = encode_batch([E("f", "a"), E("f", "b")], terms)
     arrays = trie.arrays
     assert tuple(arrays) == ARRAY_NAMES
-    assert arrays["children"].dtype == np.int32 and arrays["label_off"].dtype == np.int64
+    assert arrays["children"].dtype == np.int32 and arrays["label_off"].dtype == np.uint32
     # Counts of 1 and no variable names: the narrowest leaf dtypes.
     assert arrays["leaf_count"].dtype == np.uint8 and arrays["leaf_name"].dtype == np.int8
     assert len(arrays["label_off"]) == trie.n_nodes and len(arrays["child_start"]) == trie.n_nodes + 1
@@ -476,6 +476,28 @@ def test_build_rejects_malformed_paths():
         Trie.build(np.frombuffer(good, np.uint8), np.array([0, len(good) + 4]))
     with pytest.raises(ValueError, match="counts"):
         Trie.build(np.frombuffer(good, np.uint8), np.array([0, len(good)]), counts=np.array([0]))
+
+
+@pytest.mark.parametrize(
+    ("bad", "offending"),
+    [
+        (b"\x02\xc1f\x80", 3),  # a reference to variable 0 before any variable
+        (b"\x01\xc2\xff\xfe", 2),  # a symbol name that is not UTF-8
+        (b"\x45\x02", 0),  # a Bool payload other than 0 or 1
+        (b"\x47" + bytes(8), 0),  # an in-process handle
+        (b"\x44\x00\x00\x00\x02\xc0\xc0", 0),  # a big arity that fits the short form
+        (b"\x02\xc0", 2),  # cut off: one child of two
+        (b"\xc0\xc0", 1),  # a second atom after the first
+    ],
+)
+def test_build_names_the_first_offending_byte(bad, offending):
+    good = encode(E("f", "a"), TermStore())[0]
+    data = np.frombuffer(good + bad, np.uint8)
+    with pytest.raises(CodecError, match=rf"path 1 .*\(byte {len(good) + offending}\)"):
+        Trie.build(data, np.array([0, len(good), len(good) + len(bad)]))
+    trie = encode_batch([E("f", "a")], TermStore())
+    with pytest.raises(CodecError):
+        trie.match(bad)
 
 
 def test_malformed_pattern_bytes():

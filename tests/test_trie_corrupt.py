@@ -64,7 +64,8 @@ def tamper(arrays):
         limit = {"label_off": arrays["labels"].size + 1, "label_len": arrays["labels"].size + 1,
                  "child_start": arrays["children"].size + 1, "children": arrays["label_off"].size,
                  "child_rank_offset": 2**31 - 1}[name]
-        array[index] = int(rng.choice([-1, -2**31, limit, 2**31 - 1]))
+        value = int(rng.choice([-1, -2**31, limit, 2**31 - 1]))
+        array[index] = value % 2**32 if array.dtype == np.uint32 else value  # label_off wraps
         return f"out of range {name}[{index}]", True
     if kind == 2 and name == "children":
         array[index] = int(rng.integers(0, max(1, array[index])))  # back to a lower id: a cycle
@@ -252,3 +253,21 @@ def test_bad_leaf_values_are_caught_in_every_leaf_dtype(count_dtype, name_dtype)
     lazy = Trie.from_arrays(arrays, validate=False)
     with pytest.raises(CorruptTrieError):
         lazy.count(trie.path(3))  # the walk reaches rank 3, past the leaf arrays
+
+
+@pytest.mark.parametrize("offset", [2**32 - 1, 2**31, 2**32 - 2])
+def test_label_offsets_near_the_top_of_uint32_are_caught(offset):
+    """Offset plus length is computed in 64 bits: a huge uint32 offset cannot wrap to a small one."""
+    trie, _ = small_trie()
+    for node in range(1, trie.n_nodes):
+        arrays = trie.arrays
+        label_off = arrays["label_off"].copy()
+        label_off[node] = offset
+        arrays["label_off"] = label_off
+        with pytest.raises(CorruptTrieError):
+            Trie.from_arrays(arrays)
+        lazy = Trie.from_arrays(arrays, validate=False)
+        with pytest.raises(CorruptTrieError):
+            list(lazy.iter_paths())
+        with pytest.raises(CorruptTrieError):
+            lazy.match(b"\xc0")  # a variable pattern visits every node

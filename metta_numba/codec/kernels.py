@@ -118,15 +118,23 @@ def subterm_end(data, pos, limit):
     return pos
 
 
-@njit(types.boolean(_DATA_T, _INT, _INT), cache=True, nogil=True)
-def _is_valid_path(data, start, end):
-    """Whether data[start:end] is exactly one atom the encoder could have written."""
+@njit(_INT(_DATA_T, _INT, _INT), cache=True, nogil=True)
+def path_error(data, start, end):
+    """-1 when data[start:end] is exactly one atom the encoder could have written, else the
+    offset of the first offending byte (`end` when the atom is cut off there).
+
+    The checks: known tags, complete payloads, variables referenced after their introduction,
+    canonical short forms, UTF-8 symbol names, Bool 0 or 1, no in-process handles (never valid
+    in a stored path or a query key). Reads nothing outside data[start:end]."""
+    if start < 0 or end > data.size or start >= end:
+        return max(start, 0)
     pos = start
     remaining = 1
     fresh = 0  # variables introduced so far
     while remaining > 0:
         if pos >= end:
-            return False
+            return end
+        at = pos
         tag = data[pos]
         pos += 1
         remaining -= 1
@@ -136,50 +144,57 @@ def _is_valid_path(data, start, end):
             fresh += 1
         elif tag >= 0xC0:
             size = tag & 0x3F
-            if pos + size > end or first_invalid_utf8(data, pos, pos + size) >= 0:
-                return False
+            if pos + size > end:
+                return at
+            bad_utf8 = first_invalid_utf8(data, pos, pos + size)
+            if bad_utf8 >= 0:
+                return bad_utf8
             pos += size
         elif tag >= 0x80:
             if (tag & 0x3F) >= fresh:
-                return False
+                return at
         elif tag <= tags.EXT_LAST and tag != tags.TAG_HANDLE:
             size = _EXT_PAYLOAD[tag - tags.EXT_FIRST]
             if pos + size > end:
-                return False
+                return at
             if tag == tags.TAG_BIG_ARITY:
                 arity = _read_u32(data, pos)
                 if arity <= tags.ARITY_SHORT_MAX:
-                    return False
+                    return at
                 remaining += arity
             elif tag == tags.TAG_BIG_VAR_REF:
                 index = _read_u32(data, pos)
                 if index <= tags.VAR_REF_SHORT_MAX or index >= fresh:
-                    return False
+                    return at
             elif tag == tags.TAG_BOOL and data[pos] > 1:
-                return False
+                return at
             pos += size
         else:
-            return False  # unknown tag, or an in-process handle (never valid in stored data)
-    return pos == end
+            return at  # unknown tag, or an in-process handle
+    return -1 if pos == end else pos
 
 
-@njit(_INT(_DATA_T, _OFFSETS_T), cache=True, nogil=True)
-def validate_paths(data, offsets):
-    """Index of the first malformed path of a batch, or -1 when all are well-formed.
-
-    Path i is data[offsets[i]:offsets[i+1]]. It is malformed when its offsets are out of order
-    or out of the array, or its bytes are not exactly one atom as the encoder writes it (known
-    tags, complete payloads, variables referenced after their introduction, canonical short
-    forms, UTF-8 symbol names, Bool 0 or 1, no in-process handles). An empty offsets array,
-    which cannot even say that the batch is empty, is malformed at index 0."""
+@njit(types.UniTuple(_INT, 2)(_DATA_T, _OFFSETS_T), cache=True, nogil=True)
+def first_bad_path(data, offsets):
+    """(index, byte offset) of the first malformed path of a batch, or (-1, -1) when all are
+    well-formed. Path i is data[offsets[i]:offsets[i+1]]; it is malformed when its offsets are
+    out of order or out of the array (byte offset -1 then) or `path_error` finds a byte. An
+    empty offsets array, which cannot even say that the batch is empty, is malformed at 0."""
     count = offsets.size - 1
     if count < 0:
-        return 0
+        return 0, -1
     for index in range(count):
         start = offsets[index]
         end = offsets[index + 1]
         if start < 0 or end < start or end > data.size:
-            return index
-        if not _is_valid_path(data, start, end):
-            return index
-    return -1
+            return index, -1
+        bad = path_error(data, start, end)
+        if bad >= 0:
+            return index, bad
+    return -1, -1
+
+
+@njit(_INT(_DATA_T, _OFFSETS_T), cache=True, nogil=True)
+def validate_paths(data, offsets):
+    """Index of the first malformed path of a batch (see `first_bad_path`), or -1."""
+    return first_bad_path(data, offsets)[0]

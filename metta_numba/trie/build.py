@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, types
 
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import NodeArraysType, i32_ro, i64_ro, u8_ro
+from metta_numba.trie.layout import MAX_LABEL_BYTES, NodeArraysType, i32_ro, i64_ro, u8_ro
 
 
 @njit(
@@ -50,7 +50,7 @@ def fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes):
         child_first_byte[slot] = labels[label_off[node]]
         # Leaves under earlier siblings: ranks are consecutive, so this is a difference.
         child_rank_offset[slot] = first_leaf[node] - first_leaf[up]
-    label_off = label_off[:n_nodes].copy()
+    label_off = label_off[:n_nodes].astype(np.uint32)
     label_len = label_len[:n_nodes].copy()
     return label_off, label_len, child_start, children, child_first_byte, child_rank_offset
 
@@ -78,7 +78,7 @@ def preorder(labels, nodes):
         for edge in range(child_start[node + 1] - 1, child_start[node] - 1, -1):
             pending[n_pending] = children[edge]
             n_pending += 1
-    new_label_off = np.empty(n_nodes, np.int64)
+    new_label_off = np.empty(n_nodes, np.uint32)
     new_label_len = np.empty(n_nodes, np.int32)
     new_child_start = np.empty(n_nodes + 1, np.int32)
     new_children = np.empty(children.shape[0], np.int32)
@@ -104,9 +104,12 @@ def layout_trie(labels, common, length):
     """Nodes of the trie over the given path stream (see the module docstring).
 
     Returns (label_off, label_len, child_start, children, child_first_byte, child_rank_offset).
-    Raises CorruptTrieError when a path is a prefix of its neighbour or the lengths overrun
+    Raises ValueError when the labels need offsets past uint32 (layout.MAX_LABEL_BYTES), and
+    CorruptTrieError when a path is a prefix of its neighbour or the lengths overrun
     `labels` (only corrupt input tries can cause either)."""
     n_paths = common.shape[0]
+    if labels.shape[0] > MAX_LABEL_BYTES:
+        raise ValueError("4 GiB of label bytes or more: beyond the uint32 label offsets")
     capacity = 2 * n_paths + 1
     depth = np.empty(capacity, np.int64)  # path length at the end of the node's label
     parent = np.empty(capacity, np.int32)

@@ -6,7 +6,7 @@ that leads into it, so the root's label is empty.
 | array | dtype | length | meaning |
 |---|---|---|---|
 | labels | uint8 | L | label bytes of all nodes |
-| label_off | int64 | N | start of node v's label in `labels` |
+| label_off | uint32 | N | start of node v's label in `labels` |
 | label_len | int32 | N | length of node v's label (>= 1 except at the root) |
 | child_start | int32 | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
 | children | int32 | E | the child node of each edge |
@@ -33,8 +33,9 @@ entry per path, so their width is a large share of a snapshot. Readers take one 
 time (`int(leaf_count[k])`); only the O(n) merge widens a whole array, and validation has a
 kernel per dtype.
 
-Node ids fit int32 (up to 2**31 - 1 nodes, about a billion distinct paths); labels may exceed
-4 GB, so their offsets are int64.
+Node ids fit int32 (up to 2**31 - 1 nodes, about a billion distinct paths) and label offsets
+uint32: the label bytes of one trie stay under 4 GiB (MAX_LABEL_BYTES; about a third of the
+source text, so some 12 GB of KB text), and a larger build raises ValueError.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from numba import types
 
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "labels": np.dtype(np.uint8),
-    "label_off": np.dtype(np.int64),
+    "label_off": np.dtype(np.uint32),
     "label_len": np.dtype(np.int32),
     "child_start": np.dtype(np.int32),
     "children": np.dtype(np.int32),
@@ -64,6 +65,8 @@ STRUCTURE_NAMES: tuple[str, ...] = ARRAY_NAMES[:7]
 
 MAX_NODES = 2**31 - 1
 MAX_DISTINCT_PATHS = (MAX_NODES - 1) // 2
+MAX_LABEL_BYTES = 2**32
+"""Every label offset (< the label bytes) then fits uint32."""
 """A trie of R paths has at most 2R nodes (R leaves, R - 1 branch points, the root)."""
 
 
@@ -86,16 +89,18 @@ def readonly_array(dtype) -> types.Array:
 
 u8_ro = readonly_array(types.uint8)
 i32_ro = readonly_array(types.int32)
+u32_ro = readonly_array(types.uint32)
 i64_ro = readonly_array(types.int64)
 u64_ro = readonly_array(types.uint64)
 u8_arr = types.Array(types.uint8, 1, "C")
 i32_arr = types.Array(types.int32, 1, "C")
+u32_arr = types.Array(types.uint32, 1, "C")
 i64_arr = types.Array(types.int64, 1, "C")
 u64_arr = types.Array(types.uint64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
 
-StructureType = types.Tuple((u8_ro, i64_ro, i32_ro, i32_ro, i32_ro, u8_ro, i32_ro))
+StructureType = types.Tuple((u8_ro, u32_ro, i32_ro, i32_ro, i32_ro, u8_ro, i32_ro))
 """(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset)."""
 
-NodeArraysType = types.Tuple((i64_arr, i32_arr, i32_arr, i32_arr, u8_arr, i32_arr))
+NodeArraysType = types.Tuple((u32_arr, i32_arr, i32_arr, i32_arr, u8_arr, i32_arr))
 """What the builders return besides labels: label_off ... child_rank_offset."""

@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
+from metta_numba.codec.kernels import path_error, subterm_end
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro
+from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, u8_arr, u8_ro, u32_ro
 from metta_numba.trie.scan import (
     TAG_BIG_VAR_REF,
     TAG_NEW_VAR,
@@ -32,10 +33,8 @@ from metta_numba.trie.scan import (
     count_new_variables,
     is_reference_tag,
     is_variable_tag,
-    path_error,
     read_u32,
     scan_step,
-    term_end,
     token_payload,
 )
 from metta_numba.trie.walk import (
@@ -158,9 +157,9 @@ def absorb_source_term(pattern, state, path, bindings):
     """A stored variable faces the source term: pass over the whole term (its new pattern
     variables get no usable binding), then skip the variable's token in the trie."""
     if state[FROM_BINDING] == 1:
-        end = term_end(path, state[POS], state[BINDING_END])
+        end = subterm_end(path, state[POS], state[BINDING_END])
     else:
-        end = term_end(pattern, state[POS], pattern.shape[0])
+        end = subterm_end(pattern, state[POS], pattern.shape[0])
     if end < 0:
         raise CorruptTrieError("a stored term is not well formed")
     if state[FROM_BINDING] == 0:
@@ -284,7 +283,7 @@ def need(counters, n_frames, n_found, what, size):
 
 @njit(
     Int(
-        *(u8_ro, i64_ro, i32_ro, i32_ro, i32_ro, u8_ro, i32_ro, BoundsType, Int),
+        *(u8_ro, u32_ro, i32_ro, i32_ro, i32_ro, u8_ro, i32_ro, BoundsType, Int),
         *(u8_ro, i64_arr, i64_2d, i64_2d, u8_arr, i64_arr, i64_arr),
     ),
     cache=True,

@@ -13,7 +13,18 @@ import numpy as np
 from numba import njit, types
 
 from metta_numba.trie.build import layout_trie
-from metta_numba.trie.layout import StructureType, i32_arr, i32_ro, i64_arr, i64_ro, u8_arr, u8_ro, u64_arr, u64_ro
+from metta_numba.trie.layout import (
+    StructureType,
+    i32_arr,
+    i32_ro,
+    i64_arr,
+    i64_ro,
+    u8_arr,
+    u8_ro,
+    u32_arr,
+    u64_arr,
+    u64_ro,
+)
 from metta_numba.trie.sort import common_prefix
 from metta_numba.trie.stream import leaf_stream
 
@@ -136,7 +147,7 @@ def merge_streams(left, right, how):
 
 
 @njit(
-    types.Tuple((u8_arr, i64_arr, i32_arr, i32_arr, i32_arr, u8_arr, i32_arr, u64_arr, i64_arr))(
+    types.Tuple((u8_arr, u32_arr, i32_arr, i32_arr, i32_arr, u8_arr, i32_arr, u64_arr, i64_arr))(
         StructureType, u64_ro, i64_ro, StructureType, u64_ro, i64_ro, Int
     ),
     cache=True,

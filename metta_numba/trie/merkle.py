@@ -156,7 +156,7 @@ def merkleize_structure(trie):
         first, end = node_edges(child_start, n_nodes, n_edges, representative[c])
         edge_count += end - first
     new_labels = np.empty(label_bytes, np.uint8)
-    new_label_off = np.empty(n_classes, np.int64)
+    new_label_off = np.empty(n_classes, np.uint32)
     new_label_len = np.empty(n_classes, np.int32)
     new_child_start = np.empty(n_classes + 1, np.int32)
     new_children = np.empty(edge_count, np.int32)

@@ -1,9 +1,10 @@
 """Reading encoded terms a token at a time (the tags of codec/tags.py, in Numba).
 
 A token is a tag byte plus its fixed payload. Walking a term means counting the terms still
-owed: every tag completes one and an expression tag owes its arity more. Two shapes of walk:
-`term_end` over one contiguous buffer, and `scan_step`, which takes one byte at a time, for a
-walk whose bytes arrive edge by edge down the trie and may branch between any two of them.
+owed: every tag completes one and an expression tag owes its arity more. `scan_step` takes one
+byte at a time, for a walk whose bytes arrive edge by edge down the trie and may branch between
+any two of them. Walks over one contiguous buffer (skip a term, check a whole path) are the
+codec's: `codec.kernels.subterm_end` and `codec.kernels.path_error`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from numba import njit, types
 
 from metta_numba.codec import tags
+from metta_numba.codec.kernels import path_error  # noqa: F401 (re-exported for the path matcher)
 from metta_numba.trie.layout import u8_ro
 
 TAG_NEW_VAR = tags.TAG_NEW_VAR
@@ -58,73 +60,6 @@ def read_u32(buf, pos, end):
     if pos < 0 or pos + 4 > end or end > buf.shape[0]:
         return -1
     return (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
-
-
-@njit(types.int64(u8_ro, types.int64, types.int64), cache=True, nogil=True)
-def children_owed(buf, pos, end):
-    """Terms that the token at `pos` adds to the walk: its arity for an expression, else 0
-    (-1 when a big arity is cut off)."""
-    tag = buf[pos]
-    if tag < 0x40:
-        return tag
-    if tag == TAG_BIG_ARITY:
-        return read_u32(buf, pos + 1, end)
-    return 0
-
-
-@njit(types.int64(u8_ro, types.int64, types.int64), cache=True, nogil=True)
-def term_end(buf, start, end):
-    """The offset just past the one complete term that starts at `start`, or -1 when the bytes
-    up to `end` are not a complete term (bad tag, cut-off payload)."""
-    if start < 0 or end > buf.shape[0]:
-        return -1
-    owed = 1
-    pos = start
-    while owed > 0:
-        if pos >= end:
-            return -1
-        payload = token_payload(buf[pos])
-        if payload < 0:
-            return -1
-        more = children_owed(buf, pos, end)
-        if more < 0:
-            return -1
-        owed += more - 1
-        pos += 1 + payload
-    return pos if pos <= end else -1
-
-
-@njit(types.int64(u8_ro, types.int64, types.int64), cache=True, nogil=True)
-def path_error(buf, start, end):
-    """-1 when `buf[start:end]` is exactly one well-formed atom; otherwise the offset of the
-    first offending byte. Beyond `term_end`, a reference must name a variable already met and a
-    Bool payload must be 0 or 1, as codec.decode requires."""
-    if start < 0 or end > buf.shape[0] or start >= end:
-        return start
-    owed = 1
-    fresh = 0
-    pos = start
-    while owed > 0:
-        if pos >= end:
-            return end
-        tag = buf[pos]
-        payload = token_payload(tag)
-        if payload < 0 or pos + 1 + payload > end:
-            return pos
-        more = children_owed(buf, pos, end)
-        if tag == TAG_NEW_VAR:
-            fresh += 1
-        elif VAR_REF_FIRST <= tag <= VAR_REF_LAST:
-            if tag - VAR_REF_FIRST >= fresh:
-                return pos
-        elif tag == TAG_BIG_VAR_REF:
-            if read_u32(buf, pos + 1, end) >= fresh:
-                return pos
-        elif tag == TAG_BOOL and buf[pos + 1] > 1:
-            return pos
-        owed += more - 1
-        pos += 1 + payload
-    return -1 if pos == end else pos
 
 
 @njit(types.int64(u8_ro, types.int64, types.int64), cache=True, nogil=True)

@@ -15,27 +15,10 @@ import numpy as np
 from numba import njit, types
 
 from metta_numba.trie.layout import i32_arr, i64_arr, i64_ro, u8_arr, u8_ro, u64_arr
-from metta_numba.trie.scan import path_error
 
 DIGIT_BYTES = 7
 SMALL_GROUP = 24
 """Groups this small are insertion-sorted: a key pass and an argsort cost more there."""
-
-
-@njit(types.UniTuple(types.int64, 2)(u8_ro, i64_ro), cache=True, nogil=True)
-def first_bad_path(data, offsets):
-    """(index, byte offset) of the first path that is not one well-formed atom, or (-1, -1).
-    Offsets must start at or after 0, never decrease and stay within `data`."""
-    n = offsets.shape[0] - 1
-    for i in range(n):
-        start = offsets[i]
-        end = offsets[i + 1]
-        if start < 0 or end < start or end > data.shape[0]:
-            return i, -1
-        bad = path_error(data, start, end)
-        if bad >= 0:
-            return i, bad
-    return -1, -1
 
 
 @njit(types.uint64(u8_ro, i64_ro, types.int64, types.int64), cache=True, nogil=True)

@@ -9,6 +9,7 @@ import numpy as np
 
 from metta_numba.atoms import Atom
 from metta_numba.codec import CodecError, TermStore, UnknownTerm, decode, encode
+from metta_numba.codec.kernels import first_bad_path
 from metta_numba.trie import match, merge, merkle, sort, stream, validate, walk
 from metta_numba.trie.build import layout_trie
 from metta_numba.trie.errors import CorruptTrieError
@@ -71,7 +72,7 @@ class Trie:
     @classmethod
     def empty(cls) -> Trie:
         arrays = {name: np.zeros(0, allowed_dtypes(name)[0]) for name in ARRAY_NAMES}
-        arrays["label_off"] = np.zeros(1, np.int64)
+        arrays["label_off"] = np.zeros(1, np.uint32)
         arrays["label_len"] = np.zeros(1, np.int32)
         arrays["child_start"] = np.zeros(2, np.int32)
         return cls(arrays)
@@ -100,7 +101,7 @@ class Trie:
             return cls.empty()
         if int(np.diff(offsets).max()) >= 2**31:
             raise ValueError("a path of 2 GB or more")
-        bad_path, bad_byte = sort.first_bad_path(data, offsets)
+        bad_path, bad_byte = first_bad_path(data, offsets)
         if bad_path >= 0:
             where = "its offsets are out of order or out of range" if bad_byte < 0 else f"byte {bad_byte}"
             raise CodecError(f"path {bad_path} is not one well-formed encoded atom ({where})")

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, types
 
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro
+from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro, u32_ro
 
 Int = types.int64
 IntPair = types.UniTuple(types.int64, 2)
@@ -48,12 +48,12 @@ def node_edges(child_start, n_nodes, n_edges, node):
     return first, end
 
 
-@njit(IntPair(i64_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(IntPair(u32_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
 def node_label(label_off, label_len, n_nodes, n_labels, node):
     """(offset, length) of node's label; only the root's may be empty."""
     if node < 0 or node >= n_nodes:
         raise CorruptTrieError("node id out of range")
-    offset = label_off[node]
+    offset = np.int64(label_off[node])
     length = np.int64(label_len[node])
     if offset < 0 or length < 0 or offset + length > n_labels:
         raise CorruptTrieError("label out of range")

@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where BASELINE.md, results/ and figures/ go")
     parser.add_argument("--workdir", type=Path, help="keep generated KBs here (default: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="every figure once on a tiny KB (for CI)")
+    parser.add_argument("--from-json", type=Path, metavar="RESULTS",
+                        help="only regenerate BASELINE.md and the figures from a results file")
     args = parser.parse_args(argv)
     for label in args.sizes.split(","):
         if label not in SIZES:
@@ -54,19 +57,49 @@ def hyperon_python(spec: str) -> tuple[str | None, str]:
     return python, f"hyperon run with {python}"
 
 
+def source_revision() -> str:
+    """The commit the measured code came from, marked when the working tree had changes."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def write_outputs(results: dict, out: Path, command: str) -> Path:
+    from metta_numba.bench.suite_report import make_figures, render
+    from metta_numba.bench.targets import judge_all
+
+    results["verdicts"] = judge_all(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(exist_ok=True)
+    (out / "results" / results["results_file"]).write_text(json.dumps(results, indent=1, default=str))
+    figures = make_figures(results, out / "figures")
+    (out / "BASELINE.md").write_text(render(results, figures, command))
+    return out / "BASELINE.md"
+
+
 def log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        log(f"wrote {write_outputs(results, args.out, results.get('command', 'python -m metta_numba.bench'))}")
+        return 0
     # Imported here so that `--help` does not load numba.
     from metta_numba.bench.suite_baseline import bench_baseline, warm_up
     from metta_numba.bench.suite_facts import bench_facts
     from metta_numba.bench.suite_interp import bench_interp
     from metta_numba.bench.suite_profile import bench_profile
-    from metta_numba.bench.suite_report import make_figures, render
-    from metta_numba.bench.targets import judge_all
 
     sizes = ["smoke"] if args.smoke else args.sizes.split(",")
     if args.facts:
@@ -89,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "args": {"sizes": sizes, "facts": fact_sizes, "repeat": opts.repeat, "peers": args.peers,
                  "profile": opts.profile, "smoke": args.smoke},
         "machine": describe_machine(),
+        "revision": source_revision(),
         "notes": [
             peer_note,
             "Fact-KB queries are measured through `PersistentKB.query` and through the interpreter "
@@ -108,14 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.workdir is None:
             shutil.rmtree(scratch, ignore_errors=True)
     results["duration_s"] = time.time() - started
-    results["verdicts"] = judge_all(results)
     results["results_file"] = ("smoke" if args.smoke else "-".join(sizes)) + ".json"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results").mkdir(exist_ok=True)
-    (args.out / "results" / results["results_file"]).write_text(json.dumps(results, indent=1, default=str))
-    figures = make_figures(results, args.out / "figures")
     command = "python -m metta_numba.bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    (args.out / "BASELINE.md").write_text(render(results, figures, command.strip()))
+    results["command"] = command.strip()
+    write_outputs(results, args.out, results["command"])
     log(f"wrote {args.out / 'BASELINE.md'}")
     return 0
 

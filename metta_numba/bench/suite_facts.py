@@ -62,8 +62,23 @@ def bench_facts_size(count: int, opts: Options) -> dict:
             result[f"interp_{name}_first_us"] = (time.perf_counter() - start) * 1e6
             result[f"interp_{name}_answers"] = len(results[0])
             result[f"interp_{name}_us"] = timed_samples(lambda t=text: runner.run(t), opts.repeat, "us", inner=20)
+    result["index"] = index_figures(count, opts)
     result["hyperon"] = hyperon_facts(source, count, opts)
     return result
+
+
+def index_figures(count: int, opts: Options) -> dict:
+    """bench.facts_bench's figures (argument index size and build, warm queries as the median
+    over 16 nodes, cold first queries, reverse lookup without the index), when it is present."""
+    try:
+        from metta_numba.bench.facts_bench import measure_facts
+    except ImportError as error:
+        return failed(f"not run: bench.facts_bench unavailable ({error})")
+    try:
+        figures = measure_facts(count, opts.workdir, max(5, opts.repeat * 4))
+    except Exception as error:  # a failure there shows in the table; the run goes on
+        return failed(f"{type(error).__name__}: {str(error)[:200]}")
+    return {key: value for key, value in figures.items() if key not in ("index_positions", "two-hop_plans")}
 
 
 def hyperon_facts(source: Path, count: int, opts: Options) -> dict:

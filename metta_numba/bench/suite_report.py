@@ -33,7 +33,11 @@ def cell(figure: object) -> str:
 
 
 def get(figures: object, path: str) -> object:
+    """The figure at `path`; a failure met on the way (a measurement that did not run) is
+    returned instead, so the table shows its reason."""
     for key in path.split("/"):
+        if is_failed(figures):
+            return figures
         if not isinstance(figures, dict) or key not in figures:
             return None
         figures = figures[key]
@@ -53,7 +57,7 @@ BASELINE_ROWS = (
     ("source text", "source_bytes", fmt_bytes),
     ("compile: text to a queryable trie (in-process)", "compile_ms", None),
     ("snapshot build from the batch (trie, in-process)", "plain/build_ms", None),
-    ("serialize: write the generation", "plain/serialize_ms", None),
+    ("serialize: argument index and write the generation", "plain/serialize_ms", None),
     ("compile and save, whole process (`snapshot build --no-merkleize`)", "compile_save_process/wall_s", None),
     ("peak RSS of compile and save", "compile_save_process/peak_rss_bytes", None),
     ("snapshot size, not merkleized", "plain/snapshot_bytes", fmt_bytes),
@@ -148,18 +152,39 @@ def facts_table(facts: dict) -> Table:
             (f"{kind}, hyperon `!(match ...)`", f"hyperon/queries/{kind}/us"),
         ]
     rows.append(("hyperon: load", "hyperon/load_ms"))
+    rows += [
+        ("argument index: build (facts_bench)", "index/index_build_s"),
+        ("argument index: bytes / trie bytes", "index/index_section_bytes"),
+        ("forward through SnapshotSpace, warm, median over 16 nodes", "index/forward_warm"),
+        ("reverse through SnapshotSpace, warm, median over 16 nodes", "index/reverse_warm"),
+        ("two-hop through SnapshotSpace, warm, median over 16 nodes", "index/two-hop_warm"),
+        ("reverse by the trie's match kernel alone (no index)", "index/reverse_no_index_us"),
+        ("reverse, cold first query after open", "index/reverse_cold_us"),
+        ("checkpoint of 1,000 new facts", "index/checkpoint_s"),
+    ]
     for title, path in rows:
         cells = []
         for count in counts:
             figures = facts[count]
             value = get(figures, path)
-            if path.endswith("first_us") and value is not None:
-                value = f"{value:,.0f} us"
+            plain_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if plain_number and (path.startswith("index/") or path.endswith("first_us")):
+                value = _unit_cell(path, value, figures)
             if path.startswith("hyperon") and is_failed(figures.get("hyperon")):
                 value = figures["hyperon"]
             cells.append(cell(value))
         table.add(title, *cells)
     return table
+
+
+def _unit_cell(path: str, value: float, figures: dict) -> str:
+    if path.endswith("_s"):
+        return f"{value:.3f} s"
+    if path.endswith("_us"):
+        return f"{value:,.1f} us"
+    if path == "index/index_section_bytes":
+        return f"{fmt_bytes(value)} / {fmt_bytes(figures['index']['trie_section_bytes'])}"
+    return fmt(value)
 
 
 def interp_table(interp: dict) -> Table:
@@ -252,7 +277,8 @@ def render(results: dict, figures: list[Path], command: str) -> str:
         f"`results/{results['results_file']}`.\n",
         "## Machine\n",
         f"- CPU: {machine['cpu']}, {machine['cores']} cores; memory {machine['memory_gib']} GiB; {machine['os']}",
-        f"- Python {machine['python']}; {packages}\n",
+        f"- Python {machine['python']}; {packages}",
+        f"- metta-numba source: commit {results.get('revision', 'not recorded')}\n",
         "## Reproduce\n",
         "```bash\n"
         ".venv/bin/python -m metta_numba.bench --sizes small,medium          # this table, without large\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -58,7 +59,10 @@ def hyperon_python(spec: str) -> tuple[str | None, str]:
 
 
 def source_revision() -> str:
-    """The commit the measured code came from, marked when the working tree had changes."""
+    """The commit the measured code came from, marked when the working tree had changes.
+    METTA_NUMBA_REVISION names it for a copy outside git (e.g. from `git archive`)."""
+    if os.environ.get("METTA_NUMBA_REVISION"):
+        return os.environ["METTA_NUMBA_REVISION"]
     root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],

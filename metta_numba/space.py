@@ -469,19 +469,6 @@ class GroundingSpace(Space):
     def estimate(self, pattern: Atom) -> int:
         return len(self._ids_for(pattern))
 
-    def query_with_ids(self, pattern: Atom) -> list[tuple[int, Bindings]]:
-        """(atom id, bindings) of every match, ids ascending (insertion order): what lets a
-        conjunction's planner give rows in the order of a left-to-right join."""
-        out = []
-        stored = self._atoms
-        for atom_id in self._ids_for(pattern):
-            atom = stored.get(atom_id)
-            if atom is not None:
-                bindings = match_stored(atom, pattern)
-                if bindings is not None:
-                    out.append((atom_id, bindings))
-        return out
-
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         stored = self._atoms
         for atom_id in self._ids_for(pattern):

@@ -1,55 +1,38 @@
 """The order in which hyperon's space answers a query, reproduced for the in-memory space.
 
-Hyperon keeps a space as a trie over the atoms' tokens (an expression start with its size,
-then its elements, in prefix order). A node lists its children in the order they were first
-added, stored variables apart from the other tokens; a child whose atoms are all removed is
+Hyperon keeps a space as a trie over the atoms' tokens in prefix order: an expression is an
+opening token, its elements, a closing token (whatever its size). A node lists its children in
+the order they were first added, in two groups: tokens matched by unification (variables, and
+string values, which hyperon matches through their own code) and tokens matched by equality
+(symbols, numbers, Bools, the expression markers). A child whose atoms are all removed is
 dropped, and comes back last if added again. A query walks the trie:
 
-- where the pattern has a constant (or an expression start), the child with that token comes
-  first, then the stored variables (each matches the whole pattern subterm);
-- where the pattern has a variable, every stored subterm there is enumerated depth first,
-  variables before the other tokens at each node.
+- where the pattern has an equality token, the child with that token comes first, then the
+  unification group (a stored variable takes the whole pattern subterm);
+- where the pattern has a variable (or a string), every stored subterm there is enumerated
+  depth first, the unification group before the equality group at each node.
 
 So answers that share a leading part come together, at the place of the first of them, and
 copies of one atom come one after the other. `TrieOrder` keeps just enough of that trie (one
 node per distinct prefix, with a count of the atoms through it; a node's id is its creation
-rank) to give each answer a sort key.
+rank) to give each answer a sort key. (Observed with hyperon 0.2.6; see docs/compatibility.md.)
 """
 
 from __future__ import annotations
 
 from array import array
 
-from metta_numba.atoms import Atom, Expression, Variable
+from metta_numba.atoms import Atom, Expression, Grounded, Variable
 
 _SHIFT = 32
+OPEN = ("(",)
+CLOSE = (")",)
 
 
-def tokens_of(atom: Atom) -> tuple[list, list[int]]:
-    """The atom's tokens in prefix order, and for each token the index just past its subterm.
-
-    An expression contributes `("(", size)` and then its elements."""
-    tokens: list = []
-    stack = [atom]
-    while stack:
-        item = stack.pop()
-        if type(item) is Expression:
-            tokens.append(("(", len(item.children)))
-            stack.extend(reversed(item.children))
-        else:
-            tokens.append(item)
-    # Backwards, the subterms that start after position k are on `pending`, nearest on top.
-    ends = [0] * len(tokens)
-    pending: list[int] = []
-    for k in range(len(tokens) - 1, -1, -1):
-        token = tokens[k]
-        end = k + 1
-        if type(token) is tuple:
-            for _ in range(token[1]):
-                end = pending.pop()
-        ends[k] = end
-        pending.append(end)
-    return tokens, ends
+def _unifiable(token) -> bool:
+    """Tokens of the unification group: variables and strings."""
+    t = type(token)
+    return t is Variable or (t is Grounded and type(token.value) is str)
 
 
 def _prefix_tokens(atom: Atom) -> list:
@@ -59,12 +42,31 @@ def _prefix_tokens(atom: Atom) -> list:
     stack = [atom]
     while stack:
         item = stack.pop()
-        if type(item) is Expression:
-            tokens.append(("(", len(item.children)))
+        if item is CLOSE:
+            tokens.append(CLOSE)
+        elif type(item) is Expression:
+            tokens.append(OPEN)
+            stack.append(CLOSE)
             stack.extend(reversed(item.children))
         else:
             tokens.append(item)
     return tokens
+
+
+def tokens_of(atom: Atom) -> tuple[list, list[int]]:
+    """The atom's tokens, and for each token the index just past the subterm it starts."""
+    tokens = _prefix_tokens(atom)
+    ends = [0] * len(tokens)
+    opened: list[int] = []
+    for k, token in enumerate(tokens):
+        if token is OPEN:
+            opened.append(k)
+        elif token is CLOSE:
+            ends[opened.pop()] = k + 1
+            ends[k] = k + 1
+        else:
+            ends[k] = k + 1
+    return tokens, ends
 
 
 class TrieOrder:
@@ -115,6 +117,8 @@ class TrieOrder:
     def answer_order(self, pattern: Atom):
         """A sort key function for the stored atoms that answer `pattern`."""
         pattern_tokens, pattern_ends = tokens_of(pattern)
+        if type(pattern) is Expression and all(type(c) is not Expression for c in pattern.children):
+            return lambda stored: self._flat_key(stored, pattern, pattern_tokens, pattern_ends)
         return lambda stored: self._answer_key(stored, pattern_tokens, pattern_ends)
 
     def _answer_key(self, stored: Atom, pattern_tokens: list, pattern_ends: list) -> list:
@@ -125,19 +129,19 @@ class TrieOrder:
         count = len(stored_tokens)
         while i < count and j < len(pattern_tokens):
             wanted = pattern_tokens[j]
-            if type(wanted) is Variable:
-                # The pattern variable takes the whole stored subterm, enumerated depth first.
+            if _unifiable(wanted):
+                # The pattern takes the whole stored subterm here, enumerated depth first.
                 end = stored_ends[i]
                 while i < end:
                     token = stored_tokens[i]
                     node = self._child(node, token)
-                    key.append((0 if type(token) is Variable else 1, node))
+                    key.append((0 if _unifiable(token) else 1, node))
                     i += 1
                 j += 1
                 continue
             token = stored_tokens[i]
             node = self._child(node, token)
-            if type(token) is Variable:
+            if _unifiable(token):
                 key.append((1, node))
                 j = pattern_ends[j]
             else:
@@ -146,11 +150,32 @@ class TrieOrder:
             i += 1
         return key
 
+    def _flat_key(self, stored: Atom, pattern: Expression, pattern_tokens: list, pattern_ends: list) -> list:
+        """`_answer_key` of a flat stored atom for a flat pattern (the common case): the same
+        entries, without building the token lists."""
+        if type(stored) is not Expression or any(type(c) is Expression for c in stored.children):
+            return self._answer_key(stored, pattern_tokens, pattern_ends)
+        children = self._children
+        token_ids = self._token_ids
+        node = self._child(0, OPEN)
+        key = [(0, 0)]
+        for part, wanted in zip(stored.children, pattern.children):
+            token_id = token_ids.get(part)
+            node = 0 if token_id is None else children.get((node << _SHIFT) | token_id, 0)
+            if _unifiable(wanted):
+                key.append((0 if _unifiable(part) else 1, node))
+            elif _unifiable(part):
+                key.append((1, node))
+            else:
+                key.append((0, 0))
+        key.append((0, 0))
+        return key
+
     def listing_key(self, stored: Atom) -> list:
         """Sort key of a stored atom in a full listing of the space (`get-atoms`)."""
         key = []
         node = 0
         for token in _prefix_tokens(stored):
             node = self._child(node, token)
-            key.append((0 if type(token) is Variable else 1, node))
+            key.append((0 if _unifiable(token) else 1, node))
         return key

@@ -306,7 +306,7 @@ def test_spaces():
     # Answers sharing a leading part come together (hyperon's trie order), copies included.
     assert results[4] == ["1", "1", "2"]
     assert results[6] == ["(fact 1)", "(fact 2)"]
-    assert results[10] == ["(fact 1)", "(fact 2)", "3", "(+ 1 2)", "b", "4", "c"]
+    assert results[10] == ["(fact 1)", "(fact 2)", "(+ 1 2)", "3", "b", "4", "c"]
     assert re.fullmatch(r"GroundingSpace-0x[0-9a-f]+", one("!(new-space)"))
 
 

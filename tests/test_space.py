@@ -7,7 +7,7 @@ stored atoms, scanned in order, each unified with the pattern after renaming it 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metta_numba.atoms import E, Expression, G, S, V, Variable, alpha_equal
+from metta_numba.atoms import E, Expression, G, Grounded, S, V, Variable, alpha_equal
 from metta_numba.space import GroundingSpace, Rule
 from metta_numba.syntax.parser import parse_atom
 from metta_numba.unify import rename_apart, substitute, unify
@@ -66,6 +66,21 @@ def test_answers_share_leading_parts_in_first_insertion_order():
     # they first appeared; atoms sharing a prefix come together.
     assert results(space, "(edge $x $y)", "($x $y)") == ["($x e)", "(a b)", "(a d)", "(b c)"]
     assert [repr(a) for a in space.listing()] == ["(edge $x e)", "(edge a b)", "(edge a d)", "(edge b c)"]
+
+
+def test_flat_and_nested_answers_sort_together():
+    texts = ["(edge (f) c)", "(edge a b)", "(edge $v e)", "(edge a d)", "(edge (g 1) h)"]
+    space = GroundingSpace([atom(t) for t in texts])
+    # Expressions share one opening token, so (f) and (g 1) come together (as in hyperon 0.2.6).
+    assert results(space, "(edge $x $y)", "($x $y)") == ["($x e)", "((f) c)", "((g 1) h)", "(a b)", "(a d)"]
+    assert results(space, "(edge a $y)", "$y") == ["b", "d", "e"]
+
+
+def test_strings_are_matched_like_variables():
+    texts = ['(h "x" 1)', "(h a 2)", "(h $v 3)", '(h "y" 4)', '(e 5 1)', "(e a 2)", '(e "s" 3)', "(e 2 4)"]
+    space = GroundingSpace([atom(t) for t in texts])
+    assert results(space, "(h a $n)", "$n") == ["2", "3"]
+    assert results(space, "(e $k $n)", "$n") == ["3", "1", "2", "4"]
 
 
 def test_a_removed_group_comes_back_last_a_thinned_one_keeps_its_place():
@@ -197,18 +212,26 @@ def test_declared_types_and_supertypes_with_invalidation():
 # -- property: the indexed query equals a reference trie walk ------------------------------------------
 #
 # The reference model keeps hyperon's trie literally: nested dicts, one per prefix, children in
-# insertion order, stored variables apart from the other tokens, emptied children deleted. A
-# query walks it as hyperon does, yielding stored atoms in answer order; the ones that really
-# unify with the pattern are the expected answers.
+# insertion order, variables and strings apart from the other tokens, emptied children deleted.
+# An expression is an opening token, its elements and a closing token. A query walks the trie as
+# hyperon does, yielding stored atoms in answer order; those that really unify with the pattern
+# are the expected answers.
+
+_OPEN = ("(",)
+_CLOSE = (")",)
 
 
 def _tokens(a):
     if type(a) is Expression:
-        out = [("(", len(a.children))]
+        out = [_OPEN]
         for child in a.children:
             out.extend(_tokens(child))
-        return out
+        return out + [_CLOSE]
     return [a]
+
+
+def _by_unification(token):
+    return type(token) is Variable or (type(token) is Grounded and type(token.value) is str)
 
 
 def _node():
@@ -222,7 +245,7 @@ class ReferenceTrie:
     def add(self, a):
         node = self.root
         for token in _tokens(a):
-            group = node["var" if type(token) is Variable else "eq"]
+            group = node["var" if _by_unification(token) else "eq"]
             child = group.setdefault(token, _node())
             child["count"] += 1
             node = child
@@ -231,7 +254,7 @@ class ReferenceTrie:
     def remove(self, a):
         node = self.root
         for token in _tokens(a):
-            group = node["var" if type(token) is Variable else "eq"]
+            group = node["var" if _by_unification(token) else "eq"]
             child = group[token]
             child["count"] -= 1
             if child["count"] == 0:
@@ -240,24 +263,24 @@ class ReferenceTrie:
         node["leaf"] -= 1
 
     @staticmethod
-    def _subterms(node, pending=1):
-        """(tokens, node after them) of each run of `pending` complete subterms below node,
-        depth first, variables before other tokens."""
-        if pending == 0:
-            yield [], node
-            return
+    def _subterms(node, depth=0):
+        """(tokens, node after them) of each complete subterm below node, depth first,
+        the unification group before the other tokens."""
         for group in ("var", "eq"):
             for token, child in node[group].items():
-                need = pending - 1 + (token[1] if type(token) is tuple else 0)
-                for rest, end in ReferenceTrie._subterms(child, need):
-                    yield [token] + rest, end
+                inner = depth + (1 if token == _OPEN else -1 if token == _CLOSE else 0)
+                if inner == 0:
+                    yield [token], child
+                else:
+                    for rest, end in ReferenceTrie._subterms(child, inner):
+                        yield [token] + rest, end
 
     def _walk(self, node, query, i):
         if i == len(query):
             yield [], node
             return
         wanted = query[i]
-        if type(wanted) is Variable:
+        if _by_unification(wanted):
             for tokens, end in self._subterms(node):
                 for rest, last in self._walk(end, query, i + 1):
                     yield tokens + rest, last
@@ -266,6 +289,8 @@ class ReferenceTrie:
         if child is not None:
             for rest, last in self._walk(child, query, i + 1):
                 yield [wanted] + rest, last
+        if wanted == _CLOSE:
+            return
         skip = _subterm_end(query, i)  # a stored variable takes the whole pattern subterm
         for token, child in node["var"].items():
             for rest, last in self._walk(child, query, skip):
@@ -279,33 +304,31 @@ class ReferenceTrie:
 
 
 def _subterm_end(tokens, i):
-    pending = 1
-    while pending:
+    depth = 0
+    while True:
         token = tokens[i]
-        pending += (token[1] if type(token) is tuple else 0) - 1
+        depth += 1 if token == _OPEN else -1 if token == _CLOSE else 0
         i += 1
-    return i
+        if depth == 0:
+            return i
 
 
 def _rebuild(tokens):
     stack = [[]]
-    expected = [1]
     for token in tokens:
-        if type(token) is tuple:
+        if token == _OPEN:
             stack.append([])
-            expected.append(token[1])
+        elif token == _CLOSE:
+            done = Expression(stack.pop())
+            stack[-1].append(done)
         else:
             stack[-1].append(token)
-        while len(stack) > 1 and len(stack[-1]) == expected[-1]:
-            done = Expression(stack.pop())
-            expected.pop()
-            stack[-1].append(done)
     return stack[0][0]
 
 
 _names = st.sampled_from(["a", "b", "c", "f", "g"])
 _vars = st.sampled_from(["x", "y", "z"]).map(V)
-_leaf = st.one_of(_names.map(S), _vars, st.integers(0, 2).map(G))
+_leaf = st.one_of(_names.map(S), _vars, st.integers(0, 2).map(G), st.sampled_from(["s", "t"]).map(G))
 _atoms = st.recursive(
     _leaf,
     lambda inner: st.lists(inner, min_size=0, max_size=3).map(Expression),

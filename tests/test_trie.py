@@ -528,3 +528,31 @@ def test_sort_with_large_groups_and_long_shared_prefixes():
 
 def test_corrupt_error_is_a_value_error():
     assert issubclass(CorruptTrieError, ValueError)
+
+
+def test_suffixes_longer_than_one_label_become_chains():
+    """A label holds at most 255 bytes: longer suffixes are split into one-child nodes, and paths
+    that branch inside such a chain, at its joints or past it still round-trip."""
+    terms = TermStore()
+    long_tail = [f"s{i:03d}" for i in range(120)]  # 5 bytes each: some 600 bytes per atom
+    atoms = [E("f", *long_tail)]
+    for cut in (10, 51, 52, 53, 103, 119):  # branch points before, at and after 255-byte joints
+        atoms.append(E("f", *long_tail[:cut], "x", *long_tail[cut + 1 :]))
+    atoms.append(E("g", "a"))
+    trie = encode_batch(atoms, terms, counts=[1, 2, 3, 4, 5, 6, 7, 8])
+    trie.validate()
+    arrays = trie.arrays
+    assert arrays["label_len"].dtype == np.uint8
+    assert int(arrays["label_len"].max()) == 255  # the first atom's tail needs full links
+    expected = {encode(a, terms)[0]: c for a, c in zip(atoms, [1, 2, 3, 4, 5, 6, 7, 8])}
+    assert dict(trie.iter_paths()) == expected
+    for atom, count in zip(atoms, [1, 2, 3, 4, 5, 6, 7, 8]):
+        assert trie.count(atom, terms) == count
+    pattern = E("f", *long_tail[:60], "$y", *long_tail[61:])
+    found = {encode(a, terms)[0] for a, _ in trie.match_atoms(pattern, terms)}
+    assert found == {p for p in expected if p == encode(atoms[0], terms)[0]}
+    merged = trie.merge(encode_batch(atoms[:2], terms))
+    assert merged.count(atoms[1], terms) == 3 and merged.count(atoms[7], terms) == 8
+    dag = trie.merkleize()
+    dag.validate()
+    assert dict(dag.iter_paths()) == expected

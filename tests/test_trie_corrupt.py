@@ -60,8 +60,11 @@ def tamper(arrays):
         arrays[name] = array[: max(0, array.size - cut)].copy()
         return f"truncate {name}", array.size > 0 and name != "labels"
     index = int(rng.integers(0, array.size))
+    if kind == 1 and name == "label_len":  # one byte per node: no value runs past uint8, but
+        array[index] = 1 if index == 0 else 0  # only the root's label is (and must be) empty
+        return f"bad label length label_len[{index}]", True
     if kind == 1 and name in INDEX_ARRAYS:
-        limit = {"label_off": arrays["labels"].size + 1, "label_len": arrays["labels"].size + 1,
+        limit = {"label_off": arrays["labels"].size + 1,
                  "child_start": arrays["children"].size + 1, "children": arrays["label_off"].size,
                  "child_rank_offset": 2**31 - 1}[name]
         value = int(rng.choice([-1, -2**31, limit, 2**31 - 1]))
@@ -271,3 +274,28 @@ def test_label_offsets_near_the_top_of_uint32_are_caught(offset):
             list(lazy.iter_paths())
         with pytest.raises(CorruptTrieError):
             lazy.match(b"\xc0")  # a variable pattern visits every node
+
+
+def test_a_label_running_past_the_label_bytes_is_caught():
+    trie, _ = small_trie()
+    arrays = trie.arrays
+    label_len = arrays["label_len"].copy()
+    label_len[-1] = 255  # the last node's label starts near the end of `labels`
+    arrays["label_len"] = label_len
+    assert int(arrays["label_off"][-1]) + 255 > len(arrays["labels"])
+    with pytest.raises(CorruptTrieError, match="label"):
+        Trie.from_arrays(arrays)
+    lazy = Trie.from_arrays(arrays, validate=False)
+    with pytest.raises(CorruptTrieError):
+        list(lazy.iter_paths())
+    with pytest.raises(CorruptTrieError):
+        lazy.match(b"\xc0")
+
+
+def test_node_arrays_of_the_earlier_layout_ask_for_a_rebuild():
+    trie, _ = small_trie()
+    for name, dtype in (("label_off", np.int64), ("label_len", np.int32)):
+        arrays = trie.arrays
+        arrays[name] = arrays[name].astype(dtype)
+        with pytest.raises(CorruptTrieError, match=f"{name}.*rebuild the snapshot"):
+            Trie.from_arrays(arrays, validate=False)

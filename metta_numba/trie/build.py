@@ -12,7 +12,8 @@ inside the edge into the last popped node, that edge is split by a new branch no
 numbered as they are created. A node's children, in creation order, are in byte order too: a
 split node replaces the newest child of its parent and takes the next id, and every later child
 comes after it. So the CSR arrays can be filled by one pass over the nodes in id order. A last
-pass renumbers the nodes in preorder (see `preorder`).
+pass renumbers the nodes in preorder (see `preorder`). A suffix longer than MAX_LABEL_LEN
+becomes a chain of one-child nodes, so every label length fits label_len's one byte.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from numba import njit, types
 
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import MAX_LABEL_BYTES, NodeArraysType, i32_ro, i64_ro, u8_ro
+from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, NodeArraysType, i32_ro, i64_ro, u8_ro
 
 
 @njit(
@@ -51,7 +52,7 @@ def fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes):
         # Leaves under earlier siblings: ranks are consecutive, so this is a difference.
         child_rank_offset[slot] = first_leaf[node] - first_leaf[up]
     label_off = label_off[:n_nodes].astype(np.uint32)
-    label_len = label_len[:n_nodes].copy()
+    label_len = label_len[:n_nodes].astype(np.uint8)  # at most MAX_LABEL_LEN: see layout_trie
     return label_off, label_len, child_start, children, child_first_byte, child_rank_offset
 
 
@@ -79,7 +80,7 @@ def preorder(labels, nodes):
             pending[n_pending] = children[edge]
             n_pending += 1
     new_label_off = np.empty(n_nodes, np.uint32)
-    new_label_len = np.empty(n_nodes, np.int32)
+    new_label_len = np.empty(n_nodes, np.uint8)
     new_child_start = np.empty(n_nodes + 1, np.int32)
     new_children = np.empty(children.shape[0], np.int32)
     new_first_byte = np.empty(children.shape[0], np.uint8)
@@ -110,7 +111,12 @@ def layout_trie(labels, common, length):
     n_paths = common.shape[0]
     if labels.shape[0] > MAX_LABEL_BYTES:
         raise ValueError("4 GiB of label bytes or more: beyond the uint32 label offsets")
-    capacity = 2 * n_paths + 1
+    chain_links = 0  # nodes that split suffixes longer than MAX_LABEL_LEN
+    for k in range(n_paths):
+        chain_links += max(length[k] - common[k] - 1, 0) // MAX_LABEL_LEN
+    capacity = 2 * n_paths + 1 + chain_links
+    if capacity > MAX_NODES:
+        raise ValueError("more nodes than int32 node ids allow")
     depth = np.empty(capacity, np.int64)  # path length at the end of the node's label
     parent = np.empty(capacity, np.int32)
     label_off = np.empty(capacity, np.int64)
@@ -155,17 +161,32 @@ def layout_trie(labels, common, length):
             rightmost[stack_size] = split
             stack_size += 1
             top = split
+        if suffix_at + length[k] - shared > labels.shape[0]:
+            raise CorruptTrieError("path lengths overrun the label bytes")
+        at_depth = shared
+        while length[k] - at_depth > MAX_LABEL_LEN:
+            # A suffix longer than one label holds: a chain of one-child nodes, each on the
+            # rightmost path, so the next path may branch inside any of them.
+            link = n_nodes
+            n_nodes += 1
+            at_depth += MAX_LABEL_LEN
+            depth[link] = at_depth
+            parent[link] = top
+            label_off[link] = suffix_at
+            label_len[link] = MAX_LABEL_LEN
+            first_leaf[link] = k
+            suffix_at += MAX_LABEL_LEN
+            rightmost[stack_size] = link
+            stack_size += 1
+            top = link
         leaf = n_nodes
         n_nodes += 1
-        suffix = length[k] - shared
-        if suffix_at + suffix > labels.shape[0]:
-            raise CorruptTrieError("path lengths overrun the label bytes")
         depth[leaf] = length[k]
         parent[leaf] = top
         label_off[leaf] = suffix_at
-        label_len[leaf] = suffix
+        label_len[leaf] = length[k] - at_depth
         first_leaf[leaf] = k
-        suffix_at += suffix
+        suffix_at += length[k] - at_depth
         rightmost[stack_size] = leaf
         stack_size += 1
     return preorder(labels, fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes))

@@ -7,7 +7,7 @@ that leads into it, so the root's label is empty.
 |---|---|---|---|
 | labels | uint8 | L | label bytes of all nodes |
 | label_off | uint32 | N | start of node v's label in `labels` |
-| label_len | int32 | N | length of node v's label (>= 1 except at the root) |
+| label_len | uint8 | N | length of node v's label (1..255 except at the root, whose is 0) |
 | child_start | int32 | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
 | children | int32 | E | the child node of each edge |
 | child_first_byte | uint8 | E | first label byte of that child; strictly increasing per node |
@@ -46,7 +46,7 @@ from numba import types
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "labels": np.dtype(np.uint8),
     "label_off": np.dtype(np.uint32),
-    "label_len": np.dtype(np.int32),
+    "label_len": np.dtype(np.uint8),
     "child_start": np.dtype(np.int32),
     "children": np.dtype(np.int32),
     "child_first_byte": np.dtype(np.uint8),
@@ -63,8 +63,14 @@ LEAF_DTYPES: dict[str, tuple[np.dtype, ...]] = {
 STRUCTURE_NAMES: tuple[str, ...] = ARRAY_NAMES[:7]
 """The arrays the walk kernels take, as one tuple, in this order."""
 
+EARLIER_DTYPES: dict[str, np.dtype] = {"label_off": np.dtype(np.int64), "label_len": np.dtype(np.int32)}
+"""Node arrays as an earlier layout stored them: a snapshot holding these must be rebuilt."""
+
 MAX_NODES = 2**31 - 1
 MAX_DISTINCT_PATHS = (MAX_NODES - 1) // 2
+MAX_LABEL_LEN = 255
+"""A longer edge is a chain of nodes with one child each (one extra node per 255 bytes: rare,
+as labels are mostly a symbol or two), so that label_len takes one byte per node."""
 MAX_LABEL_BYTES = 2**32
 """Every label offset (< the label bytes) then fits uint32."""
 """A trie of R paths has at most 2R nodes (R leaves, R - 1 branch points, the root)."""
@@ -99,8 +105,8 @@ i64_arr = types.Array(types.int64, 1, "C")
 u64_arr = types.Array(types.uint64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
 
-StructureType = types.Tuple((u8_ro, u32_ro, i32_ro, i32_ro, i32_ro, u8_ro, i32_ro))
+StructureType = types.Tuple((u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro))
 """(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset)."""
 
-NodeArraysType = types.Tuple((u32_arr, i32_arr, i32_arr, i32_arr, u8_arr, i32_arr))
+NodeArraysType = types.Tuple((u32_arr, u8_arr, i32_arr, i32_arr, u8_arr, i32_arr))
 """What the builders return besides labels: label_off ... child_rank_offset."""

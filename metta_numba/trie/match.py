@@ -283,7 +283,7 @@ def need(counters, n_frames, n_found, what, size):
 
 @njit(
     Int(
-        *(u8_ro, u32_ro, i32_ro, i32_ro, i32_ro, u8_ro, i32_ro, BoundsType, Int),
+        *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro, BoundsType, Int),
         *(u8_ro, i64_arr, i64_2d, i64_2d, u8_arr, i64_arr, i64_arr),
     ),
     cache=True,

@@ -147,7 +147,7 @@ def merge_streams(left, right, how):
 
 
 @njit(
-    types.Tuple((u8_arr, u32_arr, i32_arr, i32_arr, i32_arr, u8_arr, i32_arr, u64_arr, i64_arr))(
+    types.Tuple((u8_arr, u32_arr, u8_arr, i32_arr, i32_arr, u8_arr, i32_arr, u64_arr, i64_arr))(
         StructureType, u64_ro, i64_ro, StructureType, u64_ro, i64_ro, Int
     ),
     cache=True,

@@ -157,7 +157,7 @@ def merkleize_structure(trie):
         edge_count += end - first
     new_labels = np.empty(label_bytes, np.uint8)
     new_label_off = np.empty(n_classes, np.uint32)
-    new_label_len = np.empty(n_classes, np.int32)
+    new_label_len = np.empty(n_classes, np.uint8)
     new_child_start = np.empty(n_classes + 1, np.int32)
     new_children = np.empty(edge_count, np.int32)
     new_first_byte = np.empty(edge_count, np.uint8)

@@ -51,7 +51,7 @@ FINISHED, GROW_STACK, GROW_PATH, GROW_SUFFIXES = 0, 1, 2, 3
 
 @njit(
     Int(
-        *(u8_ro, u32_ro, i32_ro, i32_ro, i32_ro, i32_ro, BoundsType, Int),
+        *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, i32_ro, BoundsType, Int),
         *(i64_arr, i64_2d, u8_arr, u8_arr, i32_arr, i32_arr),
     ),
     cache=True,

@@ -15,6 +15,7 @@ from metta_numba.trie.build import layout_trie
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import (
     ARRAY_NAMES,
+    EARLIER_DTYPES,
     MAX_DISTINCT_PATHS,
     STRUCTURE_NAMES,
     allowed_dtypes,
@@ -73,7 +74,7 @@ class Trie:
     def empty(cls) -> Trie:
         arrays = {name: np.zeros(0, allowed_dtypes(name)[0]) for name in ARRAY_NAMES}
         arrays["label_off"] = np.zeros(1, np.uint32)
-        arrays["label_len"] = np.zeros(1, np.int32)
+        arrays["label_len"] = np.zeros(1, np.uint8)
         arrays["child_start"] = np.zeros(2, np.int32)
         return cls(arrays)
 
@@ -137,8 +138,11 @@ class Trie:
             # dtype equality includes the byte order, so a swapped array is refused too.
             if array.dtype not in allowed or array.ndim != 1 or not array.flags.c_contiguous:
                 expected = " or ".join(str(dtype) for dtype in allowed)
+                earlier = ""
+                if array.dtype == EARLIER_DTYPES.get(name):
+                    earlier = " (an earlier trie layout: rebuild the snapshot)"
                 raise CorruptTrieError(
-                    f"trie array {name!r} is {array.dtype} {array.ndim}-D; expected contiguous 1-D {expected}"
+                    f"trie array {name!r} is {array.dtype} {array.ndim}-D; expected contiguous 1-D {expected}{earlier}"
                 )
         n_nodes = len(arrays["label_off"])
         n_edges = len(arrays["children"])

@@ -48,7 +48,7 @@ def node_edges(child_start, n_nodes, n_edges, node):
     return first, end
 
 
-@njit(IntPair(u32_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(IntPair(u32_ro, u8_ro, Int, Int, Int), cache=True, nogil=True)
 def node_label(label_off, label_len, n_nodes, n_labels, node):
     """(offset, length) of node's label; only the root's may be empty."""
     if node < 0 or node >= n_nodes:

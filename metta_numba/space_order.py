@@ -25,6 +25,7 @@ from array import array
 from metta_numba.atoms import Atom, Expression, Grounded, Variable
 
 _SHIFT = 32
+_PATH_CACHE_SIZE = 4096
 OPEN = ("(",)
 CLOSE = (")",)
 
@@ -76,6 +77,9 @@ class TrieOrder:
         self._token_ids: dict = {}
         self._children: dict[int, int] = {}  # (node << 32 | token id) -> child node
         self._counts = array("q", [0])  # atoms passing through each node; node 0 is the root
+        # id(stored atom) -> (atom, tokens, ends, trie node of each token). A stored atom's
+        # nodes stay as they are while it is stored, so this is dropped only on removals.
+        self._path_cache: dict[int, tuple] = {}
 
     def _token_id(self, token) -> int:
         found = self._token_ids.get(token)
@@ -97,6 +101,7 @@ class TrieOrder:
             node = child
 
     def remove(self, atom: Atom) -> None:
+        self._path_cache.clear()
         node = 0
         counts = self._counts
         children = self._children
@@ -121,10 +126,26 @@ class TrieOrder:
             return lambda stored: self._flat_key(stored, pattern, pattern_tokens, pattern_ends)
         return lambda stored: self._answer_key(stored, pattern_tokens, pattern_ends)
 
-    def _answer_key(self, stored: Atom, pattern_tokens: list, pattern_ends: list) -> list:
-        stored_tokens, stored_ends = tokens_of(stored)
-        key = []
+    def _stored_path(self, stored: Atom) -> tuple:
+        """(tokens, ends, node of each token) of a stored atom, remembered for recent answers."""
+        cache = self._path_cache
+        found = cache.get(id(stored))
+        if found is not None and found[0] is stored:
+            return found[1:]
+        if len(cache) >= _PATH_CACHE_SIZE:
+            cache.clear()
+        tokens, ends = tokens_of(stored)
+        nodes = []
         node = 0
+        for token in tokens:
+            node = self._child(node, token)
+            nodes.append(node)
+        cache[id(stored)] = (stored, tokens, ends, nodes)
+        return tokens, ends, nodes
+
+    def _answer_key(self, stored: Atom, pattern_tokens: list, pattern_ends: list) -> list:
+        stored_tokens, stored_ends, nodes = self._stored_path(stored)
+        key = []
         i = j = 0
         count = len(stored_tokens)
         while i < count and j < len(pattern_tokens):
@@ -133,16 +154,12 @@ class TrieOrder:
                 # The pattern takes the whole stored subterm here, enumerated depth first.
                 end = stored_ends[i]
                 while i < end:
-                    token = stored_tokens[i]
-                    node = self._child(node, token)
-                    key.append((0 if _unifiable(token) else 1, node))
+                    key.append((0 if _unifiable(stored_tokens[i]) else 1, nodes[i]))
                     i += 1
                 j += 1
                 continue
-            token = stored_tokens[i]
-            node = self._child(node, token)
-            if _unifiable(token):
-                key.append((1, node))
+            if _unifiable(stored_tokens[i]):
+                key.append((1, nodes[i]))
                 j = pattern_ends[j]
             else:
                 key.append((0, 0))

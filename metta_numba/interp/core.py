@@ -156,7 +156,7 @@ class Char:
         return "'" + self.char.translate(_CHAR_ESCAPES) + "'"
 
 
-_CHAR_ESCAPES = str.maketrans({"\n": "\\n", "\t": "\\t", "\\": "\\\\", "'": "\\'"})
+_CHAR_ESCAPES = str.maketrans({"\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0", "\\": "\\\\", "'": "\\'"})
 _CHAR_UNESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 
 

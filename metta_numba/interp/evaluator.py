@@ -250,26 +250,17 @@ class Evaluator:
                 return self.call_function(atom, signatures[0], typ)
             fitting = [sig for sig in signatures if sig.arity == nargs]
             if fitting:
-                sig = fitting[0] if len(fitting) == 1 else self._choose_signature(atom, fitting)
-                return self.call_function(atom, sig, typ)
+                # Each function type of the head is a way to call it: all of them are tried,
+                # as alternatives (so wrong ones leave Errors that good results push aside).
+                out = []
+                for sig in reversed(fitting):
+                    out.extend(self.call_function(atom, sig, typ))
+                return out
             errors = [(error(atom, INCORRECT_ARITY), None) for _ in signatures]
             if not has_tuple:
                 return errors
             return errors + self.call_tuple(atom, typ)
         return self.call_tuple(atom, typ)
-
-    def _choose_signature(self, atom: Expression, candidates: list) -> Signature:
-        """Among overloads of the same arity, the first whose parameters fit the raw arguments."""
-        for sig in candidates:
-            params, _ = sig.fresh()
-            bindings: dict | None = {}
-            for arg, param in zip(atom.children[1:], params):
-                bindings = self.types.fits(arg, param, bindings)
-                if bindings is None:
-                    break
-            if bindings is not None:
-                return sig
-        return candidates[0]
 
     # -- typed calls ----------------------------------------------------------------------------
     def call_function(self, atom: Expression, sig: Signature, expected: Atom) -> list:

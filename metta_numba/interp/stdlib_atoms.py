@@ -107,7 +107,17 @@ def _sealed(ev, args, call):
 
 @registry.add("=alpha", "(-> Atom Atom Bool)")
 def _alpha(ev, args, call):
-    return [TRUE if alpha_equal(args[0], args[1]) else FALSE]
+    return [TRUE if alpha_equal(_numbers_as_floats(args[0]), _numbers_as_floats(args[1])) else FALSE]
+
+
+def _numbers_as_floats(atom: Atom) -> Atom:
+    """The atom with integers made floats: hyperon's numbers are equal across the two kinds."""
+    t = type(atom)
+    if t is Grounded and type(atom.value) is int:
+        return Grounded(float(atom.value))
+    if t is Expression:
+        return Expression([_numbers_as_floats(c) for c in atom.children])
+    return atom
 
 
 @registry.add("atom-subst", "(-> Atom Variable Atom Atom)")

@@ -204,6 +204,14 @@ def test_get_type():
     assert last("(: x A) (:< A B) !(get-type x)") == ["A", "B"]
 
 
+def test_every_function_type_of_an_overloaded_head_is_tried():
+    program = "(: f (-> Number Number)) (: f (-> String String)) (= (f $x) $x) "
+    assert run(program + '!(f 1) !(f "s")') == [["1"], ['"s"']]
+    assert last(program + "!(collapse (f True))") == [
+        "((Error (f True) (BadArgType 1 Number Bool)) (Error (f True) (BadArgType 1 String Bool)))"
+    ]
+
+
 def test_subtypes_are_accepted():
     program = "(: s Human) (:< Human Mortal) (: f (-> Mortal Bool)) (= (f $x) True) !(f s)"
     assert last(program) == ["True"]

@@ -208,7 +208,10 @@ class ProgramGenerator:
                     "(kind 2)",
                     f"(kind {rng.choice(SYMBOLS)})",
                     "(next $q)",
-                    "(let $r (next $q) ($q $r))",
+                    # Query variables bound by rule heads; not by a match inside a rule, which
+                    # binds them in 0.2.10 but not in 0.2.6.
+                    "(let $r (kind $q) ($q $r))",
+                    "(let $r (swap $w) ($w $r))",
                     "(score $q)",
                 )
             ),

@@ -315,6 +315,16 @@ def test_match_template_is_evaluated_and_stored_atoms_are_not():
     assert run(program) == [["3"], ["(quote (+ 1 2))"]]
 
 
+def test_match_binds_the_pattern_variables_for_the_caller():
+    program = """
+        (edge a b) (edge b c)
+        (= (next $s) (match &self (edge $s $t) $t))
+        !(let $r (next $q) ($q $r))
+        !(let $r (match &self (edge $q $t) $t) ($q $r))
+    """
+    assert run(program) == [["(a b)", "(b c)"], ["(b c)", "(a b)"]]
+
+
 def test_states():
     program = "!(bind! &c (new-state 1)) !(get-state &c) !(change-state! &c 2) !(get-state &c)"
     assert run(program) == [["()"], ["1"], ["(State 2)"], ["2"]]

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from metta_numba.atoms import Atom, Expression, Grounded, Symbol
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, variables_of
 from metta_numba.conjunction import conjuncts, query_pattern
 from metta_numba.interp.core import (
     EMPTY,
@@ -88,9 +88,15 @@ def _get_atoms(ev, args, call):
 
 @registry.add("match", "(-> SpaceType Atom Atom %Undefined%)")
 def _match(ev, args, call):
+    # Each answer also binds the pattern's variables for the caller (hyperon 0.2.10).
     space = _space(args[0])
-    template = args[2]
-    return [substitute(template, b) for b in query_conjunction(space, args[1])]
+    pattern, template = args[1], args[2]
+    names = variables_of(pattern)
+    out = []
+    for bindings in query_conjunction(space, pattern):
+        delta = {v: substitute(v, bindings) for v in names if v in bindings}
+        out.append((substitute(template, bindings), delta or None))
+    return out
 
 
 # -- nondeterminism -------------------------------------------------------------------------------

@@ -134,10 +134,10 @@ def _error(text: str) -> ParseError:
         ("! )", 1, 3, "unexpected ')': no expression is open"),
         ('(a\n "abc)', 2, 2, "unclosed string literal: no closing '\"' before the end of input"),
         ('"a\\"', 1, 1, "unclosed string literal: no closing '\"' before the end of input"),
-        ('"a\\q"', 1, 3, "invalid escape sequence '\\q' (valid: \\\" \\\\ \\' \\n \\t \\xHH \\u{H})"),
+        ('"a\\q"', 1, 3, "invalid escape sequence '\\q' (valid: \\\" \\\\ \\' \\n \\t \\r \\0 \\xHH \\u{H})"),
         ('"\\x8"', 1, 2, "invalid escape sequence: \\x takes two hex digits up to 7F"),
         ('"\\x80"', 1, 2, "invalid escape sequence: \\x takes two hex digits up to 7F"),
-        ('"\\u41"', 1, 2, "invalid escape sequence '\\u' (valid: \\\" \\\\ \\' \\n \\t \\xHH \\u{H})"),
+        ('"\\u41"', 1, 2, "invalid escape sequence '\\u' (valid: \\\" \\\\ \\' \\n \\t \\r \\0 \\xHH \\u{H})"),
         ('"\\u{}"', 1, 2, "invalid escape sequence: \\u{...} takes 1-6 hex digits of a code point"),
         ('"\\u{1234567}"', 1, 2, "invalid escape sequence: \\u{...} takes 1-6 hex digits of a code point"),
         ('"\\u{D800}"', 1, 2, "invalid escape sequence: \\u{...} takes 1-6 hex digits of a code point"),
@@ -199,7 +199,7 @@ def test_float_printing(value, text):
         (Grounded('a"b\n'), '"a\\"b\\n"'),
         (Grounded("tab\there"), '"tab\\there"'),
         (Grounded("back\\slash"), '"back\\\\slash"'),
-        (Grounded("cr\r é 🙂 '"), '"cr\r é 🙂 \'"'),
+        (Grounded("cr\r é 🙂 '"), '"cr\\r é 🙂 \'"'),
         (Grounded(""), '""'),
         (Grounded(True), "True"),
         (Grounded(False), "False"),
@@ -256,3 +256,17 @@ def test_deep_atoms_compare_and_nan_atoms_hash_alike():
     assert Expression([right, S("b")]) != Expression([left, S("a")])
     nan_pair = (E("f", Grounded(float("nan"))), E("f", Grounded(float("-nan"))))
     assert nan_pair[0] == nan_pair[1] and len(set(nan_pair)) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [
+        ("\x01|\r|\0|\x1b|\x7f", '"\\u{1}|\\r|\\0|\\u{1b}|\\u{7f}"'),
+        ("e\u0301|\u200b|\ufeff|\u00a0", '"e\\u{301}|\\u{200b}|\\u{feff}|\\u{a0}"'),
+        ("é ☺ 😀 ñ", '"é ☺ 😀 ñ"'),
+    ],
+)
+def test_strings_print_with_debug_escapes_and_read_back(text, printed):
+    # hyperon escapes what would not show on its own (METTA conformance: string_escapes).
+    assert format_atom(Grounded(text)) == printed
+    assert parse_atom(printed) == Grounded(text)

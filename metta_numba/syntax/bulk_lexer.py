@@ -359,6 +359,10 @@ def read_string(src, quote, last_quote, side, tail):
             side[write] = 10
         elif kind == 116:  # t
             side[write] = 9
+        elif kind == 114:  # r
+            side[write] = 13
+        elif kind == 48:  # 0
+            side[write] = 0
         elif kind == 120:  # x
             code = _hex_value(src, pos + 2, pos + 4)
             if code < 0 or code > 0x7F:

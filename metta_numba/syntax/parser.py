@@ -3,7 +3,8 @@
 The grammar follows hyperon's reader:
 - whitespace separates tokens; `;` starts a comment that runs to the end of the line;
 - `(` ... `)` is an expression, `()` the empty one;
-- `"..."` is a string with the escapes \\" \\\\ \\' \\n \\t \\xHH (up to 0x7F) and \\u{H...};
+- `"..."` is a string with the escapes \\" \\\\ \\' \\n \\t \\r \\0 \\xHH (up to 0x7F) and \\u{H...}
+  (`\\r` and `\\0` are ours: the printer writes them, so printed strings read back);
 - a token starting with `$` is a variable and runs to whitespace or a parenthesis;
 - any other token runs to whitespace, a parenthesis or `;`, and is an integer
   (`[+-]?digits`, i64), a float (`[+-]?digits.digits`, optionally with an exponent, or
@@ -40,7 +41,7 @@ _VARIABLE_TOKEN_RE = re.compile(r"\$[^\s()]*")
 _NEXT_TOKEN_RE = re.compile(
     r'(?:\s+|;[^\n]*\n?)*(?:(?P<open>\()|(?P<close>\))|(?P<string>")|(?P<bare>\$[^\s()]*|[^\s();]+))?'
 )
-_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "'": "'", "n": "\n", "t": "\t"}
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "'": "'", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 
 # Error messages, shared with the bulk reader so that both word each error the same way.
 MSG_UNCLOSED_PAREN = "unclosed '(': the expression opened here is not closed by the end of input"
@@ -54,7 +55,7 @@ MSG_INVALID_UTF8 = "invalid UTF-8 byte in the source"
 
 
 def bad_escape_message(kind: str) -> str:
-    return f"invalid escape sequence '\\{kind}' (valid: \\\" \\\\ \\' \\n \\t \\xHH \\u{{H}})"
+    return f"invalid escape sequence '\\{kind}' (valid: \\\" \\\\ \\' \\n \\t \\r \\0 \\xHH \\u{{H}})"
 
 
 def int_overflow_message(token: str) -> str:

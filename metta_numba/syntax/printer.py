@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 
 from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable
 
-_STRING_ESCAPES = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"})
+_STRING_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
+# Characters that do not show on their own: controls, format characters, separators other
+# than the plain space, combining marks, private-use, surrogates and unassigned code points.
+_HIDDEN_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs", "Mn", "Me"))
 
 
 def format_float(x: float) -> str:
@@ -24,8 +28,23 @@ def format_float(x: float) -> str:
     return text
 
 
+def _escape_char(c: str) -> str:
+    escaped = _STRING_ESCAPES.get(c)
+    if escaped is not None:
+        return escaped
+    if c == " " or (c.isascii() and c.isprintable()):
+        return c
+    if unicodedata.category(c) in _HIDDEN_CATEGORIES:
+        return f"\\u{{{ord(c):x}}}"
+    return c
+
+
 def format_string(s: str) -> str:
-    return '"' + s.translate(_STRING_ESCAPES) + '"'
+    """A string in double quotes, escaped as hyperon prints it (Rust's debug escaping):
+    \\" \\\\ \\n \\t \\r \\0, and \\u{..} for characters that would not show."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return '"' + s + '"'
+    return '"' + "".join(_escape_char(c) for c in s) + '"'
 
 
 def format_grounded_value(value: object) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from numba import njit, types
 
 from metta_numba.codec import tags
-from metta_numba.codec.kernels import path_error  # noqa: F401 (re-exported for the path matcher)
 from metta_numba.trie.layout import u8_ro
 
 TAG_NEW_VAR = tags.TAG_NEW_VAR

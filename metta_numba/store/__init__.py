@@ -18,15 +18,31 @@ from metta_numba.store.errors import (
     UnsupportedFormatError,
     WalCorruptError,
 )
-from metta_numba.store.kb import PersistentKB
-from metta_numba.store.paths_io import PathsFormatError, export_paths, import_paths, paths_batch
-from metta_numba.store.snapshot import (
-    build_snapshot,
-    describe_sources,
-    snapshot_compact,
-    snapshot_info,
-    snapshot_verify,
-)
+
+# The rest is imported on first use: `import metta_numba.store` for a reader must not load
+# the build, merge and export code (and their Numba kernels) at start-up.
+_LAZY = {
+    "PersistentKB": "metta_numba.store.kb",
+    "PathsFormatError": "metta_numba.store.paths_io",
+    "export_paths": "metta_numba.store.paths_io",
+    "import_paths": "metta_numba.store.paths_io",
+    "paths_batch": "metta_numba.store.paths_io",
+    "build_snapshot": "metta_numba.store.snapshot",
+    "describe_sources": "metta_numba.store.snapshot",
+    "snapshot_compact": "metta_numba.store.snapshot",
+    "snapshot_info": "metta_numba.store.snapshot",
+    "snapshot_verify": "metta_numba.store.snapshot",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metta_numba.store' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "CorruptSnapshotError",

@@ -27,7 +27,6 @@ from pathlib import Path
 from metta_numba.atoms import Atom, Variable, variables_of
 from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode
 from metta_numba.store import layout
-from metta_numba.store.checkpoint import empty_generation, next_generation
 from metta_numba.store.errors import CorruptSnapshotError, SnapshotError, WalCorruptError
 from metta_numba.store.generation import Generation
 from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
@@ -90,6 +89,8 @@ class PersistentKB:
         try:
             if not (directory / layout.CURRENT).exists():
                 options = (index_options or IndexOptions()).to_json() if argindex else None
+                from metta_numba.store.checkpoint import empty_generation
+
                 empty_generation(directory, 1, options)
                 layout.write_current(directory, 1)
         finally:
@@ -481,6 +482,10 @@ class PersistentKB:
             if self.sync_mode != "never":
                 self._wal.sync()
             number = self._generation.number + 1
+            # Imported here: merging tries is the only user of the merge kernels, and a process
+            # that only queries should not pay for loading them at start-up.
+            from metta_numba.store.checkpoint import next_generation
+
             next_generation(self.directory, number, self._generation, self._working, self._terms)
             layout.write_current(self.directory, number)
             self._wal.close()

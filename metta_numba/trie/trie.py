@@ -10,8 +10,11 @@ import numpy as np
 from metta_numba.atoms import Atom
 from metta_numba.codec import CodecError, TermStore, UnknownTerm, decode, encode
 from metta_numba.codec.kernels import first_bad_path
-from metta_numba.trie import match, merge, merkle, sort, stream, validate, walk
-from metta_numba.trie.build import layout_trie
+from metta_numba.trie import match, walk
+
+# build, sort, stream, merge, merkle and validate are imported where they are used: their
+# kernels take a noticeable time to load, and a process that only opens and queries a
+# snapshot needs none of them.
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import (
     ARRAY_NAMES,
@@ -106,6 +109,8 @@ class Trie:
         if bad_path >= 0:
             where = "its offsets are out of order or out of range" if bad_byte < 0 else f"byte {bad_byte}"
             raise CodecError(f"path {bad_path} is not one well-formed encoded atom ({where})")
+        from metta_numba.trie import sort
+
         order = sort.sort_paths(data, offsets)
         first, common, length, total, picked = sort.fold_duplicates(data, offsets, order, counts, names)
         del order
@@ -117,6 +122,8 @@ class Trie:
 
     @classmethod
     def _from_stream(cls, labels, common, length, counts, names) -> Trie:
+        from metta_numba.trie.build import layout_trie
+
         nodes = layout_trie(labels, common, length)
         return cls(_named(labels, nodes, counts, names))
 
@@ -162,6 +169,8 @@ class Trie:
 
     def validate(self) -> None:
         """The full O(n) check (see `from_arrays`); raises CorruptTrieError."""
+        from metta_numba.trie import validate
+
         validate.validate_trie(self._structure, self._arrays["leaf_count"], self._arrays["leaf_name"])
 
     # --- arrays and sizes ----------------------------------------------------------------
@@ -270,6 +279,8 @@ class Trie:
         """Ranks lo..hi-1 as a batch (data, offsets, counts, names), walking the leaves in order."""
         hi = len(self) if hi is None else min(hi, len(self))
         lo = max(0, min(lo, hi))
+        from metta_numba.trie import stream
+
         data, offsets = stream.expand(*stream.leaf_stream(self._structure, lo, hi, len(self)))
         counts = self._arrays["leaf_count"][lo:hi].astype(np.uint64)
         return data, offsets, counts, self._arrays["leaf_name"][lo:hi].astype(np.int64)
@@ -311,14 +322,20 @@ class Trie:
 
     def merge(self, other: Trie) -> Trie:
         """Multiset union: counts add; a path on both sides keeps this side's name."""
+        from metta_numba.trie import merge
+
         return self._merged(other, merge.UNION)
 
     def subtract(self, other: Trie) -> Trie:
         """Multiset difference: counts subtract and paths that reach 0 go."""
+        from metta_numba.trie import merge
+
         return self._merged(other, merge.DIFFERENCE)
 
     def _merged(self, other: Trie, how: int) -> Trie:
         # The merge kernel reads the widest leaf dtypes; widening is O(n), as the merge is.
+        from metta_numba.trie import merge
+
         labels, *nodes, counts, names = merge.merge_tries(
             self._structure,
             self._arrays["leaf_count"].astype(np.uint64, copy=False),
@@ -332,6 +349,8 @@ class Trie:
 
     def merkleize(self) -> Trie:
         """The same multiset with identical subtries stored once (a DAG)."""
+        from metta_numba.trie import merkle
+
         labels, nodes = merkle.merkleize_structure(self._structure)
         return Trie(_named(labels, nodes, self._arrays["leaf_count"], self._arrays["leaf_name"]), merkleized=True)
 

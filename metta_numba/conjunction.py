@@ -110,16 +110,21 @@ def match_conjunction(
         remaining.remove(index)
         if trace is not None:
             trace.append(index)
-        pattern = patterns[index]
-        joined = []
-        for bindings in rows:
-            for found in space.query(substitute(pattern, bindings) if bindings else pattern):
-                if bindings:
-                    merged = dict(bindings)
-                    merged.update(found)
-                    joined.append(merged)
-                else:
-                    joined.append(found)
-        rows = joined
+        rows = join_step(space.query, patterns[index], rows)
     return rows
+
+
+def join_step(query, pattern: Atom, rows: list[dict]) -> list[dict]:
+    """Extend each row of bindings by every answer of `query(pattern)` with the row applied:
+    one step of a left-to-right join."""
+    joined = []
+    for bindings in rows:
+        for found in query(substitute(pattern, bindings) if bindings else pattern):
+            if bindings:
+                merged = dict(bindings)
+                merged.update(found)
+                joined.append(merged)
+            else:
+                joined.append(found)
+    return joined
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, variables_of
-from metta_numba.conjunction import conjuncts, query_pattern
+from metta_numba.conjunction import conjuncts, join_step, query_pattern
 from metta_numba.interp.core import (
     EMPTY,
     UNDEFINED,
@@ -45,16 +45,7 @@ def query_conjunction(space: Space, pattern: Atom) -> list[dict]:
         return query_view(space, pattern)
     rows: list[dict] = [{}]
     for part in parts:
-        joined = []
-        for bindings in rows:
-            for found in query_view(space, substitute(part, bindings) if bindings else part):
-                if bindings:
-                    merged = dict(bindings)
-                    merged.update(found)
-                    joined.append(merged)
-                else:
-                    joined.append(found)
-        rows = joined
+        rows = join_step(lambda p: query_view(space, p), part, rows)
         if not rows:
             break
     return rows

@@ -54,6 +54,9 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "ranks": np.dtype(np.uint32),
 }
 
+SELECTIVE_PREFIX = 256
+"""A ground prefix that leaves at most this many paths needs no index (see ArgIndex.candidates)."""
+
 Position = tuple[int, ...]
 
 
@@ -257,9 +260,16 @@ class ArgIndex:
 
             raise CodecError(str(error)) from None
 
-    def candidates(self, trie: Trie, pattern: bytes | np.ndarray) -> np.ndarray:
-        """Sorted ranks of the stored paths that may unify with the encoded pattern."""
+    def candidates(self, trie: Trie, pattern: bytes | np.ndarray, selective: int = SELECTIVE_PREFIX) -> np.ndarray:
+        """Sorted ranks of the stored paths that may unify with the encoded pattern. A pattern
+        whose ground prefix leaves at most `selective` paths is answered by the trie alone:
+        the index would add a page or more of each of its arrays to a cold lookup, to narrow
+        candidates that are already few (a negative `selective` always asks the index)."""
         path = _as_path(pattern)
+        if selective >= 0:
+            ranks = prefix_candidates(trie, path, selective)
+            if ranks is not None:
+                return ranks
         choice, _, ranks = self.lookup(trie, path)
         if choice == kernels.USE_TRIE:
             return trie.match(path)
@@ -270,15 +280,31 @@ class ArgIndex:
         return int(self.lookup(trie, _as_path(pattern), gather=False)[1])
 
 
+def prefix_candidates(trie: Trie, path: np.ndarray, limit: int | None = None) -> np.ndarray | None:
+    """The candidate ranks of an encoded pattern from the trie alone: its prefix ranges when no
+    ground token follows its ground prefix, else the trie's match kernel. None when `limit` is
+    given and the prefix ranges hold more paths than that."""
+    try:
+        ranges, later = kernels.prefix_ranges(trie._structure, path)
+    except CorruptTrieError:
+        raise
+    except ValueError as error:
+        from metta_numba.codec import CodecError
+
+        raise CodecError(str(error)) from None
+    if limit is not None and kernels.range_total(ranges) > limit:
+        return None
+    if later == 0:
+        return kernels.ranks_of_ranges(ranges)
+    return trie.match(path)
+
+
 def trie_candidates(trie: Trie, index: ArgIndex | None, pattern: bytes | np.ndarray) -> np.ndarray:
     """Candidate ranks through the index when there is one, else through the trie."""
     path = _as_path(pattern)
     if index is not None:
         return index.candidates(trie, path)
-    ranges, later = kernels.prefix_ranges(trie._structure, path)
-    if later == 0:
-        return kernels.ranks_of_ranges(ranges)
-    return trie.match(path)
+    return prefix_candidates(trie, path)
 
 
 def trie_estimate(trie: Trie, index: ArgIndex | None, pattern: bytes | np.ndarray) -> int:

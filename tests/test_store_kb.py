@@ -95,6 +95,33 @@ def test_removing_a_snapshot_atom_then_adding_it_back(kb):
     assert kb.count(atom) == 2
 
 
+@pytest.mark.parametrize("pending", [False, True])
+def test_ground_queries_find_the_atom_itself_and_stored_variables(kb, pending):
+    for text in ["(edge a b)", "(edge a b)", "(edge $x c)", "(edge a d)", "(edge $y d)", "(f 1.5 \"s\")",
+                 "(wide (g $z) e)", "(wide (g 1) e)", "(fact a b)", "(fact a b)", "(fact b c)"]:
+        kb.add(parse_atom(text))
+    kb.checkpoint()
+    if pending:
+        kb.add(parse_atom("(unrelated x)"))  # a working set, so the general path answers
+
+    def found(text):
+        return sorted((format_atom(atom), tuple(values.items())) for atom, values in kb.query(parse_atom(text)))
+
+    assert found("(edge a b)") == [("(edge a b)", ())] * 2
+    assert found("(edge a c)") == [("(edge $x c)", ())]
+    assert found("(edge a d)") == [("(edge $y d)", ()), ("(edge a d)", ())]
+    assert found('(f 1.5 "s")') == [('(f 1.5 "s")', ())]
+    assert found("(wide (g 1) e)") == [("(wide (g $z) e)", ()), ("(wide (g 1) e)", ())]
+    assert found("(fact a b)") == [("(fact a b)", ())] * 2
+    assert found("(fact b c)") == [("(fact b c)", ())]
+    assert found("(edge z z)") == [] and found("(edge a)") == [] and found("(nothing)") == []
+    assert found("(fact a c)") == [] and found("(fact (a) b)") == []
+    kb.remove(parse_atom("(edge a b)"))
+    kb.remove(parse_atom("(fact a b)"))
+    assert found("(edge a b)") == [("(edge a b)", ())]
+    assert found("(fact a b)") == [("(fact a b)", ())]
+
+
 def test_unification_is_two_sided_and_stored_variables_are_renamed_apart(kb):
     fill(kb)
     kb.checkpoint()

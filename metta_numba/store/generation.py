@@ -31,7 +31,7 @@ from metta_numba.store.errors import CorruptSnapshotError, UnsupportedFormatErro
 from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
 from metta_numba.store.wal import create_wal
 from metta_numba.trie import CorruptTrieError, Trie
-from metta_numba.trie.argindex import ArgIndex, IndexOptions, trie_candidates, trie_estimate
+from metta_numba.trie.argindex import ArgIndex, IndexOptions, ground_candidates, trie_candidates, trie_estimate
 from metta_numba.trie.pathmatch import snapshot_matches
 
 META_SECTION = "store.meta"
@@ -191,6 +191,23 @@ class Generation:
                 raise self._count_error()
             yield data[offsets[i] : offsets[i + 1]].tobytes(), count, int(leaf_name[rank])
 
+    def sole_match(self, pattern: bytes) -> int | None:
+        """For a pattern without variables: the copies of its own stored path when that is its
+        only candidate (0 when it has none at all), else None (the caller unifies)."""
+        # On the warm lookup path: a plain try costs less than the _trie_errors context.
+        try:
+            total, rank = ground_candidates(self.trie, np.frombuffer(pattern, dtype=np.uint8))
+            if total == 0:
+                return 0
+            if rank < 0:
+                return None
+            count = int(self._leaf_count[rank])
+        except (CorruptTrieError, IndexError) as err:
+            raise self._damaged(err) from None
+        if count > self._total:
+            raise self._count_error()
+        return count
+
     def estimate(self, pattern: bytes) -> int:
         """An upper bound of the stored paths the pattern may unify with, from counts alone."""
         with self._trie_errors():
@@ -229,7 +246,10 @@ class Generation:
         try:
             yield
         except (CorruptTrieError, IndexError) as err:
-            raise CorruptSnapshotError(f"trie arrays are damaged: {err}", self.act.path) from None
+            raise self._damaged(err) from None
+
+    def _damaged(self, err: Exception) -> CorruptSnapshotError:
+        return CorruptSnapshotError(f"trie arrays are damaged: {err}", self.act.path)
 
     @contextlib.contextmanager
     def sequential(self):

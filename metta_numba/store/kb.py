@@ -327,10 +327,27 @@ class PersistentKB:
         with self._lock:
             self._check_open()
             try:
-                key, _ = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
                 return self._query_scan(pattern)
+            if not names and not self._working.delta:
+                found = self._ground_query(pattern, key)
+                if found is not None:
+                    return found
             return self._match(pattern, self._candidates(key))
+
+    def _ground_query(self, pattern: Atom, key: bytes) -> list[tuple[Atom, Bindings]] | None:
+        """A pattern without variables whose only snapshot candidate is its own path: that
+        atom, once per copy, with no bindings. None when unification has to decide."""
+        copies = self._generation.sole_match(key)
+        if copies is None:
+            return None
+        if copies == 0:
+            return []
+        atom = self._decode(key, ())
+        if atom != pattern:
+            return None  # equal bytes, unequal values (a NaN): unification says no
+        return [(atom, {})] * copies
 
     def candidates(self, pattern: Atom) -> list[tuple[Atom, int]]:
         """Stored atoms that may unify with `pattern`, with their number of copies: what the

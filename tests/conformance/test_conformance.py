@@ -176,7 +176,16 @@ def test_program(name: str) -> None:
     got_lines = [normalize(line) for line in got.lines]
     diff = "\n".join(difflib.unified_diff(expected_lines, got_lines, "expected", "got", lineterm=""))
     assert got_lines == expected_lines, f"{name}: stdout differs\n{diff}"
-    assert got.exit_status == expected.exit_status, f"{name}: exit status"
+    assert got.exit_status == expected_exit_status(expected), f"{name}: exit status"
+
+
+def expected_exit_status(expected: ProgramOutput) -> int:
+    """hyperon's exit status, except that our command exits 1 when the run ended at a failed
+    assertion (a documented difference, docs/compatibility.md), so a test file fails a script."""
+    ours = RUNNER == "cli" and "METTA_CONFORMANCE_CMD" not in os.environ
+    if ours and expected.lines and expected.lines[-1].startswith("[(Error (assert"):
+        return 1
+    return expected.exit_status
 
 
 @pytest.mark.parametrize(("name", "index"), query_cases())

@@ -271,3 +271,20 @@ def test_depth_limit_set_through_the_api():
 def test_deep_but_finite_recursion_works():
     program = "(= (count $n) (if (== $n 0) done (count (- $n 1)))) !(count 3000)"
     assert last(program) == ["done"]
+
+
+def test_running_a_program_again_reads_it_afresh_each_time():
+    from metta_numba.syntax.errors import ParseError
+
+    runner = MeTTa()
+    program = "(counter 1) !(add-atom &self (counter 2)) !(match &self (counter $n) $n)"
+    first = [sorted(str(a) for a in r) for r in runner.run(program)]
+    second = [sorted(str(a) for a in r) for r in runner.run(program)]
+    assert first == [["()"], ["1", "2"]]
+    # The second run adds (counter 1) and (counter 2) again: each is held twice now.
+    assert second == [["()"], ["1", "1", "2", "2"]]
+    broken = "!(add-atom &self (seen)) !(match &self (seen) yes) (unclosed"
+    for copies in (1, 2):
+        with pytest.raises(ParseError):
+            runner.run(broken)
+        assert [str(a) for a in runner.run("!(match &self (seen) yes)")[0]] == ["yes"] * copies

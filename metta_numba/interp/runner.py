@@ -24,7 +24,30 @@ from metta_numba.interp.modules import Modules
 from metta_numba.interp.stdlib import operations, stdlib_space
 from metta_numba.space import GroundingSpace, Space
 from metta_numba.syntax.errors import ParseError
-from metta_numba.syntax.parser import decode_source, iter_program
+from metta_numba.syntax.parser import TopLevel, decode_source, iter_program
+
+PARSED_PROGRAMS = 256
+"""Short programs kept parsed: a query run again and again is read once (parsing is pure)."""
+PARSED_PROGRAM_CHARS = 4096
+
+_parsed: dict[tuple[str, str], tuple[TopLevel, ...]] = {}
+
+
+def _program_items(text: str, filename: str):
+    """iter_program, from the cache of short programs that parsed to the end."""
+    key = (text, filename)
+    items = _parsed.get(key)
+    if items is not None:
+        yield from items
+        return
+    read = []
+    for item in iter_program(text, filename):
+        read.append(item)
+        yield item
+    if len(text) <= PARSED_PROGRAM_CHARS:
+        if len(_parsed) >= PARSED_PROGRAMS:
+            _parsed.pop(next(iter(_parsed)))
+        _parsed[key] = tuple(read)
 
 __all__ = ["MeTTa", "ProgramResult"]
 
@@ -134,7 +157,7 @@ class MeTTa:
         parse_error = None
         pushed = self._enter(filename)
         try:
-            for item in iter_program(text, filename):
+            for item in _program_items(text, filename):
                 atom = self.apply_tokens(item.atom)
                 if item.is_query:
                     found = self.ev.evaluate(atom)

@@ -5,13 +5,18 @@ ensure_venv() {
     local extras="$1"
     if [ ! -x "$VENV/bin/python" ]; then
         python3 -m venv "$VENV"
-        "$VENV/bin/pip" install -q --upgrade pip >&2
+        "$VENV/bin/pip" install -q --upgrade pip > /dev/null 2>&1 || true
     fi
     local stamp="$VENV/.installed-$(echo "$extras" | tr ',' '-')"
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         local spec="."
         [ -n "$extras" ] && spec=".[$extras]"
-        "$VENV/bin/pip" install -q -e "$spec" >&2
+        echo "installing metta-numba${extras:+ with $extras} into $VENV (log: $VENV/install.log)" >&2
+        if ! "$VENV/bin/pip" install -e "$spec" > "$VENV/install.log" 2>&1; then
+            tail -30 "$VENV/install.log" >&2
+            echo "pip install failed; the whole log is $VENV/install.log" >&2
+            return 1
+        fi
         touch "$stamp"
     fi
 }

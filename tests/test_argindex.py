@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from strategies import generalize
 
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, is_ground
-from metta_numba.codec import TermStore, encode
+from metta_numba.codec import TermStore, encode, encode_atoms
 from metta_numba.syntax import parse_atom
 from metta_numba.trie import CorruptTrieError, Trie
 from metta_numba.trie.argindex import (
@@ -68,14 +68,8 @@ def kb_and_patterns(draw):
 
 
 def build(stored, terms, counts=None) -> Trie:
-    paths, names = [], []
-    for atom in stored:
-        path, var_names = encode(atom, terms)
-        paths.append(path)
-        names.append(terms.intern(" ".join(var_names)) if var_names else -1)
-    offsets = np.cumsum([0] + [len(p) for p in paths], dtype=np.int64)
-    data = np.frombuffer(b"".join(paths), np.uint8)
-    return Trie.build(data, offsets, None if counts is None else np.array(counts, np.int64), np.array(names, np.int64))
+    data, offsets, names, _ = encode_atoms(stored, terms)
+    return Trie.build(data, offsets, None if counts is None else np.array(counts, np.int64), names)
 
 
 def key(atom, terms) -> bytes:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, alpha_equal, variables_of
-from metta_numba.codec import CodecError, TermStore, encode
+from metta_numba.codec import CodecError, TermStore, encode, encode_atoms
 from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
 from metta_numba.unify import match_atom
 
@@ -37,15 +37,9 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 def encode_batch(atoms_in: list, terms: TermStore, counts: list[int] | None = None) -> Trie:
     """The trie of `atoms_in`, built the way the bulk reader's output is (paths + name ids)."""
-    paths, names = [], []
-    for atom in atoms_in:
-        path, var_names = encode(atom, terms)
-        paths.append(path)
-        names.append(terms.intern(" ".join(var_names)) if var_names else -1)
-    offsets = np.cumsum([0] + [len(p) for p in paths], dtype=np.int64)
-    data = np.frombuffer(b"".join(paths), np.uint8)
+    data, offsets, names, _ = encode_atoms(atoms_in, terms)
     count_array = None if counts is None else np.array(counts, np.int64)
-    return Trie.build(data, offsets, count_array, np.array(names, np.int64))
+    return Trie.build(data, offsets, count_array, names)
 
 
 def key(atom, terms: TermStore) -> bytes:

@@ -11,6 +11,9 @@ paths in a Numba kernel, and `codec.kernels` decodes and skips paths over arrays
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
+
+import numpy as np
 
 from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable
 from metta_numba.codec import tags
@@ -255,3 +258,27 @@ def _decode_ext(tag: int, mv, pos: int, length: int, terms, handles) -> tuple[At
             raise CodecError("object handle in a path outside an in-memory space")
         return handles.atom_of(key), pos
     raise CodecError(f"unknown tag byte 0x{tag:02x}")
+
+
+def encode_atoms(atoms: Iterable[Atom], terms: TermStore) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Encode atoms (a multiset: repeats are kept) into a batch of paths for `Trie.build`.
+
+    Returns data, offsets, names (the term id of each atom's variable names joined by a space,
+    -1 for none) and the number of atoms skipped because they hold a grounded object (a
+    space, a state), which has no on-disk form. This is the path for atoms that already exist
+    as objects, such as a program's `&self`; a KB file goes through syntax.bulk instead."""
+    chunks: list[bytes] = []
+    names: list[int] = []
+    skipped = 0
+    for atom in atoms:
+        try:
+            path, var_names = encode(atom, terms)
+        except CodecError:
+            skipped += 1
+            continue
+        chunks.append(path)
+        names.append(terms.intern(" ".join(var_names)) if var_names else -1)
+    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in chunks], out=offsets[1:])
+    data = np.frombuffer(b"".join(chunks), dtype=np.uint8).copy()
+    return data, offsets, np.asarray(names, dtype=np.int64), skipped

@@ -162,35 +162,12 @@ def snapshot_compact(path: str | os.PathLike) -> dict:
     }
 
 
-def encode_atoms(atoms: Iterable, terms: TermStore) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Encode atoms (a multiset: repeats are kept) into a batch for `build_snapshot`.
-
-    Returns data, offsets, names and the number of atoms skipped because they hold a grounded
-    object (a space, a state), which has no on-disk form. This is the path for a program's
-    `&self`, which is made of atoms already; a KB file goes through syntax.bulk instead."""
-    from metta_numba.codec import CodecError, encode
-
-    chunks: list[bytes] = []
-    names: list[int] = []
-    skipped = 0
-    for atom in atoms:
-        try:
-            path, var_names = encode(atom, terms)
-        except CodecError:
-            skipped += 1
-            continue
-        chunks.append(path)
-        names.append(terms.intern(" ".join(var_names)) if var_names else -1)
-    offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
-    np.cumsum([len(c) for c in chunks], out=offsets[1:])
-    data = np.frombuffer(b"".join(chunks), dtype=np.uint8).copy()
-    return data, offsets, np.asarray(names, dtype=np.int64), skipped
-
-
 def save_atoms(atoms: Iterable, path: str | os.PathLike, *, merkleize: bool = True) -> dict:
     """Write atoms as a new generation of the KB at `path` (created when absent, its content
     replaced when present). The report has `skipped`: atoms holding grounded objects."""
     from types import SimpleNamespace
+
+    from metta_numba.codec import encode_atoms
 
     terms = TermStore()
     data, offsets, names, skipped = encode_atoms(atoms, terms)

@@ -290,6 +290,7 @@ def _print_info(info: dict, indent: str = "") -> None:
 
 
 def query(args) -> int:
+    from metta_numba.atoms import variables_of
     from metta_numba.store import PersistentKB
     from metta_numba.syntax.errors import ParseError
     from metta_numba.syntax.parser import parse_atom
@@ -307,14 +308,12 @@ def query(args) -> int:
         matches = matches[: args.limit]
     out = sys.stdout
     if args.format == "json":
+        pattern_vars = variables_of(pattern)
         records = [
             {
                 "result": format_atom(substitute(template, bindings)),
                 "atom": format_atom(atom),
-                "bindings": {
-                    f"${var.name}": format_atom(substitute(var, bindings))
-                    for var in _pattern_variables(pattern)
-                },
+                "bindings": {f"${var.name}": format_atom(substitute(var, bindings)) for var in pattern_vars},
             }
             for atom, bindings in matches
         ]
@@ -324,12 +323,6 @@ def query(args) -> int:
         for _atom, bindings in matches:
             out.write(format_atom(substitute(template, bindings)) + "\n")
     return EXIT_OK
-
-
-def _pattern_variables(pattern):
-    from metta_numba.atoms import variables_of
-
-    return variables_of(pattern)
 
 
 # --- batch ----------------------------------------------------------------------------------------

@@ -109,6 +109,25 @@ def _rule_key(lhs: Atom):
     return ("atom", lhs)
 
 
+ANY_HEAD = "*"
+"""The `head_versions` key of rules and declarations that may concern any head."""
+
+
+def changed_head(atom: Atom) -> str:
+    """The function name a rule or type declaration is about (`head_versions` key).
+
+    `(= (f ...) body)`, `(= f body)`, `(: f T)` and `(: (f ...) T)` concern `f`; a stored
+    variable, a variable or expression in head position, and `(:< A B)` concern every head."""
+    if type(atom) is not Expression or len(atom.children) != 3 or atom.children[0] == SUBTYPE:
+        return ANY_HEAD
+    subject = atom.children[1]
+    if type(subject) is Expression and subject.children:
+        subject = subject.children[0]
+    if type(subject) is Symbol:
+        return subject.name
+    return ANY_HEAD
+
+
 def may_match(stored: Atom, pattern: Atom) -> bool:
     """A quick test that ignores variable identity: False means the atoms cannot unify.
 
@@ -163,6 +182,10 @@ class Space:
         self._type_cache: dict = {}
         self._type_cache_version = -1
         self._narrowed: dict = {}
+        # Per-head change counts of rules and type declarations (`changed_head` keys): code
+        # compiled from one function's rules stays valid while its heads' counts stay put,
+        # whatever else is added (facts, other functions' rules, memoised results).
+        self.head_versions: dict[str, int] = {}
         # Module spaces imported into this one (`import!`): seen by queries through
         # `module_view`, not listed among this space's own atoms.
         self.dependencies: list[Space] = []
@@ -198,10 +221,16 @@ class Space:
                 self.rules_version += 1
             elif head == HAS_TYPE or head == SUBTYPE:
                 self.types_version += 1
+            else:
+                return
         elif type(atom) is Variable:
             # A stored variable matches rules and type declarations alike.
             self.rules_version += 1
             self.types_version += 1
+        else:
+            return
+        key = changed_head(atom)
+        self.head_versions[key] = self.head_versions.get(key, 0) + 1
 
     # An implementation that knows hyperon's answer order sets this and defines answer_order.
     orders_answers = False

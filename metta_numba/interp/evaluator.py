@@ -138,6 +138,8 @@ class Evaluator:
         self.bare_minimal = False
         self.stdout = None
         self.stderr = None
+        # The compiled tier (interp.compiled), plugged in by the runner; None runs everything here.
+        self.tier = None
 
     # -- output -------------------------------------------------------------------------------
     def write_out(self, text: str) -> None:
@@ -187,6 +189,11 @@ class Evaluator:
                 return [(atom, None)]
             if not atom.children:
                 return self.type_cast(atom, typ)
+            tier = self.tier
+            if tier is not None and typ is UNDEFINED:
+                done = tier.evaluate(atom)
+                if done is not None:
+                    return done
             depth = self.depth + 1
             if depth > self.max_depth:
                 return [(error(atom, STACK_OVERFLOW), None)]

@@ -67,7 +67,14 @@ class ProgramResult(NamedTuple):
 class MeTTa:
     """A MeTTa runner: a program space (`&self`), tokens, settings and an evaluator."""
 
-    def __init__(self, space: Space | None = None, cwd: str | None = None, modules: Modules | None = None) -> None:
+    def __init__(
+        self,
+        space: Space | None = None,
+        cwd: str | None = None,
+        modules: Modules | None = None,
+        compile: bool = True,
+    ) -> None:
+        """`compile=False` runs every function in the plain evaluator (no compiled tiers)."""
         self.space: Space = space if space is not None else GroundingSpace(name="top")
         if getattr(self.space, "name", None) is None:
             self.space.name = "top"
@@ -82,6 +89,10 @@ class MeTTa:
         self.modules = modules if modules is not None else Modules()
         self._dirs = [os.path.abspath(cwd or os.getcwd())]
         self.ev = Evaluator(self.space, stdlib_space(), dict(operations()), runner=self)
+        if compile:
+            from metta_numba.interp.compiled import CompiledTier
+
+            self.ev.tier = CompiledTier(self.ev, dict(self.ev.ops))
 
     # -- parsing --------------------------------------------------------------------------------
     def apply_tokens(self, atom: Atom) -> Atom:

@@ -1,0 +1,289 @@
+"""The compiled tier as the evaluator sees it: one entry point, per-function caching and
+invalidation, and the hand-back to the plain evaluator.
+
+`CompiledTier.evaluate(call)` is asked first whenever the evaluator fully evaluates an
+expression. It answers when the call's head is a compiled function (compiling it on first use)
+and the arguments are ground values; otherwise it returns None and the plain evaluator goes on
+as if the tier did not exist. When compiled code hands back (runtime.Fallback), the same call is
+evaluated by the plain evaluator with the tier suspended, so that any answer, Error or
+StackOverflow is the plain evaluator's own.
+
+Compiled code stays valid while the rules and type declarations of the heads it was built from
+are unchanged: spaces count changes per head (`Space.head_versions`), so adding facts, memoised
+results or another function's rules never recompiles anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol
+from metta_numba.interp.compiled import runtime
+from metta_numba.interp.compiled.codegen import (
+    IF,
+    LET,
+    SPECIAL_VALUES,
+    Compiler,
+    Refused,
+    call_shape,
+    is_reserved,
+    is_rule_for,
+    pyname_of,
+)
+from metta_numba.interp.compiled.runtime import Fallback
+from metta_numba.interp.core import UNDEFINED
+from metta_numba.space import ANY_HEAD, Space, module_view
+
+if TYPE_CHECKING:
+    from metta_numba.interp.evaluator import Evaluator
+
+_MISSING = object()
+
+
+class World:
+    """What the compiler may assume about the program, read from the evaluator's spaces."""
+
+    def __init__(self, ev: Evaluator, library_ops: dict) -> None:
+        self.ev = ev
+        self.program = ev.space
+        self.others = [s for s in module_view(ev.space)[1:] if s is not ev.stdlib]
+        if ev.stdlib is not ev.space:
+            self.others.append(ev.stdlib)
+        self.library_ops = library_ops
+
+    def _rules(self, space: Space, name: str, arity: int) -> list:
+        shape = call_shape(name, arity)
+        return [r for r in space.rules_candidates(shape) if is_rule_for(r.atom, shape)]
+
+    def _declared(self, name: str) -> list:
+        return self.ev.types.declared(Symbol(name))
+
+    def program_rules(self, name: str, arity: int) -> list:
+        """The rules of `name/arity`, all from the program space; Refused if others apply too."""
+        if any(self._rules(space, name, arity) for space in self.others):
+            raise Refused(f"{name} has rules outside the program space")
+        return self._rules(self.program, name, arity)
+
+    def is_plain_function(self, name: str) -> bool:
+        return not is_reserved(name) and name not in self.ev.ops and not self._declared(name)
+
+    def is_constructor(self, name: str, arity: int) -> bool:
+        """No rule, type or operation can reduce `(name ...)`: it is data."""
+        if not self.is_plain_function(name):
+            return False
+        return not any(self._rules(space, name, arity) for space in [self.program, *self.others])
+
+    def is_pure_operation(self, name: str, arity: int) -> bool:
+        op = self.ev.ops.get(name)
+        if op is None or op is not self.library_ops.get(name) or self._declared(name):
+            return False
+        return len(op.type_atom.children) - 2 == arity
+
+    def is_library_word(self, name: str, arity: int) -> bool:
+        """`if` and `let` as the library defines them, not redefined by the program."""
+        if self._rules(self.program, name, arity):
+            return False
+        if name == IF:
+            return self.is_pure_like_op(IF)
+        if name == LET:
+            return len(self._declared(LET)) == 1 and not self.program.declared_types(Symbol(LET))
+        return False
+
+    def is_pure_like_op(self, name: str) -> bool:
+        op = self.ev.ops.get(name)
+        return op is not None and op is self.library_ops.get(name) and not self._declared(name)
+
+    def spaces(self) -> list[Space]:
+        return [self.program, *self.others]
+
+
+class _Unit:
+    """Functions compiled together, with the head versions they were built from."""
+
+    __slots__ = ("keys", "heads", "stamp")
+
+    def __init__(self, keys: list, heads: tuple, stamp: tuple) -> None:
+        self.keys = keys
+        self.heads = heads
+        self.stamp = stamp
+
+
+def _stamp(spaces: list[Space], heads: tuple) -> tuple:
+    return tuple(tuple(s.head_versions.get(h, 0) for h in heads) for s in spaces)
+
+
+class _Context:
+    """Compiled functions for one program space."""
+
+    def __init__(self, ev: Evaluator, library_ops: dict) -> None:
+        self.ev = ev
+        self.space = ev.space
+        self.library_ops = library_ops
+        self.namespace: dict = runtime.namespace()
+        self.namespace["LIMIT"] = 0
+        self.entries: dict = {}
+        self.units: list[_Unit] = []
+        self.levels_per_call = 1
+        self.epoch = None
+        self.compiled_count = 0
+
+    def current_epoch(self) -> tuple:
+        ev = self.ev
+        spaces = module_view(self.space) if self.space.dependencies else [self.space]
+        if ev.stdlib is not self.space:
+            spaces = [*spaces, ev.stdlib]
+        return (tuple((s.space_id, s.rules_version, s.types_version) for s in spaces), len(ev.ops))
+
+    def revalidate(self) -> None:
+        epoch = self.current_epoch()
+        if epoch == self.epoch:
+            return
+        self.epoch = epoch
+        spaces = World(self.ev, self.library_ops).spaces()
+        kept = []
+        for unit in self.units:
+            if _stamp(spaces, unit.heads) == unit.stamp:
+                kept.append(unit)
+                continue
+            for key in unit.keys:
+                self.entries.pop(key, None)
+                self.namespace[pyname_of(*key)] = _stale
+        self.units = kept
+        # Refusals are cheap to redo and any change may have lifted one.
+        for key in [k for k, fn in self.entries.items() if fn is None]:
+            del self.entries[key]
+
+    def compile(self, key: tuple[str, int]):
+        world = World(self.ev, self.library_ops)
+        constants_name = f"K{self.compiled_count}"
+        compiler = Compiler(world, constants_name)
+        known = {k for k, fn in self.entries.items() if fn is not None}
+        try:
+            plans = compiler.plan(key[0], key[1], known)
+        except Refused:
+            self.entries[key] = None
+            return None
+        names = {k: pyname_of(*k) for k in known}
+        names.update({k: plan.pyname for k, plan in plans.items()})
+        source = compiler.source(plans, names)
+        namespace = self.namespace
+        namespace[constants_name] = compiler.constants
+        # Functions call each other through this namespace, so a recompiled function replaces
+        # the old one for every caller at once.
+        exec(compile(source, f"<metta {key[0]}>", "exec"), namespace)
+        functions = {plan.pyname: namespace[plan.pyname] for plan in plans.values()}
+        self.compiled_count += 1
+        heads = tuple(sorted(compiler.heads_used | {ANY_HEAD}))
+        self.units.append(_Unit(list(plans), heads, _stamp(world.spaces(), heads)))
+        self.levels_per_call = max(self.levels_per_call, 3 * compiler.max_nesting + 2)
+        for k, plan in plans.items():
+            self.entries[k] = functions[plan.pyname]
+        return self.entries[key]
+
+
+def _stale(*args):
+    raise Fallback
+
+
+def _argument(atom: Atom, ctx: _Context, world_cache: dict):
+    """The compiled value of a call's argument, or _MISSING when the tier cannot take it."""
+    t = type(atom)
+    if t is Grounded:
+        return runtime.unbox(atom)
+    if t is Symbol:
+        return _MISSING if atom.name in SPECIAL_VALUES else atom
+    if t is Expression and atom._ground and _is_data(atom, ctx, world_cache):
+        return atom
+    return _MISSING
+
+
+def _is_data(atom: Expression, ctx: _Context, cache: dict) -> bool:
+    """Would the plain evaluator give this ground expression back unchanged?"""
+    stack = [atom]
+    world = None
+    while stack:
+        a = stack.pop()
+        if type(a) is not Expression:
+            if type(a) is Symbol:
+                if a.name in SPECIAL_VALUES:
+                    return False
+            elif type(a) is not Grounded:
+                return False
+            continue
+        kids = a.children
+        if not kids:
+            continue
+        head = kids[0]
+        if type(head) is not Symbol:
+            return False
+        key = (head.name, len(kids) - 1)
+        verdict = cache.get(key)
+        if verdict is None:
+            if world is None:
+                world = World(ctx.ev, ctx.library_ops)
+            verdict = cache[key] = world.is_constructor(*key)
+        if not verdict:
+            return False
+        stack.extend(kids[1:])
+    return True
+
+
+class CompiledTier:
+    """The evaluator's door to compiled code (see the module docstring)."""
+
+    def __init__(self, ev: Evaluator, library_ops: dict) -> None:
+        self.ev = ev
+        self.library_ops = library_ops
+        self.suspended = 0
+        self._contexts: dict[int, _Context] = {}
+        self._data_heads: dict = {}
+        self._data_epoch = None
+        self.fallbacks = 0
+
+    def _context(self) -> _Context:
+        space = self.ev.space
+        ctx = self._contexts.get(space.space_id)
+        if ctx is None or ctx.space is not space:
+            ctx = self._contexts[space.space_id] = _Context(self.ev, self.library_ops)
+        ctx.revalidate()
+        if self._data_epoch != (space.space_id, ctx.epoch):
+            self._data_heads.clear()
+            self._data_epoch = (space.space_id, ctx.epoch)
+        return ctx
+
+    def evaluate(self, atom: Expression) -> list | None:
+        """The results of fully evaluating `atom`, or None to let the plain evaluator do it."""
+        if self.suspended:
+            return None
+        kids = atom.children
+        head = kids[0]
+        if type(head) is not Symbol:
+            return None
+        ctx = self._context()
+        key = (head.name, len(kids) - 1)
+        fn = ctx.entries.get(key, _MISSING)
+        if fn is _MISSING:
+            fn = ctx.compile(key)
+        if fn is None:
+            return None
+        args = []
+        for kid in kids[1:]:
+            value = _argument(kid, ctx, self._data_heads)
+            if value is _MISSING:
+                return None
+            args.append(value)
+        ev = self.ev
+        ctx.namespace["LIMIT"] = (ev.max_depth - ev.depth) // ctx.levels_per_call
+        try:
+            value = fn(*args, 0)
+        except (Fallback, RecursionError):
+            return self._plain(atom)
+        return [(runtime.box(value), None)]
+
+    def _plain(self, atom: Expression) -> list:
+        self.fallbacks += 1
+        self.suspended += 1
+        try:
+            return self.ev.metta(atom, UNDEFINED)
+        finally:
+            self.suspended -= 1

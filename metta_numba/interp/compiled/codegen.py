@@ -108,6 +108,7 @@ class Compiler:
         for rule in rules:
             for arg in rule.lhs.children[1:]:
                 _check_pattern(arg)
+            self._rule_atom = rule.atom
             self._scan_body(rule.rhs, _pattern_vars(rule.lhs), plan.callees, 1)
         return plan
 
@@ -140,6 +141,13 @@ class Compiler:
                 self._scan_body(arg, bound, callees, nesting + 1)
             return
         if name == LET and world.is_library_word(LET, 3) and len(args) == 3 and type(args[0]) is Variable:
+            var = args[0]
+            # A let's variable is a logic variable of the whole rule: compiled as a local only
+            # when nothing outside this let's body can see it (no reuse, no nested rebinding).
+            if var in bound or _occurrences(self._rule_atom, var) != 1 + _occurrences(args[2], var):
+                raise Refused(f"{var} is shared beyond its let")
+            if _binds_again(args[2], var):
+                raise Refused(f"{var} is bound again inside its let")
             self._scan_body(args[1], bound, callees, nesting + 1)
             # `let` is a library rule: its body is evaluated two levels further down.
             self._scan_body(args[2], bound | {args[0]}, callees, nesting + 3)
@@ -275,6 +283,30 @@ def _check_pattern(pattern: Atom) -> None:
             _check_pattern(kid)
     elif t is not Variable and t is not Symbol and t is not Grounded:
         raise Refused(f"cannot compile the pattern {pattern!r}")
+
+
+def _occurrences(atom: Atom, var: Variable) -> int:
+    count = 0
+    stack = [atom]
+    while stack:
+        a = stack.pop()
+        if type(a) is Variable:
+            count += a == var
+        elif type(a) is Expression:
+            stack.extend(a.children)
+    return count
+
+
+def _binds_again(atom: Atom, var: Variable) -> bool:
+    stack = [atom]
+    while stack:
+        a = stack.pop()
+        if type(a) is Expression:
+            kids = a.children
+            if len(kids) == 4 and type(kids[0]) is Symbol and kids[0].name == LET and kids[1] == var:
+                return True
+            stack.extend(kids)
+    return False
 
 
 def _pattern_vars(lhs: Atom) -> set:

@@ -44,6 +44,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)"
     )
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="run every function in the plain evaluator (no compiled tiers; for debugging)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -83,7 +83,8 @@ def run_file(args) -> int:
             same_target = bool(target) and Path(target).resolve() == Path(args.load_snapshot).resolve()
             kb = PersistentKB.open(args.load_snapshot, readonly=not same_target)
         try:
-            metta = MeTTa(space=SnapshotSpace(kb)) if kb is not None else MeTTa()
+            compile = not getattr(args, "no_compile", False)
+            metta = MeTTa(space=SnapshotSpace(kb) if kb is not None else None, compile=compile)
             outcome = metta.run_program(text, filename=name)
             if outcome.parse_error is not None:
                 # hyperon prints no result line at all when the program has a syntax error.

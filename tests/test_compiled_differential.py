@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from metta_numba.interp.compiled import CompiledTier
 from metta_numba.interp.runner import MeTTa
 from metta_numba.syntax.printer import format_atom
 from tests.compiled_programs import random_program
@@ -23,8 +24,10 @@ def _normalised(text: str) -> str:
     return _FRESH.sub(lambda m: seen.setdefault(m.group(), f"#{len(seen)}"), text)
 
 
-def _outcome(program: str, compile: bool) -> tuple:
+def _outcome(program: str, compile: bool, promote_after: int | None = None) -> tuple:
     runner = MeTTa(compile=compile)
+    if compile and promote_after is not None:
+        runner.ev.tier = CompiledTier(runner.ev, dict(runner.ev.ops), promote_after=promote_after)
     runner.ev.max_depth = 2000  # keeps a runaway recursion short; both ways use the same limit
     limit = sys.getrecursionlimit()
     try:
@@ -37,10 +40,10 @@ def _outcome(program: str, compile: bool) -> tuple:
     return (lines, result.stopped_on_error, str(result.parse_error))
 
 
-def _check(seed: int) -> None:
+def _check(seed: int, promote_after: int | None = None) -> None:
     program = random_program(seed)
     plain = _outcome(program, compile=False)
-    compiled = _outcome(program, compile=True)
+    compiled = _outcome(program, compile=True, promote_after=promote_after)
     assert compiled == plain, program
 
 
@@ -55,6 +58,12 @@ def test_random_programs_agree(seed: int) -> None:
 def test_random_programs_agree_many(block: int) -> None:
     for seed in range(block * 100, block * 100 + 100):
         _check(seed)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_programs_agree_with_tier_two_at_once(seed: int) -> None:
+    # Every qualifying function goes native on its first call.
+    _check(seed, promote_after=1)
 
 
 def test_the_tier_really_runs_in_these_programs() -> None:

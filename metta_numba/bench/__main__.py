@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # Imported here so that `--help` does not load numba.
     from metta_numba.bench.suite_baseline import bench_baseline, warm_up
+    from metta_numba.bench.suite_compiled import bench_compiled
     from metta_numba.bench.suite_facts import bench_facts
     from metta_numba.bench.suite_interp import bench_interp
     from metta_numba.bench.suite_profile import bench_profile
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         results["baseline"] = bench_baseline(opts, warm_kb)
         results["facts"] = bench_facts(opts)
         results["interp"] = bench_interp(opts)
+        results["compiled"] = bench_compiled(opts)
         if opts.profile:
             results["profile"] = bench_profile(opts, results["baseline"])
     finally:

@@ -264,6 +264,26 @@ def make_figures(results: dict, figures_dir: Path) -> list[Path]:
     return [path for path in made if path is not None]
 
 
+def compiled_tables(compiled: dict) -> list[Table]:
+    whole = Table("Compiled evaluation, whole process (`metta-numba prog.metta`)",
+                  ["program", "metta-numba", "--no-compile", "PeTTa", "ours / PeTTa"])
+    for name, figures in compiled.get("whole process", {}).items():
+        ours = figures.get("metta-numba")
+        petta = figures.get("PeTTa")
+        theirs, ratio_text = _peer_cell(get(ours, "s"), get(petta, "s"), petta)
+        plain = figures.get("metta-numba --no-compile")
+        table_plain = "-" if plain is None else (cell(plain) if "failed" in plain else cell(plain["s"]))
+        whole.add(name, cell(ours) if "failed" in ours else cell(ours["s"]), table_plain, theirs, ratio_text)
+    first = compiled.get("first call", {})
+    costs = Table("First-call compile cost of fib", ["tier", "seconds"])
+    if first:
+        costs.add("tier 1 (Python source)", f"{first['tier 1 s']:.4f} s")
+        for label, figure in first.get("tier 2 (numba import included)", {}).items():
+            shown = cell(figure) if "failed" in figure else f"{figure['s']:.3f} s"
+            costs.add(f"tier 2, numba import included, {label}", shown)
+    return [whole, costs]
+
+
 def render(results: dict, figures: list[Path], command: str) -> str:
     machine = results["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
@@ -297,6 +317,7 @@ def render(results: dict, figures: list[Path], command: str) -> str:
         facts_table(results["facts"]).to_markdown(),
         "## Interpreter\n",
         interp_table(results["interp"]).to_markdown(),
+        *[t.to_markdown() for t in compiled_tables(results.get("compiled", {}))],
     ]
     if results.get("profile"):
         parts.append(profile_table(results["profile"]).to_markdown())

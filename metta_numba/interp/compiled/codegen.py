@@ -71,6 +71,8 @@ class Compiler:
         self._constant_ids: dict = {}
         self.heads_used: set[str] = set()
         self.max_nesting = 1
+        # Python names of functions that count their calls toward promotion to tier 2.
+        self.counted: set[str] = set()
 
     # -- planning -------------------------------------------------------------------------------
     def plan(self, name: str, arity: int, known: dict) -> dict[tuple[str, int], FunctionPlan]:
@@ -203,6 +205,11 @@ class Compiler:
         lines = [f"def {plan.pyname}({', '.join(params + ['d'])}):"]
         lines.append("    if d > LIMIT:")
         lines.append("        fallback()")
+        if plan.pyname in self.counted:
+            counter = f"C_{plan.pyname}"
+            lines.append(f"    {counter}[0] -= 1")
+            lines.append(f"    if {counter}[0] == 0:")
+            lines.append(f"        PROMOTE({plan.pyname!r})")
         for rule in plan.rules:
             conditions: list[str] = []
             env: dict = {}

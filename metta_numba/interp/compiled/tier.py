@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
-from metta_numba.interp.compiled import runtime
+from metta_numba.interp.compiled import numeric, runtime
 from metta_numba.interp.compiled.codegen import (
     IF,
     LET,
@@ -115,12 +115,16 @@ def _stamp(spaces: list[Space], heads: tuple) -> tuple:
 class _Context:
     """Compiled functions for one program space."""
 
-    def __init__(self, ev: Evaluator, library_ops: dict) -> None:
+    def __init__(self, ev: Evaluator, library_ops: dict, promote_after: int | None) -> None:
         self.ev = ev
         self.space = ev.space
         self.library_ops = library_ops
+        self.promote_after = promote_after
         self.namespace: dict = runtime.namespace()
         self.namespace["LIMIT"] = 0
+        self.namespace["PROMOTE"] = self.promote
+        self.promotable: dict[str, tuple] = {}
+        self.promoted: list[str] = []
         self.entries: dict = {}
         self.units: list[_Unit] = []
         self.levels_per_call = 1
@@ -148,6 +152,7 @@ class _Context:
             for key in unit.keys:
                 self.entries.pop(key, None)
                 self.namespace[pyname_of(*key)] = _stale
+                self.promotable.pop(pyname_of(*key), None)
         self.units = kept
         # Refusals are cheap to redo and any change may have lifted one.
         for key in [k for k, fn in self.entries.items() if fn is None]:
@@ -165,6 +170,13 @@ class _Context:
             return None
         names = {k: pyname_of(*k) for k in known}
         names.update({k: plan.pyname for k, plan in plans.items()})
+        if self.promote_after is not None:
+            for k, plan in plans.items():
+                ret = numeric.return_type(plan.name, plan.rules)
+                if ret is not None:
+                    compiler.counted.add(plan.pyname)
+                    self.promotable[plan.pyname] = (k, plan.rules[0], ret)
+                    self.namespace[f"C_{plan.pyname}"] = [numeric.promotion_threshold(self.promote_after)]
         source = compiler.source(plans, names)
         namespace = self.namespace
         namespace[constants_name] = compiler.constants
@@ -175,10 +187,32 @@ class _Context:
         self.compiled_count += 1
         heads = tuple(sorted(compiler.heads_used | {ANY_HEAD}))
         self.units.append(_Unit(list(plans), heads, _stamp(world.spaces(), heads)))
-        self.levels_per_call = max(self.levels_per_call, 3 * compiler.max_nesting + 2)
+        # A call nested n expressions deep in a body runs n evaluation levels below its caller in
+        # the plain evaluator (`let` bodies count two more); one more keeps a margin.
+        self.levels_per_call = max(self.levels_per_call, compiler.max_nesting + 1)
         for k, plan in plans.items():
             self.entries[k] = functions[plan.pyname]
         return self.entries[key]
+
+
+    def promote(self, pyname: str) -> None:
+        """Replace a hot tier-1 function by a dispatcher to its native code (tier 2)."""
+        found = self.promotable.pop(pyname, None)
+        if found is None:
+            return
+        key, rule, ret = found
+        native = numeric.load_native(key[0], rule, ret)
+        if native is None:
+            return
+        import numpy as np
+
+        namespace = self.namespace
+        namespace[f"NATIVE_{pyname}"] = native
+        namespace[f"ERR_{pyname}"] = np.zeros(1, dtype=np.int64)
+        namespace[f"TIER1_{pyname}"] = namespace[pyname]
+        exec(compile(numeric.dispatcher_source(pyname, key[1]), f"<metta {key[0]} tier 2>", "exec"), namespace)
+        self.entries[key] = namespace[pyname]
+        self.promoted.append(key[0])
 
 
 def _stale(*args):
@@ -231,9 +265,11 @@ def _is_data(atom: Expression, ctx: _Context, cache: dict) -> bool:
 class CompiledTier:
     """The evaluator's door to compiled code (see the module docstring)."""
 
-    def __init__(self, ev: Evaluator, library_ops: dict) -> None:
+    def __init__(self, ev: Evaluator, library_ops: dict, promote_after: int | None = numeric.PROMOTE_AFTER) -> None:
+        """`promote_after`: tier-1 calls before a numeric function goes native (None: never)."""
         self.ev = ev
         self.library_ops = library_ops
+        self.promote_after = promote_after
         self.suspended = 0
         self._contexts: dict[int, _Context] = {}
         self._data_heads: dict = {}
@@ -244,7 +280,7 @@ class CompiledTier:
         space = self.ev.space
         ctx = self._contexts.get(space.space_id)
         if ctx is None or ctx.space is not space:
-            ctx = self._contexts[space.space_id] = _Context(self.ev, self.library_ops)
+            ctx = self._contexts[space.space_id] = _Context(self.ev, self.library_ops, self.promote_after)
         ctx.revalidate()
         if self._data_epoch != (space.space_id, ctx.epoch):
             self._data_heads.clear()

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
+from metta_numba.interp import minimal
 from metta_numba.interp.compiled import numeric, runtime
 from metta_numba.interp.compiled.codegen import (
     IF,
@@ -129,6 +130,7 @@ class _Context:
         self.units: list[_Unit] = []
         self.levels_per_call = 1
         self.epoch = None
+        self.quick_stamp = None
         self.compiled_count = 0
 
     def current_epoch(self) -> tuple:
@@ -274,14 +276,23 @@ class CompiledTier:
         self._contexts: dict[int, _Context] = {}
         self._data_heads: dict = {}
         self._data_epoch = None
+        self._current: _Context | None = None
         self.fallbacks = 0
 
     def _context(self) -> _Context:
-        space = self.ev.space
-        ctx = self._contexts.get(space.space_id)
+        ev = self.ev
+        space = ev.space
+        ctx = self._current
         if ctx is None or ctx.space is not space:
-            ctx = self._contexts[space.space_id] = _Context(self.ev, self.library_ops, self.promote_after)
-        ctx.revalidate()
+            ctx = self._contexts.get(space.space_id)
+            if ctx is None or ctx.space is not space:
+                ctx = self._contexts[space.space_id] = _Context(ev, self.library_ops, self.promote_after)
+            self._current = ctx
+        stdlib = ev.stdlib
+        quick = (space.rules_version, space.types_version, stdlib.rules_version, stdlib.types_version, len(ev.ops))
+        if quick != ctx.quick_stamp or space.dependencies:
+            ctx.revalidate()
+            ctx.quick_stamp = quick
         if self._data_epoch != (space.space_id, ctx.epoch):
             self._data_heads.clear()
             self._data_epoch = (space.space_id, ctx.epoch)
@@ -293,7 +304,7 @@ class CompiledTier:
             return None
         kids = atom.children
         head = kids[0]
-        if type(head) is not Symbol:
+        if type(head) is not Symbol or head.name in self.ev.ops or head.name in minimal.INSTRUCTIONS:
             return None
         ctx = self._context()
         key = (head.name, len(kids) - 1)

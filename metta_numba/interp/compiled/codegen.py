@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
 from metta_numba.interp import minimal
 from metta_numba.interp.compiled.runtime import OPERATIONS
 from metta_numba.space import EQUALS, may_match
@@ -111,7 +111,7 @@ class Compiler:
             for arg in rule.lhs.children[1:]:
                 _check_pattern(arg)
             self._rule_atom = rule.atom
-            self._scan_body(rule.rhs, _pattern_vars(rule.lhs), plan.callees, 1)
+            self._scan_body(rule.rhs, set(variables_of(rule.lhs)), plan.callees, 1)
         return plan
 
     def _scan_body(self, atom: Atom, bound: set, callees: set, nesting: int) -> None:
@@ -314,18 +314,6 @@ def _binds_again(atom: Atom, var: Variable) -> bool:
                 return True
             stack.extend(kids)
     return False
-
-
-def _pattern_vars(lhs: Atom) -> set:
-    found = set()
-    stack = [lhs]
-    while stack:
-        a = stack.pop()
-        if type(a) is Variable:
-            found.add(a)
-        elif type(a) is Expression:
-            stack.extend(a.children)
-    return found
 
 
 def _numeric(atom: Atom) -> bool:

@@ -32,7 +32,7 @@ from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_meta
 from metta_numba.store.wal import create_wal
 from metta_numba.trie import CorruptTrieError, Trie
 from metta_numba.trie.argindex import ArgIndex, IndexOptions, ground_candidates, trie_candidates, trie_estimate
-from metta_numba.trie.pathmatch import snapshot_matches
+from metta_numba.trie.unifypaths import snapshot_matches
 
 META_SECTION = "store.meta"
 TRIE_PREFIX = "trie."
@@ -214,12 +214,12 @@ class Generation:
             return trie_estimate(self.trie, self.index, pattern)
 
     def matched(self, pattern: bytes) -> tuple[np.ndarray, ...]:
-        """The pattern's candidates, matched in bulk (trie.pathmatch): (counts, name ids, data,
-        offsets, status, spans), the candidates' paths as one batch."""
+        """The pattern's candidates, unified in bulk (trie.unifypaths): (counts, name ids, data,
+        offsets, status, spans, sides), the candidates' paths as one batch."""
         with self._trie_errors():
-            ranks, data, offsets, status, spans = snapshot_matches(self.trie, self.index, pattern)
+            ranks, data, offsets, status, spans, sides = snapshot_matches(self.trie, self.index, pattern)
         counts = self._checked_counts(self._leaf_count[ranks])
-        return counts, self._leaf_name[ranks], data, offsets, status, spans
+        return counts, self._leaf_name[ranks], data, offsets, status, spans, sides
 
     def items(self, chunk: int = 65536) -> Iterator[tuple[bytes, int, int]]:
         """(path, count, variable-names term id) of every stored path, in byte order."""

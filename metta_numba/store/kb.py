@@ -384,24 +384,33 @@ class PersistentKB:
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
                 return self._unified(pattern, self._all_atoms())
-            out = self._snapshot_bindings(pattern, names, *self._generation.matched(key))
+            out = self._snapshot_bindings(pattern, key, names, *self._generation.matched(key))
             working = self._working
             found = ((self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key))
             return out + self._unified(pattern, found)
 
-    def _snapshot_bindings(self, pattern, names, counts, name_ids, data, offsets, status, spans) -> list[Bindings]:
+    def _snapshot_bindings(
+        self, pattern, key, names, counts, name_ids, data, offsets, status, spans, sides
+    ) -> list[Bindings]:
         variables = [Variable(name) for name in names]
         decode, delta = self._decode, self._working.delta
         data, offsets, counts = data.tobytes(), offsets.tolist(), counts.tolist()
+        # A value may lie in the path or in the pattern (bound there through a stored variable);
+        # side -1 leaves the pattern's variable unbound.
+        buffers = (key, data)
         out: list[Bindings] = []
-        for i, (state, row) in enumerate(zip(status.tolist(), spans.tolist())):
+        for i, (state, row, side) in enumerate(zip(status.tolist(), spans.tolist(), sides.tolist())):
             if state == NO:
                 continue
             copies = counts[i] + (min(0, delta.get(data[offsets[i] : offsets[i + 1]], 0)) if delta else 0)
             if copies <= 0:
                 continue
             if state == YES:
-                values = {v: decode(data[row[2 * j] : row[2 * j + 1]], ()) for j, v in enumerate(variables)}
+                values = {
+                    v: decode(buffers[side[j]][row[2 * j] : row[2 * j + 1]], ())
+                    for j, v in enumerate(variables)
+                    if side[j] >= 0
+                }
                 out.append(values)
                 out.extend(dict(values) for _ in range(copies - 1))
             else:

@@ -7,8 +7,8 @@ the same bytes again. The kernel decides that for every candidate at once and re
 each pattern variable's value lies in the path, so a caller builds bindings by decoding those
 few bytes (and caching them) instead of decoding and unifying whole atoms.
 
-A stored path that meets the pattern with a variable is not decided here (status MAYBE): two-
-sided unification, with its renaming and occurs check, stays with unify.py.
+A stored path that meets the pattern with a variable is not decided here (status MAYBE):
+trie.unifypaths unifies it two-sided, and what even that cannot decide goes to unify.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import numpy as np
 from numba import njit, types
 
 from metta_numba.codec.kernels import path_error
-from metta_numba.trie.argindex import ArgIndex, trie_candidates
 from metta_numba.trie.argindex_entries import scan_term
 from metta_numba.trie.layout import i64_ro, u8_ro
 from metta_numba.trie.scan import (
@@ -30,7 +29,6 @@ from metta_numba.trie.scan import (
     read_u32,
     token_payload,
 )
-from metta_numba.trie.trie import Trie
 
 NO = 0
 YES = 1
@@ -106,13 +104,3 @@ def match_paths(pattern, data, offsets):
             raise ValueError("path offsets out of order or out of range")
         status[i] = match_one(pattern, data, start, end, spans[i])
     return status, spans
-
-
-def snapshot_matches(trie: Trie, index: ArgIndex | None, pattern: bytes) -> tuple[np.ndarray, ...]:
-    """The candidates of an encoded pattern in a trie (through its argument index when there is
-    one), matched: (ranks, data, offsets, status, spans), paths as one batch."""
-    path = np.frombuffer(pattern, dtype=np.uint8)
-    ranks = trie_candidates(trie, index, path)
-    data, offsets = trie.paths(ranks)
-    status, spans = match_paths(path, data, offsets)
-    return ranks, data, offsets, status, spans

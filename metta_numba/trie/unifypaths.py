@@ -1,0 +1,256 @@
+"""Two-sided unification of an encoded pattern with stored paths that hold variables.
+
+`pathmatch.match_one` decides a stored path without variables byte by byte; a stored rule such
+as `(= (add5 $x zero) $x)` used to go to Python (decode, rename apart, unify) for every answer.
+This kernel unifies such paths in place: pattern and path are copied into one buffer, every
+variable gets an id (the pattern's first, then the path's), and bindings point at terms in the
+buffer or alias another variable. It decides YES only when each pattern variable ends up
+
+- bound to a ground term (its bytes are the value, from the path or from the pattern), or
+- unbound, in a class with no other pattern variable (its value is then the variable itself,
+  as unify.py leaves it: stored variables are bound to pattern variables, not the reverse).
+
+Anything else (a variable bound to a term that holds variables, two pattern variables joined,
+an integer meeting a float, a pattern value that refers to the term store) is MAYBE, and the
+caller unifies in Python as before. Binding only to ground terms also makes an occurs check
+unnecessary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+
+from metta_numba.codec import tags
+from metta_numba.trie.argindex import ArgIndex, trie_candidates
+from metta_numba.trie.argindex_entries import scan_term
+from metta_numba.trie.layout import i64_ro, u8_ro
+from metta_numba.trie.pathmatch import MAYBE, NO, YES, match_one
+from metta_numba.trie.scan import (
+    TAG_BIG_ARITY,
+    TAG_BIG_VAR_REF,
+    TAG_NEW_VAR,
+    VAR_REF_FIRST,
+    count_new_variables,
+    is_reference_tag,
+    read_u32,
+    token_payload,
+)
+from metta_numba.trie.trie import Trie
+
+Int = types.int64
+i8_arr = types.Array(types.int8, 1, "C")
+i8_2d = types.Array(types.int8, 2, "C")
+i64_arr = types.Array(types.int64, 1, "C")
+i64_2d = types.Array(types.int64, 2, "C")
+u8_arr = types.Array(types.uint8, 1, "C")
+
+UNBOUND = 0
+TERM = 1
+ALIAS = 2
+
+SIDE_UNBOUND = -1
+SIDE_PATTERN = 0
+SIDE_PATH = 1
+
+
+@njit(Int(u8_arr, Int, Int, i64_arr, Int), cache=True, nogil=True)
+def number_variables(buf, start, end, var_at, first_id):
+    """Fill var_at[start:end] with the id of the variable whose token starts there (-1 for no
+    variable); ids count from first_id in order of first occurrence. Returns the count."""
+    fresh = 0
+    pos = start
+    while pos < end:
+        tag = np.int64(buf[pos])
+        var_at[pos] = -1
+        if tag == TAG_NEW_VAR:
+            var_at[pos] = first_id + fresh
+            fresh += 1
+        elif is_reference_tag(tag):
+            ref = read_u32(buf, pos + 1, end) if tag == TAG_BIG_VAR_REF else tag - VAR_REF_FIRST
+            var_at[pos] = first_id + ref
+        payload = token_payload(tag)
+        if payload < 0:
+            return -1
+        pos += 1 + payload
+    return fresh
+
+
+@njit(types.UniTuple(Int, 2)(u8_arr, i64_arr, i64_arr, i64_arr, Int), cache=True, nogil=True)
+def resolve(buf, var_at, kind, value, pos):
+    """(variable id, -1) of the unbound variable a term at `pos` stands for, or (-1, term
+    position) of the term it is (following bindings and aliases)."""
+    while True:
+        var = var_at[pos]
+        if var < 0:
+            return -1, pos
+        while kind[var] == ALIAS:
+            var = value[var]
+        if kind[var] == UNBOUND:
+            return var, -1
+        pos = value[var]
+
+
+@njit(types.boolean(Int), cache=True, nogil=True)
+def _numeric(tag):
+    return tag == tags.TAG_INT or tag == tags.TAG_FLOAT
+
+
+@njit(Int(u8_arr, Int, Int, Int, i64_arr, i64_arr, i64_arr, i64_arr), cache=True, nogil=True)
+def unify_buffer(buf, size, left, right, var_at, kind, value, stack):
+    """Unify the terms at `left` (path side) and `right` (pattern side) of buf[:size]."""
+    stack[0] = left
+    stack[1] = right
+    top = 2
+    while top > 0:
+        top -= 2
+        var_a, term_a = resolve(buf, var_at, kind, value, stack[top])
+        var_b, term_b = resolve(buf, var_at, kind, value, stack[top + 1])
+        if var_a >= 0 and var_b >= 0:
+            if var_a != var_b:
+                kind[var_a] = ALIAS
+                value[var_a] = var_b
+            continue
+        if var_a >= 0 or var_b >= 0:
+            var = var_a if var_a >= 0 else var_b
+            term = term_b if var_a >= 0 else term_a
+            end, ground = scan_term(buf, term, size)
+            if end < 0 or ground == 0:
+                return MAYBE
+            kind[var] = TERM
+            value[var] = term
+            continue
+        tag_a = np.int64(buf[term_a])
+        tag_b = np.int64(buf[term_b])
+        expr_a = tag_a < 0x40 or tag_a == TAG_BIG_ARITY
+        expr_b = tag_b < 0x40 or tag_b == TAG_BIG_ARITY
+        if expr_a != expr_b:
+            return NO
+        if expr_a:
+            arity_a = read_u32(buf, term_a + 1, size) if tag_a == TAG_BIG_ARITY else tag_a
+            arity_b = read_u32(buf, term_b + 1, size) if tag_b == TAG_BIG_ARITY else tag_b
+            if arity_a != arity_b:
+                return NO
+            if top + 2 * arity_a > stack.shape[0]:
+                return MAYBE
+            child_a = term_a + 1 + token_payload(tag_a)
+            child_b = term_b + 1 + token_payload(tag_b)
+            for _ in range(arity_a):
+                stack[top] = child_a
+                stack[top + 1] = child_b
+                top += 2
+                child_a, _ground = scan_term(buf, child_a, size)
+                child_b, _ground = scan_term(buf, child_b, size)
+                if child_a < 0 or child_b < 0:
+                    return NO
+            continue
+        if tag_a != tag_b:
+            return MAYBE if (_numeric(tag_a) and _numeric(tag_b)) else NO
+        width = 1 + token_payload(tag_a)
+        for k in range(width):
+            if buf[term_a + k] != buf[term_b + k]:
+                return NO
+    return YES
+
+
+@njit(cache=True, nogil=True)
+def _refers_to_terms(buf, start, end):
+    """A pattern term holding a string, a long symbol or a handle: its ids are the query's."""
+    pos = start
+    while pos < end:
+        tag = np.int64(buf[pos])
+        if tag == tags.TAG_STRING or tag == tags.TAG_LONG_SYMBOL or tag == tags.TAG_HANDLE:
+            return True
+        pos += 1 + token_payload(tag)
+    return False
+
+
+@njit(cache=True, nogil=True)
+def unify_row(pattern, p_vars, data, start, end, buf, var_at, kind, value, stack, spans, sides):
+    """Unify the pattern with data[start:end] (see the module docstring); on YES spans/sides
+    say where each pattern variable's value is (sides -1: the variable stays unbound)."""
+    plen = pattern.shape[0]
+    n = end - start
+    buf[:plen] = pattern
+    buf[plen : plen + n] = data[start:end]
+    total = plen + n
+    number_variables(buf, 0, plen, var_at, 0)
+    s_vars = number_variables(buf, plen, total, var_at, p_vars)
+    if s_vars < 0:
+        return NO
+    for v in range(p_vars + s_vars):
+        kind[v] = UNBOUND
+    status = unify_buffer(buf, total, plen, 0, var_at, kind, value, stack)
+    if status != YES:
+        return status
+    for v in range(p_vars):
+        var, term = resolve(buf, var_at, kind, value, _first_position(var_at, plen, v))
+        if var >= 0:
+            for other in range(p_vars):
+                if other != v and resolve(buf, var_at, kind, value, _first_position(var_at, plen, other))[0] == var:
+                    return MAYBE
+            sides[v] = SIDE_UNBOUND
+            continue
+        term_end, ground = scan_term(buf, term, total)
+        if term < plen:
+            if _refers_to_terms(buf, term, term_end):
+                return MAYBE
+            sides[v] = SIDE_PATTERN
+            spans[2 * v] = term
+            spans[2 * v + 1] = term_end
+        else:
+            sides[v] = SIDE_PATH
+            spans[2 * v] = term - plen + start
+            spans[2 * v + 1] = term_end - plen + start
+    return YES
+
+
+@njit(Int(i64_arr, Int, Int), cache=True, nogil=True)
+def _first_position(var_at, plen, var):
+    for pos in range(plen):
+        if var_at[pos] == var:
+            return pos
+    return -1
+
+
+@njit(types.Tuple((i8_arr, i64_2d, i8_2d))(u8_ro, u8_ro, i64_ro), cache=True, nogil=True)
+def unify_paths(pattern, data, offsets):
+    """(status, spans, sides) for the batch of paths data[offsets[i]:offsets[i+1]]: paths
+    without variables matched one-sided (`match_one`), the others unified two-sided here.
+    spans hold 2 columns per pattern variable, sides 1 per variable (see unify_row)."""
+    n = offsets.shape[0] - 1
+    p_vars = count_new_variables(pattern, 0, pattern.shape[0])
+    status = np.zeros(max(n, 0), np.int8)
+    spans = np.zeros((max(n, 0), 2 * p_vars), np.int64)
+    sides = np.ones((max(n, 0), p_vars), np.int8)
+    longest = 0
+    for i in range(n):
+        longest = max(longest, offsets[i + 1] - offsets[i])
+    room = pattern.shape[0] + longest
+    buf = np.zeros(room, np.uint8)
+    var_at = np.zeros(room, np.int64)
+    kind = np.zeros(room + p_vars, np.int64)
+    value = np.zeros(room + p_vars, np.int64)
+    stack = np.zeros(2 * room + 2, np.int64)
+    copy = np.empty(pattern.shape[0], np.uint8)
+    copy[:] = pattern
+    for i in range(n):
+        start = offsets[i]
+        end = offsets[i + 1]
+        if start < 0 or end < start or end > data.shape[0]:
+            raise ValueError("path offsets out of order or out of range")
+        state = match_one(pattern, data, start, end, spans[i])
+        if state == MAYBE:
+            state = unify_row(copy, p_vars, data, start, end, buf, var_at, kind, value, stack, spans[i], sides[i])
+        status[i] = state
+    return status, spans, sides
+
+
+def snapshot_matches(trie: Trie, index: ArgIndex | None, pattern: bytes) -> tuple[np.ndarray, ...]:
+    """The candidates of an encoded pattern in a trie (through its argument index when there is
+    one), unified: (ranks, data, offsets, status, spans, sides), paths as one batch."""
+    path = np.frombuffer(pattern, dtype=np.uint8)
+    ranks = trie_candidates(trie, index, path)
+    data, offsets = trie.paths(ranks)
+    status, spans, sides = unify_paths(path, data, offsets)
+    return ranks, data, offsets, status, spans, sides

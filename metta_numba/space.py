@@ -252,6 +252,10 @@ class Space:
             found.sort(key=lambda pair: key(pair[0]))
         return [bindings for _, bindings in found]
 
+    def bindings_table(self, pattern: Atom):
+        """`query` as a table of values (see SnapshotSpace); None where only `query` answers."""
+        return None
+
     def listing(self) -> list[Atom]:
         """Every atom, in the order `get-atoms` shows them."""
         return list(self.atoms())
@@ -630,6 +634,13 @@ class SnapshotSpace(Space):
             return super().query(pattern)
         # The KB matches ground atoms in a kernel and decodes only the bound values.
         return self.kb.bindings(pattern)
+
+    def bindings_table(self, pattern: Atom):
+        """The answers of `query` as (variables, rows of values; None: unbound), straight from
+        the KB's kernels, or None when this space must unify in Python (hidden or local atoms)."""
+        if self._hidden or (self.local is not None and self.local.count()):
+            return None
+        return self.kb.bindings_table(pattern)
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         for atom, copies in self._visible(self.kb.candidates(pattern)):

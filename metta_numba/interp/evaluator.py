@@ -154,6 +154,10 @@ class Evaluator:
 
         It may run inside another evaluation (a file run by `include`): the depth count of the
         outer one is put back afterwards."""
+        if self.tier is not None and typ is UNDEFINED and type(atom) is Expression and not self.bare_minimal:
+            found = self.tier.evaluate_top(atom)
+            if found is not None:
+                return found
         outer_depth = self.depth
         self.depth = 0
         needed = self.max_depth * _FRAMES_PER_LEVEL + 1000

@@ -24,7 +24,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from metta_numba.atoms import Atom, Variable, variables_of
+import numpy as np
+
+from metta_numba.atoms import Atom, Symbol, Variable, variables_of
 from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode
 from metta_numba.store import layout
 from metta_numba.store.errors import CorruptSnapshotError, SnapshotError, WalCorruptError
@@ -34,12 +36,23 @@ from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encod
 from metta_numba.store.working import WorkingSet
 from metta_numba.trie.argindex import IndexOptions
 from metta_numba.trie.pathmatch import NO, YES
-from metta_numba.unify import bindings_for, rename_apart, unify, unify_into
+from metta_numba.unify import bindings_for, rename_apart, substitute, unify, unify_into
 
 SYNC_MODES = ("always", "batch", "never")
 DEFAULT_CHECKPOINT_EVERY = 100_000
 
 Bindings = dict[Variable, Atom]
+
+
+def _short_symbol(raw: bytes) -> Symbol | None:
+    """The symbol a one-token path spells (tag 0xC1-0xFF, then its UTF-8 name), else None:
+    the commonest value of a match, decoded without the general decoder."""
+    if len(raw) > 1 and raw[0] > 0xC0 and (raw[0] & 0x3F) == len(raw) - 1:
+        try:
+            return Symbol(raw[1:].decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 class PersistentKB:
@@ -376,46 +389,78 @@ class PersistentKB:
     def bindings(self, pattern: Atom) -> list[Bindings]:
         """The bindings of every match of `pattern`, once per copy, in the order of `query`
         (the stored atom on the left of the unification, as the interpreter's space does).
-        A kernel matches the ground snapshot atoms and says where each variable's value lies:
+        Kernels unify the snapshot's candidates and say where each variable's value lies:
         only those bytes are decoded."""
+        variables, rows = self._answer_rows(pattern)
+        out: list[Bindings] = []
+        for answer, copies in rows:
+            if type(answer) is tuple:
+                answer = {v: a for v, a in zip(variables, answer) if a is not None}
+            out.append(answer)
+            out.extend(dict(answer) for _ in range(copies - 1))
+        return out
+
+    def bindings_table(self, pattern: Atom) -> tuple[list[Variable], list[tuple]]:
+        """The answers of `bindings` as rows of values of the pattern's variables (in order of
+        first occurrence; None where a variable stays unbound), without a dict per answer."""
+        variables, rows = self._answer_rows(pattern)
+        out: list[tuple] = []
+        for answer, copies in rows:
+            if type(answer) is not tuple:
+                answer = tuple(substitute(v, answer) if v in answer else None for v in variables)
+            if copies == 1:
+                out.append(answer)
+            else:
+                out.extend([answer] * copies)
+        return variables, out
+
+    def _answer_rows(self, pattern: Atom) -> tuple[list[Variable], list[tuple]]:
+        """(pattern variables, [(values tuple or bindings dict, copies)]) of every match."""
         with self._lock:
             self._check_open()
             try:
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
-                return self._unified(pattern, self._all_atoms())
-            out = self._snapshot_bindings(pattern, key, names, *self._generation.matched(key))
+                found = self._unified(pattern, self._all_atoms())
+                return variables_of(pattern), [(b, 1) for b in found]
+            variables = [Variable(name) for name in names]
+            rows = self._snapshot_rows(pattern, key, len(variables), *self._generation.matched(key))
             working = self._working
             found = ((self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key))
-            return out + self._unified(pattern, found)
+            rows.extend((b, 1) for b in self._unified(pattern, found))
+            return variables, rows
 
-    def _snapshot_bindings(
-        self, pattern, key, names, counts, name_ids, data, offsets, status, spans, sides
-    ) -> list[Bindings]:
-        variables = [Variable(name) for name in names]
+    def _snapshot_rows(
+        self, pattern, key, n_vars, counts, name_ids, data, offsets, status, spans, sides
+    ) -> list[tuple]:
         decode, delta = self._decode, self._working.delta
         data, offsets, counts = data.tobytes(), offsets.tolist(), counts.tolist()
         # A value may lie in the path or in the pattern (bound there through a stored variable);
         # side -1 leaves the pattern's variable unbound.
         buffers = (key, data)
-        out: list[Bindings] = []
-        for i, (state, row, side) in enumerate(zip(status.tolist(), spans.tolist(), sides.tolist())):
-            if state == NO:
-                continue
+        seen: dict[bytes, Atom] = {}
+        out: list[tuple] = []
+        kept = np.flatnonzero(status != NO)
+        rows = zip(kept.tolist(), status[kept].tolist(), spans[kept].tolist(), sides[kept].tolist())
+        for i, state, row, side in rows:
             copies = counts[i] + (min(0, delta.get(data[offsets[i] : offsets[i + 1]], 0)) if delta else 0)
             if copies <= 0:
                 continue
             if state == YES:
-                values = {
-                    v: decode(buffers[side[j]][row[2 * j] : row[2 * j + 1]], ())
-                    for j, v in enumerate(variables)
-                    if side[j] >= 0
-                }
-                out.append(values)
-                out.extend(dict(values) for _ in range(copies - 1))
+                values = []
+                for j in range(n_vars):
+                    if side[j] < 0:
+                        values.append(None)
+                        continue
+                    raw = buffers[side[j]][row[2 * j] : row[2 * j + 1]]
+                    value = seen.get(raw)
+                    if value is None:
+                        value = seen[raw] = _short_symbol(raw) or decode(raw, ())
+                    values.append(value)
+                out.append((tuple(values), copies))
             else:
                 atom = decode(data[offsets[i] : offsets[i + 1]], self._snapshot_names(int(name_ids[i])))
-                out.extend(self._unified(pattern, [(atom, copies)]))
+                out.extend((b, 1) for b in self._unified(pattern, [(atom, copies)]))
         return out
 
     @staticmethod

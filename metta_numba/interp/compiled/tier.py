@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
 from metta_numba.interp import minimal
 from metta_numba.interp.compiled import numeric, runtime
+from metta_numba.interp.compiled.bulk import MATCH, bulk_match
 from metta_numba.interp.compiled.codegen import (
     IF,
     LET,
@@ -278,6 +279,7 @@ class CompiledTier:
         self._data_epoch = None
         self._current: _Context | None = None
         self.fallbacks = 0
+        self.bulk_answers = 0
 
     def _context(self) -> _Context:
         ev = self.ev
@@ -326,6 +328,20 @@ class CompiledTier:
         except (Fallback, RecursionError):
             return self._plain(atom)
         return [(runtime.box(value), None)]
+
+    def evaluate_top(self, atom: Expression) -> list[Atom] | None:
+        """The results of a top-level `!` the tier answers in bulk (a match over a snapshot whose
+        answers are all final, see compiled.bulk), or None."""
+        ev = self.ev
+        if self.suspended or not atom.children or ev.ops.get(MATCH) is not self.library_ops.get(MATCH):
+            return None
+        if ev.types.declared(Symbol(MATCH)):
+            return None
+        ctx = self._context()
+        found = bulk_match(atom, lambda expr: _is_data(expr, ctx, self._data_heads))
+        if found is not None:
+            self.bulk_answers += len(found)
+        return found
 
     def _plain(self, atom: Expression) -> list:
         self.fallbacks += 1

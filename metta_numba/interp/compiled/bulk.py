@@ -1,0 +1,90 @@
+"""Answers in bulk: a top-level `!(match space pattern template)` over a snapshot, answered from
+the KB's table of values instead of one evaluation frame per answer.
+
+The plain evaluator runs `match`, then evaluates every instantiated template, each in its own
+frame. When every instantiated template is final (a symbol, a grounded value, a variable, or a
+ground expression built only from heads that no rule, type or operation can reduce, decided once
+per head), that evaluation gives each one back unchanged, in the same order, so the answers are
+the table's values put into the template. A template that may reduce, an `Empty` or an `Error`
+among the values, a conjunction, or a space that must unify in Python goes the plain way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
+from metta_numba.conjunction import conjuncts
+from metta_numba.interp.core import SpaceAtom
+from metta_numba.unify import substitute
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+MATCH = "match"
+_NOT_FINAL = frozenset(["Empty", "NotReducible"])
+
+
+def match_call_parts(atom: Expression) -> tuple | None:
+    """(space, pattern, template) of `(match <space atom> pattern template)`, else None."""
+    kids = atom.children
+    if len(kids) != 4 or type(kids[0]) is not Symbol or kids[0].name != MATCH:
+        return None
+    if not isinstance(kids[1], SpaceAtom):
+        return None
+    return kids[1].obj, kids[2], kids[3]
+
+
+def instantiate_all(template: Atom, variables: list[Variable], rows: list[tuple]) -> list[Atom]:
+    """The template with each row's values put in, in row order (None leaves a variable)."""
+    if type(template) is Variable:
+        if template not in variables:
+            return [template] * len(rows)
+        j = variables.index(template)
+        return [template if row[j] is None else row[j] for row in rows]
+    if type(template) is not Expression or template.is_ground:
+        return [template] * len(rows)
+    out = []
+    for row in rows:
+        bindings = {v: a for v, a in zip(variables, row) if a is not None}
+        out.append(substitute(template, bindings))
+    return out
+
+
+def all_final(results: list[Atom], is_data: Callable[[Expression], bool]) -> bool:
+    """Would the evaluator give every result back unchanged? Each distinct value is checked once."""
+    checked: set = set()
+    for result in results:
+        t = type(result)
+        if t is Symbol:
+            if result.name in _NOT_FINAL:
+                return False
+            continue
+        if t is Grounded or t is Variable:
+            continue
+        if t is not Expression or not result.is_ground:
+            return False
+        if result in checked:
+            continue
+        if not is_data(result):
+            return False
+        checked.add(result)
+    return True
+
+
+def bulk_match(atom: Expression, is_data: Callable[[Expression], bool]) -> list[Atom] | None:
+    """The results of a top-level match answered from a bindings table, or None."""
+    parts = match_call_parts(atom)
+    if parts is None:
+        return None
+    space, pattern, template = parts
+    if conjuncts(pattern) is not None:
+        return None
+    table = space.bindings_table(pattern)
+    if table is None:
+        return None
+    variables, rows = table
+    results = instantiate_all(template, variables, rows)
+    if not all_final(results, is_data):
+        return None
+    return results

@@ -426,8 +426,11 @@ class PersistentKB:
             variables = [Variable(name) for name in names]
             rows = self._snapshot_rows(pattern, key, len(variables), *self._generation.matched(key))
             working = self._working
-            found = ((self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key))
-            rows.extend((b, 1) for b in self._unified(pattern, found))
+            if working.delta:
+                found = (
+                    (self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key)
+                )
+                rows.extend((b, 1) for b in self._unified(pattern, found))
             return variables, rows
 
     def _snapshot_rows(
@@ -438,7 +441,11 @@ class PersistentKB:
         # A value may lie in the path or in the pattern (bound there through a stored variable);
         # side -1 leaves the pattern's variable unbound.
         buffers = (key, data)
-        seen: dict[bytes, Atom] = {}
+        # Ground values decode alike wherever they lie; the KB's cache of decoded paths serves
+        # them across queries.
+        seen = self._decoded
+        if len(seen) > 100_000:
+            seen.clear()
         out: list[tuple] = []
         kept = np.flatnonzero(status != NO)
         rows = zip(kept.tolist(), status[kept].tolist(), spans[kept].tolist(), sides[kept].tolist())

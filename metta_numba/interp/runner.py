@@ -173,7 +173,8 @@ class MeTTa:
                 if item.is_query:
                     found = self.ev.evaluate(atom)
                     results.append(found)
-                    if any(is_error(a) for a in found):
+                    # Only an expression can be an Error: most result lists are checked by type alone.
+                    if Expression in {type(a) for a in found} and any(is_error(a) for a in found):
                         stopped = True
                         break
                 elif (failure := self._type_error(atom)) is not None:

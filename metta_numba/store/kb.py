@@ -35,7 +35,8 @@ from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
 from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal
 from metta_numba.store.working import WorkingSet
 from metta_numba.trie.argindex import IndexOptions
-from metta_numba.trie.pathmatch import NO, YES
+from metta_numba.trie.pathmatch import MAYBE, NO, YES
+from metta_numba.trie.spangroups import group_spans, short_symbol_names
 from metta_numba.unify import bindings_for, rename_apart, substitute, unify, unify_into
 
 SYNC_MODES = ("always", "batch", "never")
@@ -400,19 +401,73 @@ class PersistentKB:
             out.extend(dict(answer) for _ in range(copies - 1))
         return out
 
-    def bindings_table(self, pattern: Atom) -> tuple[list[Variable], list[tuple]]:
-        """The answers of `bindings` as rows of values of the pattern's variables (in order of
-        first occurrence; None where a variable stays unbound), without a dict per answer."""
+    def bindings_table(self, pattern: Atom) -> tuple[list[Variable], list[list]]:
+        """The answers of `bindings` as columns: for each of the pattern's variables (in order
+        of first occurrence) its value in every answer, None where it stays unbound. When the
+        kernels decide every candidate, each distinct value is decoded once for all answers."""
+        with self._lock:
+            self._check_open()
+            try:
+                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+            except CodecError:
+                key = None
+            if key is not None and not self._working.delta:
+                matched = self._generation.matched(key)
+                status = matched[4]
+                if not (status == MAYBE).any():
+                    return [Variable(n) for n in names], self._decided_columns(key, len(names), *matched)
         variables, rows = self._answer_rows(pattern)
-        out: list[tuple] = []
+        columns: list[list] = [[] for _ in variables]
         for answer, copies in rows:
             if type(answer) is not tuple:
                 answer = tuple(substitute(v, answer) if v in answer else None for v in variables)
-            if copies == 1:
-                out.append(answer)
-            else:
-                out.extend([answer] * copies)
-        return variables, out
+            for column, value in zip(columns, answer):
+                column.extend([value] * copies)
+        return variables, columns
+
+    def _decided_columns(self, key, n_vars, counts, name_ids, data, offsets, status, spans, sides) -> list[list]:
+        kept = np.flatnonzero(status == YES)
+        copies = counts[kept]
+        repeat = bool(len(copies)) and int(copies.max()) > 1
+        # One buffer for both places a value may lie: the paths, then the pattern.
+        buf = np.concatenate([data, np.frombuffer(key, dtype=np.uint8)])
+        columns = []
+        for j in range(n_vars):
+            side = sides[kept, j]
+            starts = spans[kept, 2 * j] + np.where(side == 0, len(data), 0)
+            ends = spans[kept, 2 * j + 1] + np.where(side == 0, len(data), 0)
+            starts[side < 0] = 0
+            ends[side < 0] = 0  # an unbound variable: the empty span, its own group
+            groups, representatives = group_spans(buf, starts, ends)
+            values = self._values(buf, starts[representatives], ends[representatives])
+            if repeat:
+                groups = np.repeat(groups, copies)
+            columns.append([values[g] for g in groups.tolist()])
+        return columns
+
+    def _values(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list:
+        """The atoms of buf's spans (None for an empty one). Short symbols, the commonest
+        values, are decoded together: their names are gathered and split in one go."""
+        blob, is_symbol = short_symbol_names(buf, starts, ends)
+        try:
+            names = iter(blob.tobytes().decode("utf-8").split("\n"))
+        except UnicodeDecodeError:
+            raise CorruptSnapshotError("a stored symbol name is not UTF-8", self.directory) from None
+        out = []
+        for symbol, start, end in zip(is_symbol.tolist(), starts.tolist(), ends.tolist()):
+            out.append(Symbol(next(names)) if symbol else self._value(buf[start:end].tobytes()))
+        return out
+
+    def _value(self, raw: bytes) -> Atom | None:
+        if not raw:
+            return None
+        value = _short_symbol(raw)
+        if value is None:
+            try:
+                value = decode(raw, self._terms, [])
+            except CodecError as err:
+                raise CorruptSnapshotError(f"stored value does not decode: {err}", self.directory) from None
+        return value
 
     def _answer_rows(self, pattern: Atom) -> tuple[list[Variable], list[tuple]]:
         """(pattern variables, [(values tuple or bindings dict, copies)]) of every match."""
@@ -442,8 +497,8 @@ class PersistentKB:
         # side -1 leaves the pattern's variable unbound.
         buffers = (key, data)
         # Ground values decode alike wherever they lie; the KB's cache of decoded paths serves
-        # them across queries.
-        seen = self._decoded
+        # them across small queries, a large answer set keeps its own.
+        seen = self._decoded if len(status) < 10_000 else {}
         if len(seen) > 100_000:
             seen.clear()
         out: list[tuple] = []

@@ -35,17 +35,18 @@ def match_call_parts(atom: Expression) -> tuple | None:
     return kids[1].obj, kids[2], kids[3]
 
 
-def instantiate_all(template: Atom, variables: list[Variable], rows: list[tuple]) -> list[Atom]:
-    """The template with each row's values put in, in row order (None leaves a variable)."""
-    if type(template) is Variable:
-        if template not in variables:
-            return [template] * len(rows)
-        j = variables.index(template)
-        return [template if row[j] is None else row[j] for row in rows]
+def instantiate_all(template: Atom, variables: list[Variable], columns: list[list]) -> list[Atom]:
+    """The template with each answer's values put in, in answer order (None leaves a variable)."""
+    count = len(columns[0]) if columns else None
+    if type(template) is Variable and template in variables:
+        column = columns[variables.index(template)]
+        return [template if value is None else value for value in column]
     if type(template) is not Expression or template.is_ground:
-        return [template] * len(rows)
+        if count is None:
+            raise ValueError("a table without variables has no answer count")
+        return [template] * count
     out = []
-    for row in rows:
+    for row in zip(*columns):
         bindings = {v: a for v, a in zip(variables, row) if a is not None}
         out.append(substitute(template, bindings))
     return out
@@ -83,8 +84,10 @@ def bulk_match(atom: Expression, is_data: Callable[[Expression], bool]) -> list[
     table = space.bindings_table(pattern)
     if table is None:
         return None
-    variables, rows = table
-    results = instantiate_all(template, variables, rows)
+    variables, columns = table
+    if not variables:
+        return None  # a ground pattern: the plain path counts its copies
+    results = instantiate_all(template, variables, columns)
     if not all_final(results, is_data):
         return None
     return results

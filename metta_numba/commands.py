@@ -127,7 +127,12 @@ def _save_space(metta, kb, target: str, merkleize: bool) -> None:
     if kb is not None and not kb.readonly and Path(kb.directory).resolve() == Path(target).resolve():
         kb.checkpoint()
         return
-    report = save_atoms(metta.space.atoms(), target, merkleize=merkleize)
+    from metta_numba.codec import CodecError
+
+    try:
+        report = save_atoms(metta.space.atoms(), target, merkleize=merkleize)
+    except CodecError as err:
+        raise CommandError(f"--save-snapshot: {err}", EXIT_FAILED) from None
     if report["skipped"]:
         print(
             f"metta-numba: {report['skipped']} atoms of &self hold a space or a state and were not saved "

@@ -40,7 +40,6 @@ __all__ = [
     "to_atom",
     "from_atom",
     "python_operation",
-    "holds_python_object",
 ]
 
 
@@ -95,6 +94,7 @@ class PyValueAtom(GroundedObject):
     that `get_object()` can hand it back; such an atom compares by the holder's identity."""
 
     __slots__ = ("metta_type", "holder", "_key", "_hash")
+    python_object = True  # no on-disk form: saving it into a snapshot is an error
 
     def __init__(self, value: Any, metta_type: Atom = UNDEFINED, holder: Any = None) -> None:
         value = _frozen(value)
@@ -128,6 +128,7 @@ class PyOperationAtom(GroundedObject):
     Two operation atoms are equal when their names are, as hyperon's OperationObject are."""
 
     __slots__ = ("metta_type", "fn", "unwrap")
+    python_object = True
 
     def __init__(self, name: str, fn: Callable, type_atom: Atom | None = None, unwrap: bool = True) -> None:
         super().__init__(python_operation(name, fn, type_atom, unwrap))
@@ -179,20 +180,6 @@ def from_atom(atom: Atom) -> Any:
     if isinstance(atom, GroundedObject):
         return atom.obj
     raise NoReduce()
-
-
-def holds_python_object(atom: Atom) -> Atom | None:
-    """The first PyValueAtom or PyOperationAtom inside an atom, if any (these have no on-disk
-    form, so a snapshot cannot hold them)."""
-    stack = [atom]
-    while stack:
-        a = stack.pop()
-        t = type(a)
-        if t is PyValueAtom or t is PyOperationAtom:
-            return a
-        if t is Expression:
-            stack.extend(a.children)
-    return None
 
 
 def _result_type(type_atom: Atom | None) -> Atom:

@@ -64,7 +64,8 @@ def script_operation_atoms(h) -> list:
     metta.register_atom("divide", h.OperationAtom("divide", divide, ["Number", "Number", "Number"]))
     metta.register_atom("join", h.OperationAtom("join", lambda a, b: a + b))
     metta.register_atom("shout", h.OperationAtom("shout", lambda s: s.upper() + "!", ["String", "String"]))
-    metta.register_atom("wrap", h.OperationAtom("wrap", lambda a: [h.E(h.S("wrapped"), a)], ["Atom", "Atom"], unwrap=False))
+    wrap = h.OperationAtom("wrap", lambda a: [h.E(h.S("wrapped"), a)], ["Atom", "Atom"], unwrap=False)
+    metta.register_atom("wrap", wrap)
     metta.register_atom("nothing", h.OperationAtom("nothing", lambda: None))
     metta.register_atom("pair", h.OperationAtom("pair", lambda a, b: [a, b], unwrap=False))
     program = """

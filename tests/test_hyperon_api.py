@@ -281,3 +281,26 @@ def test_module_decorated_by_another_api_is_refused(tmp_path):
 
     [[err]] = Engine(cwd=str(tmp_path)).run("!(import! &self foreign)")
     assert "metta_numba.hyperon" in repr(err)
+
+
+def test_readme_example_gives_the_results_written_next_to_it():
+    """Each expression statement of README's hyperon-API example that has a `# result` comment
+    evaluates to that result."""
+    import ast
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text().split("### hyperon's Python API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    lines = code.splitlines()
+    namespace: dict = {}
+    checked = 0
+    for statement in ast.parse(code).body:
+        source = ast.get_source_segment(code, statement)
+        comment = lines[statement.end_lineno - 1].partition("# ")[2].strip()
+        if isinstance(statement, ast.Expr) and comment:
+            assert repr(eval(source, namespace)) == comment, source
+            checked += 1
+        else:
+            exec(source, namespace)
+    assert checked == 3

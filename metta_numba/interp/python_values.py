@@ -205,6 +205,12 @@ def _unwrap_args(args: tuple) -> tuple[list, dict]:
     return positional, keywords
 
 
+def _error_part(value: Any) -> Atom:
+    """An argument of MettaError as an atom (an API atom gives its engine atom)."""
+    engine_atom = getattr(value, "catom", None)
+    return engine_atom if isinstance(engine_atom, Atom) else to_atom(value)
+
+
 def exception_text(err: BaseException) -> str:
     return f"Exception caught:\n{type(err).__name__}: {err}"
 
@@ -219,7 +225,7 @@ def python_operation(name: str, fn: Callable, type_atom: Atom | None, unwrap: bo
             try:
                 result = fn(*positional, **keywords)
             except MettaError as err:
-                return [Expression([ERROR, *(to_atom(a) for a in err.args)])]
+                return [Expression([ERROR, *(_error_part(a) for a in err.args)])]
             except (NoReduceError, IncorrectArgumentError):
                 raise NoReduce() from None
             except RecursionError:

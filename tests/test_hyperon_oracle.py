@@ -33,6 +33,11 @@ def _text(results) -> list:
     return [one(a) for a in results]
 
 
+def _each(metta, program: str) -> list:
+    """Run each line of a program on its own (a run stops at its first Error)."""
+    return [_text(metta.run(line)) for line in program.splitlines() if line.strip()]
+
+
 def script_atoms_built_in_python(h) -> list:
     """Atoms made with E/S/V/ValueAtom, added to the space, then queried from MeTTa."""
     metta = h.MeTTa()
@@ -83,7 +88,7 @@ def script_operation_atoms(h) -> list:
     !(pair x (+ 1 2))
     !(divide 1 0)
     """
-    out = [_text(metta.run(program, flat=False))]
+    out = _each(metta, program)
     out.append(_text(metta.run("!(divide 9 3) !(join 2 3)", flat=True)))
     return out
 
@@ -135,7 +140,7 @@ def script_python_values(h) -> list:
     !(py-chain (1 2 4))
     !((py-atom int) "x")
     """
-    out = [_text(metta.run(program))]
+    out = _each(metta, program)
     value = metta.run("!(py-dict ((k 1)))")[0][0].get_object().value
     out.append(value)
     return out
@@ -181,14 +186,15 @@ def script_import_python_module(h, directory) -> list:
             !(import! &self mathops)
             !(square 12)
             !(clip 0 limit (square 11))
-            !(square "a")
             !(id #blue)
             !(parse-one "(q $z)")
             """
         )
     )
     metta = h.MeTTa()  # made in `directory`: modules are found in the working directory
-    return _text(metta.run(program.read_text()))
+    out = _text(metta.run(program.read_text()))
+    out.append(_text(metta.run('!(square "a")')))
+    return out
 
 
 SCRIPTS = [
@@ -200,10 +206,23 @@ SCRIPTS = [
 ]
 
 
+# hyperon 0.2.6 (the `oracle` extra) reports a typed call's bad argument as `(Error "a" BadType)`;
+# 0.2.10, the reference, as `(Error (f "a") (BadArgType 2 Number String))`, which we follow.
+OLD_TYPE_ERRORS = not hyperon.__version__.startswith("0.2.1")
+
+
+def _same(got: list, expected: list) -> None:
+    if OLD_TYPE_ERRORS:
+        for i, item in enumerate(expected):
+            if isinstance(item, list) and any("BadType)" in str(x) for x in item):
+                assert "BadArgType" in str(got[i])
+                got[i] = expected[i]
+    assert got == expected
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda f: f.__name__)
 def test_same_results_as_hyperon(script):
-    expected = script(hyperon)
-    assert script(ours) == expected
+    _same(script(ours), script(hyperon))
 
 
 def test_import_python_module_same_as_hyperon(tmp_path, monkeypatch):
@@ -213,4 +232,4 @@ def test_import_python_module_same_as_hyperon(tmp_path, monkeypatch):
         directory.mkdir()
         monkeypatch.chdir(directory)
         found[api.__name__] = script_import_python_module(api, directory)
-    assert found[ours.__name__] == found[hyperon.__name__]
+    _same(found[ours.__name__], found[hyperon.__name__])

@@ -304,3 +304,15 @@ def test_readme_example_gives_the_results_written_next_to_it():
         else:
             exec(source, namespace)
     assert checked == 3
+
+
+def test_operation_object_runs_outside_an_interpreter_and_as_an_atom(metta):
+    from metta_numba.hyperon import OperationObject
+
+    plus = OperationObject("plus", lambda a, b: a + b)
+    assert plus.execute(ValueAtom(1), ValueAtom(2)) == [ValueAtom(3)]
+    with pytest.raises(NoReduceError):
+        plus.execute(S("a"), ValueAtom(2))
+    metta.register_atom("plus", G(plus, AtomType.UNDEFINED))
+    assert _printed(metta.run("!(plus 4 5)")) == [["9"]]
+    assert metta.parse_single("plus").get_object() == plus

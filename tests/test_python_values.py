@@ -152,3 +152,16 @@ def test_saving_a_python_object_into_a_snapshot_names_the_atom(tmp_path):
     with pytest.raises(CodecError, match=r"\(vec \[7, 8\]\)"):
         save_atoms(atoms, tmp_path / "kb")
     assert not (tmp_path / "kb").exists()
+
+
+def test_adding_a_python_object_to_a_writable_snapshot_kb_is_an_error(tmp_path):
+    from metta_numba.space import SnapshotSpace
+    from metta_numba.store import PersistentKB
+    from metta_numba.syntax import parse_atom
+
+    with PersistentKB.create(tmp_path / "kb") as kb:
+        kb.add(parse_atom("(fact 1)"))
+        runner = Engine(space=SnapshotSpace(kb))
+        [[err]] = _results("!(let $l (py-list (1 2)) (add-atom &self (holds $l)))", runner)
+        assert err.startswith("(Error (add-atom") and "(holds [1, 2])" in err
+        assert _results("!(match &self ($h $x) $h)", runner) == [["fact"]]

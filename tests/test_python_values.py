@@ -165,3 +165,13 @@ def test_adding_a_python_object_to_a_writable_snapshot_kb_is_an_error(tmp_path):
         [[err]] = _results("!(let $l (py-list (1 2)) (add-atom &self (holds $l)))", runner)
         assert err.startswith("(Error (add-atom") and "(holds [1, 2])" in err
         assert _results("!(match &self ($h $x) $h)", runner) == [["fact"]]
+
+
+def test_a_module_loaded_by_a_sandboxed_runner_is_sandboxed_too(tmp_path):
+    (tmp_path / "uses_python.metta").write_text("!(let $l (py-list (1 2)) (add-atom &self (got $l)))\n")
+    program = "!(import! &self uses_python) !(match &self (got $x) $x)"
+    free = Engine(cwd=str(tmp_path))
+    assert _results(program, free) == [["()"], ["[1, 2]"]]
+    sandboxed = Engine(cwd=str(tmp_path))
+    sandboxed.sandbox = True
+    assert _results(program, sandboxed) == [["()"], []]

@@ -84,6 +84,8 @@ class Modules:
 
             space = GroundingSpace(name=f"top:{module}")
             child = MeTTa(space, cwd=os.path.dirname(path), modules=self)
+            if getattr(runner, "sandbox", False):
+                child.sandbox = True  # a module's own `!`s may not reach Python either
             self.by_path[path] = space
             outcome = child.run_file(path)
             if outcome.parse_error is not None:

@@ -62,6 +62,9 @@ def test_numpy_scalars_become_metta_values():
     assert to_atom(np.float32(0.5)) == Grounded(0.5)
     assert to_atom(np.bool_(True)) == Grounded(True)
     assert type(to_atom(np.int64(3)).value) is int
+    assert to_atom(np.uint8(200)) == Grounded(200)
+    assert type(to_atom(np.longdouble(1.5)).value) is float and to_atom(np.longdouble(1.5)) == Grounded(1.5)
+    assert type(to_atom(np.complex64(1))) is PyValueAtom  # no MeTTa value for it
     # an Int and a Float are different atoms in this engine, whatever their origin
     assert to_atom(np.float64(3.0)) != Grounded(3)
 

@@ -57,6 +57,7 @@ class MettaError(Exception):
 
 
 _PRIMITIVES = (bool, int, float, str)
+_NUMPY_SCALARS = ((np.bool_, bool), (np.integer, int), (np.floating, float), (np.str_, str))
 
 
 def value_key(value: Any) -> Any:
@@ -157,12 +158,11 @@ def to_atom(value: Any, metta_type: Atom = UNDEFINED) -> Atom:
         return value
     if type(value) in _PRIMITIVES:
         return Grounded(value)
-    if isinstance(value, np.generic):
-        if isinstance(value, (np.bool_, np.integer, np.floating, np.str_)):
-            return Grounded(value.item())
-    elif isinstance(value, _PRIMITIVES):
-        # A subclass (an IntEnum, a str subclass) keeps its class, so it stays a Python value.
-        pass
+    # A NumPy scalar becomes the Python scalar of its kind (float() also covers longdouble,
+    # whose item() stays a NumPy value). Subclasses of int or str (an IntEnum) stay objects.
+    for numpy_kind, python_kind in _NUMPY_SCALARS:
+        if isinstance(value, numpy_kind):
+            return Grounded(python_kind(value))
     return PyValueAtom(value, metta_type)
 
 

@@ -115,8 +115,8 @@ def run_demo(facts: int, directory: str | None, keep: bool, out=sys.stdout) -> i
         print(f"{name:{width}}  {figures[0]:>12}  {figures[1]:>12}", file=out)
     print(
         "\nThe first run includes compiling the Numba kernels on a fresh install (they are cached\n"
-        "for later runs); the second run is the engine's speed. A process's time includes Python's\n"
-        "start-up and imports.\n",
+        "for later runs), and its open loads the store's libraries; the second run is the engine's\n"
+        "speed. A process's time includes Python's start-up and imports.\n",
         file=out,
     )
     for query, line in zip(QUERIES.strip().splitlines(), answers[-1]):

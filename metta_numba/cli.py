@@ -24,7 +24,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_KB = 3
 
-SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch")
+SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch", "demo")
 
 
 class CommandError(Exception):
@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, metavar="N", help="LocalCluster workers (default: cores)"
     )
     where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
+
+    demo = commands.add_parser("demo", help="build a generated KB into a snapshot and query it, twice, with timings")
+    demo.add_argument("--facts", type=int, default=200_000, metavar="N", help="edge facts in the KB (default 200000)")
+    demo.add_argument("--dir", metavar="DIR", help="work directory, kept afterwards (default: a temporary one)")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     return parser
 
 
@@ -127,6 +132,14 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     return argv
 
 
+def _demo(args) -> int:
+    from metta_numba.demo import run_demo
+
+    if args.facts < 1:
+        raise CommandError("--facts must be at least 1", EXIT_USAGE)
+    return run_demo(args.facts, args.dir, args.keep)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
@@ -141,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "snapshot": commands.snapshot,
         "query": commands.query,
         "batch": commands.batch,
+        "demo": _demo,
     }[args.command]
     try:
         return handler(args)

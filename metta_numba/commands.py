@@ -13,8 +13,9 @@ from metta_numba.cli import EXIT_BAD_KB, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Comma
 
 
 def _progress_enabled() -> bool:
-    """Progress goes to a terminal only; piped or redirected runs stay quiet."""
-    return sys.stderr.isatty()
+    """Progress goes to a terminal or a Jupyter kernel (called from a notebook); piped or
+    redirected runs stay quiet."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 @contextmanager
@@ -128,7 +129,12 @@ def _save_space(metta, kb, target: str, merkleize: bool) -> None:
     if kb is not None and not kb.readonly and Path(kb.directory).resolve() == Path(target).resolve():
         kb.checkpoint()
         return
-    report = save_atoms(metta.space.atoms(), target, merkleize=merkleize)
+    from metta_numba.codec import CodecError
+
+    try:
+        report = save_atoms(metta.space.atoms(), target, merkleize=merkleize)
+    except CodecError as err:
+        raise CommandError(f"--save-snapshot: {err}", EXIT_FAILED) from None
     if report["skipped"]:
         print(
             f"metta-numba: {report['skipped']} atoms of &self hold a space or a state and were not saved "
@@ -200,7 +206,7 @@ def _snapshot_build(args) -> int:
     total_bytes = sum(Path(s).stat().st_size for s in args.sources if Path(s).is_file())
     bar = None
     if show:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal
 
         bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="parse+encode", file=sys.stderr)
     for source in args.sources:

@@ -260,12 +260,26 @@ def _decode_ext(tag: int, mv, pos: int, length: int, terms, handles) -> tuple[At
     raise CodecError(f"unknown tag byte 0x{tag:02x}")
 
 
+def _python_object_in(atom: Atom) -> Atom | None:
+    """The first grounded atom inside `atom` that wraps a Python value or function (its class
+    sets `python_object`), if any."""
+    stack = [atom]
+    while stack:
+        a = stack.pop()
+        if type(a) is Expression:
+            stack.extend(a.children)
+        elif getattr(type(a), "python_object", False):
+            return a
+    return None
+
+
 def encode_atoms(atoms: Iterable[Atom], terms: TermStore) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Encode atoms (a multiset: repeats are kept) into a batch of paths for `Trie.build`.
 
     Returns data, offsets, names (the term id of each atom's variable names joined by a space,
     -1 for none) and the number of atoms skipped because they hold a grounded object (a
-    space, a state), which has no on-disk form. This is the path for atoms that already exist
+    space, a state), which has no on-disk form. An atom holding a Python value raises
+    CodecError naming it. This is the path for atoms that already exist
     as objects, such as a program's `&self`; a KB file goes through syntax.bulk instead."""
     chunks: list[bytes] = []
     names: list[int] = []
@@ -274,6 +288,13 @@ def encode_atoms(atoms: Iterable[Atom], terms: TermStore) -> tuple[np.ndarray, n
         try:
             path, var_names = encode(atom, terms)
         except CodecError:
+            culprit = _python_object_in(atom)
+            if culprit is not None:
+                # A Python value is data the user expects to find again: refuse, do not skip.
+                raise CodecError(
+                    f"cannot save {atom!r} into a snapshot: it holds the Python object {culprit!r}, "
+                    "which has no on-disk form"
+                ) from None
             skipped += 1
             continue
         chunks.append(path)

@@ -45,19 +45,35 @@ class Modules:
         self.spaces: dict[str, Space] = {}  # module name as written -> its space
         self.by_path: dict[str, Space] = {}
         self.registered: dict[str, str] = {}  # registered module name -> its directory
+        self.paths: dict[str, str] = {}  # module name -> its file, given by load_module_at_path
 
     def resolve(self, module: str, base_dir: str) -> str:
+        found = self._find(module, base_dir, (".metta", "", os.sep + "module.metta"))
+        if found is None or found.endswith(".py"):
+            raise ExecError(f"Failed to resolve module top:{module}")
+        return found
+
+    def python_file(self, module: str, base_dir: str) -> str | None:
+        """The `.py` file (or package `__init__.py`) of a module that has no MeTTa file."""
+        endings = ("",) if module.endswith(".py") else (".py", os.sep + "__init__.py")
+        found = self._find(module, base_dir, endings)
+        return found if found is not None and found.endswith(".py") else None
+
+    def _find(self, module: str, base_dir: str, endings: tuple[str, ...]) -> str | None:
+        alias = self.paths.get(module)
+        if alias is not None:
+            return alias
         parts = module.split(":")
         roots = [base_dir]
         if parts[0] in self.registered:
             roots.insert(0, os.path.dirname(self.registered[parts[0]]))
         relative = os.path.join(*parts)
         for root in roots:
-            for candidate in (relative + ".metta", relative, os.path.join(relative, "module.metta")):
-                path = os.path.join(root, candidate)
+            for ending in endings:
+                path = os.path.join(root, relative + ending)
                 if os.path.isfile(path):
                     return os.path.abspath(path)
-        raise ExecError(f"Failed to resolve module top:{module}")
+        return None
 
     def load(self, runner: MeTTa, module: str) -> Space:
         """The space of a module file, running the file the first time."""
@@ -68,6 +84,8 @@ class Modules:
 
             space = GroundingSpace(name=f"top:{module}")
             child = MeTTa(space, cwd=os.path.dirname(path), modules=self)
+            if getattr(runner, "sandbox", False):
+                child.sandbox = True  # a module's own `!`s may not reach Python either
             self.by_path[path] = space
             outcome = child.run_file(path)
             if outcome.parse_error is not None:
@@ -84,6 +102,15 @@ class Modules:
             for token, value in tokens().items():
                 runner.tokens.setdefault(token, value)
             return
+        python_file = None
+        if module not in self.spaces:
+            try:
+                self.resolve(module, runner.current_dir)
+            except ExecError:
+                python_file = self.python_file(module, runner.current_dir)
+        if python_file is not None:
+            self._import_python(runner, target, module, python_file)
+            return
         space = self.load(runner, module)
         if type(target) is Symbol:
             runner.tokens[target.name] = SpaceAtom(space)
@@ -92,6 +119,15 @@ class Modules:
             raise ExecError(f"import! expects &self or a token, got {target!r}")
         if space is not target.obj and all(dep is not space for dep in target.obj.dependencies):
             target.obj.dependencies.append(space)
+
+    def _import_python(self, runner: MeTTa, target: Atom, module: str, path: str) -> None:
+        """Register the atoms and tokens of a Python module (hyperon's `register_atoms` and
+        `register_tokens` functions) in the importing runner; `&name` gets an empty space."""
+        from metta_numba.hyperon.pymodules import import_python_module  # the hyperon-style API
+
+        import_python_module(runner, path, module)
+        if type(target) is Symbol:
+            runner.tokens[target.name] = SpaceAtom(self.spaces.setdefault(module, GroundingSpace(name=f"top:{module}")))
 
     def include(self, runner: MeTTa, name: Atom) -> list[Atom]:
         path = self.resolve(module_name(name), runner.current_dir)

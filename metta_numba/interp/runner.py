@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
@@ -85,6 +87,9 @@ class MeTTa:
             "PI": Grounded(math.pi),
             "EXP": Grounded(math.e),
         }
+        # Tokens given by a regular expression (hyperon's Tokenizer.register_token), the latest
+        # first: a symbol no exact token names is replaced by the first pattern it matches.
+        self.token_patterns: list[tuple[re.Pattern, Callable[[str], Atom]]] = []
         self.settings: dict[str, Atom] = {}
         self.modules = modules if modules is not None else Modules()
         self._dirs = [os.path.abspath(cwd or os.getcwd())]
@@ -105,8 +110,16 @@ class MeTTa:
             return self._replace_tokens(atom)
         return atom
 
+    def add_token_pattern(self, regex: str, make: Callable[[str], Atom]) -> None:
+        """Replace every later-parsed symbol that fully matches `regex` by `make(symbol name)`."""
+        self.token_patterns.insert(0, (re.compile(regex), make))
+
     def _token(self, name: str) -> Atom | None:
         found = self.tokens.get(name)
+        if found is None:
+            for pattern, make in self.token_patterns:
+                if pattern.fullmatch(name):
+                    return make(name)
         if found is None and name[0] == "'":
             char = char_literal(name)
             if char is not None:
@@ -121,7 +134,7 @@ class MeTTa:
             t = type(child)
             if t is Symbol:
                 new = tokens.get(child.name)
-                if new is None and child.name[0] == "'":
+                if new is None and (child.name[0] == "'" or self.token_patterns):
                     new = self._token(child.name)
                 if new is None:
                     continue

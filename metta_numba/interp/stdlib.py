@@ -6,13 +6,13 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
-from metta_numba.interp import stdlib_assert, stdlib_atoms, stdlib_doc, stdlib_math, stdlib_space
+from metta_numba.interp import stdlib_assert, stdlib_atoms, stdlib_doc, stdlib_math, stdlib_python, stdlib_space
 from metta_numba.interp.core import canonical
 from metta_numba.interp.grounded import Operation
 from metta_numba.space import GroundingSpace
 from metta_numba.syntax.parser import iter_program
 
-_MODULES = (stdlib_math, stdlib_atoms, stdlib_space, stdlib_assert, stdlib_doc)
+_MODULES = (stdlib_math, stdlib_atoms, stdlib_space, stdlib_assert, stdlib_doc, stdlib_python)
 
 
 @lru_cache(maxsize=1)

@@ -61,7 +61,12 @@ def _new_space(ev, args, call):
 
 @registry.add("add-atom", "(-> SpaceType Atom (->))")
 def _add_atom(ev, args, call):
-    _space(args[0]).add(args[1])
+    from metta_numba.codec import CodecError
+
+    try:
+        _space(args[0]).add(args[1])
+    except CodecError as err:  # a snapshot KB's delta log cannot hold a Python object or a space
+        raise ExecError(f"cannot add {args[1]!r} to a snapshot KB: {err}") from None
     return [UNIT]
 
 

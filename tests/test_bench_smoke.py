@@ -84,6 +84,19 @@ def test_fact_and_interpreter_figures(smoke_run):
         assert _is_stats(results["interp"][name]["ms"])
 
 
+def test_compiled_evaluation_figures(smoke_run):
+    results, _, _ = smoke_run
+    compiled = results["compiled"]
+    whole = compiled["whole process"]["fib 10"]
+    assert whole["metta-numba"]["output"] == ["[55]"] and _is_stats(whole["metta-numba"]["s"])
+    assert whole["metta-numba --no-compile"]["output"] == ["[55]"]
+    petta = whole["PeTTa"]
+    assert "failed" in petta or petta["output"] == ["55"]
+    assert compiled["first call"]["tier 1 s"] > 0
+    for figure in compiled["first call"]["tier 2 (numba import included)"].values():
+        assert figure["s"] > 0
+
+
 def test_hyperon_figures_or_a_stated_failure(smoke_run):
     results, _, _ = smoke_run
     peer = results["baseline"]["smoke"]["hyperon"]

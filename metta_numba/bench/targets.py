@@ -96,7 +96,7 @@ def _open(results: dict) -> Verdict:
 
 def _startup_five(results: dict) -> Verdict:
     label, figures, note = _at(results, "large")
-    return _threshold(median_of(_nested(figures, "startup_snapshot_five", "wall_s")), 1.0, lambda v: f"{v:.2f} s", note)
+    return _threshold(median_of(_nested(figures, "startup_snapshot_five", "wall_s")), 6.0, lambda v: f"{v:.2f} s", note)
 
 
 def _ground_lookup(results: dict) -> Verdict:
@@ -105,9 +105,39 @@ def _ground_lookup(results: dict) -> Verdict:
 
 
 def _interp_match(results: dict) -> Verdict:
+    facts = results.get("facts", {})
+    if not facts:
+        return Verdict("not measured", None)
+    count = "1000000" if "1000000" in facts else list(facts)[-1]
+    note = "" if count == "1000000" else f" (at {int(count):,} facts; 1M not run)"
+    value = median_of(facts[count].get("interp_forward_us"))
+    return _threshold(value, 30, lambda v: f"{v:.1f} µs", note)
+
+
+def _variable_head(results: dict) -> Verdict:
     label, figures, note = _at(results, "large")
-    value = median_of(_nested(figures, "interp", "match rule head", "warm_us"))
-    return _threshold(value, 50, lambda v: f"{v:.1f} µs", note)
+    query = _nested(figures, "interp", "variable head") or {}
+    answers = query.get("answers")
+    warm = median_of(query.get("warm_us"))
+    if not answers:
+        return Verdict("not measured" + note, None)
+    per_answer = warm / answers if warm is not None else query["first_ms"] * 1e3 / answers
+    which = "warm" if warm is not None else "first run"
+    return _threshold(per_answer, 3, lambda v: f"{v:.2f} µs per answer ({answers:,} answers, {which})", note)
+
+
+# The in-process figures the compiled-evaluation issue started from (fresh runner, compile
+# time included); the target is five times faster.
+NONDETERMINISTIC_BEFORE_MS = 8.4
+BACKWARD_BEFORE_MS = 47.5
+
+
+def _five_times(name: str, before_ms: float) -> Callable[[dict], Verdict]:
+    def judge(results: dict) -> Verdict:
+        value = median_of(_nested(results, "interp", name, "ms"))
+        return _threshold(value, before_ms / 5, lambda v: f"{v:.2f} ms (was {before_ms} ms)")
+
+    return judge
 
 
 def _reverse(results: dict) -> Verdict:
@@ -186,9 +216,10 @@ TARGETS = (
     Target("compile small (text to a queryable trie, in one process)", "≤ 60 ms", _compile_small),
     Target("compile large and save the snapshot (whole process)", "≤ 20 s, peak RSS ≤ 3 GB", _compile_large),
     Target("snapshot open, in-process", "≤ 1 ms at every size, large/small ≤ 2x", _open),
-    Target("`metta-numba --load-snapshot LARGE q.metta` (5 queries), whole process", "≤ 1.0 s", _startup_five),
+    Target("`metta-numba --load-snapshot LARGE q.metta` (5 queries), whole process", "≤ 6 s", _startup_five),
     Target("warm ground lookup through the Python API", "≤ 10 µs", _ground_lookup),
-    Target("warm `!(match ...)` through the interpreter", "≤ 50 µs", _interp_match),
+    Target("warm `!(match &self (edge n_5 $y) $y)` at 1M facts, interpreter", "≤ 30 µs", _interp_match),
+    Target("answers of the variable-head query on the large KB", "≤ 3 µs per answer", _variable_head),
     Target("reverse lookup at 1M facts", "≤ 100 µs, no index build at query time", _reverse),
     Target("cold first query after open", "≤ 5 ms", _cold_query),
     Target("snapshot size, without merkleizing", "≤ 40% of the source text", _snapshot_size),
@@ -196,6 +227,10 @@ TARGETS = (
     Target("fib 20", "faster than hyperon in the same run", _fib20),
     Target("`!(fib 25)`, whole process", "≤ PeTTa in the same run", _fib25_petta),
     Target("`!(fib 30)`, whole process", "≤ 1.5 s", _fib30),
+    Target("nondeterministic digits, fresh runner", "5x faster than 8.4 ms",
+           _five_times("nondeterministic digits", NONDETERMINISTIC_BEFORE_MS)),
+    Target("backward chaining, fresh runner", "5x faster than 47.5 ms",
+           _five_times("backward chaining", BACKWARD_BEFORE_MS)),
 )
 
 

@@ -450,9 +450,13 @@ class PersistentKB:
         values, are decoded together: their names are gathered and split in one go."""
         blob, is_symbol = short_symbol_names(buf, starts, ends)
         try:
-            names = iter(blob.tobytes().decode("utf-8").split("\n"))
+            names = blob.tobytes().decode("utf-8").split("\n")
         except UnicodeDecodeError:
             raise CorruptSnapshotError("a stored symbol name is not UTF-8", self.directory) from None
+        names.pop()  # after the last newline
+        if len(names) == len(starts):
+            return list(map(Symbol, names))
+        names = iter(names)
         out = []
         for symbol, start, end in zip(is_symbol.tolist(), starts.tolist(), ends.tolist()):
             out.append(Symbol(next(names)) if symbol else self._value(buf[start:end].tobytes()))

@@ -250,8 +250,14 @@ class Evaluator:
                 return self.call_function(atom, signatures[0], typ)
             fitting = [sig for sig in signatures if sig.arity == nargs]
             if fitting:
-                # Each function type of the head is a way to call it: all of them are tried,
-                # as alternatives (so wrong ones leave Errors that good results push aside).
+                if len(fitting) > 1:
+                    # Like hyperon: the call is made once, with the first function type whose
+                    # parameters accept the arguments as written (before they are evaluated).
+                    for sig in fitting:
+                        if self.types.applicable(kids, sig):
+                            return self.call_function(atom, sig, typ)
+                # No type accepts the arguments as written: each is tried, as alternatives
+                # (so wrong ones leave Errors that good results push aside).
                 out = []
                 for sig in reversed(fitting):
                     out.extend(self.call_function(atom, sig, typ))

@@ -172,10 +172,11 @@ class Types:
         t = type(atom)
         if t is Symbol:
             op = self.ev.ops.get(atom.name)
-            found = self.declared(atom)
             if op is not None and op.type_atom is not None:
-                found = [op.type_atom] + found
-            return found or [UNDEFINED]
+                # A grounded operation has its built-in type only: hyperon replaces the name by
+                # the grounded atom, whose type no `(: name T)` declaration changes.
+                return [op.type_atom]
+            return self.declared(atom) or [UNDEFINED]
         if t is Variable:
             return [UNDEFINED]
         if t is Expression:
@@ -229,6 +230,18 @@ class Types:
             if found is not None:
                 return found
         return None
+
+    def applicable(self, kids, sig: Signature) -> bool:
+        """Whether the arguments of a call, as written, have the parameter types of `sig`
+        (hyperon's check before it picks a function type; arguments are not evaluated)."""
+        bindings: dict | None = {}
+        for arg, param, kind in zip(kids[1:], sig.params, sig.kinds):
+            if kind == AS_IS:
+                continue
+            bindings = self.fits(arg, param, bindings)
+            if bindings is None:
+                return False
+        return True
 
     def stored_error(self, atom: Atom) -> Atom | None:
         """The type error of an atom about to be stored under `(pragma! type-check auto)`.

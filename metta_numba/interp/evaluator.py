@@ -194,6 +194,9 @@ class Evaluator:
             inner = self.interpret_expression(atom, typ)
             self.depth = depth - 1
             return self._level(atom, inner)
+        if t is Symbol and atom.name == "Empty":
+            # `Empty` evaluates to no result, also when it is the atom being evaluated.
+            return []
         if t is Variable or typ == UNDEFINED or typ == ATOM:
             return [(atom, None)]
         return self.type_cast(atom, typ)

@@ -182,10 +182,13 @@ def _bind(ev, args, call):
 
 @registry.add("pragma!", None)
 def _pragma(ev, args, call):
-    if len(args) != 2:
-        raise NoReduce()
-    key, value = args
-    name = getattr(key, "name", None)
+    # hyperon's wording; a third argument and beyond are ignored there too.
+    if len(args) < 2:
+        raise ExecError("pragma! expects key and value as arguments")
+    key, value = args[0], args[1]
+    if type(key) is not Symbol:
+        raise ExecError("pragma! expects symbol atom as a key")
+    name = key.name
     if name == "max-stack-depth":
         if type(value) is not Grounded or type(value.value) is not int or value.value < 0:
             raise ExecError("max-stack-depth expects a non-negative integer")

@@ -117,15 +117,18 @@ def _case(ev, args, call):
         if type(case) is not Expression or len(case.children) != 2:
             raise ExecError("case expects a tuple of (pattern template) pairs")
         pairs.append(case.children)
-    values = [a for a, _ in ev.metta(args[0], UNDEFINED)]
-    if not values:
-        values = [EMPTY]
+    # As hyperon's collapse-bind then superpose-bind: the bindings made while evaluating the
+    # first argument stay with each of its results, so they reach the chosen branch and the caller.
+    values = ev.metta(args[0], UNDEFINED) or [(EMPTY, None)]
     out = []
-    for value in values:
+    for value, delta in values:
         for pattern, template in pairs:
+            if delta:
+                pattern = substitute(pattern, delta)
+                template = substitute(template, delta)
             bindings = unify(pattern, value)
             if bindings is not None:
-                out.append(substitute(template, bindings))
+                out.append((substitute(template, bindings), delta))
                 break
     return out
 

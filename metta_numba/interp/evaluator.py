@@ -117,6 +117,34 @@ def _unchanged(values: list, kids, offset: int) -> bool:
     return True
 
 
+def _caller_view(result: Atom, delta: dict, names: list) -> tuple:
+    """(result, bindings) of a finished evaluation as its caller sees them: bindings of the
+    caller's own variables only, and no variable of the callee left in sight.
+
+    A caller's variable bound to a callee's variable (the two were unified) is not a binding
+    for the caller: the callee's variable is renamed to the caller's one instead, as hyperon
+    represents such a group by the caller's variable. Several caller variables in one group
+    are bound to the first of them."""
+    kept = {}
+    renames = None
+    for v in names:
+        if v in delta:
+            value = substitute(v, delta)
+            if type(value) is Variable and value not in names:
+                if renames is None:
+                    renames = {}
+                first = renames.get(value)
+                if first is None:
+                    renames[value] = v
+                    continue
+                value = first
+            kept[v] = value
+    if renames is not None:
+        result = substitute(result, renames)
+        kept = {v: substitute(value, renames) for v, value in kept.items()}
+    return result, kept or None
+
+
 def _is_function(atom: Atom) -> bool:
     if type(atom) is not Expression:
         return False
@@ -230,8 +258,7 @@ class Evaluator:
             if d:
                 if names is None:
                     names = variables_of(atom)
-                kept = {v: substitute(v, d) for v in names if v in d}
-                chosen[i] = (a, kept or None)
+                chosen[i] = _caller_view(a, d, names)
         return chosen
 
     def type_cast(self, atom: Atom, typ: Atom) -> list:

@@ -79,11 +79,15 @@ class Variable(Atom):
 class Expression(Atom):
     """An ordered tuple of child atoms. `()` is the empty expression (unit)."""
 
-    __slots__ = ("children", "_hash", "_ground")
+    __slots__ = ("children", "_hash", "_ground", "evaluated")
 
     def __init__(self, children) -> None:
         kids: tuple[Atom, ...] = tuple(children)
         self.children = kids
+        # Set by the evaluator on an expression that evaluated to itself: hyperon does not
+        # evaluate such an atom again, even once its variables are bound (substitute keeps the
+        # mark). Equality and hashing ignore it.
+        self.evaluated = False
         # Hash and groundness are computed eagerly, bottom-up, so that a deeply nested atom
         # never needs a deep recursion to answer them later.
         self._hash = hash(kids)

@@ -145,6 +145,16 @@ def _caller_view(result: Atom, delta: dict, names: list) -> tuple:
     return result, kept or None
 
 
+def _evaluated_copy(atom: Atom) -> Atom:
+    """The atom marked as evaluated to itself; a copy, since the atom may be shared (a rule's
+    body, a stored atom) and must be evaluated afresh elsewhere."""
+    if type(atom) is not Expression:
+        return atom
+    marked = Expression(atom.children)
+    marked.evaluated = True
+    return marked
+
+
 def _is_function(atom: Atom) -> bool:
     if type(atom) is not Expression:
         return False
@@ -215,6 +225,8 @@ class Evaluator:
                 return [(atom, None)]
             if not atom.children:
                 return self.type_cast(atom, typ)
+            if atom.evaluated:
+                return [(atom, None)]
             depth = self.depth + 1
             if depth > self.max_depth:
                 return [(error(atom, STACK_OVERFLOW), None)]
@@ -457,7 +469,7 @@ class Evaluator:
             if tr is Symbol:
                 name = r.name
                 if name == "NotReducible":
-                    out.append((call if d is None else substitute(call, d), d))
+                    out.append((_evaluated_copy(call if d is None else substitute(call, d)), d))
                     continue
                 if name == "Empty":
                     out.append((r, d))

@@ -324,16 +324,28 @@ class Evaluator:
         stop = sig.stop
         check = sig.check_ret
         out = []
-        for args, delta, tb in self._args_from(atom, kids, params, sig.kinds, 1, type_bindings, []):
-            if type(args) is not list:
-                out.append((args, delta))
+        if type(head) is Expression:
+            # A curried call, `((pick f) x)`: the operator is evaluated first, with the
+            # function type as its expected type, then the call is rebuilt around its value.
+            heads = self.metta(head, sig.ftype)
+        else:
+            heads = ((head, None),)
+        for op, head_delta in heads:
+            if op is not head and (is_error(op) or (type(op) is Symbol and op.name == "Empty")):
+                out.append((op, head_delta))
                 continue
-            call = atom if _unchanged(args, kids, 1) else Expression([head] + args)
-            results = self.metta_call(call, expected, stop)
-            if check:
-                results = self._check_results(results, substitute(ret, tb) if tb else ret)
-            for r, d in results:
-                out.append((r, d if delta is None else merge(delta, d)))
+            for args, delta, tb in self._args_from(atom, kids, params, sig.kinds, 1, type_bindings, []):
+                if type(args) is not list:
+                    out.append((args, delta))
+                    continue
+                call = atom if op is head and _unchanged(args, kids, 1) else Expression([op] + args)
+                results = self.metta_call(call, expected, stop)
+                if check:
+                    results = self._check_results(results, substitute(ret, tb) if tb else ret)
+                if head_delta is not None:
+                    delta = head_delta if delta is None else merge(head_delta, delta)
+                for r, d in results:
+                    out.append((r, d if delta is None else merge(delta, d)))
         return out
 
     def _check_results(self, results: list, rtype: Atom) -> list:

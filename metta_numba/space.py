@@ -157,6 +157,9 @@ class Space:
         self.version = 0
         self.rules_version = 0
         self.types_version = 0
+        # Whether a `(: <expression> T)` may be stored: only then does typing an expression
+        # look its own declarations up (a snapshot cannot tell, so it says yes).
+        self.types_expressions = False
         self.space_id = next(_space_ids)
         self._rule_cache: dict = {}
         self._rule_cache_version = -1
@@ -198,6 +201,9 @@ class Space:
                 self.rules_version += 1
             elif head == HAS_TYPE or head == SUBTYPE:
                 self.types_version += 1
+                kids = atom.children
+                if head == HAS_TYPE and len(kids) == 3 and type(kids[1]) is not Symbol:
+                    self.types_expressions = True
         elif type(atom) is Variable:
             # A stored variable matches rules and type declarations alike.
             self.rules_version += 1
@@ -536,6 +542,7 @@ class SnapshotSpace(Space):
 
     def __init__(self, kb, name: str | None = None) -> None:
         super().__init__()
+        self.types_expressions = True
         self.kb = kb
         self.name = name
         self.local: GroundingSpace | None = GroundingSpace() if kb.readonly else None

@@ -189,6 +189,23 @@ class Types:
         kids = atom.children
         if not kids:
             return [UNDEFINED]
+        own = self._declared_on_expression(atom)
+        if own:
+            # `(: (lo hi) Range)`: hyperon lists tuple types, then the expression's own types,
+            # then the types of an application.
+            computed = [t for t in self._computed_types(atom, kids) if t != UNDEFINED and t not in own]
+            if any(is_function_type(t) for t in self.types_of(kids[0])):
+                return own + computed
+            return computed + own
+        return self._computed_types(atom, kids)
+
+    def _declared_on_expression(self, atom: Expression) -> list[Atom]:
+        ev = self.ev
+        if not (ev.space.types_expressions or ev.stdlib.types_expressions or ev.space.dependencies):
+            return []
+        return self.declared(atom)
+
+    def _computed_types(self, atom: Expression, kids) -> list[Atom]:
         head_types = self.types_of(kids[0])
         fn_types = [ft for ft in head_types if is_function_type(ft)]
         if fn_types:

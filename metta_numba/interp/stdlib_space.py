@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from metta_numba.atoms import Atom, Expression, Grounded, Symbol, variables_of
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
 from metta_numba.conjunction import conjuncts, join_step, query_pattern
 from metta_numba.interp.core import (
     EMPTY,
@@ -17,6 +17,7 @@ from metta_numba.interp.core import (
     text_of,
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Registry
+from metta_numba.interp.minimal import space_matches
 from metta_numba.space import GroundingSpace, Space, query_view
 from metta_numba.unify import rename_apart, substitute, unify
 
@@ -126,6 +127,13 @@ def _case(ev, args, call):
             if delta:
                 pattern = substitute(pattern, delta)
                 template = substitute(template, delta)
+            if isinstance(value, SpaceAtom) and type(pattern) is not Variable:
+                # A space unifies by being queried: one result per way it matches.
+                found = space_matches(value, pattern)
+                out.extend((substitute(template, bindings), delta) for bindings in found)
+                if found:
+                    break
+                continue
             bindings = unify(pattern, value)
             if bindings is not None:
                 out.append((substitute(template, bindings), delta))

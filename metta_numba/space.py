@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
+from metta_numba.number_forms import dual_count, probe_patterns
 from metta_numba.space_order import TrieOrder
 from metta_numba.unify import Bindings, rename_apart, unify_into
 
@@ -87,7 +88,10 @@ def _child_key(child: Atom):
         if th is Symbol or th is Grounded:
             return ("(", head, len(kids))
         return _WILD
-    return child
+    if t is Symbol or t is Grounded:
+        return child
+    # A state equals whatever has its current value: no key can stand for it.
+    return _WILD if getattr(child, "by_value", False) else child
 
 
 def _rule_key(lhs: Atom):
@@ -508,6 +512,8 @@ def _inner_key(atom: Atom):
     t = type(atom)
     if t is Variable or (t is Expression and not atom.is_ground):
         return _WILD
+    if t is not Symbol and t is not Grounded and getattr(atom, "by_value", False):
+        return _WILD
     return atom
 
 
@@ -604,13 +610,27 @@ class SnapshotSpace(Space):
         return self.kb.estimate(pattern) + local
 
     def query(self, pattern: Atom) -> list[Bindings]:
-        if self._hidden or (self.local is not None and self.local.count()):
+        if self._hidden or (self.local is not None and self.local.count()) or dual_count(pattern):
             return super().query(pattern)
         # The KB matches ground atoms in a kernel and decodes only the bound values.
         return self.kb.bindings(pattern)
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
-        for atom, copies in self._visible(self.kb.candidates(pattern)):
+        probes = probe_patterns(pattern)
+        if len(probes) == 1:
+            pairs = self.kb.candidates(probes[0])
+        else:
+            # A whole number is looked up in both of its encodings; a stored atom that both
+            # probes find (it has a variable there) is one candidate.
+            seen: set[bytes] = set()
+            pairs = []
+            for probe in probes:
+                for atom, copies in self.kb.candidates(probe):
+                    key = self._key(atom)
+                    if key not in seen:
+                        seen.add(key)
+                        pairs.append((atom, copies))
+        for atom, copies in self._visible(pairs):
             for _ in range(copies):
                 yield atom
         if self.local is not None:

@@ -21,7 +21,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
-from metta_numba.number_forms import dual_count, probe_patterns
+from metta_numba.snapshot_probes import holds_object, needs_probes, probe_patterns
 from metta_numba.space_order import TrieOrder
 from metta_numba.unify import Bindings, rename_apart, unify_into
 
@@ -565,17 +565,23 @@ class SnapshotSpace(Space):
         return encode(atom, terms, handles=handles)[0]
 
     def add(self, atom: Atom) -> None:
-        if self.local is not None:
+        if self.kb.readonly or holds_object(atom):
+            # An atom holding a state or a space cannot be encoded: it stays in this process,
+            # beside the KB (a saved snapshot skips it, as save_atoms does).
+            if self.local is None:
+                self.local = GroundingSpace()
             self.local.add(atom)
         else:
             self.kb.add(atom)
         self._changed(atom)
 
     def remove(self, atom: Atom) -> bool:
-        if self.local is None:
-            removed = self.kb.remove(atom)
-        elif self.local.remove(atom):
+        if self.local is not None and self.local.remove(atom):
             removed = True
+        elif holds_object(atom):
+            removed = False  # never in the KB
+        elif not self.kb.readonly:
+            removed = self.kb.remove(atom)
         else:
             key = self._key(atom)
             hidden = self._hidden.get(key, 0)
@@ -610,7 +616,7 @@ class SnapshotSpace(Space):
         return self.kb.estimate(pattern) + local
 
     def query(self, pattern: Atom) -> list[Bindings]:
-        if self._hidden or (self.local is not None and self.local.count()) or dual_count(pattern):
+        if self._hidden or (self.local is not None and self.local.count()) or needs_probes(pattern):
             return super().query(pattern)
         # The KB matches ground atoms in a kernel and decodes only the bound values.
         return self.kb.bindings(pattern)

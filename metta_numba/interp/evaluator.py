@@ -321,29 +321,42 @@ class Evaluator:
             type_bindings = found
         kids = atom.children
         head = kids[0]
+        if type(head) is Expression:
+            return self._call_curried(atom, sig, expected, type_bindings)
         stop = sig.stop
         check = sig.check_ret
         out = []
-        if type(head) is Expression:
-            # A curried call, `((pick f) x)`: the operator is evaluated first, with the
-            # function type as its expected type, then the call is rebuilt around its value.
-            heads = self.metta(head, sig.ftype)
-        else:
-            heads = ((head, None),)
-        for op, head_delta in heads:
-            if op is not head and (is_error(op) or (type(op) is Symbol and op.name == "Empty")):
-                out.append((op, head_delta))
+        for args, delta, tb in self._args_from(atom, kids, params, sig.kinds, 1, type_bindings, []):
+            if type(args) is not list:
+                out.append((args, delta))
                 continue
-            for args, delta, tb in self._args_from(atom, kids, params, sig.kinds, 1, type_bindings, []):
+            call = atom if _unchanged(args, kids, 1) else Expression([head] + args)
+            results = self.metta_call(call, expected, stop)
+            if check:
+                results = self._check_results(results, substitute(ret, tb) if tb else ret)
+            for r, d in results:
+                out.append((r, d if delta is None else merge(delta, d)))
+        return out
+
+    def _call_curried(self, atom: Expression, sig: Signature, expected: Atom, type_bindings: dict) -> list:
+        """A typed call whose operator is an expression, `((pick f) x)`: like hyperon, the
+        operator is evaluated first (its expected type is the function type), then the call is
+        made with its value in place, as a call of the same function type."""
+        kids = atom.children
+        out = []
+        for op, op_delta in self.metta(kids[0], sig.ftype):
+            if is_error(op) or (type(op) is Symbol and op.name == "Empty"):
+                out.append((op, op_delta))
+                continue
+            for args, delta, tb in self._args_from(atom, kids, sig.params, sig.kinds, 1, type_bindings, []):
                 if type(args) is not list:
                     out.append((args, delta))
                     continue
-                call = atom if op is head and _unchanged(args, kids, 1) else Expression([op] + args)
-                results = self.metta_call(call, expected, stop)
-                if check:
-                    results = self._check_results(results, substitute(ret, tb) if tb else ret)
-                if head_delta is not None:
-                    delta = head_delta if delta is None else merge(head_delta, delta)
+                results = self.metta_call(Expression([op] + args), expected, sig.stop)
+                if sig.check_ret:
+                    results = self._check_results(results, substitute(sig.ret, tb) if tb else sig.ret)
+                if op_delta is not None:
+                    delta = op_delta if delta is None else merge(op_delta, delta)
                 for r, d in results:
                     out.append((r, d if delta is None else merge(delta, d)))
         return out

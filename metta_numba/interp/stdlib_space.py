@@ -112,7 +112,7 @@ def _collapse(ev, args, call):
 def _case(ev, args, call):
     cases = args[1]
     if type(cases) is not Expression:
-        raise NoReduce()
+        return []  # hyperon: no result
     pairs = []
     for case in cases.children:
         if type(case) is not Expression or len(case.children) != 2:

@@ -57,11 +57,6 @@ def _counts(atom: Atom) -> tuple[int, int]:
     return numbers, objects
 
 
-def needs_probes(pattern: Atom) -> bool:
-    """Whether the snapshot's own lookup of `pattern` could miss an answer."""
-    return _counts(pattern) != (0, 0)
-
-
 def holds_object(atom: Atom) -> bool:
     """Whether `atom` holds a grounded object (it cannot be encoded into a snapshot)."""
     return _counts(atom)[1] > 0
@@ -81,7 +76,8 @@ def _spell(atom: Atom, choices, objects) -> Atom:
 
 def probe_patterns(pattern: Atom) -> list[Atom]:
     """Patterns whose candidates, together, hold every stored atom that `pattern` may unify
-    with when numbers compare by value. Just `[pattern]` when it needs no probe."""
+    with when numbers compare by value. `[pattern]` itself (the same object) when it needs no
+    other probe: the snapshot's own lookup of it misses nothing."""
     count, objects = _counts(pattern)
     if count == 0:
         return [pattern] if objects == 0 else [_spell(pattern, iter(()), itertools.count())]

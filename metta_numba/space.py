@@ -21,7 +21,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
-from metta_numba.snapshot_probes import holds_object, needs_probes, probe_patterns
+from metta_numba.snapshot_probes import holds_object
 from metta_numba.space_order import TrieOrder
 from metta_numba.unify import Bindings, rename_apart, unify_into
 
@@ -616,27 +616,14 @@ class SnapshotSpace(Space):
         return self.kb.estimate(pattern) + local
 
     def query(self, pattern: Atom) -> list[Bindings]:
-        if self._hidden or (self.local is not None and self.local.count()) or needs_probes(pattern):
+        if self._hidden or (self.local is not None and self.local.count()):
             return super().query(pattern)
-        # The KB matches ground atoms in a kernel and decodes only the bound values.
+        # The KB matches ground atoms in a kernel and decodes only the bound values. (It also
+        # finds a whole number stored in its other encoding: see snapshot_probes.)
         return self.kb.bindings(pattern)
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
-        probes = probe_patterns(pattern)
-        if len(probes) == 1:
-            pairs = self.kb.candidates(probes[0])
-        else:
-            # A whole number is looked up in both of its encodings; a stored atom that both
-            # probes find (it has a variable there) is one candidate.
-            seen: set[bytes] = set()
-            pairs = []
-            for probe in probes:
-                for atom, copies in self.kb.candidates(probe):
-                    key = self._key(atom)
-                    if key not in seen:
-                        seen.add(key)
-                        pairs.append((atom, copies))
-        for atom, copies in self._visible(pairs):
+        for atom, copies in self._visible(self.kb.candidates(pattern)):
             for _ in range(copies):
                 yield atom
         if self.local is not None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from metta_numba import MeTTa
 from metta_numba.atoms import Atom, E, Expression, G, Grounded, Symbol, Variable
 from metta_numba.interp.core import SpaceAtom
-from metta_numba.snapshot_probes import MAX_VARIANTS, holds_object, needs_probes, other_form, probe_patterns
+from metta_numba.snapshot_probes import MAX_VARIANTS, holds_object, other_form, probe_patterns
 from metta_numba.space import GroundingSpace, SnapshotSpace
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.snapshot import save_atoms
@@ -136,7 +136,7 @@ def test_other_form():
 
 def test_probe_patterns():
     plain = parse_atom("(p a $x)")
-    assert probe_patterns(plain) == [plain] and not needs_probes(plain)
+    assert probe_patterns(plain)[0] is plain
     two = probe_patterns(parse_atom("(p 3 2.5)"))
     assert [type(p.children[1].value) for p in two] == [int, float] and all(p.children[2] == G(2.5) for p in two)
     assert len(probe_patterns(parse_atom("(p 1 2.0 3)"))) == 8 == MAX_VARIANTS
@@ -148,7 +148,7 @@ def test_probe_patterns():
 def test_objects_are_widened_in_probes():
     space_atom = SpaceAtom(GroundingSpace())
     pattern = E("holds", space_atom, G(1))
-    assert needs_probes(pattern) and holds_object(pattern) and not holds_object(parse_atom("(p 1)"))
+    assert holds_object(pattern) and not holds_object(parse_atom("(p 1)"))
     probes = probe_patterns(pattern)
     assert len(probes) == 2 and all(type(p.children[1]) is Variable for p in probes)
 
@@ -191,3 +191,4 @@ def test_snapshot_matches_numbers_by_value(tmp_path_factory, stored, pattern):
     save_atoms(stored, path)
     with PersistentKB.open(path, readonly=True, sync="never") as kb:
         assert len(SnapshotSpace(kb).query(pattern)) == expected
+        assert len(kb.query(pattern)) == expected  # the `query` command's path

@@ -543,6 +543,12 @@ class Evaluator:
             return [(err.error_atom(call), None)]
         except NoReduce:
             return [(NOT_REDUCIBLE, None)]
+        except IndexError:
+            # Only a call made by `eval` reaches an operation with too few arguments (typed
+            # calls are checked before); one that does not check them itself gets an Error.
+            if op.arity is not None and op.arity != len(call.children) - 1:
+                return [(error(call, INCORRECT_ARITY), None)]
+            raise
         if not results:
             return [(EMPTY, None)]
         out = []

@@ -141,7 +141,7 @@ def _get_type(ev, args, call):
 def _get_type_space(ev, args, call):
     space = args[0]
     if not isinstance(space, SpaceAtom):
-        raise NoReduce()
+        raise ExecError("get-type-space expects a space as the first argument")
     types = ev.in_space(space.obj, ev.types.types_of, args[1])
     return [fresh_type(t) for t in types]
 

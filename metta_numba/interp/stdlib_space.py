@@ -26,10 +26,10 @@ registry = Registry()
 CONJUNCTION = ","
 
 
-def _space(atom: Atom) -> Space:
+def _space(atom: Atom, what: str, where: str = "the first argument") -> Space:
     if isinstance(atom, SpaceAtom):
         return atom.obj
-    raise NoReduce()
+    raise ExecError(f"{what} expects a space as {where}")
 
 
 def query_conjunction(space: Space, pattern: Atom) -> list[dict]:
@@ -62,26 +62,26 @@ def _new_space(ev, args, call):
 
 @registry.add("add-atom", "(-> SpaceType Atom (->))")
 def _add_atom(ev, args, call):
-    _space(args[0]).add(args[1])
+    _space(args[0], "add-atom").add(args[1])
     return [UNIT]
 
 
 @registry.add("remove-atom", "(-> SpaceType Atom (->))")
 def _remove_atom(ev, args, call):
-    _space(args[0]).remove(args[1])
+    _space(args[0], "remove-atom").remove(args[1])
     return [UNIT]
 
 
 @registry.add("get-atoms", "(-> SpaceType Atom)")
 def _get_atoms(ev, args, call):
     # Stored variables show up renamed, as hyperon's `$x#N`.
-    return [rename_apart(a) for a in _space(args[0]).listing()]
+    return [rename_apart(a) for a in _space(args[0], "get-atoms", "its argument").listing()]
 
 
 @registry.add("match", "(-> SpaceType Atom Atom %Undefined%)")
 def _match(ev, args, call):
     # Each answer also binds the pattern's variables for the caller (hyperon 0.2.10).
-    space = _space(args[0])
+    space = _space(args[0], "match")
     pattern, template = args[1], args[2]
     names = variables_of(pattern)
     out = []
@@ -160,7 +160,7 @@ def _new_state(ev, args, call):
 def _get_state(ev, args, call):
     state = args[0]
     if not isinstance(state, StateAtom):
-        raise NoReduce()
+        raise ExecError("get-state expects single state atom as an argument")
     return [state.obj.value]
 
 
@@ -168,7 +168,7 @@ def _get_state(ev, args, call):
 def _change_state(ev, args, call):
     state = args[0]
     if not isinstance(state, StateAtom):
-        raise NoReduce()
+        raise ExecError("change-state! expects a state as the first argument")
     state.obj.value = args[1]
     return [state]
 
@@ -233,7 +233,7 @@ def _mod_space(ev, args, call):
 
 @registry.add("module-space-no-deps", "(-> SpaceType SpaceType)")
 def _module_space_no_deps(ev, args, call):
-    return [BareSpaceAtom(_space(args[0]))]
+    return [BareSpaceAtom(_space(args[0], "module-space-no-deps"))]
 
 
 @registry.add("register-module!", "(-> Atom (->))")

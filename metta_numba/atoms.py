@@ -79,11 +79,15 @@ class Variable(Atom):
 class Expression(Atom):
     """An ordered tuple of child atoms. `()` is the empty expression (unit)."""
 
-    __slots__ = ("children", "_hash", "_ground")
+    __slots__ = ("children", "_hash", "_ground", "evaluated")
 
     def __init__(self, children) -> None:
         kids: tuple[Atom, ...] = tuple(children)
         self.children = kids
+        # Set by the evaluator on an expression that evaluated to itself: hyperon does not
+        # evaluate such an atom again, even once its variables are bound (substitute keeps the
+        # mark). Equality and hashing ignore it.
+        self.evaluated = False
         # Hash and groundness are computed eagerly, bottom-up, so that a deeply nested atom
         # never needs a deep recursion to answer them later.
         self._hash = hash(kids)
@@ -156,8 +160,10 @@ _STORABLE = (bool, int, float, str)
 class Grounded(Atom):
     """A grounded value: int (i64), float (f64), str, bool, or a Python object.
 
-    Numbers, strings and Bools are values: equal when their type and value are equal. Other
-    objects (spaces, states, grounded operations) are wrapped by `GroundedObject`.
+    Numbers, strings and Bools are values: equal when their type and value are equal, except
+    that an integer and a float are one number (`3` equals `3.0`, as in hyperon, where they
+    unify and match each other). Other objects (spaces, states, grounded operations) are
+    wrapped by `GroundedObject`.
     """
 
     __slots__ = ("value", "_hash")
@@ -165,15 +171,23 @@ class Grounded(Atom):
     def __init__(self, value: Any) -> None:
         self.value = value
         # NaN equals NaN as an atom, so every NaN must hash alike (hash(nan) is per object).
-        nan = type(value) is float and value != value
-        self._hash = hash(("G", float, "NaN")) if nan else hash(("G", type(value), value))
+        # An int hashes as the equal float does (hash(3) == hash(3.0)), under one tag for both.
+        tv = type(value)
+        if tv is float and value != value:
+            self._hash = hash(("G", float, "NaN"))
+        else:
+            self._hash = hash(("G", float if tv is int else tv, value))
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Grounded:
             return False
         ov = other.value
         sv = self.value
-        if type(ov) is not type(sv):
+        to = type(ov)
+        ts = type(sv)
+        if to is not ts:
+            if (to is int and ts is float) or (to is float and ts is int):
+                return ov == sv
             return False
         if sv != sv and ov != ov:  # NaN is equal to itself as an atom
             return True
@@ -205,6 +219,10 @@ class GroundedObject(Atom):
     """
 
     __slots__ = ("obj",)
+
+    by_value = False
+    """True for an object compared by its current, changing value (a state): indexes must not
+    key on it, since its equality changes while it is stored."""
 
     def __init__(self, obj: Any) -> None:
         self.obj = obj

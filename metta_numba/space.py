@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
+from metta_numba.snapshot_probes import holds_object
 from metta_numba.space_order import TrieOrder
 from metta_numba.unify import Bindings, rename_apart, unify_into
 
@@ -87,7 +88,10 @@ def _child_key(child: Atom):
         if th is Symbol or th is Grounded:
             return ("(", head, len(kids))
         return _WILD
-    return child
+    if t is Symbol or t is Grounded:
+        return child
+    # A state equals whatever has its current value: no key can stand for it.
+    return _WILD if getattr(child, "by_value", False) else child
 
 
 def _rule_key(lhs: Atom):
@@ -176,6 +180,9 @@ class Space:
         self.version = 0
         self.rules_version = 0
         self.types_version = 0
+        # Whether a `(: <expression> T)` may be stored: only then does typing an expression
+        # look its own declarations up (a snapshot cannot tell, so it says yes).
+        self.types_expressions = False
         self.space_id = next(_space_ids)
         self._rule_cache: dict = {}
         self._rule_cache_version = -1
@@ -221,6 +228,9 @@ class Space:
                 self.rules_version += 1
             elif head == HAS_TYPE or head == SUBTYPE:
                 self.types_version += 1
+                kids = atom.children
+                if head == HAS_TYPE and len(kids) == 3 and type(kids[1]) is not Symbol:
+                    self.types_expressions = True
             else:
                 return
         elif type(atom) is Variable:
@@ -535,6 +545,8 @@ def _inner_key(atom: Atom):
     t = type(atom)
     if t is Variable or (t is Expression and not atom.is_ground):
         return _WILD
+    if t is not Symbol and t is not Grounded and getattr(atom, "by_value", False):
+        return _WILD
     return atom
 
 
@@ -569,6 +581,7 @@ class SnapshotSpace(Space):
 
     def __init__(self, kb, name: str | None = None) -> None:
         super().__init__()
+        self.types_expressions = True
         self.kb = kb
         self.name = name
         self.local: GroundingSpace | None = GroundingSpace() if kb.readonly else None
@@ -585,17 +598,23 @@ class SnapshotSpace(Space):
         return encode(atom, terms, handles=handles)[0]
 
     def add(self, atom: Atom) -> None:
-        if self.local is not None:
+        if self.kb.readonly or holds_object(atom):
+            # An atom holding a state or a space cannot be encoded: it stays in this process,
+            # beside the KB (a saved snapshot skips it, as save_atoms does).
+            if self.local is None:
+                self.local = GroundingSpace()
             self.local.add(atom)
         else:
             self.kb.add(atom)
         self._changed(atom)
 
     def remove(self, atom: Atom) -> bool:
-        if self.local is None:
-            removed = self.kb.remove(atom)
-        elif self.local.remove(atom):
+        if self.local is not None and self.local.remove(atom):
             removed = True
+        elif holds_object(atom):
+            removed = False  # never in the KB
+        elif not self.kb.readonly:
+            removed = self.kb.remove(atom)
         else:
             key = self._key(atom)
             hidden = self._hidden.get(key, 0)
@@ -632,12 +651,14 @@ class SnapshotSpace(Space):
     def query(self, pattern: Atom) -> list[Bindings]:
         if self._hidden or (self.local is not None and self.local.count()):
             return super().query(pattern)
-        # The KB matches ground atoms in a kernel and decodes only the bound values.
+        # The KB matches ground atoms in a kernel and decodes only the bound values. (It also
+        # finds a whole number stored in its other encoding: see snapshot_probes.)
         return self.kb.bindings(pattern)
 
     def bindings_table(self, pattern: Atom):
-        """The answers of `query` as (variables, rows of values; None: unbound), straight from
-        the KB's kernels, or None when this space must unify in Python (hidden or local atoms)."""
+        """The answers of `query` as (variables, a column of values per variable; None where one
+        stays unbound), straight from the KB, or None when this space must unify in Python
+        (hidden or local atoms)."""
         if self._hidden or (self.local is not None and self.local.count()):
             return None
         return self.kb.bindings_table(pattern)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from array import array
 
-from metta_numba.atoms import Atom, Expression, Grounded, Variable
+from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Variable
 
 _SHIFT = 32
 _PATH_CACHE_SIZE = 4096
@@ -38,7 +38,7 @@ def _unifiable(token) -> bool:
 
 def _prefix_tokens(atom: Atom) -> list:
     if type(atom) is not Expression:
-        return [atom]
+        return [("state", id(atom.obj))] if isinstance(atom, GroundedObject) and atom.by_value else [atom]
     tokens: list = []
     stack = [atom]
     while stack:
@@ -49,6 +49,9 @@ def _prefix_tokens(atom: Atom) -> list:
             tokens.append(OPEN)
             stack.append(CLOSE)
             stack.extend(reversed(item.children))
+        elif isinstance(item, GroundedObject) and item.by_value:
+            # A state's equality follows its changing value: its token is the object itself.
+            tokens.append(("state", id(item.obj)))
         else:
             tokens.append(item)
     return tokens

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from metta_numba.atoms import Atom, alpha_equal
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, alpha_equal
 from metta_numba.syntax import format_atom, parse_atom
 
 pytestmark = pytest.mark.oracle
@@ -328,12 +328,22 @@ def run_ours(program: str) -> list[list[Atom]]:
         return MeTTa().run(program)
 
 
+def _typed_numbers(atom: Atom) -> Atom:
+    """The atom with each number replaced by a symbol naming its type and value: `1` and `1.0`
+    are equal atoms (they unify) but print differently, and the comparison must see that."""
+    if type(atom) is Grounded and type(atom.value) in (int, float):
+        return Symbol(f"{type(atom.value).__name__}:{atom.value!r}")
+    if type(atom) is Expression:
+        return Expression([_typed_numbers(child) for child in atom.children])
+    return atom
+
+
 def same_results(expected: list[Atom], got: list[Atom]) -> bool:
-    """Equal as multisets, each atom up to a renaming of its variables."""
+    """Equal as multisets, each atom up to a renaming of its variables (numbers of one type)."""
     if len(expected) != len(got):
         return False
-    remaining = list(got)
-    for atom in expected:
+    remaining = [_typed_numbers(atom) for atom in got]
+    for atom in map(_typed_numbers, expected):
         for i, candidate in enumerate(remaining):
             if alpha_equal(atom, candidate):
                 del remaining[i]

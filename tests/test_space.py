@@ -119,12 +119,17 @@ def test_repeated_variables_constrain_both_sides():
     assert results(space, "(same 1 2)") == []
 
 
-def test_grounded_values_match_by_type_and_value():
-    space = GroundingSpace([E("n", G(1)), E("n", G(1.0)), E("n", G(True)), E("n", G("1"))])
-    assert results(space, "(n 1)") == ["(n 1)"]
-    assert results(space, "(n 1.0)") == ["(n 1.0)"]
-    assert results(space, '(n "1")') == ['(n "1")']
-    assert len(space.query(atom("(n $x)"))) == 4
+def test_grounded_values_match_by_value_numbers_across_int_and_float():
+    space = GroundingSpace([E("n", G(1)), E("n", G(1.0)), E("n", G(True)), E("n", G("1")), E("n", G(2.5))])
+    # An integer and a float of one value are the same number (hyperon); a Bool or a String
+    # of the same text is not.
+    assert len(space.query(atom("(n 1)"))) == 2
+    assert len(space.query(atom("(n 1.0)"))) == 2
+    assert len(space.query(atom('(n "1")'))) == 1
+    assert len(space.query(atom("(n True)"))) == 1
+    assert len(space.query(atom("(n 2.5)"))) == 1
+    assert space.query(atom("(n 2)")) == []
+    assert sorted(results(space, "(n $x)", "$x")) == ['"1"', "1", "1.0", "2.5", "True"]
 
 
 def test_a_stored_bare_variable_matches_every_pattern():

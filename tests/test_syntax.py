@@ -77,8 +77,12 @@ def test_token_rules(text, expected):
 
 
 def test_int_and_float_are_distinct_from_bool():
-    assert parse_atom("1") != parse_atom("1.0") and parse_atom("1") != parse_atom("True")
+    # An integer and a float are one number as atoms (they unify, as in hyperon), but each
+    # keeps its own type and printed form; a Bool is never a number.
+    assert parse_atom("1") == parse_atom("1.0") and parse_atom("1") != parse_atom("True")
+    assert parse_atom("1.0") != parse_atom("True") and parse_atom("0") != parse_atom("False")
     assert type(parse_atom("1").value) is int and type(parse_atom("1.0").value) is float
+    assert format_atom(parse_atom("1.0")) == "1.0" and format_atom(parse_atom("1")) == "1"
 
 
 def test_a_symbol_token_ends_at_a_comment_but_a_variable_does_not():

@@ -192,6 +192,9 @@ class BareSpaceAtom(SpaceAtom):
         return f"GroundingSpace-{name}" if name else f"GroundingSpace-0x{id(self.obj):012x}"
 
 
+_STATE_HASH = hash("State")
+
+
 class StateCell:
     """The mutable box behind a `(State v)` atom."""
 
@@ -203,9 +206,21 @@ class StateCell:
 
 
 class StateAtom(GroundedObject):
-    """A state; prints its current value, so results printed after a run show the last one."""
+    """A state; prints its current value, so results printed after a run show the last one.
+
+    Two states are equal when their current values are (hyperon compares them so, in `==`,
+    matching, unification and asserts). The value changes, so the hash cannot follow it: every
+    state hashes alike, and spaces index a stored state as a wildcard (`by_value`)."""
 
     __slots__ = ()
+
+    by_value = True
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is StateAtom and (other.obj is self.obj or other.obj.value == self.obj.value)
+
+    def __hash__(self) -> int:
+        return _STATE_HASH
 
     def display(self) -> str:
         return f"(State {self.obj.value!r})"

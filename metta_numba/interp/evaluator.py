@@ -117,6 +117,44 @@ def _unchanged(values: list, kids, offset: int) -> bool:
     return True
 
 
+def _caller_view(result: Atom, delta: dict, names: list) -> tuple:
+    """(result, bindings) of a finished evaluation as its caller sees them: bindings of the
+    caller's own variables only, and no variable of the callee left in sight.
+
+    A caller's variable bound to a callee's variable (the two were unified) is not a binding
+    for the caller: the callee's variable is renamed to the caller's one instead, as hyperon
+    represents such a group by the caller's variable. Several caller variables in one group
+    are bound to the first of them."""
+    kept = {}
+    renames = None
+    for v in names:
+        if v in delta:
+            value = substitute(v, delta)
+            if type(value) is Variable and value not in names:
+                if renames is None:
+                    renames = {}
+                first = renames.get(value)
+                if first is None:
+                    renames[value] = v
+                    continue
+                value = first
+            kept[v] = value
+    if renames is not None:
+        result = substitute(result, renames)
+        kept = {v: substitute(value, renames) for v, value in kept.items()}
+    return result, kept or None
+
+
+def _evaluated_copy(atom: Atom) -> Atom:
+    """The atom marked as evaluated to itself; a copy, since the atom may be shared (a rule's
+    body, a stored atom) and must be evaluated afresh elsewhere."""
+    if type(atom) is not Expression:
+        return atom
+    marked = Expression(atom.children)
+    marked.evaluated = True
+    return marked
+
+
 def _is_function(atom: Atom) -> bool:
     if type(atom) is not Expression:
         return False
@@ -193,6 +231,8 @@ class Evaluator:
                 return [(atom, None)]
             if not atom.children:
                 return self.type_cast(atom, typ)
+            if atom.evaluated:
+                return [(atom, None)]
             tier = self.tier
             if tier is not None and typ is UNDEFINED:
                 done = tier.evaluate(atom)
@@ -205,6 +245,9 @@ class Evaluator:
             inner = self.interpret_expression(atom, typ)
             self.depth = depth - 1
             return self._level(atom, inner)
+        if t is Symbol and atom.name == "Empty":
+            # `Empty` evaluates to no result, also when it is the atom being evaluated.
+            return []
         if t is Variable or typ == UNDEFINED or typ == ATOM:
             return [(atom, None)]
         return self.type_cast(atom, typ)
@@ -238,8 +281,7 @@ class Evaluator:
             if d:
                 if names is None:
                     names = variables_of(atom)
-                kept = {v: substitute(v, d) for v in names if v in d}
-                chosen[i] = (a, kept or None)
+                chosen[i] = _caller_view(a, d, names)
         return chosen
 
     def type_cast(self, atom: Atom, typ: Atom) -> list:
@@ -261,8 +303,14 @@ class Evaluator:
                 return self.call_function(atom, signatures[0], typ)
             fitting = [sig for sig in signatures if sig.arity == nargs]
             if fitting:
-                # Each function type of the head is a way to call it: all of them are tried,
-                # as alternatives (so wrong ones leave Errors that good results push aside).
+                if len(fitting) > 1:
+                    # Like hyperon: the call is made once, with the first function type whose
+                    # parameters accept the arguments as written (before they are evaluated).
+                    for sig in fitting:
+                        if self.types.applicable(kids, sig):
+                            return self.call_function(atom, sig, typ)
+                # No type accepts the arguments as written: each is tried, as alternatives
+                # (so wrong ones leave Errors that good results push aside).
                 out = []
                 for sig in reversed(fitting):
                     out.extend(self.call_function(atom, sig, typ))
@@ -284,6 +332,8 @@ class Evaluator:
             type_bindings = found
         kids = atom.children
         head = kids[0]
+        if type(head) is Expression:
+            return self._call_curried(atom, sig, expected, type_bindings)
         stop = sig.stop
         check = sig.check_ret
         out = []
@@ -297,6 +347,29 @@ class Evaluator:
                 results = self._check_results(results, substitute(ret, tb) if tb else ret)
             for r, d in results:
                 out.append((r, d if delta is None else merge(delta, d)))
+        return out
+
+    def _call_curried(self, atom: Expression, sig: Signature, expected: Atom, type_bindings: dict) -> list:
+        """A typed call whose operator is an expression, `((pick f) x)`: like hyperon, the
+        operator is evaluated first (its expected type is the function type), then the call is
+        made with its value in place, as a call of the same function type."""
+        kids = atom.children
+        out = []
+        for op, op_delta in self.metta(kids[0], sig.ftype):
+            if is_error(op) or (type(op) is Symbol and op.name == "Empty"):
+                out.append((op, op_delta))
+                continue
+            for args, delta, tb in self._args_from(atom, kids, sig.params, sig.kinds, 1, type_bindings, []):
+                if type(args) is not list:
+                    out.append((args, delta))
+                    continue
+                results = self.metta_call(Expression([op] + args), expected, sig.stop)
+                if sig.check_ret:
+                    results = self._check_results(results, substitute(sig.ret, tb) if tb else sig.ret)
+                if op_delta is not None:
+                    delta = op_delta if delta is None else merge(op_delta, delta)
+                for r, d in results:
+                    out.append((r, d if delta is None else merge(delta, d)))
         return out
 
     def _check_results(self, results: list, rtype: Atom) -> list:
@@ -432,7 +505,7 @@ class Evaluator:
             if tr is Symbol:
                 name = r.name
                 if name == "NotReducible":
-                    out.append((call if d is None else substitute(call, d), d))
+                    out.append((_evaluated_copy(call if d is None else substitute(call, d)), d))
                     continue
                 if name == "Empty":
                     out.append((r, d))
@@ -481,6 +554,12 @@ class Evaluator:
             return [(err.error_atom(call), None)]
         except NoReduce:
             return [(NOT_REDUCIBLE, None)]
+        except IndexError:
+            # Only a call made by `eval` reaches an operation with too few arguments (typed
+            # calls are checked before); one that does not check them itself gets an Error.
+            if op.arity is not None and op.arity != len(call.children) - 1:
+                return [(error(call, INCORRECT_ARITY), None)]
+            raise
         if not results:
             return [(EMPTY, None)]
         out = []

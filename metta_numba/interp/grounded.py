@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from metta_numba.atoms import Atom, Expression
+from metta_numba.atoms import Atom, Expression, Symbol
 from metta_numba.interp.core import error, error_text
 
 if TYPE_CHECKING:
     from metta_numba.interp.evaluator import Evaluator
+
+ARROW = Symbol("->")
 
 ExecuteFn = Callable[["Evaluator", tuple, Expression], list]
 
@@ -42,13 +44,17 @@ class NoReduce(Exception):
 class Operation:
     """A named grounded operation with a type (None: untyped, `%Undefined%`)."""
 
-    __slots__ = ("name", "type_atom", "execute", "doc")
+    __slots__ = ("name", "type_atom", "execute", "doc", "arity")
 
     def __init__(self, name: str, type_atom: Atom | None, execute: ExecuteFn, doc: str = "") -> None:
         self.name = name
         self.type_atom = type_atom
         self.execute = execute
         self.doc = doc
+        # The number of arguments its function type takes (None: untyped, any number). A call
+        # with another number never reaches `execute` (see Evaluator.call_op).
+        kids = type_atom.children if type(type_atom) is Expression else ()
+        self.arity = len(kids) - 2 if kids and kids[0] == ARROW else None
 
     def __repr__(self) -> str:
         return self.name

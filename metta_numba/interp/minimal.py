@@ -108,6 +108,16 @@ def _chain(ev: Evaluator, atom: Expression) -> list:
     return out
 
 
+def space_matches(target: SpaceAtom, pattern: Atom) -> list:
+    """Bindings for each way a space atom unifies with a (non-variable) pattern: a space
+    matches by being queried, as hyperon's spaces do. A pattern that is itself a space is
+    matched atom by atom: each of its atoms queried in the target (so `&box` unifies with
+    `&box` once per atom it holds)."""
+    if isinstance(pattern, SpaceAtom):
+        return [b for stored in pattern.obj.listing() for b in query_view(target.obj, stored)]
+    return query_view(target.obj, pattern)
+
+
 def _unify(ev: Evaluator, atom: Expression) -> list:
     kids = atom.children
     if len(kids) != 5:
@@ -123,7 +133,7 @@ def _unify(ev: Evaluator, atom: Expression) -> list:
             elif type(a) is Expression and not a.is_ground:
                 stack.extend(a.children)
         matches = []
-        for bindings in query_view(target.obj, pattern):
+        for bindings in space_matches(target, pattern):
             delta = {v: substitute(v, bindings) for v in pattern_vars if v in bindings}
             matches.append((substitute(then, bindings), delta or None))
         if not matches:

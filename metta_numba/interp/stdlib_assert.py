@@ -121,5 +121,5 @@ def _assert_includes(ev, args, call):
 @registry.add("assert", "(-> Atom (->))")
 def _assert(ev, args, call):
     atom = args[0]
-    failure = error(call, Expression([atom, Symbol("not"), Symbol("True")]))
+    failure = error(call, Expression([atom, Symbol("not"), TRUE]))
     return [UNIT if value == TRUE else failure for value in _results(ev, atom)]

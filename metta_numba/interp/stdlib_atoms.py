@@ -16,6 +16,7 @@ from metta_numba.interp.core import (
     RETURN,
     TRUE,
     UNDEFINED,
+    UNIT,
     Char,
     SpaceAtom,
     error,
@@ -140,7 +141,7 @@ def _get_type(ev, args, call):
 def _get_type_space(ev, args, call):
     space = args[0]
     if not isinstance(space, SpaceAtom):
-        raise NoReduce()
+        raise ExecError("get-type-space expects a space as the first argument")
     types = ev.in_space(space.obj, ev.types.types_of, args[1])
     return [fresh_type(t) for t in types]
 
@@ -158,13 +159,19 @@ def _size_atom(ev, args, call):
     return [Grounded(len(_expression(args[0], "size-atom").children))]
 
 
+@registry.add("nop", None)
+def _nop(ev, args, call):
+    # Untyped in hyperon too: any number of arguments, evaluated and ignored.
+    return [UNIT]
+
+
 @registry.add("index-atom", "(-> Expression Number Atom)")
 def _index_atom(ev, args, call):
     items = _expression(args[0], "index-atom").children
     index = args[1]
-    if type(index) is not Grounded or type(index.value) is not int:
-        raise NoReduce()
-    i = index.value
+    if type(index) is not Grounded or type(index.value) not in (int, float) or index.value != index.value:
+        raise ExecError("index-atom expects two arguments: expression and atom")
+    i = int(index.value)
     if i < 0 or i >= len(items):
         raise ExecError("Index is out of bounds")
     return [items[i]]

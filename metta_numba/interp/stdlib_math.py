@@ -209,16 +209,33 @@ def _pow(base, exponent) -> float:
         return math.nan
 
 
+def _math_argument(atom: Atom, message: str) -> int | float:
+    """A math function's number argument; anything else is hyperon's Error with `message`."""
+    if type(atom) is Grounded and type(atom.value) in (int, float):
+        return atom.value
+    raise ExecError(message)
+
+
+def _only_argument(args, message: str) -> int | float:
+    if len(args) != 1:
+        raise ExecError(message)
+    return _math_argument(args[0], message)
+
+
 @registry.add("pow-math", "(-> Number Number Number)")
 def _pow_math(ev, args, call):
-    base, exponent = _numbers(args)
-    return [Grounded(_pow(base, exponent))]
+    message = "pow-math expects two arguments: number (base) and number (power)"
+    if len(args) != 2:
+        raise ExecError(message)
+    return [Grounded(_pow(_math_argument(args[0], message), _math_argument(args[1], message)))]
 
 
 @registry.add("log-math", "(-> Number Number Number)")
 def _log_math(ev, args, call):
-    base, x = _numbers(args)
-    return [Grounded(_log(base, x))]
+    message = "log-math expects two arguments: base (number) and input value (number)"
+    if len(args) != 2:
+        raise ExecError(message)
+    return [Grounded(_log(_math_argument(args[0], message), _math_argument(args[1], message)))]
 
 
 _FLOAT_FUNCTIONS = {
@@ -241,38 +258,44 @@ _INT_PRESERVING = {
 }
 
 
-def _make_float_fn(fn):
+def _one_number_message(name: str) -> str:
+    # hyperon's wording differs between the functions.
+    what = "number" if name in ("abs-math", "sqrt-math") else "input number"
+    return f"{name} expects one argument: {what}"
+
+
+def _make_float_fn(name: str, fn):
+    message = _one_number_message(name)
+
     def run(ev, args, call):
-        if len(args) != 1:
-            raise NoReduce()
-        return [Grounded(fn(float(_number(args[0]))))]
+        return [Grounded(fn(float(_only_argument(args, message))))]
 
     return run
 
 
-def _make_int_preserving(int_fn, float_fn):
+def _make_int_preserving(name: str, int_fn, float_fn):
+    message = _one_number_message(name)
+
     def run(ev, args, call):
-        if len(args) != 1:
-            raise NoReduce()
-        x = _number(args[0])
+        x = _only_argument(args, message)
         return [Grounded(int_fn(x) if type(x) is int else float_fn(x))]
 
     return run
 
 
 for _name, _fn in _FLOAT_FUNCTIONS.items():
-    registry.add(_name, "(-> Number Number)")(_make_float_fn(_fn))
+    registry.add(_name, "(-> Number Number)")(_make_float_fn(_name, _fn))
 for _name, (_int_fn, _float_fn) in _INT_PRESERVING.items():
-    registry.add(_name, "(-> Number Number)")(_make_int_preserving(_int_fn, _float_fn))
+    registry.add(_name, "(-> Number Number)")(_make_int_preserving(_name, _int_fn, _float_fn))
 
 
 @registry.add("isnan-math", "(-> Number Bool)")
 def _isnan(ev, args, call):
-    x = _number(args[0])
+    x = _only_argument(args, _one_number_message("isnan-math"))
     return [TRUE if (type(x) is float and math.isnan(x)) else FALSE]
 
 
 @registry.add("isinf-math", "(-> Number Bool)")
 def _isinf(ev, args, call):
-    x = _number(args[0])
+    x = _only_argument(args, _one_number_message("isinf-math"))
     return [TRUE if (type(x) is float and math.isinf(x)) else FALSE]

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from metta_numba.atoms import Atom, Expression, Grounded, Symbol, variables_of
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
 from metta_numba.conjunction import conjuncts, join_step, query_pattern
 from metta_numba.interp.core import (
     EMPTY,
@@ -17,6 +17,7 @@ from metta_numba.interp.core import (
     text_of,
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Registry
+from metta_numba.interp.minimal import space_matches
 from metta_numba.space import GroundingSpace, Space, query_view
 from metta_numba.unify import rename_apart, substitute, unify
 
@@ -25,10 +26,10 @@ registry = Registry()
 CONJUNCTION = ","
 
 
-def _space(atom: Atom) -> Space:
+def _space(atom: Atom, what: str, where: str = "the first argument") -> Space:
     if isinstance(atom, SpaceAtom):
         return atom.obj
-    raise NoReduce()
+    raise ExecError(f"{what} expects a space as {where}")
 
 
 def query_conjunction(space: Space, pattern: Atom) -> list[dict]:
@@ -64,7 +65,7 @@ def _add_atom(ev, args, call):
     from metta_numba.codec import CodecError
 
     try:
-        _space(args[0]).add(args[1])
+        _space(args[0], "add-atom").add(args[1])
     except CodecError as err:  # a snapshot KB's delta log cannot hold a Python object or a space
         raise ExecError(f"cannot add {args[1]!r} to a snapshot KB: {err}") from None
     return [UNIT]
@@ -72,20 +73,20 @@ def _add_atom(ev, args, call):
 
 @registry.add("remove-atom", "(-> SpaceType Atom (->))")
 def _remove_atom(ev, args, call):
-    _space(args[0]).remove(args[1])
+    _space(args[0], "remove-atom").remove(args[1])
     return [UNIT]
 
 
 @registry.add("get-atoms", "(-> SpaceType Atom)")
 def _get_atoms(ev, args, call):
     # Stored variables show up renamed, as hyperon's `$x#N`.
-    return [rename_apart(a) for a in _space(args[0]).listing()]
+    return [rename_apart(a) for a in _space(args[0], "get-atoms", "its argument").listing()]
 
 
 @registry.add("match", "(-> SpaceType Atom Atom %Undefined%)")
 def _match(ev, args, call):
     # Each answer also binds the pattern's variables for the caller (hyperon 0.2.10).
-    space = _space(args[0])
+    space = _space(args[0], "match")
     pattern, template = args[1], args[2]
     names = variables_of(pattern)
     out = []
@@ -116,21 +117,31 @@ def _collapse(ev, args, call):
 def _case(ev, args, call):
     cases = args[1]
     if type(cases) is not Expression:
-        raise NoReduce()
+        return []  # hyperon: no result
     pairs = []
     for case in cases.children:
         if type(case) is not Expression or len(case.children) != 2:
             raise ExecError("case expects a tuple of (pattern template) pairs")
         pairs.append(case.children)
-    values = [a for a, _ in ev.metta(args[0], UNDEFINED)]
-    if not values:
-        values = [EMPTY]
+    # As hyperon's collapse-bind then superpose-bind: the bindings made while evaluating the
+    # first argument stay with each of its results, so they reach the chosen branch and the caller.
+    values = ev.metta(args[0], UNDEFINED) or [(EMPTY, None)]
     out = []
-    for value in values:
+    for value, delta in values:
         for pattern, template in pairs:
+            if delta:
+                pattern = substitute(pattern, delta)
+                template = substitute(template, delta)
+            if isinstance(value, SpaceAtom) and type(pattern) is not Variable:
+                # A space unifies by being queried: one result per way it matches.
+                found = space_matches(value, pattern)
+                out.extend((substitute(template, bindings), delta) for bindings in found)
+                if found:
+                    break
+                continue
             bindings = unify(pattern, value)
             if bindings is not None:
-                out.append(substitute(template, bindings))
+                out.append((substitute(template, bindings), delta))
                 break
     return out
 
@@ -154,7 +165,7 @@ def _new_state(ev, args, call):
 def _get_state(ev, args, call):
     state = args[0]
     if not isinstance(state, StateAtom):
-        raise NoReduce()
+        raise ExecError("get-state expects single state atom as an argument")
     return [state.obj.value]
 
 
@@ -162,7 +173,7 @@ def _get_state(ev, args, call):
 def _change_state(ev, args, call):
     state = args[0]
     if not isinstance(state, StateAtom):
-        raise NoReduce()
+        raise ExecError("change-state! expects a state as the first argument")
     state.obj.value = args[1]
     return [state]
 
@@ -187,10 +198,13 @@ def _bind(ev, args, call):
 
 @registry.add("pragma!", None)
 def _pragma(ev, args, call):
-    if len(args) != 2:
-        raise NoReduce()
-    key, value = args
-    name = getattr(key, "name", None)
+    # hyperon's wording; a third argument and beyond are ignored there too.
+    if len(args) < 2:
+        raise ExecError("pragma! expects key and value as arguments")
+    key, value = args[0], args[1]
+    if type(key) is not Symbol:
+        raise ExecError("pragma! expects symbol atom as a key")
+    name = key.name
     if name == "max-stack-depth":
         if type(value) is not Grounded or type(value.value) is not int or value.value < 0:
             raise ExecError("max-stack-depth expects a non-negative integer")
@@ -224,7 +238,7 @@ def _mod_space(ev, args, call):
 
 @registry.add("module-space-no-deps", "(-> SpaceType SpaceType)")
 def _module_space_no_deps(ev, args, call):
-    return [BareSpaceAtom(_space(args[0]))]
+    return [BareSpaceAtom(_space(args[0], "module-space-no-deps"))]
 
 
 @registry.add("register-module!", "(-> Atom (->))")

@@ -172,10 +172,11 @@ class Types:
         t = type(atom)
         if t is Symbol:
             op = self.ev.ops.get(atom.name)
-            found = self.declared(atom)
             if op is not None and op.type_atom is not None:
-                found = [op.type_atom] + found
-            return found or [UNDEFINED]
+                # A grounded operation has its built-in type only: hyperon replaces the name by
+                # the grounded atom, whose type no `(: name T)` declaration changes.
+                return [op.type_atom]
+            return self.declared(atom) or [UNDEFINED]
         if t is Variable:
             return [UNDEFINED]
         if t is Expression:
@@ -188,6 +189,23 @@ class Types:
         kids = atom.children
         if not kids:
             return [UNDEFINED]
+        own = self._declared_on_expression(atom)
+        if own:
+            # `(: (lo hi) Range)`: hyperon lists tuple types, then the expression's own types,
+            # then the types of an application.
+            computed = [t for t in self._computed_types(atom, kids) if t != UNDEFINED and t not in own]
+            if any(is_function_type(t) for t in self.types_of(kids[0])):
+                return own + computed
+            return computed + own
+        return self._computed_types(atom, kids)
+
+    def _declared_on_expression(self, atom: Expression) -> list[Atom]:
+        ev = self.ev
+        if not (ev.space.types_expressions or ev.stdlib.types_expressions or ev.space.dependencies):
+            return []
+        return self.declared(atom)
+
+    def _computed_types(self, atom: Expression, kids) -> list[Atom]:
         head_types = self.types_of(kids[0])
         fn_types = [ft for ft in head_types if is_function_type(ft)]
         if fn_types:
@@ -230,6 +248,18 @@ class Types:
                 return found
         return None
 
+    def applicable(self, kids, sig: Signature) -> bool:
+        """Whether the arguments of a call, as written, have the parameter types of `sig`
+        (hyperon's check before it picks a function type; arguments are not evaluated)."""
+        bindings: dict | None = {}
+        for arg, param, kind in zip(kids[1:], sig.params, sig.kinds):
+            if kind == AS_IS:
+                continue
+            bindings = self.fits(arg, param, bindings)
+            if bindings is None:
+                return False
+        return True
+
     def stored_error(self, atom: Atom) -> Atom | None:
         """The type error of an atom about to be stored under `(pragma! type-check auto)`.
 
@@ -248,7 +278,8 @@ class Types:
         sig = fitting[0]
         bindings: dict | None = {}
         for i, (arg, param, kind) in enumerate(zip(args, sig.params, sig.kinds), start=1):
-            if kind == AS_IS:
+            if kind == AS_IS or param == UNDEFINED or param in _META_TYPES:
+                # hyperon accepts such an argument as it is, without looking into its own type.
                 continue
             inner = self.stored_error(arg)
             if inner is not None:

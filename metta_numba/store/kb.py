@@ -28,6 +28,7 @@ import numpy as np
 
 from metta_numba.atoms import Atom, Symbol, Variable, variables_of
 from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode
+from metta_numba.snapshot_probes import probe_patterns
 from metta_numba.store import layout
 from metta_numba.store.errors import CorruptSnapshotError, SnapshotError, WalCorruptError
 from metta_numba.store.generation import Generation
@@ -340,6 +341,9 @@ class PersistentKB:
         pattern's variables. Stored variables are renamed apart before unifying."""
         with self._lock:
             self._check_open()
+            probes = probe_patterns(pattern)
+            if probes[0] is not pattern:
+                return self._match(pattern, self._probed(probes))
             try:
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
@@ -369,6 +373,9 @@ class PersistentKB:
         caller's, e.g. the interpreter's space). Variable names are the stored ones."""
         with self._lock:
             self._check_open()
+            probes = probe_patterns(pattern)
+            if probes[0] is not pattern:
+                return list(self._probed(probes))
             try:
                 key, _ = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
@@ -411,7 +418,7 @@ class PersistentKB:
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
                 key = None
-            if key is not None and not self._working.delta:
+            if key is not None and not self._working.delta and probe_patterns(pattern)[0] is pattern:
                 matched = self._generation.matched(key)
                 status = matched[4]
                 if not (status == MAYBE).any():
@@ -477,6 +484,10 @@ class PersistentKB:
         """(pattern variables, [(values tuple or bindings dict, copies)]) of every match."""
         with self._lock:
             self._check_open()
+            probes = probe_patterns(pattern)
+            if probes[0] is not pattern:
+                found = self._unified(pattern, self._probed(probes))
+                return variables_of(pattern), [(b, 1) for b in found]
             try:
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
@@ -539,14 +550,38 @@ class PersistentKB:
                 out.extend(dict(found) for _ in range(copies - 1))
         return out
 
-    def _candidates(self, key: bytes) -> Iterator[tuple[Atom, int]]:
+    def _candidates(self, key: bytes, seen: tuple[set, set] | None = None) -> Iterator[tuple[Atom, int]]:
+        """Candidates of one encoded pattern; with `seen`, those already given (by the other
+        probes of one pattern) are skipped."""
         working = self._working
         for path, count, names_id in self._generation.matches(key):
+            if seen is not None:
+                if path in seen[0]:
+                    continue
+                seen[0].add(path)
             copies = count + min(0, working.get(path))
             if copies > 0:
                 yield self._decode(path, self._snapshot_names(names_id)), copies
         for path in working.candidates(key):
+            if seen is not None:
+                if path in seen[1]:
+                    continue
+                seen[1].add(path)
             yield self._decode(path, working.names.get(path, ())), working.delta[path]
+
+    def _probed(self, probes: list[Atom]) -> Iterator[tuple[Atom, int]]:
+        """Candidates of a pattern that needs probes (a whole number in both of its encodings,
+        a grounded object widened to a variable: see snapshot_probes), each stored path once."""
+        keys = []
+        for probe in probes:
+            try:
+                keys.append(encode(probe, QueryTerms(self._terms), intern=False, handles=HandleTable())[0])
+            except CodecError:
+                yield from self._all_atoms()
+                return
+        seen: tuple[set, set] = (set(), set())
+        for key in keys:
+            yield from self._candidates(key, seen)
 
     def _query_scan(self, pattern: Atom) -> list[tuple[Atom, Bindings]]:
         # A pattern the codec cannot encode (an integer beyond 64 bits) is checked against all.

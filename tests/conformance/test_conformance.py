@@ -179,10 +179,12 @@ def test_program(name: str) -> None:
     assert got.exit_status == expected_exit_status(expected), f"{name}: exit status"
 
 
-def expected_exit_status(expected: ProgramOutput) -> int:
+def expected_exit_status(expected: ProgramOutput, ours: bool | None = None) -> int:
     """hyperon's exit status, except that our command exits 1 when the run ended at a failed
-    assertion (a documented difference, docs/compatibility.md), so a test file fails a script."""
-    ours = RUNNER == "cli" and "METTA_CONFORMANCE_CMD" not in os.environ
+    assertion (a documented difference, docs/compatibility.md), so a test file fails a script.
+    `ours`: whether the program ran through our command (by default, as the runner says)."""
+    if ours is None:
+        ours = RUNNER == "cli" and "METTA_CONFORMANCE_CMD" not in os.environ
     if ours and expected.lines and expected.lines[-1].startswith("[(Error (assert"):
         return 1
     return expected.exit_status
@@ -197,3 +199,16 @@ def test_query(name: str, index: int) -> None:
     have = result_line(got, expected.result_lines, index)
     assert have is not None, f"no result line: expected {want}"
     assert normalize(have) == normalize(want), f"\nexpected {want}\n     got {have}"
+
+
+# The one-behaviour programs of the conformance issue (A_... to O_...) also run through the
+# command, as a user runs them, whatever METTA_CONFORMANCE_RUNNER says for the rest.
+BEHAVIOUR_PROGRAMS = [p.name for p in PROGRAMS if re.fullmatch(r"[A-O]_\w+\.metta", p.name)]
+
+
+@pytest.mark.parametrize("name", BEHAVIOUR_PROGRAMS)
+def test_behaviour_program_through_the_command(name: str) -> None:
+    expected = expected_output(name)
+    got = run_via_cli(CONFORMANCE_DIR / name)
+    assert [normalize(line) for line in got.lines] == [normalize(line) for line in expected.lines]
+    assert got.exit_status == expected_exit_status(expected, ours="METTA_CONFORMANCE_CMD" not in os.environ)

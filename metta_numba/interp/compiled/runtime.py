@@ -48,16 +48,25 @@ def unbox(atom: Atom):
 
 
 def expression(children: list) -> Expression:
-    """A data expression built by compiled code (its elements are compiled values)."""
-    return Expression([box(c) for c in children])
+    """A data expression built by compiled code (its elements are compiled values). The plain
+    evaluator hands such an expression on marked as evaluated to itself (it is not evaluated
+    again), so this one is marked too."""
+    built = Expression([box(c) for c in children])
+    built.evaluated = True
+    return built
 
 
 def same(a, b) -> bool:
-    """Atom equality of two compiled values (a repeated variable in a rule's head)."""
-    if type(a) is not type(b):
+    """Atom equality of two compiled values (a repeated variable in a rule's head): an integer
+    and a float of one value are one number."""
+    ta = type(a)
+    tb = type(b)
+    if (ta is int or ta is float) and (tb is int or tb is float):
+        if a != a:
+            return b != b
+        return a == b
+    if ta is not tb:
         return False
-    if type(a) is float and a != a:
-        return b != b
     return a == b
 
 

@@ -37,6 +37,12 @@ QUERIES = [
     "!(match &self (flag $f) $f)",
     "!(match &self (edge zz $y) $y)",
     "!(match &self (, (edge a $y) (edge $y c)) $y)",
+    "!(collapse (match &self (edge $x c) ($x to c)))",
+    "!(size-atom (collapse (match &self (= ($f zero $x) $x) $f)))",
+    "!(collapse (match &self (edge zz $y) $y))",
+    "!(size-atom (match &self (edge $x c) ($x c)))",
+    "!(collapse (collapse (match &self (edge $x c) $x)))",
+    "!(size-atom (collapse (match &self (edge a $y) $y)))",
 ]
 
 
@@ -75,6 +81,9 @@ def test_bulk_match_agrees_with_the_plain_evaluator(kb_path, query):
         ("!(match &self (edge a $y) $y)", False),  # (wrap x) reduces by a rule
         ("!(match &self (flag $f) $f)", False),  # Empty and Error are not final
         ("!(match &self (= ($f zero $x) $x) ($f $x))", False),  # add1 zero ... is a call
+        ("!(collapse (match &self (= ($f zero $x) $x) $f))", True),
+        ("!(size-atom (collapse (match &self (= ($f zero $x) $x) $f)))", False),
+        ("!(collapse (collapse (match &self (edge $x c) $x)))", False),
     ],
 )
 def test_the_bulk_path_is_taken_only_when_every_answer_is_final(kb_path, query, bulk):

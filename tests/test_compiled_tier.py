@@ -106,9 +106,20 @@ def test_removing_a_rule_mid_run():
     _same_both_ways("(= (c 1) red)\n(= (c 2) green)\n!(c 1) !(remove-atom &self (= (c 1) red)) !(c 1) !(c 2)")
 
 
-def test_a_typed_function_is_left_to_the_plain_evaluator():
-    runner = _same_both_ways("(: dbl (-> Number Number))\n(= (dbl $x) (* $x 2))\n!(dbl 4) !(dbl a)")
-    assert _entries(runner).get(("dbl", 1)) is None
+def test_a_number_typed_function_is_compiled_with_its_checks():
+    program = (
+        "(: dbl (-> Number Number))\n(= (dbl $x) (* $x 2))\n"
+        "(: bad (-> Number Number))\n(= (bad $x) (< $x 2))\n"
+        "(: part (-> Number Number))\n(= (part 1) 10)\n"
+        "!(dbl 4) !(dbl 2.5) !(dbl a) !(+ 1 (dbl 3)) !(bad 1) !(part 1) !(part 2) !(dbl (part 2))"
+    )
+    runner = _same_both_ways(program)
+    assert _entries(runner)[("dbl", 1)] is not None
+
+
+def test_other_typed_functions_are_left_to_the_plain_evaluator():
+    runner = _same_both_ways("(: tag (-> Symbol Symbol))\n(= (tag $x) $x)\n!(tag a) !(tag 1)")
+    assert _entries(runner).get(("tag", 1)) is None
 
 
 def test_let_locals_and_shared_let_variables():

@@ -1,6 +1,9 @@
 """Answers in bulk: a top-level `!(match space pattern template)` over a snapshot, answered from
 the KB's table of values instead of one evaluation frame per answer.
 
+The same holds under a top-level `collapse`, which takes the answers whole. (`size-atom` takes
+its argument unevaluated, as hyperon does: `(size-atom (collapse M))` is 2 whatever M finds.)
+
 The plain evaluator runs `match`, then evaluates every instantiated template, each in its own
 frame. When every instantiated template is final (a symbol, a grounded value, a variable, or a
 ground expression built only from heads that no rule, type or operation can reduce, decided once
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 MATCH = "match"
+COLLAPSE = "collapse"
 _NOT_FINAL = frozenset(["Empty", "NotReducible"])
 
 
@@ -91,3 +95,4 @@ def bulk_match(atom: Expression, is_data: Callable[[Expression], bool]) -> list[
     if not all_final(results, is_data):
         return None
     return results
+

@@ -26,6 +26,8 @@ from metta_numba.interp import minimal
 from metta_numba.interp.compiled.runtime import OPERATIONS
 from metta_numba.space import EQUALS, may_match
 
+PLAIN = "plain"
+NUMERIC = "numeric"
 IF = "if"
 LET = "let"
 _SPECIAL = frozenset([IF, LET])
@@ -47,6 +49,8 @@ class FunctionPlan:
     rules: list
     pyname: str
     callees: set = field(default_factory=set)
+    numeric: bool = False
+    """Declared `(-> Number ... Number)`: arguments and results are checked to be numbers."""
 
 
 def pyname_of(name: str, arity: int) -> str:
@@ -93,7 +97,8 @@ class Compiler:
     def _plan_one(self, name: str, arity: int) -> FunctionPlan:
         world = self.world
         self.heads_used.add(name)
-        if not world.is_plain_function(name):
+        kind = world.function_kind(name, arity)
+        if kind is None:
             raise Refused(f"{name} is typed, an operation or a reserved word")
         rules = world.program_rules(name, arity)
         if not rules:
@@ -106,7 +111,7 @@ class Compiler:
             for second in rules[i + 1 :]:
                 if _may_overlap(first.lhs, second.lhs):
                     raise Refused(f"two rules of {name} may both match one call")
-        plan = FunctionPlan(name, arity, rules, pyname_of(name, arity))
+        plan = FunctionPlan(name, arity, rules, pyname_of(name, arity), numeric=kind == NUMERIC)
         for rule in rules:
             for arg in rule.lhs.children[1:]:
                 _check_pattern(arg)
@@ -162,7 +167,7 @@ class Compiler:
             for arg in args:
                 self._scan_body(arg, bound, callees, nesting + 1)
             return
-        if world.is_plain_function(name) and world.program_rules(name, len(args)):
+        if world.function_kind(name, len(args)) is not None and world.program_rules(name, len(args)):
             callees.add((name, len(args)))
             for arg in args:
                 self._scan_body(arg, bound, callees, nesting + 1)
@@ -205,6 +210,11 @@ class Compiler:
         lines = [f"def {plan.pyname}({', '.join(params + ['d'])}):"]
         lines.append("    if d > LIMIT:")
         lines.append("        fallback()")
+        if plan.numeric:
+            # The plain evaluator checks a typed call's arguments and results (BadArgType, BadType).
+            for param in params:
+                lines.append(f"    if not (type({param}) is int or type({param}) is float):")
+                lines.append("        fallback()")
         if plan.pyname in self.counted:
             counter = f"C_{plan.pyname}"
             lines.append(f"    {counter}[0] -= 1")
@@ -216,6 +226,8 @@ class Compiler:
             for i, pattern in enumerate(rule.lhs.children[1:]):
                 self._match(pattern, f"a{i}", conditions, env, top=True)
             body = self._expr(rule.rhs, env, names)
+            if plan.numeric:
+                body = f"number({body})"
             if conditions:
                 lines.append(f"    if {' and '.join(conditions)}:")
                 indent = "        "

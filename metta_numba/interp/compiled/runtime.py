@@ -185,6 +185,15 @@ def not_(a) -> bool:
     return not a
 
 
+def number(value):
+    """The result of a function declared to return a Number: anything else is the plain
+    evaluator's BadType Error to make."""
+    t = type(value)
+    if t is int or t is float:
+        return value
+    raise Fallback
+
+
 def truth(c) -> bool:
     """The condition of an `if`: a Bool, or the plain evaluator decides."""
     if c is True:
@@ -215,7 +224,7 @@ Each is deterministic, has no side effects, and takes its arguments evaluated.""
 
 def namespace() -> dict:
     """The globals compiled code starts with: these helpers under their own names."""
-    names = ["fallback", "box", "unbox", "expression", "same", "is_literal", "truth", *OPERATIONS.values()]
+    names = ["fallback", "box", "unbox", "expression", "same", "is_literal", "truth", "number", *OPERATIONS.values()]
     found = {name: globals()[name] for name in names}
     found["Expression"] = Expression
     return found

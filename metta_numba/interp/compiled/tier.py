@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
 from metta_numba.interp import minimal
 from metta_numba.interp.compiled import numeric, runtime
-from metta_numba.interp.compiled.bulk import MATCH, bulk_match
+from metta_numba.interp.compiled.bulk import COLLAPSE, MATCH, bulk_match
 from metta_numba.interp.compiled.codegen import (
     IF,
     LET,
+    NUMERIC,
+    PLAIN,
     SPECIAL_VALUES,
     Compiler,
     Refused,
@@ -33,13 +35,14 @@ from metta_numba.interp.compiled.codegen import (
     pyname_of,
 )
 from metta_numba.interp.compiled.runtime import Fallback
-from metta_numba.interp.core import UNDEFINED
+from metta_numba.interp.core import ARROW, NUMBER, UNDEFINED
 from metta_numba.space import ANY_HEAD, Space, module_view
 
 if TYPE_CHECKING:
     from metta_numba.interp.evaluator import Evaluator
 
 _MISSING = object()
+COLLAPSE_SYMBOL = Symbol(COLLAPSE)
 
 
 class World:
@@ -68,6 +71,18 @@ class World:
 
     def is_plain_function(self, name: str) -> bool:
         return not is_reserved(name) and name not in self.ev.ops and not self._declared(name)
+
+    def function_kind(self, name: str, arity: int) -> str | None:
+        """PLAIN for an untyped function, NUMERIC for one declared `(-> Number ... Number)` with
+        this arity and no other type; None for anything else (other types, operations, words)."""
+        if is_reserved(name) or name in self.ev.ops:
+            return None
+        declared = self._declared(name)
+        if not declared:
+            return PLAIN
+        if len(declared) == 1 and declared[0] == _numeric_signature(arity):
+            return NUMERIC
+        return None
 
     def is_constructor(self, name: str, arity: int) -> bool:
         """No rule, type or operation can reduce `(name ...)`: it is data."""
@@ -110,6 +125,10 @@ class _Unit:
         self.stamp = stamp
 
 
+def _numeric_signature(arity: int) -> Expression:
+    return Expression([ARROW] + [NUMBER] * (arity + 1))
+
+
 def _stamp(spaces: list[Space], heads: tuple) -> tuple:
     return tuple(tuple(s.head_versions.get(h, 0) for h in heads) for s in spaces)
 
@@ -126,6 +145,7 @@ class _Context:
         self.namespace["LIMIT"] = 0
         self.namespace["PROMOTE"] = self.promote
         self.promotable: dict[str, tuple] = {}
+        self.numeric: set = set()  # keys of functions declared (-> Number ... Number)
         self.promoted: list[str] = []
         self.entries: dict = {}
         self.units: list[_Unit] = []
@@ -176,7 +196,7 @@ class _Context:
         if self.promote_after is not None:
             for k, plan in plans.items():
                 ret = numeric.return_type(plan.name, plan.rules)
-                if ret is not None:
+                if ret is not None and not (plan.numeric and ret != numeric.INT):
                     compiler.counted.add(plan.pyname)
                     self.promotable[plan.pyname] = (k, plan.rules[0], ret)
                     self.namespace[f"C_{plan.pyname}"] = [numeric.promotion_threshold(self.promote_after)]
@@ -195,6 +215,8 @@ class _Context:
         self.levels_per_call = max(self.levels_per_call, compiler.max_nesting + 1)
         for k, plan in plans.items():
             self.entries[k] = functions[plan.pyname]
+            if plan.numeric:
+                self.numeric.add(k)
         return self.entries[key]
 
 
@@ -316,9 +338,12 @@ class CompiledTier:
         if fn is None:
             return None
         args = []
+        numeric_only = key in ctx.numeric
         for kid in kids[1:]:
             value = _argument(kid, ctx, self._data_heads)
             if value is _MISSING:
+                return None
+            if numeric_only and type(value) is not int and type(value) is not float:
                 return None
             args.append(value)
         ev = self.ev
@@ -332,16 +357,28 @@ class CompiledTier:
     def evaluate_top(self, atom: Expression) -> list[Atom] | None:
         """The results of a top-level `!` the tier answers in bulk (a match over a snapshot whose
         answers are all final, see compiled.bulk), or None."""
-        ev = self.ev
-        if self.suspended or not atom.children or ev.ops.get(MATCH) is not self.library_ops.get(MATCH):
+        if self.suspended:
             return None
-        if ev.types.declared(Symbol(MATCH)):
+        # `(collapse M)` takes the answers of M as a whole.
+        collapsed = False
+        if len(atom.children) == 2 and atom.children[0] == COLLAPSE_SYMBOL and type(atom.children[1]) is Expression:
+            if not self._library_word(COLLAPSE):
+                return None
+            collapsed = True
+            atom = atom.children[1]
+        if not self._library_word(MATCH):
             return None
         ctx = self._context()
         found = bulk_match(atom, lambda expr: _is_data(expr, ctx, self._data_heads))
-        if found is not None:
-            self.bulk_answers += len(found)
-        return found
+        if found is None:
+            return None
+        self.bulk_answers += len(found)
+        return [Expression(found)] if collapsed else found
+
+    def _library_word(self, name: str) -> bool:
+        """Is `name` the library's operation, with no type declared for it by the program?"""
+        ev = self.ev
+        return ev.ops.get(name) is self.library_ops.get(name) is not None and not ev.types.declared(Symbol(name))
 
     def _plain(self, atom: Expression) -> list:
         self.fallbacks += 1

@@ -292,6 +292,24 @@ def test_prefix_range_lists_the_paths_with_that_prefix(stored, probe):
         assert all_paths[lo:hi] == expected
 
 
+@FAST
+@given(atom_lists, st.data())
+def test_paths_of_sorted_ranks_walks_shared_prefixes_to_the_same_paths(stored, data):
+    # Ascending ranks take the prefix-sharing walk, any other order the walk from the root:
+    # both must give the n-th path in byte order, and merkleizing must not change that.
+    terms = TermStore()
+    trie = encode_batch(stored, terms)
+    all_paths = [p for p, _ in trie.iter_paths()]
+    if not all_paths:
+        return
+    for shape in (trie, trie.merkleize()):
+        chosen = data.draw(st.lists(st.integers(0, len(all_paths) - 1), max_size=12))
+        for ranks in (sorted(chosen), chosen):
+            data_bytes, offsets = shape.paths(np.array(ranks, dtype=np.int64))
+            got = [data_bytes[offsets[i] : offsets[i + 1]].tobytes() for i in range(len(ranks))]
+            assert got == [all_paths[r] for r in ranks]
+
+
 # --- arrays in, arrays out ---------------------------------------------------------------
 
 

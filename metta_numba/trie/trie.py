@@ -273,6 +273,9 @@ class Trie:
         ranks = np.ascontiguousarray(ranks, dtype=np.int64)
         if ranks.size and (ranks.min() < 0 or ranks.max() >= len(self)):
             raise IndexError("rank out of range")
+        if ranks.size > 1 and bool(np.all(ranks[1:] >= ranks[:-1])):
+            # Candidates come sorted: shared prefixes are then walked once.
+            return walk.paths_of_sorted_ranks(self._structure, ranks)
         return walk.paths_of_ranks(self._structure, ranks)
 
     def batch(self, lo: int = 0, hi: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

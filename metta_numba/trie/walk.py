@@ -248,3 +248,70 @@ def paths_of_ranks(trie, ranks):
         data, end = append_path_of_rank(trie, ranks[i], data, end)
         offsets[i + 1] = end
     return data[:end].copy(), offsets
+
+
+@njit(types.Tuple((u8_arr, i64_arr))(StructureType, i64_ro), cache=True, nogil=True)
+def paths_of_sorted_ranks(trie, ranks):
+    """`paths_of_ranks` for ascending ranks: the walk keeps the nodes of the previous path and
+    goes back up only as far as the next rank leaves them, so shared prefixes are read once."""
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    n_nodes, n_edges, n_labels = trie_bounds(trie)
+    n = ranks.shape[0]
+    offsets = np.empty(n + 1, np.int64)
+    data = np.empty(max(64, 32 * n), np.uint8)
+    offsets[0] = 0
+    end = 0
+    # The current path: its nodes with [lo, hi) of the ranks below each, and the path length
+    # after each node's label.
+    stack_node = np.empty(64, np.int64)
+    stack_lo = np.empty(64, np.int64)
+    stack_hi = np.empty(64, np.int64)
+    stack_len = np.empty(64, np.int64)
+    path = np.empty(64, np.uint8)
+    depth = 0
+    previous = -1
+    for i in range(n):
+        rank = ranks[i]
+        if rank < previous:
+            raise ValueError("ranks are not in ascending order")
+        previous = rank
+        while depth > 0 and rank >= stack_hi[depth - 1]:
+            depth -= 1
+        if depth == 0:
+            offset, length = node_label(label_off, label_len, n_nodes, n_labels, 0)
+            path = grown(path, length)
+            path[:length] = labels[offset : offset + length]
+            stack_node[0], stack_lo[0], stack_hi[0], stack_len[0] = 0, 0, np.iinfo(np.int64).max, length
+            depth = 1
+        while True:
+            node = stack_node[depth - 1]
+            lo = stack_lo[depth - 1]
+            first, last = node_edges(child_start, n_nodes, n_edges, node)
+            if first == last:
+                if rank != lo or node == 0:
+                    raise CorruptTrieError("rank out of range")
+                break
+            edge = edge_for_rank(rank_offset, first, last, rank - lo)
+            child = edge_child(children, n_nodes, node, edge)
+            child_lo = lo + edge_rank(rank_offset, edge)
+            child_hi = lo + edge_rank(rank_offset, edge + 1) if edge + 1 < last else stack_hi[depth - 1]
+            offset, length = node_label(label_off, label_len, n_nodes, n_labels, child)
+            at = stack_len[depth - 1]
+            if at + length > n_labels:
+                raise CorruptTrieError("path longer than all labels")
+            path = grown(path, at + length)
+            path[at : at + length] = labels[offset : offset + length]
+            if depth == stack_node.shape[0]:
+                stack_node = grown(stack_node, 2 * depth)
+                stack_lo = grown(stack_lo, 2 * depth)
+                stack_hi = grown(stack_hi, 2 * depth)
+                stack_len = grown(stack_len, 2 * depth)
+            stack_node[depth], stack_lo[depth] = child, child_lo
+            stack_hi[depth], stack_len[depth] = child_hi, at + length
+            depth += 1
+        length = stack_len[depth - 1]
+        data = grown(data, end + length)
+        data[end : end + length] = path[:length]
+        end += length
+        offsets[i + 1] = end
+    return data[:end].copy(), offsets

@@ -46,6 +46,11 @@ DEFAULT_CHECKPOINT_EVERY = 100_000
 Bindings = dict[Variable, Atom]
 
 
+BULK_DECODE_AFTER = 256
+"""Candidates above which a table groups equal values in kernels rather than row by row (the
+kernels' fixed cost pays off only on larger answer sets)."""
+
+
 def _short_symbol(raw: bytes) -> Symbol | None:
     """The symbol a one-token path spells (tag 0xC1-0xFF, then its UTF-8 name), else None:
     the commonest value of a match, decoded without the general decoder."""
@@ -418,12 +423,16 @@ class PersistentKB:
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
                 key = None
+            rows = None
             if key is not None and not self._working.delta and probe_patterns(pattern)[0] is pattern:
+                variables = [Variable(n) for n in names]
                 matched = self._generation.matched(key)
                 status = matched[4]
-                if not (status == MAYBE).any():
-                    return [Variable(n) for n in names], self._decided_columns(key, len(names), *matched)
-        variables, rows = self._answer_rows(pattern)
+                if len(status) > BULK_DECODE_AFTER and not (status == MAYBE).any():
+                    return variables, self._decided_columns(key, len(names), *matched)
+                rows = self._snapshot_rows(pattern, key, len(variables), *matched)
+        if rows is None:
+            variables, rows = self._answer_rows(pattern)
         columns: list[list] = [[] for _ in variables]
         for answer, copies in rows:
             if type(answer) is not tuple:

@@ -152,6 +152,7 @@ class _Context:
         self.levels_per_call = 1
         self.epoch = None
         self.quick_stamp = None
+        self.words: dict[str, bool] = {}  # library operations not redefined (CompiledTier._library_word)
         self.compiled_count = 0
 
     def current_epoch(self) -> tuple:
@@ -166,6 +167,7 @@ class _Context:
         if epoch == self.epoch:
             return
         self.epoch = epoch
+        self.words.clear()
         spaces = World(self.ev, self.library_ops).spaces()
         kept = []
         for unit in self.units:
@@ -376,9 +378,17 @@ class CompiledTier:
         return [Expression(found)] if collapsed else found
 
     def _library_word(self, name: str) -> bool:
-        """Is `name` the library's operation, with no type declared for it by the program?"""
-        ev = self.ev
-        return ev.ops.get(name) is self.library_ops.get(name) is not None and not ev.types.declared(Symbol(name))
+        """Is `name` the library's operation, with no type declared for it by the program?
+        (Decided once per context epoch: operations and declarations count in it.)"""
+        ctx = self._context()
+        verdict = ctx.words.get(name)
+        if verdict is None:
+            ev = self.ev
+            library = self.library_ops.get(name)
+            verdict = ctx.words[name] = (
+                library is not None and ev.ops.get(name) is library and not ev.types.declared(Symbol(name))
+            )
+        return verdict
 
     def _plain(self, atom: Expression) -> list:
         self.fallbacks += 1

@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit, types
 
 from metta_numba.codec.kernels import path_error
+from metta_numba.codec.tags import TAG_FLOAT, TAG_INT
 from metta_numba.trie.argindex_entries import scan_term
 from metta_numba.trie.layout import i64_ro, u8_ro
 from metta_numba.trie.scan import (
@@ -38,6 +39,23 @@ Int = types.int64
 i8_arr = types.Array(types.int8, 1, "C")
 i64_row = types.Array(types.int64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
+
+
+@njit(types.boolean(Int), cache=True, nogil=True)
+def is_number_tag(tag):
+    return tag == TAG_INT or tag == TAG_FLOAT
+
+
+@njit(types.boolean(u8_ro, Int, Int), cache=True, nogil=True)
+def holds_number(data, start, end):
+    """Does the well-formed term data[start:end] hold an integer or a float token?"""
+    pos = start
+    while pos < end:
+        tag = np.int64(data[pos])
+        if is_number_tag(tag):
+            return True
+        pos += 1 + max(token_payload(tag), 0)
+    return False
 
 
 @njit(Int(u8_ro, u8_ro, Int, Int, i64_row), cache=True, nogil=True)
@@ -66,11 +84,17 @@ def match_one(pattern, data, start, end, spans):
                 var = read_u32(pattern, pp + 1, size) if tag == TAG_BIG_VAR_REF else tag - VAR_REF_FIRST
                 first = spans[2 * var]
                 length = spans[2 * var + 1] - first
-                if term_end - dp != length:
-                    return NO
-                for k in range(length):
+                same = term_end - dp == length
+                for k in range(length if same else 0):
                     if data[dp + k] != data[first + k]:
-                        return NO
+                        same = False
+                        break
+                if not same:
+                    # `1` and `1.0` are one number: unequal bytes with numbers in them are
+                    # unify.py's to decide.
+                    if holds_number(data, dp, term_end) or holds_number(data, first, first + length):
+                        return MAYBE
+                    return NO
             dp = term_end
             pp += 1 + token_payload(tag)
             continue
@@ -79,6 +103,8 @@ def match_one(pattern, data, start, end, spans):
         width = 1 + token_payload(tag)
         if dp + width > end:
             return NO
+        if is_number_tag(tag) and is_number_tag(np.int64(data[dp])) and tag != data[dp]:
+            return MAYBE
         for k in range(width):
             if pattern[pp + k] != data[dp + k]:
                 return NO

@@ -25,7 +25,7 @@ from metta_numba.codec import tags
 from metta_numba.trie.argindex import ArgIndex, trie_candidates
 from metta_numba.trie.argindex_entries import scan_term
 from metta_numba.trie.layout import i64_ro, u8_ro
-from metta_numba.trie.pathmatch import MAYBE, NO, YES, match_one
+from metta_numba.trie.pathmatch import MAYBE, NO, YES, is_number_tag, match_one
 from metta_numba.trie.scan import (
     TAG_BIG_ARITY,
     TAG_BIG_VAR_REF,
@@ -91,11 +91,6 @@ def resolve(buf, var_at, kind, value, pos):
         pos = value[var]
 
 
-@njit(types.boolean(Int), cache=True, nogil=True)
-def _numeric(tag):
-    return tag == tags.TAG_INT or tag == tags.TAG_FLOAT
-
-
 @njit(Int(u8_arr, Int, Int, Int, i64_arr, i64_arr, i64_arr, i64_arr), cache=True, nogil=True)
 def unify_buffer(buf, size, left, right, var_at, kind, value, stack):
     """Unify the terms at `left` (path side) and `right` (pattern side) of buf[:size]."""
@@ -145,7 +140,7 @@ def unify_buffer(buf, size, left, right, var_at, kind, value, stack):
                     return NO
             continue
         if tag_a != tag_b:
-            return MAYBE if (_numeric(tag_a) and _numeric(tag_b)) else NO
+            return MAYBE if (is_number_tag(tag_a) and is_number_tag(tag_b)) else NO
         width = 1 + token_payload(tag_a)
         for k in range(width):
             if buf[term_a + k] != buf[term_b + k]:

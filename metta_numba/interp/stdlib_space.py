@@ -186,7 +186,7 @@ def _runner(ev):
 def _bind(ev, args, call):
     token = args[0]
     if type(token) is not Symbol:
-        raise NoReduce()
+        raise ExecError("bind! expects symbol atom as a token")
     _runner(ev).tokens[token.name] = args[1]
     return [UNIT]
 

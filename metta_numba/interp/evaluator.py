@@ -373,7 +373,12 @@ class Evaluator:
             checked.append((r, d))
         return checked
 
-    def _bad_arg(self, atom: Expression, i: int, param: Atom, value: Atom) -> Expression:
+    def _bad_arg(self, atom: Expression, i: int, param: Atom, value: Atom, declared: Atom) -> Expression:
+        """`(Error call (BadArgType i T actual))`. As in hyperon, T is the parameter type with
+        the type bindings made so far when it is a bare type variable, and otherwise as
+        declared, its variables renamed apart: `(List $a#N)`, not `(List Number)`."""
+        if type(declared) is Expression and not declared._ground:
+            param = rename_apart(declared)
         return error(atom, Expression([BAD_ARG_TYPE, Grounded(i), param, self.types.actual_type(value)]))
 
     def _args_from(self, atom: Expression, kids, params, kinds, i: int, tb: dict, prefix: list) -> list:
@@ -408,7 +413,7 @@ class Evaluator:
                 if check:
                     found = fits(value, param, tb)
                     if found is None:
-                        return [(self._bad_arg(atom, i, param, value), None, tb)]
+                        return [(self._bad_arg(atom, i, param, value, params[i - 1]), None, tb)]
                     tb = found
                 prefix.append(value)
                 i += 1
@@ -426,7 +431,7 @@ class Evaluator:
                 if check:
                     found = fits(value, param, tb)
                     if found is None:
-                        out.append((self._bad_arg(atom, i, param, value), delta, tb))
+                        out.append((self._bad_arg(atom, i, param, value, params[i - 1]), delta, tb))
                         continue
                 rest, branch = _branch(kids, i, prefix, value, delta)
                 for tail, delta2, tb3 in self._args_from(atom, rest, params, kinds, i + 1, found, branch):

@@ -373,6 +373,22 @@ class Evaluator:
             checked.append((r, d))
         return checked
 
+    def _arg_error(self, atom: Expression, i: int, param: Atom, value: Atom, arg: Atom, tb: dict, declared: Atom):
+        """The Error for argument i, whose value does not have the parameter's type.
+
+        hyperon checks the arguments as written first (BadArgType for the call); an argument
+        expression that passes is then evaluated with the parameter type as its expected
+        type, so a value of another type is reported on its own: `(Error 3 (BadType Bool
+        Number))` for `(if (pick) ...)` where `(pick)` gives 3."""
+        if (
+            value is not arg
+            and type(arg) is Expression
+            and type(value) is not Expression
+            and self.types.fits(arg, param, tb) is not None
+        ):
+            return error(value, Expression([BAD_TYPE, param, self.types.actual_type(value)]))
+        return self._bad_arg(atom, i, param, value, declared)
+
     def _bad_arg(self, atom: Expression, i: int, param: Atom, value: Atom, declared: Atom) -> Expression:
         """`(Error call (BadArgType i T actual))`. As in hyperon, T is the parameter type with
         the type bindings made so far when it is a bare type variable, and otherwise as
@@ -413,7 +429,7 @@ class Evaluator:
                 if check:
                     found = fits(value, param, tb)
                     if found is None:
-                        return [(self._bad_arg(atom, i, param, value, params[i - 1]), None, tb)]
+                        return [(self._arg_error(atom, i, param, value, arg, tb, params[i - 1]), None, tb)]
                     tb = found
                 prefix.append(value)
                 i += 1
@@ -431,7 +447,7 @@ class Evaluator:
                 if check:
                     found = fits(value, param, tb)
                     if found is None:
-                        out.append((self._bad_arg(atom, i, param, value, params[i - 1]), delta, tb))
+                        out.append((self._arg_error(atom, i, param, value, arg, tb, params[i - 1]), delta, tb))
                         continue
                 rest, branch = _branch(kids, i, prefix, value, delta)
                 for tail, delta2, tb3 in self._args_from(atom, rest, params, kinds, i + 1, found, branch):

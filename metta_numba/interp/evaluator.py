@@ -41,6 +41,7 @@ from metta_numba.interp.core import (
     metatype,
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Operation
+from metta_numba.interp.results import caller_view, evaluated_copy
 from metta_numba.interp.types import (
     AS_IS,
     AS_IS_CHECKED,
@@ -115,44 +116,6 @@ def _unchanged(values: list, kids, offset: int) -> bool:
         if value is not kids[i]:
             return False
     return True
-
-
-def _caller_view(result: Atom, delta: dict, names: list) -> tuple:
-    """(result, bindings) of a finished evaluation as its caller sees them: bindings of the
-    caller's own variables only, and no variable of the callee left in sight.
-
-    A caller's variable bound to a callee's variable (the two were unified) is not a binding
-    for the caller: the callee's variable is renamed to the caller's one instead, as hyperon
-    represents such a group by the caller's variable. Several caller variables in one group
-    are bound to the first of them."""
-    kept = {}
-    renames = None
-    for v in names:
-        if v in delta:
-            value = substitute(v, delta)
-            if type(value) is Variable and value not in names:
-                if renames is None:
-                    renames = {}
-                first = renames.get(value)
-                if first is None:
-                    renames[value] = v
-                    continue
-                value = first
-            kept[v] = value
-    if renames is not None:
-        result = substitute(result, renames)
-        kept = {v: substitute(value, renames) for v, value in kept.items()}
-    return result, kept or None
-
-
-def _evaluated_copy(atom: Atom) -> Atom:
-    """The atom marked as evaluated to itself; a copy, since the atom may be shared (a rule's
-    body, a stored atom) and must be evaluated afresh elsewhere."""
-    if type(atom) is not Expression:
-        return atom
-    marked = Expression(atom.children)
-    marked.evaluated = True
-    return marked
 
 
 def _is_function(atom: Atom) -> bool:
@@ -270,7 +233,7 @@ class Evaluator:
             if d:
                 if names is None:
                     names = variables_of(atom)
-                chosen[i] = _caller_view(a, d, names)
+                chosen[i] = caller_view(a, d, names)
         return chosen
 
     def type_cast(self, atom: Atom, typ: Atom) -> list:
@@ -515,7 +478,7 @@ class Evaluator:
             if tr is Symbol:
                 name = r.name
                 if name == "NotReducible":
-                    out.append((_evaluated_copy(call if d is None else substitute(call, d)), d))
+                    out.append((evaluated_copy(call if d is None else substitute(call, d)), d))
                     continue
                 if name == "Empty":
                     out.append((r, d))

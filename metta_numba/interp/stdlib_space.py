@@ -18,6 +18,7 @@ from metta_numba.interp.core import (
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Registry
 from metta_numba.interp.minimal import space_matches
+from metta_numba.interp.results import match_result
 from metta_numba.space import GroundingSpace, Space, query_view
 from metta_numba.unify import rename_apart, substitute, unify
 
@@ -87,7 +88,7 @@ def _match(ev, args, call):
     out = []
     for bindings in query_conjunction(space, pattern):
         delta = {v: substitute(v, bindings) for v in names if v in bindings}
-        out.append((substitute(template, bindings), delta or None))
+        out.append((match_result(template, bindings), delta or None))
     return out
 
 

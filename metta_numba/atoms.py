@@ -84,9 +84,9 @@ class Expression(Atom):
     def __init__(self, children) -> None:
         kids: tuple[Atom, ...] = tuple(children)
         self.children = kids
-        # Set by the evaluator on an expression that evaluated to itself: hyperon does not
-        # evaluate such an atom again, even once its variables are bound (substitute keeps the
-        # mark). Equality and hashing ignore it.
+        # Set by the evaluator on an expression that evaluated to itself, which hyperon does
+        # not evaluate again (see interp/results.py). A rebuilt atom is unmarked. Equality and
+        # hashing ignore it.
         self.evaluated = False
         # Hash and groundness are computed eagerly, bottom-up, so that a deeply nested atom
         # never needs a deep recursion to answer them later.

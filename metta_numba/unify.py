@@ -120,13 +120,7 @@ def _substitute_expr(atom: Expression, bindings: Bindings) -> Atom:
             n = len(a.children)
             kids = out[len(out) - n :]
             del out[len(out) - n :]
-            if all(k is c for k, c in zip(kids, a.children)):
-                out.append(a)
-                continue
-            rebuilt = Expression(kids)
-            if a.evaluated:
-                rebuilt.evaluated = True
-            out.append(rebuilt)
+            out.append(a if all(k is c for k, c in zip(kids, a.children)) else Expression(kids))
             continue
         if type(a) is Variable:
             a = resolve(a, bindings)

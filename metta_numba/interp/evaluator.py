@@ -41,6 +41,7 @@ from metta_numba.interp.core import (
     metatype,
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Operation
+from metta_numba.interp.results import caller_view, evaluated_copy
 from metta_numba.interp.types import (
     AS_IS,
     AS_IS_CHECKED,
@@ -115,44 +116,6 @@ def _unchanged(values: list, kids, offset: int) -> bool:
         if value is not kids[i]:
             return False
     return True
-
-
-def _caller_view(result: Atom, delta: dict, names: list) -> tuple:
-    """(result, bindings) of a finished evaluation as its caller sees them: bindings of the
-    caller's own variables only, and no variable of the callee left in sight.
-
-    A caller's variable bound to a callee's variable (the two were unified) is not a binding
-    for the caller: the callee's variable is renamed to the caller's one instead, as hyperon
-    represents such a group by the caller's variable. Several caller variables in one group
-    are bound to the first of them."""
-    kept = {}
-    renames = None
-    for v in names:
-        if v in delta:
-            value = substitute(v, delta)
-            if type(value) is Variable and value not in names:
-                if renames is None:
-                    renames = {}
-                first = renames.get(value)
-                if first is None:
-                    renames[value] = v
-                    continue
-                value = first
-            kept[v] = value
-    if renames is not None:
-        result = substitute(result, renames)
-        kept = {v: substitute(value, renames) for v, value in kept.items()}
-    return result, kept or None
-
-
-def _evaluated_copy(atom: Atom) -> Atom:
-    """The atom marked as evaluated to itself; a copy, since the atom may be shared (a rule's
-    body, a stored atom) and must be evaluated afresh elsewhere."""
-    if type(atom) is not Expression:
-        return atom
-    marked = Expression(atom.children)
-    marked.evaluated = True
-    return marked
 
 
 def _is_function(atom: Atom) -> bool:
@@ -281,7 +244,7 @@ class Evaluator:
             if d:
                 if names is None:
                     names = variables_of(atom)
-                chosen[i] = _caller_view(a, d, names)
+                chosen[i] = caller_view(a, d, names)
         return chosen
 
     def type_cast(self, atom: Atom, typ: Atom) -> list:
@@ -384,7 +347,28 @@ class Evaluator:
             checked.append((r, d))
         return checked
 
-    def _bad_arg(self, atom: Expression, i: int, param: Atom, value: Atom) -> Expression:
+    def _arg_error(self, atom: Expression, i: int, param: Atom, value: Atom, arg: Atom, tb: dict, declared: Atom):
+        """The Error for argument i, whose value does not have the parameter's type.
+
+        hyperon checks the arguments as written first (BadArgType for the call); an argument
+        expression that passes is then evaluated with the parameter type as its expected
+        type, so a value of another type is reported on its own: `(Error 3 (BadType Bool
+        Number))` for `(if (pick) ...)` where `(pick)` gives 3."""
+        if (
+            value is not arg
+            and type(arg) is Expression
+            and type(value) is not Expression
+            and self.types.fits(arg, param, tb) is not None
+        ):
+            return error(value, Expression([BAD_TYPE, param, self.types.actual_type(value)]))
+        return self._bad_arg(atom, i, param, value, declared)
+
+    def _bad_arg(self, atom: Expression, i: int, param: Atom, value: Atom, declared: Atom) -> Expression:
+        """`(Error call (BadArgType i T actual))`. As in hyperon, T is the parameter type with
+        the type bindings made so far when it is a bare type variable, and otherwise as
+        declared, its variables renamed apart: `(List $a#N)`, not `(List Number)`."""
+        if type(declared) is Expression and not declared._ground:
+            param = rename_apart(declared)
         return error(atom, Expression([BAD_ARG_TYPE, Grounded(i), param, self.types.actual_type(value)]))
 
     def _args_from(self, atom: Expression, kids, params, kinds, i: int, tb: dict, prefix: list) -> list:
@@ -419,7 +403,7 @@ class Evaluator:
                 if check:
                     found = fits(value, param, tb)
                     if found is None:
-                        return [(self._bad_arg(atom, i, param, value), None, tb)]
+                        return [(self._arg_error(atom, i, param, value, arg, tb, params[i - 1]), None, tb)]
                     tb = found
                 prefix.append(value)
                 i += 1
@@ -437,7 +421,7 @@ class Evaluator:
                 if check:
                     found = fits(value, param, tb)
                     if found is None:
-                        out.append((self._bad_arg(atom, i, param, value), delta, tb))
+                        out.append((self._arg_error(atom, i, param, value, arg, tb, params[i - 1]), delta, tb))
                         continue
                 rest, branch = _branch(kids, i, prefix, value, delta)
                 for tail, delta2, tb3 in self._args_from(atom, rest, params, kinds, i + 1, found, branch):
@@ -505,7 +489,7 @@ class Evaluator:
             if tr is Symbol:
                 name = r.name
                 if name == "NotReducible":
-                    out.append((_evaluated_copy(call if d is None else substitute(call, d)), d))
+                    out.append((evaluated_copy(call if d is None else substitute(call, d)), d))
                     continue
                 if name == "Empty":
                     out.append((r, d))

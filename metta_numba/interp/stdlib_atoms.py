@@ -76,7 +76,9 @@ def _return_on_error(ev, args, call):
 @registry.add("switch", "(-> %Undefined% Expression %Undefined%)")
 def _switch(ev, args, call):
     value, cases = args
-    for case in _expression(cases, "switch").children:
+    if type(cases) is not Expression:
+        return []  # hyperon: no result
+    for case in cases.children:
         if type(case) is not Expression or len(case.children) != 2:
             raise ExecError("switch expects a tuple of (pattern template) pairs")
         bindings = unify(case.children[0], value)
@@ -102,7 +104,9 @@ def seal(keep, atom: Atom) -> Atom:
 
 @registry.add("sealed", "(-> Expression Atom Atom)")
 def _sealed(ev, args, call):
-    keep = [v for v in _expression(args[0], "sealed").children if type(v) is Variable]
+    # hyperon takes a lone variable, or any other atom, as the list of variables to keep.
+    listed = args[0].children if type(args[0]) is Expression else (args[0],)
+    keep = [v for v in listed if type(v) is Variable]
     return [seal(keep, args[1])]
 
 
@@ -179,7 +183,7 @@ def _index_atom(ev, args, call):
 
 def _number_values(atom: Atom, name: str) -> list:
     if type(atom) is not Expression:
-        raise NoReduce()
+        raise ExecError("Atom is not an ExpressionAtom")
     if not atom.children:
         raise ExecError("Empty expression")
     values = []
@@ -254,7 +258,9 @@ def _subtraction_atom(ev, args, call):
 
 @registry.add("sort-strings", "(-> Expression Expression)")
 def _sort_strings(ev, args, call):
-    items = _expression(args[0], "sort-strings").children
+    if type(args[0]) is not Expression:
+        raise ExecError("sort-strings expects expression with strings as a first argument")
+    items = args[0].children
     for item in items:
         if type(item) is not Grounded or type(item.value) is not str:
             raise ExecError("sort-strings expects expression with strings as a first argument")

@@ -83,7 +83,16 @@ def _make_arith(op: str):
         a, b = _numbers(args)
         return [Grounded(_arith(op, a, b))]
 
-    return run
+    def divide(ev, args, call):
+        # Unlike the other four (whose call then stays as it is), hyperon's `/` reports
+        # an argument that is not a number.
+        try:
+            a, b = _numbers(args)
+        except NoReduce:
+            raise ExecError("Divide expects two numbers: dividend and divisor") from None
+        return [Grounded(_arith(op, a, b))]
+
+    return divide if op == "/" else run
 
 
 for _op in ("+", "-", "*", "/", "%"):

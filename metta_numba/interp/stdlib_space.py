@@ -18,6 +18,7 @@ from metta_numba.interp.core import (
 )
 from metta_numba.interp.grounded import ExecError, NoReduce, Registry
 from metta_numba.interp.minimal import space_matches
+from metta_numba.interp.results import match_result
 from metta_numba.space import GroundingSpace, Space, query_view
 from metta_numba.unify import rename_apart, substitute, unify
 
@@ -92,7 +93,7 @@ def _match(ev, args, call):
     out = []
     for bindings in query_conjunction(space, pattern):
         delta = {v: substitute(v, bindings) for v in names if v in bindings}
-        out.append((substitute(template, bindings), delta or None))
+        out.append((match_result(template, bindings), delta or None))
     return out
 
 
@@ -191,7 +192,7 @@ def _runner(ev):
 def _bind(ev, args, call):
     token = args[0]
     if type(token) is not Symbol:
-        raise NoReduce()
+        raise ExecError("bind! expects symbol atom as a token")
     _runner(ev).tokens[token.name] = args[1]
     return [UNIT]
 

@@ -132,6 +132,26 @@ def changed_head(atom: Atom) -> str:
     return ANY_HEAD
 
 
+def replace_symbols(atom: Atom, table: dict) -> Atom:
+    """`atom` with the symbols that are keys of `table` replaced by their values (the same
+    object when none occurs)."""
+    t = type(atom)
+    if t is Symbol:
+        return table.get(atom, atom)
+    if t is not Expression:
+        return atom
+    kids = atom.children
+    new = [replace_symbols(c, table) for c in kids]
+    return atom if all(a is b for a, b in zip(new, kids)) else Expression(new)
+
+
+def _with_tokens(value: Atom | None, tokens: dict) -> Atom | None:
+    t = type(value)
+    if t is Symbol:
+        return tokens.get(value, value)
+    return replace_symbols(value, tokens) if t is Expression else value
+
+
 def may_match(stored: Atom, pattern: Atom) -> bool:
     """A quick test that ignores variable identity: False means the atoms cannot unify.
 
@@ -587,6 +607,16 @@ class SnapshotSpace(Space):
         self.local: GroundingSpace | None = GroundingSpace() if kb.readonly else None
         self._hidden: dict[bytes, int] = {}
         self._key_terms = None
+        self._tokens: dict[Symbol, Atom] = {}
+
+    def bind_tokens(self, tokens: dict[str, Atom]) -> None:
+        """The atoms a program's tokens stand for (`&self`: this space as an atom). Stored atoms
+        were parsed without them, so the atoms and values this space hands out get them in place
+        of those symbols, as if the KB's text had been read by the program."""
+        self._tokens = {Symbol(name): atom for name, atom in tokens.items()}
+        self._rule_cache.clear()
+        self._narrowed.clear()
+
 
     def _key(self, atom: Atom) -> bytes:
         # Atoms equal up to variable names share one key, as they share one stored path.
@@ -653,7 +683,11 @@ class SnapshotSpace(Space):
             return super().query(pattern)
         # The KB matches ground atoms in a kernel and decodes only the bound values. (It also
         # finds a whole number stored in its other encoding: see snapshot_probes.)
-        return self.kb.bindings(pattern)
+        found = self.kb.bindings(pattern)
+        if self._tokens:
+            tokens = self._tokens
+            found = [{v: replace_symbols(a, tokens) for v, a in b.items()} for b in found]
+        return found
 
     def bindings_table(self, pattern: Atom):
         """The answers of `query` as (variables, a column of values per variable; None where one
@@ -661,10 +695,17 @@ class SnapshotSpace(Space):
         (hidden or local atoms)."""
         if self._hidden or (self.local is not None and self.local.count()):
             return None
-        return self.kb.bindings_table(pattern)
+        variables, columns = self.kb.bindings_table(pattern)
+        if self._tokens:
+            tokens = self._tokens
+            columns = [[_with_tokens(a, tokens) for a in column] for column in columns]
+        return variables, columns
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
+        tokens = self._tokens
         for atom, copies in self._visible(self.kb.candidates(pattern)):
+            if tokens:
+                atom = replace_symbols(atom, tokens)
             for _ in range(copies):
                 yield atom
         if self.local is not None:

@@ -81,6 +81,8 @@ class MeTTa:
         if getattr(self.space, "name", None) is None:
             self.space.name = "top"
         self.self_atom = SpaceAtom(self.space)
+        if hasattr(self.space, "bind_tokens"):  # a snapshot's stored rules refer to `&self` by name
+            self.space.bind_tokens({"&self": self.self_atom})
         self.tokens: dict[str, Atom] = {
             **CANONICAL,
             "&self": self.self_atom,

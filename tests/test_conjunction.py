@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metta_numba.atoms import Atom, E, Expression, Symbol, Variable
-from metta_numba.conjunction import conjuncts, estimate, match_conjunction, query_pattern
 from metta_numba.space import GroundingSpace, SnapshotSpace
+from metta_numba.space.conjunction import conjuncts, estimate, match_conjunction, query_pattern
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.snapshot import save_atoms
 from metta_numba.syntax import parse_atom

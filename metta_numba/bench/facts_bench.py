@@ -31,8 +31,8 @@ from metta_numba.bench.measure import drop_from_page_cache
 from metta_numba.bench.report import Table, fmt_number
 from metta_numba.bench.timing import Stats, time_call
 from metta_numba.codec import TermStore, encode
-from metta_numba.conjunction import match_conjunction, query_pattern
 from metta_numba.space import SnapshotSpace
+from metta_numba.space.conjunction import match_conjunction, query_pattern
 from metta_numba.store import PersistentKB, build_snapshot
 from metta_numba.syntax import parse_atom
 from metta_numba.syntax.bulk import encode_source

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
-from metta_numba.conjunction import conjuncts, join_step, query_pattern
 from metta_numba.interp.core import (
     EMPTY,
     UNDEFINED,
@@ -20,6 +19,7 @@ from metta_numba.interp.grounded import ExecError, NoReduce, Registry
 from metta_numba.interp.minimal import space_matches
 from metta_numba.interp.results import match_result
 from metta_numba.space import GroundingSpace, Space, query_view
+from metta_numba.space.conjunction import conjuncts, join_step, query_pattern
 from metta_numba.unify import rename_apart, substitute, unify
 
 registry = Registry()
@@ -39,7 +39,7 @@ def query_conjunction(space: Space, pattern: Atom) -> list[dict]:
 
     A space that gives hyperon's answer order is joined left to right, each step in that
     order, as hyperon does; other spaces (snapshots) go through the join planner of
-    metta_numba.conjunction."""
+    metta_numba.space.conjunction."""
     parts = conjuncts(pattern)
     if not (space.orders_answers or space.dependencies):
         return query_pattern(space, pattern)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
-from metta_numba.conjunction import conjuncts
 from metta_numba.interp.core import SpaceAtom
+from metta_numba.space.conjunction import conjuncts
 from metta_numba.unify import substitute
 
 if TYPE_CHECKING:

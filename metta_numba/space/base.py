@@ -1,18 +1,16 @@
-"""The Space interface the interpreter talks to, and the in-memory multiset space.
+"""The Space interface the interpreter talks to: queries, rule lookup and type lookup.
 
 A space is a multiset of atoms. `query(pattern)` unifies the pattern with every stored atom
 that can match it, both ways: stored atoms' variables are renamed apart first, so that rule
 variables never clash with query variables, and a stored variable matches any subterm.
 
 Every implementation supplies `candidates(pattern)`: stored atoms, in insertion order, that
-may unify with the pattern (a superset is fine; exact unification is common code here). The
-in-memory `GroundingSpace` indexes by (arity, position, child key), and one level deeper by
-(arity, position, child arity, child position, ground grandchild), so that a pattern with any ground argument
-(or ground argument of an argument) looks at a short posting list instead of the whole space. A snapshot-backed
-space only has to provide `candidates`, `add`, `remove`, `atoms` and `count` to reuse the rest:
-rule lookup (`rules_for`) and type lookup (`declared_types`) are built on top with caches that
-are dropped whenever the space changes. A call with a ground argument to a function of many
-rules looks its rules up by that argument, through the same indexes as `match`.
+may unify with the pattern (a superset is fine; exact unification is common code here). An
+implementation only has to provide `candidates`, `add`, `remove`, `atoms` and `count` to reuse
+the rest: rule lookup (`rules_candidates`) and type lookup (`declared_types`) are built on top
+with caches that are dropped whenever the space changes. A call with a ground argument to a
+function of many rules looks its rules up by that argument, through the same indexes as
+`match`.
 """
 
 from __future__ import annotations
@@ -21,21 +19,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
-from metta_numba.snapshot_probes import holds_object
-from metta_numba.space_order import TrieOrder
 from metta_numba.unify import Bindings, rename_apart, unify_into
-
-__all__ = [
-    "Space",
-    "GroundingSpace",
-    "SnapshotSpace",
-    "Rule",
-    "EQUALS",
-    "HAS_TYPE",
-    "SUBTYPE",
-    "module_view",
-    "query_view",
-]
 
 EQUALS = Symbol("=")
 HAS_TYPE = Symbol(":")
@@ -143,13 +127,6 @@ def replace_symbols(atom: Atom, table: dict) -> Atom:
     kids = atom.children
     new = [replace_symbols(c, table) for c in kids]
     return atom if all(a is b for a, b in zip(new, kids)) else Expression(new)
-
-
-def _with_tokens(value: Atom | None, tokens: dict) -> Atom | None:
-    t = type(value)
-    if t is Symbol:
-        return tokens.get(value, value)
-    return replace_symbols(value, tokens) if t is Expression else value
 
 
 def may_match(stored: Atom, pattern: Atom) -> bool:
@@ -384,192 +361,6 @@ def query_view(space: Space, pattern: Atom) -> list[Bindings]:
     return out
 
 
-def _merge_ids(first: list[int], second: list[int]) -> list[int]:
-    """Merge two ascending id lists (ids are insertion order) into one ascending list."""
-    if not second:
-        return first
-    if not first:
-        return second
-    out = []
-    i = j = 0
-    n1 = len(first)
-    n2 = len(second)
-    while i < n1 and j < n2:
-        a = first[i]
-        b = second[j]
-        if a < b:
-            out.append(a)
-            i += 1
-        else:
-            out.append(b)
-            j += 1
-    out.extend(first[i:])
-    out.extend(second[j:])
-    return out
-
-
-class GroundingSpace(Space):
-    """An in-memory multiset of atoms, indexed for pattern queries.
-
-    Each added atom gets a new id (ids grow, so id order is insertion order). Posting lists map
-    (arity, position, child key) to ids; a removed atom leaves its id behind in the posting
-    lists until a compaction, and queries skip ids that are no longer alive. Answers come in
-    hyperon's order (space_order): grouped by shared leading parts, not by insertion alone.
-    """
-
-    orders_answers = True
-
-    def __init__(self, atoms: Iterable[Atom] = (), name: str | None = None) -> None:
-        super().__init__()
-        self.name = name
-        self._atoms: dict[int, Atom] = {}
-        self._next_id = 0
-        self._postings: dict = {}
-        self._by_arity: dict[int, list[int]] = {}
-        self._leaves: dict = {}  # non-expression stored atoms by value
-        self._wild_top: list[int] = []  # stored atoms that are a bare variable
-        self._dead = 0
-        self._order = TrieOrder()
-        for atom in atoms:
-            self.add(atom)
-
-    # -- mutation -------------------------------------------------------------------------------
-    def add(self, atom: Atom) -> None:
-        atom_id = self._next_id
-        self._next_id += 1
-        self._atoms[atom_id] = atom
-        self._index(atom_id, atom)
-        self._order.add(atom)
-        self._changed(atom)
-
-    def _index(self, atom_id: int, atom: Atom) -> None:
-        t = type(atom)
-        if t is Expression:
-            kids = atom.children
-            arity = len(kids)
-            self._by_arity.setdefault(arity, []).append(atom_id)
-            postings = self._postings
-            for position, child in enumerate(kids):
-                keys = [(arity, position, _child_key(child))]
-                if type(child) is Variable:
-                    keys.append((arity, position, _VAR))
-                elif type(child) is Expression and position:
-                    size = len(child.children)
-                    keys += [(arity, position, size, i, _inner_key(c)) for i, c in enumerate(child.children)]
-                for key in keys:
-                    lst = postings.get(key)
-                    if lst is None:
-                        postings[key] = [atom_id]
-                    else:
-                        lst.append(atom_id)
-        elif t is Variable:
-            self._wild_top.append(atom_id)
-        else:
-            self._leaves.setdefault(atom, []).append(atom_id)
-
-    def remove(self, atom: Atom) -> bool:
-        """Remove one copy (the earliest) of an atom equal to `atom`; False when there is none."""
-        for atom_id in self._ids_for(atom):
-            stored = self._atoms.get(atom_id)
-            if stored is not None and stored == atom:
-                del self._atoms[atom_id]
-                self._order.remove(stored)
-                self._dead += 1
-                self._changed(atom)
-                if self._dead > 1024 and self._dead > len(self._atoms):
-                    self._compact()
-                return True
-        return False
-
-    def _compact(self) -> None:
-        self._postings = {}
-        self._by_arity = {}
-        self._leaves = {}
-        self._wild_top = []
-        for atom_id, atom in self._atoms.items():
-            self._index(atom_id, atom)
-        self._dead = 0
-
-    # -- reading --------------------------------------------------------------------------------
-    def atoms(self) -> Iterator[Atom]:
-        return iter(list(self._atoms.values()))
-
-    def count(self) -> int:
-        return len(self._atoms)
-
-    def answer_order(self, pattern: Atom):
-        return self._order.answer_order(pattern)
-
-    def listing(self) -> list[Atom]:
-        return sorted(self._atoms.values(), key=self._order.listing_key)
-
-    def _ids_for(self, pattern: Atom) -> list[int]:
-        t = type(pattern)
-        if t is Variable:
-            return list(self._atoms.keys())
-        if t is not Expression:
-            return _merge_ids(self._leaves.get(pattern, []), self._wild_top)
-        kids = pattern.children
-        arity = len(kids)
-        postings = self._postings
-        best = None
-        best_size = -1
-        for lists in _posting_choices(postings, arity, kids):
-            size = sum(len(ids) for ids in lists)
-            if best is None or size < best_size:
-                best = lists
-                best_size = size
-                if size == 0:
-                    break
-        if best is None:
-            ids = self._by_arity.get(arity, [])
-        else:
-            ids = list(best[0])
-            for more in best[1:]:
-                ids = _merge_ids(ids, list(more))
-        return _merge_ids(ids, self._wild_top)
-
-    def estimate(self, pattern: Atom) -> int:
-        return len(self._ids_for(pattern))
-
-    def candidates(self, pattern: Atom) -> Iterator[Atom]:
-        stored = self._atoms
-        for atom_id in self._ids_for(pattern):
-            atom = stored.get(atom_id)
-            if atom is not None:
-                yield atom
-
-    def __repr__(self) -> str:
-        return f"GroundingSpace({self.count()} atoms)"
-
-
-def _posting_choices(postings: dict, arity: int, kids) -> Iterator[tuple]:
-    """For each ground argument (or ground argument of an argument) of a pattern, the posting
-    lists whose union holds every atom that may match there."""
-    for position, child in enumerate(kids):
-        key = _child_key(child)
-        if key is not _WILD:
-            yield postings.get((arity, position, key), ()), postings.get((arity, position, _WILD), ())
-        if type(child) is Expression and position:
-            size = len(child.children)
-            variables = postings.get((arity, position, _VAR), ())
-            for i, grandchild in enumerate(child.children):
-                key = _inner_key(grandchild)
-                if key is not _WILD:
-                    exact = postings.get((arity, position, size, i, key), ())
-                    yield exact, postings.get((arity, position, size, i, _WILD), ()), variables
-
-
-def _inner_key(atom: Atom):
-    """Key of an argument's argument: the atom itself when ground, else the wildcard."""
-    t = type(atom)
-    if t is Variable or (t is Expression and not atom.is_ground):
-        return _WILD
-    if t is not Symbol and t is not Grounded and getattr(atom, "by_value", False):
-        return _WILD
-    return atom
-
-
 def _has_ground_argument(call: Atom) -> bool:
     return type(call) is Expression and any(type(c) is not Variable for c in call.children[1:])
 
@@ -585,131 +376,3 @@ def _shape_of(call: Atom, key) -> Atom:
     if type(call) is Expression and call.children:
         return Expression([call.children[0]] + [Variable(f"%a{i}") for i in range(len(call.children) - 1)])
     return call
-
-
-
-class SnapshotSpace(Space):
-    """A space over a PersistentKB (store.kb): the snapshot's trie kernels and the working
-    set's index supply the candidates, and every change goes through the KB's delta log.
-
-    Over a KB opened read-only, changes stay in this process: additions go to an in-memory
-    space and removals hide copies of snapshot atoms, so a program can still use `add-atom`
-    and `remove-atom` on `&self` without writing to the KB.
-
-    Alternatives come in the snapshot's key order, then the working set's, rather than in the
-    order the atoms were first added (that order is not kept on disk)."""
-
-    def __init__(self, kb, name: str | None = None) -> None:
-        super().__init__()
-        self.types_expressions = True
-        self.kb = kb
-        self.name = name
-        self.local: GroundingSpace | None = GroundingSpace() if kb.readonly else None
-        self._hidden: dict[bytes, int] = {}
-        self._key_terms = None
-        self._tokens: dict[Symbol, Atom] = {}
-
-    def bind_tokens(self, tokens: dict[str, Atom]) -> None:
-        """The atoms a program's tokens stand for (`&self`: this space as an atom). Stored atoms
-        were parsed without them, so the atoms and values this space hands out get them in place
-        of those symbols, as if the KB's text had been read by the program."""
-        self._tokens = {Symbol(name): atom for name, atom in tokens.items()}
-        self._rule_cache.clear()
-        self._narrowed.clear()
-
-
-    def _key(self, atom: Atom) -> bytes:
-        # Atoms equal up to variable names share one key, as they share one stored path.
-        from metta_numba.codec import HandleTable, TermStore, encode
-
-        if self._key_terms is None:
-            self._key_terms = (TermStore(), HandleTable())
-        terms, handles = self._key_terms
-        return encode(atom, terms, handles=handles)[0]
-
-    def add(self, atom: Atom) -> None:
-        if self.kb.readonly or holds_object(atom):
-            # An atom holding a state or a space cannot be encoded: it stays in this process,
-            # beside the KB (a saved snapshot skips it, as save_atoms does).
-            if self.local is None:
-                self.local = GroundingSpace()
-            self.local.add(atom)
-        else:
-            self.kb.add(atom)
-        self._changed(atom)
-
-    def remove(self, atom: Atom) -> bool:
-        if self.local is not None and self.local.remove(atom):
-            removed = True
-        elif holds_object(atom):
-            removed = False  # never in the KB
-        elif not self.kb.readonly:
-            removed = self.kb.remove(atom)
-        else:
-            key = self._key(atom)
-            hidden = self._hidden.get(key, 0)
-            removed = self.kb.count(atom) > hidden
-            if removed:
-                self._hidden[key] = hidden + 1
-        if removed:
-            self._changed(atom)
-        return removed
-
-    def _visible(self, pairs) -> Iterator[tuple[Atom, int]]:
-        hidden = self._hidden
-        for atom, copies in pairs:
-            if hidden:
-                copies -= hidden.get(self._key(atom), 0)
-            if copies > 0:
-                yield atom, copies
-
-    def atoms(self) -> Iterator[Atom]:
-        for atom, copies in self._visible(self.kb.atom_counts()):
-            for _ in range(copies):
-                yield atom
-        if self.local is not None:
-            yield from self.local.atoms()
-
-    def count(self) -> int:
-        local = self.local.count() if self.local is not None else 0
-        return len(self.kb) - sum(self._hidden.values()) + local
-
-    def estimate(self, pattern: Atom) -> int:
-        local = self.local.estimate(pattern) if self.local is not None else 0
-        return self.kb.estimate(pattern) + local
-
-    def query(self, pattern: Atom) -> list[Bindings]:
-        if self._hidden or (self.local is not None and self.local.count()):
-            return super().query(pattern)
-        # The KB matches ground atoms in a kernel and decodes only the bound values. (It also
-        # finds a whole number stored in its other encoding: see snapshot_probes.)
-        found = self.kb.bindings(pattern)
-        if self._tokens:
-            tokens = self._tokens
-            found = [{v: replace_symbols(a, tokens) for v, a in b.items()} for b in found]
-        return found
-
-    def bindings_table(self, pattern: Atom):
-        """The answers of `query` as (variables, a column of values per variable; None where one
-        stays unbound), straight from the KB, or None when this space must unify in Python
-        (hidden or local atoms)."""
-        if self._hidden or (self.local is not None and self.local.count()):
-            return None
-        variables, columns = self.kb.bindings_table(pattern)
-        if self._tokens:
-            tokens = self._tokens
-            columns = [[_with_tokens(a, tokens) for a in column] for column in columns]
-        return variables, columns
-
-    def candidates(self, pattern: Atom) -> Iterator[Atom]:
-        tokens = self._tokens
-        for atom, copies in self._visible(self.kb.candidates(pattern)):
-            if tokens:
-                atom = replace_symbols(atom, tokens)
-            for _ in range(copies):
-                yield atom
-        if self.local is not None:
-            yield from self.local.candidates(pattern)
-
-    def __repr__(self) -> str:
-        return f"SnapshotSpace({self.kb.directory})"

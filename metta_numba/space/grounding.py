@@ -1,0 +1,201 @@
+"""The in-memory multiset space.
+
+`GroundingSpace` indexes by (arity, position, child key), and one level deeper by (arity,
+position, child arity, child position, ground grandchild), so that a pattern with any ground
+argument (or ground argument of an argument) looks at a short posting list instead of the
+whole space. Answers come in hyperon's order (space.order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
+from metta_numba.space.base import _VAR, _WILD, Space, _child_key
+from metta_numba.space.order import TrieOrder
+
+
+def _merge_ids(first: list[int], second: list[int]) -> list[int]:
+    """Merge two ascending id lists (ids are insertion order) into one ascending list."""
+    if not second:
+        return first
+    if not first:
+        return second
+    out = []
+    i = j = 0
+    n1 = len(first)
+    n2 = len(second)
+    while i < n1 and j < n2:
+        a = first[i]
+        b = second[j]
+        if a < b:
+            out.append(a)
+            i += 1
+        else:
+            out.append(b)
+            j += 1
+    out.extend(first[i:])
+    out.extend(second[j:])
+    return out
+
+
+class GroundingSpace(Space):
+    """An in-memory multiset of atoms, indexed for pattern queries.
+
+    Each added atom gets a new id (ids grow, so id order is insertion order). Posting lists map
+    (arity, position, child key) to ids; a removed atom leaves its id behind in the posting
+    lists until a compaction, and queries skip ids that are no longer alive. Answers come in
+    hyperon's order (space_order): grouped by shared leading parts, not by insertion alone.
+    """
+
+    orders_answers = True
+
+    def __init__(self, atoms: Iterable[Atom] = (), name: str | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self._atoms: dict[int, Atom] = {}
+        self._next_id = 0
+        self._postings: dict = {}
+        self._by_arity: dict[int, list[int]] = {}
+        self._leaves: dict = {}  # non-expression stored atoms by value
+        self._wild_top: list[int] = []  # stored atoms that are a bare variable
+        self._dead = 0
+        self._order = TrieOrder()
+        for atom in atoms:
+            self.add(atom)
+
+    # -- mutation -------------------------------------------------------------------------------
+    def add(self, atom: Atom) -> None:
+        atom_id = self._next_id
+        self._next_id += 1
+        self._atoms[atom_id] = atom
+        self._index(atom_id, atom)
+        self._order.add(atom)
+        self._changed(atom)
+
+    def _index(self, atom_id: int, atom: Atom) -> None:
+        t = type(atom)
+        if t is Expression:
+            kids = atom.children
+            arity = len(kids)
+            self._by_arity.setdefault(arity, []).append(atom_id)
+            postings = self._postings
+            for position, child in enumerate(kids):
+                keys = [(arity, position, _child_key(child))]
+                if type(child) is Variable:
+                    keys.append((arity, position, _VAR))
+                elif type(child) is Expression and position:
+                    size = len(child.children)
+                    keys += [(arity, position, size, i, _inner_key(c)) for i, c in enumerate(child.children)]
+                for key in keys:
+                    lst = postings.get(key)
+                    if lst is None:
+                        postings[key] = [atom_id]
+                    else:
+                        lst.append(atom_id)
+        elif t is Variable:
+            self._wild_top.append(atom_id)
+        else:
+            self._leaves.setdefault(atom, []).append(atom_id)
+
+    def remove(self, atom: Atom) -> bool:
+        """Remove one copy (the earliest) of an atom equal to `atom`; False when there is none."""
+        for atom_id in self._ids_for(atom):
+            stored = self._atoms.get(atom_id)
+            if stored is not None and stored == atom:
+                del self._atoms[atom_id]
+                self._order.remove(stored)
+                self._dead += 1
+                self._changed(atom)
+                if self._dead > 1024 and self._dead > len(self._atoms):
+                    self._compact()
+                return True
+        return False
+
+    def _compact(self) -> None:
+        self._postings = {}
+        self._by_arity = {}
+        self._leaves = {}
+        self._wild_top = []
+        for atom_id, atom in self._atoms.items():
+            self._index(atom_id, atom)
+        self._dead = 0
+
+    # -- reading --------------------------------------------------------------------------------
+    def atoms(self) -> Iterator[Atom]:
+        return iter(list(self._atoms.values()))
+
+    def count(self) -> int:
+        return len(self._atoms)
+
+    def answer_order(self, pattern: Atom):
+        return self._order.answer_order(pattern)
+
+    def listing(self) -> list[Atom]:
+        return sorted(self._atoms.values(), key=self._order.listing_key)
+
+    def _ids_for(self, pattern: Atom) -> list[int]:
+        t = type(pattern)
+        if t is Variable:
+            return list(self._atoms.keys())
+        if t is not Expression:
+            return _merge_ids(self._leaves.get(pattern, []), self._wild_top)
+        kids = pattern.children
+        arity = len(kids)
+        postings = self._postings
+        best = None
+        best_size = -1
+        for lists in _posting_choices(postings, arity, kids):
+            size = sum(len(ids) for ids in lists)
+            if best is None or size < best_size:
+                best = lists
+                best_size = size
+                if size == 0:
+                    break
+        if best is None:
+            ids = self._by_arity.get(arity, [])
+        else:
+            ids = list(best[0])
+            for more in best[1:]:
+                ids = _merge_ids(ids, list(more))
+        return _merge_ids(ids, self._wild_top)
+
+    def estimate(self, pattern: Atom) -> int:
+        return len(self._ids_for(pattern))
+
+    def candidates(self, pattern: Atom) -> Iterator[Atom]:
+        stored = self._atoms
+        for atom_id in self._ids_for(pattern):
+            atom = stored.get(atom_id)
+            if atom is not None:
+                yield atom
+
+    def __repr__(self) -> str:
+        return f"GroundingSpace({self.count()} atoms)"
+
+
+def _posting_choices(postings: dict, arity: int, kids) -> Iterator[tuple]:
+    """For each ground argument (or ground argument of an argument) of a pattern, the posting
+    lists whose union holds every atom that may match there."""
+    for position, child in enumerate(kids):
+        key = _child_key(child)
+        if key is not _WILD:
+            yield postings.get((arity, position, key), ()), postings.get((arity, position, _WILD), ())
+        if type(child) is Expression and position:
+            size = len(child.children)
+            variables = postings.get((arity, position, _VAR), ())
+            for i, grandchild in enumerate(child.children):
+                key = _inner_key(grandchild)
+                if key is not _WILD:
+                    exact = postings.get((arity, position, size, i, key), ())
+                    yield exact, postings.get((arity, position, size, i, _WILD), ()), variables
+
+
+def _inner_key(atom: Atom):
+    """Key of an argument's argument: the atom itself when ground, else the wildcard."""
+    t = type(atom)
+    if t is Variable or (t is Expression and not atom.is_ground):
+        return _WILD
+    if t is not Symbol and t is not Grounded and getattr(atom, "by_value", False):
+        return _WILD
+    return atom

@@ -1,12 +1,12 @@
 """The `metta-numba` command (also `python -m metta_numba`).
 
-    metta-numba FILE.metta [--load-snapshot KB] [--save-snapshot KB] [--no-merkleize]
+    metta-numba FILE.metta [--load-snapshot KB] [--save-snapshot KB] [--no-merkleize] [--verify]
     metta-numba run FILE.metta ...                  (the same; FILE may be - for stdin)
-    metta-numba repl [--load-snapshot KB]
+    metta-numba repl [--load-snapshot KB] [--save-snapshot KB] [--verify]
     metta-numba snapshot build SRC.metta... -o KB [--no-merkleize] [--no-index]
                 [--index-positions 1,2,1.1] [--index-heads edge,=] [--index-max-mb N]
     metta-numba snapshot info|verify|compact KB
-    metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json]
+    metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json] [--limit N] [--verify]
     metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS]
 
 Exit codes: 0 success; 1 parse error or failed assertion; 2 usage error; 3 bad or corrupt KB.
@@ -35,6 +35,19 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number >= 0 (argparse turns the ValueError into exit 2)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (a torn log tail kept aside, a kernel cache moved) as one line on stderr."""
+    print(f"metta-numba: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the .metta program to run, or - to read it from stdin")
     parser.add_argument("--load-snapshot", metavar="KB", help="run with this snapshot KB as &self")
@@ -43,6 +56,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)"
+    )
+    _add_verify_argument(parser)
+
+
+def _add_verify_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every checksum of the KB before the first answer (reads the whole KB once)",
     )
 
 
@@ -63,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     repl = commands.add_parser("repl", help="an interactive session")
     repl.add_argument("--load-snapshot", metavar="KB", help="start with this snapshot KB as &self")
+    repl.add_argument(
+        "--save-snapshot", metavar="KB", help="when the session ends, save &self as a new generation of KB"
+    )
+    repl.add_argument(
+        "--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)"
+    )
+    _add_verify_argument(repl)
 
     snapshot = commands.add_parser("snapshot", help="build, inspect, verify or compact a KB snapshot")
     actions = snapshot.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -95,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "template", metavar="TEMPLATE", nargs="?", help="what to print per match (default: the pattern)"
     )
     query.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    query.add_argument("--limit", type=int, default=None, metavar="N", help="print at most N results")
+    query.add_argument("--limit", type=_count, default=None, metavar="N", help="print at most N results")
+    _add_verify_argument(query)
 
     batch = commands.add_parser("batch", help="run many `!` queries against a KB on a Dask cluster")
     batch.add_argument("kb", metavar="KB", help="the KB directory")
@@ -128,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    import warnings
+
+    warnings.showwarning = _one_line_warning
     from metta_numba import commands
 
     handler = {

@@ -21,20 +21,28 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from metta_numba.atoms import Atom, Variable, variables_of
+from metta_numba.atoms import Atom, Variable
 from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode
 from metta_numba.store import layout
-from metta_numba.store.errors import CorruptSnapshotError, SnapshotError, WalCorruptError
+from metta_numba.store.errors import (
+    CorruptSnapshotError,
+    LockUnsupportedError,
+    SnapshotError,
+    StoreWarning,
+    os_errors_as_access_errors,
+)
 from metta_numba.store.generation import Generation
+from metta_numba.store.opening import open_current, replay
 from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
-from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal
+from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal, torn_tail_copies
 from metta_numba.store.working import WorkingSet
 from metta_numba.trie.argindex import IndexOptions
 from metta_numba.trie.pathmatch import NO, YES
-from metta_numba.unify import bindings_for, rename_apart, unify, unify_into
+from metta_numba.unify import match_counted, unified_counted
 
 SYNC_MODES = ("always", "batch", "never")
 DEFAULT_CHECKPOINT_EVERY = 100_000
@@ -61,6 +69,9 @@ class PersistentKB:
         self._wal: WalWriter | None = None
         self._wal_end = 0
         self._batch_depth = 0
+        self._in_transaction = False
+        self._verify_on_open = False
+        self._lock_readers = True
         self._decoded: dict[bytes, Atom] = {}
         self._closed = False
 
@@ -84,17 +95,18 @@ class PersistentKB:
             if not exist_ok:
                 raise SnapshotError("a KB already exists here", directory)
             return cls.open(directory, sync=sync, checkpoint_every=checkpoint_every)
-        layout.ensure_kb_directory(directory)
-        writer_lock = layout.WriterLock(directory)
-        try:
-            if not (directory / layout.CURRENT).exists():
-                options = (index_options or IndexOptions()).to_json() if argindex else None
-                from metta_numba.store.checkpoint import empty_generation
+        with os_errors_as_access_errors(directory):
+            layout.ensure_kb_directory(directory)
+            writer_lock = layout.WriterLock(directory)
+            try:
+                if not (directory / layout.CURRENT).exists():
+                    options = (index_options or IndexOptions()).to_json() if argindex else None
+                    from metta_numba.store.checkpoint import empty_generation
 
-                empty_generation(directory, 1, options)
-                layout.write_current(directory, 1)
-        finally:
-            writer_lock.release()
+                    empty_generation(directory, 1, options)
+                    layout.write_current(directory, 1)
+            finally:
+                writer_lock.release()
         return cls.open(directory, sync=sync, checkpoint_every=checkpoint_every)
 
     @classmethod
@@ -105,44 +117,53 @@ class PersistentKB:
         readonly: bool = False,
         sync: str = "always",
         checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
+        verify: bool = False,
     ) -> PersistentKB:
         """Open an existing KB. A writer (the default) takes the KB's lock, or raises LockedError;
-        `readonly=True` opens a reader, which never blocks nor is blocked by the writer."""
+        `readonly=True` opens a reader, which never blocks nor is blocked by the writer.
+
+        `verify=True` checks every checksum and structure of the generation (as `verify()`)
+        before the first answer, here and whenever a newer generation is taken in: O(size of
+        the KB) instead of O(1). Without it, open checks the headers and the structure arrays'
+        first and last pages (see README, "What a damaged KB does").
+
+        On a file system without `flock` (some Lustre and GPFS mounts), a reader opens without
+        its lock and warns (StoreWarning): safe only while no writer changes the KB. A writer
+        raises LockUnsupportedError there."""
         kb = cls(Path(path), readonly=readonly, sync=sync, checkpoint_every=checkpoint_every)
-        layout.read_current(kb.directory)  # a clear error before any file is created
-        try:
-            if not readonly:
-                kb._writer_lock = layout.WriterLock(kb.directory)
-            kb._load_current()
-            if not readonly:
-                kb._collect_garbage()
-        except BaseException:
-            kb._release()
-            raise
+        kb._verify_on_open = verify
+        with os_errors_as_access_errors(kb.directory):
+            layout.read_current(kb.directory)  # a clear error before any file is created
+            try:
+                if not readonly:
+                    kb._writer_lock = layout.WriterLock(kb.directory)
+                try:
+                    kb._load_current()
+                except LockUnsupportedError as err:
+                    if not readonly:
+                        raise
+                    warnings.warn(
+                        f"{err}: opened read-only without the reader lock, which is safe only while "
+                        "no writer changes this KB",
+                        StoreWarning,
+                        stacklevel=2,
+                    )
+                    kb._lock_readers = False
+                    kb._load_current()
+                if not readonly:
+                    kb._collect_garbage()
+            except BaseException:
+                kb._release()
+                raise
         return kb
 
     def _load_current(self) -> None:
         """Open the current generation under a reader lock, then replay its log."""
-        for _ in range(1000):
-            number = layout.read_current(self.directory)
-            reader_lock = layout.ReaderLock.acquire(self.directory, number)
-            if reader_lock is None:
-                continue  # deleted by the writer after a newer CURRENT; read it again
-            try:
-                generation = Generation.open(self.directory, number)
-                terms = KBTerms(generation.terms)
-                working = WorkingSet()
-                wal_path = self.directory / layout.wal_name(number)
-                scan = scan_wal(wal_path, number)
-                _replay(scan.records, generation, terms, working, wal_path)
-                wal = None if self.readonly else WalWriter(wal_path, scan.end)
-            except BaseException:
-                reader_lock.release()
-                raise
-            self._install(generation, terms, working, reader_lock)
-            self._wal, self._wal_end = wal, scan.end
-            return
-        raise SnapshotError("CURRENT kept changing while opening", self.directory)
+        opened = open_current(
+            self.directory, writer=not self.readonly, lock_readers=self._lock_readers, verify=self._verify_on_open
+        )
+        self._install(opened.generation, opened.terms, opened.working, opened.reader_lock)
+        self._wal, self._wal_end = opened.wal, opened.wal_end
 
     def _install(self, generation: Generation, terms: KBTerms, working: WorkingSet, lock: layout.ReaderLock) -> None:
         old_generation, old_lock = self._generation, self._reader_lock
@@ -251,14 +272,55 @@ class PersistentKB:
             return True
 
     def _log(self, record: WalRecord) -> None:
-        self._wal.append(encode_record(record))
-        self._wal_end = self._wal.position
-        if self.sync_mode == "always" and self._batch_depth == 0:
-            self._wal.sync()
+        if self._in_transaction:
+            return  # the transaction's checkpoint makes it durable, with the rest or not at all
+        with os_errors_as_access_errors(self.directory):
+            self._wal.append(encode_record(record))
+            self._wal_end = self._wal.position
+            if self.sync_mode == "always" and self._batch_depth == 0:
+                self._wal.sync()
 
     def _after_change(self) -> None:
-        if self.checkpoint_every and self._working.changes >= self.checkpoint_every and self._batch_depth == 0:
+        if (
+            self.checkpoint_every
+            and self._working.changes >= self.checkpoint_every
+            and self._batch_depth == 0
+            and not self._in_transaction
+        ):
             self.checkpoint()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PersistentKB]:
+        """The changes made in the block become durable together when it ends, or none do.
+
+        They stay in memory (no log record, no automatic checkpoint) and the block's end folds
+        them, with the log before them, into a new generation: a checkpoint, which commits in
+        one rename of CURRENT. A crash before that rename leaves the KB as it was before the
+        block; an exception in the block drops its changes. (`with kb.batch():` differs: each
+        change is in the log, so a crash keeps a prefix of them.)"""
+        with self._lock:
+            self._check_open(writing=True)
+            if self._in_transaction:
+                raise SnapshotError("a transaction is already open on this KB", self.directory)
+            self._in_transaction = True
+            committed = False
+            try:
+                yield self
+                self._in_transaction = False
+                self.checkpoint()
+                committed = True
+            finally:
+                self._in_transaction = False
+                if not committed and not self._closed:
+                    self._drop_changes()
+
+    def _drop_changes(self) -> None:
+        """Forget the changes not in the log: reopen the generation and replay its log."""
+        with os_errors_as_access_errors(self.directory):
+            if self._wal is not None:
+                self._wal.close()
+                self._wal = None
+            self._load_current()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[PersistentKB]:
@@ -334,7 +396,7 @@ class PersistentKB:
                 found = self._ground_query(pattern, key)
                 if found is not None:
                     return found
-            return self._match(pattern, self._candidates(key))
+            return match_counted(pattern, self._candidates(key))
 
     def _ground_query(self, pattern: Atom, key: bytes) -> list[tuple[Atom, Bindings]] | None:
         """A pattern without variables whose only snapshot candidate is its own path: that
@@ -383,11 +445,11 @@ class PersistentKB:
             try:
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
-                return self._unified(pattern, self._all_atoms())
+                return unified_counted(pattern, self._all_atoms())
             out = self._snapshot_bindings(pattern, names, *self._generation.matched(key))
             working = self._working
             found = ((self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key))
-            return out + self._unified(pattern, found)
+            return out + unified_counted(pattern, found)
 
     def _snapshot_bindings(self, pattern, names, counts, name_ids, data, offsets, status, spans) -> list[Bindings]:
         variables = [Variable(name) for name in names]
@@ -406,17 +468,7 @@ class PersistentKB:
                 out.extend(dict(values) for _ in range(copies - 1))
             else:
                 atom = decode(data[offsets[i] : offsets[i + 1]], self._snapshot_names(int(name_ids[i])))
-                out.extend(self._unified(pattern, [(atom, copies)]))
-        return out
-
-    @staticmethod
-    def _unified(pattern: Atom, candidates) -> list[Bindings]:
-        out: list[Bindings] = []
-        for atom, copies in candidates:
-            found: Bindings = {}
-            if unify_into(rename_apart(atom), pattern, found):
-                out.append(found)
-                out.extend(dict(found) for _ in range(copies - 1))
+                out.extend(unified_counted(pattern, [(atom, copies)]))
         return out
 
     def _candidates(self, key: bytes) -> Iterator[tuple[Atom, int]]:
@@ -430,18 +482,7 @@ class PersistentKB:
 
     def _query_scan(self, pattern: Atom) -> list[tuple[Atom, Bindings]]:
         # A pattern the codec cannot encode (an integer beyond 64 bits) is checked against all.
-        return self._match(pattern, self._all_atoms())
-
-    @staticmethod
-    def _match(pattern: Atom, candidates) -> list[tuple[Atom, Bindings]]:
-        pattern_vars = variables_of(pattern)
-        results = []
-        for atom, copies in candidates:
-            bindings = unify(pattern, rename_apart(atom))
-            if bindings is not None:
-                values = {v: value for v, value in bindings_for(pattern_vars, bindings).items() if value != v}
-                results.extend((atom, values) for _ in range(copies))
-        return results
+        return match_counted(pattern, self._all_atoms())
 
     def _all_atoms(self) -> Iterator[tuple[Atom, int]]:
         working = self._working
@@ -496,19 +537,20 @@ class PersistentKB:
             self._check_open(writing=True)
             if self._working.changes == 0 and not self._terms.added:
                 return self._generation.number
-            if self.sync_mode != "never":
-                self._wal.sync()
-            number = self._generation.number + 1
             # Imported here: merging tries is the only user of the merge kernels, and a process
             # that only queries should not pay for loading them at start-up.
             from metta_numba.store.checkpoint import next_generation
 
-            next_generation(self.directory, number, self._generation, self._working, self._terms)
-            layout.write_current(self.directory, number)
-            self._wal.close()
-            self._wal = None
-            self._load_current()
-            self._collect_garbage()
+            with os_errors_as_access_errors(self.directory):
+                if self.sync_mode != "never":
+                    self._wal.sync()
+                number = self._generation.number + 1
+                next_generation(self.directory, number, self._generation, self._working, self._terms)
+                layout.write_current(self.directory, number)
+                self._wal.close()
+                self._wal = None
+                self._load_current()
+                self._collect_garbage()
             return number
 
     def refresh(self) -> bool:
@@ -521,20 +563,29 @@ class PersistentKB:
             if number == self._generation.number:
                 wal_path = self.directory / layout.wal_name(number)
                 scan = scan_wal(wal_path, number, start=self._wal_end)
-                _replay(scan.records, self._generation, self._terms, self._working, wal_path)
+                replay(scan.records, self._generation, self._terms, self._working, wal_path)
                 self._wal_end = scan.end
                 return bool(scan.records)
             self._load_current()
             return True
 
-    def verify(self) -> None:
+    def verify(self) -> dict:
         """Check every checksum of the generation's files and the trie's structure, and that the
-        log replays. Raises CorruptSnapshotError (or a subclass) on the first problem."""
+        log replays. Raises CorruptSnapshotError (or a subclass) on the first problem.
+
+        Returns what is not damage but a person should know: `torn_tail`, (offset, bytes) of a
+        log whose last record was cut short (None when it ends cleanly), and `torn_copies`, the
+        side files holding tails a writer cut off earlier."""
         with self._lock:
             self._check_open()
             self._generation.verify()
             number = self._generation.number
-            scan_wal(self.directory / layout.wal_name(number), number)
+            wal_path = self.directory / layout.wal_name(number)
+            scan = scan_wal(wal_path, number)
+            with os_errors_as_access_errors(self.directory):
+                size = wal_path.stat().st_size
+                copies = torn_tail_copies(wal_path)
+            return {"torn_tail": (scan.end, size - scan.end) if scan.torn else None, "torn_copies": copies}
 
     def info(self) -> dict:
         with self._lock:
@@ -556,16 +607,3 @@ class PersistentKB:
         """The opened generation (for tools: bench, info); valid until refresh or checkpoint."""
         return self._generation
 
-
-def _replay(records: list[WalRecord], generation: Generation, terms: KBTerms, working: WorkingSet, wal_path) -> None:
-    """Apply log records to a working set and term overlay, checking them as it goes."""
-    where = str(wal_path)
-    for record in records:
-        for term_id, text in record.terms:
-            terms.register(term_id, text, where)
-        if record.op == OP_ADD:
-            working.apply(record.path, 1, record.names)
-        else:
-            if generation.count(record.path) + working.get(record.path) <= 0:
-                raise WalCorruptError("log removes an atom that is not there", where)
-            working.apply(record.path, -1)

@@ -310,13 +310,16 @@ class GenerationTerms:
                 digest.update(chunk.view(np.uint8))
             if digest.intdigest() != self._layout["datasets"][name][3]:
                 raise CorruptSnapshotError(f"dataset {name} fails its checksum", self.path)
+        # Compare neighbours rather than take np.diff: a difference of unsigned integers
+        # wraps around and is never negative.
         offsets = np.asarray(self.arrays.offsets)
-        if self._count and (np.any(np.diff(offsets) < 0)):
+        if self._count and np.any(offsets[1:] < offsets[:-1]):
             raise CorruptSnapshotError("term offsets are not ascending", self.path)
         ids = np.asarray(self.arrays.hash_ids)
         if self._count and not np.array_equal(np.sort(ids), np.arange(self._count)):
             raise CorruptSnapshotError("hash index is not a permutation of the term ids", self.path)
-        if self._count and np.any(np.diff(np.asarray(self.arrays.hashes)) < 0):
+        hashes = np.asarray(self.arrays.hashes)
+        if self._count and np.any(hashes[1:] < hashes[:-1]):
             raise CorruptSnapshotError("hash index is not sorted", self.path)
 
     def close(self) -> None:

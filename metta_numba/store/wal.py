@@ -17,23 +17,31 @@ replayable on top of the generation alone.
 
 Replay rules, which tell a crash from damage:
 - a record cut short by the end of the file (a crash during the append) is a torn tail: replay
-  stops before it, and the writer truncates it;
+  stops before it, and the writer cuts it off, keeping the cut bytes in a side file
+  `wal-N.log.torn-OFFSET` and warning (StoreWarning); `snapshot verify` reports a torn tail;
 - a header whose checksum fails, followed by nothing but zero bytes, is a torn tail as well (a
   file system that extended the file before writing its data);
 - any other failed checksum is damage, and raises WalCorruptError: records after it would
   otherwise be skipped in silence.
+
+A log cut exactly at a record boundary reads as a clean shorter log: nothing in the file
+tells the records that are gone from records never written. Telling them apart would need a
+durable record count kept outside the log, updated (and fsynced) with every append; we do not
+keep one, as it would double the fsyncs of sync="always".
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import crc32c
 
-from metta_numba.store.errors import UnsupportedFormatError, WalCorruptError
+from metta_numba.store.errors import StoreWarning, UnsupportedFormatError, WalCorruptError
+from metta_numba.store.layout import fsync_dir
 
 MAGIC = b"MNWAL\r\n\x1a"
 WAL_VERSION = 1
@@ -190,6 +198,33 @@ def create_wal(path: Path, generation: int) -> None:
         f.write(file_header(generation))
 
 
+TORN_SUFFIX = ".torn-"
+
+
+def keep_torn_tail(path: Path, end: int) -> Path:
+    """Copy the log's bytes from `end` on into a new side file next to it, durably."""
+    with open(path, "rb") as f:
+        f.seek(end)
+        tail = f.read()
+    side = path.with_name(f"{path.name}{TORN_SUFFIX}{end}")
+    copy = 1
+    while side.exists():
+        side = path.with_name(f"{path.name}{TORN_SUFFIX}{end}.{copy}")
+        copy += 1
+    with open(side, "xb") as f:
+        f.write(tail)
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(path.parent)
+    return side
+
+
+def torn_tail_copies(path: Path) -> list[str]:
+    """Names of the side files that hold torn tails cut from the log at `path`."""
+    prefix = path.name + TORN_SUFFIX
+    return sorted(name for name in os.listdir(path.parent) if name.startswith(prefix))
+
+
 class WalWriter:
     """Appends records to the log of the live generation."""
 
@@ -197,10 +232,19 @@ class WalWriter:
         self.path = path
         self.fd = -1
         self.fd = os.open(path, os.O_WRONLY)
-        # Drop a torn tail left by a crash, durably, before appending after it.
-        if os.fstat(self.fd).st_size != end:
+        # Drop a torn tail left by a crash, durably, before appending after it; its bytes are
+        # kept aside first, as they may be the remains of records someone wants to inspect.
+        size = os.fstat(self.fd).st_size
+        if size != end:
+            kept = keep_torn_tail(path, end)
             os.ftruncate(self.fd, end)
             os.fsync(self.fd)
+            warnings.warn(
+                f"{path}: cut a torn tail of {size - end} bytes at offset {end} (an append cut short "
+                f"by a crash, or a damaged end of the file); the bytes are kept in {kept.name}",
+                StoreWarning,
+                stacklevel=2,
+            )
         self.position = end
         self.dirty = False
 

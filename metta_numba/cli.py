@@ -1,8 +1,8 @@
 """The `metta-numba` command (also `python -m metta_numba`).
 
-    metta-numba FILE.metta [--load-snapshot KB] [--save-snapshot KB] [--no-merkleize] [--verify]
+    metta-numba FILE.metta [--load-snapshot KB] [--save-snapshot KB] [--no-merkleize] [--verify] [--sandbox]
     metta-numba run FILE.metta ...                  (the same; FILE may be - for stdin)
-    metta-numba repl [--load-snapshot KB] [--save-snapshot KB] [--verify]
+    metta-numba repl [--load-snapshot KB] [--save-snapshot KB] [--verify] [--sandbox]
     metta-numba snapshot build SRC.metta... -o KB [--no-merkleize] [--no-index]
                 [--index-positions 1,2,1.1] [--index-heads edge,=] [--index-max-mb N]
     metta-numba snapshot info|verify|compact KB
@@ -58,6 +58,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)"
     )
     _add_verify_argument(parser)
+    _add_sandbox_argument(parser)
+
+
+def _add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="an untrusted program: file I/O, include and import! only inside the program's folder",
+    )
 
 
 def _add_verify_argument(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)"
     )
     _add_verify_argument(repl)
+    _add_sandbox_argument(repl)
 
     snapshot = commands.add_parser("snapshot", help="build, inspect, verify or compact a KB snapshot")
     actions = snapshot.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -74,7 +74,9 @@ def run_file(args) -> int:
 
     text, name = _read_program(args.file)
     with _kb_errors(), _program_space(args) as (space, kb):
-        metta = MeTTa(space=space) if space is not None else MeTTa()
+        # The sandbox is the program's folder (the working directory for stdin).
+        folder = str(Path(name).resolve().parent) if args.sandbox and name != "<stdin>" else None
+        metta = MeTTa(space=space, cwd=folder, sandbox=args.sandbox)
         outcome = metta.run_program(text, filename=name)
         if outcome.parse_error is not None:
             # hyperon prints no result line at all when the program has a syntax error.
@@ -157,7 +159,7 @@ def run_repl(args) -> int:
     from metta_numba.repl import Repl
 
     with _kb_errors(), _program_space(args) as (space, kb):
-        repl = Repl(space=space)
+        repl = Repl(space=space, sandbox=args.sandbox)
         code = repl.loop()
         if args.save_snapshot and not _saves_in_place(kb, args.save_snapshot):
             _save_space(repl.metta, args.save_snapshot, merkleize=not args.no_merkleize)

@@ -53,7 +53,12 @@ def run_in_child(path, program) -> int:
             from metta_numba import commands
 
             args = argparse.Namespace(
-                file=str(program), load_snapshot=str(path), save_snapshot=str(path), no_merkleize=True, verify=False
+                file=str(program),
+                load_snapshot=str(path),
+                save_snapshot=str(path),
+                no_merkleize=True,
+                verify=False,
+                sandbox=False,
             )
             code = commands.run_file(args)
         finally:

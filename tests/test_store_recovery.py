@@ -9,7 +9,7 @@ import os
 import pytest
 
 from metta_numba.store import layout
-from metta_numba.store.errors import CorruptSnapshotError, StoreWarning
+from metta_numba.store.errors import CorruptSnapshotError, LockUnsupportedError, StoreWarning
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.wal import scan_wal
 from metta_numba.syntax import format_atom, parse_atom
@@ -84,3 +84,23 @@ def test_clean_log_reports_no_torn_tail(tmp_path):
     make_kb(path, logged=3)
     with PersistentKB.open(path, readonly=True) as kb:
         assert kb.verify() == {"torn_tail": None, "torn_copies": []}
+
+
+def test_file_system_without_flock_opens_readers_unlocked_and_refuses_writers(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    path = tmp_path / "kb"
+    make_kb(path, logged=2)
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.warns(StoreWarning, match="does not support flock.*no writer"):
+        kb = PersistentKB.open(path, readonly=True)
+    with kb:
+        assert atom_texts(kb) == ["(a 1)", '(b "two")', "(logged 0)", "(logged 1)"]
+        assert not kb.refresh()
+    with pytest.raises(LockUnsupportedError, match="cannot be opened for writing"):
+        PersistentKB.open(path)

@@ -50,7 +50,7 @@ def open_current(directory: Path, *, writer: bool, lock_readers: bool = True, ve
             # CURRENT still names it, so no writer is deleting it: the file is lost.
             reader_lock = _replace_readers_file(directory, number, writer)
         try:
-            generation = Generation.open(directory, number)
+            generation = Generation.open(directory, number, check_bytes=-1 if verify else None)
             if verify:
                 generation.verify()
             terms = KBTerms(generation.terms)

@@ -303,13 +303,21 @@ class GenerationTerms:
         with self.sequential():
             self._verify()
 
-    def _verify(self) -> None:
+    def verify_checksums(self) -> None:
+        """Check every dataset against its recorded xxh64 (the bytes only, not their order)."""
         for name, array in self.arrays.dataset_items():
             digest = xxhash.xxh64()
             for chunk in _chunks(array):
                 digest.update(chunk.view(np.uint8))
             if digest.intdigest() != self._layout["datasets"][name][3]:
                 raise CorruptSnapshotError(f"dataset {name} fails its checksum", self.path)
+
+    @property
+    def file_size(self) -> int:
+        return int(self._layout["size"])
+
+    def _verify(self) -> None:
+        self.verify_checksums()
         # Compare neighbours rather than take np.diff: a difference of unsigned integers
         # wraps around and is never negative.
         offsets = np.asarray(self.arrays.offsets)

@@ -8,6 +8,7 @@
     metta-numba snapshot info|verify|compact KB
     metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json] [--limit N] [--verify]
     metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS]
+    metta-numba warmup                               (compile every kernel into the cache)
 
 Exit codes: 0 success; 1 parse error or failed assertion; 2 usage error; 3 bad or corrupt KB.
 Heavy modules (NumPy, Numba, h5py) are imported inside the commands, so `--help` is instant.
@@ -24,7 +25,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_KB = 3
 
-SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch")
+SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch", "warmup")
 
 
 class CommandError(Exception):
@@ -145,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, metavar="N", help="LocalCluster workers (default: cores)"
     )
     where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
+    commands.add_parser(
+        "warmup",
+        help="compile every kernel into the cache, so that later commands start fast "
+        "(set NUMBA_CPU_NAME=generic for a cache that serves other CPUs too)",
+    )
     return parser
 
 
@@ -179,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "snapshot": commands.snapshot,
         "query": commands.query,
         "batch": commands.batch,
+        "warmup": commands.warmup,
     }[args.command]
     try:
         return handler(args)

@@ -375,3 +375,28 @@ def batch(args) -> int:
     for line in result.lines:
         sys.stdout.write(line + "\n")
     return EXIT_OK
+
+
+# --- warmup ---------------------------------------------------------------------------------------
+
+
+def warmup(args) -> int:
+    """Compile (or load) every kernel, so that the cache holds them all."""
+    import os
+
+    from metta_numba.jit import compile_all
+
+    show = _progress_enabled()
+
+    def progress(done: int, total: int, name: str) -> None:
+        if show:
+            print(f"\rkernels {done}/{total} {name:<30}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    count = compile_all(progress)
+    from numba.core import config
+
+    where = config.CACHE_DIR or "next to the package's sources"
+    cpu = os.environ.get("NUMBA_CPU_NAME") or "this machine's CPU"
+    print(f"{count} kernels cached in {where} for {cpu} ({time.perf_counter() - started:.1f} s)")
+    return EXIT_OK

@@ -90,14 +90,14 @@ def seed_cache(folder: Path, mode: int = 0o755) -> None:
     read the copy and write the missing ones there (a cold cache would take a minute)."""
     shutil.copytree(os.environ["NUMBA_CACHE_DIR"], folder)
     for path in folder.rglob("*"):
-        if path.is_file() and path.name.startswith("pathmatch."):
+        if path.is_file() and path.name.startswith("walk."):
             path.unlink()
     subprocess.run(["chown", "-R", f"{unprivileged.NOBODY}:{unprivileged.NOBODY}", str(folder)], check=True)
     folder.chmod(mode)
 
 
-def pathmatch_cached(folder: Path) -> bool:
-    return any(p.name.startswith("pathmatch.") and p.suffix == ".nbi" for p in folder.rglob("*"))
+def walk_kernels_cached(folder: Path) -> bool:
+    return any(p.name.startswith("walk.") and p.suffix == ".nbi" for p in folder.rglob("*"))
 
 
 def test_unprivileged_user_without_home_runs_from_a_read_only_install(tmp_path):
@@ -117,7 +117,7 @@ def test_unprivileged_user_without_home_runs_from_a_read_only_install(tmp_path):
         proc = unprivileged.run_as_nobody(query, env={"XDG_CACHE_HOME": str(cache_home)})
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "n10\n" and proc.stderr == ""
-        assert pathmatch_cached(cache_home / "metta-numba")
+        assert walk_kernels_cached(cache_home / "metta-numba")
         # No XDG_CACHE_HOME and no home: the private folder in the temp folder.
         tmpdir = shared / "tmp"
         tmpdir.mkdir()
@@ -127,6 +127,6 @@ def test_unprivileged_user_without_home_runs_from_a_read_only_install(tmp_path):
         proc = unprivileged.run_as_nobody(query, env={"TMPDIR": str(tmpdir)})
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "n10\n" and proc.stderr == ""
-        assert pathmatch_cached(private)
+        assert walk_kernels_cached(private)
     finally:
         shutil.rmtree(shared)

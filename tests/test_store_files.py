@@ -11,8 +11,10 @@ import crc32c
 import numpy as np
 import pytest
 import xxhash
+from hypothesis import given
+from hypothesis import strategies as st
 
-from metta_numba.store import actfile, layout, wal
+from metta_numba.store import actfile, crc, layout, wal
 from metta_numba.store.actfile import ActFile, write_act
 from metta_numba.store.errors import (
     CorruptSnapshotError,
@@ -391,3 +393,8 @@ def test_reader_lock_keeps_a_generation_from_deletion(tmp_path):
     assert layout.try_delete_generation(tmp_path, 3)
     assert not any((tmp_path / name).exists() for name in layout.generation_files(3))
     assert layout.ReaderLock.acquire(tmp_path, 3) is None
+
+
+@given(st.binary(max_size=200))
+def test_small_crc32c_agrees_with_the_library(data):
+    assert crc.crc32c_small(data) == crc32c.crc32c(data) == crc.crc32c(data)

@@ -25,8 +25,7 @@ import re
 import time
 from pathlib import Path
 
-import crc32c
-
+from metta_numba.store.crc import crc32c_small
 from metta_numba.store.errors import (
     CorruptSnapshotError,
     LockedError,
@@ -117,7 +116,7 @@ def publish_file(tmp: Path, final: Path) -> None:
 
 def format_current(generation: int) -> bytes:
     body = f"{CURRENT_MAGIC} {CURRENT_VERSION} {generation:06d}"
-    return f"{body} {crc32c.crc32c(body.encode()):08x}\n".encode()
+    return f"{body} {crc32c_small(body.encode()):08x}\n".encode()
 
 
 def write_current(directory: Path, generation: int) -> None:
@@ -144,7 +143,7 @@ def read_current(directory: Path) -> int:
     except UnicodeDecodeError:
         raise CorruptSnapshotError("CURRENT is not ASCII text", path) from None
     body, _, checksum = text.rstrip("\n").rpartition(" ")
-    if not text.endswith("\n") or checksum != f"{crc32c.crc32c(body.encode()):08x}":
+    if not text.endswith("\n") or checksum != f"{crc32c_small(body.encode()):08x}":
         raise CorruptSnapshotError("CURRENT fails its checksum", path)
     parts = body.split(" ")
     if parts[0] == CURRENT_MAGIC and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) > CURRENT_VERSION:

@@ -38,8 +38,7 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-import crc32c
-
+from metta_numba.store.crc import crc32c, crc32c_small
 from metta_numba.store.errors import StoreWarning, UnsupportedFormatError, WalCorruptError
 from metta_numba.store.layout import fsync_dir
 
@@ -64,7 +63,7 @@ class WalRecord(NamedTuple):
 
 
 def _header_crc(version: int, generation: int) -> int:
-    return crc32c.crc32c(MAGIC + _U32.pack(version) + _U64.pack(generation))
+    return crc32c_small(MAGIC + _U32.pack(version) + _U64.pack(generation))
 
 
 def file_header(generation: int) -> bytes:
@@ -84,7 +83,7 @@ def encode_record(record: WalRecord) -> bytes:
     if len(body) > MAX_BODY:
         raise ValueError("log record too large")
     head = _U32.pack(len(body))
-    return head + _U32.pack(crc32c.crc32c(head)) + body + _U32.pack(crc32c.crc32c(body))
+    return head + _U32.pack(crc32c(head)) + body + _U32.pack(crc32c(body))
 
 
 class _Malformed(Exception):
@@ -173,7 +172,7 @@ def scan_wal(path: Path, generation: int, start: int = 0) -> WalScan:
         if rest < _RECORD_HEAD.size:
             return WalScan(records, start + position, True)
         body_len, head_crc = _RECORD_HEAD.unpack_from(data, position)
-        if crc32c.crc32c(data[position : position + 4]) != head_crc or body_len == 0 or body_len > MAX_BODY:
+        if crc32c(data[position : position + 4]) != head_crc or body_len == 0 or body_len > MAX_BODY:
             if not data[position:].strip(b"\0"):
                 return WalScan(records, start + position, True)
             raise WalCorruptError("log record header fails its checksum", path, start + position, len(records))
@@ -182,7 +181,7 @@ def scan_wal(path: Path, generation: int, start: int = 0) -> WalScan:
             return WalScan(records, start + position, True)
         body = data[position + _RECORD_HEAD.size : record_end - 4]
         (body_crc,) = _U32.unpack_from(data, record_end - 4)
-        if crc32c.crc32c(body) != body_crc:
+        if crc32c(body) != body_crc:
             raise WalCorruptError("log record fails its checksum", path, start + position, len(records))
         try:
             records.append(_decode_body(body))

@@ -21,27 +21,29 @@ import threading
 import numba
 
 _compile_lock = threading.RLock()
+_deferred: list = []  # (dispatcher, declare) of every kernel made here, for compile_all
 
 
-def _load_without_refresh() -> None:
-    """Numba refreshes its target context before it loads the first cached kernel: that
-    imports and installs some 250 registries of implementations (0.2-0.3 s), which cached
-    machine code does not need. What it does need is the runtime (NRT, which allocates
-    arrays), initialised here instead. A compilation still refreshes the contexts itself
-    (numba.core.compiler.CompilerBase), so only loads from the cache skip the refresh."""
+def _load_without_refresh(dispatcher) -> None:
+    """Numba refreshes its target context before it loads a cached kernel: the first time,
+    that imports and installs some 250 registries of implementations (0.2-0.3 s), which our
+    cached kernels do not need (the test suite loads every one of them this way). What they
+    do need is the runtime (NRT, which allocates arrays), initialised here instead. Only the
+    project's kernels load this way; a compilation still refreshes the contexts itself
+    (numba.core.compiler.CompilerBase), and other code's kernels keep Numba's behaviour."""
     from numba.core import caching
     from numba.core.runtime import rtsys
 
-    def load_overload(self, sig, target_context):
+    cache = dispatcher._cache
+    if not isinstance(cache, caching.Cache):
+        return  # caching is off (kernel_cache found no folder)
+
+    def load_overload(sig, target_context):
         rtsys.initialize(target_context)
-        with self._guard_against_spurious_io_errors():
-            return self._load_overload(sig, target_context)
+        with cache._guard_against_spurious_io_errors():
+            return cache._load_overload(sig, target_context)
 
-    caching.Cache.load_overload = load_overload
-
-
-_load_without_refresh()
-_deferred: list = []  # (dispatcher, declare) of every kernel made here, for compile_all
+    cache.load_overload = load_overload
 
 
 def njit(*args, **options):
@@ -52,6 +54,7 @@ def njit(*args, **options):
 
     def decorate(func):
         dispatcher = numba.njit(**options)(func)
+        _load_without_refresh(dispatcher)
         _defer(dispatcher, signatures)
         return dispatcher
 

@@ -105,3 +105,34 @@ def test_unreadable_kb_file_exits_3_for_this_user(built_kb, tmp_path):
     act = next(copy.glob("gen-*.act"))
     act.chmod(0)
     assert_one_line_error(cli("query", str(copy), "(edge n1 $y)"), 3, act.name)
+
+
+def test_verify_reports_a_torn_log_and_a_writer_warns_in_one_line(tmp_path):
+    from metta_numba.store import layout
+    from metta_numba.store.kb import PersistentKB
+    from metta_numba.store.wal import scan_wal
+    from metta_numba.syntax import parse_atom
+
+    path = tmp_path / "kb"
+    with PersistentKB.create(path) as kb:
+        for i in range(5):
+            kb.add(parse_atom(f"(logged {i})"))
+        wal = path / layout.wal_name(kb.generation)
+    os.truncate(wal, wal.stat().st_size - 3)
+    torn_at = scan_wal(wal, 1).end
+    proc = cli("snapshot", "verify", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert f"torn tail at offset {torn_at:,} ({wal.stat().st_size - torn_at:,} bytes)" in proc.stdout
+    proc = cli("snapshot", "compact", str(path))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("metta-numba: warning: ")]
+    assert len(warnings) == 1 and "torn tail" in warnings[0] and proc.stderr.count("\n") == 1
+    proc = cli("snapshot", "verify", str(path))
+    assert "torn tail cut from the log earlier" in proc.stdout and "torn tail at offset" not in proc.stdout
+
+
+def test_warmup_fills_the_kernel_cache():
+    proc = cli("warmup")
+    assert proc.returncode == 0, proc.stderr
+    count = int(proc.stdout.split()[0])
+    assert count >= 100 and os.environ["NUMBA_CACHE_DIR"] in proc.stdout

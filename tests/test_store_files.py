@@ -292,7 +292,7 @@ def test_log_every_cut_point_is_a_torn_tail_keeping_the_whole_records_before_it(
 
 
 def test_writer_truncates_a_torn_tail_and_appends_after_it(tmp_path):
-    path = tmp_path / "w.log"
+    path = tmp_path / "wal-000005.log"
     ends = _write_log(path)
     os.truncate(path, ends[-1] - 3)
     scan = wal.scan_wal(path, 5)
@@ -302,8 +302,8 @@ def test_writer_truncates_a_torn_tail_and_appends_after_it(tmp_path):
         writer = wal.WalWriter(path, scan.end)
     assert os.path.getsize(path) == ends[-2]
     # The cut bytes are kept next to the log, not dropped without a trace.
-    assert wal.torn_tail_copies(path) == [f"w.log.torn-{scan.end}"]
-    assert (tmp_path / f"w.log.torn-{scan.end}").read_bytes() == cut_bytes
+    assert wal.torn_tail_copies(tmp_path) == [f"wal-000005.log.torn-{scan.end}"]
+    assert (tmp_path / f"wal-000005.log.torn-{scan.end}").read_bytes() == cut_bytes
     writer.append(wal.encode_record(RECORDS[0]))
     writer.close()
     assert wal.scan_wal(path, 5).records == RECORDS[:3] + [RECORDS[0]]
@@ -312,7 +312,7 @@ def test_writer_truncates_a_torn_tail_and_appends_after_it(tmp_path):
         f.write(b"\x07\x00")
     with pytest.warns(StoreWarning):
         wal.WalWriter(path, scan.end + len(wal.encode_record(RECORDS[0]))).close()
-    assert len(wal.torn_tail_copies(path)) == 2
+    assert len(wal.torn_tail_copies(tmp_path)) == 2
 
 
 def test_log_zero_filled_tail_is_torn(tmp_path):

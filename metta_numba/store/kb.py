@@ -121,15 +121,10 @@ class PersistentKB:
     ) -> PersistentKB:
         """Open an existing KB. A writer (the default) takes the KB's lock, or raises LockedError;
         `readonly=True` opens a reader, which never blocks nor is blocked by the writer.
-
-        `verify=True` checks every checksum and structure of the generation (as `verify()`)
-        before the first answer, here and whenever a newer generation is taken in: O(size of
-        the KB) instead of O(1). Without it, open checks the headers and the structure arrays'
-        first and last pages (see README, "What a damaged KB does").
-
-        On a file system without `flock` (some Lustre and GPFS mounts), a reader opens without
-        its lock and warns (StoreWarning): safe only while no writer changes the KB. A writer
-        raises LockUnsupportedError there."""
+        `verify=True` runs `verify()`'s checks on every generation taken in, before answering
+        (O(KB size); see Generation.open for the default checks). Where the file system
+        refuses flock, a reader opens without its lock and warns (StoreWarning), a writer
+        raises LockUnsupportedError."""
         kb = cls(Path(path), readonly=readonly, sync=sync, checkpoint_every=checkpoint_every)
         kb._verify_on_open = verify
         with os_errors_as_access_errors(kb.directory):
@@ -291,13 +286,11 @@ class PersistentKB:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PersistentKB]:
-        """The changes made in the block become durable together when it ends, or none do.
-
-        They stay in memory (no log record, no automatic checkpoint) and the block's end folds
-        them, with the log before them, into a new generation: a checkpoint, which commits in
-        one rename of CURRENT. A crash before that rename leaves the KB as it was before the
-        block; an exception in the block drops its changes. (`with kb.batch():` differs: each
-        change is in the log, so a crash keeps a prefix of them.)"""
+        """The changes made in the block become durable together when it ends, or none do:
+        they stay in memory (no log record, no automatic checkpoint), and the block's end
+        commits them with a checkpoint (one rename of CURRENT). A crash before that leaves
+        the KB as it was; an exception in the block drops them. (In `kb.batch()` each change
+        is logged, so a crash keeps a prefix of them.)"""
         with self._lock:
             self._check_open(writing=True)
             if self._in_transaction:
@@ -584,7 +577,7 @@ class PersistentKB:
             scan = scan_wal(wal_path, number)
             with os_errors_as_access_errors(self.directory):
                 size = wal_path.stat().st_size
-                copies = torn_tail_copies(wal_path)
+                copies = torn_tail_copies(self.directory)
             return {"torn_tail": (scan.end, size - scan.end) if scan.torn else None, "torn_copies": copies}
 
     def info(self) -> dict:

@@ -218,10 +218,10 @@ def keep_torn_tail(path: Path, end: int) -> Path:
     return side
 
 
-def torn_tail_copies(path: Path) -> list[str]:
-    """Names of the side files that hold torn tails cut from the log at `path`."""
-    prefix = path.name + TORN_SUFFIX
-    return sorted(name for name in os.listdir(path.parent) if name.startswith(prefix))
+def torn_tail_copies(directory: Path) -> list[str]:
+    """Names of the side files in a KB directory that hold torn tails cut from its logs
+    (of any generation: a checkpoint deletes an old log, not what was cut from it)."""
+    return sorted(name for name in os.listdir(directory) if name.startswith("wal-") and TORN_SUFFIX in name)
 
 
 class WalWriter:

@@ -16,6 +16,7 @@ Without signatures (`@njit(cache=True)`) or as a bare `@njit`, Numba's own decor
 
 from __future__ import annotations
 
+import inspect
 import threading
 
 import numba
@@ -80,14 +81,18 @@ def _defer(dispatcher, signatures: list) -> None:
         if not pending:
             return compile_for_args(*call_args, **call_kwargs)
         declare()
-        if not call_kwargs:
-            actual = [dispatcher.typeof_pyval(value) for value in call_args]
-            convert = dispatcher.typingctx.can_convert
-            for formal, overload in dispatcher.overloads.items():
-                if len(formal) == len(actual) and all(
-                    convert(have, want) is not None for have, want in zip(actual, formal, strict=True)
-                ):
-                    return overload.entry_point
+        try:
+            bound = inspect.signature(dispatcher.py_func).bind(*call_args, **call_kwargs)
+        except TypeError:
+            return dispatcher._explain_matching_error(*call_args, **call_kwargs)
+        bound.apply_defaults()
+        actual = [dispatcher.typeof_pyval(value) for value in bound.args]
+        convert = dispatcher.typingctx.can_convert
+        for formal, overload in dispatcher.overloads.items():
+            if len(formal) == len(actual) and all(
+                convert(have, want) is not None for have, want in zip(actual, formal, strict=True)
+            ):
+                return overload.entry_point
         return dispatcher._explain_matching_error(*call_args, **call_kwargs)
 
     def call_template(call_args, call_kwargs):

@@ -55,6 +55,12 @@ def test_nothing_compiles_at_import_and_the_declared_signature_on_first_call(ker
     assert kernels.count_at_least(data, 100) == 2
 
 
+def test_first_call_by_keyword(kernels):
+    data = np.array([1, 200], np.uint8)
+    assert kernels.count_at_least(data=data, floor=100) == 1
+    assert kernels.count_at_least(data, floor=0) == 2
+
+
 def test_types_outside_the_declaration_are_refused_as_by_an_eager_kernel(kernels):
     assert kernels.twice(21) == 42 and kernels.twice(1.25) == 2.5
     assert len(kernels.twice.signatures) == 2

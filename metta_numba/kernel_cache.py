@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -84,6 +83,8 @@ def choose_cache_folder(environ: dict | None = None) -> tuple[str, Path | None]:
     folder = user_cache_folder(environ)
     if folder is not None:
         return "user", folder
+    import tempfile  # only here: it costs some milliseconds to import
+
     folder = _private_temp_folder(Path(tempfile.gettempdir()))
     if folder is not None:
         return "temp", folder

@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_per_user_folder_from_xdg_then_home(read_only_package, tmp_path):
 
 
 def test_temp_folder_must_be_private(read_only_package, tmp_path, monkeypatch):
-    monkeypatch.setattr(kernel_cache.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
     environ = {"HOME": UNWRITABLE}
     how, folder = kernel_cache.choose_cache_folder(environ)
     assert how == "temp" and folder == tmp_path / f"metta-numba-{os.getuid()}"

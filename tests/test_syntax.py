@@ -124,6 +124,39 @@ def test_item_positions_match_a_count_from_the_start(layout):
     assert [(item.line, item.col) for item in parse_program(text)] == expected
 
 
+class _ScanCountingText(str):
+    """A str that adds up the characters its count/rfind/find calls are asked to scan."""
+
+    scanned = 0
+
+    def _span(self, start, end):
+        start = 0 if start is None else start
+        end = len(self) if end is None else end
+        type(self).scanned += max(0, end - start)
+
+    def count(self, sub, start=None, end=None):
+        self._span(start, end)
+        return str.count(self, sub, start, end)
+
+    def rfind(self, sub, start=None, end=None):
+        self._span(start, end)
+        return str.rfind(self, sub, start, end)
+
+    def find(self, sub, start=None, end=None):
+        self._span(start, end)
+        return str.find(self, sub, start, end)
+
+
+def test_positions_on_one_long_line_take_linear_work():
+    # Finding each item's line start by searching back from it was quadratic on one long
+    # line; what the position tracking scans must stay proportional to the text.
+    text = _ScanCountingText(" ".join(f"(fact a{i} b{i})" for i in range(3000)))
+    _ScanCountingText.scanned = 0
+    items = parse_program(text)
+    assert len(items) == 3000 and items[-1].col == len(text) - len("(fact a2999 b2999)") + 1
+    assert _ScanCountingText.scanned <= 3 * len(text)
+
+
 def test_nul_is_a_parse_error_in_both_readers():
     from metta_numba.syntax.bulk import encode_source
 

@@ -4,7 +4,12 @@ A KB is compiled once into a snapshot of flat arrays, opened in O(1) with np.mem
 queried by Numba kernels. The language and the results follow hyperon.
 """
 
+from metta_numba import kernel_cache
+
 __version__ = "0.1.0"
+
+# Before any kernel module imports Numba: a folder the compiled kernels can be cached in.
+kernel_cache.configure()
 
 __all__ = ["MeTTa"]
 

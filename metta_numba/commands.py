@@ -71,39 +71,55 @@ def _read_program(file: str) -> tuple[str, str]:
 def run_file(args) -> int:
     """Run a program and print one line per `!`, after the whole run, as hyperon does."""
     from metta_numba.interp.runner import MeTTa
-    from metta_numba.space import SnapshotSpace
     from metta_numba.syntax.printer import format_atom, format_results
 
     text, name = _read_program(args.file)
-    kb = None
-    with _kb_errors():
-        if args.load_snapshot:
-            from metta_numba.store import PersistentKB
-
-            target = args.save_snapshot
-            same_target = bool(target) and Path(target).resolve() == Path(args.load_snapshot).resolve()
-            kb = PersistentKB.open(args.load_snapshot, readonly=not same_target)
-        try:
-            compile = not getattr(args, "no_compile", False)
-            metta = MeTTa(space=SnapshotSpace(kb) if kb is not None else None, compile=compile)
-            outcome = metta.run_program(text, filename=name)
-            if outcome.parse_error is not None:
-                # hyperon prints no result line at all when the program has a syntax error.
-                raise _parse_error_exit(outcome.parse_error)
-            out = sys.stdout
-            for results in outcome.results:
-                out.write(format_results(results) + "\n")
-            out.flush()
-            if args.save_snapshot:
-                _save_space(metta, kb, args.save_snapshot, merkleize=not args.no_merkleize)
-        finally:
-            if kb is not None:
-                kb.close()
+    with _kb_errors(), _program_space(args) as (space, kb):
+        # The sandbox is the program's folder (the working directory for stdin).
+        folder = str(Path(name).resolve().parent) if args.sandbox and name != "<stdin>" else None
+        metta = MeTTa(space=space, cwd=folder, sandbox=args.sandbox, compile=not getattr(args, "no_compile", False))
+        outcome = metta.run_program(text, filename=name)
+        if outcome.parse_error is not None:
+            # hyperon prints no result line at all when the program has a syntax error.
+            raise _parse_error_exit(outcome.parse_error)
+        out = sys.stdout
+        for results in outcome.results:
+            out.write(format_results(results) + "\n")
+        out.flush()
+        if args.save_snapshot and not _saves_in_place(kb, args.save_snapshot):
+            _save_space(metta, args.save_snapshot, merkleize=not args.no_merkleize)
     failed = _failed_assertion(outcome)
     if failed is not None:
         print(f"{name}: assertion failed: {format_atom(failed)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+@contextmanager
+def _program_space(args):
+    """(&self's space, the KB under it) for `run` and `repl`: (None, None) without
+    --load-snapshot. The KB is opened read-only, so the program's changes stay in memory,
+    unless --save-snapshot names the same KB: then it is opened for writing and the whole
+    session is one transaction, committed when the block ends without an exception (a
+    crash, a kill or an error before that leaves the KB as it was)."""
+    if not args.load_snapshot:
+        yield None, None
+        return
+    from metta_numba.space import SnapshotSpace
+    from metta_numba.store import PersistentKB
+
+    target = getattr(args, "save_snapshot", None)
+    in_place = bool(target) and Path(target).resolve() == Path(args.load_snapshot).resolve()
+    with PersistentKB.open(args.load_snapshot, readonly=not in_place, verify=args.verify) as kb:
+        if in_place:
+            with kb.transaction():
+                yield SnapshotSpace(kb), kb
+        else:
+            yield SnapshotSpace(kb), kb
+
+
+def _saves_in_place(kb, target: str) -> bool:
+    return kb is not None and not kb.readonly and Path(kb.directory).resolve() == Path(target).resolve()
 
 
 def _failed_assertion(outcome):
@@ -121,15 +137,11 @@ def _failed_assertion(outcome):
     return None
 
 
-def _save_space(metta, kb, target: str, merkleize: bool) -> None:
-    """Save &self as a new generation of `target`: a checkpoint when &self is that KB, else a
-    fresh build from every atom of &self."""
-    from metta_numba.store.snapshot import save_atoms
-
-    if kb is not None and not kb.readonly and Path(kb.directory).resolve() == Path(target).resolve():
-        kb.checkpoint()
-        return
+def _save_space(metta, target: str, merkleize: bool) -> None:
+    """Save &self as a fresh build at `target`, a new generation that replaces its content in
+    one switch of CURRENT (saving into the loaded KB itself is its transaction's commit)."""
     from metta_numba.codec import CodecError
+    from metta_numba.store.snapshot import save_atoms
 
     try:
         report = save_atoms(metta.space.atoms(), target, merkleize=merkleize)
@@ -147,21 +159,16 @@ def _save_space(metta, kb, target: str, merkleize: bool) -> None:
 
 
 def run_repl(args) -> int:
+    """An interactive session. Over a KB, as `run`: changes stay in memory unless
+    --save-snapshot is given, which saves the session's &self when it ends."""
     from metta_numba.repl import Repl
 
-    with _kb_errors():
-        kb = None
-        if args.load_snapshot:
-            from metta_numba.store import PersistentKB
-
-            kb = PersistentKB.open(args.load_snapshot, readonly=False)
-        try:
-            from metta_numba.space import SnapshotSpace
-
-            return Repl(space=SnapshotSpace(kb) if kb is not None else None).loop()
-        finally:
-            if kb is not None:
-                kb.close()
+    with _kb_errors(), _program_space(args) as (space, kb):
+        repl = Repl(space=space, sandbox=args.sandbox)
+        code = repl.loop()
+        if args.save_snapshot and not _saves_in_place(kb, args.save_snapshot):
+            _save_space(repl.metta, args.save_snapshot, merkleize=not args.no_merkleize)
+    return code
 
 
 # --- snapshot -------------------------------------------------------------------------------------
@@ -182,6 +189,7 @@ def snapshot(args) -> int:
                 f"{report['bytes_checked']:,} bytes checked, {report['pending_changes']} pending changes "
                 f"in the log ({report['seconds']:.2f} s)"
             )
+            _print_log_notes(report)
         elif args.action == "compact":
             report = ops.snapshot_compact(args.kb)
             print(
@@ -190,6 +198,19 @@ def snapshot(args) -> int:
                 f"{report['bytes_before']:,} -> {report['bytes_after']:,} bytes"
             )
     return EXIT_OK
+
+
+def _print_log_notes(report: dict) -> None:
+    """What verify found in the log that is not damage: a torn tail, tails kept aside."""
+    if report["torn_tail"] is not None:
+        offset, size = report["torn_tail"]
+        print(
+            f"{report['path']}: the log ends in a torn tail at offset {offset:,} ({size:,} bytes): its last "
+            "append was cut short (a crash) or the file lost its end; the records before it replay, "
+            "and the next writer cuts the tail off into a side file"
+        )
+    for name in report["torn_copies"]:
+        print(f"{report['path']}: {name} holds a torn tail cut from the log earlier")
 
 
 def _snapshot_build(args) -> int:
@@ -309,7 +330,7 @@ def query(args) -> int:
         template = parse_atom(args.template, "<template>") if args.template else pattern
     except ParseError as err:
         raise _parse_error_exit(err) from None
-    with _kb_errors(), PersistentKB.open(args.kb, readonly=True) as kb:
+    with _kb_errors(), PersistentKB.open(args.kb, readonly=True, verify=args.verify) as kb:
         matches = kb.query(pattern)
     if args.limit is not None:
         matches = matches[: args.limit]
@@ -358,4 +379,29 @@ def batch(args) -> int:
     result = run_batch(args.kb, queries, workers=args.workers, scheduler=args.scheduler, progress=progress)
     for line in result.lines:
         sys.stdout.write(line + "\n")
+    return EXIT_OK
+
+
+# --- warmup ---------------------------------------------------------------------------------------
+
+
+def warmup(args) -> int:
+    """Compile (or load) every kernel, so that the cache holds them all."""
+    import os
+
+    from metta_numba.jit import compile_all
+
+    show = _progress_enabled()
+
+    def progress(done: int, total: int, name: str) -> None:
+        if show:
+            print(f"\rkernels {done}/{total} {name:<30}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    count = compile_all(progress)
+    from numba.core import config
+
+    where = config.CACHE_DIR or "next to the package's sources"
+    cpu = os.environ.get("NUMBA_CPU_NAME") or "this machine's CPU"
+    print(f"{count} kernels cached in {where} for {cpu} ({time.perf_counter() - started:.1f} s)")
     return EXIT_OK

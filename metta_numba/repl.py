@@ -33,10 +33,10 @@ def needs_more_input(text: str) -> bool:
 class Repl:
     """The read-eval-print loop. `space` (e.g. a SnapshotSpace over a KB) becomes `&self`."""
 
-    def __init__(self, space=None, stdin=None, stdout=None) -> None:
+    def __init__(self, space=None, stdin=None, stdout=None, sandbox: bool = False) -> None:
         from metta_numba.interp.runner import MeTTa
 
-        self.metta = MeTTa(space=space)
+        self.metta = MeTTa(space=space, sandbox=sandbox)
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.interactive = self.stdin.isatty()

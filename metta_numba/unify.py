@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 
-from metta_numba.atoms import Atom, Expression, Variable
+from metta_numba.atoms import Atom, Expression, Variable, variables_of
 
 Bindings = dict
 
@@ -162,3 +162,28 @@ def bindings_for(variables, bindings: Bindings) -> dict[Variable, Atom]:
 def match_atom(pattern: Atom, stored: Atom) -> Bindings | None:
     """Unify a query pattern with a stored atom, renaming the stored atom's variables apart."""
     return unify(pattern, rename_apart(stored))
+
+
+def match_counted(pattern: Atom, candidates) -> list[tuple[Atom, dict[Variable, Atom]]]:
+    """(stored atom, values of the pattern's variables) of every candidate that unifies with
+    `pattern`, once per copy; `candidates` yields (stored atom, number of copies)."""
+    pattern_vars = variables_of(pattern)
+    results = []
+    for atom, copies in candidates:
+        bindings = unify(pattern, rename_apart(atom))
+        if bindings is not None:
+            values = {v: value for v, value in bindings_for(pattern_vars, bindings).items() if value != v}
+            results.extend((atom, values) for _ in range(copies))
+    return results
+
+
+def unified_counted(pattern: Atom, candidates) -> list[Bindings]:
+    """The bindings of every candidate that unifies with `pattern` (stored atom on the left),
+    once per copy; `candidates` yields (stored atom, number of copies)."""
+    out: list[Bindings] = []
+    for atom, copies in candidates:
+        found: Bindings = {}
+        if unify_into(rename_apart(atom), pattern, found):
+            out.append(found)
+            out.extend(dict(found) for _ in range(copies - 1))
+    return out

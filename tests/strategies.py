@@ -86,7 +86,8 @@ VARIABLE_POOL = ("x", "y", "z", "h", "t", "x1", "", "a;b", 'q"', "$", "é", "v_l
 
 def variable_names() -> st.SearchStrategy[str]:
     free_char = st.characters(blacklist_categories=("Cs",))
-    free_char = free_char.filter(lambda c: not c.isspace() and c not in "()")
+    # NUL is not allowed anywhere in MeTTa source (it would print raw).
+    free_char = free_char.filter(lambda c: not c.isspace() and c not in "()\0")
     return st.one_of(st.sampled_from(VARIABLE_POOL), st.text(free_char, max_size=8))
 
 
@@ -180,7 +181,7 @@ def separators(draw) -> str:
     without its newline being there when more follows."""
     parts = [draw(st.sampled_from(SPACES))]
     for _ in range(draw(st.integers(0, 2))):
-        comment_char = st.characters(blacklist_characters="\n", blacklist_categories=("Cs",))
+        comment_char = st.characters(blacklist_characters="\n\0", blacklist_categories=("Cs",))
         comment = draw(st.text(comment_char, max_size=10))
         parts.append(";" + comment + "\n")
         parts.append(draw(st.sampled_from(SPACES)))

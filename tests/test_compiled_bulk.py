@@ -10,7 +10,7 @@ import pytest
 from metta_numba.interp.runner import MeTTa
 from metta_numba.space import SnapshotSpace
 from metta_numba.store import PersistentKB
-from metta_numba.store import kb as kb_module
+from metta_numba.store import answers as answers_module
 from metta_numba.store.snapshot import build_snapshot
 from metta_numba.syntax.bulk import encode_source
 from metta_numba.syntax.printer import format_atom
@@ -71,7 +71,7 @@ def _run(kb_path, query: str, compile: bool):
 @pytest.mark.parametrize("query", QUERIES)
 def test_bulk_match_agrees_with_the_plain_evaluator(kb_path, query, grouped, monkeypatch):
     if grouped:  # every table takes the kernels' grouped decoding, as large answer sets do
-        monkeypatch.setattr(kb_module, "BULK_DECODE_AFTER", 0)
+        monkeypatch.setattr(answers_module, "BULK_DECODE_AFTER", 0)
     plain, _ = _run(kb_path, query, compile=False)
     compiled, _ = _run(kb_path, query, compile=True)
     assert compiled == plain

@@ -11,12 +11,15 @@ import crc32c
 import numpy as np
 import pytest
 import xxhash
+from hypothesis import given
+from hypothesis import strategies as st
 
-from metta_numba.store import actfile, layout, wal
+from metta_numba.store import actfile, crc, layout, wal
 from metta_numba.store.actfile import ActFile, write_act
 from metta_numba.store.errors import (
     CorruptSnapshotError,
     LockedError,
+    StoreWarning,
     UnsupportedFormatError,
     WalCorruptError,
 )
@@ -196,6 +199,22 @@ def test_empty_term_store(tmp_path):
     terms.verify()
 
 
+def test_term_store_verify_finds_an_unsorted_hash_index(tmp_path):
+    # Written as is, so every checksum matches: only the order check can tell.
+    good = TermArrays.from_texts(TEXTS)
+    swapped = [0, 1]
+    order = np.arange(len(TEXTS))
+    order[swapped] = order[swapped[::-1]]
+    assert good.hashes[0] != good.hashes[1]
+    unsorted = TermArrays(good.blob, good.offsets, good.hashes[order], good.hash_ids[order])
+    path = tmp_path / "u.h5"
+    terms = GenerationTerms(path, write_terms_h5(path, unsorted, {}))
+    with pytest.raises(CorruptSnapshotError, match="not sorted"):
+        terms.verify()
+    sorted_path = tmp_path / "s.h5"
+    GenerationTerms(sorted_path, write_terms_h5(sorted_path, good, {})).verify()
+
+
 def test_term_store_metadata_damage_fails_at_open_and_data_damage_at_verify(tmp_path):
     path = tmp_path / "t.h5"
     lay = write_terms_h5(path, TermArrays.from_texts(TEXTS), {"generation": 1})
@@ -273,16 +292,27 @@ def test_log_every_cut_point_is_a_torn_tail_keeping_the_whole_records_before_it(
 
 
 def test_writer_truncates_a_torn_tail_and_appends_after_it(tmp_path):
-    path = tmp_path / "w.log"
+    path = tmp_path / "wal-000005.log"
     ends = _write_log(path)
     os.truncate(path, ends[-1] - 3)
     scan = wal.scan_wal(path, 5)
     assert scan.torn and len(scan.records) == 3
-    writer = wal.WalWriter(path, scan.end)
+    cut_bytes = path.read_bytes()[scan.end :]
+    with pytest.warns(StoreWarning, match=f"torn tail of {len(cut_bytes)} bytes at offset {scan.end}"):
+        writer = wal.WalWriter(path, scan.end)
     assert os.path.getsize(path) == ends[-2]
+    # The cut bytes are kept next to the log, not dropped without a trace.
+    assert wal.torn_tail_copies(tmp_path) == [f"wal-000005.log.torn-{scan.end}"]
+    assert (tmp_path / f"wal-000005.log.torn-{scan.end}").read_bytes() == cut_bytes
     writer.append(wal.encode_record(RECORDS[0]))
     writer.close()
     assert wal.scan_wal(path, 5).records == RECORDS[:3] + [RECORDS[0]]
+    # A second cut at the same offset keeps its own copy.
+    with open(path, "ab") as f:
+        f.write(b"\x07\x00")
+    with pytest.warns(StoreWarning):
+        wal.WalWriter(path, scan.end + len(wal.encode_record(RECORDS[0]))).close()
+    assert len(wal.torn_tail_copies(tmp_path)) == 2
 
 
 def test_log_zero_filled_tail_is_torn(tmp_path):
@@ -363,3 +393,8 @@ def test_reader_lock_keeps_a_generation_from_deletion(tmp_path):
     assert layout.try_delete_generation(tmp_path, 3)
     assert not any((tmp_path / name).exists() for name in layout.generation_files(3))
     assert layout.ReaderLock.acquire(tmp_path, 3) is None
+
+
+@given(st.binary(max_size=200))
+def test_small_crc32c_agrees_with_the_library(data):
+    assert crc.crc32c_small(data) == crc32c.crc32c(data) == crc.crc32c(data)

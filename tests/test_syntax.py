@@ -6,6 +6,7 @@ import math
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from strategies import I64_MAX, I64_MIN, atoms, identical, is_finite_atom, top_level_safe
 
 from metta_numba.atoms import E, Expression, Grounded, S, Symbol, V, Variable
@@ -114,6 +115,64 @@ def test_bang_marks_a_query_only_when_it_stands_alone(text, expected):
 def test_items_record_their_line_and_column():
     items = parse_program("; c\n  (a)\n é ! (b)")
     assert [(i.line, i.col) for i in items] == [(2, 3), (3, 2), (3, 6)]
+
+
+@given(st.lists(st.tuples(st.sampled_from([" ", "  ", "\n", "\n  ", " ; c\n", "\t\n\n"]), st.booleans()), max_size=30))
+def test_item_positions_match_a_count_from_the_start(layout):
+    # Positions are tracked incrementally (linear even on one long line); counting from the
+    # start of the text for every item is the model. Each "(" here opens a top-level atom.
+    text = "".join(gap + ("!(q)" if query else "(a b)") for gap, query in layout)
+    expected = [
+        (text.count("\n", 0, i) + 1, i - (text.rfind("\n", 0, i) + 1) + 1) for i, ch in enumerate(text) if ch == "("
+    ]
+    assert [(item.line, item.col) for item in parse_program(text)] == expected
+
+
+class _ScanCountingText(str):
+    """A str that adds up the characters its count/rfind/find calls are asked to scan."""
+
+    scanned = 0
+
+    def _span(self, start, end):
+        start = 0 if start is None else start
+        end = len(self) if end is None else end
+        type(self).scanned += max(0, end - start)
+
+    def count(self, sub, start=None, end=None):
+        self._span(start, end)
+        return str.count(self, sub, start, end)
+
+    def rfind(self, sub, start=None, end=None):
+        self._span(start, end)
+        return str.rfind(self, sub, start, end)
+
+    def find(self, sub, start=None, end=None):
+        self._span(start, end)
+        return str.find(self, sub, start, end)
+
+
+def test_positions_on_one_long_line_take_linear_work():
+    # Finding each item's line start by searching back from it was quadratic on one long
+    # line; what the position tracking scans must stay proportional to the text.
+    text = _ScanCountingText(" ".join(f"(fact a{i} b{i})" for i in range(3000)))
+    _ScanCountingText.scanned = 0
+    items = parse_program(text)
+    assert len(items) == 3000 and items[-1].col == len(text) - len("(fact a2999 b2999)") + 1
+    assert _ScanCountingText.scanned <= 3 * len(text)
+
+
+def test_nul_is_a_parse_error_in_both_readers():
+    from metta_numba.syntax.bulk import encode_source
+
+    text = '(a b)\n(c "in\0string")'
+    with pytest.raises(ParseError, match="NUL") as err:
+        parse_program(text, "f.metta")
+    assert (err.value.line, err.value.col) == (2, 7)
+    with pytest.raises(ParseError, match="NUL") as bulk_err:
+        encode_source(text.encode(), "f.metta")
+    assert (bulk_err.value.line, bulk_err.value.col) == (2, 7)
+    # Written as an escape, NUL is a character of the string like any other.
+    assert parse_atom('"a\\0b"') == Grounded("a\0b")
 
 
 def test_comments_and_empty_programs():

@@ -78,14 +78,22 @@ def warm_up(workdir: Path) -> Path:
     return kb_path
 
 
-def open_samples(kb_path: Path, repeat: int) -> dict:
-    """In-process read-only open, to ready-to-query (closing is not timed)."""
+def open_samples(kb_path: Path, repeat: int, checksums: bool = True) -> dict:
+    """In-process read-only open, to ready-to-query (closing is not timed). `checksums=False`
+    skips the checksum pass of a generation under OPEN_CHECK_BYTES, to show what it costs."""
+    from metta_numba.store import generation
+
+    limit = generation.OPEN_CHECK_BYTES
+    generation.OPEN_CHECK_BYTES = limit if checksums else -1
     samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        kb = PersistentKB.open(kb_path, readonly=True)
-        samples.append((time.perf_counter() - start) * 1e6)
-        kb.close()
+    try:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            kb = PersistentKB.open(kb_path, readonly=True)
+            samples.append((time.perf_counter() - start) * 1e6)
+            kb.close()
+    finally:
+        generation.OPEN_CHECK_BYTES = limit
     return stats_json(samples, "us")
 
 
@@ -194,6 +202,7 @@ def bench_size(label: str, opts: Options, warm_kb: Path) -> dict:
         1 if big else min(repeat, 3),
     )
     result["open_us"] = open_samples(kb_path, 20 if big else max(20, opts.repeat * 10))
+    result["open_unchecked_us"] = open_samples(kb_path, 20 if big else max(20, opts.repeat * 10), checksums=False)
     result["open_merkleized_us"] = open_samples(merkle_path, 20)
 
     log(f"[{label}] queries")

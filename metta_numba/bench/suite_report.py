@@ -68,6 +68,7 @@ BASELINE_ROWS = (
     ("snapshot / source, merkleized", "merkleized/snapshot_vs_source", lambda v: f"{v:.0%}"),
     ("snapshot build, merkleized (in-process)", "merkleized/build_ms", None),
     ("deserialize: open the snapshot (in-process, warm)", "open_us", None),
+    ("open without the checksum pass of KBs up to 64 MB", "open_unchecked_us", None),
     ("open the merkleized snapshot (in-process, warm)", "open_merkleized_us", None),
     ("cold open (pages dropped from the page cache)", "cold/open_us", None),
     ("cold first query after open", "cold/first_query_us", None),

@@ -8,9 +8,10 @@ The tags are those of `codec.tags` (DESIGN.md section 3).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
 from metta_numba.codec import tags
+from metta_numba.jit import njit
 
 _DATA_T = types.Array(types.uint8, 1, "C", readonly=True)
 _OFFSETS_T = types.Array(types.int64, 1, "C", readonly=True)

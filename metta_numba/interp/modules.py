@@ -18,6 +18,7 @@ from metta_numba.atoms import Atom, Grounded, Symbol
 from metta_numba.interp import stdlib_io, stdlib_random
 from metta_numba.interp.core import SpaceAtom
 from metta_numba.interp.grounded import ExecError
+from metta_numba.interp.sandbox import check_inside
 from metta_numba.space import GroundingSpace, Space
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Modules:
         self.by_path: dict[str, Space] = {}
         self.registered: dict[str, str] = {}  # registered module name -> its directory
         self.paths: dict[str, str] = {}  # module name -> its file, given by load_module_at_path
+        self.sandbox_root: str | None = None  # set: files only inside it (interp.sandbox)
 
     def resolve(self, module: str, base_dir: str) -> str:
         found = self._find(module, base_dir, (".metta", "", os.sep + "module.metta"))
@@ -72,6 +74,7 @@ class Modules:
             for ending in endings:
                 path = os.path.join(root, relative + ending)
                 if os.path.isfile(path):
+                    check_inside(self.sandbox_root, path, "module")
                     return os.path.abspath(path)
         return None
 
@@ -145,6 +148,7 @@ class Modules:
 
     def register(self, runner: MeTTa, path_atom: Atom) -> None:
         path = os.path.abspath(os.path.join(runner.current_dir, module_name(path_atom)))
+        check_inside(self.sandbox_root, path, "module folder")
         if not os.path.exists(path):
             raise ExecError(f"no module at {path}")
         self.registered[os.path.basename(path.rstrip(os.sep))] = path

@@ -23,6 +23,7 @@ from metta_numba.atoms import Atom, Expression, Grounded, Symbol
 from metta_numba.interp.core import CANONICAL, SpaceAtom, char_literal, is_error
 from metta_numba.interp.evaluator import Evaluator
 from metta_numba.interp.modules import Modules
+from metta_numba.interp.sandbox import sandbox_root
 from metta_numba.interp.stdlib import operations, stdlib_space
 from metta_numba.space import GroundingSpace, Space
 from metta_numba.syntax.errors import ParseError
@@ -74,9 +75,13 @@ class MeTTa:
         space: Space | None = None,
         cwd: str | None = None,
         modules: Modules | None = None,
+        sandbox: bool = False,
         compile: bool = True,
     ) -> None:
-        """`compile=False` runs every function in the plain evaluator (no compiled tiers)."""
+        """`sandbox=True`: file I/O, `include`, `import!` and `register-module!` only inside the
+        program's folder (`cwd`, else the working directory), for this runner and the modules
+        it loads; `self.sandbox` says whether it is on (other code may check it too).
+        `compile=False` runs every function in the plain evaluator (no compiled tiers)."""
         self.space: Space = space if space is not None else GroundingSpace(name="top")
         if getattr(self.space, "name", None) is None:
             self.space.name = "top"
@@ -94,6 +99,9 @@ class MeTTa:
         self.token_patterns: list[tuple[re.Pattern, Callable[[str], Atom]]] = []
         self.settings: dict[str, Atom] = {}
         self.modules = modules if modules is not None else Modules()
+        if sandbox and self.modules.sandbox_root is None:
+            self.modules.sandbox_root = sandbox_root(cwd or os.getcwd())
+        self.sandbox: bool = self.modules.sandbox_root is not None
         self._dirs = [os.path.abspath(cwd or os.getcwd())]
         self.ev = Evaluator(self.space, stdlib_space(), dict(operations()), runner=self)
         if compile:

@@ -17,6 +17,7 @@ import os
 from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable
 from metta_numba.interp.core import FALSE, TRUE, UNIT
 from metta_numba.interp.grounded import ExecError, NoReduce, Registry
+from metta_numba.interp.sandbox import check_inside
 from metta_numba.syntax.printer import format_float
 
 fileio_registry = Registry()
@@ -72,6 +73,8 @@ def _open_flags(mode: str) -> int:
 @fileio_registry.add("file-open!", "(-> String String FileHandle)")
 def _file_open(ev, args, call):
     path, mode = _text(args[0]), _text(args[1])
+    if ev.runner is not None:
+        check_inside(ev.runner.modules.sandbox_root, path, "file")
     try:
         fd = os.open(path, _open_flags(mode), 0o644)
     except OSError as err:

@@ -13,8 +13,11 @@ errors of store.errors.
 
 from metta_numba.store.errors import (
     CorruptSnapshotError,
+    KBAccessError,
     LockedError,
+    LockUnsupportedError,
     SnapshotError,
+    StoreWarning,
     UnsupportedFormatError,
     WalCorruptError,
 )
@@ -46,10 +49,13 @@ def __getattr__(name: str):
 
 __all__ = [
     "CorruptSnapshotError",
+    "KBAccessError",
+    "LockUnsupportedError",
     "LockedError",
     "PathsFormatError",
     "PersistentKB",
     "SnapshotError",
+    "StoreWarning",
     "UnsupportedFormatError",
     "WalCorruptError",
     "build_snapshot",

@@ -21,24 +21,29 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from metta_numba.atoms import Atom, Symbol, Variable, variables_of
+from metta_numba.atoms import Atom, Variable
 from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode
 from metta_numba.snapshot_probes import probe_patterns
 from metta_numba.store import layout
-from metta_numba.store.errors import CorruptSnapshotError, SnapshotError, WalCorruptError
+from metta_numba.store.answers import AnswerTables
+from metta_numba.store.errors import (
+    CorruptSnapshotError,
+    LockUnsupportedError,
+    SnapshotError,
+    StoreWarning,
+    os_errors_as_access_errors,
+)
 from metta_numba.store.generation import Generation
+from metta_numba.store.opening import open_current, replay
 from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
-from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal
+from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal, torn_tail_copies
 from metta_numba.store.working import WorkingSet
 from metta_numba.trie.argindex import IndexOptions
-from metta_numba.trie.pathmatch import MAYBE, NO, YES
-from metta_numba.trie.spangroups import group_spans, short_symbol_names
-from metta_numba.unify import bindings_for, rename_apart, substitute, unify, unify_into
+from metta_numba.unify import match_counted
 
 SYNC_MODES = ("always", "batch", "never")
 DEFAULT_CHECKPOINT_EVERY = 100_000
@@ -46,23 +51,7 @@ DEFAULT_CHECKPOINT_EVERY = 100_000
 Bindings = dict[Variable, Atom]
 
 
-BULK_DECODE_AFTER = 256
-"""Candidates above which a table groups equal values in kernels rather than row by row (the
-kernels' fixed cost pays off only on larger answer sets)."""
-
-
-def _short_symbol(raw: bytes) -> Symbol | None:
-    """The symbol a one-token path spells (tag 0xC1-0xFF, then its UTF-8 name), else None:
-    the commonest value of a match, decoded without the general decoder."""
-    if len(raw) > 1 and raw[0] > 0xC0 and (raw[0] & 0x3F) == len(raw) - 1:
-        try:
-            return Symbol(raw[1:].decode("utf-8"))
-        except UnicodeDecodeError:
-            return None
-    return None
-
-
-class PersistentKB:
+class PersistentKB(AnswerTables):
     """A KB on disk. Use `PersistentKB.create(path)` or `PersistentKB.open(path)`."""
 
     def __init__(self, directory: Path, *, readonly: bool, sync: str, checkpoint_every: int | None) -> None:
@@ -81,6 +70,9 @@ class PersistentKB:
         self._wal: WalWriter | None = None
         self._wal_end = 0
         self._batch_depth = 0
+        self._in_transaction = False
+        self._verify_on_open = False
+        self._lock_readers = True
         self._decoded: dict[bytes, Atom] = {}
         self._closed = False
 
@@ -104,17 +96,18 @@ class PersistentKB:
             if not exist_ok:
                 raise SnapshotError("a KB already exists here", directory)
             return cls.open(directory, sync=sync, checkpoint_every=checkpoint_every)
-        layout.ensure_kb_directory(directory)
-        writer_lock = layout.WriterLock(directory)
-        try:
-            if not (directory / layout.CURRENT).exists():
-                options = (index_options or IndexOptions()).to_json() if argindex else None
-                from metta_numba.store.checkpoint import empty_generation
+        with os_errors_as_access_errors(directory):
+            layout.ensure_kb_directory(directory)
+            writer_lock = layout.WriterLock(directory)
+            try:
+                if not (directory / layout.CURRENT).exists():
+                    options = (index_options or IndexOptions()).to_json() if argindex else None
+                    from metta_numba.store.checkpoint import empty_generation
 
-                empty_generation(directory, 1, options)
-                layout.write_current(directory, 1)
-        finally:
-            writer_lock.release()
+                    empty_generation(directory, 1, options)
+                    layout.write_current(directory, 1)
+            finally:
+                writer_lock.release()
         return cls.open(directory, sync=sync, checkpoint_every=checkpoint_every)
 
     @classmethod
@@ -125,44 +118,48 @@ class PersistentKB:
         readonly: bool = False,
         sync: str = "always",
         checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
+        verify: bool = False,
     ) -> PersistentKB:
         """Open an existing KB. A writer (the default) takes the KB's lock, or raises LockedError;
-        `readonly=True` opens a reader, which never blocks nor is blocked by the writer."""
+        `readonly=True` opens a reader, which never blocks nor is blocked by the writer.
+        `verify=True` runs `verify()`'s checks on every generation taken in, before answering
+        (O(KB size); see Generation.open for the default checks). Where the file system
+        refuses flock, a reader opens without its lock and warns (StoreWarning), a writer
+        raises LockUnsupportedError."""
         kb = cls(Path(path), readonly=readonly, sync=sync, checkpoint_every=checkpoint_every)
-        layout.read_current(kb.directory)  # a clear error before any file is created
-        try:
-            if not readonly:
-                kb._writer_lock = layout.WriterLock(kb.directory)
-            kb._load_current()
-            if not readonly:
-                kb._collect_garbage()
-        except BaseException:
-            kb._release()
-            raise
+        kb._verify_on_open = verify
+        with os_errors_as_access_errors(kb.directory):
+            layout.read_current(kb.directory)  # a clear error before any file is created
+            try:
+                if not readonly:
+                    kb._writer_lock = layout.WriterLock(kb.directory)
+                try:
+                    kb._load_current()
+                except LockUnsupportedError as err:
+                    if not readonly:
+                        raise
+                    warnings.warn(
+                        f"{err}: opened read-only without the reader lock, which is safe only while "
+                        "no writer changes this KB",
+                        StoreWarning,
+                        stacklevel=2,
+                    )
+                    kb._lock_readers = False
+                    kb._load_current()
+                if not readonly:
+                    kb._collect_garbage()
+            except BaseException:
+                kb._release()
+                raise
         return kb
 
     def _load_current(self) -> None:
         """Open the current generation under a reader lock, then replay its log."""
-        for _ in range(1000):
-            number = layout.read_current(self.directory)
-            reader_lock = layout.ReaderLock.acquire(self.directory, number)
-            if reader_lock is None:
-                continue  # deleted by the writer after a newer CURRENT; read it again
-            try:
-                generation = Generation.open(self.directory, number)
-                terms = KBTerms(generation.terms)
-                working = WorkingSet()
-                wal_path = self.directory / layout.wal_name(number)
-                scan = scan_wal(wal_path, number)
-                _replay(scan.records, generation, terms, working, wal_path)
-                wal = None if self.readonly else WalWriter(wal_path, scan.end)
-            except BaseException:
-                reader_lock.release()
-                raise
-            self._install(generation, terms, working, reader_lock)
-            self._wal, self._wal_end = wal, scan.end
-            return
-        raise SnapshotError("CURRENT kept changing while opening", self.directory)
+        opened = open_current(
+            self.directory, writer=not self.readonly, lock_readers=self._lock_readers, verify=self._verify_on_open
+        )
+        self._install(opened.generation, opened.terms, opened.working, opened.reader_lock)
+        self._wal, self._wal_end = opened.wal, opened.wal_end
 
     def _install(self, generation: Generation, terms: KBTerms, working: WorkingSet, lock: layout.ReaderLock) -> None:
         old_generation, old_lock = self._generation, self._reader_lock
@@ -271,14 +268,53 @@ class PersistentKB:
             return True
 
     def _log(self, record: WalRecord) -> None:
-        self._wal.append(encode_record(record))
-        self._wal_end = self._wal.position
-        if self.sync_mode == "always" and self._batch_depth == 0:
-            self._wal.sync()
+        if self._in_transaction:
+            return  # the transaction's checkpoint makes it durable, with the rest or not at all
+        with os_errors_as_access_errors(self.directory):
+            self._wal.append(encode_record(record))
+            self._wal_end = self._wal.position
+            if self.sync_mode == "always" and self._batch_depth == 0:
+                self._wal.sync()
 
     def _after_change(self) -> None:
-        if self.checkpoint_every and self._working.changes >= self.checkpoint_every and self._batch_depth == 0:
+        if (
+            self.checkpoint_every
+            and self._working.changes >= self.checkpoint_every
+            and self._batch_depth == 0
+            and not self._in_transaction
+        ):
             self.checkpoint()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[PersistentKB]:
+        """The changes made in the block become durable together when it ends, or none do:
+        they stay in memory (no log record, no automatic checkpoint), and the block's end
+        commits them with a checkpoint (one rename of CURRENT). A crash before that leaves
+        the KB as it was; an exception in the block drops them. (In `kb.batch()` each change
+        is logged, so a crash keeps a prefix of them.)"""
+        with self._lock:
+            self._check_open(writing=True)
+            if self._in_transaction:
+                raise SnapshotError("a transaction is already open on this KB", self.directory)
+            self._in_transaction = True
+            committed = False
+            try:
+                yield self
+                self._in_transaction = False
+                self.checkpoint()
+                committed = True
+            finally:
+                self._in_transaction = False
+                if not committed and not self._closed:
+                    self._drop_changes()
+
+    def _drop_changes(self) -> None:
+        """Forget the changes not in the log: reopen the generation and replay its log."""
+        with os_errors_as_access_errors(self.directory):
+            if self._wal is not None:
+                self._wal.close()
+                self._wal = None
+            self._load_current()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[PersistentKB]:
@@ -348,7 +384,7 @@ class PersistentKB:
             self._check_open()
             probes = probe_patterns(pattern)
             if probes[0] is not pattern:
-                return self._match(pattern, self._probed(probes))
+                return match_counted(pattern, self._probed(probes))
             try:
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
             except CodecError:
@@ -357,7 +393,7 @@ class PersistentKB:
                 found = self._ground_query(pattern, key)
                 if found is not None:
                     return found
-            return self._match(pattern, self._candidates(key))
+            return match_counted(pattern, self._candidates(key))
 
     def _ground_query(self, pattern: Atom, key: bytes) -> list[tuple[Atom, Bindings]] | None:
         """A pattern without variables whose only snapshot candidate is its own path: that
@@ -399,166 +435,6 @@ class PersistentKB:
                 return len(self)
             return self._generation.estimate(key) + sum(1 for _ in self._working.candidates(key))
 
-    def bindings(self, pattern: Atom) -> list[Bindings]:
-        """The bindings of every match of `pattern`, once per copy, in the order of `query`
-        (the stored atom on the left of the unification, as the interpreter's space does).
-        Kernels unify the snapshot's candidates and say where each variable's value lies:
-        only those bytes are decoded."""
-        variables, rows = self._answer_rows(pattern)
-        out: list[Bindings] = []
-        for answer, copies in rows:
-            if type(answer) is tuple:
-                answer = {v: a for v, a in zip(variables, answer) if a is not None}
-            out.append(answer)
-            out.extend(dict(answer) for _ in range(copies - 1))
-        return out
-
-    def bindings_table(self, pattern: Atom) -> tuple[list[Variable], list[list]]:
-        """The answers of `bindings` as columns: for each of the pattern's variables (in order
-        of first occurrence) its value in every answer, None where it stays unbound. When the
-        kernels decide every candidate, each distinct value is decoded once for all answers."""
-        with self._lock:
-            self._check_open()
-            try:
-                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
-            except CodecError:
-                key = None
-            rows = None
-            if key is not None and not self._working.delta and probe_patterns(pattern)[0] is pattern:
-                variables = [Variable(n) for n in names]
-                matched = self._generation.matched(key)
-                status = matched[4]
-                if len(status) > BULK_DECODE_AFTER and not (status == MAYBE).any():
-                    return variables, self._decided_columns(key, len(names), *matched)
-                rows = self._snapshot_rows(pattern, key, len(variables), *matched)
-        if rows is None:
-            variables, rows = self._answer_rows(pattern)
-        columns: list[list] = [[] for _ in variables]
-        for answer, copies in rows:
-            if type(answer) is not tuple:
-                answer = tuple(substitute(v, answer) if v in answer else None for v in variables)
-            for column, value in zip(columns, answer):
-                column.extend([value] * copies)
-        return variables, columns
-
-    def _decided_columns(self, key, n_vars, counts, name_ids, data, offsets, status, spans, sides) -> list[list]:
-        kept = np.flatnonzero(status == YES)
-        copies = counts[kept]
-        repeat = bool(len(copies)) and int(copies.max()) > 1
-        # One buffer for both places a value may lie: the paths, then the pattern.
-        buf = np.concatenate([data, np.frombuffer(key, dtype=np.uint8)])
-        columns = []
-        for j in range(n_vars):
-            side = sides[kept, j]
-            starts = spans[kept, 2 * j] + np.where(side == 0, len(data), 0)
-            ends = spans[kept, 2 * j + 1] + np.where(side == 0, len(data), 0)
-            starts[side < 0] = 0
-            ends[side < 0] = 0  # an unbound variable: the empty span, its own group
-            groups, representatives = group_spans(buf, starts, ends)
-            values = self._values(buf, starts[representatives], ends[representatives])
-            if repeat:
-                groups = np.repeat(groups, copies)
-            columns.append([values[g] for g in groups.tolist()])
-        return columns
-
-    def _values(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list:
-        """The atoms of buf's spans (None for an empty one). Short symbols, the commonest
-        values, are decoded together: their names are gathered and split in one go."""
-        blob, is_symbol = short_symbol_names(buf, starts, ends)
-        try:
-            names = blob.tobytes().decode("utf-8").split("\n")
-        except UnicodeDecodeError:
-            raise CorruptSnapshotError("a stored symbol name is not UTF-8", self.directory) from None
-        names.pop()  # after the last newline
-        if len(names) == len(starts):
-            return list(map(Symbol, names))
-        names = iter(names)
-        out = []
-        for symbol, start, end in zip(is_symbol.tolist(), starts.tolist(), ends.tolist()):
-            out.append(Symbol(next(names)) if symbol else self._value(buf[start:end].tobytes()))
-        return out
-
-    def _value(self, raw: bytes) -> Atom | None:
-        if not raw:
-            return None
-        value = _short_symbol(raw)
-        if value is None:
-            try:
-                value = decode(raw, self._terms, [])
-            except CodecError as err:
-                raise CorruptSnapshotError(f"stored value does not decode: {err}", self.directory) from None
-        return value
-
-    def _answer_rows(self, pattern: Atom) -> tuple[list[Variable], list[tuple]]:
-        """(pattern variables, [(values tuple or bindings dict, copies)]) of every match."""
-        with self._lock:
-            self._check_open()
-            probes = probe_patterns(pattern)
-            if probes[0] is not pattern:
-                found = self._unified(pattern, self._probed(probes))
-                return variables_of(pattern), [(b, 1) for b in found]
-            try:
-                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
-            except CodecError:
-                found = self._unified(pattern, self._all_atoms())
-                return variables_of(pattern), [(b, 1) for b in found]
-            variables = [Variable(name) for name in names]
-            rows = self._snapshot_rows(pattern, key, len(variables), *self._generation.matched(key))
-            working = self._working
-            if working.delta:
-                found = (
-                    (self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key)
-                )
-                rows.extend((b, 1) for b in self._unified(pattern, found))
-            return variables, rows
-
-    def _snapshot_rows(
-        self, pattern, key, n_vars, counts, name_ids, data, offsets, status, spans, sides
-    ) -> list[tuple]:
-        decode, delta = self._decode, self._working.delta
-        data, offsets, counts = data.tobytes(), offsets.tolist(), counts.tolist()
-        # A value may lie in the path or in the pattern (bound there through a stored variable);
-        # side -1 leaves the pattern's variable unbound.
-        buffers = (key, data)
-        # Ground values decode alike wherever they lie; the KB's cache of decoded paths serves
-        # them across small queries, a large answer set keeps its own.
-        seen = self._decoded if len(status) < 10_000 else {}
-        if len(seen) > 100_000:
-            seen.clear()
-        out: list[tuple] = []
-        kept = np.flatnonzero(status != NO)
-        rows = zip(kept.tolist(), status[kept].tolist(), spans[kept].tolist(), sides[kept].tolist())
-        for i, state, row, side in rows:
-            copies = counts[i] + (min(0, delta.get(data[offsets[i] : offsets[i + 1]], 0)) if delta else 0)
-            if copies <= 0:
-                continue
-            if state == YES:
-                values = []
-                for j in range(n_vars):
-                    if side[j] < 0:
-                        values.append(None)
-                        continue
-                    raw = buffers[side[j]][row[2 * j] : row[2 * j + 1]]
-                    value = seen.get(raw)
-                    if value is None:
-                        value = seen[raw] = _short_symbol(raw) or decode(raw, ())
-                    values.append(value)
-                out.append((tuple(values), copies))
-            else:
-                atom = decode(data[offsets[i] : offsets[i + 1]], self._snapshot_names(int(name_ids[i])))
-                out.extend((b, 1) for b in self._unified(pattern, [(atom, copies)]))
-        return out
-
-    @staticmethod
-    def _unified(pattern: Atom, candidates) -> list[Bindings]:
-        out: list[Bindings] = []
-        for atom, copies in candidates:
-            found: Bindings = {}
-            if unify_into(rename_apart(atom), pattern, found):
-                out.append(found)
-                out.extend(dict(found) for _ in range(copies - 1))
-        return out
-
     def _candidates(self, key: bytes, seen: tuple[set, set] | None = None) -> Iterator[tuple[Atom, int]]:
         """Candidates of one encoded pattern; with `seen`, those already given (by the other
         probes of one pattern) are skipped."""
@@ -594,18 +470,7 @@ class PersistentKB:
 
     def _query_scan(self, pattern: Atom) -> list[tuple[Atom, Bindings]]:
         # A pattern the codec cannot encode (an integer beyond 64 bits) is checked against all.
-        return self._match(pattern, self._all_atoms())
-
-    @staticmethod
-    def _match(pattern: Atom, candidates) -> list[tuple[Atom, Bindings]]:
-        pattern_vars = variables_of(pattern)
-        results = []
-        for atom, copies in candidates:
-            bindings = unify(pattern, rename_apart(atom))
-            if bindings is not None:
-                values = {v: value for v, value in bindings_for(pattern_vars, bindings).items() if value != v}
-                results.extend((atom, values) for _ in range(copies))
-        return results
+        return match_counted(pattern, self._all_atoms())
 
     def _all_atoms(self) -> Iterator[tuple[Atom, int]]:
         working = self._working
@@ -660,19 +525,20 @@ class PersistentKB:
             self._check_open(writing=True)
             if self._working.changes == 0 and not self._terms.added:
                 return self._generation.number
-            if self.sync_mode != "never":
-                self._wal.sync()
-            number = self._generation.number + 1
             # Imported here: merging tries is the only user of the merge kernels, and a process
             # that only queries should not pay for loading them at start-up.
             from metta_numba.store.checkpoint import next_generation
 
-            next_generation(self.directory, number, self._generation, self._working, self._terms)
-            layout.write_current(self.directory, number)
-            self._wal.close()
-            self._wal = None
-            self._load_current()
-            self._collect_garbage()
+            with os_errors_as_access_errors(self.directory):
+                if self.sync_mode != "never":
+                    self._wal.sync()
+                number = self._generation.number + 1
+                next_generation(self.directory, number, self._generation, self._working, self._terms)
+                layout.write_current(self.directory, number)
+                self._wal.close()
+                self._wal = None
+                self._load_current()
+                self._collect_garbage()
             return number
 
     def refresh(self) -> bool:
@@ -685,20 +551,29 @@ class PersistentKB:
             if number == self._generation.number:
                 wal_path = self.directory / layout.wal_name(number)
                 scan = scan_wal(wal_path, number, start=self._wal_end)
-                _replay(scan.records, self._generation, self._terms, self._working, wal_path)
+                replay(scan.records, self._generation, self._terms, self._working, wal_path)
                 self._wal_end = scan.end
                 return bool(scan.records)
             self._load_current()
             return True
 
-    def verify(self) -> None:
+    def verify(self) -> dict:
         """Check every checksum of the generation's files and the trie's structure, and that the
-        log replays. Raises CorruptSnapshotError (or a subclass) on the first problem."""
+        log replays. Raises CorruptSnapshotError (or a subclass) on the first problem.
+
+        Returns what is not damage but a person should know: `torn_tail`, (offset, bytes) of a
+        log whose last record was cut short (None when it ends cleanly), and `torn_copies`, the
+        side files holding tails a writer cut off earlier."""
         with self._lock:
             self._check_open()
             self._generation.verify()
             number = self._generation.number
-            scan_wal(self.directory / layout.wal_name(number), number)
+            wal_path = self.directory / layout.wal_name(number)
+            scan = scan_wal(wal_path, number)
+            with os_errors_as_access_errors(self.directory):
+                size = wal_path.stat().st_size
+                copies = torn_tail_copies(self.directory)
+            return {"torn_tail": (scan.end, size - scan.end) if scan.torn else None, "torn_copies": copies}
 
     def info(self) -> dict:
         with self._lock:
@@ -720,16 +595,3 @@ class PersistentKB:
         """The opened generation (for tools: bench, info); valid until refresh or checkpoint."""
         return self._generation
 
-
-def _replay(records: list[WalRecord], generation: Generation, terms: KBTerms, working: WorkingSet, wal_path) -> None:
-    """Apply log records to a working set and term overlay, checking them as it goes."""
-    where = str(wal_path)
-    for record in records:
-        for term_id, text in record.terms:
-            terms.register(term_id, text, where)
-        if record.op == OP_ADD:
-            working.apply(record.path, 1, record.names)
-        else:
-            if generation.count(record.path) + working.get(record.path) <= 0:
-                raise WalCorruptError("log removes an atom that is not there", where)
-            working.apply(record.path, -1)

@@ -11,7 +11,9 @@ The log is named per generation, so that a checkpoint switches generation and lo
 atomic rename of CURRENT: a crash before the rename leaves the old pair, after it the new one.
 
 Locks are BSD `flock` locks, not POSIX `fcntl` record locks: a POSIX lock is dropped as soon
-as the process closes *any* descriptor of the file, which np.memmap and h5py both do.
+as the process closes *any* descriptor of the file, which np.memmap and h5py both do. A file
+system that refuses flock (errno in UNSUPPORTED_LOCK_ERRNOS: NFS without a lock manager, Lustre
+mounted `noflock`, some FUSE and GPFS setups) raises LockUnsupportedError.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ import re
 import time
 from pathlib import Path
 
-import crc32c
+from metta_numba.store.crc import crc32c_small
+from metta_numba.store.errors import (
+    CorruptSnapshotError,
+    LockedError,
+    LockUnsupportedError,
+    SnapshotError,
+    UnsupportedFormatError,
+)
 
-from metta_numba.store.errors import CorruptSnapshotError, LockedError, SnapshotError, UnsupportedFormatError
+UNSUPPORTED_LOCK_ERRNOS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
 
 CURRENT = "CURRENT"
 LOCK = "LOCK"
@@ -107,7 +116,7 @@ def publish_file(tmp: Path, final: Path) -> None:
 
 def format_current(generation: int) -> bytes:
     body = f"{CURRENT_MAGIC} {CURRENT_VERSION} {generation:06d}"
-    return f"{body} {crc32c.crc32c(body.encode()):08x}\n".encode()
+    return f"{body} {crc32c_small(body.encode()):08x}\n".encode()
 
 
 def write_current(directory: Path, generation: int) -> None:
@@ -126,12 +135,15 @@ def read_current(directory: Path) -> int:
         raise SnapshotError("not a KB directory (no CURRENT file)", directory) from None
     except IsADirectoryError:
         raise CorruptSnapshotError("CURRENT is not a file", path) from None
+    except NotADirectoryError:
+        what = "is a file, not a KB directory" if directory.exists() else "no such KB directory"
+        raise SnapshotError(what, directory) from None
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise CorruptSnapshotError("CURRENT is not ASCII text", path) from None
     body, _, checksum = text.rstrip("\n").rpartition(" ")
-    if not text.endswith("\n") or checksum != f"{crc32c.crc32c(body.encode()):08x}":
+    if not text.endswith("\n") or checksum != f"{crc32c_small(body.encode()):08x}":
         raise CorruptSnapshotError("CURRENT fails its checksum", path)
     parts = body.split(" ")
     if parts[0] == CURRENT_MAGIC and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) > CURRENT_VERSION:
@@ -158,6 +170,11 @@ class WriterLock:
             os.close(fd)
             if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise LockedError("the KB is open for writing in another process", directory) from None
+            if err.errno in UNSUPPORTED_LOCK_ERRNOS:
+                raise LockUnsupportedError(
+                    "the file system does not support flock, so the KB cannot be opened for writing here",
+                    self.path,
+                ) from None
             raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -175,7 +192,7 @@ class ReaderLock:
     """A shared lock on one generation's readers file: while it is held, the writer will not
     delete that generation's files."""
 
-    def __init__(self, fd: int, generation: int) -> None:
+    def __init__(self, fd: int | None, generation: int) -> None:
         self.fd: int | None = fd
         self.generation = generation
 
@@ -196,11 +213,24 @@ class ReaderLock:
                 os.close(fd)
                 time.sleep(0.001)
                 continue
+            except OSError as err:
+                os.close(fd)
+                if err.errno in UNSUPPORTED_LOCK_ERRNOS:
+                    raise LockUnsupportedError("the file system does not support flock", path) from None
+                raise
             if os.fstat(fd).st_nlink == 0:
                 os.close(fd)
                 return None
             return cls(fd, generation)
         raise LockedError(f"generation {generation} stayed locked by the writer", directory)
+
+    @classmethod
+    def unlocked(cls, directory: Path, generation: int) -> ReaderLock | None:
+        """For a file system without flock: no lock, but the same check that the generation
+        still exists (None when its readers file is gone, as `acquire`)."""
+        if not (directory / readers_name(generation)).exists():
+            return None
+        return cls(None, generation)
 
     def release(self) -> None:
         if self.fd is not None:

@@ -16,7 +16,7 @@ import xxhash
 
 from metta_numba.codec.terms import TermStore
 from metta_numba.store import layout
-from metta_numba.store.errors import SnapshotError
+from metta_numba.store.errors import SnapshotError, os_errors_as_access_errors
 from metta_numba.store.generation import write_generation
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
@@ -73,8 +73,13 @@ def build_snapshot(
     it open); readers of the old generation keep it until they refresh. `argindex` builds the
     argument index (trie.argindex) with `index_options`; checkpoints keep those options.
     Returns the generation number, counts, file sizes and timings."""
-    started = time.perf_counter()
     directory = Path(path)
+    with os_errors_as_access_errors(directory):
+        return _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite, argindex, index_options)
+
+
+def _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite, argindex, index_options) -> dict:
+    started = time.perf_counter()
     exists = (directory / layout.CURRENT).exists()
     if exists and not overwrite:
         raise SnapshotError("a KB already exists here (pass overwrite=True to replace it)", directory)
@@ -126,12 +131,14 @@ def snapshot_verify(path: str | os.PathLike) -> dict:
     Raises CorruptSnapshotError (or a subclass) naming the first damaged file."""
     started = time.perf_counter()
     with PersistentKB.open(path, readonly=True) as kb:
-        kb.verify()
+        log = kb.verify()
         files = kb.snapshot_generation().file_sizes()
         return {
             "path": str(path),
             "generation": kb.generation,
             "ok": True,
+            "torn_tail": log["torn_tail"],
+            "torn_copies": log["torn_copies"],
             "bytes_checked": sum(files.values()),
             "pending_changes": kb.pending_changes,
             "seconds": time.perf_counter() - started,
@@ -145,19 +152,21 @@ def _kb_bytes(directory: Path) -> int:
 def snapshot_compact(path: str | os.PathLike) -> dict:
     """Fold the log into a new generation and delete the generations no reader holds."""
     directory = Path(path)
-    before = _kb_bytes(directory)
-    with PersistentKB.open(directory) as kb:
+    with PersistentKB.open(directory) as kb, os_errors_as_access_errors(directory):
+        before = _kb_bytes(directory)
         previous = kb.generation
         folded = kb.pending_changes
         generation = kb.checkpoint()
-    left = sorted(n for n in layout.generations_on_disk(directory) if n != generation)
+    with os_errors_as_access_errors(directory):
+        left = sorted(n for n in layout.generations_on_disk(directory) if n != generation)
+        after = _kb_bytes(directory)
     return {
         "path": str(directory),
         "generation": generation,
         "previous_generation": previous,
         "changes_folded": folded,
         "bytes_before": before,
-        "bytes_after": _kb_bytes(directory),
+        "bytes_after": after,
         "generations_kept_for_readers": left,
     }
 

@@ -303,20 +303,31 @@ class GenerationTerms:
         with self.sequential():
             self._verify()
 
-    def _verify(self) -> None:
+    def verify_checksums(self) -> None:
+        """Check every dataset against its recorded xxh64 (the bytes only, not their order)."""
         for name, array in self.arrays.dataset_items():
             digest = xxhash.xxh64()
             for chunk in _chunks(array):
                 digest.update(chunk.view(np.uint8))
             if digest.intdigest() != self._layout["datasets"][name][3]:
                 raise CorruptSnapshotError(f"dataset {name} fails its checksum", self.path)
+
+    @property
+    def file_size(self) -> int:
+        return int(self._layout["size"])
+
+    def _verify(self) -> None:
+        self.verify_checksums()
+        # Compare neighbours rather than take np.diff: a difference of unsigned integers
+        # wraps around and is never negative.
         offsets = np.asarray(self.arrays.offsets)
-        if self._count and (np.any(np.diff(offsets) < 0)):
+        if self._count and np.any(offsets[1:] < offsets[:-1]):
             raise CorruptSnapshotError("term offsets are not ascending", self.path)
         ids = np.asarray(self.arrays.hash_ids)
         if self._count and not np.array_equal(np.sort(ids), np.arange(self._count)):
             raise CorruptSnapshotError("hash index is not a permutation of the term ids", self.path)
-        if self._count and np.any(np.diff(np.asarray(self.arrays.hashes)) < 0):
+        hashes = np.asarray(self.arrays.hashes)
+        if self._count and np.any(hashes[1:] < hashes[:-1]):
             raise CorruptSnapshotError("hash index is not sorted", self.path)
 
     def close(self) -> None:

@@ -17,23 +17,30 @@ replayable on top of the generation alone.
 
 Replay rules, which tell a crash from damage:
 - a record cut short by the end of the file (a crash during the append) is a torn tail: replay
-  stops before it, and the writer truncates it;
+  stops before it, and the writer cuts it off, keeping the cut bytes in a side file
+  `wal-N.log.torn-OFFSET` and warning (StoreWarning); `snapshot verify` reports a torn tail;
 - a header whose checksum fails, followed by nothing but zero bytes, is a torn tail as well (a
   file system that extended the file before writing its data);
 - any other failed checksum is damage, and raises WalCorruptError: records after it would
   otherwise be skipped in silence.
+
+A log cut exactly at a record boundary reads as a clean shorter log: nothing in the file
+tells the records that are gone from records never written. Telling them apart would need a
+durable record count kept outside the log, updated (and fsynced) with every append; we do not
+keep one, as it would double the fsyncs of sync="always".
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-import crc32c
-
-from metta_numba.store.errors import UnsupportedFormatError, WalCorruptError
+from metta_numba.store.crc import crc32c, crc32c_small
+from metta_numba.store.errors import StoreWarning, UnsupportedFormatError, WalCorruptError
+from metta_numba.store.layout import fsync_dir
 
 MAGIC = b"MNWAL\r\n\x1a"
 WAL_VERSION = 1
@@ -56,7 +63,7 @@ class WalRecord(NamedTuple):
 
 
 def _header_crc(version: int, generation: int) -> int:
-    return crc32c.crc32c(MAGIC + _U32.pack(version) + _U64.pack(generation))
+    return crc32c_small(MAGIC + _U32.pack(version) + _U64.pack(generation))
 
 
 def file_header(generation: int) -> bytes:
@@ -76,7 +83,7 @@ def encode_record(record: WalRecord) -> bytes:
     if len(body) > MAX_BODY:
         raise ValueError("log record too large")
     head = _U32.pack(len(body))
-    return head + _U32.pack(crc32c.crc32c(head)) + body + _U32.pack(crc32c.crc32c(body))
+    return head + _U32.pack(crc32c(head)) + body + _U32.pack(crc32c(body))
 
 
 class _Malformed(Exception):
@@ -165,7 +172,7 @@ def scan_wal(path: Path, generation: int, start: int = 0) -> WalScan:
         if rest < _RECORD_HEAD.size:
             return WalScan(records, start + position, True)
         body_len, head_crc = _RECORD_HEAD.unpack_from(data, position)
-        if crc32c.crc32c(data[position : position + 4]) != head_crc or body_len == 0 or body_len > MAX_BODY:
+        if crc32c(data[position : position + 4]) != head_crc or body_len == 0 or body_len > MAX_BODY:
             if not data[position:].strip(b"\0"):
                 return WalScan(records, start + position, True)
             raise WalCorruptError("log record header fails its checksum", path, start + position, len(records))
@@ -174,7 +181,7 @@ def scan_wal(path: Path, generation: int, start: int = 0) -> WalScan:
             return WalScan(records, start + position, True)
         body = data[position + _RECORD_HEAD.size : record_end - 4]
         (body_crc,) = _U32.unpack_from(data, record_end - 4)
-        if crc32c.crc32c(body) != body_crc:
+        if crc32c(body) != body_crc:
             raise WalCorruptError("log record fails its checksum", path, start + position, len(records))
         try:
             records.append(_decode_body(body))
@@ -190,6 +197,33 @@ def create_wal(path: Path, generation: int) -> None:
         f.write(file_header(generation))
 
 
+TORN_SUFFIX = ".torn-"
+
+
+def keep_torn_tail(path: Path, end: int) -> Path:
+    """Copy the log's bytes from `end` on into a new side file next to it, durably."""
+    with open(path, "rb") as f:
+        f.seek(end)
+        tail = f.read()
+    side = path.with_name(f"{path.name}{TORN_SUFFIX}{end}")
+    copy = 1
+    while side.exists():
+        side = path.with_name(f"{path.name}{TORN_SUFFIX}{end}.{copy}")
+        copy += 1
+    with open(side, "xb") as f:
+        f.write(tail)
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(path.parent)
+    return side
+
+
+def torn_tail_copies(directory: Path) -> list[str]:
+    """Names of the side files in a KB directory that hold torn tails cut from its logs
+    (of any generation: a checkpoint deletes an old log, not what was cut from it)."""
+    return sorted(name for name in os.listdir(directory) if name.startswith("wal-") and TORN_SUFFIX in name)
+
+
 class WalWriter:
     """Appends records to the log of the live generation."""
 
@@ -197,10 +231,19 @@ class WalWriter:
         self.path = path
         self.fd = -1
         self.fd = os.open(path, os.O_WRONLY)
-        # Drop a torn tail left by a crash, durably, before appending after it.
-        if os.fstat(self.fd).st_size != end:
+        # Drop a torn tail left by a crash, durably, before appending after it; its bytes are
+        # kept aside first, as they may be the remains of records someone wants to inspect.
+        size = os.fstat(self.fd).st_size
+        if size != end:
+            kept = keep_torn_tail(path, end)
             os.ftruncate(self.fd, end)
             os.fsync(self.fd)
+            warnings.warn(
+                f"{path}: cut a torn tail of {size - end} bytes at offset {end} (an append cut short "
+                f"by a crash, or a damaged end of the file); the bytes are kept in {kept.name}",
+                StoreWarning,
+                stacklevel=2,
+            )
         self.position = end
         self.dirty = False
 

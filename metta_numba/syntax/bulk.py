@@ -65,6 +65,9 @@ def encode_source(data: bytes, filename: str = "<string>", terms: TermStore | No
     bad_byte = first_invalid_utf8(src, 0, src.size)
     if bad_byte >= 0:
         raise ParseError.at_byte(raw, bad_byte, parser.MSG_INVALID_UTF8, filename)
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise ParseError.at_byte(raw, nul, parser.MSG_NUL, filename)
     result = kernels.encode_kernel(src, parser.MAX_DEPTH, raw.rfind(b'"'))
     counts, out, offsets, is_query, names, side, text_start, text_length, text_patch, float_patch = result
     if counts[kernels.STATUS] != lexer.ERR_NONE:

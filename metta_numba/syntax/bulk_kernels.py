@@ -18,9 +18,10 @@ Keeping reallocation out of the loop keeps reference counting out of it, which t
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
 from metta_numba.codec import tags
+from metta_numba.jit import njit
 from metta_numba.syntax.bulk_lexer import (
     BOOL_T,
     BYTE_CLASS,

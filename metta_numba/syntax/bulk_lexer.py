@@ -8,7 +8,9 @@ which the parser's `\\s` uses, including the multi-byte Unicode spaces.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
+
+from metta_numba.jit import njit
 
 # Error codes of the bulk reader; the wrapper in syntax.bulk words the messages.
 ERR_NONE = 0

@@ -52,6 +52,7 @@ MSG_STRING_ENDS_IN_ESCAPE = "unclosed string literal: input ends after '\\'"
 MSG_BAD_HEX_ESCAPE = "invalid escape sequence: \\x takes two hex digits up to 7F"
 MSG_BAD_UNICODE_ESCAPE = "invalid escape sequence: \\u{...} takes 1-6 hex digits of a code point"
 MSG_INVALID_UTF8 = "invalid UTF-8 byte in the source"
+MSG_NUL = "NUL character in the source (inside a string, write it as \\0)"
 
 
 def bad_escape_message(kind: str) -> str:
@@ -232,11 +233,17 @@ def iter_program(text: str, filename: str = "<string>") -> Iterator[TopLevel]:
     A ParseError is raised when the reader reaches the bad spot, so the items before it can be
     handled first (hyperon runs the `!`s before a syntax error, then fails).
     """
+    # A NUL would pass into symbols and print raw; like a bad UTF-8 byte, it fails the whole
+    # source before anything runs (the bulk reader checks the same way).
+    nul = text.find("\0")
+    if nul >= 0:
+        raise ParseError.at(text, nul, MSG_NUL, filename)
     reader = _Reader(text, filename)
-    # Line numbers are counted on from the previous item, not from the start of the text,
-    # so that a file of many atoms is read in linear time.
+    # Line and column are counted on from the previous item, not from the start of the text,
+    # so that a file of many atoms (even all on one line) is read in linear time.
     counted_to = 0
     line = 1
+    line_start = 0
     while not reader.at_end():
         start = reader.pos
         is_query = False
@@ -247,9 +254,12 @@ def iter_program(text: str, filename: str = "<string>") -> Iterator[TopLevel]:
             if reader.at_end():
                 return
             start = reader.pos
-        line += text.count("\n", counted_to, start)
+        newlines = text.count("\n", counted_to, start)
+        if newlines:
+            line += newlines
+            line_start = text.rfind("\n", counted_to, start) + 1
         counted_to = start
-        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        col = start - line_start + 1
         atom = reader.read_atom()
         yield TopLevel(is_query, atom, line, col)
 

@@ -15,9 +15,10 @@ their bytes are equal, so equal bytes give equal keys and a lookup by key misses
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
 from metta_numba.codec import tags
+from metta_numba.jit import njit
 from metta_numba.trie.layout import i64_arr, i64_ro, u8_ro, u64_ro
 from metta_numba.trie.scan import is_variable_tag, read_u32, token_payload
 

@@ -9,8 +9,9 @@ of bounds.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.argindex_entries import DEPTH2_MASK, GROUND, path_entries
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import StructureType, i64_arr, i64_ro, u8_ro, u64_ro

@@ -19,8 +19,9 @@ becomes a chain of one-child nodes, so every label length fits label_len's one b
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, NodeArraysType, i32_ro, i64_ro, u8_ro
 

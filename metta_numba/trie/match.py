@@ -21,9 +21,10 @@ edge it is to enter next.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
 from metta_numba.codec.kernels import path_error, subterm_end
+from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, u8_arr, u8_ro, u32_ro
 from metta_numba.trie.scan import (

@@ -10,8 +10,9 @@ on both sides keeps the left side's name.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.build import layout_trie
 from metta_numba.trie.layout import (
     StructureType,

@@ -10,8 +10,9 @@ below an edge, so they carry over as they are, and so do the per-rank counts and
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro
 from metta_numba.trie.walk import edge_child, node_edges, node_label, trie_bounds
 

@@ -14,10 +14,11 @@ trie.unifypaths unifies it two-sided, and what even that cannot decide goes to u
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
 from metta_numba.codec.kernels import path_error
 from metta_numba.codec.tags import TAG_FLOAT, TAG_INT
+from metta_numba.jit import njit
 from metta_numba.trie.argindex_entries import scan_term
 from metta_numba.trie.layout import i64_ro, u8_ro
 from metta_numba.trie.scan import (

@@ -9,9 +9,10 @@ codec's: `codec.kernels.subterm_end` and `codec.kernels.path_error`.
 
 from __future__ import annotations
 
-from numba import njit, types
+from numba import types
 
 from metta_numba.codec import tags
+from metta_numba.jit import njit
 from metta_numba.trie.layout import u8_ro
 
 TAG_NEW_VAR = tags.TAG_NEW_VAR

@@ -12,8 +12,9 @@ with an insertion sort on the bytes themselves.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.layout import i32_arr, i64_arr, i64_ro, u8_arr, u8_ro, u64_arr
 
 DIGIT_BYTES = 7

@@ -9,8 +9,9 @@ the bytes themselves, so a hash collision never merges two different values.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.layout import u8_ro
 
 i64_arr = types.Array(types.int64, 1, "C")

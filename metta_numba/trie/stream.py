@@ -10,8 +10,9 @@ its labels; a DAG's is the size of the tree it stands for.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import (
     StructureType,

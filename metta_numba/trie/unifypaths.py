@@ -19,9 +19,10 @@ unnecessary.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
 from metta_numba.codec import tags
+from metta_numba.jit import njit
 from metta_numba.trie.argindex import ArgIndex, trie_candidates
 from metta_numba.trie.argindex_entries import scan_term
 from metta_numba.trie.layout import i64_ro, u8_ro

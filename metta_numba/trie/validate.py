@@ -11,8 +11,9 @@ and names >= -1.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import StructureType, readonly_array
 from metta_numba.trie.walk import node_edges, node_label

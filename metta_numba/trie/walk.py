@@ -15,8 +15,9 @@ work it does.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import types
 
+from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro, u32_ro
 

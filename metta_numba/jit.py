@@ -1,0 +1,124 @@
+"""`njit` for the project's kernels: the declared signatures, compiled (or loaded from the
+cache) on first use instead of at import.
+
+Numba compiles a function decorated with explicit signatures at once, at import: with a warm
+cache that is still a load of the cached machine code per kernel (about 5 ms each), so
+importing the trie made every process pay for some 70 kernels, most of which a command never
+calls (build, merge and index-building kernels for a query; helpers inlined into their
+callers, whose cached code already holds them).
+
+Here the dispatcher is created without signatures and given them the first time it is needed:
+called from Python, or typed as the callee of a kernel being compiled. Then compilation is
+disabled, so from that moment it behaves exactly as an eagerly compiled one: arguments convert
+to the declared types, and other types are a TypeError rather than a new specialisation.
+Without signatures (`@njit(cache=True)`) or as a bare `@njit`, Numba's own decorator is used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import numba
+
+_compile_lock = threading.RLock()
+_deferred: list = []  # (dispatcher, declare) of every kernel made here, for compile_all
+
+
+def _load_without_refresh(dispatcher) -> None:
+    """Numba refreshes its target context before it loads a cached kernel: the first time,
+    that imports and installs some 250 registries of implementations (0.2-0.3 s), which our
+    cached kernels do not need (the test suite loads every one of them this way). What they
+    do need is the runtime (NRT, which allocates arrays), initialised here instead. Only the
+    project's kernels load this way; a compilation still refreshes the contexts itself
+    (numba.core.compiler.CompilerBase), and other code's kernels keep Numba's behaviour."""
+    from numba.core import caching
+    from numba.core.runtime import rtsys
+
+    cache = dispatcher._cache
+    if not isinstance(cache, caching.Cache):
+        return  # caching is off (kernel_cache found no folder)
+
+    def load_overload(sig, target_context):
+        rtsys.initialize(target_context)
+        with cache._guard_against_spurious_io_errors():
+            return cache._load_overload(sig, target_context)
+
+    cache.load_overload = load_overload
+
+
+def njit(*args, **options):
+    """numba.njit, compiling the declared signature(s) on first use (see the module's doc)."""
+    if not args or callable(args[0]):
+        return numba.njit(*args, **options)
+    signatures = args[0] if isinstance(args[0], list) else [args[0]]
+
+    def decorate(func):
+        dispatcher = numba.njit(**options)(func)
+        _load_without_refresh(dispatcher)
+        _defer(dispatcher, signatures)
+        return dispatcher
+
+    return decorate
+
+
+def _defer(dispatcher, signatures: list) -> None:
+    pending = list(signatures)
+    compile_for_args = dispatcher._compile_for_args
+    get_call_template = dispatcher.get_call_template
+
+    def declare() -> None:
+        with _compile_lock:
+            if pending:
+                for signature in pending:
+                    dispatcher.compile(signature)
+                pending.clear()
+                dispatcher.disable_compile()
+
+    def first_call(*call_args, **call_kwargs):
+        # Numba's dispatcher asks for the entry point of an overload for these arguments when
+        # it has none: after the declared ones exist, the one they convert to.
+        if not pending:
+            return compile_for_args(*call_args, **call_kwargs)
+        declare()
+        try:
+            bound = inspect.signature(dispatcher.py_func).bind(*call_args, **call_kwargs)
+        except TypeError:
+            return dispatcher._explain_matching_error(*call_args, **call_kwargs)
+        bound.apply_defaults()
+        actual = [dispatcher.typeof_pyval(value) for value in bound.args]
+        convert = dispatcher.typingctx.can_convert
+        for formal, overload in dispatcher.overloads.items():
+            if len(formal) == len(actual) and all(
+                convert(have, want) is not None for have, want in zip(actual, formal, strict=True)
+            ):
+                return overload.entry_point
+        return dispatcher._explain_matching_error(*call_args, **call_kwargs)
+
+    def call_template(call_args, call_kwargs):
+        declare()
+        return get_call_template(call_args, call_kwargs)
+
+    dispatcher._compile_for_args = first_call
+    dispatcher.get_call_template = call_template
+    _deferred.append((dispatcher, declare))
+
+
+KERNEL_PACKAGES = ("metta_numba.codec", "metta_numba.syntax", "metta_numba.trie")
+
+
+def compile_all(progress=None) -> int:
+    """Import every kernel module and compile (or load) every declared signature: what
+    `metta-numba warmup` runs to fill the cache. Returns the number of kernels."""
+    import importlib
+    import pkgutil
+
+    for package_name in KERNEL_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__, package_name + "."):
+            importlib.import_module(info.name)
+    for done, (dispatcher, declare) in enumerate(list(_deferred), 1):
+        declare()
+        if progress is not None:
+            progress(done, len(_deferred), dispatcher.__name__)
+    return len(_deferred)

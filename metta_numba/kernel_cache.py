@@ -1,0 +1,122 @@
+"""Where Numba keeps the compiled kernels (`cache=True`), chosen before Numba is imported.
+
+Numba looks for a cache folder next to the package's sources (`__pycache__`), then under the
+user's home (`~/.cache/numba`), and raises "cannot cache function ...: no locator available"
+when neither is writable: a package installed read-only (a shared conda environment, a
+container image) run by a user without a writable home. This module picks, in order:
+
+1. NUMBA_CACHE_DIR, when it is set (Numba's own setting; nothing is changed);
+2. the package's `__pycache__`, when the user may write there (an install of one's own);
+3. `$XDG_CACHE_HOME/metta-numba`, else `~/.cache/metta-numba`;
+4. `<temp dir>/metta-numba-<uid>`, created private (0700); one that exists and is not the
+   user's own private folder is not used, since Numba's cache files are pickles and loading
+   another user's would run their code;
+5. no cache at all: kernels compile in every process (tens of seconds), with one warning.
+
+Numba keys cache files by the CPU they were compiled for; see the README on
+NUMBA_CPU_NAME=generic for a cache shared by the nodes of a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import warnings
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class KernelCacheWarning(UserWarning):
+    """Compiled kernels cannot be cached: every process compiles them again."""
+
+
+def _usable(folder: Path) -> bool:
+    """Create `folder` if needed; True when this user may write files in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _private_temp_folder(base: Path) -> Path | None:
+    """`base/metta-numba-<uid>`, created 0700, or None when it is not safely ours."""
+    uid = os.getuid()
+    folder = base / f"metta-numba-{uid}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def user_cache_folder(environ: dict | None = None) -> Path | None:
+    """The per-user cache folder (step 3), or None when there is no usable one."""
+    environ = os.environ if environ is None else environ
+    xdg = environ.get("XDG_CACHE_HOME")
+    candidates = [Path(xdg) / "metta-numba"] if xdg and os.path.isabs(xdg) else []
+    home = environ.get("HOME") or os.path.expanduser("~")
+    if home and home != "~":
+        candidates.append(Path(home) / ".cache" / "metta-numba")
+    for folder in candidates:
+        if _usable(folder):
+            return folder
+    return None
+
+
+def choose_cache_folder(environ: dict | None = None) -> tuple[str, Path | None]:
+    """(how, folder): how is "numba" (Numba's setting or the package's __pycache__ serve),
+    "user", "temp", or "none" (no writable place: do not cache)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("NUMBA_CACHE_DIR"):
+        return "numba", Path(environ["NUMBA_CACHE_DIR"])
+    in_tree = PACKAGE_DIR / "__pycache__"
+    if (in_tree.is_dir() and os.access(in_tree, os.W_OK | os.X_OK)) or (
+        not in_tree.exists() and os.access(PACKAGE_DIR, os.W_OK | os.X_OK)
+    ):
+        return "numba", in_tree
+    folder = user_cache_folder(environ)
+    if folder is not None:
+        return "user", folder
+    import tempfile  # only here: it costs some milliseconds to import
+
+    folder = _private_temp_folder(Path(tempfile.gettempdir()))
+    if folder is not None:
+        return "temp", folder
+    return "none", None
+
+
+def _disable_caching() -> None:
+    """Make `cache=True` a no-op: Numba has no setting for it, so its dispatcher's hook that
+    attaches a cache is replaced (kernels then compile in memory, as without cache=True)."""
+    from numba.core import dispatcher
+
+    dispatcher.Dispatcher.enable_caching = lambda self: None
+
+
+def configure() -> str:
+    """Apply the choice (before any kernel module is imported); returns how it was made."""
+    how, folder = choose_cache_folder()
+    if how in ("user", "temp"):
+        os.environ["NUMBA_CACHE_DIR"] = str(folder)
+        if "numba" in sys.modules:  # imported before us: its configuration is already read
+            from numba.core import config
+
+            config.CACHE_DIR = str(folder)
+    elif how == "none":
+        _disable_caching()
+        # warn_explicit with a file name that is no source file: the warning is one line.
+        warnings.warn_explicit(
+            "no writable folder for compiled kernels (the install, $XDG_CACHE_HOME, ~/.cache and the "
+            "temp folder are not writable); every run compiles them again. Set NUMBA_CACHE_DIR to a "
+            "writable folder.",
+            KernelCacheWarning,
+            "metta-numba",
+            0,
+        )
+    return how

@@ -1,0 +1,195 @@
+"""Answers of a pattern from the kernels: bindings per answer, or tables of values.
+
+`AnswerTables` is the part of PersistentKB (store.kb) that turns what the kernels decided
+about a pattern's candidates (trie.unifypaths: status, and where each variable's value lies)
+into Python answers: a dict of bindings per answer for `bindings`, or one column of values
+per variable for `bindings_table`, where equal values are grouped in kernels
+(trie.spangroups) and decoded once. Candidates the kernels leave open go to unify.py.
+
+It uses the KB's lock, generation, working set, term store and decoding cache; it is not used
+on its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metta_numba.atoms import Atom, Symbol, Variable, variables_of
+from metta_numba.codec import CodecError, HandleTable, decode, encode
+from metta_numba.snapshot_probes import probe_patterns
+from metta_numba.store.errors import CorruptSnapshotError
+from metta_numba.store.overlay import QueryTerms
+from metta_numba.trie.pathmatch import MAYBE, NO, YES
+from metta_numba.trie.spangroups import group_spans, short_symbol_names
+from metta_numba.unify import substitute, unified_counted
+
+Bindings = dict[Variable, Atom]
+
+BULK_DECODE_AFTER = 256
+"""Candidates above which a table groups equal values in kernels rather than row by row (the
+kernels' fixed cost pays off only on larger answer sets)."""
+
+
+def _short_symbol(raw: bytes) -> Symbol | None:
+    """The symbol a one-token path spells (tag 0xC1-0xFF, then its UTF-8 name), else None:
+    the commonest value of a match, decoded without the general decoder."""
+    if len(raw) > 1 and raw[0] > 0xC0 and (raw[0] & 0x3F) == len(raw) - 1:
+        try:
+            return Symbol(raw[1:].decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+class AnswerTables:
+    """Query answers as bindings or as tables of values (see the module docstring)."""
+
+    def bindings(self, pattern: Atom) -> list[Bindings]:
+        """The bindings of every match of `pattern`, once per copy, in the order of `query`
+        (the stored atom on the left of the unification, as the interpreter's space does).
+        Kernels unify the snapshot's candidates and say where each variable's value lies:
+        only those bytes are decoded."""
+        variables, rows = self._answer_rows(pattern)
+        out: list[Bindings] = []
+        for answer, copies in rows:
+            if type(answer) is tuple:
+                answer = {v: a for v, a in zip(variables, answer) if a is not None}
+            out.append(answer)
+            out.extend(dict(answer) for _ in range(copies - 1))
+        return out
+
+    def bindings_table(self, pattern: Atom) -> tuple[list[Variable], list[list]]:
+        """The answers of `bindings` as columns: for each of the pattern's variables (in order
+        of first occurrence) its value in every answer, None where it stays unbound. When the
+        kernels decide every candidate, each distinct value is decoded once for all answers."""
+        with self._lock:
+            self._check_open()
+            try:
+                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+            except CodecError:
+                key = None
+            rows = None
+            if key is not None and not self._working.delta and probe_patterns(pattern)[0] is pattern:
+                variables = [Variable(n) for n in names]
+                matched = self._generation.matched(key)
+                status = matched[4]
+                if len(status) > BULK_DECODE_AFTER and not (status == MAYBE).any():
+                    return variables, self._decided_columns(key, len(names), *matched)
+                rows = self._snapshot_rows(pattern, key, len(variables), *matched)
+        if rows is None:
+            variables, rows = self._answer_rows(pattern)
+        columns: list[list] = [[] for _ in variables]
+        for answer, copies in rows:
+            if type(answer) is not tuple:
+                answer = tuple(substitute(v, answer) if v in answer else None for v in variables)
+            for column, value in zip(columns, answer):
+                column.extend([value] * copies)
+        return variables, columns
+
+    def _decided_columns(self, key, n_vars, counts, name_ids, data, offsets, status, spans, sides) -> list[list]:
+        kept = np.flatnonzero(status == YES)
+        copies = counts[kept]
+        repeat = bool(len(copies)) and int(copies.max()) > 1
+        # One buffer for both places a value may lie: the paths, then the pattern.
+        buf = np.concatenate([data, np.frombuffer(key, dtype=np.uint8)])
+        columns = []
+        for j in range(n_vars):
+            side = sides[kept, j]
+            starts = spans[kept, 2 * j] + np.where(side == 0, len(data), 0)
+            ends = spans[kept, 2 * j + 1] + np.where(side == 0, len(data), 0)
+            starts[side < 0] = 0
+            ends[side < 0] = 0  # an unbound variable: the empty span, its own group
+            groups, representatives = group_spans(buf, starts, ends)
+            values = self._values(buf, starts[representatives], ends[representatives])
+            if repeat:
+                groups = np.repeat(groups, copies)
+            columns.append([values[g] for g in groups.tolist()])
+        return columns
+
+    def _values(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list:
+        """The atoms of buf's spans (None for an empty one). Short symbols, the commonest
+        values, are decoded together: their names are gathered and split in one go."""
+        blob, is_symbol = short_symbol_names(buf, starts, ends)
+        try:
+            names = blob.tobytes().decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            raise CorruptSnapshotError("a stored symbol name is not UTF-8", self.directory) from None
+        names.pop()  # after the last newline
+        if len(names) == len(starts):
+            return list(map(Symbol, names))
+        names = iter(names)
+        out = []
+        for symbol, start, end in zip(is_symbol.tolist(), starts.tolist(), ends.tolist()):
+            out.append(Symbol(next(names)) if symbol else self._value(buf[start:end].tobytes()))
+        return out
+
+    def _value(self, raw: bytes) -> Atom | None:
+        if not raw:
+            return None
+        value = _short_symbol(raw)
+        if value is None:
+            try:
+                value = decode(raw, self._terms, [])
+            except CodecError as err:
+                raise CorruptSnapshotError(f"stored value does not decode: {err}", self.directory) from None
+        return value
+
+    def _answer_rows(self, pattern: Atom) -> tuple[list[Variable], list[tuple]]:
+        """(pattern variables, [(values tuple or bindings dict, copies)]) of every match."""
+        with self._lock:
+            self._check_open()
+            probes = probe_patterns(pattern)
+            if probes[0] is not pattern:
+                found = unified_counted(pattern, self._probed(probes))
+                return variables_of(pattern), [(b, 1) for b in found]
+            try:
+                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+            except CodecError:
+                found = unified_counted(pattern, self._all_atoms())
+                return variables_of(pattern), [(b, 1) for b in found]
+            variables = [Variable(name) for name in names]
+            rows = self._snapshot_rows(pattern, key, len(variables), *self._generation.matched(key))
+            working = self._working
+            if working.delta:
+                found = (
+                    (self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key)
+                )
+                rows.extend((b, 1) for b in unified_counted(pattern, found))
+            return variables, rows
+
+    def _snapshot_rows(
+        self, pattern, key, n_vars, counts, name_ids, data, offsets, status, spans, sides
+    ) -> list[tuple]:
+        decode, delta = self._decode, self._working.delta
+        data, offsets, counts = data.tobytes(), offsets.tolist(), counts.tolist()
+        # A value may lie in the path or in the pattern (bound there through a stored variable);
+        # side -1 leaves the pattern's variable unbound.
+        buffers = (key, data)
+        # Ground values decode alike wherever they lie; the KB's cache of decoded paths serves
+        # them across small queries, a large answer set keeps its own.
+        seen = self._decoded if len(status) < 10_000 else {}
+        if len(seen) > 100_000:
+            seen.clear()
+        out: list[tuple] = []
+        kept = np.flatnonzero(status != NO)
+        rows = zip(kept.tolist(), status[kept].tolist(), spans[kept].tolist(), sides[kept].tolist())
+        for i, state, row, side in rows:
+            copies = counts[i] + (min(0, delta.get(data[offsets[i] : offsets[i + 1]], 0)) if delta else 0)
+            if copies <= 0:
+                continue
+            if state == YES:
+                values = []
+                for j in range(n_vars):
+                    if side[j] < 0:
+                        values.append(None)
+                        continue
+                    raw = buffers[side[j]][row[2 * j] : row[2 * j + 1]]
+                    value = seen.get(raw)
+                    if value is None:
+                        value = seen[raw] = _short_symbol(raw) or decode(raw, ())
+                    values.append(value)
+                out.append((tuple(values), copies))
+            else:
+                atom = decode(data[offsets[i] : offsets[i + 1]], self._snapshot_names(int(name_ids[i])))
+                out.extend((b, 1) for b in unified_counted(pattern, [(atom, copies)]))
+        return out

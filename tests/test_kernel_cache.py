@@ -1,0 +1,133 @@
+"""Where compiled kernels are cached (metta_numba.kernel_cache): the choice between Numba's
+own places, a per-user folder, a private temp folder and no cache; and the command run by a
+user with no writable home from an install it cannot write to."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+import unprivileged
+from test_cli import FACTS, cli, write
+
+from metta_numba import kernel_cache
+
+UNWRITABLE = "/proc/no-such-folder"  # mkdir there fails, even for root
+
+
+@pytest.fixture
+def read_only_package(monkeypatch, tmp_path):
+    """Pretend the package's folder cannot be written (as for an install owned by root)."""
+    monkeypatch.setattr(kernel_cache, "PACKAGE_DIR", Path(UNWRITABLE))
+
+
+def test_numba_cache_dir_wins(tmp_path):
+    assert kernel_cache.choose_cache_folder({"NUMBA_CACHE_DIR": str(tmp_path)}) == ("numba", tmp_path)
+
+
+def test_per_user_folder_from_xdg_then_home(read_only_package, tmp_path):
+    xdg, home = tmp_path / "xdg", tmp_path / "home"
+    assert kernel_cache.choose_cache_folder({"XDG_CACHE_HOME": str(xdg), "HOME": str(home)}) == (
+        "user",
+        xdg / "metta-numba",
+    )
+    assert kernel_cache.choose_cache_folder({"XDG_CACHE_HOME": UNWRITABLE, "HOME": str(home)}) == (
+        "user",
+        home / ".cache" / "metta-numba",
+    )
+
+
+def test_temp_folder_must_be_private(read_only_package, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    environ = {"HOME": UNWRITABLE}
+    how, folder = kernel_cache.choose_cache_folder(environ)
+    assert how == "temp" and folder == tmp_path / f"metta-numba-{os.getuid()}"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    # A folder others may write to is refused: Numba's cache files are pickles.
+    folder.chmod(0o777)
+    assert kernel_cache.choose_cache_folder(environ) == ("none", None)
+
+
+def test_no_writable_place_means_uncached_kernels_and_one_warning(tmp_path):
+    # In a fresh interpreter: the choice is applied before Numba compiles anything.
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, pathlib, sys, tempfile, warnings
+        spec = importlib.util.spec_from_file_location("kc", {str(Path(kernel_cache.__file__))!r})
+        kc = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(kc)
+        kc.PACKAGE_DIR = pathlib.Path({UNWRITABLE!r})
+        tempfile.tempdir = {UNWRITABLE!r}
+        assert kc.configure() == "none"
+        sys.path.insert(0, {str(tmp_path)!r})
+        import kernel_module
+        print(kernel_module.double(21))
+        """
+    )
+    kernel = "from numba import njit\n\n@njit(cache=True)\ndef double(x):\n    return 2 * x\n"
+    write(tmp_path / "kernel_module.py", kernel)
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env["HOME"] = UNWRITABLE
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "42\n"
+    warning_lines = [line for line in proc.stderr.splitlines() if "KernelCacheWarning" in line]
+    assert len(warning_lines) == 1 and "NUMBA_CACHE_DIR" in warning_lines[0]
+    assert not list(tmp_path.rglob("*.nbi")), "nothing was cached"
+
+
+# --- the whole command, as `nobody` -------------------------------------------------------------
+
+
+def seed_cache(folder: Path, mode: int = 0o755) -> None:
+    """A copy of our warm kernel cache for `nobody`, minus one module's kernels: a run must
+    read the copy and write the missing ones there (a cold cache would take a minute)."""
+    shutil.copytree(os.environ["NUMBA_CACHE_DIR"], folder)
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name.startswith("walk."):
+            path.unlink()
+    subprocess.run(["chown", "-R", f"{unprivileged.NOBODY}:{unprivileged.NOBODY}", str(folder)], check=True)
+    folder.chmod(mode)
+
+
+def walk_kernels_cached(folder: Path) -> bool:
+    return any(p.name.startswith("walk.") and p.suffix == ".nbi" for p in folder.rglob("*"))
+
+
+def test_unprivileged_user_without_home_runs_from_a_read_only_install(tmp_path):
+    unprivileged.require()
+    shared = unprivileged.world_readable_dir("nobody-")
+    try:
+        kb = shared / "facts.kb"
+        assert cli("snapshot", "build", str(write(tmp_path / "facts.metta", FACTS)), "-o", str(kb)).returncode == 0
+        for path in [kb, *kb.iterdir()]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        query = ["query", str(kb), "(edge n1 $y)", "$y"]
+        # $XDG_CACHE_HOME/metta-numba.
+        cache_home = shared / "cache"
+        cache_home.mkdir()
+        cache_home.chmod(0o777)
+        seed_cache(cache_home / "metta-numba")
+        proc = unprivileged.run_as_nobody(query, env={"XDG_CACHE_HOME": str(cache_home)})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "n10\n" and proc.stderr == ""
+        assert walk_kernels_cached(cache_home / "metta-numba")
+        # No XDG_CACHE_HOME and no home: the private folder in the temp folder.
+        tmpdir = shared / "tmp"
+        tmpdir.mkdir()
+        tmpdir.chmod(0o1777)
+        private = tmpdir / f"metta-numba-{unprivileged.NOBODY}"
+        seed_cache(private, mode=0o700)
+        proc = unprivileged.run_as_nobody(query, env={"TMPDIR": str(tmpdir)})
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "n10\n" and proc.stderr == ""
+        assert walk_kernels_cached(private)
+    finally:
+        shutil.rmtree(shared)

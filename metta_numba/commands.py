@@ -72,9 +72,15 @@ def run_file(args) -> int:
     """Run a program and print one line per `!`, after the whole run, as hyperon does."""
     from metta_numba.interp.runner import MeTTa
     from metta_numba.space import SnapshotSpace
-    from metta_numba.syntax.printer import format_atom, format_results
+    from metta_numba.syntax.printer import format_results
 
     text, name = _read_program(args.file)
+    if _sharded(args.load_snapshot) or _sharded(args.save_snapshot):
+        from metta_numba.dist.sharded_commands import run_file as run_sharded
+
+        with _kb_errors():
+            outcome = run_sharded(args, text, name)
+        return _run_exit(outcome, name)
     kb = None
     with _kb_errors():
         if args.load_snapshot:
@@ -99,6 +105,18 @@ def run_file(args) -> int:
         finally:
             if kb is not None:
                 kb.close()
+    return _run_exit(outcome, name)
+
+
+def _sharded(path) -> bool:
+    from metta_numba.dist.manifest import is_sharded
+
+    return is_sharded(path)
+
+
+def _run_exit(outcome, name: str) -> int:
+    from metta_numba.syntax.printer import format_atom
+
     failed = _failed_assertion(outcome)
     if failed is not None:
         print(f"{name}: assertion failed: {format_atom(failed)}", file=sys.stderr)
@@ -169,8 +187,16 @@ def run_repl(args) -> int:
 
 def snapshot(args) -> int:
     with _kb_errors():
+        if args.action == "build" and (args.shards or args.workers is not None or args.scheduler):
+            from metta_numba.dist.sharded_commands import snapshot_build
+
+            return snapshot_build(args)
         if args.action == "build":
             return _snapshot_build(args)
+        if _sharded(args.kb):
+            from metta_numba.dist.sharded_commands import snapshot_action
+
+            return snapshot_action(args)
         from metta_numba.store import snapshot as ops
 
         if args.action == "info":
@@ -297,20 +323,31 @@ def _print_info(info: dict, indent: str = "") -> None:
 
 
 def query(args) -> int:
-    from metta_numba.atoms import variables_of
     from metta_numba.store import PersistentKB
     from metta_numba.syntax.errors import ParseError
     from metta_numba.syntax.parser import parse_atom
-    from metta_numba.syntax.printer import format_atom
-    from metta_numba.unify import substitute
 
     try:
         pattern = parse_atom(args.pattern, "<pattern>")
         template = parse_atom(args.template, "<template>") if args.template else pattern
     except ParseError as err:
         raise _parse_error_exit(err) from None
+    if _sharded(args.kb):
+        from metta_numba.dist.sharded_commands import query as query_sharded
+
+        with _kb_errors():
+            return query_sharded(args, pattern, template)
     with _kb_errors(), PersistentKB.open(args.kb, readonly=True) as kb:
         matches = kb.query(pattern)
+    _print_matches(args, pattern, template, matches)
+    return EXIT_OK
+
+
+def _print_matches(args, pattern, template, matches) -> None:
+    from metta_numba.atoms import variables_of
+    from metta_numba.syntax.printer import format_atom
+    from metta_numba.unify import substitute
+
     if args.limit is not None:
         matches = matches[: args.limit]
     out = sys.stdout
@@ -329,7 +366,6 @@ def query(args) -> int:
     else:
         for _atom, bindings in matches:
             out.write(format_atom(substitute(template, bindings)) + "\n")
-    return EXIT_OK
 
 
 # --- batch ----------------------------------------------------------------------------------------

@@ -1,0 +1,129 @@
+"""The `metta-numba` subcommands on sharded KBs (commands.py hands them over when the KB holds
+a shards.json, or when `snapshot build` gets --shards)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from metta_numba.cli import EXIT_BAD_KB, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
+from metta_numba.dist import manifest as mf
+
+
+def snapshot_build(args) -> int:
+    from metta_numba.commands import _index_options, _parse_error_exit
+    from metta_numba.dist.cluster import DaskMissingError, dask_client
+    from metta_numba.dist.shard_build import BuildOptions, ShardBuildError, build_sharded
+    from metta_numba.syntax.errors import ParseError
+
+    shards = args.shards or 1
+    if shards < 1:
+        raise CommandError("--shards must be at least 1", EXIT_USAGE)
+    for source in args.sources:
+        if not Path(source).is_file():
+            raise CommandError(f"{source}: no such file", EXIT_FAILED)
+    options = BuildOptions(merkleize=not args.no_merkleize, argindex=not args.no_index, index_options=_index_options(args))
+    distributed = args.workers is not None or args.scheduler is not None
+    try:
+        if distributed:
+            with dask_client(args.workers, args.scheduler) as client:
+                report = build_sharded(args.sources, args.output, shards, options, client=client)
+        else:
+            report = build_sharded(args.sources, args.output, shards, options)
+    except DaskMissingError as err:
+        raise CommandError(str(err), EXIT_USAGE) from None
+    except ParseError as err:
+        raise _parse_error_exit(err) from None
+    except ShardBuildError as err:
+        raise CommandError(str(err), EXIT_FAILED) from None
+    print(
+        f"{report['path']}: {report['shards']} shards, {report['atoms']:,} atoms "
+        f"(per shard: {', '.join(f'{c:,}' for c in report['atoms_per_shard'])}), {report['bytes']:,} bytes, "
+        f"{report['ranges']} source ranges on {report['workers']} worker(s), {report['total_seconds']:.2f} s"
+    )
+    return EXIT_OK
+
+
+def snapshot_action(args) -> int:
+    """info, verify and compact over every shard."""
+    import time
+
+    from metta_numba.commands import _print_info
+    from metta_numba.dist.sharded_kb import ShardedKB
+
+    if args.action == "compact":
+        from metta_numba.store import snapshot as ops
+
+        manifest = mf.read_manifest(args.kb)
+        with ShardedKB.open(args.kb):
+            pass  # checks every shard and finishes a half-switched save before compacting
+        for index in range(manifest.shards):
+            report = ops.snapshot_compact(mf.check_shard(manifest, index))
+            print(
+                f"shard {index}: generation {report['previous_generation']} -> {report['generation']}, "
+                f"{report['changes_folded']} changes folded"
+            )
+        return EXIT_OK
+    started = time.perf_counter()
+    with ShardedKB.open(args.kb) as kb:
+        if args.action == "info":
+            _print_info(kb.info())
+        else:
+            kb.verify()
+            info = kb.info()
+            print(
+                f"{info['path']}: {info['shards']} shards ok, {info['bytes']:,} bytes checked, "
+                f"{info['pending_changes']} pending changes in the logs ({time.perf_counter() - started:.2f} s)"
+            )
+    return EXIT_OK
+
+
+def query(args, pattern, template) -> int:
+    from metta_numba.commands import _print_matches
+    from metta_numba.dist.sharded_kb import ShardedKB
+
+    with ShardedKB.open(args.kb) as kb:
+        matches = kb.query(pattern)
+    _print_matches(args, pattern, template, matches)
+    return EXIT_OK
+
+
+def run_file(args, text: str, name: str):
+    """Run a program over a sharded KB; with --save-snapshot to the same KB, its changes are
+    committed to the shards all or nothing after the run. Returns the run's outcome."""
+    from metta_numba.commands import _parse_error_exit
+    from metta_numba.dist.sharded_kb import ShardedKB, ShardedSpace, commit_changes
+    from metta_numba.interp.runner import MeTTa
+    from metta_numba.syntax.printer import format_results
+
+    source = args.load_snapshot
+    target = args.save_snapshot
+    if target and not (source and Path(target).resolve() == Path(source).resolve()):
+        raise CommandError(
+            f"--save-snapshot {target}: a sharded KB is saved into only by a run that loads it "
+            "(use --load-snapshot and --save-snapshot with the same KB)",
+            EXIT_USAGE,
+        )
+    with ShardedKB.open(source) as kb:
+        space = ShardedSpace(kb)
+        metta = MeTTa(space=space, compile=not getattr(args, "no_compile", False))
+        outcome = metta.run_program(text, filename=name)
+        if outcome.parse_error is not None:
+            raise _parse_error_exit(outcome.parse_error)
+        for results in outcome.results:
+            sys.stdout.write(format_results(results) + "\n")
+        sys.stdout.flush()
+        added, removed = space.changes()
+    if target:
+        commit_changes(source, added, removed)
+    return outcome
+
+
+def check_kb(path: str) -> None:
+    """Fail fast (exit 3) on a bad sharded KB, before a cluster is started."""
+    from metta_numba.dist.sharded_kb import ShardedKB
+
+    try:
+        ShardedKB.open(path).close()
+    except FileNotFoundError as err:
+        raise CommandError(f"{path}: {err}", EXIT_BAD_KB) from None

@@ -372,26 +372,6 @@ def _print_matches(args, pattern, template, matches) -> None:
 
 
 def batch(args) -> int:
-    from metta_numba.dist.batch import run_batch, split_queries
+    from metta_numba.dist.sharded_commands import batch as run_batch_command
 
-    text, name = _read_program(args.queries)
-    try:
-        queries = split_queries(text, name)
-    except ValueError as err:
-        raise CommandError(str(err), EXIT_FAILED) from None
-    if not Path(args.kb).is_dir():
-        raise CommandError(f"{args.kb}: no such KB directory", EXIT_BAD_KB)
-    with _kb_errors():
-        from metta_numba.store import PersistentKB
-
-        PersistentKB.open(args.kb, readonly=True).close()  # fail fast, before starting a cluster
-    show = _progress_enabled()
-
-    def progress(done: int, total: int) -> None:
-        if show:
-            print(f"\rchunks {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-    result = run_batch(args.kb, queries, workers=args.workers, scheduler=args.scheduler, progress=progress)
-    for line in result.lines:
-        sys.stdout.write(line + "\n")
-    return EXIT_OK
+    return run_batch_command(args)

@@ -41,7 +41,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     else:
         n = workers or os.cpu_count() or 1
         cluster = distributed.LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         client = distributed.Client(cluster)
     try:

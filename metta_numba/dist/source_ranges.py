@@ -16,6 +16,7 @@ from metta_numba.syntax.bulk_lexer import BYTE_CLASS, CLOSE, OPEN, skip_space, t
 _QUOTE = 34
 _BACKSLASH = 92
 _DOLLAR = 36
+_BANG = 33
 
 
 @njit(cache=True, nogil=True)
@@ -33,17 +34,18 @@ def _string_end(src, pos):
 
 @njit(cache=True, nogil=True)
 def atom_spans(src):
-    """(starts, ends) of the top-level atoms of `src`, a `!` counted as an atom of its own as
-    the reader's token rules see it. Unbalanced input gives spans too; the reader reports it."""
+    """(starts, ends) of the top-level items of `src`: atoms, and `!` queries with the atom they
+    mark. Unbalanced input gives spans too; the reader reports it."""
     n = src.size
     starts = np.empty(16, np.int64)
     ends = np.empty(16, np.int64)
     count = 0
     depth = 0
     start = 0
+    marked = False  # a top-level `!` was read: the next atom belongs to it
     pos = skip_space(src, 0)
     while pos < n:
-        if depth == 0:
+        if depth == 0 and not marked:
             start = pos
         kind = BYTE_CLASS[src[pos]]
         if kind == OPEN:
@@ -58,7 +60,10 @@ def atom_spans(src):
             pos = token_end(src, pos + 1, False)
         else:
             pos = max(token_end(src, pos, True), pos + 1)
-        if depth == 0:
+        if depth == 0 and not marked and pos - start == 1 and src[start] == _BANG:
+            marked = True
+        elif depth == 0:
+            marked = False
             if count == starts.size:
                 starts = np.concatenate((starts, np.empty(count, np.int64)))
                 ends = np.concatenate((ends, np.empty(count, np.int64)))

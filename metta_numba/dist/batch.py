@@ -22,6 +22,7 @@ order of the file as soon as every earlier line is in, so output streams while t
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import math
 import threading
@@ -88,6 +89,13 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 # The KBs a worker process has opened, by path: workers run many chunks.
 _WORKER_KBS: dict[str, object] = {}
+
+
+@atexit.register
+def _close_worker_kbs() -> None:
+    """Release the KBs' locks and maps while the interpreter is still whole."""
+    while _WORKER_KBS:
+        _WORKER_KBS.popitem()[1].close()
 
 
 def _open_kb(kb_path: str):

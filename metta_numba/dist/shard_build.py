@@ -116,13 +116,13 @@ def assemble_shard(shard: int, runs_dir: str, shard_dir: str, options: BuildOpti
 
 
 def plan_ranges(sources: list[str], parallel: int) -> list[tuple[str, int, int]]:
-    """(source, start, end) tasks: about `parallel` ranges overall (more for huge sources), cut
+    """(source, start, end) tasks: about twice `parallel` ranges overall (more for huge sources), cut
     at top-level atom boundaries, none below MIN_RANGE_BYTES."""
     from metta_numba.dist.source_ranges import byte_ranges
 
     sizes = {s: Path(s).stat().st_size for s in sources}
     total = max(1, sum(sizes.values()))
-    wanted = max(parallel, math.ceil(total / TARGET_RANGE_BYTES))
+    wanted = max(2 * parallel, math.ceil(total / TARGET_RANGE_BYTES))  # 2 per worker evens out their loads
     tasks = []
     for source in sources:
         size = sizes[source]

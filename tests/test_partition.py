@@ -144,3 +144,13 @@ def test_atom_spans_hold_one_item_each(program):
     spans = [parse_program(raw[s:e].decode()) for s, e in zip(starts.tolist(), ends.tolist())]
     assert all(len(items) == 1 for items in spans)
     assert [(items[0].is_query, items[0].atom) for items in spans] == whole
+
+
+@given(st.one_of(atoms(max_leaves=12), stored_atoms))
+def test_the_key_read_from_a_stored_path_is_the_atoms_key(atom):
+    from metta_numba.codec import TermStore, encode
+    from metta_numba.dist.shard_build import path_key
+
+    terms = TermStore()
+    path, _ = encode(atom, terms)
+    assert path_key(path, terms) == partition_key(atom)

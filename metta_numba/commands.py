@@ -169,6 +169,10 @@ def run_repl(args) -> int:
 
     with _kb_errors():
         kb = None
+        if _sharded(args.load_snapshot):
+            from metta_numba.dist.sharded_commands import run_repl as run_sharded_repl
+
+            return run_sharded_repl(args.load_snapshot)
         if args.load_snapshot:
             from metta_numba.store import PersistentKB
 
@@ -187,7 +191,7 @@ def run_repl(args) -> int:
 
 def snapshot(args) -> int:
     with _kb_errors():
-        if args.action == "build" and (args.shards or args.workers is not None or args.scheduler):
+        if args.action == "build" and (args.shards is not None or args.workers is not None or args.scheduler):
             from metta_numba.dist.sharded_commands import snapshot_build
 
             return snapshot_build(args)

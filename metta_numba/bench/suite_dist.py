@@ -99,7 +99,7 @@ def _startup(workers: int, kb: Path, query: str) -> dict:
     return {"cluster_up_s": up - start, "first_chunk_s": first - up, "warm_chunk_s": second - first}
 
 
-def bench_size(label: str, n: int, workdir: Path, repeat: int, query_count: int, log) -> dict:  # noqa: PLR0913
+def bench_size(label: str, n: int, workdir: Path, repeat: int, query_count: int, log) -> dict:
     from dask.distributed import Client, LocalCluster
 
     source = workdir / f"dist-{label}.metta"

@@ -184,6 +184,8 @@ def plan_ranges(sources: list[str], parallel: int) -> list[tuple[str, int, int]]
 def _prepare_output(output: Path, shards: int) -> mf.Manifest:
     from metta_numba.store import layout
 
+    if output.exists() and not output.is_dir():
+        raise ShardBuildError(f"{output}: exists and is not a directory")
     if (output / layout.CURRENT).exists():
         raise ShardBuildError(f"{output}: holds an unsharded KB; build the sharded KB in another directory")
     if mf.is_sharded(output):

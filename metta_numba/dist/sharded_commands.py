@@ -16,7 +16,9 @@ def snapshot_build(args) -> int:
     from metta_numba.dist.shard_build import BuildOptions, ShardBuildError, build_sharded
     from metta_numba.syntax.errors import ParseError
 
-    shards = args.shards or 1
+    if args.shards is None:
+        raise CommandError("--workers and --scheduler build shards: give --shards N too", EXIT_USAGE)
+    shards = args.shards
     if shards < 1:
         raise CommandError("--shards must be at least 1", EXIT_USAGE)
     for source in args.sources:
@@ -98,7 +100,8 @@ def run_file(args, text: str, name: str):
 
     source = args.load_snapshot
     target = args.save_snapshot
-    if target and not (source and Path(target).resolve() == Path(source).resolve()):
+    same = bool(source and target) and Path(target).resolve() == Path(source).resolve()
+    if target and not same and (mf.is_sharded(target) or not source):
         raise CommandError(
             f"--save-snapshot {target}: a sharded KB is saved into only by a run that loads it "
             "(use --load-snapshot and --save-snapshot with the same KB)",
@@ -114,9 +117,22 @@ def run_file(args, text: str, name: str):
             sys.stdout.write(format_results(results) + "\n")
         sys.stdout.flush()
         added, removed = space.changes()
-    if target:
+        if target and not same:
+            from metta_numba.commands import _save_space
+
+            _save_space(metta, None, target, merkleize=not args.no_merkleize)  # a plain KB of &self
+    if target and same:
         commit_changes(source, added, removed)
     return outcome
+
+
+def run_repl(path: str) -> int:
+    """A REPL over a sharded KB; its changes stay in the session."""
+    from metta_numba.dist.sharded_kb import ShardedKB, ShardedSpace
+    from metta_numba.repl import Repl
+
+    with ShardedKB.open(path) as kb:
+        return Repl(space=ShardedSpace(kb)).loop()
 
 
 def check_kb(path: str) -> None:
@@ -188,7 +204,7 @@ def batch(args) -> int:
 
     options = BatchOptions(timeout=args.timeout, max_results=args.max_results, chunk_size=args.chunk_size)
     try:
-        with dask_client(args.workers, args.scheduler) as client:
+        with _kb_errors(), dask_client(args.workers, args.scheduler) as client:
             run_batch(client, args.kb, queries, emit, options=options, start=start, progress=progress)
     except DaskMissingError as err:
         raise CommandError(str(err), EXIT_FAILED) from None

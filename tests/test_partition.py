@@ -148,9 +148,15 @@ def test_atom_spans_hold_one_item_each(program):
 
 @given(st.one_of(atoms(max_leaves=12), stored_atoms))
 def test_the_key_read_from_a_stored_path_is_the_atoms_key(atom):
+    import numpy as np
+
     from metta_numba.codec import TermStore, encode
-    from metta_numba.dist.shard_build import path_key
+    from metta_numba.dist.path_keys import key_prefix_ends, path_key
 
     terms = TermStore()
     path, _ = encode(atom, terms)
     assert path_key(path, terms) == partition_key(atom)
+    # Only the bytes up to where the key ends are needed.
+    end = int(key_prefix_ends(np.frombuffer(path, np.uint8), np.array([0, len(path)]))[0])
+    assert 0 < end <= len(path)
+    assert path_key(path[:end], terms) == partition_key(atom)

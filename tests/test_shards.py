@@ -179,3 +179,37 @@ def test_a_save_killed_midway_lands_everywhere_or_nowhere(tmp_path, point):
     # And a save that runs to its end lands everywhere.
     commit_changes(sharded, [parse_atom("(edge z z)")], [])
     assert "(edge z z)" in _contents(sharded)
+
+
+_SAVE_LOOP = """
+import sys
+from metta_numba.dist import sharded_kb
+from metta_numba.syntax.parser import parse_atom
+added = [parse_atom(t) for t in sys.argv[2:]]
+print("ready", flush=True)
+sharded_kb.commit_changes(sys.argv[1], added, [])
+print("saved", flush=True)
+"""
+
+
+def test_a_save_killed_at_a_random_moment_is_all_or_nothing(tmp_path):
+    import random
+    import signal
+    import time
+
+    source = "".join(f"(edge n{i} n{i + 1})\n(= (f{i} $x) $x)\n" for i in range(12))
+    _, sharded = _build_pair(tmp_path, source, 3)
+    rng = random.Random(4)
+    for round_ in range(3):
+        before = _contents(sharded)
+        added = [f"(edge r{round_}x{i} k)" for i in range(12)]
+        child = subprocess.Popen(
+            [sys.executable, "-c", _SAVE_LOOP, str(sharded), *added], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.3))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        after = _contents(sharded)
+        assert after in (before, sorted(before + added))
+        assert not (sharded / JOURNAL).exists()

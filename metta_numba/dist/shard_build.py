@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from metta_numba.codec.tags import TAG_BIG_ARITY
 from metta_numba.dist import manifest as mf
 
 RUNS = ".runs"
@@ -59,47 +58,10 @@ def _shift_error(err, source: str, start: int):
     return ParseError(err.message, source, err.line + before.count(b"\n"), col, start + max(err.offset, 0))
 
 
-def _header_end(path: bytes, pos: int) -> tuple[int, int] | None:
-    """(arity, offset of the first child) when an expression starts at `pos`, else None."""
-    tag = path[pos]
-    if tag < 0x40:
-        return tag, pos + 1
-    if tag == TAG_BIG_ARITY:
-        return int.from_bytes(path[pos + 1 : pos + 5], "big"), pos + 5
-    return None
-
-
-def path_key(path: bytes, terms) -> tuple | None:
-    """partition.partition_key of the atom a stored path spells, decoding only the atoms the key
-    is made of (the head and the first argument, or a rule's function symbol)."""
-    from metta_numba.atoms import Expression, Symbol
-    from metta_numba.codec import CodecError, decode, decode_at
-    from metta_numba.dist.partition import partition_key
-
-    try:
-        header = _header_end(path, 0)
-        if header is None or header[0] == 0:
-            return partition_key(decode(path, terms))
-        arity, pos = header
-        head, pos = decode_at(path, pos, terms)
-        parts = [head]
-        if arity >= 2:
-            if type(head) is Symbol and head.name in ("=", ":"):
-                inner = _header_end(path, pos)
-                if inner is not None and inner[0] > 0:
-                    parts.append(Expression([decode_at(path, inner[1], terms)[0]]))
-                else:
-                    parts.append(decode_at(path, pos, terms)[0])
-            else:
-                parts.append(decode_at(path, pos, terms)[0])
-    except CodecError:
-        return None  # a reference to an earlier variable: the key holds a variable
-    return partition_key(Expression(parts))
-
-
 def partition_range(source: str, start: int, end: int, shards: int, runs_dir: str, task: int) -> list[int]:
     """Stage 1 on one byte range: write its atoms' text into per-shard runs; atoms per shard."""
     from metta_numba.dist.partition import key_shard
+    from metta_numba.dist.path_keys import key_prefix_ends, path_key
     from metta_numba.dist.source_ranges import atom_spans
     from metta_numba.syntax.bulk import encode_source
     from metta_numba.syntax.errors import ParseError
@@ -119,13 +81,16 @@ def partition_range(source: str, start: int, end: int, shards: int, runs_dir: st
     starts, ends = atom_spans(_readonly(raw))
     if len(starts) != len(batch):
         raise ShardBuildError(f"{source}: bytes {start}-{end}: the range scan and the reader disagree on atoms")
+    # Atoms whose paths start with the same key bytes share a shard: decode each prefix once.
+    data, offsets = batch.data.tobytes(), batch.offsets.tolist()
+    prefix_ends = key_prefix_ends(batch.data, batch.offsets).tolist()
     owner = np.empty(len(batch), np.int64)
-    shard_of_key: dict = {}
+    shard_of_prefix: dict[bytes, int] = {}
     for i in range(len(batch)):
-        key = path_key(batch.path(i), batch.terms)
-        shard = shard_of_key.get(key)
+        prefix = data[offsets[i] : prefix_ends[i]]
+        shard = shard_of_prefix.get(prefix)
         if shard is None:
-            shard = shard_of_key[key] = key_shard(key, shards)
+            shard = shard_of_prefix[prefix] = key_shard(path_key(prefix, batch.terms), shards)
         owner[i] = shard
     counts = np.bincount(owner, minlength=shards)
     for shard in np.flatnonzero(counts).tolist():

@@ -131,16 +131,29 @@ def run_query(kb, text: str, options: BatchOptions) -> str:
     """One query's printed line, run in a fresh session over `kb`."""
     from metta_numba.syntax.printer import format_results
 
+    from metta_numba.store.errors import SnapshotError
+
     try:
         with time_limit(options.timeout):
             results = _fresh_session(kb).run("!" + text)
     except QueryTimeout:
-        return f'[(Error {text} "timed out after {options.timeout:g} s")]'
+        return _error_line(text, f"timed out after {options.timeout:g} s")
+    except SnapshotError:
+        raise  # a bad KB ends the batch (exit 3), it is no answer of this query
+    except Exception as err:  # one query's failure is its line; the batch goes on
+        return _error_line(text, f"{type(err).__name__}: {err}")
     answers = results[0] if results else []
     if options.max_results is not None:
         answers = answers[: options.max_results]
     # One line per query, whatever a grounded value's text holds.
     return format_results(answers).replace("\n", "\\n")
+
+
+def _error_line(text: str, message: str) -> str:
+    from metta_numba.atoms import Grounded
+    from metta_numba.syntax.printer import format_atom
+
+    return f"[(Error {text} {format_atom(Grounded(message))})]".replace("\n", "\\n")
 
 
 def run_chunk(kb_path: str, queries: list[str], options: BatchOptions = BatchOptions()) -> list[str]:

@@ -147,3 +147,29 @@ def test_batch_without_dask_says_what_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)  # `import dask.distributed` fails
     assert main(["batch", str(kb), str(tmp_path / "q.metta")]) == 1
     assert "metta-numba[dist]" in capsys.readouterr().err
+
+
+def test_a_worker_that_joins_during_a_batch_gets_work(tmp_path):
+    from metta_numba.dist import batch as batch_module
+
+    kb = _plain_kb(tmp_path, "(= (countdown $n) (if (== $n 0) $n (countdown (- $n 1))))\n")
+    queries = [f"(+ {i} (countdown 300))" for i in range(300)]
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
+    try:
+        with distributed.Client(cluster) as c:
+            lines: list[str] = []
+
+            def emit(line: str) -> None:
+                if not lines:
+                    cluster.scale(2)  # the batch is under way: a second worker joins
+                    c.wait_for_workers(2, timeout=120)
+                lines.append(line)
+
+            stats = run_batch(c, str(kb), queries, emit, options=BatchOptions(chunk_size=5))
+            assert lines == [f"[{i}]" for i in range(300)]
+            assert stats.workers == 2
+            # Every worker that ran a chunk has the KB open.
+            opened = c.run(lambda: sorted(batch_module._WORKER_KBS))
+            assert len(opened) == 2 and all(paths == [str(kb.resolve())] for paths in opened.values())
+    finally:
+        cluster.close()

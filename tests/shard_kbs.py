@@ -35,7 +35,8 @@ def kb_source(seed: int, size: int = 60) -> str:
 
 
 def kb_queries(seed: int, count: int = 25) -> list[str]:
-    """`!`-less query texts: matches with ground and variable keys, rule calls, types."""
+    """`!`-less query texts: matches with ground and variable keys, conjunctions, rule calls,
+    types."""
     rng = random.Random(seed + 1000)
     nodes = [f"n{i}" for i in range(8)] + [LONG]
     patterns = [
@@ -52,8 +53,10 @@ def kb_queries(seed: int, count: int = 25) -> list[str]:
     ]
     out = []
     for _ in range(count):
-        kind = rng.randrange(4)
-        if kind <= 1:
+        kind = rng.randrange(5)
+        if kind == 4:
+            out.append(f"(match &self (, (edge {rng.choice(nodes)} $y) (edge $y $z)) ($y $z))")
+        elif kind <= 1:
             pattern = rng.choice(patterns)()
             out.append(f"(match &self {pattern} {pattern})")
         elif kind == 2:

@@ -160,3 +160,40 @@ def test_the_key_read_from_a_stored_path_is_the_atoms_key(atom):
     end = int(key_prefix_ends(np.frombuffer(path, np.uint8), np.array([0, len(path)]))[0])
     assert 0 < end <= len(path)
     assert path_key(path[:end], terms) == partition_key(atom)
+
+
+# ---- batch planning -------------------------------------------------------------------------------
+
+_batch_queries = st.lists(
+    st.sampled_from(
+        [
+            "(match &self (edge a $y) $y)",
+            "(match &self (edge b $y) $y)",
+            "(match &self (edge $x c) $x)",
+            "(match &self (= (f $x) $r) $r)",
+            "(f 3)",
+            "(match &self (edge a $y)",  # not a query the planner understands: any worker
+        ]
+    ),
+    max_size=40,
+)
+
+
+@given(_batch_queries, st.integers(0, 10), st.integers(1, 7), st.integers(1, 12), st.integers(1, 4))
+def test_batch_chunks_cover_each_query_once_grouped_by_home_shard(queries, start, chunk, block, shards):
+    from metta_numba.dist.batch import plan_chunks, query_home
+    from metta_numba.syntax.parser import parse_atom
+
+    start = min(start, len(queries))
+    planned = list(plan_chunks(queries, start, chunk, block, shards))
+    flat = [i for indices, _ in planned for i in indices]
+    assert sorted(flat) == list(range(start, len(queries)))
+    for indices, home in planned:
+        assert 0 < len(indices) <= chunk and indices == sorted(indices)
+        assert (min(indices) - start) // block == (max(indices) - start) // block  # one block of the file
+        for i in indices:
+            expected = query_home(queries[i], shards) if shards > 1 else None
+            assert home == expected
+            if expected is not None:
+                pattern = parse_atom(queries[i]).children[2]
+                assert shards_for(pattern, shards) == sorted({UNROUTED_SHARD, expected})

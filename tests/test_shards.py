@@ -213,3 +213,16 @@ def test_a_save_killed_at_a_random_moment_is_all_or_nothing(tmp_path):
         after = _contents(sharded)
         assert after in (before, sorted(before + added))
         assert not (sharded / JOURNAL).exists()
+
+
+def test_a_parse_error_in_a_later_byte_range_names_its_place_in_the_file(tmp_path, monkeypatch, cli):
+    monkeypatch.setattr("metta_numba.dist.shard_build.MIN_RANGE_BYTES", 64)
+    lines = [f"(edge n{i} n{i + 1})" for i in range(40)]
+    lines[33] = '(edge n33 "unclosed)'
+    source = tmp_path / "bad.metta"
+    source.write_text("\n".join(lines) + "\n")
+    code, _, plain_err = cli("snapshot", "build", str(source), "-o", str(tmp_path / "plain"))
+    assert code == 1 and ":34:" in plain_err
+    code, _, sharded_err = cli("snapshot", "build", str(source), "-o", str(tmp_path / "sharded"), "--shards", "2")
+    assert code == 1 and sharded_err == plain_err
+    assert not (tmp_path / "sharded" / "shards.json").exists()

@@ -5,9 +5,11 @@
     metta-numba repl [--load-snapshot KB] [--save-snapshot KB] [--verify] [--sandbox]
     metta-numba snapshot build SRC.metta... -o KB [--no-merkleize] [--no-index]
                 [--index-positions 1,2,1.1] [--index-heads edge,=] [--index-max-mb N]
+                [--shards N [--workers N | --scheduler ADDRESS]]
     metta-numba snapshot info|verify|compact KB
     metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json] [--limit N] [--verify]
-    metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS]
+    metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS] [-o FILE [--resume]]
+                [--timeout SECONDS] [--max-results N] [--chunk-size N]
     metta-numba warmup                               (compile every kernel into the cache)
 
 Exit codes: 0 success; 1 parse error or failed assertion; 2 usage error; 3 bad or corrupt KB.
@@ -126,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--index-max-mb", type=float, metavar="N", help="size cap of the index (default: the trie's own size)"
     )
+    build.add_argument(
+        "--shards", type=int, default=None, metavar="N", help="write N shard KBs under KB/shards.json"
+    )
+    build_where = build.add_mutually_exclusive_group()
+    build_where.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="build the shards on a LocalCluster of N Dask workers"
+    )
+    build_where.add_argument("--scheduler", metavar="ADDRESS", help="build the shards on a running Dask cluster")
     for name, text in (
         ("info", "print counts, sizes, format, generation and sources"),
         ("verify", "check every checksum of the live generation and the log"),
@@ -152,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, metavar="N", help="LocalCluster workers (default: cores)"
     )
     where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
+    batch.add_argument("-o", "--output", metavar="FILE", help="write the result lines to FILE (default: stdout)")
+    batch.add_argument(
+        "--resume", action="store_true", help="keep the complete lines already in --output FILE, run the rest"
+    )
+    batch.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="time limit per query")
+    batch.add_argument("--max-results", type=int, default=None, metavar="N", help="print at most N results per query")
+    batch.add_argument("--chunk-size", type=int, default=None, metavar="N", help="queries per task (default: auto)")
 
     demo = commands.add_parser("demo", help="build a generated KB into a snapshot and query it, twice, with timings")
     demo.add_argument("--facts", type=int, default=200_000, metavar="N", help="edge facts in the KB (default 200000)")

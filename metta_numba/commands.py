@@ -71,13 +71,20 @@ def _read_program(file: str) -> tuple[str, str]:
 def run_file(args) -> int:
     """Run a program and print one line per `!`, after the whole run, as hyperon does."""
     from metta_numba.interp.runner import MeTTa
-    from metta_numba.syntax.printer import format_atom, format_results
+    from metta_numba.syntax.printer import format_results
 
     text, name = _read_program(args.file)
+    if _sharded(args.load_snapshot) or _sharded(args.save_snapshot):
+        from metta_numba.dist.sharded_commands import run_file as run_sharded
+
+        with _kb_errors():
+            outcome = run_sharded(args, text, name)
+        return _run_exit(outcome, name)
     with _kb_errors(), _program_space(args) as (space, kb):
         # The sandbox is the program's folder (the working directory for stdin).
         folder = str(Path(name).resolve().parent) if args.sandbox and name != "<stdin>" else None
-        metta = MeTTa(space=space, cwd=folder, sandbox=args.sandbox, compile=not getattr(args, "no_compile", False))
+        compile = not getattr(args, "no_compile", False)
+        metta = MeTTa(space=space, cwd=folder, sandbox=args.sandbox, compile=compile)
         outcome = metta.run_program(text, filename=name)
         if outcome.parse_error is not None:
             # hyperon prints no result line at all when the program has a syntax error.
@@ -88,6 +95,18 @@ def run_file(args) -> int:
         out.flush()
         if args.save_snapshot and not _saves_in_place(kb, args.save_snapshot):
             _save_space(metta, args.save_snapshot, merkleize=not args.no_merkleize)
+    return _run_exit(outcome, name)
+
+
+def _sharded(path) -> bool:
+    from metta_numba.dist.manifest import is_sharded
+
+    return is_sharded(path)
+
+
+def _run_exit(outcome, name: str) -> int:
+    from metta_numba.syntax.printer import format_atom
+
     failed = _failed_assertion(outcome)
     if failed is not None:
         print(f"{name}: assertion failed: {format_atom(failed)}", file=sys.stderr)
@@ -163,6 +182,11 @@ def run_repl(args) -> int:
     --save-snapshot is given, which saves the session's &self when it ends."""
     from metta_numba.repl import Repl
 
+    if _sharded(args.load_snapshot):
+        from metta_numba.dist.sharded_commands import run_repl as run_sharded_repl
+
+        with _kb_errors():
+            return run_sharded_repl(args.load_snapshot)
     with _kb_errors(), _program_space(args) as (space, kb):
         repl = Repl(space=space, sandbox=args.sandbox)
         code = repl.loop()
@@ -176,8 +200,16 @@ def run_repl(args) -> int:
 
 def snapshot(args) -> int:
     with _kb_errors():
+        if args.action == "build" and (args.shards is not None or args.workers is not None or args.scheduler):
+            from metta_numba.dist.sharded_commands import snapshot_build
+
+            return snapshot_build(args)
         if args.action == "build":
             return _snapshot_build(args)
+        if _sharded(args.kb):
+            from metta_numba.dist.sharded_commands import snapshot_action
+
+            return snapshot_action(args)
         from metta_numba.store import snapshot as ops
 
         if args.action == "info":
@@ -318,20 +350,31 @@ def _print_info(info: dict, indent: str = "") -> None:
 
 
 def query(args) -> int:
-    from metta_numba.atoms import variables_of
     from metta_numba.store import PersistentKB
     from metta_numba.syntax.errors import ParseError
     from metta_numba.syntax.parser import parse_atom
-    from metta_numba.syntax.printer import format_atom
-    from metta_numba.unify import substitute
 
     try:
         pattern = parse_atom(args.pattern, "<pattern>")
         template = parse_atom(args.template, "<template>") if args.template else pattern
     except ParseError as err:
         raise _parse_error_exit(err) from None
+    if _sharded(args.kb):
+        from metta_numba.dist.sharded_commands import query as query_sharded
+
+        with _kb_errors():
+            return query_sharded(args, pattern, template)
     with _kb_errors(), PersistentKB.open(args.kb, readonly=True, verify=args.verify) as kb:
         matches = kb.query(pattern)
+    _print_matches(args, pattern, template, matches)
+    return EXIT_OK
+
+
+def _print_matches(args, pattern, template, matches) -> None:
+    from metta_numba.atoms import variables_of
+    from metta_numba.syntax.printer import format_atom
+    from metta_numba.unify import substitute
+
     if args.limit is not None:
         matches = matches[: args.limit]
     out = sys.stdout
@@ -350,36 +393,15 @@ def query(args) -> int:
     else:
         for _atom, bindings in matches:
             out.write(format_atom(substitute(template, bindings)) + "\n")
-    return EXIT_OK
 
 
 # --- batch ----------------------------------------------------------------------------------------
 
 
 def batch(args) -> int:
-    from metta_numba.dist.batch import run_batch, split_queries
+    from metta_numba.dist.sharded_commands import batch as run_batch_command
 
-    text, name = _read_program(args.queries)
-    try:
-        queries = split_queries(text, name)
-    except ValueError as err:
-        raise CommandError(str(err), EXIT_FAILED) from None
-    if not Path(args.kb).is_dir():
-        raise CommandError(f"{args.kb}: no such KB directory", EXIT_BAD_KB)
-    with _kb_errors():
-        from metta_numba.store import PersistentKB
-
-        PersistentKB.open(args.kb, readonly=True).close()  # fail fast, before starting a cluster
-    show = _progress_enabled()
-
-    def progress(done: int, total: int) -> None:
-        if show:
-            print(f"\rchunks {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-    result = run_batch(args.kb, queries, workers=args.workers, scheduler=args.scheduler, progress=progress)
-    for line in result.lines:
-        sys.stdout.write(line + "\n")
-    return EXIT_OK
+    return run_batch_command(args)
 
 
 # --- warmup ---------------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that `--help` does not load numba.
     from metta_numba.bench.suite_baseline import bench_baseline, warm_up
     from metta_numba.bench.suite_compiled import bench_compiled
+    from metta_numba.bench.suite_dist import bench_dist
     from metta_numba.bench.suite_facts import bench_facts
     from metta_numba.bench.suite_interp import bench_interp
     from metta_numba.bench.suite_profile import bench_profile
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         results["facts"] = bench_facts(opts)
         results["interp"] = bench_interp(opts)
         results["compiled"] = bench_compiled(opts)
+        results["dist"] = bench_dist(opts)
         if opts.profile:
             results["profile"] = bench_profile(opts, results["baseline"])
     finally:

@@ -320,6 +320,10 @@ def render(results: dict, figures: list[Path], command: str) -> str:
         interp_table(results["interp"]).to_markdown(),
         *[t.to_markdown() for t in compiled_tables(results.get("compiled", {}))],
     ]
+    if results.get("dist"):
+        from metta_numba.bench.suite_dist import dist_table
+
+        parts += ["## Beyond one machine\n", dist_table(results["dist"]).to_markdown()]
     if results.get("profile"):
         parts.append(profile_table(results["profile"]).to_markdown())
     if figures:

@@ -1,1 +1,2 @@
-"""Distribution on Dask: batch queries over a KB snapshot."""
+"""Beyond one machine (DESIGN.md section 8, docs/cluster.md): sharded KBs (partition, manifest,
+sharded_kb, shard_build), and batches of queries on Dask (batch, cluster)."""

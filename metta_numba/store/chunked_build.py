@@ -324,14 +324,16 @@ def build_from_sources(
                 finally:
                     runs.close()
                 merged = time.perf_counter()
+                if merkleize:
+                    trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
                 report = publish_trie(
                     directory,
                     number,
                     trie,
                     terms,
-                    merkleize=merkleize,
                     source_files=describe_sources(sources),
                     started=started,
+                    built=merged,
                     index_options=(index_options or IndexOptions()) if argindex else None,
                 )
             finally:

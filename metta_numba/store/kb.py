@@ -594,4 +594,3 @@ class PersistentKB(AnswerTables):
     def snapshot_generation(self) -> Generation:
         """The opened generation (for tools: bench, info); valid until refresh or checkpoint."""
         return self._generation
-

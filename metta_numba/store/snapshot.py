@@ -84,14 +84,17 @@ def _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite,
     with generation_slot(directory, overwrite) as number:
         data, offsets, names = _atoms_only(batch)
         trie = Trie.build(data, offsets, names=None if names is None else np.asarray(names, dtype=np.int64))
+        built = time.perf_counter()
+        if merkleize:
+            trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
         return publish_trie(
             directory,
             number,
             trie,
             terms,
-            merkleize=merkleize,
             source_files=source_files,
             started=started,
+            built=built,
             index_options=(index_options or IndexOptions()) if argindex else None,
         )
 
@@ -117,17 +120,15 @@ def publish_trie(
     trie: Trie,
     terms: TermStore,
     *,
-    merkleize: bool,
     source_files: list[dict] | None,
     started: float,
+    built: float,
     index_options: IndexOptions | None,
 ) -> dict:
-    """Write `trie` (merkleized first when asked) and `terms` as generation `number`, make it
-    current and delete the older generations no reader holds. Call inside `generation_slot`.
-    `index_options` None: no argument index. Returns the build report."""
-    built = time.perf_counter()
-    if merkleize:
-        trie = trie.merkleize()
+    """Write `trie` (merkleized or not) and `terms` as generation `number`, make it current and
+    delete the older generations no reader holds. Call inside `generation_slot`; `started` and
+    `built` are when the build began and when its trie was laid out. `index_options` None: no
+    argument index. Returns the build report."""
     term_arrays = TermArrays.from_texts(list(terms.texts))
     meta = write_generation(
         directory,
@@ -147,7 +148,7 @@ def publish_trie(
         "path": str(directory),
         "generation": number,
         "counts": meta["counts"],
-        "merkleized": merkleize,
+        "merkleized": trie.merkleized,
         "files": sizes,
         "trie_seconds": built - started,
         "total_seconds": time.perf_counter() - started,

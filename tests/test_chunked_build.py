@@ -281,3 +281,15 @@ def test_cli_build_with_a_budget_and_jobs_answers_queries(tmp_path):
     proc = cli("query", str(kb), "(edge n3 $y)")
     assert proc.returncode == 0 and proc.stdout == "(edge n3 n21)\n"
     assert os.listdir(kb) and not any(name.startswith(RUNS_PREFIX) for name in os.listdir(kb))
+
+
+def test_build_scaling_measures_a_child_build(tmp_path):
+    from metta_numba.bench.build_scaling import measure_build
+
+    source = write(tmp_path / "kb_tiny.metta", "".join(f"(fact {i} {i % 7})\n" for i in range(300)))
+    row = measure_build(source, "1M", 1, tmp_path)
+    assert row["seconds"] > 0 and row["budget"] == "1M" and row["source_bytes"] == source.stat().st_size
+    # The child imported NumPy and Numba: tens of MiB at least, whatever the machine.
+    assert row["peak_rss_bytes"] > 20 << 20
+    assert row["kb_bytes"] > 0
+    assert not list(tmp_path.glob("*.kb")), "the measured KB is removed"

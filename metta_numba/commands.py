@@ -95,6 +95,8 @@ def run_file(args) -> int:
         out.flush()
         if args.save_snapshot and not _saves_in_place(kb, args.save_snapshot):
             _save_space(metta, args.save_snapshot, merkleize=not args.no_merkleize)
+        elif args.save_snapshot:
+            _check_in_place_save(space)
     return _run_exit(outcome, name)
 
 
@@ -166,12 +168,33 @@ def _save_space(metta, target: str, merkleize: bool) -> None:
         report = save_atoms(metta.space.atoms(), target, merkleize=merkleize)
     except CodecError as err:
         raise CommandError(f"--save-snapshot: {err}", EXIT_FAILED) from None
-    if report["skipped"]:
+    _report_skipped(report["skipped"])
+
+
+def _report_skipped(skipped: int) -> None:
+    if skipped:
         print(
-            f"metta-numba: {report['skipped']} atoms of &self hold a space or a state and were not saved "
+            f"metta-numba: {skipped} atoms of &self hold a space or a state and were not saved "
             "(they have no on-disk form)",
             file=sys.stderr,
         )
+
+
+def _check_in_place_save(space) -> None:
+    """Saving into the loaded KB commits its own log. Atoms the program added that hold
+    objects never went there (they stay in this process: SnapshotSpace.local), so they are
+    judged as a fresh save judges them: a Python value is refused before anything is committed,
+    states and spaces are reported as not saved."""
+    local = getattr(space, "local", None)
+    if local is None or not local.count():
+        return
+    from metta_numba.codec import CodecError, TermStore, encode_atoms
+
+    try:
+        *_, skipped = encode_atoms(local.atoms(), TermStore())
+    except CodecError as err:
+        raise CommandError(f"--save-snapshot: {err}", EXIT_FAILED) from None
+    _report_skipped(skipped)
 
 
 # --- repl --------------------------------------------------------------------------------------
@@ -192,6 +215,8 @@ def run_repl(args) -> int:
         code = repl.loop()
         if args.save_snapshot and not _saves_in_place(kb, args.save_snapshot):
             _save_space(repl.metta, args.save_snapshot, merkleize=not args.no_merkleize)
+        elif args.save_snapshot:
+            _check_in_place_save(space)
     return code
 
 

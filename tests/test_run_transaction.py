@@ -184,3 +184,26 @@ def test_repl_over_a_kb_keeps_changes_in_memory_unless_saving(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with PersistentKB.open(path, readonly=True) as kb:
         assert kb.count(parse_atom("(edge b c)")) == 1
+
+
+def test_saving_in_place_refuses_a_python_value_and_reports_states(tmp_path):
+    # Atoms holding objects stay in the process beside the KB: an in-place save judges them as
+    # a fresh save does, instead of dropping them silently.
+    kb_path = tmp_path / "kb"
+    with PersistentKB.create(kb_path) as kb:
+        kb.add(parse_atom("(seed 1)"))
+        kb.checkpoint()
+    program = write(
+        tmp_path / "objects.metta",
+        "!(add-atom &self (plain fact))\n!(let $l (py-list (1 2)) (add-atom &self (holds $l)))\n",
+    )
+    proc = cli("--load-snapshot", str(kb_path), "--save-snapshot", str(kb_path), str(program))
+    assert proc.returncode == 1 and "(holds [1, 2])" in proc.stderr
+    with PersistentKB.open(kb_path, readonly=True) as kb:
+        assert [format_atom(a) for a in kb.atoms()] == ["(seed 1)"]  # nothing of the run committed
+    states = write(tmp_path / "states.metta", "!(bind! &st (new-state 5))\n!(add-atom &self (cell &st))\n"
+                   "!(add-atom &self (plain fact))\n")
+    proc = cli("--load-snapshot", str(kb_path), "--save-snapshot", str(kb_path), str(states))
+    assert proc.returncode == 0 and "1 atoms of &self hold a space or a state" in proc.stderr
+    with PersistentKB.open(kb_path, readonly=True) as kb:
+        assert sorted(format_atom(a) for a in kb.atoms()) == ["(plain fact)", "(seed 1)"]

@@ -63,8 +63,14 @@ def shard_directory_name(index: int) -> str:
 
 
 def is_sharded(path: str | Path | None) -> bool:
-    """True when `path` is a sharded KB (holds a manifest)."""
-    return path is not None and (Path(path) / MANIFEST).is_file()
+    """True when `path` is a sharded KB (holds a manifest). A directory this user cannot look
+    into is not called sharded: opening it as a plain KB then reports the permission error."""
+    if path is None:
+        return False
+    try:
+        return (Path(path) / MANIFEST).is_file()
+    except OSError:
+        return False
 
 
 def new_manifest(directory: str | Path, shards: int) -> Manifest:

@@ -125,11 +125,9 @@ class SnapshotSpace(Space):
         (hidden or local atoms)."""
         if self._hidden or (self.local is not None and self.local.count()):
             return None
-        variables, columns = self.kb.bindings_table(pattern)
-        if self._tokens:
-            tokens = self._tokens
-            columns = [[_with_tokens(a, tokens) for a in column] for column in columns]
-        return variables, columns
+        tokens = self._tokens
+        hook = (lambda value: _with_tokens(value, tokens)) if tokens else None
+        return self.kb.bindings_table(pattern, hook)
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         tokens = self._tokens

@@ -58,10 +58,11 @@ class AnswerTables:
             out.extend(dict(answer) for _ in range(copies - 1))
         return out
 
-    def bindings_table(self, pattern: Atom) -> tuple[list[Variable], list[list]]:
+    def bindings_table(self, pattern: Atom, value_hook=None) -> tuple[list[Variable], list[list]]:
         """The answers of `bindings` as columns: for each of the pattern's variables (in order
         of first occurrence) its value in every answer, None where it stays unbound. When the
-        kernels decide every candidate, each distinct value is decoded once for all answers."""
+        kernels decide every candidate, each distinct value is decoded once for all answers.
+        `value_hook`, when given, maps every value (once per distinct decoded value)."""
         with self._lock:
             self._check_open()
             try:
@@ -74,7 +75,7 @@ class AnswerTables:
                 matched = self._generation.matched(key)
                 status = matched[4]
                 if len(status) > BULK_DECODE_AFTER and not (status == MAYBE).any():
-                    return variables, self._decided_columns(key, len(names), *matched)
+                    return variables, self._decided_columns(key, len(names), value_hook, *matched)
                 rows = self._snapshot_rows(pattern, key, len(variables), *matched)
         if rows is None:
             variables, rows = self._answer_rows(pattern)
@@ -82,11 +83,15 @@ class AnswerTables:
         for answer, copies in rows:
             if type(answer) is not tuple:
                 answer = tuple(substitute(v, answer) if v in answer else None for v in variables)
+            if value_hook is not None:
+                answer = tuple(None if a is None else value_hook(a) for a in answer)
             for column, value in zip(columns, answer):
                 column.extend([value] * copies)
         return variables, columns
 
-    def _decided_columns(self, key, n_vars, counts, name_ids, data, offsets, status, spans, sides) -> list[list]:
+    def _decided_columns(
+        self, key, n_vars, value_hook, counts, name_ids, data, offsets, status, spans, sides
+    ) -> list[list]:
         kept = np.flatnonzero(status == YES)
         copies = counts[kept]
         repeat = bool(len(copies)) and int(copies.max()) > 1
@@ -101,6 +106,8 @@ class AnswerTables:
             ends[side < 0] = 0  # an unbound variable: the empty span, its own group
             groups, representatives = group_spans(buf, starts, ends)
             values = self._values(buf, starts[representatives], ends[representatives])
+            if value_hook is not None:
+                values = [None if v is None else value_hook(v) for v in values]
             if repeat:
                 groups = np.repeat(groups, copies)
             columns.append([values[g] for g in groups.tolist()])

@@ -117,12 +117,13 @@ class World:
 class _Unit:
     """Functions compiled together, with the head versions they were built from."""
 
-    __slots__ = ("keys", "heads", "stamp")
+    __slots__ = ("keys", "heads", "stamp", "constants_name")
 
-    def __init__(self, keys: list, heads: tuple, stamp: tuple) -> None:
+    def __init__(self, keys: list, heads: tuple, stamp: tuple, constants_name: str) -> None:
         self.keys = keys
         self.heads = heads
         self.stamp = stamp
+        self.constants_name = constants_name
 
 
 def _numeric_signature(arity: int) -> Expression:
@@ -178,6 +179,9 @@ class _Context:
                 self.entries.pop(key, None)
                 self.namespace[pyname_of(*key)] = _stale
                 self.promotable.pop(pyname_of(*key), None)
+                self.numeric.discard(key)
+            # A program that redefines its functions again and again keeps no old constants.
+            self.namespace.pop(unit.constants_name, None)
         self.units = kept
         # Refusals are cheap to redo and any change may have lifted one.
         for key in [k for k, fn in self.entries.items() if fn is None]:
@@ -211,7 +215,7 @@ class _Context:
         functions = {plan.pyname: namespace[plan.pyname] for plan in plans.values()}
         self.compiled_count += 1
         heads = tuple(sorted(compiler.heads_used | {ANY_HEAD}))
-        self.units.append(_Unit(list(plans), heads, _stamp(world.spaces(), heads)))
+        self.units.append(_Unit(list(plans), heads, _stamp(world.spaces(), heads), constants_name))
         # A call nested n expressions deep in a body runs n evaluation levels below its caller in
         # the plain evaluator (`let` bodies count two more); one more keeps a margin.
         self.levels_per_call = max(self.levels_per_call, compiler.max_nesting + 1)

@@ -158,7 +158,9 @@ class AnswerTables:
             rows = self._snapshot_rows(pattern, key, len(variables), *self._generation.matched(key))
             working = self._working
             if working.delta:
-                found = ((self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key))
+                found = (
+                    (self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key)
+                )
                 rows.extend((b, 1) for b in unified_counted(pattern, found))
             return variables, rows
 

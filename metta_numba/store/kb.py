@@ -594,3 +594,4 @@ class PersistentKB(AnswerTables):
     def snapshot_generation(self) -> Generation:
         """The opened generation (for tools: bench, info); valid until refresh or checkpoint."""
         return self._generation
+

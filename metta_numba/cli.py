@@ -5,7 +5,7 @@
     metta-numba repl [--load-snapshot KB] [--save-snapshot KB] [--verify] [--sandbox]
     metta-numba snapshot build SRC.metta... -o KB [--no-merkleize] [--no-index]
                 [--index-positions 1,2,1.1] [--index-heads edge,=] [--index-max-mb N]
-                [--shards N [--workers N | --scheduler ADDRESS]]
+                [--memory-budget SIZE] [--jobs N] [--shards N [--workers N | --scheduler ADDRESS]]
     metta-numba snapshot info|verify|compact KB
     metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json] [--limit N] [--verify]
     metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS] [-o FILE [--resume]]
@@ -55,12 +55,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="the .metta program to run, or - to read it from stdin")
     parser.add_argument("--load-snapshot", metavar="KB", help="run with this snapshot KB as &self")
-    parser.add_argument(
-        "--save-snapshot", metavar="KB", help="after the run, save &self as a new generation of KB"
-    )
-    parser.add_argument(
-        "--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)"
-    )
+    parser.add_argument("--save-snapshot", metavar="KB", help="after the run, save &self as a new generation of KB")
+    parser.add_argument("--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)")
     parser.add_argument(
         "--no-compile",
         action="store_true",
@@ -106,9 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     repl.add_argument(
         "--save-snapshot", metavar="KB", help="when the session ends, save &self as a new generation of KB"
     )
-    repl.add_argument(
-        "--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)"
-    )
+    repl.add_argument("--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)")
     _add_verify_argument(repl)
     _add_sandbox_argument(repl)
 
@@ -129,8 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--index-max-mb", type=float, metavar="N", help="size cap of the index (default: the trie's own size)"
     )
     build.add_argument(
-        "--shards", type=int, default=None, metavar="N", help="write N shard KBs under KB/shards.json"
+        "--memory-budget",
+        metavar="SIZE",
+        help="memory the build may use, e.g. 4G or 512M (default: half the machine's RAM); "
+        "sources are read in chunks and sorted runs spill to a folder inside KB",
     )
+    build.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="threads reading and sorting chunks (default: all cores)"
+    )
+    build.add_argument("--shards", type=int, default=None, metavar="N", help="write N shard KBs under KB/shards.json")
     build_where = build.add_mutually_exclusive_group()
     build_where.add_argument(
         "--workers", type=int, default=None, metavar="N", help="build the shards on a LocalCluster of N Dask workers"
@@ -147,9 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="match a pattern against a KB, without evaluation")
     query.add_argument("kb", metavar="KB", help="the KB directory")
     query.add_argument("pattern", metavar="PATTERN", help="a MeTTa pattern, e.g. '(edge n_5 $y)'")
-    query.add_argument(
-        "template", metavar="TEMPLATE", nargs="?", help="what to print per match (default: the pattern)"
-    )
+    query.add_argument("template", metavar="TEMPLATE", nargs="?", help="what to print per match (default: the pattern)")
     query.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     query.add_argument("--limit", type=_count, default=None, metavar="N", help="print at most N results")
     _add_verify_argument(query)
@@ -158,9 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("kb", metavar="KB", help="the KB directory")
     batch.add_argument("queries", metavar="QUERIES.metta", help="a file of `!` queries")
     where = batch.add_mutually_exclusive_group()
-    where.add_argument(
-        "--workers", type=int, default=None, metavar="N", help="LocalCluster workers (default: cores)"
-    )
+    where.add_argument("--workers", type=int, default=None, metavar="N", help="LocalCluster workers (default: cores)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
     batch.add_argument("-o", "--output", metavar="FILE", help="write the result lines to FILE (default: stdout)")
     batch.add_argument(

@@ -271,67 +271,35 @@ def _print_log_notes(report: dict) -> None:
 
 
 def _snapshot_build(args) -> int:
-    import numpy as np
-
-    from metta_numba.codec.terms import TermStore
-    from metta_numba.store.snapshot import build_snapshot, describe_sources
-    from metta_numba.syntax.bulk import EncodedBatch, encode_source
+    from metta_numba.store.chunked_build import QueriesInSourceError, build_from_sources
     from metta_numba.syntax.errors import ParseError
 
-    show = _progress_enabled()
-    terms = TermStore()
-    batches = []
-    total_bytes = sum(Path(s).stat().st_size for s in args.sources if Path(s).is_file())
-    bar = None
-    if show:
-        from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal
-
-        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="parse+encode", file=sys.stderr)
+    budget, jobs = _build_resources(args)
     for source in args.sources:
         try:
-            raw = Path(source).read_bytes()
+            with open(source, "rb"):
+                pass
         except OSError as err:
             raise CommandError(f"{source}: {err.strerror}", EXIT_FAILED) from None
-        try:
-            batch = encode_source(raw, source, terms)
-        except ParseError as err:
-            raise _parse_error_exit(err) from None
-        if np.any(batch.is_query):
-            first = int(np.flatnonzero(batch.is_query)[0])
-            raise CommandError(
-                f"{source}: holds `!` queries (the first is atom {first + 1}); a snapshot source holds "
-                "atoms only. Run the program with `metta-numba --save-snapshot` instead.",
-                EXIT_FAILED,
-            )
-        batches.append(batch)
-        if bar is not None:
-            bar.update(len(raw))
-    if bar is not None:
-        bar.close()
-    if len(batches) == 1:
-        batch = batches[0]
-    else:
-        lengths = np.concatenate([np.diff(b.offsets) for b in batches]) if batches else np.zeros(0, np.int64)
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        batch = EncodedBatch(
-            data=np.concatenate([b.data for b in batches]) if batches else np.zeros(0, np.uint8),
-            offsets=offsets,
-            is_query=np.zeros(len(lengths), dtype=bool),
-            names=np.concatenate([b.names for b in batches]) if batches else np.zeros(0, np.int64),
-            terms=terms,
-        )
-    with _stage("build trie and write snapshot", show):
-        report = build_snapshot(
-            batch,
-            terms,
+    bars = _BuildBars(sum(Path(s).stat().st_size for s in args.sources), _progress_enabled())
+    try:
+        report = build_from_sources(
+            args.sources,
             args.output,
+            memory_budget=budget,
+            jobs=jobs,
             merkleize=not args.no_merkleize,
-            source_files=describe_sources(args.sources),
-            overwrite=True,
             argindex=not args.no_index,
             index_options=_index_options(args),
+            on_read=bars.read,
+            on_merge=bars.merge,
         )
+    except ParseError as err:
+        raise _parse_error_exit(err) from None
+    except QueriesInSourceError as err:
+        raise CommandError(str(err), EXIT_FAILED) from None
+    finally:
+        bars.close()
     counts = report["counts"]
     size = sum(report["files"].values())
     print(
@@ -340,6 +308,52 @@ def _snapshot_build(args) -> int:
         f"{'merkleized' if report['merkleized'] else 'not merkleized'}, {report['total_seconds']:.2f} s"
     )
     return EXIT_OK
+
+
+def _build_resources(args) -> tuple[int | None, int | None]:
+    """--memory-budget in bytes and --jobs, checked (None: the defaults)."""
+    from metta_numba.store.chunked_build import parse_memory_budget
+
+    budget = None
+    if args.memory_budget is not None:
+        try:
+            budget = parse_memory_budget(args.memory_budget)
+        except ValueError as err:
+            raise CommandError(f"--memory-budget: {err}", EXIT_USAGE) from None
+    if args.jobs is not None and args.jobs < 1:
+        raise CommandError(f"--jobs: {args.jobs} is not a number of threads: give 1 or more", EXIT_USAGE)
+    return budget, args.jobs
+
+
+class _BuildBars:
+    """Progress of a build on stderr: bytes read, then input paths of the runs merged."""
+
+    def __init__(self, total_bytes: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.reading = self.merging = None
+        if enabled:
+            from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal
+
+            self._tqdm = tqdm
+            self.reading = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="parse+encode", file=sys.stderr)
+
+    def read(self, size: int) -> None:
+        if self.reading is not None:
+            self.reading.update(size)
+
+    def merge(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.merging is None:
+            if self.reading is not None:
+                self.reading.close()
+            self.merging = self._tqdm(total=total, unit=" paths", unit_scale=True, desc="merge runs", file=sys.stderr)
+        self.merging.update(done - self.merging.n)
+
+    def close(self) -> None:
+        for bar in (self.reading, self.merging):
+            if bar is not None:
+                bar.close()
 
 
 def _index_options(args):

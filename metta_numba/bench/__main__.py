@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from metta_numba.bench.kbgen import SIZES
+from metta_numba.bench.kbgen import IN_MEMORY_SIZES, SIZES
 from metta_numba.bench.machine import describe_machine
 from metta_numba.bench.peers import find_hyperon_python
 from metta_numba.bench.suite_common import Options
@@ -44,8 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="only regenerate BASELINE.md and the figures from a results file")
     args = parser.parse_args(argv)
     for label in args.sizes.split(","):
-        if label not in SIZES:
-            parser.error(f"unknown size {label!r} (choose from {', '.join(SIZES)})")
+        if label not in IN_MEMORY_SIZES:
+            extra = " (xlarge: python -m metta_numba.bench.build_scaling)" if label in SIZES else ""
+            parser.error(f"unknown size {label!r} (choose from {', '.join(IN_MEMORY_SIZES)}){extra}")
     return args
 
 

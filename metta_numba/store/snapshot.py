@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,40 +81,74 @@ def build_snapshot(
 
 def _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite, argindex, index_options) -> dict:
     started = time.perf_counter()
+    with generation_slot(directory, overwrite) as number:
+        data, offsets, names = _atoms_only(batch)
+        trie = Trie.build(data, offsets, names=None if names is None else np.asarray(names, dtype=np.int64))
+        built = time.perf_counter()
+        if merkleize:
+            trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
+        return publish_trie(
+            directory,
+            number,
+            trie,
+            terms,
+            source_files=source_files,
+            started=started,
+            built=built,
+            index_options=(index_options or IndexOptions()) if argindex else None,
+        )
+
+
+@contextmanager
+def generation_slot(directory: Path, overwrite: bool) -> Iterator[int]:
+    """Hold the writer lock of the KB at `directory` (created when absent) and give the number
+    of the generation to write next. An existing KB is refused unless `overwrite`."""
     exists = (directory / layout.CURRENT).exists()
     if exists and not overwrite:
         raise SnapshotError("a KB already exists here (pass overwrite=True to replace it)", directory)
     layout.ensure_kb_directory(directory)
     writer_lock = layout.WriterLock(directory)
     try:
-        number = layout.read_current(directory) + 1 if exists else 1
-        data, offsets, names = _atoms_only(batch)
-        trie = Trie.build(data, offsets, names=None if names is None else np.asarray(names, dtype=np.int64))
-        built = time.perf_counter()
-        if merkleize:
-            trie = trie.merkleize()
-        term_arrays = TermArrays.from_texts(list(terms.texts))
-        meta = write_generation(
-            directory,
-            number,
-            trie,
-            term_arrays,
-            source_files=source_files or [],
-            build_seconds=time.perf_counter() - started,
-            index_options=(index_options or IndexOptions()).to_json() if argindex else None,
-        )
-        layout.write_current(directory, number)
-        for old in layout.generations_on_disk(directory):
-            if old != number:
-                layout.try_delete_generation(directory, old)
+        yield layout.read_current(directory) + 1 if exists else 1
     finally:
         writer_lock.release()
+
+
+def publish_trie(
+    directory: Path,
+    number: int,
+    trie: Trie,
+    terms: TermStore,
+    *,
+    source_files: list[dict] | None,
+    started: float,
+    built: float,
+    index_options: IndexOptions | None,
+) -> dict:
+    """Write `trie` (merkleized or not) and `terms` as generation `number`, make it current and
+    delete the older generations no reader holds. Call inside `generation_slot`; `started` and
+    `built` are when the build began and when its trie was laid out. `index_options` None: no
+    argument index. Returns the build report."""
+    term_arrays = TermArrays.from_texts(list(terms.texts))
+    meta = write_generation(
+        directory,
+        number,
+        trie,
+        term_arrays,
+        source_files=source_files or [],
+        build_seconds=time.perf_counter() - started,
+        index_options=None if index_options is None else index_options.to_json(),
+    )
+    layout.write_current(directory, number)
+    for old in layout.generations_on_disk(directory):
+        if old != number:
+            layout.try_delete_generation(directory, old)
     sizes = {name: os.path.getsize(directory / name) for name in (layout.act_name(number), layout.h5_name(number))}
     return {
         "path": str(directory),
         "generation": number,
         "counts": meta["counts"],
-        "merkleized": merkleize,
+        "merkleized": trie.merkleized,
         "files": sizes,
         "trie_seconds": built - started,
         "total_seconds": time.perf_counter() - started,

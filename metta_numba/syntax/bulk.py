@@ -25,7 +25,7 @@ from metta_numba.syntax import bulk_lexer as lexer
 from metta_numba.syntax import parser
 from metta_numba.syntax.errors import ParseError
 
-__all__ = ["EncodedBatch", "encode_file", "encode_source"]
+__all__ = ["EncodedBatch", "ScannedSource", "encode_file", "encode_source", "intern_scanned", "scan_source"]
 
 
 @dataclass
@@ -58,8 +58,26 @@ def encode_source(data: bytes, filename: str = "<string>", terms: TermStore | No
 
     Raises ParseError (file:line:col, as the Python parser reports it) on bad input; `terms` is
     left untouched then, so a file that fails to parse commits nothing."""
-    if terms is None:
-        terms = TermStore()
+    return intern_scanned(scan_source(data, filename), TermStore() if terms is None else terms)
+
+
+@dataclass
+class ScannedSource:
+    """A source read by the kernel, its strings not yet interned: paths whose term ids are
+    the source's own text numbers (`texts`, in order of first occurrence), and where in the
+    paths those ids are written (`text_patch`)."""
+
+    out: np.ndarray
+    offsets: np.ndarray
+    is_query: np.ndarray
+    names: np.ndarray
+    texts: list[str]
+    text_patch: np.ndarray
+
+
+def scan_source(data: bytes, filename: str = "<string>") -> ScannedSource:
+    """The kernel's half of `encode_source`: no term store is touched, and the kernel runs
+    without the GIL, so several sources (or byte ranges of one) can be scanned in threads."""
     raw = bytes(data) if not isinstance(data, bytes) else data
     src = np.frombuffer(raw, dtype=np.uint8)
     bad_byte = first_invalid_utf8(src, 0, src.size)
@@ -77,24 +95,30 @@ def encode_source(data: bytes, filename: str = "<string>", terms: TermStore | No
     # Copy out of the growable buffers, so no spare capacity stays alive with the batch.
     out = out[:out_len].copy()
     _convert_slow_floats(raw, out, float_patch[: 3 * int(counts[kernels.N_FLOAT_PATCH])])
-    n_texts = int(counts[kernels.N_TEXTS])
-    term_of_text = np.empty(n_texts, np.int64)
-    for text_id in range(n_texts):
+    texts = []
+    for text_id in range(int(counts[kernels.N_TEXTS])):
         start = int(text_start[text_id])
-        text = side[start : start + int(text_length[text_id])].tobytes().decode("utf-8")
-        term_of_text[text_id] = terms.intern(text)
-    names = names[:n_atoms].copy()
-    if not np.array_equal(term_of_text, np.arange(n_texts)):
-        kernels.remap_text_ids(out, text_patch[: int(counts[kernels.N_TEXT_PATCH])], term_of_text)
-        has_names = names >= 0
-        names[has_names] = term_of_text[names[has_names]]
-    return EncodedBatch(
-        data=out,
+        texts.append(side[start : start + int(text_length[text_id])].tobytes().decode("utf-8"))
+    return ScannedSource(
+        out=out,
         offsets=offsets[: n_atoms + 1].copy(),
         is_query=is_query[:n_atoms].copy(),
-        names=names,
-        terms=terms,
+        names=names[:n_atoms].copy(),
+        texts=texts,
+        text_patch=text_patch[: int(counts[kernels.N_TEXT_PATCH])].copy(),
     )
+
+
+def intern_scanned(scanned: ScannedSource, terms: TermStore) -> EncodedBatch:
+    """Intern a scanned source's texts into `terms` and rewrite its paths to their term ids.
+    Sources interned in order give the ids that encoding them in that order gives."""
+    term_of_text = np.fromiter((terms.intern(text) for text in scanned.texts), np.int64, len(scanned.texts))
+    out, names = scanned.out, scanned.names
+    if not np.array_equal(term_of_text, np.arange(len(scanned.texts))):
+        kernels.remap_text_ids(out, scanned.text_patch, term_of_text)
+        has_names = names >= 0
+        names[has_names] = term_of_text[names[has_names]]
+    return EncodedBatch(data=out, offsets=scanned.offsets, is_query=scanned.is_query, names=names, terms=terms)
 
 
 def encode_file(path: str | Path, terms: TermStore | None = None) -> EncodedBatch:

@@ -164,26 +164,25 @@ class ArgIndex:
             hi = min(lo + chunk, n_leaves)
             data, offsets, _, _ = trie.batch(lo, hi)
             parts.append(entries.batch_entries(data, offsets, lo, options.max_child))
-        if parts:
-            codes, kinds, keys, ranks = (np.concatenate(column) for column in zip(*parts, strict=True))
-        else:
-            codes, kinds, keys, ranks = (np.zeros(0, t) for t in (np.int64, np.int8, np.uint64, np.int64))
+        columns = _joined_columns(parts)
         del parts
-        keep = _in_ranges(ranks, cover)
+        keep = _in_ranges(columns[RANK_COLUMN], cover)
         if options.positions is not None:
             wanted = [position_code(p) for p in options.positions]
             # A depth-2 position needs its parent's variables; bare variables always count.
             parents = [code & ~entries.DEPTH2_MASK for code in wanted]
-            keep &= np.isin(codes, wanted + parents + [entries.TOP_VARIABLE_CODE])
+            keep &= np.isin(columns[CODE_COLUMN], wanted + parents + [entries.TOP_VARIABLE_CODE])
             keyed_codes = set(wanted)
         else:
             keyed_codes = None
         if not keep.all():
-            codes, kinds, keys, ranks = codes[keep], kinds[keep], keys[keep], ranks[keep]
+            columns = [column[keep] for column in columns]
+        del keep
         cap = options.max_bytes
         if cap is None and options.max_ratio is not None:
             cap = max(int(options.max_ratio * trie.nbytes), MIN_RATIO_CAP)
-        return cls(_layout(codes, kinds, keys, ranks, n_leaves, cover, options.max_child, keyed_codes, cap))
+        # _layout takes the columns over: it frees each as soon as it has used it.
+        return cls(_layout(columns, n_leaves, cover, options.max_child, keyed_codes, cap))
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], n_leaves: int) -> ArgIndex:
@@ -370,20 +369,42 @@ def _in_ranges(ranks: np.ndarray, ranges: np.ndarray) -> np.ndarray:
     return (where % 2) == 1
 
 
-def _layout(codes, kinds, keys, ranks, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, np.ndarray]:
-    """Sort the entries by (position, kind, key, rank) and lay out the four arrays."""
+ENTRY_DTYPES = (np.int64, np.int8, np.uint64, np.int64)
+"""The columns of the index entries: position code, kind, key, rank."""
+CODE_COLUMN, RANK_COLUMN = 0, 3
+
+
+def _joined_columns(parts: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
+    """The entry columns of all chunks, each concatenated, dropping the chunks' copy of a
+    column as soon as it is joined (the index's peak memory is in these columns)."""
+    columns = []
+    for k, dtype in enumerate(ENTRY_DTYPES):
+        columns.append(np.concatenate([part[k] for part in parts]) if parts else np.zeros(0, dtype))
+        for i, part in enumerate(parts):
+            parts[i] = (*part[:k], None, *part[k + 1 :])
+    return columns
+
+
+def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, np.ndarray]:
+    """Sort the entries by (position, kind, key, rank) and lay out the four arrays. `columns`
+    (codes, kinds, keys, ranks) is emptied, so that each column is freed once used."""
+    codes, kinds, keys, ranks = columns
+    columns.clear()
     # Codes are few: number them densely by (c0, c1) without sorting all entries.
     slot = (codes >> 32) * (max_child + 1) + (codes & entries.DEPTH2_MASK)
     present = np.flatnonzero(np.bincount(slot, minlength=1)) if len(slot) else np.zeros(0, np.int64)
     row_of_slot = np.zeros(len(present) and int(present[-1]) + 1, np.int64)
     row_of_slot[present] = np.arange(len(present))
     row_codes = ((present // (max_child + 1)) << 32) | (present % (max_child + 1))
+    del codes
     # Entries arrive in rank order, so a stable sort keeps ranks ascending within a key.
     group = row_of_slot[slot] * 3 + kinds
+    del slot
     order = entries.group_key_order(group, keys)
     group = group[order]
     keys = keys[order]
     ranks = ranks[order]
+    del order
     bounds = np.searchsorted(group, np.arange(3 * len(row_codes) + 1), side="left")
 
     def part(row: int, kind: int) -> slice:

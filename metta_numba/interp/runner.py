@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
+from metta_numba.interp.bulk_load import bulk_load_leading_atoms
 from metta_numba.interp.core import CANONICAL, SpaceAtom, char_literal, is_error
 from metta_numba.interp.evaluator import Evaluator
 from metta_numba.interp.modules import Modules
@@ -36,8 +37,11 @@ PARSED_PROGRAM_CHARS = 4096
 _parsed: dict[tuple[str, str], tuple[TopLevel, ...]] = {}
 
 
-def _program_items(text: str, filename: str):
+def _program_items(text: str, filename: str, start: int = 0):
     """iter_program, from the cache of short programs that parsed to the end."""
+    if start:
+        yield from iter_program(text, filename, start)
+        return
     key = (text, filename)
     items = _parsed.get(key)
     if items is not None:
@@ -191,7 +195,8 @@ class MeTTa:
         parse_error = None
         pushed = self._enter(filename)
         try:
-            for item in _program_items(text, filename):
+            start = bulk_load_leading_atoms(self, text, filename)
+            for item in _program_items(text, filename, start):
                 atom = self.apply_tokens(item.atom)
                 if item.is_query:
                     found = self.ev.evaluate(atom)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
-from metta_numba.space.base import _VAR, _WILD, Space, _child_key
+from metta_numba.space.base import _VAR, _WILD, ANY_HEAD, Space, _child_key
 from metta_numba.space.order import TrieOrder
 
 
@@ -61,6 +61,8 @@ class GroundingSpace(Space):
         self._wild_top: list[int] = []  # stored atoms that are a bare variable
         self._dead = 0
         self._order = TrieOrder()
+        # Atoms 0..n-1 read in bulk (space/segment.py), decoded only when a query reaches them.
+        self._segment = None
         for atom in atoms:
             self.add(atom)
 
@@ -98,8 +100,37 @@ class GroundingSpace(Space):
         else:
             self._leaves.setdefault(atom, []).append(atom_id)
 
+    def attach_segment(self, segment) -> None:
+        """Take a bulk-read run of atoms as this space's first atoms (the space must never
+        have held an atom). Every rule and declaration may have changed, for every head."""
+        if self._next_id or self._segment is not None:
+            raise ValueError("a segment can only start an empty space")
+        self._segment = segment
+        self._next_id = len(segment)
+        self._order.attach_base(segment)
+        self.version += 1
+        self.rules_version += 1
+        self.types_version += 1
+        self.types_expressions = True
+        self.head_versions[ANY_HEAD] = self.head_versions.get(ANY_HEAD, 0) + 1
+
+    def _materialize(self) -> None:
+        """Turn the segment into ordinary stored atoms, with the same ids and answer order (for
+        a removal, which the segment's arrays cannot show)."""
+        segment = self._segment
+        own = self._atoms
+        self._segment = None
+        self._atoms = {i: segment.atom(i) for i in range(len(segment))}
+        self._atoms.update(own)
+        self._order = TrieOrder()
+        for atom in self._atoms.values():
+            self._order.add(atom)
+        self._compact()
+
     def remove(self, atom: Atom) -> bool:
         """Remove one copy (the earliest) of an atom equal to `atom`; False when there is none."""
+        if self._segment is not None:
+            self._materialize()
         for atom_id in self._ids_for(atom):
             stored = self._atoms.get(atom_id)
             if stored is not None and stored == atom:
@@ -123,18 +154,35 @@ class GroundingSpace(Space):
 
     # -- reading --------------------------------------------------------------------------------
     def atoms(self) -> Iterator[Atom]:
-        return iter(list(self._atoms.values()))
+        segment = self._segment
+        head = [] if segment is None else [self._segment_atom(i) for i in range(len(segment))]
+        return iter(head + list(self._atoms.values()))
 
     def count(self) -> int:
-        return len(self._atoms)
+        return len(self._atoms) + (0 if self._segment is None else len(self._segment))
+
+    def _segment_atom(self, index: int) -> Atom:
+        segment = self._segment
+        found = segment._decoded.get(index)
+        if found is None:
+            found = segment.atom(index)
+            self._order.know_nodes(found, segment.nodes_of(index))
+        return found
 
     def answer_order(self, pattern: Atom):
         return self._order.answer_order(pattern)
 
     def listing(self) -> list[Atom]:
-        return sorted(self._atoms.values(), key=self._order.listing_key)
+        return sorted(self.atoms(), key=self._order.listing_key)
 
     def _ids_for(self, pattern: Atom) -> list[int]:
+        own = self._own_ids_for(pattern)
+        if self._segment is None:
+            return own
+        # Segment ids all come before the ids of atoms added one by one.
+        return self._segment.candidate_ids(pattern).tolist() + own
+
+    def _own_ids_for(self, pattern: Atom) -> list[int]:
         t = type(pattern)
         if t is Variable:
             return list(self._atoms.keys())
@@ -165,7 +213,11 @@ class GroundingSpace(Space):
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         stored = self._atoms
+        segment_size = 0 if self._segment is None else len(self._segment)
         for atom_id in self._ids_for(pattern):
+            if atom_id < segment_size:
+                yield self._segment_atom(atom_id)
+                continue
             atom = stored.get(atom_id)
             if atom is not None:
                 yield atom

@@ -227,8 +227,9 @@ class _Reader:
         return self.pos >= len(self.text)
 
 
-def iter_program(text: str, filename: str = "<string>") -> Iterator[TopLevel]:
-    """Yield the top-level atoms of a program one by one, lazily.
+def iter_program(text: str, filename: str = "<string>", start: int = 0) -> Iterator[TopLevel]:
+    """Yield the top-level atoms of a program one by one, lazily (from offset `start`, which
+    must be between two top-level items).
 
     A ParseError is raised when the reader reaches the bad spot, so the items before it can be
     handled first (hyperon runs the `!`s before a syntax error, then fails).
@@ -239,11 +240,12 @@ def iter_program(text: str, filename: str = "<string>") -> Iterator[TopLevel]:
     if nul >= 0:
         raise ParseError.at(text, nul, MSG_NUL, filename)
     reader = _Reader(text, filename)
+    reader.pos = start
     # Line and column are counted on from the previous item, not from the start of the text,
     # so that a file of many atoms (even all on one line) is read in linear time.
-    counted_to = 0
-    line = 1
-    line_start = 0
+    counted_to = start
+    line = 1 + text.count("\n", 0, start)
+    line_start = text.rfind("\n", 0, start) + 1
     while not reader.at_end():
         start = reader.pos
         is_query = False

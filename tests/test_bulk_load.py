@@ -1,0 +1,123 @@
+"""A program's leading run of atoms loaded in bulk (interp.bulk_load, space.segment) runs
+exactly as when every atom is parsed and added one by one: same results, same order."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from metta_numba.interp import bulk_load
+from metta_numba.interp.runner import MeTTa
+
+SYMBOLS = ["a", "b", "c", "d"]
+VARIABLES = ["$x", "$y", "$z", "$w"]
+LEAVES = SYMBOLS + ["1", "2", "-3", '"s"', '"t"', "True"]
+
+
+def _term(rng: random.Random, depth: int) -> str:
+    roll = rng.random()
+    if depth > 0 and roll < 0.25:
+        head = rng.choice(["p", "q", "cons"])
+        return f"({head} {' '.join(_term(rng, depth - 1) for _ in range(rng.randint(0, 2)))})"
+    if roll < 0.5:
+        return rng.choice(VARIABLES)
+    return rng.choice(LEAVES)
+
+
+def _plain_atom(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.4:
+        return f"(edge {_term(rng, 1)} {_term(rng, 1)})"
+    if kind < 0.7:
+        head = rng.choice(["f", "g"])
+        return f"(= ({head} {_term(rng, 2)}) {_term(rng, 2)})"
+    if kind < 0.8:
+        return f"(: {rng.choice(SYMBOLS)} {rng.choice(['T', 'U', '(-> T U)'])})"
+    if kind < 0.9:
+        return f"(rel {_term(rng, 2)} {_term(rng, 1)} {_term(rng, 1)})"
+    return _term(rng, 2)
+
+
+QUERIES = [
+    "!(match &self (edge $x $y) ($x $y))",
+    "!(match &self (edge a $y) $y)",
+    "!(match &self (rel $a $b $c) ($a $b $c))",
+    "!(match &self ($h (p $u) $v) ($h $u $v))",
+    "!(f a)",
+    "!(g (p b))",
+    "!(get-atoms &self)",
+    "!(get-type a)",
+    "!(add-atom &self (edge c tok))",
+    "!(remove-atom &self (edge a b))",
+    "!(bind! tok (edge d d))",
+    "!(match &self $any $any)",
+]
+
+
+def _program(seed: int) -> str:
+    rng = random.Random(seed)
+    lines = [_plain_atom(rng) for _ in range(rng.randint(5, 60))]
+    # Duplicates and copies equal up to variable names.
+    for _ in range(rng.randint(0, 6)):
+        lines.append(rng.choice(lines))
+        lines.append(rng.choice(lines).replace("$x", "$renamed"))
+    rng.shuffle(lines)
+    for _ in range(rng.randint(1, 8)):
+        lines.append(rng.choice(QUERIES))
+        lines.extend(_plain_atom(rng) for _ in range(rng.randint(0, 4)))
+        if rng.random() < 0.3:
+            lines.append("(edge tok b)")
+    lines.append(rng.choice(QUERIES))
+    return "\n".join(lines) + "\n"
+
+
+def _renumbered(text: str) -> str:
+    """Fresh variables (`$x#N`) numbered by first appearance: N counts on across runs."""
+    seen: dict[str, str] = {}
+    return re.sub(r"#\d+", lambda m: seen.setdefault(m.group(), f"#{len(seen)}"), text)
+
+
+def _run(text: str) -> tuple[str, bool]:
+    runner = MeTTa()
+    result = runner.run_program(text)
+    return _renumbered(repr(result)), runner.space._segment is not None
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_bulk_loaded_program_runs_as_parsed_one_by_one(seed: int, monkeypatch) -> None:
+    text = _program(seed)
+    expected, used = _run(text)
+    assert not used
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    loaded = []
+    original = bulk_load.bulk_load_leading_atoms
+
+    def recording(runner, source, filename):
+        start = original(runner, source, filename)
+        loaded.append(start)
+        return start
+
+    monkeypatch.setattr("metta_numba.interp.runner.bulk_load_leading_atoms", recording)
+    got, _ = _run(text)
+    assert loaded and loaded[0] > 0, "the leading run was not loaded in bulk"
+    assert got == expected
+
+
+def test_syntax_error_after_the_run_is_reported_in_order(monkeypatch) -> None:
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    text = "(edge a b)\n(edge b c)\n!(match &self (edge $x $y) $x)\n!(error-here\n"
+    runner = MeTTa()
+    result = runner.run_program(text, "prog.metta")
+    assert runner.space._segment is not None
+    assert [repr(r) for r in result.results] == ["[a, b]"]
+    assert result.parse_error is not None and result.parse_error.line == 4
+
+
+def test_a_run_naming_a_token_is_parsed_as_before(monkeypatch) -> None:
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    runner = MeTTa()
+    result = runner.run_program("(holds &self)\n!(match &self (holds $s) $s)\n")
+    assert runner.space._segment is None
+    assert len(result.results[0]) == 1 and result.results[0][0] is runner.self_atom

@@ -77,11 +77,21 @@ def find_bytes_token(data, slots, tok_pos, tok_len, tok_hash, query, start, end)
 
 
 @njit(cache=True, nogil=True)
+def _mix(key):
+    """A well-spread slot number for a child key (the splitmix64 finaliser)."""
+    x = np.uint64(key)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return np.int64(x >> np.uint64(1))
+
+
+@njit(cache=True, nogil=True)
 def find_child(keys, values, node, token):
     """The child of `node` through `token`, or -1."""
     key = (np.int64(node) << 32) | np.int64(token)
     mask = keys.size - 1
-    slot = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)) & mask
+    slot = _mix(key) & mask
     while True:
         found = keys[slot]
         if found < 0:
@@ -94,7 +104,7 @@ def find_child(keys, values, node, token):
 @njit(cache=True, nogil=True)
 def _put_child(keys, values, key, value):
     mask = keys.size - 1
-    slot = np.int64((np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)) & mask
+    slot = _mix(key) & mask
     while keys[slot] >= 0:
         slot = (slot + 1) & mask
     keys[slot] = key

@@ -23,6 +23,8 @@ def _term(rng: random.Random, depth: int) -> str:
         return f"({head} {' '.join(_term(rng, depth - 1) for _ in range(rng.randint(0, 2)))})"
     if roll < 0.5:
         return rng.choice(VARIABLES)
+    if roll < 0.505:
+        return rng.choice(["1.0", "2.5"])  # a float keeps its run on the parser
     return rng.choice(LEAVES)
 
 
@@ -58,7 +60,7 @@ QUERIES = [
 
 def _program(seed: int) -> str:
     rng = random.Random(seed)
-    lines = [_plain_atom(rng) for _ in range(rng.randint(5, 60))]
+    lines = [_plain_atom(rng) for _ in range(rng.randint(1, 60))]
     # Duplicates and copies equal up to variable names.
     for _ in range(rng.randint(0, 6)):
         lines.append(rng.choice(lines))
@@ -66,7 +68,7 @@ def _program(seed: int) -> str:
     rng.shuffle(lines)
     for _ in range(rng.randint(1, 8)):
         lines.append(rng.choice(QUERIES))
-        lines.extend(_plain_atom(rng) for _ in range(rng.randint(0, 4)))
+        lines.extend(_plain_atom(rng) for _ in range(rng.choice([0, 2, 4, 30, 90])))
         if rng.random() < 0.3:
             lines.append("(edge tok b)")
     lines.append(rng.choice(QUERIES))
@@ -87,22 +89,40 @@ def _run(text: str) -> tuple[str, bool]:
 
 @pytest.mark.parametrize("seed", range(80))
 def test_bulk_loaded_program_runs_as_parsed_one_by_one(seed: int, monkeypatch) -> None:
+    _compare_both_ways(seed, monkeypatch)
+
+
+def _compare_both_ways(seed: int, monkeypatch) -> list[bool]:
+    """Run program `seed` as parsed and with every run offered to the bulk loader; returns
+    whether each offered run was loaded."""
     text = _program(seed)
     expected, used = _run(text)
     assert not used
     monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
     loaded = []
-    original = bulk_load.bulk_load_leading_atoms
+    original = bulk_load.bulk_load_run
 
-    def recording(runner, source, filename):
-        start = original(runner, source, filename)
-        loaded.append(start)
-        return start
+    def recording(runner, source, filename, pos):
+        end = original(runner, source, filename, pos)
+        loaded.append(end > pos)
+        return end
 
-    monkeypatch.setattr("metta_numba.interp.runner.bulk_load_leading_atoms", recording)
+    monkeypatch.setattr(bulk_load, "bulk_load_run", recording)
     got, _ = _run(text)
-    assert loaded and loaded[0] > 0, "the leading run was not loaded in bulk"
     assert got == expected
+    return loaded
+
+
+def test_the_random_programs_take_the_bulk_path_often(monkeypatch) -> None:
+    """The comparison above means something only if runs do go through the bulk path, the
+    first one and later ones (rebuilding the space into one segment)."""
+    firsts = later = 0
+    for seed in range(80):
+        loaded = _compare_both_ways(seed, monkeypatch)
+        firsts += loaded[0]
+        later += sum(loaded[1:])
+        monkeypatch.undo()
+    assert firsts >= 30 and later >= 10, (firsts, later)
 
 
 def test_syntax_error_after_the_run_is_reported_in_order(monkeypatch) -> None:

@@ -63,6 +63,9 @@ class GroundingSpace(Space):
         self._order = TrieOrder()
         # Atoms 0..n-1 read in bulk (space/segment.py), decoded only when a query reaches them.
         self._segment = None
+        # Whether an atom was ever removed (a rebuild into a segment would then lose the
+        # answer order that the removals left).
+        self.ever_removed = False
         for atom in atoms:
             self.add(atom)
 
@@ -100,14 +103,24 @@ class GroundingSpace(Space):
         else:
             self._leaves.setdefault(atom, []).append(atom_id)
 
-    def attach_segment(self, segment) -> None:
-        """Take a bulk-read run of atoms as this space's first atoms (the space must never
-        have held an atom). Every rule and declaration may have changed, for every head."""
-        if self._next_id or self._segment is not None:
-            raise ValueError("a segment can only start an empty space")
+    def replace_with_segment(self, segment) -> None:
+        """Hold `segment` in place of every atom: it must list this space's atoms first, in id
+        order, then the new ones (nothing may have been removed, so that the answer order
+        follows from the atoms alone). Every rule and declaration may have changed."""
+        if self.ever_removed:
+            raise ValueError("a space that had atoms removed cannot be rebuilt into a segment")
+        if len(segment) < self.count():
+            raise ValueError("the segment does not hold the space's atoms")
+        self._atoms = {}
+        self._postings = {}
+        self._by_arity = {}
+        self._leaves = {}
+        self._wild_top = []
+        self._dead = 0
+        self._order = TrieOrder()
+        self._order.attach_base(segment)
         self._segment = segment
         self._next_id = len(segment)
-        self._order.attach_base(segment)
         self.version += 1
         self.rules_version += 1
         self.types_version += 1
@@ -137,6 +150,7 @@ class GroundingSpace(Space):
                 del self._atoms[atom_id]
                 self._order.remove(stored)
                 self._dead += 1
+                self.ever_removed = True
                 self._changed(atom)
                 if self._dead > 1024 and self._dead > len(self._atoms):
                     self._compact()

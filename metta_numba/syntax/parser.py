@@ -236,9 +236,21 @@ def iter_program(text: str, filename: str = "<string>", start: int = 0) -> Itera
     """
     # A NUL would pass into symbols and print raw; like a bad UTF-8 byte, it fails the whole
     # source before anything runs (the bulk reader checks the same way).
+    check_nul(text, filename)
+    for item, _end in iter_program_from(text, filename, start):
+        yield item
+
+
+def check_nul(text: str, filename: str) -> None:
+    """Refuse a source holding a NUL character (a positioned ParseError)."""
     nul = text.find("\0")
     if nul >= 0:
         raise ParseError.at(text, nul, MSG_NUL, filename)
+
+
+def iter_program_from(text: str, filename: str, start: int) -> Iterator[tuple[TopLevel, int]]:
+    """iter_program from offset `start` (between two top-level items), with the offset where
+    each item ends; the caller has checked the text with check_nul."""
     reader = _Reader(text, filename)
     reader.pos = start
     # Line and column are counted on from the previous item, not from the start of the text,
@@ -263,7 +275,7 @@ def iter_program(text: str, filename: str = "<string>", start: int = 0) -> Itera
         counted_to = start
         col = start - line_start + 1
         atom = reader.read_atom()
-        yield TopLevel(is_query, atom, line, col)
+        yield TopLevel(is_query, atom, line, col), reader.pos
 
 
 def parse_program(text: str, filename: str = "<string>") -> list[TopLevel]:

@@ -180,7 +180,7 @@ class GroundingSpace(Space):
         found = segment._decoded.get(index)
         if found is None:
             found = segment.atom(index)
-            self._order.know_nodes(found, segment.nodes_of(index))
+            self._order.know_segment_atom(found, index)
         return found
 
     def answer_order(self, pattern: Atom):

@@ -87,20 +87,23 @@ class TrieOrder:
         # numbers, and the nodes created here are numbered after them.
         self._base = None
         self._first = 0
-        # id(stored atom) -> (atom, nodes) of segment atoms, whose nodes the segment knows.
+        # id(stored atom) -> (atom, index in the segment) of segment atoms: their nodes are
+        # in the segment's arrays.
         self._known: dict[int, tuple] = {}
 
     def attach_base(self, segment) -> None:
         """Continue the trie of `segment`, whose atoms were added before any atom here."""
         self._base = segment
-        self._first = segment.n_nodes - 1
+        # Nodes created here are numbered from far above any segment node, so that the
+        # segment's trie need not be built before an atom is added here.
+        self._first = 1 << 40
 
-    def know_nodes(self, atom: Atom, nodes: list[int]) -> None:
-        self._known[id(atom)] = (atom, nodes)
+    def know_segment_atom(self, atom: Atom, index: int) -> None:
+        self._known[id(atom)] = (atom, index)
 
     def _step(self, node: int, token, create: bool) -> int:
         """The child through `token` (created when `create`); 0 when absent."""
-        if self._base is not None and node < self._base.n_nodes:
+        if self._base is not None and node < self._first:
             child = self._base.child(node, token)
             if child >= 0:
                 return child
@@ -124,7 +127,7 @@ class TrieOrder:
             node = 0
             for token in _prefix_tokens(atom):
                 node = self._step(node, token, True)
-                if node >= self._base.n_nodes:
+                if node >= self._first:
                     self._counts[node - self._first] += 1
             return
         node = 0
@@ -147,7 +150,7 @@ class TrieOrder:
             for token in _prefix_tokens(atom):
                 parent = node
                 node = self._step(node, token, False)
-                if node >= self._base.n_nodes:
+                if node >= self._first:
                     self._counts[node - self._first] -= 1
                     if self._counts[node - self._first] == 0:
                         del self._children[(parent << _SHIFT) | self._token_ids[token]]
@@ -183,7 +186,7 @@ class TrieOrder:
         known = self._known.get(id(stored))
         if known is not None and known[0] is stored:
             tokens, ends = tokens_of(stored)
-            return tokens, ends, known[1]
+            return tokens, ends, self._base.nodes_of(known[1])
         cache = self._path_cache
         found = cache.get(id(stored))
         if found is not None and found[0] is stored:
@@ -253,7 +256,8 @@ class TrieOrder:
         key = []
         known = self._known.get(id(stored))
         if known is not None and known[0] is stored:
-            return [(0 if _unifiable(token) else 1, node) for token, node in zip(_prefix_tokens(stored), known[1])]
+            nodes = self._base.nodes_of(known[1])
+            return [(0 if _unifiable(token) else 1, node) for token, node in zip(_prefix_tokens(stored), nodes)]
         node = 0
         for token in _prefix_tokens(stored):
             node = self._child(node, token)

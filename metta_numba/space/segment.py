@@ -57,24 +57,9 @@ class BulkSegment:
         n = len(self.offsets) - 1
         self._var_token: dict[str, int] = {}
         self._names_cache: dict[int, list[str]] = {}
-        atom_list, list_start, list_tokens = self._variable_tokens()
-        first_bytes_token = kernels.FIRST_VAR_TOKEN + len(self._var_token)
-        built = kernels.build_order_trie(self.data, self.offsets, atom_list, list_start, list_tokens, first_bytes_token)
-        (
-            self.node_start,
-            self.nodes,
-            self.n_nodes,
-            self._child_keys,
-            self._child_values,
-            self._tok_slots,
-            self._tok_pos,
-            self._tok_len,
-            self._tok_hash,
-            has_float,
-        ) = built
-        if has_float:
+        if kernels.token_count(self.data, self.offsets)[1]:
             raise SegmentUnsupported("a float token (it may equal a whole number)")
-        self._first_bytes_token = first_bytes_token
+        self._built = False
         self.trie = Trie.build(self.data, self.offsets)
         order = sort.sort_paths(self.data, self.offsets)
         rank_of = kernels.group_copies(self.data, self.offsets, order)
@@ -85,6 +70,33 @@ class BulkSegment:
         self.length = n
         self._decoded: dict[int, Atom] = {}
         self._token_cache: dict = {}
+
+    def _build_order(self) -> None:
+        """Build the answer-order trie: on first need (a sort of several answers, a listing,
+        an atom added after the segment), since rule calls need none."""
+        atom_list, list_start, list_tokens = self._variable_tokens()
+        first_bytes_token = kernels.FIRST_VAR_TOKEN + len(self._var_token)
+        built = kernels.build_order_trie(self.data, self.offsets, atom_list, list_start, list_tokens, first_bytes_token)
+        (
+            self._node_start,
+            self._nodes,
+            self._n_nodes,
+            self._child_keys,
+            self._child_values,
+            self._tok_slots,
+            self._tok_pos,
+            self._tok_len,
+            self._tok_hash,
+        ) = built
+        self._first_bytes_token = first_bytes_token
+        self._built = True
+
+    @property
+    def n_nodes(self) -> int:
+        """Nodes of the answer-order trie, the root included."""
+        if not self._built:
+            self._build_order()
+        return self._n_nodes
 
     def _variable_tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per atom, the index of its list of variable-name tokens (lists per distinct names)."""
@@ -121,7 +133,9 @@ class BulkSegment:
 
     def nodes_of(self, index: int) -> list[int]:
         """The answer-order trie node of each token of atom `index`."""
-        return self.nodes[self.node_start[index] : self.node_start[index + 1]].tolist()
+        if not self._built:
+            self._build_order()
+        return self._nodes[self._node_start[index] : self._node_start[index + 1]].tolist()
 
     def candidate_ids(self, pattern: Atom) -> np.ndarray:
         """Insertion indexes (sorted) of the atoms that may unify with `pattern`."""
@@ -141,6 +155,8 @@ class BulkSegment:
     # -- the answer-order trie, for atoms added after the segment ------------------------------
     def token_id(self, token) -> int:
         """The segment's id of a TrieOrder token, or -1 when no segment atom holds it."""
+        if not self._built:
+            self._build_order()
         found = self._token_cache.get(token)
         if found is None:
             found = self._token_cache[token] = self._find_token(token)

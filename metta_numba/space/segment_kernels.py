@@ -134,9 +134,11 @@ def _grow_tokens(slots, hashes, count):
 
 
 @njit(cache=True, nogil=True)
-def _token_count(data, offsets):
-    """Tokens of all paths (an expression counts its closing token too)."""
+def token_count(data, offsets):
+    """Tokens of all paths (an expression counts its closing token too), and whether a float
+    occurs."""
     total = 0
+    has_float = False
     for i in range(offsets.size - 1):
         pos = offsets[i]
         end = offsets[i + 1]
@@ -158,9 +160,10 @@ def _token_count(data, offsets):
                 total += 1
                 pos += 5
             else:
+                has_float = has_float or tag == TAG_FLOAT
                 total += 1
                 pos = leaf_end(data, pos)
-    return total
+    return total, has_float
 
 
 @njit(cache=True, nogil=True)
@@ -169,10 +172,10 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
 
     Atom i's k-th variable is token list_tokens[list_start[atom_list[i]] + k]. Returns the
     node of every token of every atom (node_start is per atom), the node count, the child
-    table, the byte-token table and whether a float occurs (a float equals a whole number
-    in the interpreter, which the byte tokens cannot tell)."""
+    table and the byte-token table. (A float equals a whole number in the interpreter, which
+    byte tokens cannot tell: the caller refuses paths with a float, see token_count.)"""
     n = offsets.size - 1
-    total = _token_count(data, offsets)
+    total = token_count(data, offsets)[0]
     node_start = np.empty(n + 1, np.int64)
     nodes = np.empty(total, np.int32)
     capacity = 1024
@@ -186,7 +189,6 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
     tok_hash = np.empty(total + 1, np.uint64)
     n_bytes_tokens = 0
     n_nodes = 1
-    has_float = False
     stack = np.empty(4096, np.int64)
     out = 0
     for i in range(n):
@@ -219,8 +221,6 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
                 pos += 5
             else:
                 stop = leaf_end(data, pos)
-                if tag == TAG_FLOAT:
-                    has_float = True
                 if 2 * (n_bytes_tokens + 1) > tok_slots.size:
                     tok_slots = _grow_tokens(tok_slots, tok_hash, n_bytes_tokens)
                 h = _bytes_hash(data, pos, stop)
@@ -288,7 +288,6 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
         tok_pos[:n_bytes_tokens].copy(),
         tok_len[:n_bytes_tokens].copy(),
         tok_hash[:n_bytes_tokens].copy(),
-        has_float,
     )
 
 

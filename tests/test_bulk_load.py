@@ -141,3 +141,26 @@ def test_a_run_naming_a_token_is_parsed_as_before(monkeypatch) -> None:
     result = runner.run_program("(holds &self)\n!(match &self (holds $s) $s)\n")
     assert runner.space._segment is None
     assert len(result.results[0]) == 1 and result.results[0][0] is runner.self_atom
+
+
+def _saved_atoms(tmp_path, name: str, text: str) -> tuple[str, list[tuple[str, int]]]:
+    from metta_numba.cli import main
+    from metta_numba.store import PersistentKB
+
+    program = tmp_path / f"{name}.metta"
+    program.write_text(text)
+    kb_path = tmp_path / f"{name}.kb"
+    assert main([str(program), "--save-snapshot", str(kb_path)]) == 0
+    with PersistentKB.open(kb_path, readonly=True) as kb:
+        return sorted((repr(atom), copies) for atom, copies in kb.atom_counts())
+
+
+def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom(tmp_path, monkeypatch, capsys) -> None:
+    text = _program(7).replace("!(bind! tok (edge d d))", "").replace("!(add-atom &self (edge c tok))", "")
+    expected = _saved_atoms(tmp_path, "parsed", text)
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    loaded = []
+    original = bulk_load.bulk_load_run
+    monkeypatch.setattr(bulk_load, "bulk_load_run", lambda *args: loaded.append(original(*args)) or loaded[-1])
+    assert _saved_atoms(tmp_path, "bulk", text) == expected
+    assert loaded and loaded[0] > 0 and len(expected) > 5

@@ -75,7 +75,7 @@ def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
     names = np.concatenate([np.asarray(p[2], np.int64) for p in parts])
     try:
         segment = BulkSegment(SimpleNamespace(data=data, offsets=offsets, names=names, terms=terms))
-    except SegmentUnsupported:
+    except (SegmentUnsupported, ValueError):  # a float; more distinct atoms than a trie holds
         return pos
     space.replace_with_segment(segment)
     return cut

@@ -36,7 +36,7 @@ def _plain_atom(rng: random.Random) -> str:
         head = rng.choice(["f", "g"])
         return f"(= ({head} {_term(rng, 2)}) {_term(rng, 2)})"
     if kind < 0.8:
-        return f"(: {rng.choice(SYMBOLS)} {rng.choice(['T', 'U', '(-> T U)'])})"
+        return f"(: {rng.choice(SYMBOLS)} {rng.choice(['T', 'U', '(-> T U)', 'Type', '(-> Atom T)'])})"
     if kind < 0.9:
         return f"(rel {_term(rng, 2)} {_term(rng, 1)} {_term(rng, 1)})"
     return _term(rng, 2)

@@ -10,6 +10,8 @@ query reaches them.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from metta_numba.atoms import Atom, Expression, Grounded, Variable
@@ -20,6 +22,20 @@ from metta_numba.trie import Trie
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+
+
+_RESERVED = []
+
+
+def _reserved_names() -> re.Pattern:
+    """Matches the encoded bytes of any reserved name (core.CANONICAL) in a path: only then
+    does a decoded atom need the shared instances (a conservative test, cheaper than a walk)."""
+    if not _RESERVED:
+        from metta_numba.interp.core import CANONICAL
+
+        encoded = [bytes([0xC0 | len(name.encode())]) + name.encode() for name in CANONICAL]
+        _RESERVED.append(re.compile(b"|".join(re.escape(e) for e in encoded)))
+    return _RESERVED[0]
 
 
 class SegmentUnsupported(ValueError):
@@ -128,7 +144,10 @@ class BulkSegment:
                 if names is None:
                     names = self._names_cache[name_id] = self.terms.text(name_id).split(" ")
             path = self.data[self.offsets[index] : self.offsets[index + 1]].tobytes()
-            found = self._decoded[index] = canonical(decode(path, self.terms, names))
+            found = decode(path, self.terms, names)
+            if _reserved_names().search(path) is not None:
+                found = canonical(found)
+            self._decoded[index] = found
         return found
 
     def nodes_of(self, index: int) -> list[int]:

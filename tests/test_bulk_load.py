@@ -164,3 +164,13 @@ def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom(tmp_path, monkeyp
     monkeypatch.setattr(bulk_load, "bulk_load_run", lambda *args: loaded.append(original(*args)) or loaded[-1])
     assert _saved_atoms(tmp_path, "bulk", text) == expected
     assert loaded and loaded[0] > 0 and len(expected) > 5
+
+
+def test_the_stop_at_an_error_still_leaves_a_later_syntax_error_unread(monkeypatch) -> None:
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    text = "(edge a b)\n(= (f $x) (g $x))\n!(f a)\n!(Error x y)\n(edge c d)\n!(never\n"
+    runner = MeTTa()
+    result = runner.run_program(text)
+    assert runner.space._segment is not None
+    assert result.stopped_on_error and result.parse_error is None
+    assert [repr(r) for r in result.results] == ["[(g a)]", "[(Error x y)]"]

@@ -21,7 +21,8 @@ BASELINE_FIGURES = (
     "open_us", "open_merkleized_us", "cold/open_us", "cold/first_query_us", "cold/major_faults",
     "api_ground_query_us", "api_ground_count_us", "api_match_head_us",
     "startup_snapshot_one/wall_s", "startup_snapshot_one/minor_faults", "startup_snapshot_one/major_faults",
-    "startup_snapshot_five/wall_s", "startup_source_five/wall_s", "rss_after_queries/rss_after_bytes",
+    "startup_snapshot_five/wall_s", "startup_source_one/wall_s", "startup_source_five/wall_s",
+    "startup_source_one/peak_rss_bytes", "rss_after_queries/rss_after_bytes",
 )
 QUERY_NAMES = ("rule call", "recursion", "match rule head", "match rule body", "variable head")
 

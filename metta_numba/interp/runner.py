@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
+from metta_numba.interp import bulk_load
 from metta_numba.interp.core import CANONICAL, SpaceAtom, char_literal, is_error
 from metta_numba.interp.evaluator import Evaluator
 from metta_numba.interp.modules import Modules
@@ -27,7 +28,7 @@ from metta_numba.interp.sandbox import sandbox_root
 from metta_numba.interp.stdlib import operations, stdlib_space
 from metta_numba.space import GroundingSpace, Space
 from metta_numba.syntax.errors import ParseError
-from metta_numba.syntax.parser import TopLevel, decode_source, iter_program
+from metta_numba.syntax.parser import TopLevel, check_nul, decode_source, iter_program, iter_program_from
 
 PARSED_PROGRAMS = 256
 """Short programs kept parsed: a query run again and again is read once (parsing is pure)."""
@@ -191,27 +192,51 @@ class MeTTa:
         parse_error = None
         pushed = self._enter(filename)
         try:
-            for item in _program_items(text, filename):
-                atom = self.apply_tokens(item.atom)
-                if item.is_query:
-                    found = self.ev.evaluate(atom)
-                    results.append(found)
-                    # Only an expression can be an Error: most result lists are checked by type alone.
-                    if Expression in {type(a) for a in found} and any(is_error(a) for a in found):
+            if len(text) < bulk_load.BULK_MIN_CHARS:
+                for item in _program_items(text, filename):
+                    if self._run_item(item, results):
                         stopped = True
                         break
-                elif (failure := self._type_error(atom)) is not None:
-                    results.append([failure])
-                    stopped = True
-                    break
-                else:
-                    self.space.add(atom)
+            else:
+                stopped = self._run_long_program(text, filename, results)
         except ParseError as err:
             parse_error = err
         finally:
             if pushed:
                 self._dirs.pop()
         return ProgramResult(results, stopped, parse_error)
+
+    def _run_long_program(self, text: str, filename: str, results: list[list[Atom]]) -> bool:
+        """run_program for a long text: before each run of plain atoms, offer the run to the
+        bulk loader; the parser goes on from where the loader stopped. True: stopped on an
+        Error."""
+        check_nul(text, filename)
+        pos = 0
+        while True:
+            pos = bulk_load.bulk_load_run(self, text, filename, pos)
+            for item, end in iter_program_from(text, filename, pos):
+                if self._run_item(item, results):
+                    return True
+                if item.is_query:
+                    pos = end
+                    break
+            else:
+                return False
+
+    def _run_item(self, item: TopLevel, results: list[list[Atom]]) -> bool:
+        """Run one top-level item; True when the run stops here (an Error)."""
+        atom = self.apply_tokens(item.atom)
+        if item.is_query:
+            found = self.ev.evaluate(atom)
+            results.append(found)
+            # Only an expression can be an Error: most result lists are checked by type alone.
+            return Expression in {type(a) for a in found} and any(is_error(a) for a in found)
+        failure = self._type_error(atom)
+        if failure is not None:
+            results.append([failure])
+            return True
+        self.space.add(atom)
+        return False
 
     def run_file(self, path: str) -> ProgramResult:
         with open(path, "rb") as f:

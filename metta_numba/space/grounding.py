@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
-from metta_numba.space.base import _VAR, _WILD, Space, _child_key
+from metta_numba.space.base import _VAR, _WILD, ANY_HEAD, Space, _child_key
 from metta_numba.space.order import TrieOrder
 
 
@@ -61,6 +61,11 @@ class GroundingSpace(Space):
         self._wild_top: list[int] = []  # stored atoms that are a bare variable
         self._dead = 0
         self._order = TrieOrder()
+        # Atoms 0..n-1 read in bulk (space/segment.py), decoded only when a query reaches them.
+        self._segment = None
+        # Whether an atom was ever removed (a rebuild into a segment would then lose the
+        # answer order that the removals left).
+        self.ever_removed = False
         for atom in atoms:
             self.add(atom)
 
@@ -98,14 +103,54 @@ class GroundingSpace(Space):
         else:
             self._leaves.setdefault(atom, []).append(atom_id)
 
+    def replace_with_segment(self, segment) -> None:
+        """Hold `segment` in place of every atom: it must list this space's atoms first, in id
+        order, then the new ones (nothing may have been removed, so that the answer order
+        follows from the atoms alone). Every rule and declaration may have changed."""
+        if self.ever_removed:
+            raise ValueError("a space that had atoms removed cannot be rebuilt into a segment")
+        if len(segment) < self.count():
+            raise ValueError("the segment does not hold the space's atoms")
+        self._atoms = {}
+        self._postings = {}
+        self._by_arity = {}
+        self._leaves = {}
+        self._wild_top = []
+        self._dead = 0
+        self._order = TrieOrder()
+        self._order.attach_base(segment)
+        self._segment = segment
+        self._next_id = len(segment)
+        self.version += 1
+        self.rules_version += 1
+        self.types_version += 1
+        self.types_expressions = True
+        self.head_versions[ANY_HEAD] = self.head_versions.get(ANY_HEAD, 0) + 1
+
+    def _materialize(self) -> None:
+        """Turn the segment into ordinary stored atoms, with the same ids and answer order (for
+        a removal, which the segment's arrays cannot show)."""
+        segment = self._segment
+        own = self._atoms
+        self._segment = None
+        self._atoms = {i: segment.atom(i) for i in range(len(segment))}
+        self._atoms.update(own)
+        self._order = TrieOrder()
+        for atom in self._atoms.values():
+            self._order.add(atom)
+        self._compact()
+
     def remove(self, atom: Atom) -> bool:
         """Remove one copy (the earliest) of an atom equal to `atom`; False when there is none."""
+        if self._segment is not None:
+            self._materialize()
         for atom_id in self._ids_for(atom):
             stored = self._atoms.get(atom_id)
             if stored is not None and stored == atom:
                 del self._atoms[atom_id]
                 self._order.remove(stored)
                 self._dead += 1
+                self.ever_removed = True
                 self._changed(atom)
                 if self._dead > 1024 and self._dead > len(self._atoms):
                     self._compact()
@@ -123,18 +168,35 @@ class GroundingSpace(Space):
 
     # -- reading --------------------------------------------------------------------------------
     def atoms(self) -> Iterator[Atom]:
-        return iter(list(self._atoms.values()))
+        segment = self._segment
+        head = [] if segment is None else [self._segment_atom(i) for i in range(len(segment))]
+        return iter(head + list(self._atoms.values()))
 
     def count(self) -> int:
-        return len(self._atoms)
+        return len(self._atoms) + (0 if self._segment is None else len(self._segment))
+
+    def _segment_atom(self, index: int) -> Atom:
+        segment = self._segment
+        found = segment._decoded.get(index)
+        if found is None:
+            found = segment.atom(index)
+            self._order.know_segment_atom(found, index)
+        return found
 
     def answer_order(self, pattern: Atom):
         return self._order.answer_order(pattern)
 
     def listing(self) -> list[Atom]:
-        return sorted(self._atoms.values(), key=self._order.listing_key)
+        return sorted(self.atoms(), key=self._order.listing_key)
 
     def _ids_for(self, pattern: Atom) -> list[int]:
+        own = self._own_ids_for(pattern)
+        if self._segment is None:
+            return own
+        # Segment ids all come before the ids of atoms added one by one.
+        return self._segment.candidate_ids(pattern).tolist() + own
+
+    def _own_ids_for(self, pattern: Atom) -> list[int]:
         t = type(pattern)
         if t is Variable:
             return list(self._atoms.keys())
@@ -165,7 +227,11 @@ class GroundingSpace(Space):
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         stored = self._atoms
+        segment_size = 0 if self._segment is None else len(self._segment)
         for atom_id in self._ids_for(pattern):
+            if atom_id < segment_size:
+                yield self._segment_atom(atom_id)
+                continue
             atom = stored.get(atom_id)
             if atom is not None:
                 yield atom

@@ -83,6 +83,38 @@ class TrieOrder:
         # id(stored atom) -> (atom, tokens, ends, trie node of each token). A stored atom's
         # nodes stay as they are while it is stored, so this is dropped only on removals.
         self._path_cache: dict[int, tuple] = {}
+        # A bulk-loaded segment's trie (space/segment.py) below this one: its nodes keep their
+        # numbers, and the nodes created here are numbered after them.
+        self._base = None
+        self._first = 0
+        # id(stored atom) -> (atom, index in the segment) of segment atoms: their nodes are
+        # in the segment's arrays.
+        self._known: dict[int, tuple] = {}
+
+    def attach_base(self, segment) -> None:
+        """Continue the trie of `segment`, whose atoms were added before any atom here."""
+        self._base = segment
+        # Nodes created here are numbered from far above any segment node, so that the
+        # segment's trie need not be built before an atom is added here.
+        self._first = 1 << 40
+
+    def know_segment_atom(self, atom: Atom, index: int) -> None:
+        self._known[id(atom)] = (atom, index)
+
+    def _step(self, node: int, token, create: bool) -> int:
+        """The child through `token` (created when `create`); 0 when absent."""
+        if self._base is not None and node < self._first:
+            child = self._base.child(node, token)
+            if child >= 0:
+                return child
+        key = (node << _SHIFT) | self._token_id(token)
+        child = self._children.get(key)
+        if child is None:
+            if not create:
+                return 0
+            child = self._children[key] = len(self._counts) + self._first
+            self._counts.append(0)
+        return child
 
     def _token_id(self, token) -> int:
         found = self._token_ids.get(token)
@@ -91,6 +123,13 @@ class TrieOrder:
         return found
 
     def add(self, atom: Atom) -> None:
+        if self._base is not None:
+            node = 0
+            for token in _prefix_tokens(atom):
+                node = self._step(node, token, True)
+                if node >= self._first:
+                    self._counts[node - self._first] += 1
+            return
         node = 0
         counts = self._counts
         children = self._children
@@ -105,6 +144,17 @@ class TrieOrder:
 
     def remove(self, atom: Atom) -> None:
         self._path_cache.clear()
+        if self._base is not None:
+            # Segment nodes never drop here: the space removes no segment atom in place.
+            node = 0
+            for token in _prefix_tokens(atom):
+                parent = node
+                node = self._step(node, token, False)
+                if node >= self._first:
+                    self._counts[node - self._first] -= 1
+                    if self._counts[node - self._first] == 0:
+                        del self._children[(parent << _SHIFT) | self._token_ids[token]]
+            return
         node = 0
         counts = self._counts
         children = self._children
@@ -117,6 +167,8 @@ class TrieOrder:
             node = child
 
     def _child(self, node: int, token) -> int:
+        if self._base is not None:
+            return self._step(node, token, False)
         token_id = self._token_ids.get(token)
         if token_id is None:
             return 0
@@ -131,6 +183,10 @@ class TrieOrder:
 
     def _stored_path(self, stored: Atom) -> tuple:
         """(tokens, ends, node of each token) of a stored atom, remembered for recent answers."""
+        known = self._known.get(id(stored))
+        if known is not None and known[0] is stored:
+            tokens, ends = tokens_of(stored)
+            return tokens, ends, self._base.nodes_of(known[1])
         cache = self._path_cache
         found = cache.get(id(stored))
         if found is not None and found[0] is stored:
@@ -173,7 +229,11 @@ class TrieOrder:
     def _flat_key(self, stored: Atom, pattern: Expression, pattern_tokens: list, pattern_ends: list) -> list:
         """`_answer_key` of a flat stored atom for a flat pattern (the common case): the same
         entries, without building the token lists."""
-        if type(stored) is not Expression or any(type(c) is Expression for c in stored.children):
+        if (
+            self._base is not None
+            or type(stored) is not Expression
+            or any(type(c) is Expression for c in stored.children)
+        ):
             return self._answer_key(stored, pattern_tokens, pattern_ends)
         children = self._children
         token_ids = self._token_ids
@@ -194,6 +254,10 @@ class TrieOrder:
     def listing_key(self, stored: Atom) -> list:
         """Sort key of a stored atom in a full listing of the space (`get-atoms`)."""
         key = []
+        known = self._known.get(id(stored))
+        if known is not None and known[0] is stored:
+            nodes = self._base.nodes_of(known[1])
+            return [(0 if _unifiable(token) else 1, node) for token, node in zip(_prefix_tokens(stored), nodes)]
         node = 0
         for token in _prefix_tokens(stored):
             node = self._child(node, token)

@@ -227,23 +227,37 @@ class _Reader:
         return self.pos >= len(self.text)
 
 
-def iter_program(text: str, filename: str = "<string>") -> Iterator[TopLevel]:
-    """Yield the top-level atoms of a program one by one, lazily.
+def iter_program(text: str, filename: str = "<string>", start: int = 0) -> Iterator[TopLevel]:
+    """Yield the top-level atoms of a program one by one, lazily (from offset `start`, which
+    must be between two top-level items).
 
     A ParseError is raised when the reader reaches the bad spot, so the items before it can be
     handled first (hyperon runs the `!`s before a syntax error, then fails).
     """
     # A NUL would pass into symbols and print raw; like a bad UTF-8 byte, it fails the whole
     # source before anything runs (the bulk reader checks the same way).
+    check_nul(text, filename)
+    for item, _end in iter_program_from(text, filename, start):
+        yield item
+
+
+def check_nul(text: str, filename: str) -> None:
+    """Refuse a source holding a NUL character (a positioned ParseError)."""
     nul = text.find("\0")
     if nul >= 0:
         raise ParseError.at(text, nul, MSG_NUL, filename)
+
+
+def iter_program_from(text: str, filename: str, start: int) -> Iterator[tuple[TopLevel, int]]:
+    """iter_program from offset `start` (between two top-level items), with the offset where
+    each item ends; the caller has checked the text with check_nul."""
     reader = _Reader(text, filename)
+    reader.pos = start
     # Line and column are counted on from the previous item, not from the start of the text,
     # so that a file of many atoms (even all on one line) is read in linear time.
-    counted_to = 0
-    line = 1
-    line_start = 0
+    counted_to = start
+    line = 1 + text.count("\n", 0, start)
+    line_start = text.rfind("\n", 0, start) + 1
     while not reader.at_end():
         start = reader.pos
         is_query = False
@@ -261,7 +275,7 @@ def iter_program(text: str, filename: str = "<string>") -> Iterator[TopLevel]:
         counted_to = start
         col = start - line_start + 1
         atom = reader.read_atom()
-        yield TopLevel(is_query, atom, line, col)
+        yield TopLevel(is_query, atom, line, col), reader.pos
 
 
 def parse_program(text: str, filename: str = "<string>") -> list[TopLevel]:

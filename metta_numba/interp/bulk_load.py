@@ -1,0 +1,111 @@
+"""Loading a program's long runs of plain atoms through the bulk reader.
+
+A big knowledge base file is mostly plain atoms between a few `!`s. Parsing those one by one
+into Python atoms costs far more than the bulk reader (syntax.bulk) plus a segment of arrays
+(space.segment) that decodes only what queries reach. Before each run of plain atoms the
+runner offers the run here; it is taken only when it is long, when nothing in it depends on
+the runner's state (no symbol that names a token, no type checking on addition) and when the
+space can hold it as a segment exactly:
+
+- the space is the in-memory space and has never had an atom removed (its answer order then
+  follows from the atoms alone, in insertion order);
+- the run holds at least as many atoms as the space: the space's atoms and the run are then
+  rebuilt into one segment, so the rebuilds of a growing program cost a bounded multiple of
+  its size (a program with a `!` every few lines keeps the parser for those short runs);
+- every atom already in the space can be encoded (no space or state inside, no float).
+
+The rest of the program is read and run as before, from where the run ends. A run the bulk
+reader cannot read, or one it reads differently from the parser (a `!` not at the start of a
+line), is left to the parser, which then reports any syntax error at its place, in order.
+"""
+
+from __future__ import annotations
+
+import re
+
+from metta_numba.atoms import Symbol
+
+BULK_MIN_CHARS = 1 << 16
+"""Shorter runs go through the parser (a small program never loads the kernels)."""
+
+_QUERY_LINE = re.compile(r"^!", re.MULTILINE)
+
+
+def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
+    """Load the plain atoms from offset `pos` up to the next line that starts with `!` into the
+    runner's space, when that is exact and worth it; returns where parsing goes on (`pos`
+    when nothing was loaded)."""
+    found = _QUERY_LINE.search(text, pos)
+    cut = len(text) if found is None else found.start()
+    if cut - pos < BULK_MIN_CHARS or not _runner_allows(runner):
+        return pos
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from metta_numba.codec import CodecError, TermStore, encode_atoms
+    from metta_numba.space.segment import BulkSegment, SegmentUnsupported
+    from metta_numba.syntax.bulk import encode_source
+    from metta_numba.syntax.errors import ParseError
+
+    space = runner.space
+    terms = space._segment.terms if space._segment is not None else TermStore()
+    try:
+        batch = encode_source(text[pos:cut].encode("utf-8"), filename, terms)
+    except ParseError:
+        return pos
+    if len(batch) == 0 or len(batch) < space.count() or batch.is_query.any() or _names_a_token(runner, batch):
+        return pos
+    parts = []
+    if space._segment is not None:
+        parts.append((space._segment.data, space._segment.offsets, space._segment.names))
+    if space._atoms:
+        try:
+            data, offsets, names, skipped = encode_atoms(list(space._atoms.values()), terms)
+        except CodecError:
+            return pos
+        if skipped:
+            return pos
+        parts.append((data, offsets, names))
+    parts.append((batch.data, batch.offsets, batch.names))
+    data = np.concatenate([p[0] for p in parts])
+    sizes = np.concatenate([np.diff(p[1]) for p in parts])
+    offsets = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    names = np.concatenate([np.asarray(p[2], np.int64) for p in parts])
+    try:
+        segment = BulkSegment(SimpleNamespace(data=data, offsets=offsets, names=names, terms=terms))
+    except (SegmentUnsupported, ValueError):  # a float; more distinct atoms than a trie holds
+        return pos
+    space.replace_with_segment(segment)
+    return cut
+
+
+def _runner_allows(runner) -> bool:
+    from metta_numba.space import GroundingSpace
+
+    space = runner.space
+    return (
+        type(space) is GroundingSpace
+        and not space.ever_removed
+        and not runner.token_patterns
+        and runner.settings.get("type-check") is None
+    )
+
+
+def _names_a_token(runner, batch) -> bool:
+    """Whether a symbol of the batch may name a token (conservatively: the token's encoded
+    bytes occur anywhere, or a symbol may be a character literal)."""
+    data = batch.data.tobytes()
+    if b"'" in data:
+        return True
+    for name, atom in runner.tokens.items():
+        if type(atom) is Symbol and atom.name == name:
+            continue  # a reserved name's shared instance: decoding gives it (core.canonical)
+        raw = name.encode("utf-8")
+        if len(raw) <= 63:
+            if bytes([0xC0 | len(raw)]) + raw in data:
+                return True
+        elif batch.terms.find(name) is not None:
+            return True
+    return False

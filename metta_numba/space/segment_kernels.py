@@ -1,0 +1,318 @@
+"""Kernels of the bulk-loaded segment (space/segment.py): hyperon's answer-order trie, built
+straight from encoded paths.
+
+Hyperon keeps a space as a trie over the atoms' tokens (an opening token, the elements, a
+closing token; see space/order.py). These kernels walk each encoded path as that token
+sequence, in insertion order, and give every distinct token prefix a node numbered by creation
+rank: the same numbers `TrieOrder` would give had the atoms been added one by one. Tokens are
+the encoded bytes of a symbol, number or string (a string by its term id), or a variable by
+its name (the caller maps each atom's variables to name tokens, since paths keep no names).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metta_numba.jit import njit
+
+OPEN = 0
+CLOSE = 1
+FIRST_VAR_TOKEN = 2
+TAG_FLOAT = 0x41
+TAG_BIG_ARITY = 0x44
+TAG_BIG_VAR_REF = 0x46
+_EXT_PAYLOAD = np.array([8, 8, 8, 8, 4, 1, 4, 8], np.int64)
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@njit(cache=True, nogil=True)
+def _u32(data, pos):
+    return (
+        (np.int64(data[pos]) << 24)
+        | (np.int64(data[pos + 1]) << 16)
+        | (np.int64(data[pos + 2]) << 8)
+        | np.int64(data[pos + 3])
+    )
+
+
+@njit(cache=True, nogil=True)
+def _bytes_hash(data, start, end):
+    h = _FNV_OFFSET
+    for k in range(start, end):
+        h = (h ^ np.uint64(data[k])) * _FNV_PRIME
+    return h
+
+
+@njit(cache=True, nogil=True)
+def leaf_end(data, pos):
+    """End of the leaf token at `pos` (a symbol or an extension value)."""
+    tag = data[pos]
+    if tag >= 0xC0:
+        return pos + 1 + (tag & 0x3F)
+    return pos + 1 + _EXT_PAYLOAD[tag - 0x40]
+
+
+@njit(cache=True, nogil=True)
+def find_bytes_token(data, slots, tok_pos, tok_len, tok_hash, query, start, end):
+    """Index of the byte token query[start:end] in the token table, or -1."""
+    h = _bytes_hash(query, start, end)
+    mask = slots.size - 1
+    slot = np.int64(h & np.uint64(mask))
+    size = end - start
+    while True:
+        found = slots[slot]
+        if found < 0:
+            return -1
+        if tok_hash[found] == h and tok_len[found] == size:
+            same = True
+            at = tok_pos[found]
+            for k in range(size):
+                if data[at + k] != query[start + k]:
+                    same = False
+                    break
+            if same:
+                return found
+        slot = (slot + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _mix(key):
+    """A well-spread slot number for a child key (the splitmix64 finaliser)."""
+    x = np.uint64(key)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return np.int64(x >> np.uint64(1))
+
+
+@njit(cache=True, nogil=True)
+def find_child(keys, values, node, token):
+    """The child of `node` through `token`, or -1."""
+    key = (np.int64(node) << 32) | np.int64(token)
+    mask = keys.size - 1
+    slot = _mix(key) & mask
+    while True:
+        found = keys[slot]
+        if found < 0:
+            return -1
+        if found == key:
+            return values[slot]
+        slot = (slot + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _put_child(keys, values, key, value):
+    mask = keys.size - 1
+    slot = _mix(key) & mask
+    while keys[slot] >= 0:
+        slot = (slot + 1) & mask
+    keys[slot] = key
+    values[slot] = value
+
+
+@njit(cache=True, nogil=True)
+def _grow_children(keys, values):
+    new_keys = np.full(keys.size * 2, -1, np.int64)
+    new_values = np.empty(keys.size * 2, np.int32)
+    for slot in range(keys.size):
+        if keys[slot] >= 0:
+            _put_child(new_keys, new_values, keys[slot], values[slot])
+    return new_keys, new_values
+
+
+@njit(cache=True, nogil=True)
+def _grow_tokens(slots, hashes, count):
+    bigger = np.full(slots.size * 2, -1, np.int64)
+    mask = bigger.size - 1
+    for found in range(count):
+        slot = np.int64(hashes[found] & np.uint64(mask))
+        while bigger[slot] >= 0:
+            slot = (slot + 1) & mask
+        bigger[slot] = found
+    return bigger
+
+
+@njit(cache=True, nogil=True)
+def token_count(data, offsets):
+    """Tokens of all paths (an expression counts its closing token too), and whether a float
+    occurs."""
+    total = 0
+    has_float = False
+    for i in range(offsets.size - 1):
+        pos = offsets[i]
+        end = offsets[i + 1]
+        while pos < end:
+            tag = data[pos]
+            if tag < 0x40:
+                total += 2
+                pos += 1
+            elif tag == TAG_BIG_ARITY:
+                total += 2
+                pos += 5
+            elif tag >= 0x80 and tag < 0xC0:
+                total += 1
+                pos += 1
+            elif tag == 0xC0:
+                total += 1
+                pos += 1
+            elif tag == TAG_BIG_VAR_REF:
+                total += 1
+                pos += 5
+            else:
+                has_float = has_float or tag == TAG_FLOAT
+                total += 1
+                pos = leaf_end(data, pos)
+    return total, has_float
+
+
+@njit(cache=True, nogil=True)
+def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_bytes_token):
+    """The answer-order trie of paths data[offsets[i]:offsets[i+1]], added in index order.
+
+    Atom i's k-th variable is token list_tokens[list_start[atom_list[i]] + k]. Returns the
+    node of every token of every atom (node_start is per atom), the node count, the child
+    table and the byte-token table. (A float equals a whole number in the interpreter, which
+    byte tokens cannot tell: the caller refuses paths with a float, see token_count.)"""
+    n = offsets.size - 1
+    total = token_count(data, offsets)[0]
+    node_start = np.empty(n + 1, np.int64)
+    nodes = np.empty(total, np.int32)
+    capacity = 1024
+    while capacity < 2 * n:
+        capacity *= 2
+    keys = np.full(capacity, -1, np.int64)
+    values = np.empty(capacity, np.int32)
+    tok_slots = np.full(1024, -1, np.int64)
+    tok_pos = np.empty(total + 1, np.int64)
+    tok_len = np.empty(total + 1, np.int64)
+    tok_hash = np.empty(total + 1, np.uint64)
+    n_bytes_tokens = 0
+    n_nodes = 1
+    stack = np.empty(4096, np.int64)
+    out = 0
+    for i in range(n):
+        node_start[i] = out
+        pos = offsets[i]
+        end = offsets[i + 1]
+        depth = 0
+        new_vars = 0
+        names_at = list_start[atom_list[i]] if atom_list[i] >= 0 else 0
+        node = 0
+        while pos < end:
+            tag = data[pos]
+            arity = -1
+            token = -1
+            if tag < 0x40:
+                arity = np.int64(tag)
+                pos += 1
+            elif tag == TAG_BIG_ARITY:
+                arity = _u32(data, pos + 1)
+                pos += 5
+            elif tag == 0xC0:
+                token = list_tokens[names_at + new_vars]
+                new_vars += 1
+                pos += 1
+            elif tag >= 0x80 and tag < 0xC0:
+                token = list_tokens[names_at + (tag & 0x3F)]
+                pos += 1
+            elif tag == TAG_BIG_VAR_REF:
+                token = list_tokens[names_at + _u32(data, pos + 1)]
+                pos += 5
+            else:
+                stop = leaf_end(data, pos)
+                if 2 * (n_bytes_tokens + 1) > tok_slots.size:
+                    tok_slots = _grow_tokens(tok_slots, tok_hash, n_bytes_tokens)
+                h = _bytes_hash(data, pos, stop)
+                mask = tok_slots.size - 1
+                slot = np.int64(h & np.uint64(mask))
+                while True:
+                    found = tok_slots[slot]
+                    if found < 0:
+                        found = n_bytes_tokens
+                        n_bytes_tokens += 1
+                        tok_slots[slot] = found
+                        tok_pos[found] = pos
+                        tok_len[found] = stop - pos
+                        tok_hash[found] = h
+                        break
+                    if tok_hash[found] == h and tok_len[found] == stop - pos:
+                        same = True
+                        for k in range(stop - pos):
+                            if data[tok_pos[found] + k] != data[pos + k]:
+                                same = False
+                                break
+                        if same:
+                            break
+                    slot = (slot + 1) & mask
+                token = first_bytes_token + found
+                pos = stop
+            # One token or an opening token, then the closing tokens it completes.
+            emit = OPEN if arity >= 0 else token
+            closes = 0
+            if arity > 0:
+                if depth == stack.size:
+                    bigger = np.empty(stack.size * 2, np.int64)
+                    bigger[:depth] = stack[:depth]
+                    stack = bigger
+                stack[depth] = arity
+                depth += 1
+            else:
+                closes = 1 if arity == 0 else 0
+                while depth > 0:
+                    stack[depth - 1] -= 1
+                    if stack[depth - 1] > 0:
+                        break
+                    depth -= 1
+                    closes += 1
+            for step in range(closes + 1):
+                tok = emit if step == 0 else CLOSE
+                child = find_child(keys, values, node, tok)
+                if child < 0:
+                    if 2 * (n_nodes + 1) > keys.size:
+                        keys, values = _grow_children(keys, values)
+                    child = n_nodes
+                    n_nodes += 1
+                    _put_child(keys, values, (np.int64(node) << 32) | np.int64(tok), child)
+                nodes[out] = child
+                out += 1
+                node = child
+    node_start[n] = out
+    return (
+        node_start,
+        nodes,
+        n_nodes,
+        keys,
+        values,
+        tok_slots,
+        tok_pos[:n_bytes_tokens].copy(),
+        tok_len[:n_bytes_tokens].copy(),
+        tok_hash[:n_bytes_tokens].copy(),
+    )
+
+
+@njit(cache=True, nogil=True)
+def group_copies(data, offsets, order):
+    """For paths sorted by `order` (equal paths adjacent): the rank of the distinct path of
+    each atom."""
+    n = order.size
+    rank_of = np.empty(n, np.int64)
+    rank = -1
+    prev_start = 0
+    prev_end = 0
+    for k in range(n):
+        i = order[k]
+        start = offsets[i]
+        end = offsets[i + 1]
+        same = k > 0 and end - start == prev_end - prev_start
+        if same:
+            for j in range(end - start):
+                if data[start + j] != data[prev_start + j]:
+                    same = False
+                    break
+        if not same:
+            rank += 1
+        rank_of[i] = rank
+        prev_start = start
+        prev_end = end
+    return rank_of

@@ -1,0 +1,176 @@
+"""A program's leading run of atoms loaded in bulk (interp.bulk_load, space.segment) runs
+exactly as when every atom is parsed and added one by one: same results, same order."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from metta_numba.interp import bulk_load
+from metta_numba.interp.runner import MeTTa
+
+SYMBOLS = ["a", "b", "c", "d"]
+VARIABLES = ["$x", "$y", "$z", "$w"]
+LEAVES = SYMBOLS + ["1", "2", "-3", '"s"', '"t"', "True"]
+
+
+def _term(rng: random.Random, depth: int) -> str:
+    roll = rng.random()
+    if depth > 0 and roll < 0.25:
+        head = rng.choice(["p", "q", "cons"])
+        return f"({head} {' '.join(_term(rng, depth - 1) for _ in range(rng.randint(0, 2)))})"
+    if roll < 0.5:
+        return rng.choice(VARIABLES)
+    if roll < 0.505:
+        return rng.choice(["1.0", "2.5"])  # a float keeps its run on the parser
+    return rng.choice(LEAVES)
+
+
+def _plain_atom(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.4:
+        return f"(edge {_term(rng, 1)} {_term(rng, 1)})"
+    if kind < 0.7:
+        head = rng.choice(["f", "g"])
+        return f"(= ({head} {_term(rng, 2)}) {_term(rng, 2)})"
+    if kind < 0.8:
+        return f"(: {rng.choice(SYMBOLS)} {rng.choice(['T', 'U', '(-> T U)', 'Type', '(-> Atom T)'])})"
+    if kind < 0.9:
+        return f"(rel {_term(rng, 2)} {_term(rng, 1)} {_term(rng, 1)})"
+    return _term(rng, 2)
+
+
+QUERIES = [
+    "!(match &self (edge $x $y) ($x $y))",
+    "!(match &self (edge a $y) $y)",
+    "!(match &self (rel $a $b $c) ($a $b $c))",
+    "!(match &self ($h (p $u) $v) ($h $u $v))",
+    "!(f a)",
+    "!(g (p b))",
+    "!(get-atoms &self)",
+    "!(get-type a)",
+    "!(add-atom &self (edge c tok))",
+    "!(remove-atom &self (edge a b))",
+    "!(bind! tok (edge d d))",
+    "!(match &self $any $any)",
+]
+
+
+def _program(seed: int) -> str:
+    rng = random.Random(seed)
+    lines = [_plain_atom(rng) for _ in range(rng.randint(1, 60))]
+    # Duplicates and copies equal up to variable names.
+    for _ in range(rng.randint(0, 6)):
+        lines.append(rng.choice(lines))
+        lines.append(rng.choice(lines).replace("$x", "$renamed"))
+    rng.shuffle(lines)
+    for _ in range(rng.randint(1, 8)):
+        lines.append(rng.choice(QUERIES))
+        lines.extend(_plain_atom(rng) for _ in range(rng.choice([0, 2, 4, 30, 90])))
+        if rng.random() < 0.3:
+            lines.append("(edge tok b)")
+    lines.append(rng.choice(QUERIES))
+    return "\n".join(lines) + "\n"
+
+
+def _renumbered(text: str) -> str:
+    """Fresh variables (`$x#N`) numbered by first appearance: N counts on across runs."""
+    seen: dict[str, str] = {}
+    return re.sub(r"#\d+", lambda m: seen.setdefault(m.group(), f"#{len(seen)}"), text)
+
+
+def _run(text: str) -> tuple[str, bool]:
+    runner = MeTTa()
+    result = runner.run_program(text)
+    return _renumbered(repr(result)), runner.space._segment is not None
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_bulk_loaded_program_runs_as_parsed_one_by_one(seed: int, monkeypatch) -> None:
+    _compare_both_ways(seed, monkeypatch)
+
+
+def _compare_both_ways(seed: int, monkeypatch) -> list[bool]:
+    """Run program `seed` as parsed and with every run offered to the bulk loader; returns
+    whether each offered run was loaded."""
+    text = _program(seed)
+    expected, used = _run(text)
+    assert not used
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    loaded = []
+    original = bulk_load.bulk_load_run
+
+    def recording(runner, source, filename, pos):
+        end = original(runner, source, filename, pos)
+        loaded.append(end > pos)
+        return end
+
+    monkeypatch.setattr(bulk_load, "bulk_load_run", recording)
+    got, _ = _run(text)
+    assert got == expected
+    return loaded
+
+
+def test_the_random_programs_take_the_bulk_path_often(monkeypatch) -> None:
+    """The comparison above means something only if runs do go through the bulk path, the
+    first one and later ones (rebuilding the space into one segment)."""
+    firsts = later = 0
+    for seed in range(80):
+        loaded = _compare_both_ways(seed, monkeypatch)
+        firsts += loaded[0]
+        later += sum(loaded[1:])
+        monkeypatch.undo()
+    assert firsts >= 30 and later >= 10, (firsts, later)
+
+
+def test_syntax_error_after_the_run_is_reported_in_order(monkeypatch) -> None:
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    text = "(edge a b)\n(edge b c)\n!(match &self (edge $x $y) $x)\n!(error-here\n"
+    runner = MeTTa()
+    result = runner.run_program(text, "prog.metta")
+    assert runner.space._segment is not None
+    assert [repr(r) for r in result.results] == ["[a, b]"]
+    assert result.parse_error is not None and result.parse_error.line == 4
+
+
+def test_a_run_naming_a_token_is_parsed_as_before(monkeypatch) -> None:
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    runner = MeTTa()
+    result = runner.run_program("(holds &self)\n!(match &self (holds $s) $s)\n")
+    assert runner.space._segment is None
+    assert len(result.results[0]) == 1 and result.results[0][0] is runner.self_atom
+
+
+def _saved_atoms(tmp_path, name: str, text: str) -> tuple[str, list[tuple[str, int]]]:
+    from metta_numba.cli import main
+    from metta_numba.store import PersistentKB
+
+    program = tmp_path / f"{name}.metta"
+    program.write_text(text)
+    kb_path = tmp_path / f"{name}.kb"
+    assert main([str(program), "--save-snapshot", str(kb_path)]) == 0
+    with PersistentKB.open(kb_path, readonly=True) as kb:
+        return sorted((repr(atom), copies) for atom, copies in kb.atom_counts())
+
+
+def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom(tmp_path, monkeypatch, capsys) -> None:
+    text = _program(7).replace("!(bind! tok (edge d d))", "").replace("!(add-atom &self (edge c tok))", "")
+    expected = _saved_atoms(tmp_path, "parsed", text)
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    loaded = []
+    original = bulk_load.bulk_load_run
+    monkeypatch.setattr(bulk_load, "bulk_load_run", lambda *args: loaded.append(original(*args)) or loaded[-1])
+    assert _saved_atoms(tmp_path, "bulk", text) == expected
+    assert loaded and loaded[0] > 0 and len(expected) > 5
+
+
+def test_the_stop_at_an_error_still_leaves_a_later_syntax_error_unread(monkeypatch) -> None:
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    text = "(edge a b)\n(= (f $x) (g $x))\n!(f a)\n!(Error x y)\n(edge c d)\n!(never\n"
+    runner = MeTTa()
+    result = runner.run_program(text)
+    assert runner.space._segment is not None
+    assert result.stopped_on_error and result.parse_error is None
+    assert [repr(r) for r in result.results] == ["[(g a)]", "[(Error x y)]"]

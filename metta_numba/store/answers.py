@@ -178,8 +178,13 @@ class AnswerTables:
         if len(seen) > 100_000:
             seen.clear()
         out: list[tuple] = []
-        kept = np.flatnonzero(status != NO)
-        rows = zip(kept.tolist(), status[kept].tolist(), spans[kept].tolist(), sides[kept].tolist())
+        if len(status) <= 64:
+            # A few candidates: plain lists cost less than selecting with arrays.
+            every = enumerate(zip(status.tolist(), spans.tolist(), sides.tolist()))
+            rows = ((i, state, row, side) for i, (state, row, side) in every if state != NO)
+        else:
+            kept = np.flatnonzero(status != NO)
+            rows = zip(kept.tolist(), status[kept].tolist(), spans[kept].tolist(), sides[kept].tolist())
         for i, state, row, side in rows:
             copies = counts[i] + (min(0, delta.get(data[offsets[i] : offsets[i + 1]], 0)) if delta else 0)
             if copies <= 0:

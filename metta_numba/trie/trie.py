@@ -271,9 +271,10 @@ class Trie:
     def paths(self, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The paths of the given ranks as a batch (data, offsets)."""
         ranks = np.ascontiguousarray(ranks, dtype=np.int64)
-        if ranks.size and (ranks.min() < 0 or ranks.max() >= len(self)):
+        order = walk.rank_order(ranks, len(self))
+        if order < 0:
             raise IndexError("rank out of range")
-        if ranks.size > 1 and bool(np.all(ranks[1:] >= ranks[:-1])):
+        if order == 1 and ranks.size > 1:
             # Candidates come sorted: shared prefixes are then walked once.
             return walk.paths_of_sorted_ranks(self._structure, ranks)
         return walk.paths_of_ranks(self._structure, ranks)

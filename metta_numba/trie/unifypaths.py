@@ -162,15 +162,14 @@ def _refers_to_terms(buf, start, end):
 
 
 @njit(cache=True, nogil=True)
-def unify_row(pattern, p_vars, data, start, end, buf, var_at, kind, value, stack, spans, sides):
-    """Unify the pattern with data[start:end] (see the module docstring); on YES spans/sides
-    say where each pattern variable's value is (sides -1: the variable stays unbound)."""
-    plen = pattern.shape[0]
+def unify_row(plen, first_at, data, start, end, buf, var_at, kind, value, stack, roots, spans, sides):
+    """Unify the pattern, already in buf[:plen] and numbered in var_at[:plen] (its variables'
+    first positions in `first_at`), with data[start:end] (see the module docstring); on YES
+    spans/sides say where each pattern variable's value is (sides -1: it stays unbound)."""
+    p_vars = first_at.shape[0]
     n = end - start
-    buf[:plen] = pattern
     buf[plen : plen + n] = data[start:end]
     total = plen + n
-    number_variables(buf, 0, plen, var_at, 0)
     s_vars = number_variables(buf, plen, total, var_at, p_vars)
     if s_vars < 0:
         return NO
@@ -179,14 +178,17 @@ def unify_row(pattern, p_vars, data, start, end, buf, var_at, kind, value, stack
     status = unify_buffer(buf, total, plen, 0, var_at, kind, value, stack)
     if status != YES:
         return status
+    # Each pattern variable's unbound root (-1 when bound to a term), resolved once.
     for v in range(p_vars):
-        var, term = resolve(buf, var_at, kind, value, _first_position(var_at, plen, v))
-        if var >= 0:
+        roots[v] = resolve(buf, var_at, kind, value, first_at[v])[0]
+    for v in range(p_vars):
+        if roots[v] >= 0:
             for other in range(p_vars):
-                if other != v and resolve(buf, var_at, kind, value, _first_position(var_at, plen, other))[0] == var:
+                if other != v and roots[other] == roots[v]:
                     return MAYBE
             sides[v] = SIDE_UNBOUND
             continue
+        term = resolve(buf, var_at, kind, value, first_at[v])[1]
         term_end, ground = scan_term(buf, term, total)
         if term < plen:
             if _refers_to_terms(buf, term, term_end):
@@ -201,35 +203,34 @@ def unify_row(pattern, p_vars, data, start, end, buf, var_at, kind, value, stack
     return YES
 
 
-@njit(Int(i64_arr, Int, Int), cache=True, nogil=True)
-def _first_position(var_at, plen, var):
-    for pos in range(plen):
-        if var_at[pos] == var:
-            return pos
-    return -1
-
-
 @njit(types.Tuple((i8_arr, i64_2d, i8_2d))(u8_ro, u8_ro, i64_ro), cache=True, nogil=True)
 def unify_paths(pattern, data, offsets):
     """(status, spans, sides) for the batch of paths data[offsets[i]:offsets[i+1]]: paths
     without variables matched one-sided (`match_one`), the others unified two-sided here.
     spans hold 2 columns per pattern variable, sides 1 per variable (see unify_row)."""
     n = offsets.shape[0] - 1
-    p_vars = count_new_variables(pattern, 0, pattern.shape[0])
+    plen = pattern.shape[0]
+    p_vars = count_new_variables(pattern, 0, plen)
     status = np.zeros(max(n, 0), np.int8)
     spans = np.zeros((max(n, 0), 2 * p_vars), np.int64)
     sides = np.ones((max(n, 0), p_vars), np.int8)
     longest = 0
     for i in range(n):
         longest = max(longest, offsets[i + 1] - offsets[i])
-    room = pattern.shape[0] + longest
+    room = plen + longest
     buf = np.zeros(room, np.uint8)
     var_at = np.zeros(room, np.int64)
     kind = np.zeros(room + p_vars, np.int64)
     value = np.zeros(room + p_vars, np.int64)
     stack = np.zeros(2 * room + 2, np.int64)
-    copy = np.empty(pattern.shape[0], np.uint8)
-    copy[:] = pattern
+    roots = np.zeros(p_vars, np.int64)
+    # The pattern's part of the buffer is the same for every row: written and numbered once.
+    buf[:plen] = pattern
+    number_variables(buf, 0, plen, var_at, 0)
+    first_at = np.full(p_vars, -1, np.int64)
+    for pos in range(plen - 1, -1, -1):
+        if var_at[pos] >= 0:
+            first_at[var_at[pos]] = pos
     for i in range(n):
         start = offsets[i]
         end = offsets[i + 1]
@@ -237,7 +238,8 @@ def unify_paths(pattern, data, offsets):
             raise ValueError("path offsets out of order or out of range")
         state = match_one(pattern, data, start, end, spans[i])
         if state == MAYBE:
-            state = unify_row(copy, p_vars, data, start, end, buf, var_at, kind, value, stack, spans[i], sides[i])
+            scratch = (buf, var_at, kind, value, stack, roots)
+            state = unify_row(plen, first_at, data, start, end, *scratch, spans[i], sides[i])
         status[i] = state
     return status, spans, sides
 

@@ -69,6 +69,20 @@ def user_cache_folder(environ: dict | None = None) -> Path | None:
     return None
 
 
+def private_folder(name: str) -> Path | None:
+    """`name` inside the per-user cache folder, else inside the private temp folder (never a
+    folder another user could have planted: files there may be code this process runs), or
+    None when neither is usable."""
+    folder = user_cache_folder()
+    if folder is None:
+        import tempfile
+
+        folder = _private_temp_folder(Path(tempfile.gettempdir()))
+    if folder is None or not _usable(folder / name):
+        return None
+    return folder / name
+
+
 def choose_cache_folder(environ: dict | None = None) -> tuple[str, Path | None]:
     """(how, folder): how is "numba" (Numba's setting or the package's __pycache__ serve),
     "user", "temp", or "none" (no writable place: do not cache)."""

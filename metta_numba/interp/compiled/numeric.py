@@ -24,10 +24,10 @@ import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 import warnings
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
+from metta_numba.kernel_cache import private_folder
 
 PROMOTE_AFTER = 1_000_000
 """Tier-1 calls of a function before it is compiled natively."""
@@ -50,22 +50,6 @@ def promotion_threshold(promote_after: int) -> int:
 
 class NotNumeric(Exception):
     pass
-
-
-def cache_folder() -> str | None:
-    """A per-user folder for generated sources, or None when nothing is writable."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    candidates = [os.path.join(base, "metta-numba", "tier2")]
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    candidates.append(os.path.join(tempfile.gettempdir(), f"metta-numba-{uid}", "tier2"))
-    for folder in candidates:
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(folder, os.W_OK):
-            return folder
-    return None
 
 
 class _Typer:
@@ -176,7 +160,7 @@ def load_native(name: str, rule, ret: str):
     function = "native"
     body = native_source(name, rule, ret, function)
     digest = hashlib.sha256(body.encode()).hexdigest()[:24]
-    folder = cache_folder()
+    folder = private_folder("tier2")
     try:
         if folder is not None:
             path = os.path.join(folder, f"m_{digest}.py")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
 from metta_numba.interp import minimal
 from metta_numba.interp.compiled import numeric, runtime
-from metta_numba.interp.compiled.bulk import COLLAPSE, MATCH, bulk_match
+from metta_numba.interp.compiled.bulk import COLLAPSE, MATCH, bulk_match, match_call_parts
 from metta_numba.interp.compiled.codegen import (
     IF,
     LET,
@@ -69,9 +69,6 @@ class World:
             raise Refused(f"{name} has rules outside the program space")
         return self._rules(self.program, name, arity)
 
-    def is_plain_function(self, name: str) -> bool:
-        return not is_reserved(name) and name not in self.ev.ops and not self._declared(name)
-
     def function_kind(self, name: str, arity: int) -> str | None:
         """PLAIN for an untyped function, NUMERIC for one declared `(-> Number ... Number)` with
         this arity and no other type; None for anything else (other types, operations, words)."""
@@ -86,29 +83,27 @@ class World:
 
     def is_constructor(self, name: str, arity: int) -> bool:
         """No rule, type or operation can reduce `(name ...)`: it is data."""
-        if not self.is_plain_function(name):
+        if self.function_kind(name, arity) != PLAIN:
             return False
         return not any(self._rules(space, name, arity) for space in [self.program, *self.others])
 
-    def is_pure_operation(self, name: str, arity: int) -> bool:
+    def library_op(self, name: str) -> bool:
+        """Is `name` the library's grounded operation, with no type declared by the program?"""
         op = self.ev.ops.get(name)
-        if op is None or op is not self.library_ops.get(name) or self._declared(name):
-            return False
-        return len(op.type_atom.children) - 2 == arity
+        return op is not None and op is self.library_ops.get(name) and not self._declared(name)
+
+    def is_pure_operation(self, name: str, arity: int) -> bool:
+        return self.library_op(name) and len(self.ev.ops[name].type_atom.children) - 2 == arity
 
     def is_library_word(self, name: str, arity: int) -> bool:
         """`if` and `let` as the library defines them, not redefined by the program."""
         if self._rules(self.program, name, arity):
             return False
         if name == IF:
-            return self.is_pure_like_op(IF)
+            return self.library_op(IF)
         if name == LET:
             return len(self._declared(LET)) == 1 and not self.program.declared_types(Symbol(LET))
         return False
-
-    def is_pure_like_op(self, name: str) -> bool:
-        op = self.ev.ops.get(name)
-        return op is not None and op is self.library_ops.get(name) and not self._declared(name)
 
     def spaces(self) -> list[Space]:
         return [self.program, *self.others]
@@ -366,32 +361,25 @@ class CompiledTier:
         if self.suspended:
             return None
         # `(collapse M)` takes the answers of M as a whole.
-        collapsed = False
-        if len(atom.children) == 2 and atom.children[0] == COLLAPSE_SYMBOL and type(atom.children[1]) is Expression:
-            if not self._library_word(COLLAPSE):
-                return None
-            collapsed = True
-            atom = atom.children[1]
-        if not self._library_word(MATCH):
-            return None
+        collapsed = len(atom.children) == 2 and atom.children[0] == COLLAPSE_SYMBOL
+        inner = atom.children[1] if collapsed else atom
+        if type(inner) is not Expression or match_call_parts(inner) is None:
+            return None  # the common case, decided before any lookup
         ctx = self._context()
-        found = bulk_match(atom, lambda expr: _is_data(expr, ctx, self._data_heads))
+        if not self._library_word(ctx, MATCH) or (collapsed and not self._library_word(ctx, COLLAPSE)):
+            return None
+        found = bulk_match(inner, lambda expr: _is_data(expr, ctx, self._data_heads))
         if found is None:
             return None
         self.bulk_answers += len(found)
         return [Expression(found)] if collapsed else found
 
-    def _library_word(self, name: str) -> bool:
-        """Is `name` the library's operation, with no type declared for it by the program?
-        (Decided once per context epoch: operations and declarations count in it.)"""
-        ctx = self._context()
+    def _library_word(self, ctx: _Context, name: str) -> bool:
+        """World.library_op, decided once per context epoch (operations and declarations count
+        in it)."""
         verdict = ctx.words.get(name)
         if verdict is None:
-            ev = self.ev
-            library = self.library_ops.get(name)
-            verdict = ctx.words[name] = (
-                library is not None and ev.ops.get(name) is library and not ev.types.declared(Symbol(name))
-            )
+            verdict = ctx.words[name] = World(self.ev, self.library_ops).library_op(name)
         return verdict
 
     def _plain(self, atom: Expression) -> list:

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from metta_numba.atoms import Atom, Expression, Symbol
+from metta_numba.atoms import Atom, Symbol
 from metta_numba.snapshot_probes import holds_object
 from metta_numba.space.base import Space, replace_symbols
 from metta_numba.space.grounding import GroundingSpace
 from metta_numba.unify import Bindings
-
-
-def _with_tokens(value: Atom | None, tokens: dict) -> Atom | None:
-    t = type(value)
-    if t is Symbol:
-        return tokens.get(value, value)
-    return replace_symbols(value, tokens) if t is Expression else value
 
 
 class SnapshotSpace(Space):
@@ -126,7 +119,7 @@ class SnapshotSpace(Space):
         if self._hidden or (self.local is not None and self.local.count()):
             return None
         tokens = self._tokens
-        hook = (lambda value: _with_tokens(value, tokens)) if tokens else None
+        hook = (lambda value: replace_symbols(value, tokens)) if tokens else None
         return self.kb.bindings_table(pattern, hook)
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:

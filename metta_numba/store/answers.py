@@ -198,7 +198,7 @@ class AnswerTables:
                     raw = buffers[side[j]][row[2 * j] : row[2 * j + 1]]
                     value = seen.get(raw)
                     if value is None:
-                        value = seen[raw] = _short_symbol(raw) or decode(raw, ())
+                        value = seen[raw] = self._value(raw)
                     values.append(value)
                 out.append((tuple(values), copies))
             else:

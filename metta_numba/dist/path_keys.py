@@ -13,41 +13,23 @@ from numba import njit
 
 from metta_numba.atoms import Expression, Symbol
 from metta_numba.codec import CodecError, decode, decode_at
-from metta_numba.codec.tags import EXT_PAYLOAD, TAG_BIG_ARITY
+from metta_numba.codec.kernels import subterm_end
+from metta_numba.codec.tags import TAG_BIG_ARITY
 from metta_numba.dist.partition import partition_key
 
-_EXT_PAYLOAD = np.array(EXT_PAYLOAD, np.int64)
 _SHORT_SYMBOL_1 = 0xC1  # a symbol of a one-byte name
 
 
 @njit(cache=True, nogil=True)
-def _atom_end(data, pos, limit, ext_payload):
-    """The offset after the atom starting at `pos` (`limit` when the bytes run out)."""
-    pending = 1
-    while pending > 0:
-        if pos >= limit:
-            return limit
-        tag = data[pos]
-        pos += 1
-        pending -= 1
-        if tag < 0x40:
-            pending += tag
-        elif tag == 0x44:
-            if pos + 4 > limit:
-                return limit
-            pending += (data[pos] << 24) | (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
-            pos += 4
-        elif tag < 0x48:
-            pos += ext_payload[tag - 0x40]
-        elif tag >= 0xC0:
-            pos += tag & 0x3F
-        elif tag < 0x80:
-            return limit  # not a tag: let the caller decode the whole path
-    return min(pos, limit)
+def _atom_end(data, pos, limit):
+    """The offset after the atom starting at `pos` (`limit` when the bytes run out or are no
+    atom: the caller then decodes the whole path)."""
+    end = subterm_end(data, pos, limit)
+    return limit if end < 0 else end
 
 
 @njit(cache=True, nogil=True)
-def _key_end(data, start, limit, ext_payload):
+def _key_end(data, start, limit):
     tag = data[start]
     if tag == 0 or (tag >= 0x40 and tag != 0x44):
         return limit  # not an expression, or (): the whole atom is its key
@@ -59,32 +41,32 @@ def _key_end(data, start, limit, ext_payload):
         arity = (data[start + 1] << 24) | (data[start + 2] << 16) | (data[start + 3] << 8) | data[start + 4]
         pos = start + 5
     head = pos
-    pos = _atom_end(data, pos, limit, ext_payload)
+    pos = _atom_end(data, pos, limit)
     if arity < 2 or pos >= limit:
         return pos
     is_rule = head + 1 < limit and data[head] == _SHORT_SYMBOL_1 and (data[head + 1] == 61 or data[head + 1] == 58)
     subject = data[pos]
     if is_rule and 0 < subject < 0x40:
-        return _atom_end(data, pos + 1, limit, ext_payload)
+        return _atom_end(data, pos + 1, limit)
     if is_rule and subject == 0x44:
-        return _atom_end(data, pos + 5, limit, ext_payload)
-    return _atom_end(data, pos, limit, ext_payload)
+        return _atom_end(data, pos + 5, limit)
+    return _atom_end(data, pos, limit)
 
 
 @njit(cache=True, nogil=True)
-def _key_prefix_ends(data, offsets, ext_payload):
+def _key_prefix_ends(data, offsets):
     n = offsets.size - 1
     out = np.empty(n, np.int64)
     for i in range(n):
         start, limit = offsets[i], offsets[i + 1]
-        out[i] = limit if start >= limit else _key_end(data, start, limit, ext_payload)
+        out[i] = limit if start >= limit else _key_end(data, start, limit)
     return out
 
 
 def key_prefix_ends(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """For each path data[offsets[i]:offsets[i+1]], where the bytes its partition key is read
     from end (the path's end when the whole atom is its key)."""
-    return _key_prefix_ends(np.ascontiguousarray(data, np.uint8), np.ascontiguousarray(offsets, np.int64), _EXT_PAYLOAD)
+    return _key_prefix_ends(np.ascontiguousarray(data, np.uint8), np.ascontiguousarray(offsets, np.int64))
 
 
 def _header_end(path: bytes, pos: int) -> tuple[int, int] | None:

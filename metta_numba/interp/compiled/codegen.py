@@ -274,10 +274,10 @@ class Compiler:
             return self.constant(atom)
         name = kids[0].name
         args = kids[1:]
-        if name == IF and len(args) == 3 and (name, 3) not in names:
+        if name == IF and len(args) == 3:
             cond, then, other = (self._expr(a, env, names) for a in args)
             return f"({then} if truth({cond}) else {other})"
-        if name == LET and len(args) == 3 and type(args[0]) is Variable and (name, 3) not in names:
+        if name == LET and len(args) == 3 and type(args[0]) is Variable:
             value = self._expr(args[1], env, names)
             body = self._expr(args[2], env, names)
             return f"(lambda {var_name(args[0])}: {body})({value})"

@@ -3,7 +3,8 @@ the tiers on and off, PeTTa on the same programs when SWI-Prolog is installed, a
 first call of a function costs to compile in tier 1 and tier 2.
 
 PeTTa runs through the SWI-Prolog 9.0 shim of `../shared/peers/` (or the file named by
-`METTA_NUMBA_PETTA`), one process per program, as its README says.
+`METTA_NUMBA_PETTA`), one process per program, as its README says. It is an optional peer:
+`apt-get install -y swi-prolog-nox` puts `swipl` on the PATH; without it the table says so.
 """
 
 from __future__ import annotations

@@ -31,12 +31,17 @@ class SnapshotSpace(Space):
         self._hidden: dict[bytes, int] = {}
         self._key_terms = None
         self._tokens: dict[Symbol, Atom] = {}
+        self._token_names: dict[str, Atom] = {}
+        self._token_hook = None
 
     def bind_tokens(self, tokens: dict[str, Atom]) -> None:
         """The atoms a program's tokens stand for (`&self`: this space as an atom). Stored atoms
         were parsed without them, so the atoms and values this space hands out get them in place
         of those symbols, as if the KB's text had been read by the program."""
-        self._tokens = {Symbol(name): atom for name, atom in tokens.items()}
+        table = self._tokens = {Symbol(name): atom for name, atom in tokens.items()}
+        # Made once per binding: the KB keeps replaced values while the same ones come back.
+        self._token_names = dict(tokens)
+        self._token_hook = lambda value: replace_symbols(value, table)
         self._rule_cache.clear()
         self._narrowed.clear()
 
@@ -118,9 +123,9 @@ class SnapshotSpace(Space):
         (hidden or local atoms)."""
         if self._hidden or (self.local is not None and self.local.count()):
             return None
-        tokens = self._tokens
-        hook = (lambda value: replace_symbols(value, tokens)) if tokens else None
-        return self.kb.bindings_table(pattern, hook)
+        if not self._tokens:
+            return self.kb.bindings_table(pattern)
+        return self.kb.bindings_table(pattern, self._token_hook, self._token_names)
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         tokens = self._tokens

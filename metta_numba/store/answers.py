@@ -12,6 +12,9 @@ on its own.
 
 from __future__ import annotations
 
+import contextlib
+from typing import NamedTuple
+
 import numpy as np
 
 from metta_numba.atoms import Atom, Symbol, Variable, variables_of
@@ -21,6 +24,7 @@ from metta_numba.store.errors import CorruptSnapshotError
 from metta_numba.store.overlay import QueryTerms
 from metta_numba.trie.pathmatch import MAYBE, NO, YES
 from metta_numba.trie.spangroups import group_spans, short_symbol_names
+from metta_numba.trie.unifypaths import ROW_FIRST_VALUE, ROW_PATH, ROW_RANK, ROW_STATUS
 from metta_numba.unify import substitute, unified_counted
 
 Bindings = dict[Variable, Atom]
@@ -28,6 +32,28 @@ Bindings = dict[Variable, Atom]
 BULK_DECODE_AFTER = 256
 """Candidates above which a table groups equal values in kernels rather than row by row (the
 kernels' fixed cost pays off only on larger answer sets)."""
+
+KEPT_PATTERNS = 4096
+"""Encoded patterns a KB keeps (see AnswerTables._encoded); past that it starts afresh."""
+
+
+class EncodedPattern(NamedTuple):
+    key: bytes
+    path: np.ndarray  # the key's bytes as an array, for the kernels
+    variables: list[Variable]  # in order of first occurrence
+    plain: bool  # the snapshot's own lookup misses nothing (snapshot_probes)
+
+
+def _replacer(value_hook, symbols: dict[str, Atom] | None):
+    """One function for bindings_table's two replacements (see there)."""
+
+    def replace(value: Atom) -> Atom:
+        if symbols is not None and type(value) is Symbol:
+            found = symbols.get(value.name)
+            return value if found is None else found
+        return value if value_hook is None else value_hook(value)
+
+    return replace
 
 
 def _short_symbol(raw: bytes) -> Symbol | None:
@@ -44,6 +70,14 @@ def _short_symbol(raw: bytes) -> Symbol | None:
 class AnswerTables:
     """Query answers as bindings or as tables of values (see the module docstring)."""
 
+    def _reset_answer_caches(self) -> None:
+        """Forget the kept encoded patterns and replaced values (a new term store decodes the
+        same bytes differently)."""
+        self._patterns: dict[Atom, EncodedPattern] = {}
+        self._patterns_for, self._patterns_size = None, 0
+        self._replaced: dict[bytes, Atom] = {}
+        self._replaced_for: tuple | None = None
+
     def bindings(self, pattern: Atom) -> list[Bindings]:
         """The bindings of every match of `pattern`, once per copy, in the order of `query`
         (the stored atom on the left of the unification, as the interpreter's space does).
@@ -58,39 +92,122 @@ class AnswerTables:
             out.extend(dict(answer) for _ in range(copies - 1))
         return out
 
-    def bindings_table(self, pattern: Atom, value_hook=None) -> tuple[list[Variable], list[list]]:
+    def bindings_table(
+        self, pattern: Atom, value_hook=None, symbols: dict[str, Atom] | None = None
+    ) -> tuple[list[Variable], list[list]]:
         """The answers of `bindings` as columns: for each of the pattern's variables (in order
         of first occurrence) its value in every answer, None where it stays unbound. When the
         kernels decide every candidate, each distinct value is decoded once for all answers.
-        `value_hook`, when given, maps every value (once per distinct decoded value)."""
+        `symbols`, when given, replaces a value that is one symbol named by one of its keys;
+        `value_hook`, when given, maps every other value (once per distinct decoded value);
+        both must give the same atom for the same value every time."""
         with self._lock:
             self._check_open()
-            try:
-                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
-            except CodecError:
-                key = None
+            encoded = self._encoded(pattern)
             rows = None
-            if key is not None and not self._working.delta and probe_patterns(pattern)[0] is pattern:
-                variables = [Variable(n) for n in names]
-                matched = self._generation.matched(key)
+            if encoded is not None and encoded.plain and not self._working.delta:
+                variables = list(encoded.variables)
+                found = self._generation.prefix_matched(encoded.path)
+                if found is not None:
+                    return variables, self._prefix_columns(pattern, variables, value_hook, symbols, *found)
+                matched = self._generation.matched(encoded.key)
                 status = matched[4]
                 if len(status) > BULK_DECODE_AFTER and not (status == MAYBE).any():
-                    return variables, self._decided_columns(key, len(names), value_hook, *matched)
-                rows = self._snapshot_rows(pattern, key, len(variables), *matched)
+                    columns = self._decided_columns(encoded.key, len(variables), value_hook, symbols, *matched)
+                    return variables, columns
+                rows = self._snapshot_rows(pattern, encoded.key, len(variables), *matched)
         if rows is None:
             variables, rows = self._answer_rows(pattern)
         columns: list[list] = [[] for _ in variables]
+        replace = None if value_hook is None and symbols is None else _replacer(value_hook, symbols)
         for answer, copies in rows:
             if type(answer) is not tuple:
                 answer = tuple(substitute(v, answer) if v in answer else None for v in variables)
-            if value_hook is not None:
-                answer = tuple(None if a is None else value_hook(a) for a in answer)
+            if replace is not None:
+                answer = tuple(None if a is None else replace(a) for a in answer)
             for column, value in zip(columns, answer):
                 column.extend([value] * copies)
         return variables, columns
 
+    def _encoded(self, pattern: Atom) -> EncodedPattern | None:
+        """The pattern's encoding (None when it has none), kept per pattern: a warm query pays
+        for a dictionary lookup instead of the encoder. An encoding may hold ids of the term
+        store, which only grows: the kept ones are dropped when it has grown or been replaced."""
+        terms = self._terms
+        if self._patterns_for is not terms or self._patterns_size != len(terms):
+            self._patterns = {}
+            self._patterns_for, self._patterns_size = terms, len(terms)
+        try:
+            encoded = self._patterns.get(pattern)
+        except TypeError:  # a grounded value that cannot be hashed
+            encoded = None
+        if encoded is None:
+            try:
+                key, names = encode(pattern, QueryTerms(terms), intern=False, handles=HandleTable())
+            except CodecError:
+                return None
+            plain = probe_patterns(pattern)[0] is pattern
+            encoded = EncodedPattern(key, np.frombuffer(key, dtype=np.uint8), [Variable(n) for n in names], plain)
+            if plain:  # a pattern with a grounded object is encoded with this call's handles
+                if len(self._patterns) >= KEPT_PATTERNS:
+                    self._patterns.clear()
+                with contextlib.suppress(TypeError):
+                    self._patterns[pattern] = encoded
+        return encoded
+
+    def _prefix_columns(self, pattern, variables, value_hook, symbols, rows, data, counts) -> list[list]:
+        """The columns of bindings_table from the rows of Generation.prefix_matched. Values
+        are decoded and replaced once per byte string and kept for the next query (with the
+        same replacements)."""
+        replace = _replacer(value_hook, symbols)
+        seen = self._final_values(value_hook, symbols)
+        get = seen.get
+
+        def value_of(raw: bytes) -> Atom | None:
+            if not raw:
+                return None  # an empty span: the variable stays unbound
+            value = get(raw)
+            if value is None:
+                value = seen[raw] = replace(self._value(raw))
+            return value
+
+        starts = range(ROW_FIRST_VALUE, ROW_FIRST_VALUE + 2 * len(variables), 2)
+        if all(row[ROW_STATUS] == YES for row in rows) and (not counts or max(counts) == 1):
+            # The common case, a column at a time. (`or` asks value_of only on a miss, for an
+            # unbound variable, or for an atom that is false, such as `()`.)
+            return [[get(raw := data[row[at] : row[at + 1]]) or value_of(raw) for row in rows] for at in starts]
+        columns: list[list] = [[] for _ in variables]
+        for row, copies in zip(rows, counts):
+            if row[ROW_STATUS] == YES:
+                answers = [([value_of(data[row[at] : row[at + 1]]) for at in starts], copies)]
+            else:
+                names = self._snapshot_names(self._generation.name_id(row[ROW_RANK]))
+                atom = self._decode(data[row[ROW_PATH] : row[ROW_PATH + 1]], names)
+                answers = [
+                    ([replace(substitute(v, b)) if v in b else None for v in variables], 1)
+                    for b in unified_counted(pattern, [(atom, copies)])
+                ]
+            for values, n in answers:
+                for column, value in zip(columns, values):
+                    column.extend([value] * n)
+        return columns
+
+    def _final_values(self, value_hook, symbols) -> dict:
+        """The cache of decoded values (by their bytes) after these replacements: kept while
+        the same hook and table come back, as a space passes them every query."""
+        if value_hook is None and symbols is None:
+            cache = self._decoded
+        elif self._replaced_for == (value_hook, symbols):
+            cache = self._replaced
+        else:
+            cache = self._replaced = {}
+            self._replaced_for = (value_hook, symbols)
+        if len(cache) > 100_000:
+            cache.clear()
+        return cache
+
     def _decided_columns(
-        self, key, n_vars, value_hook, counts, name_ids, data, offsets, status, spans, sides
+        self, key, n_vars, value_hook, symbols, counts, name_ids, data, offsets, status, spans, sides
     ) -> list[list]:
         kept = np.flatnonzero(status == YES)
         copies = counts[kept]
@@ -105,17 +222,16 @@ class AnswerTables:
             starts[side < 0] = 0
             ends[side < 0] = 0  # an unbound variable: the empty span, its own group
             groups, representatives = group_spans(buf, starts, ends)
-            values = self._values(buf, starts[representatives], ends[representatives])
-            if value_hook is not None:
-                values = [None if v is None else value_hook(v) for v in values]
+            values = self._values(buf, starts[representatives], ends[representatives], value_hook, symbols)
             if repeat:
                 groups = np.repeat(groups, copies)
             columns.append([values[g] for g in groups.tolist()])
         return columns
 
-    def _values(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list:
-        """The atoms of buf's spans (None for an empty one). Short symbols, the commonest
-        values, are decoded together: their names are gathered and split in one go."""
+    def _values(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, value_hook=None, symbols=None) -> list:
+        """The atoms of buf's spans (None for an empty one), replaced as bindings_table says.
+        Short symbols, the commonest values, are decoded together: their names are gathered
+        and split in one go (and looked up in `symbols` by name)."""
         blob, is_symbol = short_symbol_names(buf, starts, ends)
         try:
             names = blob.tobytes().decode("utf-8").split("\n")
@@ -123,11 +239,17 @@ class AnswerTables:
             raise CorruptSnapshotError("a stored symbol name is not UTF-8", self.directory) from None
         names.pop()  # after the last newline
         if len(names) == len(starts):
-            return list(map(Symbol, names))
+            if symbols is not None:
+                get = symbols.get
+                return [Symbol(name) if (token := get(name)) is None else token for name in names]
+            values = list(map(Symbol, names))
+            return values if value_hook is None else list(map(value_hook, values))
+        replace = _replacer(value_hook, symbols)
         names = iter(names)
         out = []
         for symbol, start, end in zip(is_symbol.tolist(), starts.tolist(), ends.tolist()):
-            out.append(Symbol(next(names)) if symbol else self._value(buf[start:end].tobytes()))
+            value = Symbol(next(names)) if symbol else self._value(buf[start:end].tobytes())
+            out.append(None if value is None else replace(value))
         return out
 
     def _value(self, raw: bytes) -> Atom | None:

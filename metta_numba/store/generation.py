@@ -31,8 +31,15 @@ from metta_numba.store.errors import CorruptSnapshotError, UnsupportedFormatErro
 from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
 from metta_numba.store.wal import create_wal
 from metta_numba.trie import CorruptTrieError, Trie
-from metta_numba.trie.argindex import ArgIndex, IndexOptions, ground_candidates, trie_candidates, trie_estimate
-from metta_numba.trie.unifypaths import snapshot_matches
+from metta_numba.trie.argindex import (
+    SELECTIVE_PREFIX,
+    ArgIndex,
+    IndexOptions,
+    ground_candidates,
+    trie_candidates,
+    trie_estimate,
+)
+from metta_numba.trie.unifypaths import ROW_RANK, prefix_snapshot_matches, snapshot_matches
 
 OPEN_CHECK_BYTES = 64 << 20
 """Opening a generation whose two files total at most this many bytes hashes all of their
@@ -250,6 +257,31 @@ class Generation:
             ranks, data, offsets, status, spans, sides = snapshot_matches(self.trie, self.index, pattern)
         counts = self._checked_counts(self._leaf_count[ranks])
         return counts, self._leaf_name[ranks], data, offsets, status, spans, sides
+
+    def prefix_matched(self, pattern: np.ndarray) -> tuple[list[list[int]], bytes, list[int]] | None:
+        """`matched` in one kernel call, for a pattern whose ground prefix alone picks its few
+        candidates (the ones the trie, not the argument index, gives it): (rows as lists, see
+        trie.unifypaths.prefix_matches; the paths' bytes; each row's copies). None for any
+        other pattern, and for one that is not well formed (the general way reports that)."""
+        try:
+            found = prefix_snapshot_matches(self.trie, pattern, SELECTIVE_PREFIX)
+        except (CorruptTrieError, IndexError) as err:
+            raise self._damaged(err) from None
+        except ValueError:
+            return None
+        if found is None:
+            return None
+        rows, data = found
+        rows = rows.tolist()
+        leaf_count = self._leaf_count
+        counts = [int(leaf_count[row[ROW_RANK]]) for row in rows]
+        if counts and max(counts) > self._total:
+            raise self._count_error()
+        return rows, data.tobytes(), counts
+
+    def name_id(self, rank: int) -> int:
+        """The variable-names term id of the path of this rank (-1: none)."""
+        return int(self._leaf_name[rank])
 
     def items(self, chunk: int = 65536) -> Iterator[tuple[bytes, int, int]]:
         """(path, count, variable-names term id) of every stored path, in byte order."""

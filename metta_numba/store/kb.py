@@ -74,6 +74,7 @@ class PersistentKB(AnswerTables):
         self._verify_on_open = False
         self._lock_readers = True
         self._decoded: dict[bytes, Atom] = {}
+        self._reset_answer_caches()
         self._closed = False
 
     # ---- opening and closing ---------------------------------------------------------------
@@ -165,6 +166,7 @@ class PersistentKB(AnswerTables):
         old_generation, old_lock = self._generation, self._reader_lock
         self._generation, self._terms, self._working, self._reader_lock = generation, terms, working, lock
         self._decoded = {}
+        self._reset_answer_caches()
         if old_generation is not None:
             old_generation.close()
         if old_lock is not None:

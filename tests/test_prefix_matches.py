@@ -4,6 +4,8 @@ against PersistentKB.bindings (which does not)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +18,18 @@ from metta_numba.syntax import parse_atom
 from metta_numba.trie import Trie
 from metta_numba.trie.argindex_kernels import prefix_ranges, range_total
 from metta_numba.trie.pathmatch import MAYBE, YES
-from metta_numba.trie.unifypaths import ROW_FIRST_VALUE, ROW_PATH, ROW_RANK, ROW_STATUS, prefix_matches
+from metta_numba.trie.unifypaths import (
+    ALL_SINGLE_MATCHES,
+    COUNT_DAMAGED,
+    NOT_PREFIX,
+    ROW_COPIES,
+    ROW_FIRST_VALUE,
+    ROW_PATH,
+    ROW_RANK,
+    ROW_STATUS,
+    SOME_OTHER_ROWS,
+    prefix_matches,
+)
 from metta_numba.unify import rename_apart, substitute, unify_into
 
 symbols = st.sampled_from(["a", "b", "f", "edge"]).map(Symbol)
@@ -41,23 +54,40 @@ def _unified(stored, pattern):
     return bindings if unify_into(rename_apart(stored), pattern, bindings) else None
 
 
+def _run_kernel(trie, path, limit):
+    counts = trie.arrays["leaf_count"]
+    counts = np.ascontiguousarray(counts, dtype=counts.dtype.newbyteorder("<"))
+    total = int(counts.sum())
+    return prefix_matches(trie._structure, path, limit, counts.view(np.uint8), counts.dtype.itemsize, total)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(stored_atoms, min_size=1, max_size=12), patterns, st.sampled_from([0, 2, 256]))
-def test_prefix_matches_agree_with_unification(stored, pattern, limit):
+@given(
+    st.lists(st.tuples(stored_atoms, st.sampled_from([1, 1, 2, 300])), min_size=1, max_size=12),
+    patterns,
+    st.sampled_from([0, 2, 256]),
+)
+def test_prefix_matches_agree_with_unification(stored_counts, pattern, limit):
+    stored = [atom for atom, _ in stored_counts]
     terms = TermStore()
     data, offsets, names, _ = encode_atoms(stored, terms)
-    trie = Trie.build(data, offsets, None, names)
+    trie = Trie.build(data, offsets, np.array([c for _, c in stored_counts], np.int64), names)
     key, pattern_names = encode(pattern, terms)
     path = np.frombuffer(key, np.uint8)
-    rows, out = prefix_matches(trie._structure, path, limit)
+    rows, out, verdict = _run_kernel(trie, path, limit)
     ranges, later = prefix_ranges(trie._structure, path)
     if later != 0 or range_total(ranges) > limit:
-        assert rows.shape[1] == 0
+        assert verdict == NOT_PREFIX
         return
     assert rows.shape[1] == ROW_FIRST_VALUE + 2 * len(pattern_names)
+    copies: Counter = Counter()
+    for atom, count in stored_counts:
+        copies[encode(atom, terms, intern=False)[0]] += count
     stored_by_rank = trie.atoms_of(np.arange(len(trie), dtype=np.int64), terms)
     by_rank = {row[ROW_RANK]: row for row in rows.tolist()}
     assert list(by_rank) == sorted(by_rank), "rows come in rank order"
+    single = all(row[ROW_STATUS] == YES and row[ROW_COPIES] == 1 for row in by_rank.values())
+    assert verdict == (ALL_SINGLE_MATCHES if single else SOME_OTHER_ROWS)
     raw = out.tobytes()
     for rank, atom in enumerate(stored_by_rank):
         expected = _unified(atom, pattern)
@@ -65,7 +95,9 @@ def test_prefix_matches_agree_with_unification(stored, pattern, limit):
         if row is None:
             assert expected is None, (atom, pattern)
             continue
-        assert raw[row[ROW_PATH] : row[ROW_PATH + 1]] == encode(atom, terms, intern=False)[0]
+        own_path = encode(atom, terms, intern=False)[0]
+        assert raw[row[ROW_PATH] : row[ROW_PATH + 1]] == own_path
+        assert row[ROW_COPIES] == copies[own_path]
         if row[ROW_STATUS] == MAYBE:
             continue
         assert row[ROW_STATUS] == YES and expected is not None, (atom, pattern)
@@ -153,3 +185,14 @@ def test_a_kept_encoding_follows_the_term_store(tmp_path):
         kb.add(parse_atom(f"(edge {long_name} found)"))
         kb.checkpoint()
         assert kb.bindings_table(pattern) == ([Variable("y")], [[Symbol("found")]])
+
+
+def test_a_copy_count_above_the_total_is_reported():
+    terms = TermStore()
+    data, offsets, names, _ = encode_atoms([parse_atom("(edge n1 n2)"), parse_atom("(edge n1 n3)")], terms)
+    trie = Trie.build(data, offsets, np.array([1, 5], np.int64), names)
+    counts = trie.arrays["leaf_count"]
+    path = np.frombuffer(encode(parse_atom("(edge n1 $y)"), terms)[0], np.uint8)
+    width = counts.dtype.itemsize
+    assert prefix_matches(trie._structure, path, 256, counts.view(np.uint8), width, 6)[2] == SOME_OTHER_ROWS
+    assert prefix_matches(trie._structure, path, 256, counts.view(np.uint8), width, 4)[2] == COUNT_DAMAGED

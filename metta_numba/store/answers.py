@@ -24,7 +24,7 @@ from metta_numba.store.errors import CorruptSnapshotError
 from metta_numba.store.overlay import QueryTerms
 from metta_numba.trie.pathmatch import MAYBE, NO, YES
 from metta_numba.trie.spangroups import group_spans, short_symbol_names
-from metta_numba.trie.unifypaths import ROW_FIRST_VALUE, ROW_PATH, ROW_RANK, ROW_STATUS
+from metta_numba.trie.unifypaths import ROW_COPIES, ROW_FIRST_VALUE, ROW_PATH, ROW_RANK, ROW_STATUS
 from metta_numba.unify import substitute, unified_counted
 
 Bindings = dict[Variable, Atom]
@@ -155,7 +155,7 @@ class AnswerTables:
                     self._patterns[pattern] = encoded
         return encoded
 
-    def _prefix_columns(self, pattern, variables, value_hook, symbols, rows, data, counts) -> list[list]:
+    def _prefix_columns(self, pattern, variables, value_hook, symbols, rows, data, single) -> list[list]:
         """The columns of bindings_table from the rows of Generation.prefix_matched. Values
         are decoded and replaced once per byte string and kept for the next query (with the
         same replacements)."""
@@ -172,20 +172,20 @@ class AnswerTables:
             return value
 
         starts = range(ROW_FIRST_VALUE, ROW_FIRST_VALUE + 2 * len(variables), 2)
-        if all(row[ROW_STATUS] == YES for row in rows) and (not counts or max(counts) == 1):
+        if single:
             # The common case, a column at a time. (`or` asks value_of only on a miss, for an
             # unbound variable, or for an atom that is false, such as `()`.)
             return [[get(raw := data[row[at] : row[at + 1]]) or value_of(raw) for row in rows] for at in starts]
         columns: list[list] = [[] for _ in variables]
-        for row, copies in zip(rows, counts):
+        for row in rows:
             if row[ROW_STATUS] == YES:
-                answers = [([value_of(data[row[at] : row[at + 1]]) for at in starts], copies)]
+                answers = [([value_of(data[row[at] : row[at + 1]]) for at in starts], row[ROW_COPIES])]
             else:
                 names = self._snapshot_names(self._generation.name_id(row[ROW_RANK]))
                 atom = self._decode(data[row[ROW_PATH] : row[ROW_PATH + 1]], names)
                 answers = [
                     ([replace(substitute(v, b)) if v in b else None for v in variables], 1)
-                    for b in unified_counted(pattern, [(atom, copies)])
+                    for b in unified_counted(pattern, [(atom, row[ROW_COPIES])])
                 ]
             for values, n in answers:
                 for column, value in zip(columns, values):
@@ -239,10 +239,12 @@ class AnswerTables:
             raise CorruptSnapshotError("a stored symbol name is not UTF-8", self.directory) from None
         names.pop()  # after the last newline
         if len(names) == len(starts):
-            if symbols is not None:
+            if symbols is not None and not symbols.keys().isdisjoint(names):
                 get = symbols.get
                 return [Symbol(name) if (token := get(name)) is None else token for name in names]
             values = list(map(Symbol, names))
+            if symbols is not None:
+                return values
             return values if value_hook is None else list(map(value_hook, values))
         replace = _replacer(value_hook, symbols)
         names = iter(names)

@@ -39,7 +39,13 @@ from metta_numba.trie.argindex import (
     trie_candidates,
     trie_estimate,
 )
-from metta_numba.trie.unifypaths import ROW_RANK, prefix_snapshot_matches, snapshot_matches
+from metta_numba.trie.unifypaths import (
+    ALL_SINGLE_MATCHES,
+    COUNT_DAMAGED,
+    NOT_PREFIX,
+    prefix_matches,
+    snapshot_matches,
+)
 
 OPEN_CHECK_BYTES = 64 << 20
 """Opening a generation whose two files total at most this many bytes hashes all of their
@@ -147,6 +153,10 @@ class Generation:
         self.meta = meta
         self._leaf_count = trie.arrays["leaf_count"]
         self._leaf_name = trie.arrays["leaf_name"]
+        # The counts as little-endian bytes, for kernels that take any of their widths.
+        counts = self._leaf_count
+        counts = np.ascontiguousarray(counts, dtype=counts.dtype.newbyteorder("<"))
+        self._count_bytes, self._count_width = counts.view(np.uint8), counts.dtype.itemsize
         self._total = int(meta["counts"]["atoms"])
 
     @classmethod
@@ -258,26 +268,25 @@ class Generation:
         counts = self._checked_counts(self._leaf_count[ranks])
         return counts, self._leaf_name[ranks], data, offsets, status, spans, sides
 
-    def prefix_matched(self, pattern: np.ndarray) -> tuple[list[list[int]], bytes, list[int]] | None:
+    def prefix_matched(self, pattern: np.ndarray) -> tuple[list[list[int]], bytes, bool] | None:
         """`matched` in one kernel call, for a pattern whose ground prefix alone picks its few
-        candidates (the ones the trie, not the argument index, gives it): (rows as lists, see
-        trie.unifypaths.prefix_matches; the paths' bytes; each row's copies). None for any
-        other pattern, and for one that is not well formed (the general way reports that)."""
+        candidates (the ones the trie, not the argument index, gives it): (rows as lists and the
+        bytes they point into, see trie.unifypaths.prefix_matches; whether every row is a match
+        once). None for any other pattern, and for one that is not well formed (the general
+        way reports that)."""
         try:
-            found = prefix_snapshot_matches(self.trie, pattern, SELECTIVE_PREFIX)
+            rows, data, verdict = prefix_matches(
+                self.trie._structure, pattern, SELECTIVE_PREFIX, self._count_bytes, self._count_width, self._total
+            )
         except (CorruptTrieError, IndexError) as err:
             raise self._damaged(err) from None
         except ValueError:
             return None
-        if found is None:
+        if verdict == NOT_PREFIX:
             return None
-        rows, data = found
-        rows = rows.tolist()
-        leaf_count = self._leaf_count
-        counts = [int(leaf_count[row[ROW_RANK]]) for row in rows]
-        if counts and max(counts) > self._total:
+        if verdict == COUNT_DAMAGED:
             raise self._count_error()
-        return rows, data.tobytes(), counts
+        return rows.tolist(), data.tobytes(), verdict == ALL_SINGLE_MATCHES
 
     def name_id(self, rank: int) -> int:
         """The variable-names term id of the path of this rank (-1: none)."""

@@ -248,27 +248,38 @@ def unify_paths(pattern, data, offsets):
 
 ROW_RANK = 0
 ROW_STATUS = 1
-ROW_PATH = 2
-ROW_FIRST_VALUE = 4
-"""Columns of a `prefix_matches` row: the candidate's rank, its status, the [start, end) of its
-path in the returned data, then the [start, end) of each pattern variable's value."""
+ROW_COPIES = 2
+ROW_PATH = 3
+ROW_FIRST_VALUE = 5
+"""Columns of a `prefix_matches` row: the candidate's rank, its status, its copies, the
+[start, end) of its path in the returned data, then the [start, end) of each pattern
+variable's value."""
+
+NOT_PREFIX = -1
+"""`prefix_matches` verdicts: the pattern is not one it serves (the caller takes the general
+way); a copy count above the total (a damaged snapshot); every row is a match once (the
+caller may take each column at once); rows of any kind."""
+COUNT_DAMAGED = -2
+ALL_SINGLE_MATCHES = 1
+SOME_OTHER_ROWS = 0
 
 
-@njit(types.Tuple((i64_2d, u8_arr))(StructureType, u8_ro, Int), cache=True, nogil=True)
-def prefix_matches(trie, pattern, limit):
+@njit(types.Tuple((i64_2d, u8_arr, Int))(StructureType, u8_ro, Int, u8_ro, Int, Int), cache=True, nogil=True)
+def prefix_matches(trie, pattern, limit, count_bytes, count_width, total):
     """`snapshot_matches` in one call for a pattern whose ground prefix picks its candidates:
     no ground token follows its first variable, and the prefix leaves at most `limit` paths.
-    Returns (rows, data): data holds the candidates' paths, then the pattern; one row per
-    candidate that may match (status YES or MAYBE), in rank order, with rank, status, the
-    span of its path in data, then for each pattern variable the span of its value in data
+    Returns (rows, data, verdict): data holds the candidates' paths, then the pattern; one row
+    per candidate that may match (status YES or MAYBE), in rank order, with its rank, status,
+    copies (from the little-endian leaf counts of `count_width` bytes each, at most `total`),
+    the span of its path in data, then for each pattern variable the span of its value in data
     (a value lies in the path or in the pattern; an empty span: the variable stays unbound).
-    For any other pattern the rows have no columns and the caller takes the general way.
+    The verdict is one of the constants above.
 
     A small query pays mostly for calls and intermediate arrays, not for the walk: this makes
-    one call where the general way makes six."""
+    one call where the general way makes six, and decodes nothing."""
     ranges, later = prefix_ranges(trie, pattern)
     if later != 0 or range_total(ranges) > limit:
-        return np.empty((0, 0), np.int64), np.empty(0, np.uint8)
+        return np.empty((0, 0), np.int64), np.empty(0, np.uint8), NOT_PREFIX
     ranks = ranks_of_ranges(ranges)
     paths, offsets = paths_of_sorted_ranks(trie, ranks)
     status, spans, sides = unify_paths(pattern, paths, offsets)
@@ -282,12 +293,24 @@ def prefix_matches(trie, pattern, limit):
         if status[i] != NO:
             kept += 1
     rows = np.zeros((kept, ROW_FIRST_VALUE + 2 * p_vars), np.int64)
+    verdict = ALL_SINGLE_MATCHES
     r = 0
     for i in range(status.shape[0]):
         if status[i] == NO:
             continue
+        copies = 0
+        at = ranks[i] * count_width
+        if at < 0 or at + count_width > count_bytes.shape[0]:
+            raise IndexError("rank out of range of the leaf counts")
+        for k in range(count_width):
+            copies |= np.int64(count_bytes[at + k]) << (8 * k)
+        if copies > total or copies < 0:
+            return rows, data, COUNT_DAMAGED
+        if copies != 1 or status[i] != YES:
+            verdict = SOME_OTHER_ROWS
         rows[r, ROW_RANK] = ranks[i]
         rows[r, ROW_STATUS] = status[i]
+        rows[r, ROW_COPIES] = copies
         rows[r, ROW_PATH] = offsets[i]
         rows[r, ROW_PATH + 1] = offsets[i + 1]
         if status[i] == YES:
@@ -297,7 +320,7 @@ def prefix_matches(trie, pattern, limit):
                     rows[r, ROW_FIRST_VALUE + 2 * v] = spans[i, 2 * v] + shift
                     rows[r, ROW_FIRST_VALUE + 2 * v + 1] = spans[i, 2 * v + 1] + shift
         r += 1
-    return rows, data
+    return rows, data, verdict
 
 
 def snapshot_matches(trie: Trie, index: ArgIndex | None, pattern: bytes) -> tuple[np.ndarray, ...]:
@@ -308,10 +331,3 @@ def snapshot_matches(trie: Trie, index: ArgIndex | None, pattern: bytes) -> tupl
     data, offsets = trie.paths(ranks)
     status, spans, sides = unify_paths(path, data, offsets)
     return ranks, data, offsets, status, spans, sides
-
-
-def prefix_snapshot_matches(trie: Trie, pattern: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """`prefix_matches` (rows, data) of an encoded pattern in a trie, or None when its ground
-    prefix does not pick its candidates alone or leaves more than `limit` paths."""
-    rows, data = prefix_matches(trie._structure, pattern, limit)
-    return None if rows.shape[1] == 0 else (rows, data)

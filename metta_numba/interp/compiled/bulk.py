@@ -14,6 +14,7 @@ among the values, a conjunction, or a space that must unify in Python goes the p
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 MATCH = "match"
 COLLAPSE = "collapse"
 _NOT_FINAL = frozenset(["Empty", "NotReducible"])
+_name = attrgetter("name")
 
 
 def match_call_parts(atom: Expression) -> tuple | None:
@@ -60,6 +62,9 @@ def all_final(results: list[Atom], is_data: Callable[[Expression], bool]) -> boo
     """Would the evaluator give every result back unchanged? Each distinct value is checked once
     (a large answer set repeats the same value objects: they are told apart by identity first,
     which costs no hashing)."""
+    if len(results) > 1000 and set(map(type, results)) == {Symbol}:
+        # A large answer set of symbols only, checked without a Python loop.
+        return _NOT_FINAL.isdisjoint(map(_name, results))
     checked: set = set()
     for result in {id(r): r for r in results}.values() if len(results) > 1000 else results:
         t = type(result)

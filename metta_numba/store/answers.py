@@ -19,6 +19,7 @@ import numpy as np
 
 from metta_numba.atoms import Atom, Symbol, Variable, variables_of
 from metta_numba.codec import CodecError, HandleTable, decode, encode
+from metta_numba.collector import collector_paused
 from metta_numba.snapshot_probes import probe_patterns
 from metta_numba.store.errors import CorruptSnapshotError
 from metta_numba.store.overlay import QueryTerms
@@ -113,7 +114,8 @@ class AnswerTables:
                 matched = self._generation.matched(encoded.key)
                 status = matched[4]
                 if len(status) > BULK_DECODE_AFTER and not (status == MAYBE).any():
-                    columns = self._decided_columns(encoded.key, len(variables), value_hook, symbols, *matched)
+                    with collector_paused():
+                        columns = self._decided_columns(encoded.key, len(variables), value_hook, symbols, *matched)
                     return variables, columns
                 rows = self._snapshot_rows(pattern, encoded.key, len(variables), *matched)
         if rows is None:

@@ -18,6 +18,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
+from metta_numba.collector import collector_paused
 from metta_numba.interp.core import SpaceAtom
 from metta_numba.space.conjunction import conjuncts
 from metta_numba.unify import substitute
@@ -92,14 +93,16 @@ def bulk_match(atom: Expression, is_data: Callable[[Expression], bool]) -> list[
     space, pattern, template = parts
     if conjuncts(pattern) is not None:
         return None
-    table = space.bindings_table(pattern)
-    if table is None:
-        return None
-    variables, columns = table
-    if not variables:
-        return None  # a ground pattern: the plain path counts its copies
-    results = instantiate_all(template, variables, columns)
-    if not all_final(results, is_data):
-        return None
+    # The answers may be a million new atoms (see collector_paused).
+    with collector_paused():
+        table = space.bindings_table(pattern)
+        if table is None:
+            return None
+        variables, columns = table
+        if not variables:
+            return None  # a ground pattern: the plain path counts its copies
+        results = instantiate_all(template, variables, columns)
+        if not all_final(results, is_data):
+            return None
     return results
 

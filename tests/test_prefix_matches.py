@@ -196,3 +196,18 @@ def test_a_copy_count_above_the_total_is_reported():
     width = counts.dtype.itemsize
     assert prefix_matches(trie._structure, path, 256, counts.view(np.uint8), width, 6)[2] == SOME_OTHER_ROWS
     assert prefix_matches(trie._structure, path, 256, counts.view(np.uint8), width, 4)[2] == COUNT_DAMAGED
+
+
+def test_a_large_table_decodes_only_the_wanted_columns(tmp_path):
+    with PersistentKB.create(tmp_path / "kb") as kb:
+        for i in range(400):
+            kb.add(parse_atom(f"(edge n{i % 7} m{i})"))
+        kb.checkpoint()
+    with PersistentKB.open(tmp_path / "kb", readonly=True) as kb:
+        pattern = parse_atom("(edge $x $y)")
+        variables, full = kb.bindings_table(pattern)
+        assert variables == [Variable("x"), Variable("y")] and len(full[0]) == 400
+        assert _same_columns(full, _columns_from_bindings(kb, pattern, variables))
+        variables, only_y = kb.bindings_table(pattern, wanted={Variable("y")})
+        assert only_y[1] == full[1]
+        assert only_y[0] == [None] * 400

@@ -81,13 +81,13 @@ class ShardedKB:
     def bindings(self, pattern: Atom) -> list:
         return [b for kb in self.routed(pattern) for b in kb.bindings(pattern)]
 
-    def bindings_table(self, pattern: Atom, value_hook=None, symbols=None):
+    def bindings_table(self, pattern: Atom, value_hook=None, symbols=None, wanted=None):
         """The shards' tables, one after the other (their variables agree: the pattern's own,
-        in order of first occurrence); `value_hook` and `symbols` as in
+        in order of first occurrence); `value_hook`, `symbols` and `wanted` as in
         PersistentKB.bindings_table."""
         variables, columns = None, None
         for kb in self.routed(pattern):
-            shard_vars, shard_columns = kb.bindings_table(pattern, value_hook, symbols)
+            shard_vars, shard_columns = kb.bindings_table(pattern, value_hook, symbols, wanted)
             if variables is None:
                 variables, columns = list(shard_vars), [list(c) for c in shard_columns]
             elif list(shard_vars) != variables:

@@ -259,7 +259,7 @@ class Space:
             found.sort(key=lambda pair: key(pair[0]))
         return [bindings for _, bindings in found]
 
-    def bindings_table(self, pattern: Atom):
+    def bindings_table(self, pattern: Atom, wanted: set[Variable] | None = None):
         """`query` as a table of values (see SnapshotSpace); None where only `query` answers."""
         return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from metta_numba.atoms import Atom, Symbol
+from metta_numba.atoms import Atom, Symbol, Variable
 from metta_numba.snapshot_probes import holds_object
 from metta_numba.space.base import Space, replace_symbols
 from metta_numba.space.grounding import GroundingSpace
@@ -117,15 +117,16 @@ class SnapshotSpace(Space):
             found = [{v: replace_symbols(a, tokens) for v, a in b.items()} for b in found]
         return found
 
-    def bindings_table(self, pattern: Atom):
+    def bindings_table(self, pattern: Atom, wanted: set[Variable] | None = None):
         """The answers of `query` as (variables, a column of values per variable; None where one
         stays unbound), straight from the KB, or None when this space must unify in Python
-        (hidden or local atoms)."""
+        (hidden or local atoms). With `wanted`, the columns of the other variables may be left
+        None throughout (see PersistentKB.bindings_table)."""
         if self._hidden or (self.local is not None and self.local.count()):
             return None
         if not self._tokens:
-            return self.kb.bindings_table(pattern)
-        return self.kb.bindings_table(pattern, self._token_hook, self._token_names)
+            return self.kb.bindings_table(pattern, wanted=wanted)
+        return self.kb.bindings_table(pattern, self._token_hook, self._token_names, wanted)
 
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         tokens = self._tokens

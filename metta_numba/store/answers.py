@@ -94,14 +94,20 @@ class AnswerTables:
         return out
 
     def bindings_table(
-        self, pattern: Atom, value_hook=None, symbols: dict[str, Atom] | None = None
+        self,
+        pattern: Atom,
+        value_hook=None,
+        symbols: dict[str, Atom] | None = None,
+        wanted: set[Variable] | None = None,
     ) -> tuple[list[Variable], list[list]]:
         """The answers of `bindings` as columns: for each of the pattern's variables (in order
         of first occurrence) its value in every answer, None where it stays unbound. When the
         kernels decide every candidate, each distinct value is decoded once for all answers.
         `symbols`, when given, replaces a value that is one symbol named by one of its keys;
         `value_hook`, when given, maps every other value (once per distinct decoded value);
-        both must give the same atom for the same value every time."""
+        both must give the same atom for the same value every time. `wanted`, when given, names
+        the variables whose values the caller uses: a large table leaves the other columns None
+        throughout instead of decoding them."""
         with self._lock:
             self._check_open()
             encoded = self._encoded(pattern)
@@ -115,7 +121,8 @@ class AnswerTables:
                 status = matched[4]
                 if len(status) > BULK_DECODE_AFTER and not (status == MAYBE).any():
                     with collector_paused():
-                        columns = self._decided_columns(encoded.key, len(variables), value_hook, symbols, *matched)
+                        needed = [wanted is None or v in wanted for v in variables]
+                        columns = self._decided_columns(encoded.key, needed, value_hook, symbols, *matched)
                     return variables, columns
                 rows = self._snapshot_rows(pattern, encoded.key, len(variables), *matched)
         if rows is None:
@@ -209,7 +216,7 @@ class AnswerTables:
         return cache
 
     def _decided_columns(
-        self, key, n_vars, value_hook, symbols, counts, name_ids, data, offsets, status, spans, sides
+        self, key, needed, value_hook, symbols, counts, name_ids, data, offsets, status, spans, sides
     ) -> list[list]:
         kept = np.flatnonzero(status == YES)
         copies = counts[kept]
@@ -217,7 +224,10 @@ class AnswerTables:
         # One buffer for both places a value may lie: the paths, then the pattern.
         buf = np.concatenate([data, np.frombuffer(key, dtype=np.uint8)])
         columns = []
-        for j in range(n_vars):
+        for j, wanted in enumerate(needed):
+            if not wanted:
+                columns.append([None] * (int(copies.sum()) if repeat else len(kept)))
+                continue
             side = sides[kept, j]
             starts = spans[kept, 2 * j] + np.where(side == 0, len(data), 0)
             ends = spans[kept, 2 * j + 1] + np.where(side == 0, len(data), 0)

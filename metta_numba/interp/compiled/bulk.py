@@ -17,7 +17,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
 from metta_numba.collector import collector_paused
 from metta_numba.interp.core import SpaceAtom
 from metta_numba.space.conjunction import conjuncts
@@ -95,7 +95,8 @@ def bulk_match(atom: Expression, is_data: Callable[[Expression], bool]) -> list[
         return None
     # The answers may be a million new atoms (see collector_paused).
     with collector_paused():
-        table = space.bindings_table(pattern)
+        wanted = {template} if type(template) is Variable else set(variables_of(template))
+        table = space.bindings_table(pattern, wanted)
         if table is None:
             return None
         variables, columns = table

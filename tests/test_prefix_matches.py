@@ -16,6 +16,7 @@ from metta_numba.space.base import replace_symbols
 from metta_numba.store import PersistentKB
 from metta_numba.syntax import parse_atom
 from metta_numba.trie import Trie
+from metta_numba.trie.argindex import ArgIndex, IndexOptions, candidate_paths, trie_candidates
 from metta_numba.trie.argindex_kernels import prefix_ranges, range_total
 from metta_numba.trie.pathmatch import MAYBE, YES
 from metta_numba.trie.unifypaths import (
@@ -211,3 +212,23 @@ def test_a_large_table_decodes_only_the_wanted_columns(tmp_path):
         variables, only_y = kb.bindings_table(pattern, wanted={Variable("y")})
         assert only_y[1] == full[1]
         assert only_y[0] == [None] * 400
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(stored_atoms, st.sampled_from([1, 2])), min_size=1, max_size=14), patterns, st.booleans())
+def test_candidate_paths_are_the_paths_of_the_candidates(stored_counts, pattern, indexed):
+    """The match kernel's paths, read during its walk, against a second walk to every rank."""
+    terms = TermStore()
+    data, offsets, names, _ = encode_atoms([atom for atom, _ in stored_counts], terms)
+    trie = Trie.build(data, offsets, np.array([c for _, c in stored_counts], np.int64), names)
+    index = ArgIndex.build(trie, IndexOptions()) if indexed else None
+    key = encode(pattern, terms)[0]
+    ranks, got_data, got_offsets = candidate_paths(trie, index, key)
+    expected = trie_candidates(trie, index, key)
+    assert ranks.tolist() == expected.tolist()
+    want_data, want_offsets = trie.paths(expected)
+    assert got_data.tobytes() == want_data.tobytes() and got_offsets.tolist() == want_offsets.tolist()
+    if not indexed:
+        walked = trie.match_paths(np.frombuffer(key, np.uint8))
+        assert walked[0].tolist() == trie.match(key).tolist()
+        assert walked[1].tobytes() == trie.paths(walked[0])[0].tobytes()

@@ -266,24 +266,37 @@ class ArgIndex:
         the index would add a page or more of each of its arrays to a cold lookup, to narrow
         candidates that are already few (a negative `selective` always asks the index)."""
         path = _as_path(pattern)
+        ranks = self.plan(trie, path, selective)
+        return trie.match(path) if ranks is BY_MATCH else ranks
+
+    def plan(self, trie: Trie, path: np.ndarray, selective: int = SELECTIVE_PREFIX) -> np.ndarray | object:
+        """`candidates`, or BY_MATCH where they are the trie match kernel's to find."""
         if selective >= 0:
-            ranks = prefix_candidates(trie, path, selective)
+            ranks = _prefix_plan(trie, path, selective)
             if ranks is not None:
                 return ranks
         choice, _, ranks = self.lookup(trie, path)
-        if choice == kernels.USE_TRIE:
-            return trie.match(path)
-        return ranks
+        return BY_MATCH if choice == kernels.USE_TRIE else ranks
 
     def estimate(self, trie: Trie, pattern: bytes | np.ndarray) -> int:
         """An upper bound of the matches of the encoded pattern, from counts alone."""
         return int(self.lookup(trie, _as_path(pattern), gather=False)[1])
 
 
+BY_MATCH = object()
+"""What a candidate plan says when the trie's match kernel is to find the candidates."""
+
+
 def prefix_candidates(trie: Trie, path: np.ndarray, limit: int | None = None) -> np.ndarray | None:
     """The candidate ranks of an encoded pattern from the trie alone: its prefix ranges when no
     ground token follows its ground prefix, else the trie's match kernel. None when `limit` is
     given and the prefix ranges hold more paths than that."""
+    ranks = _prefix_plan(trie, path, limit)
+    return trie.match(path) if ranks is BY_MATCH else ranks
+
+
+def _prefix_plan(trie: Trie, path: np.ndarray, limit: int | None) -> np.ndarray | object | None:
+    """`prefix_candidates`, with BY_MATCH in place of the match kernel's candidates."""
     try:
         ranges, later = kernels.prefix_ranges(trie._structure, path)
     except CorruptTrieError:
@@ -296,7 +309,7 @@ def prefix_candidates(trie: Trie, path: np.ndarray, limit: int | None = None) ->
         return None
     if later == 0:
         return kernels.ranks_of_ranges(ranges)
-    return trie.match(path)
+    return BY_MATCH
 
 
 def ground_candidates(trie: Trie, path: np.ndarray) -> tuple[int, int]:
@@ -316,9 +329,27 @@ def ground_candidates(trie: Trie, path: np.ndarray) -> tuple[int, int]:
 def trie_candidates(trie: Trie, index: ArgIndex | None, pattern: bytes | np.ndarray) -> np.ndarray:
     """Candidate ranks through the index when there is one, else through the trie."""
     path = _as_path(pattern)
+    ranks = _candidate_plan(trie, index, path)
+    return trie.match(path) if ranks is BY_MATCH else ranks
+
+
+def candidate_paths(
+    trie: Trie, index: ArgIndex | None, pattern: bytes | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`trie_candidates` with their paths as one batch: (ranks, data, offsets). Where the trie's
+    match kernel finds the candidates, it reads their paths as it passes them, which saves a
+    second walk down to every one."""
+    path = _as_path(pattern)
+    ranks = _candidate_plan(trie, index, path)
+    if ranks is BY_MATCH:
+        return trie.match_paths(path)
+    return (ranks, *trie.paths(ranks))
+
+
+def _candidate_plan(trie: Trie, index: ArgIndex | None, path: np.ndarray) -> np.ndarray | object:
     if index is not None:
-        return index.candidates(trie, path)
-    return prefix_candidates(trie, path)
+        return index.plan(trie, path)
+    return _prefix_plan(trie, path, None)
 
 
 def trie_estimate(trie: Trie, index: ArgIndex | None, pattern: bytes | np.ndarray) -> int:

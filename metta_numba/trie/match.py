@@ -88,11 +88,12 @@ ABSORB = 3  # a stored variable takes the source term
 # Columns of `bindings`, one row per pattern variable.
 START, END, GROUND = 0, 1, 2
 
-# `counters`: saved branches, ranks found, and the size a buffer must grow to.
-N_FRAMES, N_FOUND, NEEDED = 0, 1, 2
+# `counters`: saved branches, ranks found, the size a buffer must grow to, and the bytes of
+# the found paths written so far (when the walk collects them).
+N_FRAMES, N_FOUND, NEEDED, N_OUT = 0, 1, 2, 3
 
 # Why `match_steps` returned.
-FINISHED, GROW_PATH, GROW_FRAMES, GROW_FOUND = 0, 1, 2, 3
+FINISHED, GROW_PATH, GROW_FRAMES, GROW_FOUND, GROW_OUT = 0, 1, 2, 3, 4
 MAX_FAN_OUT = 257
 """Most branches one step saves: one per edge, and a node has at most 256."""
 
@@ -285,19 +286,21 @@ def need(counters, n_frames, n_found, what, size):
 @njit(
     Int(
         *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro, BoundsType, Int),
-        *(u8_ro, i64_arr, i64_2d, i64_2d, u8_arr, i64_arr, i64_arr),
+        *(u8_ro, i64_arr, i64_2d, i64_2d, u8_arr, i64_arr, i64_arr, u8_arr, i64_arr, types.boolean),
     ),
     cache=True,
     nogil=True,
 )
 def match_steps(
     labels, label_off, label_len, child_start, children, first_byte, rank_offset, bounds, n_leaves,
-    pattern, state, bindings, frames, path, found, counters,
+    pattern, state, bindings, frames, path, found, counters, out, ends, collect,
 ):
-    """Run the walk until it ends or a buffer is full; returns FINISHED or what to grow.
+    """Run the walk until it ends or a buffer is full; returns FINISHED or what to grow. With
+    `collect`, each found leaf's path (in `path` when the walk reaches it) is appended to
+    `out`, and `ends` gets where it ends there.
 
     No array is reassigned in here: Numba would count references to a reassigned array on
-    every turn of the loop, which costs more than the step itself. `match_ranks` grows the
+    every turn of the loop, which costs more than the step itself. `match_walk` grows the
     buffers and calls again; the step that asked for room then runs from the start."""
     n_nodes, n_edges, n_labels = bounds
     n_frames = counters[N_FRAMES]
@@ -307,7 +310,7 @@ def match_steps(
         # most the rest of the current label: make room before the step changes anything.
         if n_frames + MAX_FAN_OUT > frames.shape[0]:
             return need(counters, n_frames, n_found, GROW_FRAMES, n_frames + MAX_FAN_OUT)
-        if n_found == found.shape[0]:
+        if n_found == found.shape[0] or (collect and n_found == ends.shape[0]):
             return need(counters, n_frames, n_found, GROW_FOUND, n_found + 1)
         alive = True
         edge = state[ENTER_EDGE]
@@ -360,6 +363,14 @@ def match_steps(
                     # yields each rank once: more results than leaves means corrupt arrays.
                     if state[RANK] >= n_leaves or n_found >= n_leaves:
                         raise CorruptTrieError("rank offsets disagree with the leaves")
+                    if collect:
+                        start = counters[N_OUT]
+                        length = state[PATH_LEN]
+                        if start + length > out.shape[0]:
+                            return need(counters, n_frames, n_found, GROW_OUT, start + length)
+                        out[start : start + length] = path[:length]
+                        counters[N_OUT] = start + length
+                        ends[n_found] = start + length
                     found[n_found] = state[RANK]
                     n_found += 1
                 alive = False
@@ -389,9 +400,11 @@ def match_steps(
             restore_branch(frames, n_frames, state)
 
 
-@njit(i64_arr(StructureType, u8_ro, Int), cache=True, nogil=True)
-def match_ranks(trie, pattern, n_leaves):
-    """Ranks of the stored paths that may unify with the encoded `pattern` (unordered)."""
+@njit(types.Tuple((i64_arr, u8_arr, i64_arr))(StructureType, u8_ro, Int, types.boolean), cache=True, nogil=True)
+def match_walk(trie, pattern, n_leaves, collect):
+    """The walk over the whole trie: (ranks of the stored paths that may unify with the encoded
+    `pattern`, unordered; empty data and offsets). With `collect`: (those ranks in ascending
+    order, their paths as one batch data, offsets), read as the walk passes each leaf."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
     bounds = trie_bounds(trie)
     n_nodes, n_edges, n_labels = bounds
@@ -406,17 +419,57 @@ def match_ranks(trie, pattern, n_leaves):
     frames = np.empty((2 * MAX_FAN_OUT, N_FIELDS), np.int64)
     path = np.empty(256, np.uint8)
     found = np.empty(16, np.int64)
-    counters = np.zeros(3, np.int64)
+    out = np.empty(1024 if collect else 0, np.uint8)
+    ends = np.empty(16 if collect else 0, np.int64)
+    counters = np.zeros(4, np.int64)
     while True:
         grow = match_steps(
             labels, label_off, label_len, child_start, children, first_byte, rank_offset, bounds, n_leaves,
-            pattern, state, bindings, frames, path, found, counters,
+            pattern, state, bindings, frames, path, found, counters, out, ends, collect,
         )
         if grow == FINISHED:
-            return found[: counters[N_FOUND]].copy()
+            break
         if grow == GROW_PATH:
             path = grown(path, counters[NEEDED])
         elif grow == GROW_FRAMES:
             frames = grown_rows(frames, counters[NEEDED])
+        elif grow == GROW_OUT:
+            out = grown(out, counters[NEEDED])
         else:
             found = grown(found, counters[NEEDED])
+            if collect:
+                ends = grown(ends, counters[NEEDED])
+    n = counters[N_FOUND]
+    if not collect:
+        return found[:n].copy(), out, ends
+    # The paths in rank order: usually the walk's own order already.
+    offsets = np.zeros(n + 1, np.int64)
+    offsets[1:] = ends[:n]
+    ascending = True
+    for i in range(1, n):
+        if found[i] < found[i - 1]:
+            ascending = False
+            break
+    if ascending:
+        return found[:n].copy(), out[: offsets[n]].copy(), offsets
+    order = np.argsort(found[:n], kind="mergesort")
+    data = np.empty(offsets[n], np.uint8)
+    sorted_offsets = np.zeros(n + 1, np.int64)
+    at = 0
+    for k in range(n):
+        i = order[k]
+        length = offsets[i + 1] - offsets[i]
+        data[at : at + length] = out[offsets[i] : offsets[i + 1]]
+        at += length
+        sorted_offsets[k + 1] = at
+    return found[order], data, sorted_offsets
+
+
+def match_ranks(trie: tuple, pattern: np.ndarray, n_leaves: int) -> np.ndarray:
+    """Ranks of the stored paths that may unify with the encoded `pattern` (unordered)."""
+    return match_walk(trie, pattern, n_leaves, False)[0]
+
+
+def match_paths(trie: tuple, pattern: np.ndarray, n_leaves: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ranks ascending, data, offsets) of the stored paths that may unify with `pattern`."""
+    return match_walk(trie, pattern, n_leaves, True)

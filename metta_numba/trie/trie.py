@@ -243,6 +243,16 @@ class Trie:
         ranks.sort()
         return ranks
 
+    def match_paths(self, pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`match` of an encoded pattern with the candidates' paths, read during the walk:
+        (ranks, data, offsets), as `paths(match(pattern))` gives them."""
+        try:
+            return match.match_paths(self._structure, _as_path(pattern), len(self))
+        except CorruptTrieError:
+            raise
+        except ValueError as error:
+            raise CodecError(str(error)) from None
+
     def match_atoms(self, pattern: Atom | bytes, terms: TermStore, exact: bool = True) -> list[tuple[Atom, int]]:
         """(atom, multiplicity) of the stored atoms that unify with `pattern`, in byte order of
         their paths, with their stored variable names. `exact=False` returns every candidate."""

@@ -23,7 +23,7 @@ from numba import types
 
 from metta_numba.codec import tags
 from metta_numba.jit import njit
-from metta_numba.trie.argindex import ArgIndex, trie_candidates
+from metta_numba.trie.argindex import ArgIndex, candidate_paths
 from metta_numba.trie.argindex_entries import scan_term
 from metta_numba.trie.argindex_kernels import prefix_ranges, range_total, ranks_of_ranges
 from metta_numba.trie.layout import StructureType, i64_ro, u8_ro
@@ -327,7 +327,6 @@ def snapshot_matches(trie: Trie, index: ArgIndex | None, pattern: bytes) -> tupl
     """The candidates of an encoded pattern in a trie (through its argument index when there is
     one), unified: (ranks, data, offsets, status, spans, sides), paths as one batch."""
     path = np.frombuffer(pattern, dtype=np.uint8)
-    ranks = trie_candidates(trie, index, path)
-    data, offsets = trie.paths(ranks)
+    ranks, data, offsets = candidate_paths(trie, index, path)
     status, spans, sides = unify_paths(path, data, offsets)
     return ranks, data, offsets, status, spans, sides

@@ -203,8 +203,15 @@ def test_a_large_table_decodes_only_the_wanted_columns(tmp_path):
     with PersistentKB.create(tmp_path / "kb") as kb:
         for i in range(400):
             kb.add(parse_atom(f"(edge n{i % 7} m{i})"))
+            kb.add(parse_atom(f"(= (add{i % 150} $y zero) $y)"))  # $x's value lies in the pattern
+            kb.add(parse_atom(f"(= (add{i} zero $y) $y)"))
         kb.checkpoint()
     with PersistentKB.open(tmp_path / "kb", readonly=True) as kb:
+        pattern = parse_atom("(= ($f zero $x) $x)")
+        variables, full = kb.bindings_table(pattern)
+        assert len(full[0]) == 800 and Symbol("zero") in full[1] and None in full[1]
+        assert _same_columns(full, _columns_from_bindings(kb, pattern, variables))
+        assert kb.bindings_table(pattern, wanted={Variable("f")})[1] == [full[0], [None] * 800]
         pattern = parse_atom("(edge $x $y)")
         variables, full = kb.bindings_table(pattern)
         assert variables == [Variable("x"), Variable("y")] and len(full[0]) == 400

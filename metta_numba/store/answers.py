@@ -25,7 +25,15 @@ from metta_numba.store.errors import CorruptSnapshotError
 from metta_numba.store.overlay import QueryTerms
 from metta_numba.trie.pathmatch import MAYBE, NO, YES
 from metta_numba.trie.spangroups import group_spans, short_symbol_names
-from metta_numba.trie.unifypaths import ROW_COPIES, ROW_FIRST_VALUE, ROW_PATH, ROW_RANK, ROW_STATUS
+from metta_numba.trie.unifypaths import (
+    ROW_COPIES,
+    ROW_FIRST_VALUE,
+    ROW_PATH,
+    ROW_RANK,
+    ROW_STATUS,
+    SIDE_PATTERN,
+    SIDE_UNBOUND,
+)
 from metta_numba.unify import substitute, unified_counted
 
 Bindings = dict[Variable, Atom]
@@ -221,20 +229,30 @@ class AnswerTables:
         kept = np.flatnonzero(status == YES)
         copies = counts[kept]
         repeat = bool(len(copies)) and int(copies.max()) > 1
-        # One buffer for both places a value may lie: the paths, then the pattern.
-        buf = np.concatenate([data, np.frombuffer(key, dtype=np.uint8)])
+        # One buffer for both places a value may lie: the paths, then the pattern (only when
+        # some value lies there: copying the paths costs as much as decoding a column).
+        from_pattern = bool((sides[kept] == SIDE_PATTERN).any())
+        buf = np.concatenate([data, np.frombuffer(key, dtype=np.uint8)]) if from_pattern else data
         columns = []
         for j, wanted in enumerate(needed):
             if not wanted:
                 columns.append([None] * (int(copies.sum()) if repeat else len(kept)))
                 continue
             side = sides[kept, j]
-            starts = spans[kept, 2 * j] + np.where(side == 0, len(data), 0)
-            ends = spans[kept, 2 * j + 1] + np.where(side == 0, len(data), 0)
-            starts[side < 0] = 0
-            ends[side < 0] = 0  # an unbound variable: the empty span, its own group
+            starts = spans[kept, 2 * j]
+            ends = spans[kept, 2 * j + 1]
+            if from_pattern:
+                shift = np.where(side == SIDE_PATTERN, len(data), 0)
+                starts += shift
+                ends += shift
+            unbound = side == SIDE_UNBOUND
+            starts[unbound] = 0
+            ends[unbound] = 0  # an unbound variable: the empty span, its own group
             groups, representatives = group_spans(buf, starts, ends)
             values = self._values(buf, starts[representatives], ends[representatives], value_hook, symbols)
+            if len(representatives) == len(groups) and not repeat:
+                columns.append(values)  # every value differs: groups run 0, 1, 2, ...
+                continue
             if repeat:
                 groups = np.repeat(groups, copies)
             columns.append([values[g] for g in groups.tolist()])

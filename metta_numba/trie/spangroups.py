@@ -44,7 +44,8 @@ def _same_bytes(buf, start_a, end_a, start_b, end_b):
 
 @njit(types.Tuple((i64_arr, i64_arr))(u8_ro, i64_arr, i64_arr, u64_arr, i64_arr), cache=True, nogil=True)
 def _assign(buf, starts, ends, hashes, order):
-    """(group of each span, one representative span per group) given spans sorted by hash."""
+    """(group of each span, one representative span per group) given spans sorted by hash;
+    groups are numbered in the order of their first span."""
     n = order.shape[0]
     group = np.empty(n, np.int64)
     representative = np.empty(n, np.int64)
@@ -69,11 +70,24 @@ def _assign(buf, starts, ends, hashes, order):
                 groups += 1
             group[i] = found
         run_start = run_end
-    return group, representative[:groups].copy()
+    # Renumber by first occurrence: a column whose values all differ is then its own list of
+    # distinct values, in order.
+    renumbered = np.full(groups, -1, np.int64)
+    first_span = np.empty(groups, np.int64)
+    next_group = 0
+    for i in range(n):
+        g = group[i]
+        if renumbered[g] < 0:
+            renumbered[g] = next_group
+            first_span[next_group] = i
+            next_group += 1
+        group[i] = renumbered[g]
+    return group, first_span
 
 
 def group_spans(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(group id per span, index of one span per group): spans with equal bytes share a group."""
+    """(group id per span, index of one span per group): spans with equal bytes share a group,
+    and groups are numbered in the order of their first span (which represents them)."""
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     ends = np.ascontiguousarray(ends, dtype=np.int64)
     hashes = span_hashes(buf, starts, ends)

@@ -143,3 +143,46 @@ def test_deep_recursion_ends_as_in_the_plain_evaluator():
 def test_redefined_words_are_not_taken_for_the_librarys():
     program = "(= (empty) something)\n(= (pick) (superpose ((empty) 1)))\n!(pick)"
     _same_both_ways(program)
+
+
+FACT_ORDER = """
+(e z 3)
+(e a 1)
+(e z 1)
+(e a 2)
+(e b 1)
+(e a 1)
+(= (from $x) (match &self (e $x $y) $y))
+(= (to $y) (match &self (e $x $y) $x))
+(= (both $x $y) (match &self (e $x $y) hit))
+(= (all) (match &self (e $x $y) ($x $y)))
+"""
+
+
+def _indexed_sites(runner: MeTTa) -> int:
+    count = 0
+    for ctx in runner.ev.tier._contexts.values():
+        for value in ctx.namespace.values():
+            indexes = getattr(value, "indexes", None)
+            if isinstance(indexes, dict):
+                count += sum(1 for entry in indexes.values() if entry[1])
+    return count
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        "",
+        "!(remove-atom &self (e z 3)) !(add-atom &self (e z 3))",
+        "!(add-atom &self (e 7 a)) !(add-atom &self (e a 7))",
+        "!(add-atom &self (e a 2.0))",
+        '!(add-atom &self (e a "s"))',
+        "!(add-atom &self (e $v q))",
+        "!(add-atom &self (e (f 1) q))",
+    ],
+)
+def test_match_answers_from_the_fact_index_come_in_the_spaces_order(changes: str):
+    queries = "!(from a) !(from z) !(to 1) !(both a 1) !(all) !(from a) !(to 1) !(both a 1) !(from 7) !(to a)"
+    runner = _same_both_ways(FACT_ORDER + queries + changes + queries)
+    if not changes:
+        assert _indexed_sites(runner) >= 3

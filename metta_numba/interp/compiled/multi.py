@@ -461,8 +461,14 @@ class MultiCompiler:
         result = self._temp("r")
         answer = self._temp("b")
         out.append(f"{pad}{result} = []")
-        out.append(f"{pad}for {answer} in {queries}({self._pattern(pattern, env)}):")
-        sources = {var: f"bound({answer}, {self.det.constant(var)}, DATA)" for var in new}
+        site = self._flat_site(pattern, env)
+        if site is None:
+            new_vars = ", ".join(self.det.constant(var) for var in new)
+            out.append(f"{pad}for {answer} in {queries}.query({self._pattern(pattern, env)}, [{new_vars}]):")
+        else:
+            values = "".join(f"{env[c]}, " for c in pattern.children[1:] if c in env)
+            out.append(f"{pad}for {answer} in {queries}.rows({site}, ({values})):")
+        sources = {var: f"{answer}[{i}]" for i, var in enumerate(new)}
         inner = self._bind(sources, env, out, pad + "    ")
         kind, src = self._gen(template, inner, out, level + 1)
         out.append(f"{pad}    {_extend(result, kind, src, reverse=True)}")
@@ -482,6 +488,24 @@ class MultiCompiler:
         name = f"SPACE_{id(space.obj)}"
         self.spaces[name] = space.obj
         return name
+
+    def _flat_site(self, pattern: Atom, env: dict) -> str | None:
+        """The site constant of a flat pattern (SpaceQueries.rows): a symbol head, then bound
+        variables (their values given at run time) and distinct new variables; None for others."""
+        kids = pattern.children if type(pattern) is Expression else ()
+        if not kids or type(kids[0]) is not Symbol or kids[0].name == ",":
+            return None
+        given, new = [], []
+        for position, child in enumerate(kids[1:], 1):
+            if type(child) is not Variable or any(child == var for _, var in new):
+                return None
+            if child in env:
+                given.append(position)
+            else:
+                new.append((position, child))
+        det = self.det
+        det.constants.append((kids[0], len(kids) - 1, tuple(given), tuple(new)))
+        return f"{det.constants_name}[{len(det.constants) - 1}]"
 
     def _pattern(self, pattern: Atom, env: dict) -> str:
         """Source building the query pattern with the values of bound variables in place."""

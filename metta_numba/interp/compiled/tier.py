@@ -265,7 +265,7 @@ class _Context:
                 namespace[name] = multi_runtime.RuleOrder(world.program, head, atoms)
             for name, space in multi.spaces.items():
                 if name not in namespace:
-                    namespace[name] = multi_runtime.SpaceQueries(space)
+                    namespace[name] = multi_runtime.SpaceQueries(space, namespace["DATA"])
         constants_name = compiler.constants_name
         namespace[constants_name] = compiler.constants
         # Functions call each other through this namespace, so a recompiled function replaces

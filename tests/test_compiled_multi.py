@@ -186,3 +186,14 @@ def test_match_answers_from_the_fact_index_come_in_the_spaces_order(changes: str
     runner = _same_both_ways(FACT_ORDER + queries + changes + queries)
     if not changes:
         assert _indexed_sites(runner) >= 3
+
+
+def test_many_distinct_queries_keep_a_bounded_cache(monkeypatch):
+    from metta_numba.interp.compiled import tier
+
+    monkeypatch.setattr(tier, "_MAX_QUERIES", 3)
+    queries = " ".join(f"!(let $x (two) (+ $x {i}))" for i in range(8))
+    runner = _same_both_ways(DEFINITIONS + queries + queries)
+    ctx = runner.ev.tier._current
+    assert 0 < len(ctx.queries) <= 3
+    assert ctx.kinds[("two", 0)] == "multi"

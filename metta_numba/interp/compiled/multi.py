@@ -528,6 +528,8 @@ class MultiCompiler:
         value = self._temp("v")
         out.append(f"{pad}{result} = []")
         out.append(f"{pad}for {value} in {values}:")
+        if not args[1].children:
+            out.append(f"{pad}    pass")  # no case matches anything
         for index, pair in enumerate(args[1].children):
             pattern, template = pair.children
             conditions: list[str] = []

@@ -233,12 +233,28 @@ class _Context:
         compiler = Compiler(world, constants_name)
         multi = MultiCompiler(world, compiler)
         known = {k: self.kinds[k] for k, fn in self.entries.items() if fn is not None}
+        if len(self.queries) >= _MAX_QUERIES:
+            self._forget_queries()
         try:
             multi.plan(None, known, query=atom, query_name=f"QUERY{self.compiled_count}")
         except Refused:
             self.queries[exact_key(atom)] = None
             return None
         return self._load(world, compiler, multi, multi.det_plans, known, (_QUERY, exact_key(atom)))
+
+    def _forget_queries(self) -> None:
+        """Drop the compiled top-level queries (a program of many distinct `!`s keeps only the
+        latest), keeping the functions compiled with them."""
+        self.queries.clear()
+        kept = []
+        for unit in self.units:
+            keys = [k for k in unit.keys if k[0] is not _QUERY]
+            if keys:
+                unit.keys = keys
+                kept.append(unit)
+            else:
+                self.namespace.pop(unit.constants_name, None)
+        self.units = kept
 
     def _load(self, world: World, compiler: Compiler, multi, plans: dict, known: dict, key):
         """Write, run and register the source of one unit; the function for `key`."""
@@ -287,11 +303,14 @@ class _Context:
                 self.numeric.add(k)
         if multi is not None:
             for k, plan in multi.plans.items():
-                if k is None:
-                    self.queries[key[1]] = namespace[plan.pyname]
-                    return namespace[plan.pyname]
-                self.entries[k] = namespace[plan.pyname]
-                self.kinds[k] = MULTI
+                if k is not None:
+                    self.entries[k] = namespace[plan.pyname]
+                    self.kinds[k] = MULTI
+            query = multi.plans.get(None)
+            if query is not None:
+                # Only the query cache holds a query's function.
+                found = self.queries[key[1]] = namespace.pop(query.pyname)
+                return found
         return self.entries[key]
 
 
@@ -318,6 +337,7 @@ class _Context:
 _PLAIN_VALUES = (int, float, bool)
 _QUERY_WORDS = frozenset(["let", "if", "superpose", "collapse", "case", "match"])
 """Heads of the top-level queries worth compiling as a whole (a call is compiled by itself)."""
+_MAX_QUERIES = 512
 _QUERY = object()
 """The first element of a unit key that stands for a top-level query (second: its atom)."""
 

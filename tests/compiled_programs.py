@@ -149,3 +149,118 @@ def random_program(seed: int, queries: int = 12) -> str:
     lines = maker.definitions()
     lines += [maker.query() for _ in range(queries)]
     return "\n".join(lines) + "\n"
+
+
+class NondeterministicMaker:
+    """Programs of nondeterministic functions: overlapping equations, `superpose`, `match`
+    over `&self` facts, `collapse`, `let`, `case`, `if`, `(empty)` and nested calls, with facts
+    and rules added and removed between the queries. A function calls only functions defined
+    before it, and the one recursive function counts a non-negative argument down."""
+
+    NODES = ["n0", "n1", "n2", "n3", "n4"]
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.functions: list[str] = []  # names of (name $x) functions
+        self.fresh = 0
+
+    def var(self) -> str:
+        self.fresh += 1
+        return f"$v{self.fresh}"
+
+    def expr(self, depth: int, variables: list[str]) -> str:
+        rng = self.rng
+        if depth <= 0 or rng.random() < 0.25:
+            if variables and rng.random() < 0.6:
+                return rng.choice(variables)
+            return rng.choice(["0", "1", "2", "3", "a", "n1", "2.5"])
+        sub = lambda: self.expr(depth - 1, variables)  # noqa: E731
+        kind = rng.randrange(13)
+        if kind == 0:
+            return f"(superpose ({' '.join(sub() for _ in range(rng.randint(0, 3)))}))"
+        if kind == 1:
+            var = self.var()
+            return f"(let {var} {sub()} {self.expr(depth - 1, variables + [var])})"
+        if kind == 2:
+            return f"(if (< {sub()} {sub()}) {sub()} {sub()})"
+        if kind == 3:
+            return f"({rng.choice(['+', '-', '*'])} {sub()} {sub()})"
+        if kind == 4:
+            var = self.var()
+            source = rng.choice(variables + self.NODES) if variables else rng.choice(self.NODES)
+            return f"(match &self (edge {source} {var}) {self.expr(depth - 1, variables + [var])})"
+        if kind == 5:
+            return f"(collapse {sub()})"
+        if kind == 6:
+            var = self.var()
+            return f"(case {sub()} ((1 one) ((pair {var} 2) {var}) ({var} (got {var}))))"
+        if kind == 7 and self.functions:
+            return f"({rng.choice(self.functions)} {sub()})"
+        if kind == 8:
+            return "(empty)"
+        if kind == 9:
+            return f"(pair {sub()} {sub()})"
+        if kind == 10:
+            return f"(walk {rng.choice(self.NODES)} {rng.randint(0, 3)})"
+        if kind == 11:
+            return f"(== {sub()} {sub()})"
+        return sub()
+
+    def function(self, index: int) -> list[str]:
+        rng = self.rng
+        name = f"nd{index}"
+        lines = []
+        for _ in range(rng.randint(1, 3)):
+            head = rng.choice(["$x", "$x", "1", "a", "(pair $x $y)"])
+            variables = [v for v in ("$x", "$y") if v in head]
+            lines.append(f"(= ({name} {head}) {self.expr(3, variables)})")
+        self.functions.append(name)
+        return lines
+
+    def definitions(self) -> list[str]:
+        rng = self.rng
+        lines = [f"(edge {rng.choice(self.NODES)} {rng.choice(self.NODES)})" for _ in range(rng.randint(2, 7))]
+        if rng.random() < 0.2:
+            lines.append("(edge n2 $any)")  # a fact with a variable: its answers are not ground
+        lines += [
+            "(= (walk $x $k) (if (<= $k 0) $x (match &self (edge $x $y) (walk $y (- $k 1)))))",
+            "(= (walk $x $k) (if (== $k 1) (stop $x) (empty)))",
+        ]
+        for i in range(rng.randint(2, 4)):
+            lines += self.function(i)
+        return lines
+
+    def argument(self) -> str:
+        return self.rng.choice(["0", "1", "2", "a", "n1", "(pair 1 2)", "(superpose (1 2))", "2.0"])
+
+    def query(self) -> str:
+        rng = self.rng
+        f = rng.choice(self.functions)
+        g = rng.choice(self.functions)
+        kind = rng.randrange(11)
+        if kind <= 2:
+            return f"!({f} {self.argument()})"
+        if kind == 3:
+            return f"!(collapse ({f} {self.argument()}))"
+        if kind == 4:
+            return f"!(let $a ({f} {self.argument()}) (let $b ({g} $a) (pair $a $b)))"
+        if kind == 5:
+            return f"!(superpose (({f} 1) ({g} a) 3))"
+        if kind == 6:
+            return f"!(match &self (edge $p $q) ({f} $q))"
+        if kind == 7:
+            return f"!(walk {rng.choice(self.NODES)} {rng.randint(0, 4)})"
+        if kind == 8:
+            new = rng.choice([f"(edge {rng.choice(self.NODES)} {rng.choice(self.NODES)})", f"(= ({f} $x) extra)"])
+            return f"!(add-atom &self {new})"
+        if kind == 9:
+            return f"!(remove-atom &self (edge {rng.choice(self.NODES)} {rng.choice(self.NODES)}))"
+        return f"!(case ({f} {self.argument()}) ((1 one) ($z ($z other))))"
+
+
+def random_nondeterministic_program(seed: int, queries: int = 10) -> str:
+    rng = random.Random(seed)
+    maker = NondeterministicMaker(rng)
+    lines = maker.definitions()
+    lines += [maker.query() for _ in range(queries)]
+    return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from metta_numba.interp.compiled import CompiledTier
 from metta_numba.interp.runner import MeTTa
 from metta_numba.syntax.printer import format_atom
-from tests.compiled_programs import random_program
+from tests.compiled_programs import random_nondeterministic_program, random_program
 
 _FRESH = re.compile(r"#\d+")
 
@@ -40,8 +40,8 @@ def _outcome(program: str, compile: bool, promote_after: int | None = None) -> t
     return (lines, result.stopped_on_error, str(result.parse_error))
 
 
-def _check(seed: int, promote_after: int | None = None) -> None:
-    program = random_program(seed)
+def _check(seed: int, promote_after: int | None = None, make=random_program) -> None:
+    program = make(seed)
     plain = _outcome(program, compile=False)
     compiled = _outcome(program, compile=True, promote_after=promote_after)
     assert compiled == plain, program
@@ -74,3 +74,29 @@ def test_the_tier_really_runs_in_these_programs() -> None:
         runner.run_program(random_program(seed))
         compiled_calls += sum(len(ctx.entries) for ctx in runner.ev.tier._contexts.values())
     assert compiled_calls > 20
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+def test_random_nondeterministic_programs_agree(seed: int) -> None:
+    _check(seed, make=random_nondeterministic_program)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", range(20))
+def test_random_nondeterministic_programs_agree_many(block: int) -> None:
+    for seed in range(block * 100, block * 100 + 100):
+        _check(seed, make=random_nondeterministic_program)
+
+
+def test_the_nondeterministic_tier_really_runs_in_these_programs() -> None:
+    # Functions and queries compiled as nondeterministic, and run without handing back.
+    functions = queries = 0
+    for seed in range(20):
+        runner = MeTTa(compile=True)
+        runner.run_program(random_nondeterministic_program(seed))
+        for ctx in runner.ev.tier._contexts.values():
+            functions += sum(1 for kind in ctx.kinds.values() if kind == "multi")
+            queries += sum(1 for fn in ctx.queries.values() if fn is not None)
+    assert functions > 20
+    assert queries > 20

@@ -69,9 +69,10 @@ def test_int64_wraps_as_in_the_plain_evaluator():
     _same_both_ways(program + "!(big 3) !(big -5) !(up 1) !(up 1.0)")
 
 
-def test_overlapping_heads_are_not_compiled():
+def test_overlapping_heads_are_compiled_as_nondeterministic():
     runner = _same_both_ways("(= (h 0) zero)\n(= (h $x) any)\n!(h 0) !(h 1)")
-    assert _entries(runner).get(("h", 1)) is None
+    assert _entries(runner).get(("h", 1)) is not None
+    assert runner.ev.tier._current.kinds[("h", 1)] == "multi"
 
 
 def test_int_and_float_literal_heads_stay_apart_only_through_the_plain_path():

@@ -122,15 +122,8 @@ class Compiler:
     def _scan_body(self, atom: Atom, bound: set, callees: set, nesting: int) -> None:
         """Check that a body can be compiled, collecting the functions it calls."""
         t = type(atom)
-        if t is Variable:
-            if atom not in bound:
-                raise Refused(f"{atom} is not bound by the rule's head")
-            return
         if t is not Expression:
-            if t is not Symbol and t is not Grounded:
-                raise Refused(f"cannot compile the value {atom!r}")
-            if t is Symbol and atom.name in SPECIAL_VALUES:
-                raise Refused(f"{atom.name} is not a plain value")
+            check_leaf(atom, bound, SPECIAL_VALUES)
             return
         self.max_nesting = max(self.max_nesting, nesting)
         kids = atom.children
@@ -176,7 +169,7 @@ class Compiler:
 
     # -- writing --------------------------------------------------------------------------------
     def constant(self, atom: Atom) -> str:
-        key = (type(atom), atom)
+        key = exact_key(atom)
         index = self._constant_ids.get(key)
         if index is None:
             index = self._constant_ids[key] = len(self.constants)
@@ -288,6 +281,32 @@ class Compiler:
         if name in OPERATIONS:
             return f"{OPERATIONS[name]}({', '.join(sources)})"
         return f"expression([{', '.join([self.constant(kids[0])] + sources)}])"
+
+
+def check_leaf(atom: Atom, bound: set, refused_symbols: frozenset) -> None:
+    """A variable or value in a body: the variable must be bound, the value a plain one."""
+    t = type(atom)
+    if t is Variable:
+        if atom not in bound:
+            raise Refused(f"{atom} is not bound")
+    elif t is not Symbol and t is not Grounded:
+        raise Refused(f"cannot compile the value {atom!r}")
+    elif t is Symbol and atom.name in refused_symbols:
+        raise Refused(f"{atom.name} is not a plain value")
+
+
+def exact_key(atom: Atom) -> tuple:
+    """A key that tells apart atoms that compare equal but print differently (`2` and `2.0`
+    are one number to `==`, two constants to compiled code)."""
+    leaves = []
+    stack = [atom]
+    while stack:
+        a = stack.pop()
+        if type(a) is Expression:
+            stack.extend(a.children)
+        else:
+            leaves.append(type(a.value) if type(a) is Grounded else type(a))
+    return (type(atom), atom, tuple(leaves))
 
 
 def var_name(var: Variable) -> str:

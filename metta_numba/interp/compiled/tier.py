@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
 from metta_numba.interp import minimal
-from metta_numba.interp.compiled import numeric, runtime
+from metta_numba.interp.compiled import multi_runtime, numeric, runtime
 from metta_numba.interp.compiled.bulk import COLLAPSE, MATCH, bulk_match, match_call_parts
 from metta_numba.interp.compiled.codegen import (
     IF,
@@ -30,10 +30,12 @@ from metta_numba.interp.compiled.codegen import (
     Compiler,
     Refused,
     call_shape,
+    exact_key,
     is_reserved,
     is_rule_for,
     pyname_of,
 )
+from metta_numba.interp.compiled.multi import DET, MULTI, MultiCompiler, multi_pyname
 from metta_numba.interp.compiled.runtime import Fallback
 from metta_numba.interp.core import ARROW, NUMBER, UNDEFINED
 from metta_numba.space import ANY_HEAD, Space, module_view
@@ -80,6 +82,20 @@ class World:
         if len(declared) == 1 and declared[0] == _numeric_signature(arity):
             return NUMERIC
         return None
+
+    def is_library_empty(self) -> bool:
+        """`(empty)` is the library's rule giving Empty, untouched by the program."""
+        if "empty" in self.ev.ops or self._declared("empty") or self._rules(self.program, "empty", 0):
+            return False
+        found = [r for space in self.spaces() for r in self._rules(space, "empty", 0)]
+        return len(found) == 1 and found[0].rhs == Symbol("Empty") and found[0].lhs == call_shape("empty", 0)
+
+    def is_inert_tuple(self, head: Grounded, arity: int) -> bool:
+        """No rule can reduce a tuple headed by this plain value (a number, a Bool)."""
+        shape = Expression([head, *call_shape("", arity).children[1:]])
+        return not any(
+            is_rule_for(r.atom, shape) for space in self.spaces() for r in space.rules_candidates(shape)
+        )
 
     def is_constructor(self, name: str, arity: int) -> bool:
         """No rule, type or operation can reduce `(name ...)`: it is data."""
@@ -138,12 +154,15 @@ class _Context:
         self.library_ops = library_ops
         self.promote_after = promote_after
         self.namespace: dict = runtime.namespace()
+        self.namespace.update(multi_runtime.namespace())
         self.namespace["LIMIT"] = 0
         self.namespace["PROMOTE"] = self.promote
         self.promotable: dict[str, tuple] = {}
         self.numeric: set = set()  # keys of functions declared (-> Number ... Number)
         self.promoted: list[str] = []
         self.entries: dict = {}
+        self.kinds: dict = {}  # DET or MULTI for every compiled key
+        self.queries: dict = {}  # top-level query atom -> compiled function (None: refused)
         self.units: list[_Unit] = []
         self.levels_per_call = 1
         self.epoch = None
@@ -171,8 +190,12 @@ class _Context:
                 kept.append(unit)
                 continue
             for key in unit.keys:
+                if key[0] is _QUERY:
+                    self.queries.pop(key[1], None)
+                    continue
                 self.entries.pop(key, None)
-                self.namespace[pyname_of(*key)] = _stale
+                kind = self.kinds.pop(key, DET)
+                self.namespace[pyname_of(*key) if kind == DET else multi_pyname(*key)] = _stale
                 self.promotable.pop(pyname_of(*key), None)
                 self.numeric.discard(key)
             # A program that redefines its functions again and again keeps no old constants.
@@ -181,19 +204,67 @@ class _Context:
         # Refusals are cheap to redo and any change may have lifted one.
         for key in [k for k, fn in self.entries.items() if fn is None]:
             del self.entries[key]
+        for atom in [a for a, fn in self.queries.items() if fn is None]:
+            del self.queries[atom]
 
     def compile(self, key: tuple[str, int]):
         world = World(self.ev, self.library_ops)
         constants_name = f"K{self.compiled_count}"
         compiler = Compiler(world, constants_name)
-        known = {k for k, fn in self.entries.items() if fn is not None}
+        known = {k: self.kinds[k] for k, fn in self.entries.items() if fn is not None}
+        multi = None
         try:
-            plans = compiler.plan(key[0], key[1], known)
+            plans = compiler.plan(key[0], key[1], {k for k, kind in known.items() if kind == DET})
         except Refused:
-            self.entries[key] = None
+            compiler = Compiler(world, constants_name)
+            multi = MultiCompiler(world, compiler)
+            try:
+                multi.plan(key, known)
+            except Refused:
+                self.entries[key] = None
+                return None
+            plans = multi.det_plans
+        return self._load(world, compiler, multi, plans, known, key)
+
+    def compile_query(self, atom: Expression):
+        """A top-level query as one compiled function of no arguments, or None."""
+        world = World(self.ev, self.library_ops)
+        constants_name = f"K{self.compiled_count}"
+        compiler = Compiler(world, constants_name)
+        multi = MultiCompiler(world, compiler)
+        known = {k: self.kinds[k] for k, fn in self.entries.items() if fn is not None}
+        if len(self.queries) >= _MAX_QUERIES:
+            self._forget_queries()
+        try:
+            multi.plan(None, known, query=atom, query_name=f"QUERY{self.compiled_count}")
+        except Refused:
+            self.queries[exact_key(atom)] = None
             return None
-        names = {k: pyname_of(*k) for k in known}
+        return self._load(world, compiler, multi, multi.det_plans, known, (_QUERY, exact_key(atom)))
+
+    def _forget_queries(self) -> None:
+        """Drop the compiled top-level queries (a program of many distinct `!`s keeps only the
+        latest), keeping the functions compiled with them."""
+        self.queries.clear()
+        kept = []
+        for unit in self.units:
+            keys = [k for k in unit.keys if k[0] is not _QUERY]
+            if keys:
+                unit.keys = keys
+                kept.append(unit)
+            else:
+                self.namespace.pop(unit.constants_name, None)
+        self.units = kept
+
+    def _load(self, world: World, compiler: Compiler, multi, plans: dict, known: dict, key):
+        """Write, run and register the source of one unit; the function for `key`."""
+        names = {k: pyname_of(*k) if kind == DET else multi_pyname(*k) for k, kind in known.items()}
         names.update({k: plan.pyname for k, plan in plans.items()})
+        kinds = dict(known)
+        kinds.update({k: DET for k in plans})
+        if multi is not None:
+            names.update({k: plan.pyname for k, plan in multi.plans.items() if k is not None})
+            kinds.update({k: MULTI for k in multi.plans if k is not None})
         if self.promote_after is not None:
             for k, plan in plans.items():
                 ret = numeric.return_type(plan.name, plan.rules)
@@ -201,23 +272,45 @@ class _Context:
                     compiler.counted.add(plan.pyname)
                     self.promotable[plan.pyname] = (k, plan.rules[0], ret)
                     self.namespace[f"C_{plan.pyname}"] = [numeric.promotion_threshold(self.promote_after)]
-        source = compiler.source(plans, names)
         namespace = self.namespace
+        if multi is None:
+            source = compiler.source(plans, names)
+        else:
+            source = multi.source(names, kinds)
+            for name, (head, atoms) in multi.orders.items():
+                namespace[name] = multi_runtime.RuleOrder(world.program, head, atoms)
+            for name, space in multi.spaces.items():
+                if name not in namespace:
+                    namespace[name] = multi_runtime.SpaceQueries(space, namespace["DATA"])
+        constants_name = compiler.constants_name
         namespace[constants_name] = compiler.constants
         # Functions call each other through this namespace, so a recompiled function replaces
         # the old one for every caller at once.
-        exec(compile(source, f"<metta {key[0]}>", "exec"), namespace)
+        title = "query" if key[0] is _QUERY else key[0]
+        exec(compile(source, f"<metta {title}>", "exec"), namespace)
         functions = {plan.pyname: namespace[plan.pyname] for plan in plans.values()}
         self.compiled_count += 1
         heads = tuple(sorted(compiler.heads_used | {ANY_HEAD}))
-        self.units.append(_Unit(list(plans), heads, _stamp(world.spaces(), heads), constants_name))
+        keys = list(plans) + ([] if multi is None else [k if k is not None else key for k in multi.plans])
+        self.units.append(_Unit(keys, heads, _stamp(world.spaces(), heads), constants_name))
         # A call nested n expressions deep in a body runs n evaluation levels below its caller in
         # the plain evaluator (`let` bodies count two more); one more keeps a margin.
         self.levels_per_call = max(self.levels_per_call, compiler.max_nesting + 1)
         for k, plan in plans.items():
             self.entries[k] = functions[plan.pyname]
+            self.kinds[k] = DET
             if plan.numeric:
                 self.numeric.add(k)
+        if multi is not None:
+            for k, plan in multi.plans.items():
+                if k is not None:
+                    self.entries[k] = namespace[plan.pyname]
+                    self.kinds[k] = MULTI
+            query = multi.plans.get(None)
+            if query is not None:
+                # Only the query cache holds a query's function.
+                found = self.queries[key[1]] = namespace.pop(query.pyname)
+                return found
         return self.entries[key]
 
 
@@ -239,6 +332,14 @@ class _Context:
         exec(compile(numeric.dispatcher_source(pyname, key[1]), f"<metta {key[0]} tier 2>", "exec"), namespace)
         self.entries[key] = namespace[pyname]
         self.promoted.append(key[0])
+
+
+_PLAIN_VALUES = (int, float, bool)
+_QUERY_WORDS = frozenset(["let", "if", "superpose", "collapse", "case", "match"])
+"""Heads of the top-level queries worth compiling as a whole (a call is compiled by itself)."""
+_MAX_QUERIES = 512
+_QUERY = object()
+"""The first element of a unit key that stands for a top-level query (second: its atom)."""
 
 
 def _stale(*args):
@@ -274,14 +375,18 @@ def _is_data(atom: Expression, ctx: _Context, cache: dict) -> bool:
         if not kids:
             continue
         head = kids[0]
-        if type(head) is not Symbol:
+        th = type(head)
+        if th is Symbol:
+            key = (head.name, len(kids) - 1)
+        elif th is Grounded and type(head.value) in _PLAIN_VALUES:
+            key = (head, len(kids) - 1)
+        else:
             return False
-        key = (head.name, len(kids) - 1)
         verdict = cache.get(key)
         if verdict is None:
             if world is None:
                 world = World(ctx.ev, ctx.library_ops)
-            verdict = cache[key] = world.is_constructor(*key)
+            verdict = cache[key] = world.is_constructor(*key) if th is Symbol else world.is_inert_tuple(*key)
         if not verdict:
             return False
         stack.extend(kids[1:])
@@ -312,6 +417,7 @@ class CompiledTier:
             ctx = self._contexts.get(space.space_id)
             if ctx is None or ctx.space is not space:
                 ctx = self._contexts[space.space_id] = _Context(ev, self.library_ops, self.promote_after)
+                ctx.namespace["DATA"] = lambda expr, ctx=ctx: _is_data(expr, ctx, self._data_heads)
             self._current = ctx
         stdlib = ev.stdlib
         quick = (space.rules_version, space.types_version, stdlib.rules_version, stdlib.types_version, len(ev.ops))
@@ -353,6 +459,9 @@ class CompiledTier:
             value = fn(*args, 0)
         except (Fallback, RecursionError):
             return self._plain(atom)
+        if ctx.kinds.get(key) == MULTI:
+            box = runtime.box
+            return [(box(v), None) for v in value]
         return [(runtime.box(value), None)]
 
     def evaluate_top(self, atom: Expression) -> list[Atom] | None:
@@ -364,15 +473,37 @@ class CompiledTier:
         collapsed = len(atom.children) == 2 and atom.children[0] == COLLAPSE_SYMBOL
         inner = atom.children[1] if collapsed else atom
         if type(inner) is not Expression or match_call_parts(inner) is None:
-            return None  # the common case, decided before any lookup
+            return self._query(atom)
         ctx = self._context()
         if not self._library_word(ctx, MATCH) or (collapsed and not self._library_word(ctx, COLLAPSE)):
             return None
         found = bulk_match(inner, lambda expr: _is_data(expr, ctx, self._data_heads))
         if found is None:
-            return None
+            return self._query(atom)
         self.bulk_answers += len(found)
         return [Expression(found)] if collapsed else found
+
+    def _query(self, atom: Expression) -> list[Atom] | None:
+        """The results of a top-level query made of the words compiled code orders itself
+        (`let`, `superpose`, `match` ...), run as one compiled function; None otherwise."""
+        head = atom.children[0] if atom.children else None
+        if type(head) is not Symbol or head.name not in _QUERY_WORDS:
+            return None
+        ctx = self._context()
+        fn = ctx.queries.get(exact_key(atom), _MISSING)
+        if fn is _MISSING:
+            fn = ctx.compile_query(atom)
+        if fn is None:
+            return None
+        ev = self.ev
+        ctx.namespace["LIMIT"] = ev.max_depth // ctx.levels_per_call
+        try:
+            values = fn(0)
+        except (Fallback, RecursionError):
+            self.fallbacks += 1
+            return None
+        box = runtime.box
+        return [box(v) for v in values]
 
     def _library_word(self, ctx: _Context, name: str) -> bool:
         """World.library_op, decided once per context epoch (operations and declarations count

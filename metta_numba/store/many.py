@@ -1,0 +1,147 @@
+"""Many patterns answered together: PersistentKB.query_many.
+
+The patterns, given as MeTTa text, are encoded by the bulk reader (syntax.bulk: one kernel
+pass, no atom objects) against the KB's term ids, and every pattern without variables is
+looked up in one kernel call (trie.ground_batch), which visits them in byte order. A ground
+pattern whose only candidate is its own stored path (the common case: no stored atom with a
+variable can match it) is answered from its count alone; a pattern with no candidate has no
+answer. The others (patterns with variables or numbers, ground patterns that stored
+variables may match, any pattern while the KB has unsaved changes) are decoded and answered
+one by one through `query`, so every answer is what `query` gives for that pattern.
+
+`ManyAnswers` keeps the ground answers as counts: the atom of a ground answer (the pattern
+itself) is decoded only when the answers of that pattern are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from metta_numba.atoms import Atom, Variable
+from metta_numba.codec import CodecError, decode
+from metta_numba.store.errors import CorruptSnapshotError
+from metta_numba.store.overlay import QueryTerms
+from metta_numba.syntax.bulk import scan_source
+from metta_numba.syntax.bulk_kernels import remap_text_ids
+from metta_numba.trie.ground_batch import NOT_LOOKED_UP, ground_lookups
+
+Bindings = dict[Variable, Atom]
+Answer = tuple[Atom, Bindings]
+
+
+class _PatternTerms(QueryTerms):
+    """QueryTerms that can also name its placeholders, to decode a pattern back to an atom."""
+
+    def text(self, term_id: int) -> str:
+        for text, placeholder in self._placeholders.items():
+            if placeholder == term_id:
+                return text
+        return self.terms.text(term_id)
+
+
+class ManyAnswers(Sequence):
+    """The answers of many patterns, in input order: `answers[i]` is the list `query` returns
+    for pattern i, and `counts()` their numbers, read without decoding a ground answer.
+    Read it while the KB is open."""
+
+    def __init__(self, kb, encoded: tuple, counts: np.ndarray, solved: dict[int, list]) -> None:
+        self._kb = kb
+        self._raw, self._bounds, self._names, self._texts = encoded
+        self._counts = counts
+        self._solved = solved
+        self._terms = None
+
+    def _path(self, index: int) -> tuple[bytes, list[str]]:
+        """Pattern `index` encoded, and its variables' names."""
+        name = int(self._names[index])
+        path = self._raw[int(self._bounds[index]) : int(self._bounds[index + 1])]
+        return path, self._texts[name].split(" ") if name >= 0 else []
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("pattern index out of range")
+        found = self._solved.get(index)
+        if found is not None:
+            return found
+        copies = int(self._counts[index])
+        if copies == 0:
+            return []
+        return [(self._kb._decode(self._path(index)[0], ()), {})] * copies
+
+    def counts(self) -> np.ndarray:
+        """The number of answers of every pattern (copies included)."""
+        return self._counts.copy()
+
+    def pattern(self, index: int) -> Atom:
+        """Pattern `index` as an atom (with its variables' names as written)."""
+        path, names = self._path(index)
+        if self._terms is None:
+            self._terms = _PatternTerms(self._kb._terms)
+        return decode(path, self._terms, names)
+
+
+class ManyQueries:
+    """`query_many` for PersistentKB (see the module docstring)."""
+
+    def query_many(self, patterns: str | bytes | Sequence[str], filename: str = "<patterns>") -> ManyAnswers:
+        """Answer every pattern of `patterns`: MeTTa text holding one atom per pattern (a file's
+        contents), or a list of texts of one atom each. Returns their answers in input order
+        (ManyAnswers). A syntax error raises ParseError naming `filename`, line and column."""
+        source, expected = _source_text(patterns)
+        scanned = scan_source(source, filename)
+        count = len(scanned.offsets) - 1
+        if expected is not None and count != expected:
+            raise ValueError(f"{expected} patterns given, {count} atoms read: give one atom per pattern")
+        with self._lock:
+            self._check_open()
+            terms = _PatternTerms(self._terms)
+            ids = [terms.find(text) for text in scanned.texts]
+            if ids:
+                remap_text_ids(scanned.out, scanned.text_patch, np.array(ids, np.uint64).view(np.int64))
+            data, offsets = scanned.out, scanned.offsets
+            data.flags.writeable = False
+            names = scanned.names
+            generation = self._generation
+            if self._working.delta:
+                totals = np.full(count, NOT_LOOKED_UP, np.int64)
+                ranks = np.full(count, -1, np.int64)
+            else:
+                try:
+                    totals, ranks = ground_lookups(generation.trie._structure, data, offsets, names)
+                except (IndexError, ValueError) as err:
+                    raise CorruptSnapshotError(f"trie arrays are damaged: {err}", self.directory) from None
+            hits = ranks >= 0
+            counts = np.zeros(count, np.int64)
+            counts[hits] = generation._checked_counts(generation._leaf_count[ranks[hits]])
+            answers = ManyAnswers(self, (data.tobytes(), offsets, names, scanned.texts), counts, {})
+            answers._terms = terms
+            undecided = np.flatnonzero((totals == NOT_LOOKED_UP) | ((totals > 0) & ~hits)).tolist()
+            for i in undecided:
+                try:
+                    pattern = answers.pattern(i)
+                except CodecError as err:  # a stored term the pattern names does not decode
+                    raise CorruptSnapshotError(f"pattern {i + 1}: {err}", self.directory) from None
+                answers._solved[i] = found = self.query(pattern)
+                counts[i] = len(found)
+        return answers
+
+
+def _source_text(patterns: str | bytes | Sequence[str]) -> tuple[bytes, int | None]:
+    """(UTF-8 source, how many patterns it must hold or None for free text)."""
+    if isinstance(patterns, bytes):
+        return patterns, None
+    if isinstance(patterns, str):
+        return patterns.encode("utf-8"), None
+    items = list(patterns)
+    if not all(isinstance(item, str) for item in items):
+        raise TypeError("query_many takes MeTTa text or a list of pattern texts")
+    return "\n".join(items).encode("utf-8"), len(items)

@@ -184,3 +184,29 @@ def test_renamed_stored_variables_print_by_their_stored_names():
     # A name already shown in the same answer is not reused.
     assert format_atom(readable(parse_atom("(g $x#12 $x)"))) == "(g $x2 $x)"
     assert format_atom(readable(parse_atom("(g $x#3 $x#4)"))) == "(g $x $x2)"
+
+
+def test_batch_answers_plain_matches_together_with_the_lines_a_session_prints(folder):
+    from metta_numba.dist.batch import BatchOptions, plain_match_lines, run_query
+
+    stored = "(edge a b)\n(edge a b)\n(edge b c)\n(edge $s z)\n(= (f $x) (g $x))\n(= (h b) hb)\n(val (+ 1 2))\n"
+    kb = _kb(folder, [parse_atom(line) for line in stored.splitlines()])
+    queries = [
+        "(match &self (edge a b) yes)",
+        "(match &self (edge a $y) $y)",
+        "(match &self (edge q z) (found q))",
+        "(match &self (edge zz zz) yes)",
+        "(match &self (edge a $y) (h $y))",  # reduces: (h b) -> hb
+        "(match &self (val $v) $v)",  # (+ 1 2) reduces to 3
+        "(match &self (, (edge a $y) (edge $y $z)) $z)",
+        "(+ 1 2)",
+    ]
+    try:
+        for options in (BatchOptions(), BatchOptions(max_results=1)):
+            fast = plain_match_lines(kb, queries, options)
+            assert [line is not None for line in fast] == [True] * 4 + [False] * 4
+            for text, line in zip(queries, fast):
+                if line is not None:
+                    assert line == run_query(kb, text, options), text
+    finally:
+        kb.close()

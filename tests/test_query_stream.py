@@ -122,11 +122,11 @@ def test_a_stream_reads_candidates_a_chunk_at_a_time(folder, monkeypatch):
     monkeypatch.setattr(Generation, "matched_ranks", counted)
     try:
         first = list(islice(kb.iter_bindings(pattern), 10))
-        assert calls == [64], "ten answers read one small chunk, not the 3000 candidates"
+        assert calls == [16], "ten answers read one small chunk, not the 3000 candidates"
         assert first == kb.bindings(pattern)[:10]
         calls.clear()
         assert list(kb.iter_bindings(pattern)) == kb.bindings(pattern)
-        assert sum(calls) == 3000 and calls[:3] == [64, 128, 256]
+        assert sum(calls) == 3000 and calls[:3] == [16, 32, 64]
         assert kb.count_matches(pattern) == 3000
         assert kb.count_matches(parse_atom("(p 17)")) == 1
         assert kb.count_matches(parse_atom("(p $n $n)")) == 0

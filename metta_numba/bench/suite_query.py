@@ -8,7 +8,7 @@
 - `--limit`: a KB of 1M facts `(p n_i)` and 10 facts `(q n_i)`. The first 10 answers of
   `(p $x)` (1M answers) against all answers of `(q $x)` (10 answers), streamed
   (space.query_answers), in process and as whole `metta-numba query` processes; beside them
-  `--count` of `(p $x)` and the whole list `PersistentKB.query` builds before a slice.
+  `--count` of `(p $x)`.
 
 Run alone on KBs of your own:
 
@@ -36,6 +36,7 @@ from metta_numba.bench.suite_common import (
     stats_json,
     timed_samples,
 )
+from metta_numba.bench.suite_report import cell
 
 LOOKUP_TARGET_PER_S = 500_000
 BATCH = 200_000
@@ -117,7 +118,6 @@ def limit_figures(kb_path: Path, repeat: int) -> dict:
         out["limit10_of_many_us"] = timed_samples(lambda: list(islice(answers(kb, many), 10)), repeat, "us", inner=50)
         out["all_of_ten_us"] = timed_samples(lambda: list(answers(kb, ten)), repeat, "us", inner=50)
         out["count_of_many_us"] = timed_samples(lambda: count_answers(kb, many), repeat, "us", inner=5)
-        out["whole_list_then_slice_ms"] = timed_samples(lambda: kb.query(many)[:10], min(repeat, 3), "ms")
     path = str(kb_path)
     out["process_limit10"] = repeated_processes(lambda: run_cli("query", path, "(p $x)", "--limit", "10"), repeat)
     out["process_ten"] = repeated_processes(lambda: run_cli("query", path, "(q $x)"), repeat)
@@ -185,18 +185,13 @@ def query_tables(results: dict) -> list[Table]:
     if figures is None or is_failed(figures):
         limit.add("-", figures["failed"] if figures else "not run", "-")
     else:
-        limit.add(
-            f"first 10 of {figures['answers']:,} answers",
-            figures["limit10_of_many_us"],
-            figures["process_limit10"]["wall_s"],
+        rows = (
+            (f"first 10 of {figures['answers']:,} answers", "limit10_of_many_us", "process_limit10"),
+            ("all 10 answers of (q $x)", "all_of_ten_us", "process_ten"),
+            (f"--count of {figures['answers']:,} answers", "count_of_many_us", "process_count"),
         )
-        limit.add("all 10 answers of (q $x)", figures["all_of_ten_us"], figures["process_ten"]["wall_s"])
-        limit.add(
-            f"--count of {figures['answers']:,} answers",
-            figures["count_of_many_us"],
-            figures["process_count"]["wall_s"],
-        )
-        limit.add("PersistentKB.query, then the first 10", figures["whole_list_then_slice_ms"], "-")
+        for what, in_process, whole in rows:
+            limit.add(what, cell(figures[in_process]), cell(figures[whole]["wall_s"]))
     return [lookups, limit]
 
 

@@ -4,7 +4,7 @@ that decode nothing.
 `AnswerStreams` is the part of PersistentKB (store.kb) behind `metta-numba query`. Where
 `bindings` (store.answers) unifies every candidate of a pattern before it returns,
 `iter_bindings` takes the candidates in chunks of growing size (Generation.candidate_chunks:
-64 first, then doubling), unifies each chunk in the kernels and decodes only its answers, so
+16 first, then doubling), unifies each chunk in the kernels and decodes only its answers, so
 a reader that stops after N answers pays for about N. `count_matches` adds up the copies of
 the candidates the kernels decided, without decoding any value; only candidates the kernels
 leave open (a stored variable met twice, say) are decoded and unified in Python.

@@ -254,9 +254,9 @@ class Generation:
         counts = self._checked_counts(self._leaf_count[ranks])
         return counts, self._leaf_name[ranks], data, offsets, status, spans, sides
 
-    def candidate_chunks(self, pattern: bytes, first: int = 64, most: int = 1 << 16) -> Iterator[np.ndarray]:
+    def candidate_chunks(self, pattern: bytes, first: int = 16, most: int = 1 << 16) -> Iterator[np.ndarray]:
         """The pattern's candidate ranks (those `matched` unifies) in chunks of growing size,
-        `first` then doubling up to `most`: a reader that stops early has paid for little more
+        `first` (16) then doubling up to `most`: a reader that stops early has paid for little more
         than what it used. Candidates that are whole prefix ranges of the trie are cut into
         chunks without listing them all first."""
         path = np.frombuffer(pattern, dtype=np.uint8)

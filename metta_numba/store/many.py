@@ -2,15 +2,16 @@
 
 The patterns, given as MeTTa text, are encoded by the bulk reader (syntax.bulk: one kernel
 pass, no atom objects) against the KB's term ids, and every pattern without variables is
-looked up in one kernel call (trie.ground_batch), which visits them in byte order. A ground
-pattern whose only candidate is its own stored path (the common case: no stored atom with a
-variable can match it) is answered from its count alone; a pattern with no candidate has no
-answer. The others (patterns with variables or numbers, ground patterns that stored
-variables may match, any pattern while the KB has unsaved changes) are decoded and answered
-one by one through `query`, so every answer is what `query` gives for that pattern.
+looked up in one kernel call (trie.ground_batch), which visits them in byte order, a whole
+number also in its other form (`3` finds a stored `3.0`, as in `query`). A ground pattern
+that no stored variable can match (no stored variable stands at a token boundary along its
+walk: the common case) is answered from the counts of the stored paths equal to its forms. The
+others (patterns with variables, ground ones a stored variable may match, any pattern while
+the KB has unsaved changes) are decoded and answered one by one through `query`, so every
+answer is what `query` gives for that pattern.
 
-`ManyAnswers` keeps the ground answers as counts: the atom of a ground answer (the pattern
-itself) is decoded only when the answers of that pattern are read.
+`ManyAnswers` keeps the ground answers as ranks and counts: the atom of a ground answer (the
+stored path) is decoded only when the answers of that pattern are read.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from metta_numba.store.errors import CorruptSnapshotError
 from metta_numba.store.overlay import QueryTerms
 from metta_numba.syntax.bulk import scan_source
 from metta_numba.syntax.bulk_kernels import remap_text_ids
-from metta_numba.trie.ground_batch import NOT_LOOKED_UP, ground_lookups
+from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.ground_batch import DECIDED, FORMS, ground_lookups
 
 Bindings = dict[Variable, Atom]
 Answer = tuple[Atom, Bindings]
@@ -46,11 +48,12 @@ class ManyAnswers(Sequence):
     for pattern i, and `counts()` their numbers, read without decoding a ground answer.
     Read it while the KB is open."""
 
-    def __init__(self, kb, encoded: tuple, counts: np.ndarray, solved: dict[int, list]) -> None:
+    def __init__(self, kb, encoded: tuple, counts: np.ndarray, found: tuple) -> None:
         self._kb = kb
         self._raw, self._bounds, self._names, self._texts = encoded
         self._counts = counts
-        self._solved = solved
+        self._generation, self._ranks, self._copies = found
+        self._solved: dict[int, list] = {}
         self._terms = None
 
     def _path(self, index: int) -> tuple[bytes, list[str]]:
@@ -72,10 +75,14 @@ class ManyAnswers(Sequence):
         found = self._solved.get(index)
         if found is not None:
             return found
-        copies = int(self._counts[index])
-        if copies == 0:
-            return []
-        return [(self._kb._decode(self._path(index)[0], ()), {})] * copies
+        # A decided ground pattern: the stored paths of its forms (the pattern itself, or with
+        # a whole number in its other form), each once per copy.
+        out = []
+        for rank, copies in zip(self._ranks[index].tolist(), self._copies[index].tolist()):
+            if rank >= 0:
+                path = self._generation.trie.path(rank)
+                out.extend([(self._kb._decode(path, ()), {})] * copies)
+        return out
 
     def counts(self) -> np.ndarray:
         """The number of answers of every pattern (copies included)."""
@@ -112,20 +119,21 @@ class ManyQueries:
             names = scanned.names
             generation = self._generation
             if self._working.delta:
-                totals = np.full(count, NOT_LOOKED_UP, np.int64)
-                ranks = np.full(count, -1, np.int64)
+                status = np.zeros(count, np.int8)
+                ranks = np.full((count, FORMS), -1, np.int64)
             else:
                 try:
-                    totals, ranks = ground_lookups(generation.trie._structure, data, offsets, names)
-                except (IndexError, ValueError) as err:
+                    status, ranks = ground_lookups(generation.trie._structure, data, offsets, names)
+                except (CorruptTrieError, IndexError, ValueError) as err:
                     raise CorruptSnapshotError(f"trie arrays are damaged: {err}", self.directory) from None
             hits = ranks >= 0
-            counts = np.zeros(count, np.int64)
-            counts[hits] = generation._checked_counts(generation._leaf_count[ranks[hits]])
-            answers = ManyAnswers(self, (data.tobytes(), offsets, names, scanned.texts), counts, {})
+            copies = np.zeros(ranks.shape, np.int64)
+            copies[hits] = generation._checked_counts(generation._leaf_count[ranks[hits]])
+            counts = copies.sum(axis=1)
+            encoded = (data.tobytes(), offsets, names, scanned.texts)
+            answers = ManyAnswers(self, encoded, counts, (generation, ranks, copies))
             answers._terms = terms
-            undecided = np.flatnonzero((totals == NOT_LOOKED_UP) | ((totals > 0) & ~hits)).tolist()
-            for i in undecided:
+            for i in np.flatnonzero(status != DECIDED).tolist():
                 try:
                     pattern = answers.pattern(i)
                 except CodecError as err:  # a stored term the pattern names does not decode
@@ -142,6 +150,7 @@ def _source_text(patterns: str | bytes | Sequence[str]) -> tuple[bytes, int | No
     if isinstance(patterns, str):
         return patterns.encode("utf-8"), None
     items = list(patterns)
-    if not all(isinstance(item, str) for item in items):
-        raise TypeError("query_many takes MeTTa text or a list of pattern texts")
-    return "\n".join(items).encode("utf-8"), len(items)
+    try:
+        return "\n".join(items).encode("utf-8"), len(items)
+    except TypeError:
+        raise TypeError("query_many takes MeTTa text or a list of pattern texts") from None

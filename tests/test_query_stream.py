@@ -210,3 +210,17 @@ def test_batch_answers_plain_matches_together_with_the_lines_a_session_prints(fo
                     assert line == run_query(kb, text, options), text
     finally:
         kb.close()
+
+
+def test_query_many_finds_whole_numbers_in_either_form(folder):
+    stored = ["(n 1 2.0 3)", "(n 1 2.0 3 4)", "(n 1.5)", "(n 7.0)", "(n 9223372036854775807)"]
+    kb = _kb(folder, [parse_atom(text) for text in stored])
+    try:
+        # Three whole numbers: every form is looked up in the kernel; four: `query` widens them.
+        texts = ["(n 1.0 2 3.0)", "(n 1.0 2 3 4.0)", "(n 1.5)", "(n 7)", "(n 9223372036854775807)", "(n 2 2)"]
+        many = kb.query_many(texts)
+        assert list(many.counts()) == [len(kb.query(parse_atom(t))) for t in texts] == [1, 1, 1, 1, 1, 0]
+        assert many[0] == [(parse_atom("(n 1 2.0 3)"), {})]
+        assert many[3] == [(parse_atom("(n 7.0)"), {})]
+    finally:
+        kb.close()

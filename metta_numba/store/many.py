@@ -78,9 +78,10 @@ class ManyAnswers(Sequence):
         # A decided ground pattern: the stored paths of its forms (the pattern itself, or with
         # a whole number in its other form), each once per copy.
         out = []
-        for rank, copies in zip(self._ranks[index].tolist(), self._copies[index].tolist()):
+        for form, (rank, copies) in enumerate(zip(self._ranks[index].tolist(), self._copies[index].tolist())):
             if rank >= 0:
-                path = self._generation.trie.path(rank)
+                # Form 0 is the pattern's own bytes, which the stored path equals.
+                path = self._path(index)[0] if form == 0 else self._generation.trie.path(rank)
                 out.extend([(self._kb._decode(path, ()), {})] * copies)
         return out
 

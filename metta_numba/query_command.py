@@ -93,7 +93,8 @@ def run_query(args, kb) -> int:
 def _write_answers(out, form: str, variables: list[Variable], template: Atom, found: Iterable[Bindings]) -> None:
     if form == "text":
         for bindings in found:
-            out.write(format_atom(readable(substitute(template, bindings))) + "\n")
+            shown = substitute(template, bindings)
+            out.write(format_atom(shown if _all_ground(bindings) else readable(shown)) + "\n")
         return
     records = (_record(variables, template, bindings) for bindings in found)
     if form == "jsonl":
@@ -105,7 +106,9 @@ def _write_answers(out, form: str, variables: list[Variable], template: Atom, fo
 
 def _record(variables: list[Variable], template: Atom, bindings: Bindings) -> dict:
     values = [substitute(v, bindings) if v in bindings else None for v in variables]
-    shown = readable(Expression([substitute(template, bindings), *(value for value in values if value is not None)]))
+    shown = Expression([substitute(template, bindings), *(value for value in values if value is not None)])
+    if not _all_ground(bindings):
+        shown = readable(shown)
     result, *texts = shown.children
     texts = iter(texts)
     return {
@@ -166,6 +169,15 @@ def _many_record(args, found, index: int, count: int) -> dict:
     variables = variables_of(pattern)
     record["answers"] = [_record(variables, pattern, b)["bindings"] for b in _kept(args, found, index)]
     return record
+
+
+def _all_ground(bindings: Bindings) -> bool:
+    """No value holds a variable (so none renamed apart: the common case, checked cheaply)."""
+    for value in bindings.values():
+        t = type(value)
+        if t is Variable or (t is Expression and not value._ground):
+            return False
+    return True
 
 
 def readable(atom: Atom) -> Atom:

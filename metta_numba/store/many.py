@@ -52,7 +52,8 @@ class ManyAnswers(Sequence):
         self._kb = kb
         self._raw, self._bounds, self._names, self._texts = encoded
         self._counts = counts
-        self._generation, self._ranks, self._copies = found
+        # What the kernel found (trie.ground_batch.ground_lookups), with the copies of each rank.
+        self._generation, self._ranks, self._copies, self._rows, self._other_ranks, self._other_copies = found
         self._solved: dict[int, list] = {}
         self._terms = None
 
@@ -78,11 +79,15 @@ class ManyAnswers(Sequence):
         # A decided ground pattern: the stored paths of its forms (the pattern itself, or with
         # a whole number in its other form), each once per copy.
         out = []
-        for form, (rank, copies) in enumerate(zip(self._ranks[index].tolist(), self._copies[index].tolist())):
-            if rank >= 0:
-                # Form 0 is the pattern's own bytes, which the stored path equals.
-                path = self._path(index)[0] if form == 0 else self._generation.trie.path(rank)
-                out.extend([(self._kb._decode(path, ()), {})] * copies)
+        if self._ranks[index] >= 0:  # the pattern's own bytes, which its stored path equals
+            atom = self._kb._decode(self._path(index)[0], ())
+            out.extend([(atom, {})] * int(self._copies[index]))
+        row = int(self._rows[index])
+        if row >= 0:
+            for rank, copies in zip(self._other_ranks[row].tolist(), self._other_copies[row].tolist()):
+                if rank >= 0:
+                    atom = self._kb._decode(self._generation.trie.path(rank), ())
+                    out.extend([(atom, {})] * copies)
         return out
 
     def counts(self) -> np.ndarray:
@@ -120,28 +125,38 @@ class ManyQueries:
             names = scanned.names
             generation = self._generation
             if self._working.delta:
-                status = np.zeros(count, np.int8)
-                ranks = np.full((count, FORMS), -1, np.int64)
+                status, ranks, rows = np.zeros(count, np.int8), np.full(count, -1), np.full(count, -1)
+                other_ranks = np.full((0, FORMS), -1, np.int64)
             else:
                 try:
-                    status, ranks = ground_lookups(generation.trie._structure, data, offsets, names)
+                    status, ranks, rows, other_ranks = ground_lookups(generation.trie._structure, data, offsets, names)
                 except (CorruptTrieError, IndexError, ValueError) as err:
                     raise CorruptSnapshotError(f"trie arrays are damaged: {err}", self.directory) from None
-            hits = ranks >= 0
-            copies = np.zeros(ranks.shape, np.int64)
-            copies[hits] = generation._checked_counts(generation._leaf_count[ranks[hits]])
-            counts = copies.sum(axis=1)
+            copies = _copies(generation, ranks)
+            other_copies = _copies(generation, other_ranks)
+            counts = copies.copy()
+            with_others = np.flatnonzero(rows >= 0)
+            counts[with_others] += other_copies.sum(axis=1)[rows[with_others]]
+            found = (generation, ranks, copies, rows, other_ranks, other_copies)
             encoded = (data.tobytes(), offsets, names, scanned.texts)
-            answers = ManyAnswers(self, encoded, counts, (generation, ranks, copies))
+            answers = ManyAnswers(self, encoded, counts, found)
             answers._terms = terms
             for i in np.flatnonzero(status != DECIDED).tolist():
                 try:
                     pattern = answers.pattern(i)
                 except CodecError as err:  # a stored term the pattern names does not decode
                     raise CorruptSnapshotError(f"pattern {i + 1}: {err}", self.directory) from None
-                answers._solved[i] = found = self.query(pattern)
-                counts[i] = len(found)
+                answers._solved[i] = matches = self.query(pattern)
+                counts[i] = len(matches)
         return answers
+
+
+def _copies(generation, ranks: np.ndarray) -> np.ndarray:
+    """The copies of the stored path of each rank (0 for -1)."""
+    copies = np.zeros(ranks.shape, np.int64)
+    hits = ranks >= 0
+    copies[hits] = generation._checked_counts(generation._leaf_count[ranks[hits]])
+    return copies
 
 
 def _source_text(patterns: str | bytes | Sequence[str]) -> tuple[bytes, int | None]:

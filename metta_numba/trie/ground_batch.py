@@ -183,21 +183,34 @@ def byte_order(data, offsets):
     return np.argsort(keys)
 
 
-@njit(types.Tuple((i8_arr, i64_2d))(StructureType, u8_ro, i64_ro, i64_ro), cache=True, nogil=True)
+@njit(types.Tuple((i8_arr, i64_arr, i64_arr, i64_2d))(StructureType, u8_ro, i64_ro, i64_ro), cache=True, nogil=True)
 def ground_lookups(trie, data, offsets, names):
-    """(status, ranks) of the patterns data[offsets[i]:offsets[i+1]]. status[i] is DECIDED
-    when every form of pattern i (itself, then with its whole numbers in their other forms)
-    was looked up without meeting a stored variable; ranks[i, f] is then the rank of form f's
-    stored path, or -1. Patterns with variables (names[i] >= 0), a NaN, more than MAX_DUAL
-    whole numbers or a stored variable on the way stay OPEN."""
+    """(status, ranks, rows, other_ranks) of the patterns data[offsets[i]:offsets[i+1]].
+
+    status[i] is DECIDED when every form of pattern i (itself, then with its whole numbers in
+    their other forms) was looked up without meeting a stored variable; ranks[i] is then the
+    rank of its own stored path, or -1. A pattern with whole numbers has a row rows[i] >= 0 of
+    other_ranks, whose column f (1 <= f < 2**numbers) is the rank of form f (bit j of f: the
+    j-th number in its other form), or -1. Patterns with variables (names[i] >= 0), a NaN,
+    more than MAX_DUAL whole numbers or a stored variable on the way stay OPEN."""
     n = offsets.shape[0] - 1
     for i in range(n):
         if offsets[i] < 0 or offsets[i + 1] < offsets[i] or offsets[i + 1] > data.shape[0]:
             raise ValueError("pattern offsets out of order or out of range")
-    status = np.zeros(n, np.int8)
-    ranks = np.full((n, FORMS), -1, np.int64)
     where = np.zeros(MAX_DUAL, np.int64)
     keys = np.zeros(2 * MAX_DUAL, np.int64)
+    # Rows of the other forms only for the patterns that have some (few, as a rule).
+    rows = np.full(n, -1, np.int64)
+    used = 0
+    for i in range(n):
+        if names[i] < 0:
+            duals = _dual_numbers(data[offsets[i] : offsets[i + 1]], where, keys)
+            if 0 < duals <= MAX_DUAL:
+                rows[i] = used
+                used += 1
+    status = np.zeros(n, np.int8)
+    ranks = np.full(n, -1, np.int64)
+    other_ranks = np.full((used, FORMS), -1, np.int64)
     scratch = np.zeros(0, np.uint8)
     for i in byte_order(data, offsets):
         if names[i] >= 0:
@@ -223,9 +236,14 @@ def ground_lookups(trie, data, offsets, names):
             if rank == STORED_VARIABLE:
                 decided = False
                 break
-            ranks[i, form] = rank
+            if form == 0:
+                ranks[i] = rank
+            else:
+                other_ranks[rows[i], form] = rank
         if decided:
             status[i] = DECIDED
         else:
-            ranks[i, :] = -1
-    return status, ranks
+            ranks[i] = -1
+            if rows[i] >= 0:
+                other_ranks[rows[i], :] = -1
+    return status, ranks, rows, other_ranks

@@ -7,12 +7,14 @@
                 [--index-positions 1,2,1.1] [--index-heads edge,=] [--index-max-mb N]
                 [--memory-budget SIZE] [--jobs N] [--shards N [--workers N | --scheduler ADDRESS]]
     metta-numba snapshot info|verify|compact KB
-    metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json] [--limit N] [--verify]
+    metta-numba query KB 'PATTERN' ['TEMPLATE'] [--format text|json|jsonl] [--limit N | --count] [--verify]
+    metta-numba query KB --patterns FILE [--format text|json|jsonl] [--limit N | --count]
     metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS] [-o FILE [--resume]]
                 [--timeout SECONDS] [--max-results N] [--chunk-size N]
     metta-numba warmup                               (compile every kernel into the cache)
 
-Exit codes: 0 success; 1 parse error or failed assertion; 2 usage error; 3 bad or corrupt KB.
+Exit codes: 0 success; 1 parse error or failed assertion; 2 usage error (a query pattern or
+--patterns file that does not parse too); 3 bad or corrupt KB.
 Heavy modules (NumPy, Numba, h5py) are imported inside the commands, so `--help` is instant.
 """
 
@@ -145,12 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=text)
         action.add_argument("kb", metavar="KB", help="the KB directory")
 
-    query = commands.add_parser("query", help="match a pattern against a KB, without evaluation")
+    query = commands.add_parser(
+        "query", help="match a pattern, a conjunction (, p1 p2 ...) or a file of patterns against a KB"
+    )
     query.add_argument("kb", metavar="KB", help="the KB directory")
-    query.add_argument("pattern", metavar="PATTERN", help="a MeTTa pattern, e.g. '(edge n_5 $y)'")
-    query.add_argument("template", metavar="TEMPLATE", nargs="?", help="what to print per match (default: the pattern)")
-    query.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    query.add_argument("--limit", type=_count, default=None, metavar="N", help="print at most N results")
+    query.add_argument(
+        "pattern",
+        metavar="PATTERN",
+        nargs="?",
+        help="a MeTTa pattern, e.g. '(edge n_5 $y)' or '(, (edge $a $b) (edge $b $c))'",
+    )
+    query.add_argument(
+        "template", metavar="TEMPLATE", nargs="?", help="what to print per answer (default: the pattern)"
+    )
+    query.add_argument("--format", choices=("text", "json", "jsonl"), default="text", help="output format")
+    query.add_argument("--limit", type=_count, default=None, metavar="N", help="print at most N answers (per pattern)")
+    query.add_argument("--count", action="store_true", help="print the number of answers only (not with --limit)")
+    query.add_argument(
+        "--patterns",
+        metavar="FILE",
+        default=None,
+        help="answer every pattern of FILE (one atom per pattern; - for stdin)",
+    )
     _add_verify_argument(query)
 
     batch = commands.add_parser("batch", help="run many `!` queries against a KB on a Dask cluster")

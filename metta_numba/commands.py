@@ -3,7 +3,6 @@ each returns the exit code, or raises cli.CommandError with a message and an exi
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from contextlib import contextmanager
@@ -389,49 +388,20 @@ def _print_info(info: dict, indent: str = "") -> None:
 
 
 def query(args) -> int:
+    """`metta-numba query`: see query_command."""
+    from metta_numba.query_command import check_options, parsed_pattern, run_query
     from metta_numba.store import PersistentKB
-    from metta_numba.syntax.errors import ParseError
-    from metta_numba.syntax.parser import parse_atom
 
-    try:
-        pattern = parse_atom(args.pattern, "<pattern>")
-        template = parse_atom(args.template, "<template>") if args.template else pattern
-    except ParseError as err:
-        raise _parse_error_exit(err) from None
+    check_options(args)
+    if args.pattern is not None:
+        parsed_pattern(args)  # a bad pattern is reported before the KB is opened
     if _sharded(args.kb):
-        from metta_numba.dist.sharded_commands import query as query_sharded
+        from metta_numba.dist.sharded_kb import ShardedKB
 
-        with _kb_errors():
-            return query_sharded(args, pattern, template)
+        with _kb_errors(), ShardedKB.open(args.kb) as kb:
+            return run_query(args, kb)
     with _kb_errors(), PersistentKB.open(args.kb, readonly=True, verify=args.verify) as kb:
-        matches = kb.query(pattern)
-    _print_matches(args, pattern, template, matches)
-    return EXIT_OK
-
-
-def _print_matches(args, pattern, template, matches) -> None:
-    from metta_numba.atoms import variables_of
-    from metta_numba.syntax.printer import format_atom
-    from metta_numba.unify import substitute
-
-    if args.limit is not None:
-        matches = matches[: args.limit]
-    out = sys.stdout
-    if args.format == "json":
-        pattern_vars = variables_of(pattern)
-        records = [
-            {
-                "result": format_atom(substitute(template, bindings)),
-                "atom": format_atom(atom),
-                "bindings": {f"${var.name}": format_atom(substitute(var, bindings)) for var in pattern_vars},
-            }
-            for atom, bindings in matches
-        ]
-        json.dump(records, out, ensure_ascii=False, indent=1)
-        out.write("\n")
-    else:
-        for _atom, bindings in matches:
-            out.write(format_atom(substitute(template, bindings)) + "\n")
+        return run_query(args, kb)
 
 
 # --- batch ----------------------------------------------------------------------------------------

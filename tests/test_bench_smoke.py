@@ -85,6 +85,20 @@ def test_fact_and_interpreter_figures(smoke_run):
         assert _is_stats(results["interp"][name]["ms"])
 
 
+def test_query_tool_figures(smoke_run):
+    results, markdown, _ = smoke_run
+    lookups = results["query"]["lookups"]["facts 1,000"]
+    # The sampled patterns are facts of the KB: every one of them is found.
+    assert lookups["hits"] == lookups["patterns"] == 2000
+    for name in ("per_call_per_s", "batched_per_s", "batched_read_per_s"):
+        assert _is_stats(lookups[name])
+    limit = results["query"]["limit"]
+    assert limit["answers"] == 2000
+    assert _is_stats(limit["limit10_of_many_us"]) and _is_stats(limit["count_of_many_us"])
+    assert _is_stats(limit["process_limit10"]["wall_s"]) and _is_stats(limit["process_ten"]["wall_s"])
+    assert "### Ground lookups: one at a time and batched" in markdown
+
+
 def test_compiled_evaluation_figures(smoke_run):
     results, _, _ = smoke_run
     compiled = results["compiled"]

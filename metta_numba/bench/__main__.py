@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from metta_numba.bench.suite_facts import bench_facts
     from metta_numba.bench.suite_interp import bench_interp
     from metta_numba.bench.suite_profile import bench_profile
+    from metta_numba.bench.suite_query import bench_query
 
     sizes = ["smoke"] if args.smoke else args.sizes.split(",")
     if args.facts:
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_kb = warm_up(scratch)
         results["baseline"] = bench_baseline(opts, warm_kb)
         results["facts"] = bench_facts(opts)
+        results["query"] = bench_query(opts)
         results["interp"] = bench_interp(opts)
         results["compiled"] = bench_compiled(opts)
         results["dist"] = bench_dist(opts)

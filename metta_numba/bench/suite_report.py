@@ -322,6 +322,10 @@ def render(results: dict, figures: list[Path], command: str) -> str:
         interp_table(results["interp"]).to_markdown(),
         *[t.to_markdown() for t in compiled_tables(results.get("compiled", {}))],
     ]
+    if results.get("query"):
+        from metta_numba.bench.suite_query import query_tables
+
+        parts += ["## The query tool\n", *[t.to_markdown() for t in query_tables(results["query"])]]
     if results.get("dist"):
         from metta_numba.bench.suite_dist import dist_table
 

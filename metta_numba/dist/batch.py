@@ -158,9 +158,65 @@ def _error_line(text: str, message: str) -> str:
 
 def run_chunk(kb_path: str, queries: list[str], options: BatchOptions = BatchOptions()) -> list[str]:
     """Evaluate query texts (each without its `!`) against the KB; one printed line each.
-    Runs inside a worker. One query's Error does not stop the chunk: it is that query's line."""
+    Runs inside a worker. One query's Error does not stop the chunk: it is that query's line.
+    The chunk's plain matches are answered together first (`plain_match_lines`)."""
     kb = _open_kb(kb_path)
-    return [run_query(kb, text, options) for text in queries]
+    lines = plain_match_lines(kb, queries, options)
+    return [run_query(kb, text, options) if line is None else line for text, line in zip(queries, lines)]
+
+
+def _plain_match(text: str) -> tuple | None:
+    """(pattern, template) of a query `(match &self PATTERN TEMPLATE)` whose pattern is no
+    conjunction, else None."""
+    from metta_numba.atoms import Expression, Symbol
+    from metta_numba.space.conjunction import conjuncts
+    from metta_numba.syntax.errors import ParseError
+    from metta_numba.syntax.parser import parse_atom
+
+    try:
+        atom = parse_atom(text)
+    except ParseError:
+        return None
+    kids = atom.children if type(atom) is Expression else ()
+    if len(kids) != 4 or kids[0] != Symbol("match") or kids[1] != Symbol("&self") or conjuncts(kids[2]) is not None:
+        return None
+    return kids[2], kids[3]
+
+
+def plain_match_lines(kb, queries: list[str], options: BatchOptions) -> list[str | None]:
+    """The lines of the queries that are plain matches on &self, answered through one
+    `query_many` call over all their patterns; None for every other query (and for a match
+    whose instantiated templates the evaluator would not give back unchanged: those run in a
+    session as usual). A line is the one a session prints for the query."""
+    from metta_numba.syntax.errors import ParseError
+    from metta_numba.syntax.printer import format_atom, format_results
+    from metta_numba.unify import substitute
+
+    lines: list[str | None] = [None] * len(queries)
+    session = _fresh_session(kb)  # never evaluates: it tells final answers (no rule reduces them)
+    tier = session.ev.tier
+    final = tier.final_match_answers() if tier is not None else None
+    if final is None:
+        return lines
+    picked = []
+    for i, text in enumerate(queries):
+        parts = _plain_match(text)
+        # A pattern or template that holds one of the session's tokens reads differently there.
+        if parts is not None and all(session.apply_tokens(part) == part for part in parts):
+            picked.append((i, *parts))
+    if not picked:
+        return lines
+    try:
+        found = kb.query_many([format_atom(pattern) for _, pattern, _ in picked])
+    except (ParseError, ValueError):
+        return lines  # a pattern that does not read back as one atom: every query runs as usual
+    for k, (i, _, template) in enumerate(picked):
+        results = [substitute(template, bindings) for _, bindings in found[k]]
+        if final(results):
+            if options.max_results is not None:
+                results = results[: options.max_results]
+            lines[i] = format_results(results).replace("\n", "\\n")
+    return lines
 
 
 # ---- on the client ------------------------------------------------------------------------------

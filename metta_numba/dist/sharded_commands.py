@@ -80,16 +80,6 @@ def snapshot_action(args) -> int:
     return EXIT_OK
 
 
-def query(args, pattern, template) -> int:
-    from metta_numba.commands import _print_matches
-    from metta_numba.dist.sharded_kb import ShardedKB
-
-    with ShardedKB.open(args.kb) as kb:
-        matches = kb.query(pattern)
-    _print_matches(args, pattern, template, matches)
-    return EXIT_OK
-
-
 def run_file(args, text: str, name: str):
     """Run a program over a sharded KB; with --save-snapshot to the same KB, its changes are
     committed to the shards all or nothing after the run. Returns the run's outcome."""

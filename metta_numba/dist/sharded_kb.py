@@ -11,7 +11,7 @@ order the atoms were added, so `run` never promised one across snapshots).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from metta_numba.atoms import Atom
@@ -96,6 +96,19 @@ class ShardedKB:
                 for column, more in zip(columns, shard_columns, strict=True):
                     column.extend(more)
         return variables, columns
+
+    def iter_bindings(self, pattern: Atom) -> Iterator[dict]:
+        """The shards' streamed answers (PersistentKB.iter_bindings), one shard after the other."""
+        for kb in self.routed(pattern):
+            yield from kb.iter_bindings(pattern)
+
+    def count_matches(self, pattern: Atom) -> int:
+        return sum(kb.count_matches(pattern) for kb in self.routed(pattern))
+
+    def query_many(self, patterns, filename: str = "<patterns>") -> ShardedAnswers:
+        """PersistentKB.query_many on every shard (an atom lives on one shard, so a pattern's
+        answers are those of all shards together), answers per pattern in input order."""
+        return ShardedAnswers([kb.query_many(patterns, filename) for kb in self.shards])
 
     def candidates(self, pattern: Atom) -> list:
         return [pair for kb in self.routed(pattern) for pair in kb.candidates(pattern)]
@@ -239,3 +252,24 @@ def _write_next_generation(kb, added: list[Atom], removed: list[Atom]) -> int:
     number = kb.generation + 1
     next_generation(kb.directory, number, kb._generation, working, terms)
     return number
+
+
+class ShardedAnswers(Sequence):
+    """The ManyAnswers of every shard as one: a pattern's answers are the shards' together."""
+
+    def __init__(self, parts: list) -> None:
+        self._parts = parts
+
+    def __len__(self) -> int:
+        return len(self._parts[0]) if self._parts else 0
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return [answer for part in self._parts for answer in part[index]]
+
+    def counts(self):
+        return sum(part.counts() for part in self._parts)
+
+    def pattern(self, index: int) -> Atom:
+        return self._parts[0].pattern(index)

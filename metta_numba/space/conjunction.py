@@ -23,7 +23,7 @@ from typing import Protocol
 from metta_numba.atoms import Atom, Expression, Symbol
 from metta_numba.unify import Bindings, substitute
 
-__all__ = ["COMMA", "conjuncts", "estimate", "match_conjunction", "query_pattern"]
+__all__ = ["COMMA", "conjuncts", "estimate", "joined_but_last", "match_conjunction", "query_pattern"]
 
 COMMA = Symbol(",")
 ESTIMATE_LIMIT = 100_000
@@ -98,6 +98,21 @@ def match_conjunction(
     """Bindings of every way to match all `patterns` at once. `order` forces the order of the
     steps (a permutation of the pattern indices); by default the planner chooses it. The
     order taken is appended to `trace` when given."""
+    rows, last = joined_but_last(space, patterns, order, trace)
+    if last is None or not rows:
+        return rows
+    return join_step(space.query, patterns[last], rows)
+
+
+def joined_but_last(
+    space: Source,
+    patterns: Sequence[Atom],
+    order: Sequence[int] | None = None,
+    trace: list[int] | None = None,
+) -> tuple[list[Bindings], int | None]:
+    """Every step of `match_conjunction` but the last: (the rows joined so far, the index of
+    the pattern left for the last step, None when there is none). A caller that streams or
+    counts the last step itself (`metta-numba query`) never builds the full result."""
     patterns = list(patterns)
     if order is not None and sorted(order) != list(range(len(patterns))):
         raise ValueError("order must be a permutation of the pattern indices")
@@ -110,8 +125,10 @@ def match_conjunction(
         remaining.remove(index)
         if trace is not None:
             trace.append(index)
+        if not remaining:
+            return rows, index
         rows = join_step(space.query, patterns[index], rows)
-    return rows
+    return rows, None
 
 
 def join_step(query, pattern: Atom, rows: list[dict]) -> list[dict]:

@@ -30,6 +30,7 @@ from metta_numba.store.actfile import ActFile, write_act
 from metta_numba.store.errors import CorruptSnapshotError, UnsupportedFormatError
 from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
 from metta_numba.store.wal import create_wal
+from metta_numba.store.working import ground_prefix_ends
 from metta_numba.trie import CorruptTrieError, Trie
 from metta_numba.trie.argindex import (
     SELECTIVE_PREFIX,
@@ -39,13 +40,16 @@ from metta_numba.trie.argindex import (
     trie_candidates,
     trie_estimate,
 )
+from metta_numba.trie.argindex_kernels import prefix_ranges
 from metta_numba.trie.unifypaths import (
     ALL_SINGLE_MATCHES,
     COUNT_DAMAGED,
     NOT_PREFIX,
     prefix_matches,
     snapshot_matches,
+    unify_paths,
 )
+from metta_numba.trie.walk import prefix_rank_range
 
 OPEN_CHECK_BYTES = 64 << 20
 """Opening a generation whose two files total at most this many bytes hashes all of their
@@ -291,6 +295,58 @@ class Generation:
     def name_id(self, rank: int) -> int:
         """The variable-names term id of the path of this rank (-1: none)."""
         return int(self._leaf_name[rank])
+
+    def candidate_chunks(self, pattern: bytes, first: int = 16, most: int = 1 << 16) -> Iterator[np.ndarray]:
+        """The pattern's candidate ranks (those `matched` unifies) in chunks of growing size,
+        `first` (16) then doubling up to `most`: a reader that stops early has paid for little more
+        than what it used. Candidates that are whole prefix ranges of the trie are cut into
+        chunks without listing them all first."""
+        path = np.frombuffer(pattern, dtype=np.uint8)
+        with self._trie_errors():
+            ranges, later = prefix_ranges(self.trie._structure, path)
+            whole = None if later == 0 else trie_candidates(self.trie, self.index, path)
+        size = first
+        if whole is not None:
+            lo = 0
+            while lo < len(whole):
+                yield whole[lo : lo + size]
+                lo += size
+                size = min(2 * size, most)
+            return
+        for lo, hi in ranges.reshape(-1, 2).tolist():
+            while lo < hi:
+                step = min(size, hi - lo)
+                yield np.arange(lo, lo + step, dtype=np.int64)
+                lo += step
+                size = min(2 * size, most)
+
+    def prefix_copies(self, pattern: bytes) -> int | None:
+        """The copies of all stored paths that start with the pattern's ground prefix, when
+        those are all of its candidates (no ground token after the prefix, no stored variable
+        met along it), else None. For a pattern whose variables are distinct and each written
+        once, every such path unifies with it: this is its number of answers."""
+        path = np.frombuffer(pattern, dtype=np.uint8)
+        ends, _ = ground_prefix_ends(pattern, len(pattern))
+        with self._trie_errors():
+            ranges, later = prefix_ranges(self.trie._structure, path)
+            if later or len(ranges) != 2:
+                return None
+            lo, hi = prefix_rank_range(self.trie._structure, path[: ends[-1] if ends else 0])
+        if [lo, hi] != ranges.tolist():
+            return None
+        counts = self._leaf_count[lo:hi]
+        total = int(counts.sum())
+        if hi > lo and int(counts.max()) > self.total_count():
+            raise self._count_error()
+        return total
+
+    def matched_ranks(self, pattern: bytes, ranks: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`matched` for some of the pattern's candidate ranks (a chunk of `candidate_chunks`)."""
+        with self._trie_errors():
+            data, offsets = self.trie.paths(ranks)
+            status, spans, sides = unify_paths(np.frombuffer(pattern, dtype=np.uint8), data, offsets)
+        counts = self._checked_counts(self._leaf_count[ranks])
+        return counts, self._leaf_name[ranks], data, offsets, status, spans, sides
 
     def items(self, chunk: int = 65536) -> Iterator[tuple[bytes, int, int]]:
         """(path, count, variable-names term id) of every stored path, in byte order."""

@@ -29,6 +29,7 @@ from metta_numba.atoms import Atom, Variable
 from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode
 from metta_numba.snapshot_probes import probe_patterns
 from metta_numba.store import layout
+from metta_numba.store.answer_stream import AnswerStreams
 from metta_numba.store.answers import AnswerTables
 from metta_numba.store.errors import (
     CorruptSnapshotError,
@@ -38,6 +39,7 @@ from metta_numba.store.errors import (
     os_errors_as_access_errors,
 )
 from metta_numba.store.generation import Generation
+from metta_numba.store.many import ManyQueries
 from metta_numba.store.opening import open_current, replay
 from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
 from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal, torn_tail_copies
@@ -51,7 +53,7 @@ DEFAULT_CHECKPOINT_EVERY = 100_000
 Bindings = dict[Variable, Atom]
 
 
-class PersistentKB(AnswerTables):
+class PersistentKB(AnswerTables, AnswerStreams, ManyQueries):
     """A KB on disk. Use `PersistentKB.create(path)` or `PersistentKB.open(path)`."""
 
     def __init__(self, directory: Path, *, readonly: bool, sync: str, checkpoint_every: int | None) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from metta_numba.atoms import Atom, Expression, Grounded, Symbol
 from metta_numba.interp import minimal
 from metta_numba.interp.compiled import multi_runtime, numeric, runtime
-from metta_numba.interp.compiled.bulk import COLLAPSE, MATCH, bulk_match, match_call_parts
+from metta_numba.interp.compiled.bulk import COLLAPSE, MATCH, all_final, bulk_match, match_call_parts
 from metta_numba.interp.compiled.codegen import (
     IF,
     LET,
@@ -504,6 +504,16 @@ class CompiledTier:
             return None
         box = runtime.box
         return [box(v) for v in values]
+
+    def final_match_answers(self):
+        """For a top-level match answered outside the evaluator (`batch` answers many at once
+        through PersistentKB.query_many): a test that the evaluator would give every
+        instantiated template back unchanged (compiled.bulk.all_final), or None when `match`
+        is not the library's in this session."""
+        ctx = self._context()
+        if not self._library_word(ctx, MATCH):
+            return None
+        return lambda results: all_final(results, lambda expr: _is_data(expr, ctx, self._data_heads))
 
     def _library_word(self, ctx: _Context, name: str) -> bool:
         """World.library_op, decided once per context epoch (operations and declarations count

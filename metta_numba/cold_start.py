@@ -78,23 +78,29 @@ class _OutOfBudget(BaseException):
 # --- loading from the cache without compiling --------------------------------------------------
 
 
-def load_cached(dispatcher, signature) -> bool:
-    """Load `signature`'s machine code from the cache into `dispatcher`, as Numba's own
-    `compile` does first; False (nothing compiled) when the cache does not hold it."""
+def load_cached(dispatcher, signatures: list) -> bool:
+    """Load the machine code of every one of `signatures` from the cache into `dispatcher`, as
+    Numba's own `compile` does first; compiles nothing. All or none: with some overloads and
+    compilation enabled, Numba would convert a call's arguments to one of them rather than to
+    the declared signature that fits best. True when all were there."""
     from numba.core import caching, sigutils
 
     cache = dispatcher._cache
     if not isinstance(cache, caching.Cache):
         return False
-    args, _ = sigutils.normalize_signature(signature)
-    if tuple(args) in dispatcher.overloads:
-        return True
-    cres = cache.load_overload(signature, dispatcher.targetctx)
-    if cres is None:
-        return False
-    if not cres.objectmode:
-        dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
-    dispatcher.add_overload(cres)
+    found = []
+    for signature in signatures:
+        args, _ = sigutils.normalize_signature(signature)
+        if tuple(args) in dispatcher.overloads:
+            continue
+        cres = cache.load_overload(signature, dispatcher.targetctx)
+        if cres is None:
+            return False
+        found.append(cres)
+    for cres in found:
+        if not cres.objectmode:
+            dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        dispatcher.add_overload(cres)
     return True
 
 
@@ -446,11 +452,14 @@ class UncachedKernel:
         twin, convert = self._twin, self._convert
 
         def top_level(*call_args, **call_kwargs):
-            return run_python(
-                twin, call_args, call_kwargs, lambda: self._compile_and_call(call_args, call_kwargs), convert
-            )
+            return run_python(twin, call_args, call_kwargs, lambda: self._fail_over(call_args, call_kwargs), convert)
 
         return top_level
+
+    def _fail_over(self, args: tuple, kwargs: dict):
+        """The twin failed or ran out of budget: this kernel compiles from now on."""
+        self._twin = False
+        return self._compile_and_call(args, kwargs)
 
     def link(self, *args, **kwargs):
         """A call from another kernel's twin: the machine code when there is some, else the twin."""

@@ -72,22 +72,31 @@ def _defer(dispatcher, signatures: list) -> None:
     get_call_template = dispatcher.get_call_template
 
     def declare() -> None:
+        """Compile (or load) every pending signature. All of them, even for a call that needs
+        one: with some compiled and compilation still enabled, Numba would convert a call's
+        arguments to one of those instead of the declared signature that fits it best."""
         with _compile_lock:
-            if pending:
-                for signature in pending:
-                    dispatcher.compile(signature)
-                pending.clear()
-                dispatcher.disable_compile()
+            for signature in list(pending):
+                dispatcher.compile(signature)
+                pending.remove(signature)
+            dispatcher.disable_compile()
 
     def load(call_args) -> bool:
         """Every declared signature from the cache, compiling none (True when all are there)."""
         with _compile_lock:
-            for signature in list(pending):
-                if not cold_start.load_cached(dispatcher, signature):
-                    return False
-                pending.remove(signature)
+            if not cold_start.load_cached(dispatcher, pending):
+                return False
+            pending.clear()
             dispatcher.disable_compile()
             return True
+
+    def argument_types(call_args, call_kwargs) -> list | None:
+        try:
+            bound = inspect.signature(dispatcher.py_func).bind(*call_args, **call_kwargs)
+        except TypeError:
+            return None
+        bound.apply_defaults()
+        return [dispatcher.typeof_pyval(value) for value in bound.args]
 
     def compile_and_call(call_args, call_kwargs):
         declare()
@@ -105,21 +114,19 @@ def _defer(dispatcher, signatures: list) -> None:
             runner = uncached.runner(call_args, call_kwargs)
             if runner is not None:
                 return runner
-        try:
-            bound = inspect.signature(dispatcher.py_func).bind(*call_args, **call_kwargs)
-        except TypeError:
+        actual = argument_types(call_args, call_kwargs)
+        if actual is None:
             declare()
             return dispatcher._explain_matching_error(*call_args, **call_kwargs)
-        bound.apply_defaults()
-        actual = [dispatcher.typeof_pyval(value) for value in bound.args]
-        if not cold_start.in_python_call() and _matching(dispatcher, signatures, actual) is not None:
+        needed = _matching(dispatcher, pending, actual)
+        if needed is not None and not cold_start.in_python_call():
             runner = uncached.runner(call_args, call_kwargs)
             if runner is not None:
                 return runner
         declare()
         formal = _matching(dispatcher, list(dispatcher.overloads), actual)
         if formal is not None:
-            return dispatcher.overloads[formal].entry_point
+            return dispatcher.overloads[tuple(formal)].entry_point
         return dispatcher._explain_matching_error(*call_args, **call_kwargs)
 
     def call_template(call_args, call_kwargs):
@@ -132,15 +139,15 @@ def _defer(dispatcher, signatures: list) -> None:
 
 
 def _matching(dispatcher, formals: list, actual: list):
-    """The first of `formals` (signatures or argument-type tuples) that the argument types
-    `actual` convert to, or None."""
+    """The first of `formals` (signatures, or the argument-type tuples of `overloads`) that
+    the argument types `actual` convert to, or None."""
     convert = dispatcher.typingctx.can_convert
     for formal in formals:
         formal_args = tuple(getattr(formal, "args", formal))
         if len(formal_args) == len(actual) and all(
             convert(have, want) is not None for have, want in zip(actual, formal_args, strict=True)
         ):
-            return formal_args
+            return formal
     return None
 
 
@@ -152,7 +159,7 @@ def _specialising(dispatcher):
     def load(call_args) -> bool:
         argument_types = tuple(dispatcher.typeof_pyval(value) for value in call_args)
         with _compile_lock:
-            return cold_start.load_cached(dispatcher, argument_types)
+            return cold_start.load_cached(dispatcher, [argument_types])
 
     def compile_and_call(call_args, call_kwargs):
         return compile_for_args(*call_args, **call_kwargs)(*call_args, **call_kwargs)

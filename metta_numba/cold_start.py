@@ -346,6 +346,8 @@ def start_background_warmup() -> None:
     if _warmup_started or _mode != "background":
         return
     _warmup_started = True
+    if "python" not in os.path.basename(sys.executable or "").lower():
+        return  # embedded in another program: no interpreter to start the warmup with
     path = warmup_lock_path()
     if path is None:
         return
@@ -471,7 +473,8 @@ class UncachedKernel:
             return self._compile_and_call(args, kwargs)
         if self._convert is not None:
             args = self._convert(args)
-        return _nested_result(self._twin(*args, **kwargs))
+        result = self._twin(*args, **kwargs)
+        return _nested_result(result) if type(result) in (int, tuple) else result
 
     def _build(self) -> None:
         convert = argument_converter(self._signatures) if self._signatures else None

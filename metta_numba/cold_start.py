@@ -30,6 +30,7 @@ background warming: for checking that the twins answer as the compiled kernels d
 from __future__ import annotations
 
 import ast
+import operator
 import os
 import signal
 import sys
@@ -375,9 +376,10 @@ def start_background_warmup() -> None:
 # --- one kernel's state --------------------------------------------------------------------------
 
 
-def _scalar_converter(formal):
-    """How a Python value passed for scalar type `formal` becomes what a compiled kernel sees,
-    or None when the value is taken as it is (arrays, tuples, int64)."""
+def _scalar_converter(formal, from_python: bool):
+    """How a value passed for scalar type `formal` becomes what a compiled kernel sees, or None
+    when it is taken as it is (arrays, tuples; int64 from another twin, which computes ints).
+    From Python code, an int64 argument must be an integer (a float is left to Numba)."""
     from numba.core import types
 
     if isinstance(formal, types.Boolean):
@@ -388,21 +390,23 @@ def _scalar_converter(formal):
         if formal.bitwidth == 64 and not formal.signed:
             return np.uint64
         if formal.bitwidth == 64:
-            return None
+            return operator.index if from_python else None
         return lambda value: int(np.dtype(str(formal)).type(value))  # out of range: OverflowError
     return None
 
 
-def argument_converter(signatures):
+def argument_converter(signatures, from_python: bool):
     """One function converting the scalar arguments of a call as the declared `signatures` do
     (None when none needs converting); False when the signatures disagree on a scalar's type,
     so that one conversion cannot stand for them all."""
     scalar_formals = {
-        tuple(formal if _scalar_converter(formal) else None for formal in signature.args) for signature in signatures
+        tuple(formal if _scalar_converter(formal, True) else None for formal in signature.args)
+        for signature in signatures
     }
     if len(scalar_formals) != 1:
         return False
-    pairs = [(i, _scalar_converter(formal)) for i, formal in enumerate(scalar_formals.pop()) if formal is not None]
+    converters = [_scalar_converter(formal, from_python) if formal else None for formal in scalar_formals.pop()]
+    pairs = [(i, converter) for i, converter in enumerate(converters) if converter is not None]
     if not pairs:
         return None
 
@@ -431,7 +435,8 @@ class UncachedKernel:
         self._compile_and_call = compile_and_call
         self._signatures = signatures
         self._twin = None  # None: not built yet; False: this kernel always compiles
-        self._convert = None
+        self._convert = None  # for calls from twins
+        self._convert_top = None  # for calls from Python code
         self._checked = float("-inf")
         _links[id(dispatcher)] = self.link
 
@@ -451,7 +456,7 @@ class UncachedKernel:
             self._build()
         if self._twin is False or budget_left() <= 0:
             return None
-        twin, convert = self._twin, self._convert
+        twin, convert = self._twin, self._convert_top
 
         def top_level(*call_args, **call_kwargs):
             return run_python(twin, call_args, call_kwargs, lambda: self._fail_over(call_args, call_kwargs), convert)
@@ -477,9 +482,10 @@ class UncachedKernel:
         return _nested_result(result) if type(result) in (int, tuple) else result
 
     def _build(self) -> None:
-        convert = argument_converter(self._signatures) if self._signatures else None
+        convert = argument_converter(self._signatures, False) if self._signatures else None
         twin = python_twin(self.dispatcher.py_func, _links) if convert is not False else None
         self._twin = twin if twin is not None else False
         self._convert = convert or None
+        self._convert_top = argument_converter(self._signatures, True) or None if self._signatures else None
         if caching_enabled(self.dispatcher):
             start_background_warmup()

@@ -105,9 +105,9 @@ def _defer(dispatcher, signatures: list) -> None:
     uncached = cold_start.UncachedKernel(dispatcher, load, compile_and_call, signatures)
 
     def first_call(*call_args, **call_kwargs):
-        # Numba's dispatcher asks for the entry point of an overload for these arguments when
-        # it has none: after the declared ones exist, the one they convert to. Without machine
-        # code in the cache, a Python runner may stand in (cold_start).
+        # Numba's dispatcher asks for something to call with these arguments when it has no
+        # overload for them: once the declared ones exist, itself. Without machine code in
+        # the cache, a Python runner may stand in (cold_start).
         if not pending:
             return compile_for_args(*call_args, **call_kwargs)
         if cold_start.in_python_call():  # called by a kernel's twin: typed as the kernel says
@@ -124,10 +124,9 @@ def _defer(dispatcher, signatures: list) -> None:
             if runner is not None:
                 return runner
         declare()
-        formal = _matching(dispatcher, list(dispatcher.overloads), actual)
-        if formal is not None:
-            return dispatcher.overloads[tuple(formal)].entry_point
-        return dispatcher._explain_matching_error(*call_args, **call_kwargs)
+        # Every declared overload exists now and compilation is off: the dispatcher itself
+        # picks the best fit (an exact one before a conversion), or refuses with a TypeError.
+        return dispatcher
 
     def call_template(call_args, call_kwargs):
         declare()
@@ -139,8 +138,8 @@ def _defer(dispatcher, signatures: list) -> None:
 
 
 def _matching(dispatcher, formals: list, actual: list):
-    """The first of `formals` (signatures, or the argument-type tuples of `overloads`) that
-    the argument types `actual` convert to, or None."""
+    """The first of the declared signatures `formals` that the argument types `actual`
+    convert to, or None."""
     convert = dispatcher.typingctx.can_convert
     for formal in formals:
         formal_args = tuple(getattr(formal, "args", formal))

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_cli import cli, write
 
-from metta_numba import cold_start
+from metta_numba import cold_start, jit
 from metta_numba.bench.kbgen import generate_fact_kb, generate_kb
 from metta_numba.interp.bulk_load import BULK_MIN_CHARS
 from metta_numba.trie.errors import CorruptTrieError
@@ -67,6 +68,14 @@ def spin(n):
         total += i & 7
     return total
 
+@njit([types.int64(types.int64), types.float64(types.float64)], cache=True)
+def twice(x):
+    return x + x
+
+@njit([types.int64(U8), types.int64(types.Array(types.int64, 1, "C", readonly=True))], cache=True)
+def head_plus_one(data):
+    return data[0] + 1
+
 @njit(cache=True)
 def specialised(data):
     return read_u32(data, 0) + 1
@@ -89,7 +98,14 @@ def cold(tmp_path, monkeypatch):
     module.folder = tmp_path
     yield module
     cold_start.set_mode(previous)
-    sys.modules.pop(name, None)
+    _forget(name)
+
+
+def _forget(module_name: str) -> None:
+    """Drop a test module and its kernels (jit.compile_all must not compile kernels whose
+    module is gone)."""
+    sys.modules.pop(module_name, None)
+    jit._deferred[:] = [entry for entry in jit._deferred if entry[0].py_func.__module__ != module_name]
 
 
 def _wrapped_int64(value: int) -> int:
@@ -112,7 +128,7 @@ def twins(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(folder))
         yield importlib.import_module("cold_kernels_twins")
-        sys.modules.pop("cold_kernels_twins", None)
+        _forget("cold_kernels_twins")
 
 
 @given(data=st.binary(min_size=4, max_size=64))
@@ -182,6 +198,36 @@ def test_a_kernel_switches_to_the_cache_once_filled(cold, monkeypatch):
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)
     assert cold.read_u32(buf, 0) == 513
     assert len(cold.read_u32.signatures) == 1
+
+
+def test_a_signature_is_not_loaded_without_the_others(cold, monkeypatch):
+    # Only the uint8 signature reaches the cache. Loaded alone, with compilation still on,
+    # Numba could convert other arguments to it; so the kernel stays a twin until all are there.
+    script = (
+        f"import {cold.__name__} as k; from numba import types; "
+        "k.head_plus_one.compile(types.int64(k.U8))"
+    )
+    env = dict(os.environ, METTA_NUMBA_COLD="compile", PYTHONPATH=str(cold.folder))
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)
+    cold_start.set_mode("background")
+    monkeypatch.setattr(cold_start, "RECHECK_SECONDS", 0.0)
+    assert cold.head_plus_one(np.array([255], np.uint8)) == 256
+    assert cold.head_plus_one(np.array([7, 1], np.int64)) == 8
+    assert cold.head_plus_one.signatures == []
+
+
+def test_a_first_call_gets_the_best_fitting_signature(cold):
+    cold_start.set_mode("compile")
+    assert cold.twice(1.25) == 2.5 and cold.twice(4) == 8
+
+
+def test_other_threads_compile(cold):
+    cold_start.set_mode("background")
+    results = []
+    worker = threading.Thread(target=lambda: results.append(cold.read_u32(np.array([0, 1, 0, 0], np.uint8), 0)))
+    worker.start()
+    worker.join()
+    assert results == [1 << 16] and len(cold.read_u32.signatures) == 1
 
 
 def test_one_warmup_at_a_time(tmp_path, monkeypatch):
@@ -269,7 +315,7 @@ def test_background_is_the_default_mode():
         """
         import os
         os.environ.pop("METTA_NUMBA_COLD", None)
-        from metta_numba import cold_start
+        from metta_numba import cold_start, jit
         print(cold_start.mode())
         """
     )

@@ -189,10 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--facts", type=int, default=200_000, metavar="N", help="edge facts in the KB (default 200000)")
     demo.add_argument("--dir", metavar="DIR", help="work directory, kept afterwards (default: a temporary one)")
     demo.add_argument("--keep", action="store_true", help="keep the temporary work directory")
-    commands.add_parser(
+    warmup = commands.add_parser(
         "warmup",
         help="compile every kernel into the cache, so that later commands start fast "
         "(set NUMBA_CPU_NAME=generic for a cache that serves other CPUs too)",
+    )
+    warmup.add_argument(
+        "--background",
+        action="store_true",
+        help="quiet and at low priority, and only one at a time (what a command started on an "
+        "empty cache runs)",
     )
     return parser
 

@@ -417,12 +417,23 @@ def batch(args) -> int:
 
 
 def warmup(args) -> int:
-    """Compile (or load) every kernel, so that the cache holds them all."""
+    """Compile (or load) every kernel, so that the cache holds them all. With --background
+    (started by a command that met an empty cache): at low priority, silent, and only when no
+    other warmup holds the lock."""
     import os
 
+    from metta_numba import cold_start
     from metta_numba.jit import compile_all
 
-    show = _progress_enabled()
+    lock = None
+    if args.background:
+        path = cold_start.warmup_lock_path()
+        lock = cold_start.try_lock(path) if path is not None else None
+        if lock is None:
+            return EXIT_OK  # another warmup is filling the cache
+        os.nice(10)
+    cold_start.set_mode("compile")
+    show = _progress_enabled() and not args.background
 
     def progress(done: int, total: int, name: str) -> None:
         if show:
@@ -430,9 +441,24 @@ def warmup(args) -> int:
 
     started = time.perf_counter()
     count = compile_all(progress)
+    _exercise_specialised_kernels()
     from numba.core import config
 
     where = config.CACHE_DIR or "next to the package's sources"
     cpu = os.environ.get("NUMBA_CPU_NAME") or "this machine's CPU"
-    print(f"{count} kernels cached in {where} for {cpu} ({time.perf_counter() - started:.1f} s)")
+    if not args.background:
+        print(f"{count} kernels cached in {where} for {cpu} ({time.perf_counter() - started:.1f} s)")
     return EXIT_OK
+
+
+def _exercise_specialised_kernels() -> None:
+    """Kernels without declared signatures compile for the argument types they meet: run the
+    paths that call them (a program long enough for the bulk load, then a match) once."""
+    from metta_numba.bench.kbgen import generate_kb
+    from metta_numba.interp.bulk_load import BULK_MIN_CHARS
+    from metta_numba.interp.runner import MeTTa
+
+    n = 4
+    while len(generate_kb(n)) < 2 * BULK_MIN_CHARS:
+        n *= 2
+    MeTTa().run(generate_kb(n) + "\n!(match &self (= (and1 $a $b) $r) ($a $b $r))\n")

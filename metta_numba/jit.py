@@ -21,6 +21,8 @@ import threading
 
 import numba
 
+from metta_numba import cold_start
+
 _compile_lock = threading.RLock()
 _deferred: list = []  # (dispatcher, declare) of every kernel made here, for compile_all
 
@@ -50,7 +52,9 @@ def _load_without_refresh(dispatcher) -> None:
 def njit(*args, **options):
     """numba.njit, compiling the declared signature(s) on first use (see the module's doc)."""
     if not args or callable(args[0]):
-        return numba.njit(*args, **options)
+        if args:  # bare @njit
+            return _specialising(numba.njit(args[0], **options))
+        return lambda func: _specialising(numba.njit(**options)(func))
     signatures = args[0] if isinstance(args[0], list) else [args[0]]
 
     def decorate(func):
@@ -68,32 +72,61 @@ def _defer(dispatcher, signatures: list) -> None:
     get_call_template = dispatcher.get_call_template
 
     def declare() -> None:
+        """Compile (or load) every pending signature. All of them, even for a call that needs
+        one: with some compiled and compilation still enabled, Numba would convert a call's
+        arguments to one of those instead of the declared signature that fits it best."""
         with _compile_lock:
-            if pending:
-                for signature in pending:
-                    dispatcher.compile(signature)
-                pending.clear()
-                dispatcher.disable_compile()
+            for signature in list(pending):
+                dispatcher.compile(signature)
+                pending.remove(signature)
+            dispatcher.disable_compile()
 
-    def first_call(*call_args, **call_kwargs):
-        # Numba's dispatcher asks for the entry point of an overload for these arguments when
-        # it has none: after the declared ones exist, the one they convert to.
-        if not pending:
-            return compile_for_args(*call_args, **call_kwargs)
-        declare()
+    def load(call_args) -> bool:
+        """Every declared signature from the cache, compiling none (True when all are there)."""
+        with _compile_lock:
+            if not cold_start.load_cached(dispatcher, pending):
+                return False
+            pending.clear()
+            dispatcher.disable_compile()
+            return True
+
+    def argument_types(call_args, call_kwargs) -> list | None:
         try:
             bound = inspect.signature(dispatcher.py_func).bind(*call_args, **call_kwargs)
         except TypeError:
-            return dispatcher._explain_matching_error(*call_args, **call_kwargs)
+            return None
         bound.apply_defaults()
-        actual = [dispatcher.typeof_pyval(value) for value in bound.args]
-        convert = dispatcher.typingctx.can_convert
-        for formal, overload in dispatcher.overloads.items():
-            if len(formal) == len(actual) and all(
-                convert(have, want) is not None for have, want in zip(actual, formal, strict=True)
-            ):
-                return overload.entry_point
-        return dispatcher._explain_matching_error(*call_args, **call_kwargs)
+        return [dispatcher.typeof_pyval(value) for value in bound.args]
+
+    def compile_and_call(call_args, call_kwargs):
+        declare()
+        return dispatcher(*call_args, **call_kwargs)
+
+    uncached = cold_start.UncachedKernel(dispatcher, load, compile_and_call, signatures)
+
+    def first_call(*call_args, **call_kwargs):
+        # Numba's dispatcher asks for something to call with these arguments when it has no
+        # overload for them: once the declared ones exist, itself. Without machine code in
+        # the cache, a Python runner may stand in (cold_start).
+        if not pending:
+            return compile_for_args(*call_args, **call_kwargs)
+        if cold_start.in_python_call():  # called by a kernel's twin: typed as the kernel says
+            runner = uncached.runner(call_args, call_kwargs)
+            if runner is not None:
+                return runner
+        actual = argument_types(call_args, call_kwargs)
+        if actual is None:
+            declare()
+            return dispatcher._explain_matching_error(*call_args, **call_kwargs)
+        needed = _matching(dispatcher, pending, actual)
+        if needed is not None and not cold_start.in_python_call():
+            runner = uncached.runner(call_args, call_kwargs)
+            if runner is not None:
+                return runner
+        declare()
+        # Every declared overload exists now and compilation is off: the dispatcher itself
+        # picks the best fit (an exact one before a conversion), or refuses with a TypeError.
+        return dispatcher
 
     def call_template(call_args, call_kwargs):
         declare()
@@ -102,6 +135,45 @@ def _defer(dispatcher, signatures: list) -> None:
     dispatcher._compile_for_args = first_call
     dispatcher.get_call_template = call_template
     _deferred.append((dispatcher, declare))
+
+
+def _matching(dispatcher, formals: list, actual: list):
+    """The first of the declared signatures `formals` that the argument types `actual`
+    convert to, or None."""
+    convert = dispatcher.typingctx.can_convert
+    for formal in formals:
+        formal_args = tuple(getattr(formal, "args", formal))
+        if len(formal_args) == len(actual) and all(
+            convert(have, want) is not None for have, want in zip(actual, formal_args, strict=True)
+        ):
+            return formal
+    return None
+
+
+def _specialising(dispatcher):
+    """A kernel without declared signatures (Numba specialises it on its argument types), with
+    the cold-start path of declared ones: machine code from the cache, else a Python runner."""
+    compile_for_args = dispatcher._compile_for_args
+
+    def load(call_args) -> bool:
+        argument_types = tuple(dispatcher.typeof_pyval(value) for value in call_args)
+        with _compile_lock:
+            return cold_start.load_cached(dispatcher, [argument_types])
+
+    def compile_and_call(call_args, call_kwargs):
+        return compile_for_args(*call_args, **call_kwargs)(*call_args, **call_kwargs)
+
+    uncached = cold_start.UncachedKernel(dispatcher, load, compile_and_call)
+
+    def first_call(*call_args, **call_kwargs):
+        if not call_kwargs:
+            runner = uncached.runner(call_args, call_kwargs)
+            if runner is not None:
+                return runner
+        return compile_for_args(*call_args, **call_kwargs)
+
+    dispatcher._compile_for_args = first_call
+    return dispatcher
 
 
 KERNEL_PACKAGES = ("metta_numba.codec", "metta_numba.syntax", "metta_numba.trie")

@@ -11,6 +11,10 @@ from pathlib import Path
 
 # Before anything imports numba: compiled kernels are cached in the project, not in site-packages.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".numba_cache"))
+# Kernels missing from the cache compile, as they always did, rather than run as Python twins
+# while a background warmup starts (metta_numba.cold_start): each test sees compiled kernels.
+# test_cold_start.py chooses the other modes itself.
+os.environ.setdefault("METTA_NUMBA_COLD", "compile")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 

@@ -79,6 +79,8 @@ def run_as_nobody(args: list[str], *, env: dict | None = None, cwd: str | Path =
         "HOME": "/nonexistent",
         "PYTHONPATH": os.pathsep.join([str(ROOT), site_packages]),
         "PYTHONDONTWRITEBYTECODE": "1",
+        # Missing kernels compile into the cache (no Python twins, no background warmup).
+        "METTA_NUMBA_COLD": os.environ.get("METTA_NUMBA_COLD", "compile"),
     }
     return subprocess.run(
         [python, "-m", "metta_numba", *args],

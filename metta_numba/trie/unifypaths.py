@@ -221,7 +221,7 @@ def unify_paths(pattern, data, offsets):
         longest = max(longest, offsets[i + 1] - offsets[i])
     room = plen + longest
     buf = np.zeros(room, np.uint8)
-    var_at = np.zeros(room, np.int64)
+    var_at = np.full(room, -1, np.int64)  # -1 also inside payloads: only token starts name a variable
     kind = np.zeros(room + p_vars, np.int64)
     value = np.zeros(room + p_vars, np.int64)
     stack = np.zeros(2 * room + 2, np.int64)

@@ -2,9 +2,9 @@
 
 `BulkSegment` holds the encoded paths of a program's leading run of atoms (syntax.bulk), a
 trie over them for pattern lookup (atoms equal up to variable names share one path; each copy
-keeps its insertion index and its own variable names), and hyperon's answer-order trie built
-from the same paths (segment_kernels), so that a GroundingSpace holding a segment answers in
-exactly the order it would had each atom been added one by one. Atoms are decoded only when a
+keeps its insertion index and its own variable names), and the nodes of hyperon's answer-order
+trie over the same paths (space/segment_order.py), so that a GroundingSpace holding a segment
+answers in exactly the order it would had each atom been added one by one. Atoms are decoded only when a
 query reaches them.
 """
 
@@ -15,9 +15,8 @@ import re
 import numpy as np
 
 from metta_numba.atoms import Atom, Expression, Grounded, Variable
-from metta_numba.codec import CodecError, UnknownTerm, decode, encode
+from metta_numba.codec import CodecError, decode
 from metta_numba.space import segment_kernels as kernels
-from metta_numba.space.order import CLOSE, OPEN
 from metta_numba.trie import Trie
 
 _INT64_MIN = -(2**63)
@@ -71,11 +70,12 @@ class BulkSegment:
         self.offsets = np.ascontiguousarray(batch.offsets, dtype=np.int64)
         self.names = np.asarray(batch.names, dtype=np.int64)
         n = len(self.offsets) - 1
-        self._var_token: dict[str, int] = {}
         self._names_cache: dict[int, list[str]] = {}
         if kernels.token_count(self.data, self.offsets)[1]:
             raise SegmentUnsupported("a float token (it may equal a whole number)")
-        self._built = False
+        if n and int(np.diff(self.offsets).max()) >= kernels.MAX_PATH_BYTES:
+            raise SegmentUnsupported("an atom too long for a node code")
+        self._order = None
         self.trie = Trie.build(self.data, self.offsets)
         order = sort.sort_paths(self.data, self.offsets)
         rank_of = kernels.group_copies(self.data, self.offsets, order)
@@ -85,47 +85,15 @@ class BulkSegment:
         np.cumsum(np.bincount(rank_of, minlength=len(self.trie)), out=self.copy_start[1:])
         self.length = n
         self._decoded: dict[int, Atom] = {}
-        self._token_cache: dict = {}
-
-    def _build_order(self) -> None:
-        """Build the answer-order trie: on first need (a sort of several answers, a listing,
-        an atom added after the segment), since rule calls need none."""
-        atom_list, list_start, list_tokens = self._variable_tokens()
-        first_bytes_token = kernels.FIRST_VAR_TOKEN + len(self._var_token)
-        built = kernels.build_order_trie(self.data, self.offsets, atom_list, list_start, list_tokens, first_bytes_token)
-        (
-            self._node_start,
-            self._nodes,
-            self._n_nodes,
-            self._child_keys,
-            self._child_values,
-            self._tok_slots,
-            self._tok_pos,
-            self._tok_len,
-            self._tok_hash,
-        ) = built
-        self._first_bytes_token = first_bytes_token
-        self._built = True
 
     @property
-    def n_nodes(self) -> int:
-        """Nodes of the answer-order trie, the root included."""
-        if not self._built:
-            self._build_order()
-        return self._n_nodes
+    def order(self):
+        """The answer-order nodes of the atoms (space/segment_order.py), made on first need."""
+        if self._order is None:
+            from metta_numba.space.segment_order import SegmentOrder
 
-    def _variable_tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per atom, the index of its list of variable-name tokens (lists per distinct names)."""
-        distinct, inverse = np.unique(self.names, return_inverse=True)
-        list_start = [0]
-        tokens: list[int] = []
-        for name_id in distinct.tolist():
-            if name_id >= 0:
-                for name in self.terms.text(name_id).split(" "):
-                    tokens.append(self._var_token.setdefault(name, kernels.FIRST_VAR_TOKEN + len(self._var_token)))
-            list_start.append(len(tokens))
-        atom_list = np.where(self.names >= 0, inverse, -1).astype(np.int64)
-        return atom_list, np.array(list_start, np.int64), np.array(tokens or [0], np.int64)
+            self._order = SegmentOrder(self)
+        return self._order
 
     def __len__(self) -> int:
         return self.length
@@ -151,10 +119,12 @@ class BulkSegment:
         return found
 
     def nodes_of(self, index: int) -> list[int]:
-        """The answer-order trie node of each token of atom `index`."""
-        if not self._built:
-            self._build_order()
-        return self._nodes[self._node_start[index] : self._node_start[index + 1]].tolist()
+        """The answer-order node code of each token of atom `index`."""
+        return self.order.nodes_of(index)
+
+    def prefix_nodes(self, tokens: list) -> list[int]:
+        """The answer-order node codes of the leading TrieOrder tokens some atom here holds."""
+        return self.order.prefix_nodes(tokens)
 
     def candidate_ids(self, pattern: Atom) -> np.ndarray:
         """Insertion indexes (sorted) of the atoms that may unify with `pattern`."""
@@ -170,46 +140,3 @@ class BulkSegment:
         ids = self.copies[np.arange(int(sizes.sum())) + shifts]
         ids.sort()
         return ids
-
-    # -- the answer-order trie, for atoms added after the segment ------------------------------
-    def token_id(self, token) -> int:
-        """The segment's id of a TrieOrder token, or -1 when no segment atom holds it."""
-        if not self._built:
-            self._build_order()
-        found = self._token_cache.get(token)
-        if found is None:
-            found = self._token_cache[token] = self._find_token(token)
-        return found
-
-    def _find_token(self, token) -> int:
-        if token is OPEN:
-            return kernels.OPEN
-        if token is CLOSE:
-            return kernels.CLOSE
-        t = type(token)
-        if t is Variable:
-            return self._var_token.get(token.name, -1)
-        if t is tuple:
-            return -1  # a state's token
-        if t is Grounded and type(token.value) is float:
-            # The segment holds no float, but a whole float equals a stored whole number.
-            if not token.value.is_integer():
-                return -1
-            token = Grounded(int(token.value))
-        try:
-            path = np.frombuffer(encode(token, self.terms, intern=False)[0], np.uint8)
-        except (UnknownTerm, CodecError, OverflowError, ValueError):
-            return -1
-        found = kernels.find_bytes_token(
-            self.data, self._tok_slots, self._tok_pos, self._tok_len, self._tok_hash, path, 0, path.size
-        )
-        return -1 if found < 0 else self._first_bytes_token + found
-
-    def child(self, node: int, token) -> int:
-        """The segment's trie node below `node` through `token`, or -1."""
-        if node >= self.n_nodes:
-            return -1
-        token_id = self.token_id(token)
-        if token_id < 0:
-            return -1
-        return int(kernels.find_child(self._child_keys, self._child_values, node, token_id))

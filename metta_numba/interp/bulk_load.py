@@ -21,22 +21,17 @@ line), is left to the parser, which then reports any syntax error at its place, 
 
 from __future__ import annotations
 
-import re
-
 from metta_numba.atoms import Symbol
 
 BULK_MIN_CHARS = 1 << 16
 """Shorter runs go through the parser (a small program never loads the kernels)."""
-
-_QUERY_LINE = re.compile(r"^!", re.MULTILINE)
 
 
 def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
     """Load the plain atoms from offset `pos` up to the next line that starts with `!` into the
     runner's space, when that is exact and worth it; returns where parsing goes on (`pos`
     when nothing was loaded)."""
-    found = _QUERY_LINE.search(text, pos)
-    cut = len(text) if found is None else found.start()
+    cut = _next_query_line(text, pos)
     if cut - pos < BULK_MIN_CHARS or not _runner_allows(runner):
         return pos
     from types import SimpleNamespace
@@ -79,6 +74,15 @@ def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
         return pos
     space.replace_with_segment(segment)
     return cut
+
+
+def _next_query_line(text: str, pos: int) -> int:
+    """Where the first line at or after `pos` that starts with `!` starts (the end when none):
+    `^!` in multiline mode, by str.find, which is several times faster on a long text."""
+    if text.startswith("!", pos) and (pos == 0 or text[pos - 1] == "\n"):
+        return pos
+    found = text.find("\n!", pos)
+    return len(text) if found < 0 else found + 1
 
 
 def _runner_allows(runner) -> bool:

@@ -76,8 +76,8 @@ class BulkSegment:
         if n and int(np.diff(self.offsets).max()) >= kernels.MAX_PATH_BYTES:
             raise SegmentUnsupported("an atom too long for a node code")
         self._order = None
-        self.trie = Trie.build(self.data, self.offsets)
         order = sort.sort_paths(self.data, self.offsets)
+        self.trie = Trie.build(self.data, self.offsets, order=order)
         rank_of = kernels.group_copies(self.data, self.offsets, order)
         # Copies of each distinct path, by insertion index: copies[copy_start[r]:copy_start[r+1]].
         self.copies = np.lexsort((np.arange(n), rank_of)).astype(np.int64)

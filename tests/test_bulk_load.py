@@ -143,8 +143,11 @@ def test_a_run_naming_a_token_is_parsed_as_before(monkeypatch) -> None:
     assert len(result.results[0]) == 1 and result.results[0][0] is runner.self_atom
 
 
-def _saved_atoms(tmp_path, name: str, text: str) -> tuple[str, list[tuple[str, int]]]:
+def _saved_atoms(tmp_path, name: str, text: str) -> tuple[list[tuple[str, int]], list[str]]:
+    """The saved KB's (atom, copies), sorted, and its atoms in the recorded insertion order
+    (each copy with its own variable names)."""
     from metta_numba.cli import main
+    from metta_numba.codec import decode
     from metta_numba.store import PersistentKB
 
     program = tmp_path / f"{name}.metta"
@@ -152,18 +155,39 @@ def _saved_atoms(tmp_path, name: str, text: str) -> tuple[str, list[tuple[str, i
     kb_path = tmp_path / f"{name}.kb"
     assert main([str(program), "--save-snapshot", str(kb_path)]) == 0
     with PersistentKB.open(kb_path, readonly=True) as kb:
-        return sorted((repr(atom), copies) for atom, copies in kb.atom_counts())
+        counts = sorted((repr(atom), copies) for atom, copies in kb.atom_counts())
+        generation = kb.snapshot_generation()
+        ranks, names = generation.insertion_order()
+        terms = generation.terms
+        in_order = []
+        for rank, name_id in zip(ranks.tolist(), names.tolist()):
+            own = None if name_id < 0 else terms.text(name_id).split(" ")
+            in_order.append(repr(decode(generation.trie.path(rank), terms, own)))
+        return counts, in_order
 
 
-def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom(tmp_path, monkeypatch, capsys) -> None:
-    text = _program(7).replace("!(bind! tok (edge d d))", "").replace("!(add-atom &self (edge c tok))", "")
+@pytest.mark.parametrize("seed", [1, 4, 7, 10])
+def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom_in_order(seed, tmp_path, monkeypatch, capsys) -> None:
+    """Saved from the segment's arrays as they are, or from atoms parsed one by one: the same
+    atoms, and the same insertion order with each copy's own variable names, which is also the
+    order in which the parsed run's space holds them."""
+    text = _program(seed).replace("!(bind! tok (edge d d))", "").replace("!(add-atom &self (edge c tok))", "")
     expected = _saved_atoms(tmp_path, "parsed", text)
+    runner = MeTTa()
+    runner.run_program(text)
+    assert expected[1] == [repr(atom) for atom in runner.space.atoms()]
     monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
     loaded = []
     original = bulk_load.bulk_load_run
-    monkeypatch.setattr(bulk_load, "bulk_load_run", lambda *args: loaded.append(original(*args)) or loaded[-1])
+
+    def recording(runner, source, filename, pos):
+        end = original(runner, source, filename, pos)
+        loaded.append(end > pos)
+        return end
+
+    monkeypatch.setattr(bulk_load, "bulk_load_run", recording)
     assert _saved_atoms(tmp_path, "bulk", text) == expected
-    assert loaded and loaded[0] > 0 and len(expected) > 5
+    assert any(loaded) and len(expected[0]) > 5
 
 
 def test_the_stop_at_an_error_still_leaves_a_later_syntax_error_unread(monkeypatch) -> None:

@@ -36,10 +36,8 @@ def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
         return pos
     from types import SimpleNamespace
 
-    import numpy as np
-
-    from metta_numba.codec import CodecError, TermStore, encode_atoms
-    from metta_numba.space.segment import BulkSegment, SegmentUnsupported
+    from metta_numba.codec import CodecError, TermStore
+    from metta_numba.space.segment import BulkSegment, SegmentUnsupported, joined_paths, space_paths
     from metta_numba.syntax.bulk import encode_source
     from metta_numba.syntax.errors import ParseError
 
@@ -52,22 +50,16 @@ def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
     if len(batch) == 0 or len(batch) < space.count() or batch.is_query.any() or _names_a_token(runner, batch):
         return pos
     parts = []
-    if space._segment is not None:
-        parts.append((space._segment.data, space._segment.offsets, space._segment.names))
-    if space._atoms:
+    if space.count():
         try:
-            data, offsets, names, skipped = encode_atoms(list(space._atoms.values()), terms)
+            data, offsets, names, skipped = space_paths(space, terms)
         except CodecError:
             return pos
         if skipped:
             return pos
         parts.append((data, offsets, names))
     parts.append((batch.data, batch.offsets, batch.names))
-    data = np.concatenate([p[0] for p in parts])
-    sizes = np.concatenate([np.diff(p[1]) for p in parts])
-    offsets = np.zeros(len(sizes) + 1, np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    names = np.concatenate([np.asarray(p[2], np.int64) for p in parts])
+    data, offsets, names = joined_paths(parts)
     try:
         segment = BulkSegment(SimpleNamespace(data=data, offsets=offsets, names=names, terms=terms))
     except (SegmentUnsupported, ValueError):  # a float; more distinct atoms than a trie holds

@@ -78,7 +78,7 @@ class BulkSegment:
         self._order = None
         order = sort.sort_paths(self.data, self.offsets)
         self.trie = Trie.build(self.data, self.offsets, order=order)
-        rank_of = kernels.group_copies(self.data, self.offsets, order)
+        rank_of = sort.group_copies(self.data, self.offsets, order)
         # Copies of each distinct path, by insertion index: copies[copy_start[r]:copy_start[r+1]].
         self.copies = np.lexsort((np.arange(n), rank_of)).astype(np.int64)
         self.copy_start = np.zeros(len(self.trie) + 1, np.int64)
@@ -140,3 +140,32 @@ class BulkSegment:
         ids = self.copies[np.arange(int(sizes.sum())) + shifts]
         ids.sort()
         return ids
+
+
+def joined_paths(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data, offsets, names) of several such triples, one after the other."""
+    if len(parts) == 1:
+        data, offsets, names = parts[0]
+        return np.asarray(data, np.uint8), np.asarray(offsets, np.int64), np.asarray(names, np.int64)
+    data = np.concatenate([np.asarray(p[0], np.uint8) for p in parts])
+    sizes = np.concatenate([np.diff(p[1]) for p in parts])
+    offsets = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    names = np.concatenate([np.asarray(p[2], np.int64) for p in parts])
+    return data, offsets, names
+
+
+def space_paths(space, terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(data, offsets, names, skipped) of every atom of a GroundingSpace, in insertion order:
+    its segment's arrays as they are (`terms` must then be the segment's term store), then the
+    atoms added one by one, encoded into `terms` (skipped: those that hold an object). Raises
+    CodecError for an atom that cannot be encoded at all."""
+    from metta_numba.codec import encode_atoms
+
+    parts = []
+    segment = space._segment
+    if segment is not None:
+        parts.append((segment.data, segment.offsets, segment.names))
+    data, offsets, names, skipped = encode_atoms(list(space._atoms.values()), terms)
+    parts.append((data, offsets, names))
+    return (*joined_paths(parts), skipped)

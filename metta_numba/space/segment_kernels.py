@@ -453,30 +453,3 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
         tok_len[:n_bytes_tokens].copy(),
         tok_hash[:n_bytes_tokens].copy(),
     )
-
-
-@njit(cache=True, nogil=True)
-def group_copies(data, offsets, order):
-    """For paths sorted by `order` (equal paths adjacent): the rank of the distinct path of
-    each atom."""
-    n = order.size
-    rank_of = np.empty(n, np.int64)
-    rank = -1
-    prev_start = 0
-    prev_end = 0
-    for k in range(n):
-        i = order[k]
-        start = offsets[i]
-        end = offsets[i + 1]
-        same = k > 0 and end - start == prev_end - prev_start
-        if same:
-            for j in range(end - start):
-                if data[start + j] != data[prev_start + j]:
-                    same = False
-                    break
-        if not same:
-            rank += 1
-        rank_of[i] = rank
-        prev_start = start
-        prev_end = end
-    return rank_of

@@ -10,6 +10,7 @@ import pytest
 
 from metta_numba.interp import bulk_load
 from metta_numba.interp.runner import MeTTa
+from metta_numba.space import segment_order
 
 SYMBOLS = ["a", "b", "c", "d"]
 VARIABLES = ["$x", "$y", "$z", "$w"]
@@ -111,6 +112,48 @@ def _compare_both_ways(seed: int, monkeypatch) -> list[bool]:
     got, _ = _run(text)
     assert got == expected
     return loaded
+
+
+def _dense_program(seed: int) -> str:
+    """A `!` every few lines: removals of stored atoms (some removed again, some added back),
+    tokens bound mid-file and used by later atoms, and queries that show the order."""
+    rng = random.Random(seed)
+    stored = [_plain_atom(rng) for _ in range(rng.randint(5, 40))]
+    stored += [rng.choice(stored) for _ in range(rng.randint(0, 5))]
+    lines = list(stored)
+    for step in range(rng.randint(3, 16)):
+        roll = rng.random()
+        if roll < 0.4:
+            lines.append(f"!(remove-atom &self {rng.choice(stored)})")
+        elif roll < 0.55:
+            lines.append(f"!(add-atom &self {rng.choice(stored)})")
+        elif roll < 0.65:
+            lines.append(f"!(bind! tok{step} {rng.choice(stored)})")
+            lines.append(f"(edge tok{step} {rng.choice(SYMBOLS)})")
+        else:
+            lines.append(rng.choice(QUERIES[:7] + QUERIES[-1:]))
+        new = [_plain_atom(rng) for _ in range(rng.choice([0, 1, 2, 3]))]
+        stored += new
+        lines += new
+    lines.append("!(get-atoms &self)")
+    lines.append("!(match &self ($h $u $v) ($h $u $v))")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("budget", [0, 1000])
+@pytest.mark.parametrize("seed", range(25))
+def test_removals_and_small_runs_run_as_parsed_one_by_one(seed: int, budget: int, monkeypatch) -> None:
+    """Removals mark segment atoms (tombstones): answers, listings and the order of atoms
+    added later stay as when every atom is parsed; budget 0 orders through the built trie,
+    1000 through passes over the paths."""
+    text = _dense_program(seed)
+    expected, used = _run(text)
+    assert not used
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    monkeypatch.setattr(segment_order, "SCAN_BUDGET", budget)
+    got, used = _run(text)
+    assert got == expected
+    assert used or re.search(r"\d\.\d", text)
 
 
 def test_the_random_programs_take_the_bulk_path_often(monkeypatch) -> None:

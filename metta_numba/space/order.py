@@ -90,6 +90,11 @@ class TrieOrder:
         # id(stored atom) -> (atom, index in the segment) of segment atoms: their nodes are
         # in the segment's arrays.
         self._known: dict[int, tuple] = {}
+        # Atoms added here through each segment node (by code), and the segment nodes that
+        # removals emptied: those are gone, and an atom added later through the same tokens
+        # makes a new node, as hyperon's trie does.
+        self._base_counts: dict[int, int] = {}
+        self._gone: set[int] = set()
 
     def attach_base(self, segment) -> None:
         """Continue the trie of `segment`, whose atoms were added before any atom here."""
@@ -105,6 +110,11 @@ class TrieOrder:
         """The node of each token, through the segment's nodes as far as they go; a token with
         no node (when not `create`) gets 0."""
         nodes = self._base.prefix_nodes(tokens)
+        if self._gone:
+            for k, node in enumerate(nodes):
+                if node in self._gone:
+                    del nodes[k:]
+                    break
         node = nodes[-1] if nodes else 0
         children = self._children
         for token in tokens[len(nodes) :]:
@@ -129,9 +139,12 @@ class TrieOrder:
     def add(self, atom: Atom) -> None:
         if self._base is not None:
             first = self._first
+            base_counts = self._base_counts
             for node in self._base_walk(_prefix_tokens(atom), True):
                 if node >= first:
                     self._counts[node - first] += 1
+                else:
+                    base_counts[node] = base_counts.get(node, 0) + 1
             return
         node = 0
         counts = self._counts
@@ -157,6 +170,8 @@ class TrieOrder:
                     self._counts[node - first] -= 1
                     if self._counts[node - first] == 0:
                         del self._children[(parent << _SHIFT) | self._token_ids[token]]
+                elif node:
+                    self._base_counts[node] -= 1
                 parent = node
             return
         node = 0
@@ -169,6 +184,14 @@ class TrieOrder:
             if counts[child] == 0:
                 del children[key]
             node = child
+
+    def remove_segment_atom(self, index: int, live: list[int]) -> None:
+        """Segment atom `index` was removed; `live` counts, per token, the segment atoms still
+        through its node: a node that neither they nor atoms added here pass through is gone."""
+        self._path_cache.clear()
+        for node, count in zip(self._base.nodes_of(index), live):
+            if count + self._base_counts.get(node, 0) == 0:
+                self._gone.add(node)
 
     def _nodes(self, tokens: list) -> list[int]:
         """The node of each token of a stored atom's tokens (0 where there is none)."""

@@ -85,6 +85,9 @@ class BulkSegment:
         np.cumsum(np.bincount(rank_of, minlength=len(self.trie)), out=self.copy_start[1:])
         self.length = n
         self._decoded: dict[int, Atom] = {}
+        # Atoms removed from the space: marked, not taken out of the arrays (a tombstone).
+        self.dead = np.zeros(n, np.bool_)
+        self.n_dead = 0
 
     @property
     def order(self):
@@ -139,7 +142,20 @@ class BulkSegment:
         shifts = np.repeat(starts - np.cumsum(sizes) + sizes, sizes)
         ids = self.copies[np.arange(int(sizes.sum())) + shifts]
         ids.sort()
-        return ids
+        return ids[~self.dead[ids]] if self.n_dead else ids
+
+    def live_ids(self) -> list[int]:
+        """Insertion indexes of the atoms not removed."""
+        return np.flatnonzero(~self.dead).tolist() if self.n_dead else list(range(self.length))
+
+    def kill(self, index: int) -> list[int]:
+        """Mark atom `index` removed. Returns, for each of its tokens, how many atoms still
+        pass through its answer-order node."""
+        self.dead[index] = True
+        self.n_dead += 1
+        self._decoded.pop(index, None)
+        self.order.forget(index)
+        return self.order.live_through(index, self.dead)
 
 
 def joined_paths(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -220,7 +220,7 @@ def _depth_stack(offsets):
 
 @njit(cache=True, nogil=True)
 def atom_tokens(data, offsets, index, atom_list, list_start, list_tokens):
-    """The token sequence of atom `index` as `prefix_firsts` takes a target: per token its kind
+    """The token sequence of atom `index` as `prefix_scan` takes a target: per token its kind
     (OPEN, CLOSE, a variable token, or BYTES for data[start:end]) and its byte range."""
     pos = offsets[index]
     end = offsets[index + 1]
@@ -248,14 +248,19 @@ def atom_tokens(data, offsets, index, atom_list, list_start, list_tokens):
 
 
 @njit(cache=True, nogil=True)
-def prefix_firsts(data, offsets, atom_list, list_start, list_tokens, limit, kinds, starts, ends, target, first):
-    """For a target token sequence (kinds/starts/ends as from `atom_tokens`, bytes in
-    `target`; a kind of NO_TOKEN matches nothing): first[k] = the first atom below `limit`
-    whose tokens begin with the target's first k+1. Returns how many prefixes were found.
+def prefix_scan(
+    data, offsets, atom_list, list_start, list_tokens, limit, kinds, starts, ends, target, first, dead, held
+):
+    """One pass over the atoms below `limit` against a target token sequence (kinds/starts/ends
+    as from `atom_tokens`, bytes in `target`; a kind of NO_TOKEN matches nothing).
 
-    A node of the answer-order trie is a token prefix, created by the first atom that has it:
-    this finds the nodes of one atom without the trie, in one pass that leaves most atoms
-    after a few tokens."""
+    With `held` empty: first[k] = the first atom whose tokens begin with the target's first
+    k+1; returns how many prefixes were found. A node of the answer-order trie is a token
+    prefix, created by the first atom that has it: this finds the nodes of one atom without
+    the trie, leaving most atoms after a few tokens. Otherwise (held of size len(kinds) + 1):
+    held[m] counts the atoms not marked in `dead` that share exactly m leading tokens with the
+    target (the atoms through each of its nodes follow by suffix sums); returns 0."""
+    counting = held.size > 0
     size = kinds.size
     reached = 0
     stack = _depth_stack(offsets[: limit + 1])
@@ -322,7 +327,10 @@ def prefix_firsts(data, offsets, atom_list, list_start, list_tokens, limit, kind
             if closes > 0:
                 break
             pos = stop
-        if k > reached:
+        if counting:
+            if not dead[j]:
+                held[k] += 1
+        elif k > reached:
             first[reached:k] = j
             reached = k
             if reached == size:
@@ -367,7 +375,7 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
         names_at = list_start[atom_list[i]] if atom_list[i] >= 0 else 0
         node = 0
         while pos < end:
-            # _read_item and _close_after written out, as in prefix_firsts.
+            # _read_item and _close_after written out, as in prefix_scan.
             tag = data[pos]
             arity = np.int64(-1)
             token = np.int64(-1)

@@ -21,6 +21,8 @@ from metta_numba.space.order import CLOSE, OPEN
 
 SCAN_BUDGET = 24
 """Full passes over the segment allowed before the trie is built instead."""
+_NONE = np.zeros(0, np.int64)
+_NO_DEAD = np.zeros(0, np.uint8)
 
 
 class SegmentOrder:
@@ -52,13 +54,14 @@ class SegmentOrder:
         return self._lists
 
     def _scan(self, limit: int, kinds, starts, ends, target) -> list[int]:
-        """Codes of the target's prefixes that atoms below `limit` hold (see prefix_firsts)."""
+        """Codes of the target's prefixes that atoms below `limit` hold (see prefix_scan)."""
         self._scanned += limit
         first = np.empty(len(kinds), np.int64)
         segment = self.segment
-        found = kernels.prefix_firsts(
-            segment.data, segment.offsets, *self._variable_tokens(), limit, kinds, starts, ends, target, first
-        )
+        found = kernels.prefix_scan(
+            segment.data, segment.offsets, *self._variable_tokens(), limit, kinds, starts, ends, target, first,
+            _NO_DEAD, _NONE,
+        )  # fmt: skip
         codes = (first[:found] << kernels.NODE_SHIFT) | np.arange(1, found + 1, dtype=np.int64)
         return codes.tolist()
 
@@ -67,6 +70,12 @@ class SegmentOrder:
             self._trie = _BuiltTrie(self.segment, *self._variable_tokens(), self._var_token)
         return self._trie is not None
 
+    def forget(self, index: int) -> None:
+        """Atom `index` was removed (marked dead in the segment): the built trie's counts
+        follow; the passes read the dead marks themselves."""
+        if self._trie is not None:
+            self._trie.forget(index)
+
     def nodes_of(self, index: int) -> list[int]:
         """The node code of each token of atom `index`."""
         if self._use_trie(index + 1):
@@ -74,6 +83,21 @@ class SegmentOrder:
         segment = self.segment
         kinds, starts, ends = kernels.atom_tokens(segment.data, segment.offsets, index, *self._variable_tokens())
         return self._scan(index + 1, kinds, starts, ends, segment.data)
+
+    def live_through(self, index: int, dead: np.ndarray) -> list[int]:
+        """For each token of atom `index`, how many atoms not marked in `dead` pass through
+        its node (to tell which nodes a removal empties)."""
+        if self._use_trie(len(self.segment)):
+            return self._trie.live_through(index, dead)
+        segment = self.segment
+        kinds, starts, ends = kernels.atom_tokens(segment.data, segment.offsets, index, *self._variable_tokens())
+        self._scanned += len(segment)
+        held = np.zeros(len(kinds) + 1, np.int64)
+        kernels.prefix_scan(
+            segment.data, segment.offsets, *self._variable_tokens(), len(segment), kinds, starts, ends,
+            segment.data, _NONE, dead.view(np.uint8), held,
+        )  # fmt: skip
+        return np.cumsum(held[::-1])[::-1][1:].tolist()
 
     def prefix_nodes(self, tokens: list) -> list[int]:
         """The node codes of the leading TrieOrder tokens that some segment atom holds."""
@@ -141,9 +165,23 @@ class _BuiltTrie:
             segment.data, segment.offsets, atom_list, list_start, list_tokens, self._first_bytes_token
         )
         self._ids: dict = {}
+        self._live = None  # live atoms through each node, made on first need
 
     def nodes_of(self, index: int) -> list[int]:
         return self._codes[self._nodes[self._node_start[index] : self._node_start[index + 1]]].tolist()
+
+    def _live_counts(self, dead: np.ndarray) -> np.ndarray:
+        if self._live is None:
+            alive = np.repeat(~dead, np.diff(self._node_start))
+            self._live = np.bincount(self._nodes[alive], minlength=len(self._codes))
+        return self._live
+
+    def forget(self, index: int) -> None:
+        if self._live is not None:
+            self._live[self._nodes[self._node_start[index] : self._node_start[index + 1]]] -= 1
+
+    def live_through(self, index: int, dead: np.ndarray) -> list[int]:
+        return self._live_counts(dead)[self._nodes[self._node_start[index] : self._node_start[index + 1]]].tolist()
 
     def _token_id(self, token, token_bytes) -> int:
         found = self._ids.get(token)

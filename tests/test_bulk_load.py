@@ -209,12 +209,15 @@ def _saved_atoms(tmp_path, name: str, text: str) -> tuple[list[tuple[str, int]],
         return counts, in_order
 
 
-@pytest.mark.parametrize("seed", [1, 4, 7, 10])
+@pytest.mark.parametrize("seed", [1, 4, 7, 10, -3, -4, -5, -6, -7])
 def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom_in_order(seed, tmp_path, monkeypatch, capsys) -> None:
     """Saved from the segment's arrays as they are, or from atoms parsed one by one: the same
     atoms, and the same insertion order with each copy's own variable names, which is also the
-    order in which the parsed run's space holds them."""
-    text = _program(seed).replace("!(bind! tok (edge d d))", "").replace("!(add-atom &self (edge c tok))", "")
+    order in which the parsed run's space holds them. (Negative seeds: programs with removals.)"""
+    if seed < 0:
+        text = _dense_program(-seed)
+    else:
+        text = _program(seed).replace("!(bind! tok (edge d d))", "").replace("!(add-atom &self (edge c tok))", "")
     expected = _saved_atoms(tmp_path, "parsed", text)
     runner = MeTTa()
     runner.run_program(text)

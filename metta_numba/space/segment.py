@@ -148,6 +148,18 @@ class BulkSegment:
         """Insertion indexes of the atoms not removed."""
         return np.flatnonzero(~self.dead).tolist() if self.n_dead else list(range(self.length))
 
+    def live_paths(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(data, offsets, names) of the atoms not removed, in insertion order."""
+        if not self.n_dead:
+            return self.data, self.offsets, self.names
+        live = np.flatnonzero(~self.dead)
+        starts = self.offsets[live]
+        sizes = self.offsets[live + 1] - starts
+        offsets = np.zeros(live.size + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        data = self.data[np.repeat(starts - offsets[:-1], sizes) + np.arange(int(offsets[-1]))]
+        return data, offsets, self.names[live]
+
     def kill(self, index: int) -> list[int]:
         """Mark atom `index` removed. Returns, for each of its tokens, how many atoms still
         pass through its answer-order node."""
@@ -181,7 +193,7 @@ def space_paths(space, terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     parts = []
     segment = space._segment
     if segment is not None:
-        parts.append((segment.data, segment.offsets, segment.names))
+        parts.append(segment.live_paths())
     data, offsets, names, skipped = encode_atoms(list(space._atoms.values()), terms)
     parts.append((data, offsets, names))
     return (*joined_paths(parts), skipped)

@@ -80,7 +80,7 @@ class BulkSegment:
         self.trie = Trie.build(self.data, self.offsets, order=order)
         rank_of = sort.group_copies(self.data, self.offsets, order)
         # Copies of each distinct path, by insertion index: copies[copy_start[r]:copy_start[r+1]].
-        self.copies = np.lexsort((np.arange(n), rank_of)).astype(np.int64)
+        self.copies = np.argsort(rank_of, kind="stable").astype(np.int64)
         self.copy_start = np.zeros(len(self.trie) + 1, np.int64)
         np.cumsum(np.bincount(rank_of, minlength=len(self.trie)), out=self.copy_start[1:])
         self.length = n

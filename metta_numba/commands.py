@@ -161,10 +161,19 @@ def _save_space(metta, target: str, merkleize: bool) -> None:
     """Save &self as a fresh build at `target`, a new generation that replaces its content in
     one switch of CURRENT (saving into the loaded KB itself is its transaction's commit)."""
     from metta_numba.codec import CodecError
-    from metta_numba.store.snapshot import save_atoms
+    from metta_numba.store.snapshot import save_atoms, save_paths
 
+    space = metta.space
     try:
-        report = save_atoms(metta.space.atoms(), target, merkleize=merkleize)
+        if getattr(space, "_segment", None) is not None:
+            # A bulk-loaded space: its segment's paths are saved as they are, not re-encoded.
+            from metta_numba.space.segment import space_paths
+
+            data, offsets, names, skipped = space_paths(space, space._segment.terms)
+            report = save_paths(data, offsets, names, space._segment.terms, target, merkleize=merkleize)
+            report["skipped"] = skipped
+        else:
+            report = save_atoms(space.atoms(), target, merkleize=merkleize)
     except CodecError as err:
         raise CommandError(f"--save-snapshot: {err}", EXIT_FAILED) from None
     _report_skipped(report["skipped"])

@@ -267,3 +267,15 @@ def test_fact_kb_shape():
     assert nodes <= set(range(100)) and len(nodes) > 90
     assert generate_fact_kb(1000, seed=3) == text and generate_fact_kb(1000, seed=4) != text
     assert_same(text.encode())
+
+
+def test_the_bulk_lexer_whitespace_is_str_isspace() -> None:
+    """The byte classes (built from a regex search at import) name exactly the characters
+    that str.isspace accepts: the ASCII ones as SPACE, the others by their UTF-8 lead byte."""
+    from metta_numba.syntax import bulk_lexer
+
+    expected = [code for code in range(0x110000) if chr(code).isspace()]
+    ascii_spaces = [code for code in range(0x80) if bulk_lexer.BYTE_CLASS[code] == bulk_lexer.SPACE]
+    assert ascii_spaces + sorted(bulk_lexer.MULTIBYTE_SPACES.tolist()) == expected
+    for code in expected[len(ascii_spaces) :]:
+        assert bulk_lexer.BYTE_CLASS[chr(code).encode("utf-8")[0]] == bulk_lexer.MAYBE_SPACE_LEAD

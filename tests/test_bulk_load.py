@@ -10,6 +10,7 @@ import pytest
 
 from metta_numba.interp import bulk_load
 from metta_numba.interp.runner import MeTTa
+from metta_numba.space import segment_order
 
 SYMBOLS = ["a", "b", "c", "d"]
 VARIABLES = ["$x", "$y", "$z", "$w"]
@@ -113,6 +114,48 @@ def _compare_both_ways(seed: int, monkeypatch) -> list[bool]:
     return loaded
 
 
+def _dense_program(seed: int) -> str:
+    """A `!` every few lines: removals of stored atoms (some removed again, some added back),
+    tokens bound mid-file and used by later atoms, and queries that show the order."""
+    rng = random.Random(seed)
+    stored = [_plain_atom(rng) for _ in range(rng.randint(5, 40))]
+    stored += [rng.choice(stored) for _ in range(rng.randint(0, 5))]
+    lines = list(stored)
+    for step in range(rng.randint(3, 16)):
+        roll = rng.random()
+        if roll < 0.4:
+            lines.append(f"!(remove-atom &self {rng.choice(stored)})")
+        elif roll < 0.55:
+            lines.append(f"!(add-atom &self {rng.choice(stored)})")
+        elif roll < 0.65:
+            lines.append(f"!(bind! tok{step} {rng.choice(stored)})")
+            lines.append(f"(edge tok{step} {rng.choice(SYMBOLS)})")
+        else:
+            lines.append(rng.choice(QUERIES[:7] + QUERIES[-1:]))
+        new = [_plain_atom(rng) for _ in range(rng.choice([0, 1, 2, 3]))]
+        stored += new
+        lines += new
+    lines.append("!(get-atoms &self)")
+    lines.append("!(match &self ($h $u $v) ($h $u $v))")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("budget", [0, 1000])
+@pytest.mark.parametrize("seed", range(25))
+def test_removals_and_small_runs_run_as_parsed_one_by_one(seed: int, budget: int, monkeypatch) -> None:
+    """Removals mark segment atoms (tombstones): answers, listings and the order of atoms
+    added later stay as when every atom is parsed; budget 0 orders through the built trie,
+    1000 through passes over the paths."""
+    text = _dense_program(seed)
+    expected, used = _run(text)
+    assert not used
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    monkeypatch.setattr(segment_order, "SCAN_BUDGET", budget)
+    got, used = _run(text)
+    assert got == expected
+    assert used or re.search(r"\d\.\d", text)
+
+
 def test_the_random_programs_take_the_bulk_path_often(monkeypatch) -> None:
     """The comparison above means something only if runs do go through the bulk path, the
     first one and later ones (rebuilding the space into one segment)."""
@@ -143,8 +186,11 @@ def test_a_run_naming_a_token_is_parsed_as_before(monkeypatch) -> None:
     assert len(result.results[0]) == 1 and result.results[0][0] is runner.self_atom
 
 
-def _saved_atoms(tmp_path, name: str, text: str) -> tuple[str, list[tuple[str, int]]]:
+def _saved_atoms(tmp_path, name: str, text: str) -> tuple[list[tuple[str, int]], list[str]]:
+    """The saved KB's (atom, copies), sorted, and its atoms in the recorded insertion order
+    (each copy with its own variable names)."""
     from metta_numba.cli import main
+    from metta_numba.codec import decode
     from metta_numba.store import PersistentKB
 
     program = tmp_path / f"{name}.metta"
@@ -152,18 +198,42 @@ def _saved_atoms(tmp_path, name: str, text: str) -> tuple[str, list[tuple[str, i
     kb_path = tmp_path / f"{name}.kb"
     assert main([str(program), "--save-snapshot", str(kb_path)]) == 0
     with PersistentKB.open(kb_path, readonly=True) as kb:
-        return sorted((repr(atom), copies) for atom, copies in kb.atom_counts())
+        counts = sorted((repr(atom), copies) for atom, copies in kb.atom_counts())
+        generation = kb.snapshot_generation()
+        ranks, names = generation.insertion_order()
+        terms = generation.terms
+        in_order = []
+        for rank, name_id in zip(ranks.tolist(), names.tolist()):
+            own = None if name_id < 0 else terms.text(name_id).split(" ")
+            in_order.append(repr(decode(generation.trie.path(rank), terms, own)))
+        return counts, in_order
 
 
-def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom(tmp_path, monkeypatch, capsys) -> None:
-    text = _program(7).replace("!(bind! tok (edge d d))", "").replace("!(add-atom &self (edge c tok))", "")
+@pytest.mark.parametrize("seed", [1, 4, 7, 10, -3, -4, -5, -6, -7])
+def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom_in_order(seed, tmp_path, monkeypatch, capsys) -> None:
+    """Saved from the segment's arrays as they are, or from atoms parsed one by one: the same
+    atoms, and the same insertion order with each copy's own variable names, which is also the
+    order in which the parsed run's space holds them. (Negative seeds: programs with removals.)"""
+    if seed < 0:
+        text = _dense_program(-seed)
+    else:
+        text = _program(seed).replace("!(bind! tok (edge d d))", "").replace("!(add-atom &self (edge c tok))", "")
     expected = _saved_atoms(tmp_path, "parsed", text)
+    runner = MeTTa()
+    runner.run_program(text)
+    assert expected[1] == [repr(atom) for atom in runner.space.atoms()]
     monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
     loaded = []
     original = bulk_load.bulk_load_run
-    monkeypatch.setattr(bulk_load, "bulk_load_run", lambda *args: loaded.append(original(*args)) or loaded[-1])
+
+    def recording(runner, source, filename, pos):
+        end = original(runner, source, filename, pos)
+        loaded.append(end > pos)
+        return end
+
+    monkeypatch.setattr(bulk_load, "bulk_load_run", recording)
     assert _saved_atoms(tmp_path, "bulk", text) == expected
-    assert loaded and loaded[0] > 0 and len(expected) > 5
+    assert any(loaded) and len(expected[0]) > 5
 
 
 def test_the_stop_at_an_error_still_leaves_a_later_syntax_error_unread(monkeypatch) -> None:

@@ -127,24 +127,19 @@ class GroundingSpace(Space):
         self.types_expressions = True
         self.head_versions[ANY_HEAD] = self.head_versions.get(ANY_HEAD, 0) + 1
 
-    def _materialize(self) -> None:
-        """Turn the segment into ordinary stored atoms, with the same ids and answer order (for
-        a removal, which the segment's arrays cannot show)."""
-        segment = self._segment
-        own = self._atoms
-        self._segment = None
-        self._atoms = {i: segment.atom(i) for i in range(len(segment))}
-        self._atoms.update(own)
-        self._order = TrieOrder()
-        for atom in self._atoms.values():
-            self._order.add(atom)
-        self._compact()
-
     def remove(self, atom: Atom) -> bool:
-        """Remove one copy (the earliest) of an atom equal to `atom`; False when there is none."""
-        if self._segment is not None:
-            self._materialize()
+        """Remove one copy (the earliest) of an atom equal to `atom`; False when there is none.
+        A segment atom is marked removed in the segment (a tombstone)."""
+        segment_size = 0 if self._segment is None else len(self._segment)
         for atom_id in self._ids_for(atom):
+            if atom_id < segment_size:
+                stored = self._segment_atom(atom_id)
+                if stored == atom:
+                    self._order.remove_segment_atom(atom_id, self._segment.kill(atom_id))
+                    self.ever_removed = True
+                    self._changed(atom)
+                    return True
+                continue
             stored = self._atoms.get(atom_id)
             if stored is not None and stored == atom:
                 del self._atoms[atom_id]
@@ -169,11 +164,12 @@ class GroundingSpace(Space):
     # -- reading --------------------------------------------------------------------------------
     def atoms(self) -> Iterator[Atom]:
         segment = self._segment
-        head = [] if segment is None else [self._segment_atom(i) for i in range(len(segment))]
+        head = [] if segment is None else [self._segment_atom(i) for i in segment.live_ids()]
         return iter(head + list(self._atoms.values()))
 
     def count(self) -> int:
-        return len(self._atoms) + (0 if self._segment is None else len(self._segment))
+        segment = self._segment
+        return len(self._atoms) + (0 if segment is None else len(segment) - segment.n_dead)
 
     def _segment_atom(self, index: int) -> Atom:
         segment = self._segment

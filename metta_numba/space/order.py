@@ -90,31 +90,45 @@ class TrieOrder:
         # id(stored atom) -> (atom, index in the segment) of segment atoms: their nodes are
         # in the segment's arrays.
         self._known: dict[int, tuple] = {}
+        # Atoms added here through each segment node (by code), and the segment nodes that
+        # removals emptied: those are gone, and an atom added later through the same tokens
+        # makes a new node, as hyperon's trie does.
+        self._base_counts: dict[int, int] = {}
+        self._gone: set[int] = set()
 
     def attach_base(self, segment) -> None:
         """Continue the trie of `segment`, whose atoms were added before any atom here."""
         self._base = segment
-        # Nodes created here are numbered from far above any segment node, so that the
-        # segment's trie need not be built before an atom is added here.
-        self._first = 1 << 40
+        # Nodes created here are numbered above every segment node code (segment_order), so
+        # that the segment's trie need not exist before an atom is added here.
+        self._first = 1 << 62
 
     def know_segment_atom(self, atom: Atom, index: int) -> None:
         self._known[id(atom)] = (atom, index)
 
-    def _step(self, node: int, token, create: bool) -> int:
-        """The child through `token` (created when `create`); 0 when absent."""
-        if self._base is not None and node < self._first:
-            child = self._base.child(node, token)
-            if child >= 0:
-                return child
-        key = (node << _SHIFT) | self._token_id(token)
-        child = self._children.get(key)
-        if child is None:
-            if not create:
-                return 0
-            child = self._children[key] = len(self._counts) + self._first
-            self._counts.append(0)
-        return child
+    def _base_walk(self, tokens: list, create: bool) -> list[int]:
+        """The node of each token, through the segment's nodes as far as they go; a token with
+        no node (when not `create`) gets 0."""
+        nodes = self._base.prefix_nodes(tokens)
+        if self._gone:
+            for k, node in enumerate(nodes):
+                if node in self._gone:
+                    del nodes[k:]
+                    break
+        node = nodes[-1] if nodes else 0
+        children = self._children
+        for token in tokens[len(nodes) :]:
+            key = (node << _SHIFT) | self._token_id(token)
+            child = children.get(key)
+            if child is None:
+                if not create:
+                    child = 0
+                else:
+                    child = children[key] = len(self._counts) + self._first
+                    self._counts.append(0)
+            nodes.append(child)
+            node = child
+        return nodes
 
     def _token_id(self, token) -> int:
         found = self._token_ids.get(token)
@@ -124,11 +138,13 @@ class TrieOrder:
 
     def add(self, atom: Atom) -> None:
         if self._base is not None:
-            node = 0
-            for token in _prefix_tokens(atom):
-                node = self._step(node, token, True)
-                if node >= self._first:
-                    self._counts[node - self._first] += 1
+            first = self._first
+            base_counts = self._base_counts
+            for node in self._base_walk(_prefix_tokens(atom), True):
+                if node >= first:
+                    self._counts[node - first] += 1
+                else:
+                    base_counts[node] = base_counts.get(node, 0) + 1
             return
         node = 0
         counts = self._counts
@@ -146,14 +162,17 @@ class TrieOrder:
         self._path_cache.clear()
         if self._base is not None:
             # Segment nodes never drop here: the space removes no segment atom in place.
-            node = 0
-            for token in _prefix_tokens(atom):
-                parent = node
-                node = self._step(node, token, False)
-                if node >= self._first:
-                    self._counts[node - self._first] -= 1
-                    if self._counts[node - self._first] == 0:
+            tokens = _prefix_tokens(atom)
+            parent = 0
+            first = self._first
+            for token, node in zip(tokens, self._base_walk(tokens, False)):
+                if node >= first:
+                    self._counts[node - first] -= 1
+                    if self._counts[node - first] == 0:
                         del self._children[(parent << _SHIFT) | self._token_ids[token]]
+                elif node:
+                    self._base_counts[node] -= 1
+                parent = node
             return
         node = 0
         counts = self._counts
@@ -166,13 +185,27 @@ class TrieOrder:
                 del children[key]
             node = child
 
-    def _child(self, node: int, token) -> int:
+    def remove_segment_atom(self, index: int, live: list[int]) -> None:
+        """Segment atom `index` was removed; `live` counts, per token, the segment atoms still
+        through its node: a node that neither they nor atoms added here pass through is gone."""
+        self._path_cache.clear()
+        for node, count in zip(self._base.nodes_of(index), live):
+            if count + self._base_counts.get(node, 0) == 0:
+                self._gone.add(node)
+
+    def _nodes(self, tokens: list) -> list[int]:
+        """The node of each token of a stored atom's tokens (0 where there is none)."""
         if self._base is not None:
-            return self._step(node, token, False)
-        token_id = self._token_ids.get(token)
-        if token_id is None:
-            return 0
-        return self._children.get((node << _SHIFT) | token_id, 0)
+            return self._base_walk(tokens, False)
+        nodes = []
+        node = 0
+        token_ids = self._token_ids
+        children = self._children
+        for token in tokens:
+            token_id = token_ids.get(token)
+            node = 0 if token_id is None else children.get((node << _SHIFT) | token_id, 0)
+            nodes.append(node)
+        return nodes
 
     def answer_order(self, pattern: Atom):
         """A sort key function for the stored atoms that answer `pattern`."""
@@ -194,11 +227,7 @@ class TrieOrder:
         if len(cache) >= _PATH_CACHE_SIZE:
             cache.clear()
         tokens, ends = tokens_of(stored)
-        nodes = []
-        node = 0
-        for token in tokens:
-            node = self._child(node, token)
-            nodes.append(node)
+        nodes = self._nodes(tokens)
         cache[id(stored)] = (stored, tokens, ends, nodes)
         return tokens, ends, nodes
 
@@ -237,7 +266,7 @@ class TrieOrder:
             return self._answer_key(stored, pattern_tokens, pattern_ends)
         children = self._children
         token_ids = self._token_ids
-        node = self._child(0, OPEN)
+        node = children.get(token_ids.get(OPEN, -1), 0)
         key = [(0, 0)]
         for part, wanted in zip(stored.children, pattern.children):
             token_id = token_ids.get(part)
@@ -253,13 +282,10 @@ class TrieOrder:
 
     def listing_key(self, stored: Atom) -> list:
         """Sort key of a stored atom in a full listing of the space (`get-atoms`)."""
-        key = []
+        tokens = _prefix_tokens(stored)
         known = self._known.get(id(stored))
         if known is not None and known[0] is stored:
             nodes = self._base.nodes_of(known[1])
-            return [(0 if _unifiable(token) else 1, node) for token, node in zip(_prefix_tokens(stored), nodes)]
-        node = 0
-        for token in _prefix_tokens(stored):
-            node = self._child(node, token)
-            key.append((0 if _unifiable(token) else 1, node))
-        return key
+        else:
+            nodes = self._nodes(tokens)
+        return [(0 if _unifiable(token) else 1, node) for token, node in zip(tokens, nodes)]

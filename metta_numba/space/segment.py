@@ -2,9 +2,9 @@
 
 `BulkSegment` holds the encoded paths of a program's leading run of atoms (syntax.bulk), a
 trie over them for pattern lookup (atoms equal up to variable names share one path; each copy
-keeps its insertion index and its own variable names), and hyperon's answer-order trie built
-from the same paths (segment_kernels), so that a GroundingSpace holding a segment answers in
-exactly the order it would had each atom been added one by one. Atoms are decoded only when a
+keeps its insertion index and its own variable names), and the nodes of hyperon's answer-order
+trie over the same paths (space/segment_order.py), so that a GroundingSpace holding a segment
+answers in exactly the order it would had each atom been added one by one. Atoms are decoded only when a
 query reaches them.
 """
 
@@ -15,9 +15,8 @@ import re
 import numpy as np
 
 from metta_numba.atoms import Atom, Expression, Grounded, Variable
-from metta_numba.codec import CodecError, UnknownTerm, decode, encode
+from metta_numba.codec import CodecError, decode
 from metta_numba.space import segment_kernels as kernels
-from metta_numba.space.order import CLOSE, OPEN
 from metta_numba.trie import Trie
 
 _INT64_MIN = -(2**63)
@@ -71,61 +70,33 @@ class BulkSegment:
         self.offsets = np.ascontiguousarray(batch.offsets, dtype=np.int64)
         self.names = np.asarray(batch.names, dtype=np.int64)
         n = len(self.offsets) - 1
-        self._var_token: dict[str, int] = {}
         self._names_cache: dict[int, list[str]] = {}
         if kernels.token_count(self.data, self.offsets)[1]:
             raise SegmentUnsupported("a float token (it may equal a whole number)")
-        self._built = False
-        self.trie = Trie.build(self.data, self.offsets)
+        if n and int(np.diff(self.offsets).max()) >= kernels.MAX_PATH_BYTES:
+            raise SegmentUnsupported("an atom too long for a node code")
+        self._order = None
         order = sort.sort_paths(self.data, self.offsets)
-        rank_of = kernels.group_copies(self.data, self.offsets, order)
+        self.trie = Trie.build(self.data, self.offsets, order=order)
+        rank_of = sort.group_copies(self.data, self.offsets, order)
         # Copies of each distinct path, by insertion index: copies[copy_start[r]:copy_start[r+1]].
-        self.copies = np.lexsort((np.arange(n), rank_of)).astype(np.int64)
+        self.copies = np.argsort(rank_of, kind="stable").astype(np.int64)
         self.copy_start = np.zeros(len(self.trie) + 1, np.int64)
         np.cumsum(np.bincount(rank_of, minlength=len(self.trie)), out=self.copy_start[1:])
         self.length = n
         self._decoded: dict[int, Atom] = {}
-        self._token_cache: dict = {}
-
-    def _build_order(self) -> None:
-        """Build the answer-order trie: on first need (a sort of several answers, a listing,
-        an atom added after the segment), since rule calls need none."""
-        atom_list, list_start, list_tokens = self._variable_tokens()
-        first_bytes_token = kernels.FIRST_VAR_TOKEN + len(self._var_token)
-        built = kernels.build_order_trie(self.data, self.offsets, atom_list, list_start, list_tokens, first_bytes_token)
-        (
-            self._node_start,
-            self._nodes,
-            self._n_nodes,
-            self._child_keys,
-            self._child_values,
-            self._tok_slots,
-            self._tok_pos,
-            self._tok_len,
-            self._tok_hash,
-        ) = built
-        self._first_bytes_token = first_bytes_token
-        self._built = True
+        # Atoms removed from the space: marked, not taken out of the arrays (a tombstone).
+        self.dead = np.zeros(n, np.bool_)
+        self.n_dead = 0
 
     @property
-    def n_nodes(self) -> int:
-        """Nodes of the answer-order trie, the root included."""
-        if not self._built:
-            self._build_order()
-        return self._n_nodes
+    def order(self):
+        """The answer-order nodes of the atoms (space/segment_order.py), made on first need."""
+        if self._order is None:
+            from metta_numba.space.segment_order import SegmentOrder
 
-    def _variable_tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per atom, the index of its list of variable-name tokens (lists per distinct names)."""
-        distinct, inverse = np.unique(self.names, return_inverse=True)
-        list_start = [0]
-        tokens: list[int] = []
-        for name_id in distinct.tolist():
-            if name_id >= 0:
-                for name in self.terms.text(name_id).split(" "):
-                    tokens.append(self._var_token.setdefault(name, kernels.FIRST_VAR_TOKEN + len(self._var_token)))
-            list_start.append(len(tokens))
-        atom_list = np.where(self.names >= 0, inverse, -1).astype(np.int64)
-        return atom_list, np.array(list_start, np.int64), np.array(tokens or [0], np.int64)
+            self._order = SegmentOrder(self)
+        return self._order
 
     def __len__(self) -> int:
         return self.length
@@ -151,10 +122,12 @@ class BulkSegment:
         return found
 
     def nodes_of(self, index: int) -> list[int]:
-        """The answer-order trie node of each token of atom `index`."""
-        if not self._built:
-            self._build_order()
-        return self._nodes[self._node_start[index] : self._node_start[index + 1]].tolist()
+        """The answer-order node code of each token of atom `index`."""
+        return self.order.nodes_of(index)
+
+    def prefix_nodes(self, tokens: list) -> list[int]:
+        """The answer-order node codes of the leading TrieOrder tokens some atom here holds."""
+        return self.order.prefix_nodes(tokens)
 
     def candidate_ids(self, pattern: Atom) -> np.ndarray:
         """Insertion indexes (sorted) of the atoms that may unify with `pattern`."""
@@ -169,47 +142,58 @@ class BulkSegment:
         shifts = np.repeat(starts - np.cumsum(sizes) + sizes, sizes)
         ids = self.copies[np.arange(int(sizes.sum())) + shifts]
         ids.sort()
-        return ids
+        return ids[~self.dead[ids]] if self.n_dead else ids
 
-    # -- the answer-order trie, for atoms added after the segment ------------------------------
-    def token_id(self, token) -> int:
-        """The segment's id of a TrieOrder token, or -1 when no segment atom holds it."""
-        if not self._built:
-            self._build_order()
-        found = self._token_cache.get(token)
-        if found is None:
-            found = self._token_cache[token] = self._find_token(token)
-        return found
+    def live_ids(self) -> list[int]:
+        """Insertion indexes of the atoms not removed."""
+        return np.flatnonzero(~self.dead).tolist() if self.n_dead else list(range(self.length))
 
-    def _find_token(self, token) -> int:
-        if token is OPEN:
-            return kernels.OPEN
-        if token is CLOSE:
-            return kernels.CLOSE
-        t = type(token)
-        if t is Variable:
-            return self._var_token.get(token.name, -1)
-        if t is tuple:
-            return -1  # a state's token
-        if t is Grounded and type(token.value) is float:
-            # The segment holds no float, but a whole float equals a stored whole number.
-            if not token.value.is_integer():
-                return -1
-            token = Grounded(int(token.value))
-        try:
-            path = np.frombuffer(encode(token, self.terms, intern=False)[0], np.uint8)
-        except (UnknownTerm, CodecError, OverflowError, ValueError):
-            return -1
-        found = kernels.find_bytes_token(
-            self.data, self._tok_slots, self._tok_pos, self._tok_len, self._tok_hash, path, 0, path.size
-        )
-        return -1 if found < 0 else self._first_bytes_token + found
+    def live_paths(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(data, offsets, names) of the atoms not removed, in insertion order."""
+        if not self.n_dead:
+            return self.data, self.offsets, self.names
+        live = np.flatnonzero(~self.dead)
+        starts = self.offsets[live]
+        sizes = self.offsets[live + 1] - starts
+        offsets = np.zeros(live.size + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        data = self.data[np.repeat(starts - offsets[:-1], sizes) + np.arange(int(offsets[-1]))]
+        return data, offsets, self.names[live]
 
-    def child(self, node: int, token) -> int:
-        """The segment's trie node below `node` through `token`, or -1."""
-        if node >= self.n_nodes:
-            return -1
-        token_id = self.token_id(token)
-        if token_id < 0:
-            return -1
-        return int(kernels.find_child(self._child_keys, self._child_values, node, token_id))
+    def kill(self, index: int) -> list[int]:
+        """Mark atom `index` removed. Returns, for each of its tokens, how many atoms still
+        pass through its answer-order node."""
+        self.dead[index] = True
+        self.n_dead += 1
+        self._decoded.pop(index, None)
+        self.order.forget(index)
+        return self.order.live_through(index, self.dead)
+
+
+def joined_paths(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data, offsets, names) of several such triples, one after the other."""
+    if len(parts) == 1:
+        data, offsets, names = parts[0]
+        return np.asarray(data, np.uint8), np.asarray(offsets, np.int64), np.asarray(names, np.int64)
+    data = np.concatenate([np.asarray(p[0], np.uint8) for p in parts])
+    sizes = np.concatenate([np.diff(p[1]) for p in parts])
+    offsets = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    names = np.concatenate([np.asarray(p[2], np.int64) for p in parts])
+    return data, offsets, names
+
+
+def space_paths(space, terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(data, offsets, names, skipped) of every atom of a GroundingSpace, in insertion order:
+    its segment's arrays as they are (`terms` must then be the segment's term store), then the
+    atoms added one by one, encoded into `terms` (skipped: those that hold an object). Raises
+    CodecError for an atom that cannot be encoded at all."""
+    from metta_numba.codec import encode_atoms
+
+    parts = []
+    segment = space._segment
+    if segment is not None:
+        parts.append(segment.live_paths())
+    data, offsets, names, skipped = encode_atoms(list(space._atoms.values()), terms)
+    parts.append((data, offsets, names))
+    return (*joined_paths(parts), skipped)

@@ -18,6 +18,12 @@ from metta_numba.jit import njit
 OPEN = 0
 CLOSE = 1
 FIRST_VAR_TOKEN = 2
+BYTES = -1
+NO_TOKEN = -2
+NODE_SHIFT = 25
+"""A node's code is (the first atom through it << NODE_SHIFT) | (its token position + 1): the
+creation order of the nodes, known without the trie (an atom has fewer than 2**24 tokens)."""
+MAX_PATH_BYTES = 1 << 23
 TAG_FLOAT = 0x41
 TAG_BIG_ARITY = 0x44
 TAG_BIG_VAR_REF = 0x46
@@ -167,17 +173,186 @@ def token_count(data, offsets):
 
 
 @njit(cache=True, nogil=True)
+def _read_item(data, pos, list_tokens, names_at, new_vars):
+    """The path item at `pos`: (arity, or -1 for a token; variable token, or -1; end of the
+    item; variables met so far). An item that is neither is the byte token data[pos:end]."""
+    tag = data[pos]
+    if tag < 0x40:
+        return np.int64(tag), np.int64(-1), pos + 1, new_vars
+    if tag == TAG_BIG_ARITY:
+        return _u32(data, pos + 1), np.int64(-1), pos + 5, new_vars
+    if tag == 0xC0:
+        return np.int64(-1), list_tokens[names_at + new_vars], pos + 1, new_vars + 1
+    if tag >= 0x80 and tag < 0xC0:
+        return np.int64(-1), list_tokens[names_at + (tag & 0x3F)], pos + 1, new_vars
+    if tag == TAG_BIG_VAR_REF:
+        return np.int64(-1), list_tokens[names_at + _u32(data, pos + 1)], pos + 5, new_vars
+    return np.int64(-1), np.int64(-1), leaf_end(data, pos), new_vars
+
+
+@njit(cache=True, nogil=True)
+def _close_after(stack, depth, arity):
+    """After an item: push an expression's arity, or count the closing tokens that a token (or
+    an empty expression) completes. Returns (depth, closing tokens). The stack holds a slot
+    per byte of the longest path (see _depth_stack): returning a grown stack instead makes
+    the callers' loops several times slower."""
+    if arity > 0:
+        stack[depth] = arity
+        return depth + 1, 0
+    closes = 1 if arity == 0 else 0
+    while depth > 0:
+        stack[depth - 1] -= 1
+        if stack[depth - 1] > 0:
+            break
+        depth -= 1
+        closes += 1
+    return depth, closes
+
+
+@njit(cache=True, nogil=True)
+def _depth_stack(offsets):
+    """A stack deep enough for any of the paths (an expression takes at least one byte)."""
+    longest = 1
+    for i in range(offsets.size - 1):
+        longest = max(longest, offsets[i + 1] - offsets[i])
+    return np.empty(longest + 1, np.int64)
+
+
+@njit(cache=True, nogil=True)
+def atom_tokens(data, offsets, index, atom_list, list_start, list_tokens):
+    """The token sequence of atom `index` as `prefix_scan` takes a target: per token its kind
+    (OPEN, CLOSE, a variable token, or BYTES for data[start:end]) and its byte range."""
+    pos = offsets[index]
+    end = offsets[index + 1]
+    size = 2 * (end - pos)
+    kinds = np.empty(size, np.int64)
+    starts = np.zeros(size, np.int64)
+    ends = np.zeros(size, np.int64)
+    names_at = list_start[atom_list[index]] if atom_list[index] >= 0 else 0
+    stack = np.empty(end - pos + 1, np.int64)
+    depth = 0
+    new_vars = 0
+    k = 0
+    while pos < end:
+        arity, var, stop, new_vars = _read_item(data, pos, list_tokens, names_at, new_vars)
+        kinds[k] = OPEN if arity >= 0 else (var if var >= 0 else BYTES)
+        starts[k] = pos
+        ends[k] = stop
+        k += 1
+        depth, closes = _close_after(stack, depth, arity)
+        for _ in range(closes):
+            kinds[k] = CLOSE
+            k += 1
+        pos = stop
+    return kinds[:k].copy(), starts[:k].copy(), ends[:k].copy()
+
+
+@njit(cache=True, nogil=True)
+def prefix_scan(
+    data, offsets, atom_list, list_start, list_tokens, limit, kinds, starts, ends, target, first, dead, held
+):
+    """One pass over the atoms below `limit` against a target token sequence (kinds/starts/ends
+    as from `atom_tokens`, bytes in `target`; a kind of NO_TOKEN matches nothing).
+
+    With `held` empty: first[k] = the first atom whose tokens begin with the target's first
+    k+1; returns how many prefixes were found. A node of the answer-order trie is a token
+    prefix, created by the first atom that has it: this finds the nodes of one atom without
+    the trie, leaving most atoms after a few tokens. Otherwise (held of size len(kinds) + 1):
+    held[m] counts the atoms not marked in `dead` that share exactly m leading tokens with the
+    target (the atoms through each of its nodes follow by suffix sums); returns 0."""
+    counting = held.size > 0
+    size = kinds.size
+    reached = 0
+    stack = _depth_stack(offsets[: limit + 1])
+    for j in range(limit):
+        pos = offsets[j]
+        end = offsets[j + 1]
+        names_at = list_start[atom_list[j]] if atom_list[j] >= 0 else 0
+        depth = 0
+        new_vars = 0
+        k = 0
+        while pos < end and k < size:
+            # _read_item and _close_after written out: as calls they make this loop, which
+            # sees every atom, four times slower.
+            tag = data[pos]
+            arity = np.int64(-1)
+            var = np.int64(-1)
+            stop = pos + 1
+            if tag < 0x40:
+                arity = np.int64(tag)
+            elif tag == 0xC0:
+                var = list_tokens[names_at + new_vars]
+                new_vars += 1
+            elif tag >= 0x80 and tag < 0xC0:
+                var = list_tokens[names_at + np.int64(tag) - 0x80]
+            elif tag == TAG_BIG_ARITY:
+                arity = _u32(data, pos + 1)
+                stop = pos + 5
+            elif tag == TAG_BIG_VAR_REF:
+                var = list_tokens[names_at + _u32(data, pos + 1)]
+                stop = pos + 5
+            else:
+                stop = leaf_end(data, pos)
+            wanted = kinds[k]
+            if arity >= 0:
+                same = wanted == OPEN
+            elif var >= 0:
+                same = wanted == var
+            else:
+                same = wanted == BYTES and ends[k] - starts[k] == stop - pos
+                if same:
+                    at = starts[k]
+                    for b in range(stop - pos):
+                        if target[at + b] != data[pos + b]:
+                            same = False
+                            break
+            if not same:
+                break
+            k += 1
+            closes = 0
+            if arity > 0:
+                stack[depth] = arity
+                depth += 1
+            else:
+                closes = 1 if arity == 0 else 0
+                while depth > 0:
+                    stack[depth - 1] -= 1
+                    if stack[depth - 1] > 0:
+                        break
+                    depth -= 1
+                    closes += 1
+            while closes > 0 and k < size and kinds[k] == CLOSE:
+                k += 1
+                closes -= 1
+            if closes > 0:
+                break
+            pos = stop
+        if counting:
+            if not dead[j]:
+                held[k] += 1
+        elif k > reached:
+            first[reached:k] = j
+            reached = k
+            if reached == size:
+                break
+    return reached
+
+
+@njit(cache=True, nogil=True)
 def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_bytes_token):
     """The answer-order trie of paths data[offsets[i]:offsets[i+1]], added in index order.
 
     Atom i's k-th variable is token list_tokens[list_start[atom_list[i]] + k]. Returns the
-    node of every token of every atom (node_start is per atom), the node count, the child
-    table and the byte-token table. (A float equals a whole number in the interpreter, which
-    byte tokens cannot tell: the caller refuses paths with a float, see token_count.)"""
+    node of every token of every atom (node_start is per atom; nodes numbered by creation),
+    the node count, each node's code (NODE_SHIFT), the child table and the byte-token table.
+    (A float equals a whole number in the interpreter, which byte tokens cannot tell: the
+    caller refuses paths with a float, see token_count.)"""
     n = offsets.size - 1
     total = token_count(data, offsets)[0]
     node_start = np.empty(n + 1, np.int64)
     nodes = np.empty(total, np.int32)
+    codes = np.empty(total + 1, np.int64)
+    codes[0] = 0
     capacity = 1024
     while capacity < 2 * n:
         capacity *= 2
@@ -189,7 +364,7 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
     tok_hash = np.empty(total + 1, np.uint64)
     n_bytes_tokens = 0
     n_nodes = 1
-    stack = np.empty(4096, np.int64)
+    stack = _depth_stack(offsets)
     out = 0
     for i in range(n):
         node_start[i] = out
@@ -200,27 +375,27 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
         names_at = list_start[atom_list[i]] if atom_list[i] >= 0 else 0
         node = 0
         while pos < end:
+            # _read_item and _close_after written out, as in prefix_scan.
             tag = data[pos]
-            arity = -1
-            token = -1
+            arity = np.int64(-1)
+            token = np.int64(-1)
+            stop = pos + 1
             if tag < 0x40:
                 arity = np.int64(tag)
-                pos += 1
-            elif tag == TAG_BIG_ARITY:
-                arity = _u32(data, pos + 1)
-                pos += 5
             elif tag == 0xC0:
                 token = list_tokens[names_at + new_vars]
                 new_vars += 1
-                pos += 1
             elif tag >= 0x80 and tag < 0xC0:
-                token = list_tokens[names_at + (tag & 0x3F)]
-                pos += 1
+                token = list_tokens[names_at + np.int64(tag) - 0x80]
+            elif tag == TAG_BIG_ARITY:
+                arity = _u32(data, pos + 1)
+                stop = pos + 5
             elif tag == TAG_BIG_VAR_REF:
                 token = list_tokens[names_at + _u32(data, pos + 1)]
-                pos += 5
+                stop = pos + 5
             else:
                 stop = leaf_end(data, pos)
+            if arity < 0 and token < 0:
                 if 2 * (n_bytes_tokens + 1) > tok_slots.size:
                     tok_slots = _grow_tokens(tok_slots, tok_hash, n_bytes_tokens)
                 h = _bytes_hash(data, pos, stop)
@@ -246,15 +421,11 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
                             break
                     slot = (slot + 1) & mask
                 token = first_bytes_token + found
-                pos = stop
+            pos = stop
             # One token or an opening token, then the closing tokens it completes.
             emit = OPEN if arity >= 0 else token
             closes = 0
             if arity > 0:
-                if depth == stack.size:
-                    bigger = np.empty(stack.size * 2, np.int64)
-                    bigger[:depth] = stack[:depth]
-                    stack = bigger
                 stack[depth] = arity
                 depth += 1
             else:
@@ -272,6 +443,7 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
                     if 2 * (n_nodes + 1) > keys.size:
                         keys, values = _grow_children(keys, values)
                     child = n_nodes
+                    codes[child] = (np.int64(i) << NODE_SHIFT) | (out - node_start[i] + 1)
                     n_nodes += 1
                     _put_child(keys, values, (np.int64(node) << 32) | np.int64(tok), child)
                 nodes[out] = child
@@ -281,7 +453,7 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
     return (
         node_start,
         nodes,
-        n_nodes,
+        codes[:n_nodes].copy(),
         keys,
         values,
         tok_slots,
@@ -289,30 +461,3 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
         tok_len[:n_bytes_tokens].copy(),
         tok_hash[:n_bytes_tokens].copy(),
     )
-
-
-@njit(cache=True, nogil=True)
-def group_copies(data, offsets, order):
-    """For paths sorted by `order` (equal paths adjacent): the rank of the distinct path of
-    each atom."""
-    n = order.size
-    rank_of = np.empty(n, np.int64)
-    rank = -1
-    prev_start = 0
-    prev_end = 0
-    for k in range(n):
-        i = order[k]
-        start = offsets[i]
-        end = offsets[i + 1]
-        same = k > 0 and end - start == prev_end - prev_start
-        if same:
-            for j in range(end - start):
-                if data[start + j] != data[prev_start + j]:
-                    same = False
-                    break
-        if not same:
-            rank += 1
-        rank_of[i] = rank
-        prev_start = start
-        prev_end = end
-    return rank_of

@@ -9,7 +9,10 @@ of the sidecar (checked against the hash `store.meta` records).
 `store.meta` is JSON: the generation number, the sidecar layout (see store.termfile), the
 counts, and the options of the argument index. The other sections are the trie's arrays,
 named `trie.<array name>`, and those of its argument index (trie.argindex), named
-`argindex.<array name>`; a checkpoint rebuilds the index with the same options.
+`argindex.<array name>`; a checkpoint rebuilds the index with the same options. A generation
+saved from a program's space also records the order in which its atoms were added: sections
+`order.path` (the path rank of each atom, in insertion order) and `order.names` (each copy's
+variable names, a term id or -1), which a checkpoint does not carry over.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ answer. Larger generations are opened in O(1) and checked in full only by verify
 META_SECTION = "store.meta"
 TRIE_PREFIX = "trie."
 INDEX_PREFIX = "argindex."
+ORDER_PREFIX = "order."
 STORE_FORMAT = 1
 
 
@@ -85,9 +89,11 @@ def write_generation(
     source_files: list | None = None,
     build_seconds: float | None = None,
     index_options: dict | None = None,
+    insertion_order: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Write generation `number` (all files durable, CURRENT untouched). The argument index is
-    built with `index_options` (IndexOptions as JSON; None for no index). Returns store.meta."""
+    built with `index_options` (IndexOptions as JSON; None for no index); `insertion_order`
+    holds the `order.` sections' arrays (`path`, `names`) when known. Returns store.meta."""
     merkleized = trie.merkleized
     started = time.perf_counter()
     counts = {"atoms": trie.total_count, "paths": len(trie), "terms": len(terms)}
@@ -126,6 +132,8 @@ def write_generation(
     index = build_index(trie, index_options)
     if index is not None:
         sections.update(_prefixed(INDEX_PREFIX, index.arrays))
+    if insertion_order is not None:
+        sections.update(_prefixed(ORDER_PREFIX, insertion_order))
     write_act(tmp[act_path], sections)
     create_wal(tmp[wal_path], number)
     for final, temp in tmp.items():
@@ -216,6 +224,14 @@ class Generation:
         except CorruptTrieError as err:
             raise CorruptSnapshotError(f"trie arrays are inconsistent: {err}", act_path) from None
         return cls(directory, number, act, terms, trie, index, meta)
+
+    def insertion_order(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(path rank, variable names) of each atom in the order it was added, when the
+        generation was saved from a space (None otherwise)."""
+        arrays = _unprefixed(ORDER_PREFIX, self.act.arrays)
+        if "path" not in arrays or "names" not in arrays:
+            return None
+        return arrays["path"], arrays["names"]
 
     def total_count(self) -> int:
         """Atoms in the generation, copies included (recorded when it was written)."""

@@ -21,7 +21,7 @@ from metta_numba.store.errors import SnapshotError, os_errors_as_access_errors
 from metta_numba.store.generation import write_generation
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
-from metta_numba.trie import Trie
+from metta_numba.trie import Trie, sort
 from metta_numba.trie.argindex import IndexOptions
 
 
@@ -65,6 +65,7 @@ def build_snapshot(
     overwrite: bool = False,
     argindex: bool = True,
     index_options: IndexOptions | None = None,
+    keep_order: bool = False,
 ) -> dict:
     """Write a batch of encoded atoms (syntax.bulk.EncodedBatch, or any object with `data`,
     `offsets`, optional `names` and `is_query`) as a KB at `path`.
@@ -73,17 +74,29 @@ def build_snapshot(
     replaces its content by a new generation (under the writer lock, so not while a writer has
     it open); readers of the old generation keep it until they refresh. `argindex` builds the
     argument index (trie.argindex) with `index_options`; checkpoints keep those options.
+    `keep_order` records the batch's order (the `order.` sections, store.generation).
     Returns the generation number, counts, file sizes and timings."""
     directory = Path(path)
+    options = (index_options or IndexOptions()) if argindex else None
     with os_errors_as_access_errors(directory):
-        return _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite, argindex, index_options)
+        return _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite, options, keep_order)
 
 
-def _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite, argindex, index_options) -> dict:
+def _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite, index_options, keep_order) -> dict:
     started = time.perf_counter()
     with generation_slot(directory, overwrite) as number:
         data, offsets, names = _atoms_only(batch)
-        trie = Trie.build(data, offsets, names=None if names is None else np.asarray(names, dtype=np.int64))
+        data = np.ascontiguousarray(data, dtype=np.uint8)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        names = None if names is None else np.ascontiguousarray(names, dtype=np.int64)
+        # Saved paths come from this library's encoder, so they may be sorted before
+        # Trie.build checks them; other batches are checked first, as before.
+        order = sort.sort_paths(data, offsets) if keep_order and len(offsets) > 1 else None
+        trie = Trie.build(data, offsets, names=names, order=order)
+        insertion = None
+        if keep_order:
+            insertion = _insertion_order(data, offsets, order, names)
+        del order
         built = time.perf_counter()
         if merkleize:
             trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
@@ -95,8 +108,24 @@ def _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite,
             source_files=source_files,
             started=started,
             built=built,
-            index_options=(index_options or IndexOptions()) if argindex else None,
+            index_options=index_options,
+            insertion_order=insertion,
         )
+
+
+def _insertion_order(data, offsets, order, names) -> dict[str, np.ndarray]:
+    """The `order.` sections of a batch: each atom's path rank and its own variable names."""
+    n = len(offsets) - 1
+    ranks = np.zeros(0, np.int64) if order is None else sort.group_copies(data, offsets, order)
+    own_names = np.full(n, -1, np.int64) if names is None else names
+    return {"path": _narrow(ranks), "names": _narrow(own_names)}
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """int32 when the values fit (the sections stay small), else int64."""
+    if values.size == 0 or (int(values.min()) >= -(2**31) and int(values.max()) < 2**31):
+        return values.astype(np.int32)
+    return values.astype(np.int64)
 
 
 @contextmanager
@@ -124,11 +153,12 @@ def publish_trie(
     started: float,
     built: float,
     index_options: IndexOptions | None,
+    insertion_order: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Write `trie` (merkleized or not) and `terms` as generation `number`, make it current and
     delete the older generations no reader holds. Call inside `generation_slot`; `started` and
     `built` are when the build began and when its trie was laid out. `index_options` None: no
-    argument index. Returns the build report."""
+    argument index; `insertion_order`: the `order.` sections. Returns the build report."""
     term_arrays = TermArrays.from_texts(list(terms.texts))
     meta = write_generation(
         directory,
@@ -138,6 +168,7 @@ def publish_trie(
         source_files=source_files or [],
         build_seconds=time.perf_counter() - started,
         index_options=None if index_options is None else index_options.to_json(),
+        insertion_order=insertion_order,
     )
     layout.write_current(directory, number)
     for old in layout.generations_on_disk(directory):
@@ -209,13 +240,19 @@ def snapshot_compact(path: str | os.PathLike) -> dict:
 def save_atoms(atoms: Iterable, path: str | os.PathLike, *, merkleize: bool = True) -> dict:
     """Write atoms as a new generation of the KB at `path` (created when absent, its content
     replaced when present). The report has `skipped`: atoms holding grounded objects."""
-    from types import SimpleNamespace
-
     from metta_numba.codec import encode_atoms
 
     terms = TermStore()
     data, offsets, names, skipped = encode_atoms(atoms, terms)
-    batch = SimpleNamespace(data=data, offsets=offsets, names=names, is_query=None)
-    report = build_snapshot(batch, terms, path, merkleize=merkleize, overwrite=True)
+    report = save_paths(data, offsets, names, terms, path, merkleize=merkleize)
     report["skipped"] = skipped
     return report
+
+
+def save_paths(data, offsets, names, terms: TermStore, path: str | os.PathLike, *, merkleize: bool = True) -> dict:
+    """Write encoded atoms, given in the order they were added (`names`: each one's variable
+    names), as a new generation of the KB at `path`, that order included (generation.py)."""
+    from types import SimpleNamespace
+
+    batch = SimpleNamespace(data=data, offsets=offsets, names=names, is_query=None)
+    return build_snapshot(batch, terms, path, merkleize=merkleize, overwrite=True, keep_order=True)

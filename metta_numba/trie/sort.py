@@ -184,3 +184,30 @@ def suffix_labels(data, offsets, first, common, length):
         labels[pos : pos + size] = data[start : start + size]
         pos += size
     return labels
+
+
+@njit(i64_arr(u8_ro, i64_ro, i64_ro), cache=True, nogil=True)
+def group_copies(data, offsets, order):
+    """For paths sorted by `order` (equal paths adjacent): the rank of the distinct path of
+    each input path, that is its path rank in the trie that Trie.build makes of them."""
+    n = order.size
+    rank_of = np.empty(n, np.int64)
+    rank = -1
+    prev_start = 0
+    prev_end = 0
+    for k in range(n):
+        i = order[k]
+        start = offsets[i]
+        end = offsets[i + 1]
+        same = k > 0 and end - start == prev_end - prev_start
+        if same:
+            for j in range(end - start):
+                if data[start + j] != data[prev_start + j]:
+                    same = False
+                    break
+        if not same:
+            rank += 1
+        rank_of[i] = rank
+        prev_start = start
+        prev_end = end
+    return rank_of

@@ -88,10 +88,12 @@ class Trie:
         offsets: np.ndarray,
         counts: np.ndarray | None = None,
         names: np.ndarray | None = None,
+        order: np.ndarray | None = None,
     ) -> Trie:
         """Sort, fold duplicates (counts add up; the first occurrence's name stays) and lay out
         the paths `data[offsets[i]:offsets[i+1]]`. Each path must be one well-formed encoded
-        atom (CodecError otherwise). `counts` defaults to 1 each, `names` to -1."""
+        atom (CodecError otherwise). `counts` defaults to 1 each, `names` to -1; `order` is
+        the paths' sort.sort_paths permutation when the caller has it already."""
         data = np.ascontiguousarray(data, dtype=np.uint8)
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         n = len(offsets) - 1
@@ -111,7 +113,8 @@ class Trie:
             raise CodecError(f"path {bad_path} is not one well-formed encoded atom ({where})")
         from metta_numba.trie import sort
 
-        order = sort.sort_paths(data, offsets)
+        if order is None:
+            order = sort.sort_paths(data, offsets)
         first, common, length, total, picked = sort.fold_duplicates(data, offsets, order, counts, names)
         del order
         if len(first) > MAX_DISTINCT_PATHS:

@@ -2,27 +2,26 @@
 
 Hyperon keeps a space as a trie over the atoms' tokens in prefix order: an expression is an
 opening token, its elements, a closing token (whatever its size). A node lists its children in
-the order they were first added, in two groups: tokens matched by unification (variables, and
-string values, which hyperon matches through their own code) and tokens matched by equality
-(symbols, numbers, Bools, the expression markers). A child whose atoms are all removed is
-dropped, and comes back last if added again. A query walks the trie:
+the order they were first added, in two groups: tokens matched by unification (variables) and
+tokens matched by equality (symbols, numbers, strings, Bools, the expression markers). A child
+whose atoms are all removed is dropped, and comes back last if added again. A query walks the trie:
 
 - where the pattern has an equality token, the child with that token comes first, then the
   unification group (a stored variable takes the whole pattern subterm);
-- where the pattern has a variable (or a string), every stored subterm there is enumerated
+- where the pattern has a variable, every stored subterm there is enumerated
   depth first, the unification group before the equality group at each node.
 
 So answers that share a leading part come together, at the place of the first of them, and
 copies of one atom come one after the other. `TrieOrder` keeps just enough of that trie (one
 node per distinct prefix, with a count of the atoms through it; a node's id is its creation
-rank) to give each answer a sort key. (Observed with hyperon 0.2.6; see docs/compatibility.md.)
+rank) to give each answer a sort key. (Observed with hyperon 0.2.6 and 0.2.10; see docs/compatibility.md.)
 """
 
 from __future__ import annotations
 
 from array import array
 
-from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Variable
+from metta_numba.atoms import Atom, Expression, GroundedObject, Variable
 
 _SHIFT = 32
 _PATH_CACHE_SIZE = 4096
@@ -31,9 +30,9 @@ CLOSE = (")",)
 
 
 def _unifiable(token) -> bool:
-    """Tokens of the unification group: variables and strings."""
-    t = type(token)
-    return t is Variable or (t is Grounded and type(token.value) is str)
+    """Tokens of the unification group: variables. (Hyperon 0.2.6 put strings there too;
+    0.2.10, the reference, keys them by value like symbols.)"""
+    return type(token) is Variable
 
 
 def _prefix_tokens(atom: Atom) -> list:

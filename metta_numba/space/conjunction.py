@@ -94,14 +94,16 @@ def match_conjunction(
     patterns: Sequence[Atom],
     order: Sequence[int] | None = None,
     trace: list[int] | None = None,
+    rows: list[Bindings] | None = None,
 ) -> list[Bindings]:
     """Bindings of every way to match all `patterns` at once. `order` forces the order of the
     steps (a permutation of the pattern indices); by default the planner chooses it. The
-    order taken is appended to `trace` when given."""
+    order taken is appended to `trace` when given. `rows`, when given, are bindings found
+    already (by a join of other patterns), which the steps extend."""
     patterns = list(patterns)
     if order is not None and sorted(order) != list(range(len(patterns))):
         raise ValueError("order must be a permutation of the pattern indices")
-    rows: list[Bindings] = [{}]
+    rows = [{}] if rows is None else rows
     remaining = list(range(len(patterns)))
     while remaining and rows:
         index = order[len(patterns) - len(remaining)] if order is not None else None

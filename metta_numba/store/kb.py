@@ -30,6 +30,7 @@ from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, d
 from metta_numba.snapshot_probes import probe_patterns
 from metta_numba.store import layout
 from metta_numba.store.answers import AnswerTables
+from metta_numba.store.join import JoinQueries
 from metta_numba.store.errors import (
     CorruptSnapshotError,
     LockUnsupportedError,
@@ -51,7 +52,7 @@ DEFAULT_CHECKPOINT_EVERY = 100_000
 Bindings = dict[Variable, Atom]
 
 
-class PersistentKB(AnswerTables):
+class PersistentKB(AnswerTables, JoinQueries):
     """A KB on disk. Use `PersistentKB.create(path)` or `PersistentKB.open(path)`."""
 
     def __init__(self, directory: Path, *, readonly: bool, sync: str, checkpoint_every: int | None) -> None:

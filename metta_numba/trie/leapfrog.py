@@ -1,0 +1,199 @@
+"""A worst-case-optimal join (Generic Join, in the leapfrog style) over sorted tables.
+
+Each pattern of a conjunction reads one *view*: its relation's rows sorted lexicographically
+by its columns in the order the join binds them (the columns holding constants first, then
+its variables in the join's variable order). Levels of a view are its columns; the rows that
+agree on levels 0..l-1 form one contiguous range, inside which level l is sorted. A view lives
+in one int64 *arena*: column l of a view at `offset` with `n` rows is arena[offset + l*n :
+offset + (l+1)*n], and its rows' multiplicities follow its last column.
+
+The join binds the variables one at a time. For variable d, every pattern that mentions it
+offers the values of its next level inside its current range; the values common to all of
+them are found by leapfrogging (each cursor gallops to the largest value seen so far), and
+for each one every such pattern's range narrows to the rows holding it. A variable a pattern
+mentions twice narrows that pattern again at its second level. When all variables are bound
+each pattern's range is one row, and the answer's multiplicity is the product of their counts.
+
+The description of a query (all int64 arrays):
+- `patterns`: 4 per pattern: view offset, rows, width (levels), leading constant levels;
+- `constants`: `max_width` per pattern: the value of each constant level;
+- `var_parts`: where each variable's participants start (n_vars + 1 entries), then per
+  participant (`part_pattern`, `part_level`, `part_primary`): the pattern, its level, and
+  1 for the first level of the variable in that pattern (leapfrogged), 0 for a repeat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import types
+
+from metta_numba.jit import njit
+from metta_numba.trie.layout import i64_ro
+from metta_numba.trie.walk import grown, grown_rows
+
+Int = types.int64
+i64_arr = types.Array(types.int64, 1, "C")
+i64_2d = types.Array(types.int64, 2, "C")
+
+
+@njit(Int(i64_ro, Int, Int, Int, Int), cache=True, nogil=True)
+def _seek(arena, base, lo, hi, x):
+    """The first index in [lo, hi) whose value arena[base + index] is >= x (hi when none),
+    galloping from lo: a near value costs a few steps whatever the range's size."""
+    if lo >= hi or arena[base + lo] >= x:
+        return lo
+    step = 1
+    below = lo  # arena[base + below] < x
+    while below + step < hi and arena[base + below + step] < x:
+        below += step
+        step *= 2
+    top = min(below + step, hi)
+    while top - below > 1:
+        mid = (below + top) >> 1
+        if arena[base + mid] < x:
+            below = mid
+        else:
+            top = mid
+    return top
+
+
+@njit(Int(i64_ro, Int, Int, Int), cache=True, nogil=True)
+def _range_count(arena, base, lo, hi):
+    total = 0
+    for row in range(lo, hi):
+        total += arena[base + row]
+    return total
+
+
+@njit(
+    types.Tuple((Int, i64_2d, i64_arr))(i64_ro, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int),
+    cache=True,
+    nogil=True,
+)
+def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern, part_level, part_primary,
+                  limit, want_rows):
+    """(answers counted with their multiplicities, rows of variable values, multiplicity of
+    each row). With `want_rows` 0 only the count is made; `limit` > 0 stops once that many
+    answers are found. See the module docstring for the arguments."""
+    n_patterns = patterns.shape[0] // 4
+    n_vars = var_parts.shape[0] - 1
+    lo = np.zeros((n_vars + 1) * n_patterns, np.int64)
+    hi = np.zeros((n_vars + 1) * n_patterns, np.int64)
+    rows = np.empty((16 if want_rows else 0, max(n_vars, 1)), np.int64)
+    mult = np.empty(16 if want_rows else 0, np.int64)
+    n_rows = 0
+    total = 0
+    # Constant levels narrow each pattern's range before any variable is bound.
+    for p in range(n_patterns):
+        offset, n, width, n_const = patterns[4 * p], patterns[4 * p + 1], patterns[4 * p + 2], patterns[4 * p + 3]
+        a, b = 0, n
+        for level in range(n_const):
+            base = offset + level * n
+            x = constants[p * max_width + level]
+            a = _seek(arena, base, a, b, x)
+            if a >= b or arena[base + a] != x:
+                return 0, rows[:0], mult[:0]
+            b = _seek(arena, base, a, b, x + 1)
+        lo[p], hi[p] = a, b
+    if n_vars == 0:
+        m = 1
+        for p in range(n_patterns):
+            offset, n, width = patterns[4 * p], patterns[4 * p + 1], patterns[4 * p + 2]
+            m *= _range_count(arena, offset + width * n, lo[p], hi[p])
+        if m > 0 and want_rows:
+            mult[0] = m
+            return m, rows[:1], mult[:1]
+        return m, rows[:0], mult[:0]
+    cursor = np.zeros(part_pattern.shape[0], np.int64)
+    run_end = np.zeros(part_pattern.shape[0], np.int64)
+    value = np.zeros(n_vars, np.int64)
+    for k in range(var_parts[0], var_parts[1]):
+        cursor[k] = lo[part_pattern[k]]
+    d = 0
+    while d >= 0:
+        first, last = var_parts[d], var_parts[d + 1]
+        row_d = d * n_patterns
+        # Leapfrog: every primary cursor gallops to the largest value seen, until all agree.
+        found = False
+        x = np.int64(-(2**63))
+        exhausted = False
+        for k in range(first, last):
+            if part_primary[k]:
+                p = part_pattern[k]
+                if cursor[k] >= hi[row_d + p]:
+                    exhausted = True
+                    break
+                v = arena[patterns[4 * p] + part_level[k] * patterns[4 * p + 1] + cursor[k]]
+                if v > x:
+                    x = v
+        while not exhausted:
+            agreed = True
+            for k in range(first, last):
+                if part_primary[k]:
+                    p = part_pattern[k]
+                    base = patterns[4 * p] + part_level[k] * patterns[4 * p + 1]
+                    at = _seek(arena, base, cursor[k], hi[row_d + p], x)
+                    cursor[k] = at
+                    if at >= hi[row_d + p]:
+                        exhausted = True
+                        break
+                    v = arena[base + at]
+                    if v > x:
+                        x = v
+                        agreed = False
+            if not exhausted and agreed:
+                found = True
+                break
+        if not found:
+            d -= 1
+            continue
+        row_next = row_d + n_patterns
+        for p in range(n_patterns):
+            lo[row_next + p] = lo[row_d + p]
+            hi[row_next + p] = hi[row_d + p]
+        for k in range(first, last):
+            if part_primary[k]:
+                p = part_pattern[k]
+                base = patterns[4 * p] + part_level[k] * patterns[4 * p + 1]
+                run_end[k] = _seek(arena, base, cursor[k], hi[row_d + p], x + 1)
+                lo[row_next + p] = cursor[k]
+                hi[row_next + p] = run_end[k]
+        ok = True
+        for k in range(first, last):
+            if not part_primary[k]:
+                p = part_pattern[k]
+                base = patterns[4 * p] + part_level[k] * patterns[4 * p + 1]
+                a = _seek(arena, base, lo[row_next + p], hi[row_next + p], x)
+                if a >= hi[row_next + p] or arena[base + a] != x:
+                    ok = False
+                    break
+                lo[row_next + p] = a
+                hi[row_next + p] = _seek(arena, base, a, hi[row_next + p], x + 1)
+        for k in range(first, last):
+            if part_primary[k]:
+                cursor[k] = run_end[k]  # next time at this depth: past x
+        if not ok:
+            continue
+        value[d] = x
+        if d < n_vars - 1:
+            d += 1
+            for k in range(var_parts[d], var_parts[d + 1]):
+                cursor[k] = lo[row_next + part_pattern[k]]
+            continue
+        m = 1
+        for p in range(n_patterns):
+            offset, n, width = patterns[4 * p], patterns[4 * p + 1], patterns[4 * p + 2]
+            m *= _range_count(arena, offset + width * n, lo[row_next + p], hi[row_next + p])
+        if m <= 0:
+            continue
+        total += m
+        if want_rows:
+            rows = grown_rows(rows, n_rows + 1)
+            mult = grown(mult, n_rows + 1)
+            for v_index in range(n_vars):
+                rows[n_rows, v_index] = value[v_index]
+            mult[n_rows] = m
+            n_rows += 1
+        if limit > 0 and total >= limit:
+            break
+    return total, rows[:n_rows], mult[:n_rows]

@@ -27,7 +27,7 @@ from metta_numba.codec import CodecError, HandleTable, encode
 from metta_numba.space.conjunction import conjuncts, match_conjunction
 from metta_numba.store.join_views import NO_VALUE, JoinViews, Relation
 from metta_numba.store.overlay import QueryTerms
-from metta_numba.trie.leapfrog import leapfrog_join
+from metta_numba.trie.leapfrog import FIELDS, leapfrog_join
 
 __all__ = ["JoinQueries", "JoinTable"]
 
@@ -285,7 +285,7 @@ class JoinQueries:
     def _narrowed_size(views: JoinViews, step: _Planned) -> int:
         columns = tuple(sorted(step.constants)) + tuple(c for c in range(step.relation.cells.shape[1])
                                                         if c not in step.constants)
-        offset, n = views.view(step.relation, columns)
+        offset, n = views.view(step.relation, columns)[:2]
         arena = views.arena
         lo, hi = 0, n
         for level, column in enumerate(sorted(step.constants)):
@@ -301,15 +301,15 @@ class JoinQueries:
         views = self._join_views()
         position = {v: i for i, v in enumerate(var_order)}
         max_width = max(s.relation.cells.shape[1] for s in planned)
-        described = np.zeros(4 * len(planned), np.int64)
+        described = np.zeros(FIELDS * len(planned), np.int64)
         constants = np.zeros(len(planned) * max_width, np.int64)
         parts: list[list[tuple[int, int, int]]] = [[] for _ in var_order]
         for p, step in enumerate(planned):
             fixed = sorted(step.constants)
             free = sorted(step.variables, key=lambda c: (position[step.variables[c]], c))
             columns = tuple(fixed + free)
-            offset, n = views.view(step.relation, columns)
-            described[4 * p : 4 * p + 4] = (offset, n, len(columns), len(fixed))
+            offset, n, directory, known = views.view(step.relation, columns)
+            described[FIELDS * p : FIELDS * (p + 1)] = (offset, n, len(columns), len(fixed), directory, known)
             for level, column in enumerate(fixed):
                 constants[p * max_width + level] = step.constants[column]
             seen = set()
@@ -325,6 +325,7 @@ class JoinQueries:
             views.arena, described, constants, max_width, starts,
             np.ascontiguousarray(part_array[:, 0]), np.ascontiguousarray(part_array[:, 1]),
             np.ascontiguousarray(part_array[:, 2]), int(limit or 0), int(want_rows),
+            int(any(step.relation.repeats for step in planned)),
         )
 
     # ---- decoding and the planner's part ---------------------------------------------------

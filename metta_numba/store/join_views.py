@@ -35,14 +35,15 @@ NO_VALUE = -1
 
 class Relation:
     """The rows of one joinable head and arity: `cells` (rows x columns of value ids) and the
-    stored multiplicity of each row."""
+    stored multiplicity of each row (`repeats`: whether any is above 1)."""
 
-    __slots__ = ("prefix", "cells", "counts")
+    __slots__ = ("prefix", "cells", "counts", "repeats")
 
     def __init__(self, prefix: bytes, cells: np.ndarray, counts: np.ndarray) -> None:
         self.prefix = prefix
         self.cells = cells
         self.counts = counts
+        self.repeats = bool(len(counts)) and int(counts.max()) > 1
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -56,7 +57,7 @@ class JoinViews:
         self._ids: dict[bytes, int] = {}
         self.values: list[bytes] = []
         self._relations: dict[bytes, Relation | None] = {}
-        self._views: dict[tuple[bytes, tuple[int, ...]], tuple[int, int]] = {}
+        self._views: dict[tuple[bytes, tuple[int, ...]], tuple[int, int, int, int]] = {}
         self._arena = np.zeros(1 << 10, np.int64)
         self._used = 0
 
@@ -103,9 +104,11 @@ class JoinViews:
         cells = ids[groups].reshape(len(status), arity - 1)
         return Relation(prefix, cells, counts.astype(np.int64))
 
-    def view(self, relation: Relation, columns: tuple[int, ...]) -> tuple[int, int]:
-        """(arena offset, rows) of the relation sorted by `columns` (a permutation of its
-        column indices): column columns[l] is level l; the counts follow the last level."""
+    def view(self, relation: Relation, columns: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(arena offset, rows, directory offset, directory length) of the relation sorted by
+        `columns` (a permutation of its column indices): column columns[l] is level l, the
+        counts follow the last level. The directory's entry x is the first row whose level-0
+        value is >= x, for every id numbered when the view was made (one more entry: rows)."""
         key = (relation.prefix, columns)
         found = self._views.get(key)
         if found is None:
@@ -117,7 +120,12 @@ class JoinViews:
             for level, column in enumerate(columns):
                 self._arena[offset + level * n : offset + (level + 1) * n] = cells[order, column]
             self._arena[offset + len(columns) * n : offset + (len(columns) + 1) * n] = relation.counts[order]
-            found = self._views[key] = (offset, n)
+            known = len(self.values)
+            directory = self._reserve(known + 1)
+            first = self._arena[offset : offset + n]
+            self._arena[directory + 1 : directory + known + 1] = np.cumsum(np.bincount(first, minlength=known))
+            self._arena[directory] = 0
+            found = self._views[key] = (offset, n, directory, known + 1)
         return found
 
     def _reserve(self, size: int) -> int:

@@ -30,7 +30,6 @@ from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, d
 from metta_numba.snapshot_probes import probe_patterns
 from metta_numba.store import layout
 from metta_numba.store.answers import AnswerTables
-from metta_numba.store.join import JoinQueries
 from metta_numba.store.errors import (
     CorruptSnapshotError,
     LockUnsupportedError,
@@ -39,6 +38,7 @@ from metta_numba.store.errors import (
     os_errors_as_access_errors,
 )
 from metta_numba.store.generation import Generation
+from metta_numba.store.join import JoinQueries
 from metta_numba.store.opening import open_current, replay
 from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
 from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encode_record, scan_wal, torn_tail_copies

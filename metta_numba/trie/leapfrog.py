@@ -15,7 +15,9 @@ mentions twice narrows that pattern again at its second level. When all variable
 each pattern's range is one row, and the answer's multiplicity is the product of their counts.
 
 The description of a query (all int64 arrays):
-- `patterns`: 4 per pattern: view offset, rows, width (levels), leading constant levels;
+- `patterns`: FIELDS per pattern: view offset, rows, width (levels), leading constant levels,
+  and the offset and length of the view's *directory* (-1, 0 for none): entry x is the first
+  row whose level-0 value is >= x, so that level 0, the longest, is searched in one read;
 - `constants`: `max_width` per pattern: the value of each constant level;
 - `var_parts`: where each variable's participants start (n_vars + 1 entries), then per
   participant (`part_pattern`, `part_level`, `part_primary`): the pattern, its level, and
@@ -35,8 +37,10 @@ Int = types.int64
 i64_arr = types.Array(types.int64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
 
+FIELDS = 6
 
-@njit(Int(i64_ro, Int, Int, Int, Int), cache=True, nogil=True)
+
+@njit(Int(i64_ro, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
 def _seek(arena, base, lo, hi, x):
     """The first index in [lo, hi) whose value arena[base + index] is >= x (hi when none),
     galloping from lo: a near value costs a few steps whatever the range's size."""
@@ -57,25 +61,54 @@ def _seek(arena, base, lo, hi, x):
     return top
 
 
-@njit(Int(i64_ro, Int, Int, Int), cache=True, nogil=True)
-def _range_count(arena, base, lo, hi):
+@njit(Int(i64_ro, i64_arr, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+def _seek_level(arena, patterns, p, level, lo, hi, x):
+    """_seek in level `level` of pattern p's view, through its directory at level 0."""
+    at = FIELDS * p
+    n = patterns[at + 1]
+    if level == 0 and patterns[at + 4] >= 0:
+        length = patterns[at + 5]
+        row = n if x >= length else (0 if x < 0 else arena[patterns[at + 4] + x])
+        return min(max(row, lo), hi)
+    return _seek(arena, patterns[at] + level * n, lo, hi, x)
+
+
+@njit(Int(i64_ro, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+def _range_count(arena, base, lo, hi, counted):
+    """The copies of the rows lo..hi-1 (their number when every row is held once)."""
+    if not counted:
+        return hi - lo
     total = 0
     for row in range(lo, hi):
         total += arena[base + row]
     return total
 
 
+@njit(types.Tuple((i64_2d, i64_arr))(i64_2d, i64_arr, Int, i64_arr, Int), cache=True, nogil=True, inline="always")
+def _append(rows, mult, n_rows, value, m):
+    """rows and mult (grown when full) with the answer `value` of multiplicity m at n_rows."""
+    rows = grown_rows(rows, n_rows + 1)
+    mult = grown(mult, n_rows + 1)
+    for j in range(value.shape[0]):
+        rows[n_rows, j] = value[j]
+    mult[n_rows] = m
+    return rows, mult
+
+
 @njit(
-    types.Tuple((Int, i64_2d, i64_arr))(i64_ro, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int),
+    types.Tuple((Int, i64_2d, i64_arr))(
+        i64_ro, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int
+    ),
     cache=True,
     nogil=True,
 )
 def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern, part_level, part_primary,
-                  limit, want_rows):
+                  limit, want_rows, counted):
     """(answers counted with their multiplicities, rows of variable values, multiplicity of
     each row). With `want_rows` 0 only the count is made; `limit` > 0 stops once that many
-    answers are found. See the module docstring for the arguments."""
-    n_patterns = patterns.shape[0] // 4
+    answers are found; `counted` 0 says that every row is held once (no count is read).
+    See the module docstring for the other arguments."""
+    n_patterns = patterns.shape[0] // FIELDS
     n_vars = var_parts.shape[0] - 1
     lo = np.zeros((n_vars + 1) * n_patterns, np.int64)
     hi = np.zeros((n_vars + 1) * n_patterns, np.int64)
@@ -85,21 +118,20 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
     total = 0
     # Constant levels narrow each pattern's range before any variable is bound.
     for p in range(n_patterns):
-        offset, n, width, n_const = patterns[4 * p], patterns[4 * p + 1], patterns[4 * p + 2], patterns[4 * p + 3]
+        offset, n, n_const = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 3]
         a, b = 0, n
         for level in range(n_const):
-            base = offset + level * n
             x = constants[p * max_width + level]
-            a = _seek(arena, base, a, b, x)
-            if a >= b or arena[base + a] != x:
+            a = _seek_level(arena, patterns, p, level, a, b, x)
+            if a >= b or arena[offset + level * n + a] != x:
                 return 0, rows[:0], mult[:0]
-            b = _seek(arena, base, a, b, x + 1)
+            b = _seek_level(arena, patterns, p, level, a, b, x + 1)
         lo[p], hi[p] = a, b
     if n_vars == 0:
         m = 1
         for p in range(n_patterns):
-            offset, n, width = patterns[4 * p], patterns[4 * p + 1], patterns[4 * p + 2]
-            m *= _range_count(arena, offset + width * n, lo[p], hi[p])
+            offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
+            m *= _range_count(arena, offset + width * n, lo[p], hi[p], counted)
         if m > 0 and want_rows:
             mult[0] = m
             return m, rows[:1], mult[:1]
@@ -109,10 +141,46 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
     value = np.zeros(n_vars, np.int64)
     for k in range(var_parts[0], var_parts[1]):
         cursor[k] = lo[part_pattern[k]]
+    # A last variable that one pattern alone holds, at its last level (distinct values within
+    # a range), takes the whole range at once: counted without a loop when no row repeats.
+    first_last = var_parts[n_vars - 1]
+    p_last = part_pattern[first_last]
+    take_last = var_parts[n_vars] - first_last == 1 and part_level[first_last] == patterns[FIELDS * p_last + 2] - 1
+    stop = False
     d = 0
-    while d >= 0:
+    while d >= 0 and not stop:
         first, last = var_parts[d], var_parts[d + 1]
         row_d = d * n_patterns
+        if d == n_vars - 1 and take_last:
+            fixed = 1
+            for p in range(n_patterns):
+                if p != p_last:
+                    offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
+                    fixed *= _range_count(arena, offset + width * n, lo[row_d + p], hi[row_d + p], counted)
+            n = patterns[FIELDS * p_last + 1]
+            base = patterns[FIELDS * p_last] + part_level[first_last] * n
+            a, b = lo[row_d + p_last], hi[row_d + p_last]
+            if fixed > 0 and not want_rows and (limit <= 0 or not counted):
+                found = fixed * _range_count(arena, base + n, a, b, counted)
+                if limit > 0 and total + found >= limit:
+                    found = limit - total
+                    stop = True
+                total += found
+            elif fixed > 0:
+                for row in range(a, b):
+                    m = fixed * (arena[base + n + row] if counted else 1)  # counts follow the last level
+                    if m <= 0:
+                        continue
+                    total += m
+                    if want_rows:
+                        value[d] = arena[base + row]
+                        rows, mult = _append(rows, mult, n_rows, value, m)
+                        n_rows += 1
+                    if limit > 0 and total >= limit:
+                        stop = True
+                        break
+            d -= 1
+            continue
         # Leapfrog: every primary cursor gallops to the largest value seen, until all agree.
         found = False
         x = np.int64(-(2**63))
@@ -123,7 +191,7 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
                 if cursor[k] >= hi[row_d + p]:
                     exhausted = True
                     break
-                v = arena[patterns[4 * p] + part_level[k] * patterns[4 * p + 1] + cursor[k]]
+                v = arena[patterns[FIELDS * p] + part_level[k] * patterns[FIELDS * p + 1] + cursor[k]]
                 if v > x:
                     x = v
         while not exhausted:
@@ -131,13 +199,12 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
             for k in range(first, last):
                 if part_primary[k]:
                     p = part_pattern[k]
-                    base = patterns[4 * p] + part_level[k] * patterns[4 * p + 1]
-                    at = _seek(arena, base, cursor[k], hi[row_d + p], x)
+                    at = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x)
                     cursor[k] = at
                     if at >= hi[row_d + p]:
                         exhausted = True
                         break
-                    v = arena[base + at]
+                    v = arena[patterns[FIELDS * p] + part_level[k] * patterns[FIELDS * p + 1] + at]
                     if v > x:
                         x = v
                         agreed = False
@@ -154,21 +221,20 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
         for k in range(first, last):
             if part_primary[k]:
                 p = part_pattern[k]
-                base = patterns[4 * p] + part_level[k] * patterns[4 * p + 1]
-                run_end[k] = _seek(arena, base, cursor[k], hi[row_d + p], x + 1)
+                run_end[k] = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x + 1)
                 lo[row_next + p] = cursor[k]
                 hi[row_next + p] = run_end[k]
         ok = True
         for k in range(first, last):
             if not part_primary[k]:
                 p = part_pattern[k]
-                base = patterns[4 * p] + part_level[k] * patterns[4 * p + 1]
-                a = _seek(arena, base, lo[row_next + p], hi[row_next + p], x)
-                if a >= hi[row_next + p] or arena[base + a] != x:
+                level = part_level[k]
+                a = _seek_level(arena, patterns, p, level, lo[row_next + p], hi[row_next + p], x)
+                if a >= hi[row_next + p] or arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + a] != x:
                     ok = False
                     break
                 lo[row_next + p] = a
-                hi[row_next + p] = _seek(arena, base, a, hi[row_next + p], x + 1)
+                hi[row_next + p] = _seek_level(arena, patterns, p, level, a, hi[row_next + p], x + 1)
         for k in range(first, last):
             if part_primary[k]:
                 cursor[k] = run_end[k]  # next time at this depth: past x
@@ -182,17 +248,13 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
             continue
         m = 1
         for p in range(n_patterns):
-            offset, n, width = patterns[4 * p], patterns[4 * p + 1], patterns[4 * p + 2]
-            m *= _range_count(arena, offset + width * n, lo[row_next + p], hi[row_next + p])
+            offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
+            m *= _range_count(arena, offset + width * n, lo[row_next + p], hi[row_next + p], counted)
         if m <= 0:
             continue
         total += m
         if want_rows:
-            rows = grown_rows(rows, n_rows + 1)
-            mult = grown(mult, n_rows + 1)
-            for v_index in range(n_vars):
-                rows[n_rows, v_index] = value[v_index]
-            mult[n_rows] = m
+            rows, mult = _append(rows, mult, n_rows, value, m)
             n_rows += 1
         if limit > 0 and total >= limit:
             break

@@ -84,6 +84,21 @@ def _range_count(arena, base, lo, hi, counted):
     return total
 
 
+@njit(Int(i64_ro, Int, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+def _common_count(arena, base0, i, end0, base1, j, end1):
+    """How many values the sorted runs arena[base0+i:base0+end0] and arena[base1+j:base1+end1]
+    (each without repeats) share: a merge without branches, whose steps cost the same
+    whichever run advances."""
+    found = 0
+    while i < end0 and j < end1:
+        a = arena[base0 + i]
+        b = arena[base1 + j]
+        found += a == b
+        i += a <= b
+        j += b <= a
+    return found
+
+
 @njit(types.Tuple((i64_2d, i64_arr))(i64_2d, i64_arr, Int, i64_arr, Int), cache=True, nogil=True, inline="always")
 def _append(rows, mult, n_rows, value, m):
     """rows and mult (grown when full) with the answer `value` of multiplicity m at n_rows."""
@@ -146,11 +161,28 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
     first_last = var_parts[n_vars - 1]
     p_last = part_pattern[first_last]
     take_last = var_parts[n_vars] - first_last == 1 and part_level[first_last] == patterns[FIELDS * p_last + 2] - 1
+    # Two patterns at their last levels, only counted: their common values by a merge.
+    p_other = part_pattern[var_parts[n_vars] - 1]
+    merge_last = (
+        var_parts[n_vars] - first_last == 2 and not want_rows and not counted and limit <= 0
+        and part_primary[first_last + 1] == 1
+        and part_level[first_last] == patterns[FIELDS * p_last + 2] - 1
+        and part_level[first_last + 1] == patterns[FIELDS * p_other + 2] - 1
+    )
     stop = False
     d = 0
     while d >= 0 and not stop:
         first, last = var_parts[d], var_parts[d + 1]
         row_d = d * n_patterns
+        if d == n_vars - 1 and merge_last:
+            n0, n1 = patterns[FIELDS * p_last + 1], patterns[FIELDS * p_other + 1]
+            total += _common_count(
+                arena, patterns[FIELDS * p_last] + part_level[first_last] * n0, lo[row_d + p_last],
+                hi[row_d + p_last], patterns[FIELDS * p_other] + part_level[first_last + 1] * n1,
+                lo[row_d + p_other], hi[row_d + p_other],
+            )
+            d -= 1
+            continue
         if d == n_vars - 1 and take_last:
             fixed = 1
             for p in range(n_patterns):
@@ -181,30 +213,52 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
                         break
             d -= 1
             continue
-        # Leapfrog: every primary cursor gallops to the largest value seen, until all agree.
+        # Leapfrog: every primary cursor gallops to the largest value seen, until all agree. A
+        # pattern searched through its directory is only asked whether it holds x (two reads
+        # of the directory, none of its rows); when it does not, x moves on by one and the
+        # others gallop past it, so a long level costs nothing per value the others skip.
         found = False
-        x = np.int64(-(2**63))
+        x = np.int64(0)  # ids are never negative
         exhausted = False
+        directed = 0
+        primaries = 0
         for k in range(first, last):
             if part_primary[k]:
+                primaries += 1
                 p = part_pattern[k]
                 if cursor[k] >= hi[row_d + p]:
                     exhausted = True
                     break
+                if part_level[k] == 0 and patterns[FIELDS * p + 4] >= 0:
+                    directed += 1
+                    continue
                 v = arena[patterns[FIELDS * p] + part_level[k] * patterns[FIELDS * p + 1] + cursor[k]]
                 if v > x:
                     x = v
+        if directed == primaries and not exhausted:  # only directories: start at the first row
+            p = part_pattern[first]
+            x = arena[patterns[FIELDS * p] + cursor[first]]
         while not exhausted:
             agreed = True
             for k in range(first, last):
                 if part_primary[k]:
                     p = part_pattern[k]
-                    at = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x)
-                    cursor[k] = at
+                    level = part_level[k]
+                    at = _seek_level(arena, patterns, p, level, cursor[k], hi[row_d + p], x)
                     if at >= hi[row_d + p]:
                         exhausted = True
                         break
-                    v = arena[patterns[FIELDS * p] + part_level[k] * patterns[FIELDS * p + 1] + at]
+                    if level == 0 and patterns[FIELDS * p + 4] >= 0:
+                        end = _seek_level(arena, patterns, p, 0, at, hi[row_d + p], x + 1)
+                        if end == at:
+                            x += 1
+                            agreed = False
+                            break
+                        cursor[k] = at
+                        run_end[k] = end
+                        continue
+                    cursor[k] = at
+                    v = arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + at]
                     if v > x:
                         x = v
                         agreed = False
@@ -221,7 +275,8 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
         for k in range(first, last):
             if part_primary[k]:
                 p = part_pattern[k]
-                run_end[k] = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x + 1)
+                if part_level[k] != 0 or patterns[FIELDS * p + 4] < 0:
+                    run_end[k] = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x + 1)
                 lo[row_next + p] = cursor[k]
                 hi[row_next + p] = run_end[k]
         ok = True

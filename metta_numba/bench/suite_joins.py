@@ -136,7 +136,8 @@ def joins_table(joins: dict) -> Table:
     """One row per query and graph: ours, DuckDB's, the ratio, and both answer counts."""
     from metta_numba.bench.suite_report import cell, get
 
-    columns = ["graph", "query", "ours (warm)", "ours, first join", "DuckDB", "ours / DuckDB", "answers (ours / DuckDB)"]
+    columns = ["graph", "query", "ours (warm)", "ours, first join", "DuckDB", "ours / DuckDB",
+               "answers (ours / DuckDB)"]
     table = Table(f"Joins over {joins.get('facts', 0):,} `(edge n_i n_j)` facts (`PersistentKB.join`, DuckDB SQL)",
                   columns)
     for kind in GRAPHS:

@@ -142,3 +142,25 @@ def test_the_planner_takes_over_what_the_kernel_cannot_join(tmp_path):
         kb.checkpoint()
         assert kb._join_plan([parse_atom("(edge $x $y)")])[1] == []
         assert kb.join_count(parse_atom("(, (edge $x $y) (edge $y $z))")) == 3
+
+
+def test_a_snapshot_space_joins_when_asked_and_match_keeps_the_planner_order(tmp_path):
+    from metta_numba.interp.runner import MeTTa
+    from metta_numba.space import SnapshotSpace
+    from metta_numba.space.conjunction import query_pattern
+    from metta_numba.syntax.printer import format_atom
+
+    rng = np.random.default_rng(3)
+    stored = [E("edge", f"n{i}", f"n{j}") for i, j in rng.integers(0, 8, size=(40, 2)).tolist()]
+    pattern = parse_atom("(, (edge $a $b) (edge $b $c) (edge $c $a))")
+    expected = reference(stored, pattern.children[1:])
+    with fresh(tmp_path, stored) as kb:
+        space = SnapshotSpace(kb)
+        planned = query_pattern(space, pattern)
+        grouped = query_pattern(space, pattern, grouped=True)
+        for rows in (planned, grouped):
+            assert Counter(canonical(substitute(Expression(pattern.children[1:]), b)) for b in rows) == expected
+        assert sum(expected.values()) > 3  # the graph has triangles: the orders can differ
+        template = parse_atom("($a $b $c)")
+        shown = MeTTa(space=space).run("!(match &self (, (edge $a $b) (edge $b $c) (edge $c $a)) ($a $b $c))")
+        assert [format_atom(a) for a in shown[0]] == [format_atom(substitute(template, b)) for b in planned]

@@ -12,6 +12,10 @@ Results do not depend on the order chosen: they are the same multiset whatever i
 rows come in the order the steps produced them; run in the written order (`order`), that is
 the order of a left-to-right nested loop, which a space that keeps hyperon's answer order
 (the in-memory one) uses for `match` instead of planning.
+
+A space with a join of its own (a snapshot's `join`: store.join, a worst-case-optimal join in
+kernels) answers `query_pattern(..., grouped=True)` with it: the same multiset, with the rows
+grouped by the variables' values. The interpreter's `match` keeps the planner's order.
 """
 
 from __future__ import annotations
@@ -56,13 +60,16 @@ def estimate(space: Source, pattern: Atom) -> int:
     return sum(1 for _ in islice(space.candidates(pattern), ESTIMATE_LIMIT))
 
 
-def query_pattern(space: Source, pattern: Atom) -> list[Bindings]:
+def query_pattern(space: Source, pattern: Atom, grouped: bool = False) -> list[Bindings]:
     """Bindings of a `match` pattern: a conjunction is planned and joined, any other pattern is
-    one query."""
+    one query. With `grouped`, a conjunction goes through the space's own join when it has one
+    (see the module docstring)."""
     parts = conjuncts(pattern)
     if parts is None:
         return space.query(pattern)
-    return match_conjunction(space, parts)
+    join = getattr(space, "join", None) if grouped else None
+    found = join(parts) if join is not None else None
+    return match_conjunction(space, parts) if found is None else found
 
 
 def _sample(rows: list) -> list:

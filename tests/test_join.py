@@ -164,3 +164,20 @@ def test_a_snapshot_space_joins_when_asked_and_match_keeps_the_planner_order(tmp
         template = parse_atom("($a $b $c)")
         shown = MeTTa(space=space).run("!(match &self (, (edge $a $b) (edge $b $c) (edge $c $a)) ($a $b $c))")
         assert [format_atom(a) for a in shown[0]] == [format_atom(substitute(template, b)) for b in planned]
+
+
+def test_threads_split_a_join_without_changing_its_answers_or_their_order(tmp_path, monkeypatch):
+    import metta_numba.store.join as join_module
+
+    rng = np.random.default_rng(5)
+    stored = [E("edge", f"n{i}", f"n{j}") for i, j in rng.integers(0, 12, size=(80, 2)).tolist()]
+    stored += stored[:5]  # copies
+    monkeypatch.setattr(join_module, "PARALLEL_FROM", 0)
+    with fresh(tmp_path, stored) as kb:
+        for text in ("(, (edge $a $b) (edge $b $c) (edge $c $a))", "(, (edge $a $b) (edge $b $c))"):
+            pattern = parse_atom(text)
+            one = kb.join(pattern)
+            split = kb.join(pattern, threads=3)
+            assert all(np.array_equal(one.ids[name], split.ids[name]) for name in one.ids)
+            expected = sum(reference(stored, pattern.children[1:]).values())
+            assert kb.join_count(pattern, threads=3) == len(one) == expected

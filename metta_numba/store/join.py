@@ -19,6 +19,7 @@ together, values in id order); that is not the planner's order, which the interp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -30,6 +31,10 @@ from metta_numba.store.overlay import QueryTerms
 from metta_numba.trie.leapfrog import FIELDS, leapfrog_join
 
 __all__ = ["JoinQueries", "JoinTable"]
+
+PARALLEL_FROM = 50_000
+"""A join runs on several threads only when each of its relations has this many rows."""
+SLICES_PER_THREAD = 8
 
 Bindings = dict[Variable, Atom]
 
@@ -117,10 +122,12 @@ class JoinQueries:
     """Conjunctions as a worst-case-optimal join (see the module docstring)."""
 
     def join(self, patterns: Atom | Sequence[Atom], *, limit: int | None = None,
-             order: Sequence[str] | None = None) -> JoinTable:
+             order: Sequence[str] | None = None, threads: int = 1) -> JoinTable:
         """The answers of the conjunction `patterns` (`(, p1 p2 ...)`, or the patterns as a
         list) as a JoinTable. `limit` stops after that many answers; `order` forces the order
-        in which the kernel binds the variables (names; by default it is chosen from sizes)."""
+        in which the kernel binds the variables (names; by default it is chosen from sizes);
+        `threads` above 1 splits a large join by its first variable's values (the answers
+        come in the same order)."""
         with self._lock:
             self._check_open()
             parts = self._join_parts(patterns)
@@ -134,7 +141,7 @@ class JoinQueries:
             var_order = self._join_order(planned, order)
             # The planner's part may drop rows: the kernel stops early only when it answers all.
             kernel_limit = None if rest else limit
-            total, rows, mult = self._join_run(planned, var_order, kernel_limit, want_rows=True)
+            total, rows, mult = self._join_run(planned, var_order, kernel_limit, True, threads)
             if kernel_limit is not None and kernel_limit > 0 and int(mult.sum()) > limit:
                 keep = np.searchsorted(np.cumsum(mult), limit) + 1
                 rows, mult = rows[:keep], mult[:keep].copy()
@@ -152,9 +159,9 @@ class JoinQueries:
             joined = JoinTable(var_order, columns, decoder, answers)
             return self._join_fallback(variables, rest, joined.bindings(), limit, decoder)
 
-    def join_count(self, patterns: Atom | Sequence[Atom], *, limit: int | None = None) -> int:
+    def join_count(self, patterns: Atom | Sequence[Atom], *, limit: int | None = None, threads: int = 1) -> int:
         """How many answers `join(patterns)` has (up to `limit`), counted without building or
-        decoding the rows when every pattern joins in the kernel."""
+        decoding the rows when every pattern joins in the kernel (`threads`: as for join)."""
         with self._lock:
             self._check_open()
             parts = self._join_parts(patterns)
@@ -162,7 +169,7 @@ class JoinQueries:
             if planned is None:
                 return 0
             if planned and not rest:
-                total = self._join_run(planned, self._join_order(planned, None), limit, want_rows=False)[0]
+                total = self._join_run(planned, self._join_order(planned, None), limit, False, threads)[0]
                 return int(total if limit is None else min(total, limit))
         return len(self.join(parts, limit=limit))
 
@@ -297,7 +304,7 @@ class JoinQueries:
 
     # ---- the kernel ------------------------------------------------------------------------
 
-    def _join_run(self, planned: list[_Planned], var_order: list[Variable], limit, want_rows: bool):
+    def _join_run(self, planned: list[_Planned], var_order: list[Variable], limit, want_rows: bool, threads: int):
         views = self._join_views()
         position = {v: i for i, v in enumerate(var_order)}
         max_width = max(s.relation.cells.shape[1] for s in planned)
@@ -321,12 +328,30 @@ class JoinQueries:
         starts = np.zeros(len(var_order) + 1, np.int64)
         np.cumsum([len(var_parts) for var_parts in parts], out=starts[1:])
         part_array = np.array(flat, np.int64).reshape(-1, 3)
-        return leapfrog_join(
-            views.arena, described, constants, max_width, starts,
-            np.ascontiguousarray(part_array[:, 0]), np.ascontiguousarray(part_array[:, 1]),
-            np.ascontiguousarray(part_array[:, 2]), int(limit or 0), int(want_rows),
-            int(any(step.relation.repeats for step in planned)),
-        )
+        arena = views.arena
+        counted = int(any(step.relation.repeats for step in planned))
+
+        def run(first_from: int, first_to: int):
+            return leapfrog_join(
+                arena, described, constants, max_width, starts,
+                np.ascontiguousarray(part_array[:, 0]), np.ascontiguousarray(part_array[:, 1]),
+                np.ascontiguousarray(part_array[:, 2]), int(limit or 0), int(want_rows), counted,
+                first_from, first_to,
+            )
+
+        known = len(views.values)
+        if threads <= 1 or limit or not var_order or min(len(s.relation) for s in planned) < PARALLEL_FROM:
+            return run(0, known)
+        # The kernel releases the GIL: threads take slices of the first variable's values.
+        # More slices than threads even out hubs (the last slice is open-ended).
+        bounds = np.linspace(0, known, threads * SLICES_PER_THREAD + 1).astype(np.int64).tolist()
+        bounds[-1] = 2**62
+        with ThreadPoolExecutor(threads) as pool:
+            parts_found = list(pool.map(run, bounds[:-1], bounds[1:]))
+        total = sum(int(found[0]) for found in parts_found)
+        rows = np.concatenate([found[1] for found in parts_found])
+        mult = np.concatenate([found[2] for found in parts_found])
+        return total, rows, mult
 
     # ---- decoding and the planner's part ---------------------------------------------------
 

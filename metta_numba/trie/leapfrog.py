@@ -112,17 +112,18 @@ def _append(rows, mult, n_rows, value, m):
 
 @njit(
     types.Tuple((Int, i64_2d, i64_arr))(
-        i64_ro, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int
+        i64_ro, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int
     ),
     cache=True,
     nogil=True,
 )
 def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern, part_level, part_primary,
-                  limit, want_rows, counted):
+                  limit, want_rows, counted, first_from, first_to):
     """(answers counted with their multiplicities, rows of variable values, multiplicity of
     each row). With `want_rows` 0 only the count is made; `limit` > 0 stops once that many
-    answers are found; `counted` 0 says that every row is held once (no count is read).
-    See the module docstring for the other arguments."""
+    answers are found; `counted` 0 says that every row is held once (no count is read); only
+    the answers whose first variable's value lies in [first_from, first_to) are made (parts of
+    one join for several threads). See the module docstring for the other arguments."""
     n_patterns = patterns.shape[0] // FIELDS
     n_vars = var_parts.shape[0] - 1
     lo = np.zeros((n_vars + 1) * n_patterns, np.int64)
@@ -238,7 +239,11 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
         if directed == primaries and not exhausted:  # only directories: start at the first row
             p = part_pattern[first]
             x = arena[patterns[FIELDS * p] + cursor[first]]
+        if d == 0 and x < first_from:
+            x = first_from
         while not exhausted:
+            if d == 0 and x >= first_to:
+                break
             agreed = True
             for k in range(first, last):
                 if part_primary[k]:

@@ -35,6 +35,8 @@ __all__ = ["JoinQueries", "JoinTable"]
 PARALLEL_FROM = 50_000
 """A join runs on several threads only when each of its relations has this many rows."""
 SLICES_PER_THREAD = 8
+PLANS_KEPT = 256
+"""Conjunctions whose kernel arguments an open KB keeps (see JoinQueries._join_prepared)."""
 
 Bindings = dict[Variable, Atom]
 
@@ -131,17 +133,14 @@ class JoinQueries:
         with self._lock:
             self._check_open()
             parts = self._join_parts(patterns)
-            variables = variables_of(Expression(parts)) if parts else []
             decoder = self._join_decoder()
-            planned, rest = self._join_plan(parts)
-            if planned is None:
-                return _empty_table(variables, decoder)
-            if not planned:
-                return self._join_fallback(variables, parts, [{}], limit, decoder)
-            var_order = self._join_order(planned, order)
+            variables, args, var_order, rest = self._join_prepared(parts, order)
+            if args is None:
+                return self._join_fallback(variables, rest, [{}], limit, decoder) if rest else _empty_table(
+                    variables, decoder)
             # The planner's part may drop rows: the kernel stops early only when it answers all.
             kernel_limit = None if rest else limit
-            total, rows, mult = self._join_run(planned, var_order, kernel_limit, True, threads)
+            total, rows, mult = self._join_execute(args, kernel_limit, True, threads)
             if kernel_limit is not None and kernel_limit > 0 and int(mult.sum()) > limit:
                 keep = np.searchsorted(np.cumsum(mult), limit) + 1
                 rows, mult = rows[:keep], mult[:keep].copy()
@@ -165,13 +164,38 @@ class JoinQueries:
         with self._lock:
             self._check_open()
             parts = self._join_parts(patterns)
-            planned, rest = self._join_plan(parts)
-            if planned is None:
+            _, args, _, rest = self._join_prepared(parts, None)
+            if args is None and not rest:
                 return 0
-            if planned and not rest:
-                total = self._join_run(planned, self._join_order(planned, None), limit, False, threads)[0]
+            if args is not None and not rest:
+                total = self._join_execute(args, limit, False, threads)[0]
                 return int(total if limit is None else min(total, limit))
         return len(self.join(parts, limit=limit))
+
+    def _join_prepared(self, parts: list[Atom], order: Sequence[str] | None):
+        """(the variables, the kernel's arguments or None, the kernel's variable order, the
+        patterns left to the planner). No kernel arguments and no pattern left: no answer; no
+        kernel arguments and patterns left: the planner answers all of them. Kept per
+        conjunction while the working set is empty (the views do not change then)."""
+        views = self._join_views()
+        key = (tuple(parts), None if order is None else tuple(order))
+        cacheable = not self._working.delta
+        found = views.plans.get(key) if cacheable else None
+        if found is None:
+            variables = variables_of(Expression(parts)) if parts else []
+            planned, rest = self._join_plan(parts)
+            if planned is None:
+                found = (variables, None, [], [])
+            elif not planned:
+                found = (variables, None, [], parts)
+            else:
+                var_order = self._join_order(planned, order)
+                found = (variables, self._join_args(planned, var_order), var_order, rest)
+            if cacheable:
+                if len(views.plans) > PLANS_KEPT:
+                    views.plans.clear()
+                views.plans[key] = found
+        return found
 
     # ---- planning --------------------------------------------------------------------------
 
@@ -304,7 +328,8 @@ class JoinQueries:
 
     # ---- the kernel ------------------------------------------------------------------------
 
-    def _join_run(self, planned: list[_Planned], var_order: list[Variable], limit, want_rows: bool, threads: int):
+    def _join_args(self, planned: list[_Planned], var_order: list[Variable]) -> tuple:
+        """What the kernel is told about the views and the variables (see trie.leapfrog)."""
         views = self._join_views()
         position = {v: i for i, v in enumerate(var_order)}
         max_width = max(s.relation.cells.shape[1] for s in planned)
@@ -328,20 +353,23 @@ class JoinQueries:
         starts = np.zeros(len(var_order) + 1, np.int64)
         np.cumsum([len(var_parts) for var_parts in parts], out=starts[1:])
         part_array = np.array(flat, np.int64).reshape(-1, 3)
-        arena = views.arena
         counted = int(any(step.relation.repeats for step in planned))
+        smallest = min(len(s.relation) for s in planned)
+        return (described, constants, max_width, starts, np.ascontiguousarray(part_array[:, 0]),
+                np.ascontiguousarray(part_array[:, 1]), np.ascontiguousarray(part_array[:, 2]), counted,
+                bool(var_order) and smallest >= PARALLEL_FROM)
+
+    def _join_execute(self, args: tuple, limit, want_rows: bool, threads: int):
+        views = self._join_views()
+        arena = views.arena
+        *kernel_args, counted, splittable = args
 
         def run(first_from: int, first_to: int):
-            return leapfrog_join(
-                arena, described, constants, max_width, starts,
-                np.ascontiguousarray(part_array[:, 0]), np.ascontiguousarray(part_array[:, 1]),
-                np.ascontiguousarray(part_array[:, 2]), int(limit or 0), int(want_rows), counted,
-                first_from, first_to,
-            )
+            return leapfrog_join(arena, *kernel_args, int(limit or 0), int(want_rows), counted, first_from, first_to)
 
         known = len(views.values)
-        if threads <= 1 or limit or not var_order or min(len(s.relation) for s in planned) < PARALLEL_FROM:
-            return run(0, known)
+        if threads <= 1 or limit or not splittable:
+            return run(0, 2**62)
         # The kernel releases the GIL: threads take slices of the first variable's values.
         # More slices than threads even out hubs (the last slice is open-ended).
         bounds = np.linspace(0, known, threads * SLICES_PER_THREAD + 1).astype(np.int64).tolist()

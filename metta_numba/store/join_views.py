@@ -60,6 +60,7 @@ class JoinViews:
         self._views: dict[tuple[bytes, tuple[int, ...]], tuple[int, int, int, int]] = {}
         self._arena = np.zeros(1 << 10, np.int64)
         self._used = 0
+        self.plans: dict = {}  # the join's prepared conjunctions (store.join)
 
     @property
     def arena(self) -> np.ndarray:

@@ -30,17 +30,18 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
-from metta_numba.trie.layout import i64_ro
 from metta_numba.trie.walk import grown, grown_rows
 
 Int = types.int64
 i64_arr = types.Array(types.int64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
+# The arena is the views' own array (store.join_views), writable: declaring it so spares every
+# call the dispatcher's search for a conversion.
 
 FIELDS = 6
 
 
-@njit(Int(i64_ro, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+@njit(Int(i64_arr, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
 def _seek(arena, base, lo, hi, x):
     """The first index in [lo, hi) whose value arena[base + index] is >= x (hi when none),
     galloping from lo: a near value costs a few steps whatever the range's size."""
@@ -61,7 +62,7 @@ def _seek(arena, base, lo, hi, x):
     return top
 
 
-@njit(Int(i64_ro, i64_arr, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+@njit(Int(i64_arr, i64_arr, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
 def _seek_level(arena, patterns, p, level, lo, hi, x):
     """_seek in level `level` of pattern p's view, through its directory at level 0."""
     at = FIELDS * p
@@ -73,7 +74,7 @@ def _seek_level(arena, patterns, p, level, lo, hi, x):
     return _seek(arena, patterns[at] + level * n, lo, hi, x)
 
 
-@njit(Int(i64_ro, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+@njit(Int(i64_arr, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
 def _range_count(arena, base, lo, hi, counted):
     """The copies of the rows lo..hi-1 (their number when every row is held once)."""
     if not counted:
@@ -84,7 +85,7 @@ def _range_count(arena, base, lo, hi, counted):
     return total
 
 
-@njit(Int(i64_ro, Int, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+@njit(Int(i64_arr, Int, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
 def _common_count(arena, base0, i, end0, base1, j, end1):
     """How many values the sorted runs arena[base0+i:base0+end0] and arena[base1+j:base1+end1]
     (each without repeats) share: a merge without branches, whose steps cost the same
@@ -112,7 +113,7 @@ def _append(rows, mult, n_rows, value, m):
 
 @njit(
     types.Tuple((Int, i64_2d, i64_arr))(
-        i64_ro, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int
+        i64_arr, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int
     ),
     cache=True,
     nogil=True,

@@ -126,6 +126,9 @@ def test_copies_multiply_and_columns_decode(tmp_path):
         assert len(kb.join(parse_atom("(, (edge zz $y) (edge $y $z))"))) == 0
         # A pattern without variables counts its copies.
         assert kb.join_count(parse_atom("(, (edge a b) (edge b $z))")) == 4
+        assert kb.join_count(parse_atom("(, (edge a b))")) == 2
+        # The empty conjunction has one answer, as in the planner.
+        assert len(kb.join(parse_atom("(,)"))) == kb.join_count(parse_atom("(,)")) == 1
 
 
 def test_the_planner_takes_over_what_the_kernel_cannot_join(tmp_path):

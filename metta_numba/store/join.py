@@ -134,6 +134,8 @@ class JoinQueries:
             self._check_open()
             parts = self._join_parts(patterns)
             decoder = self._join_decoder()
+            if not parts:
+                return JoinTable([], {}, decoder, 1)  # `(,)`: one answer, binding nothing
             variables, args, var_order, rest = self._join_prepared(parts, order)
             if args is None:
                 return self._join_fallback(variables, rest, [{}], limit, decoder) if rest else _empty_table(
@@ -164,6 +166,8 @@ class JoinQueries:
         with self._lock:
             self._check_open()
             parts = self._join_parts(patterns)
+            if not parts:
+                return 1
             _, args, _, rest = self._join_prepared(parts, None)
             if args is None and not rest:
                 return 0

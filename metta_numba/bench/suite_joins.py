@@ -162,7 +162,8 @@ def joins_table(joins: dict) -> Table:
                   cell(get(theirs, "two_hop_us")), _ratio(ours["two_hop_us"], theirs, "two_hop_us"),
                   f"{ours['two_hop_answers']:,} / {_answers(theirs, 'two_hop')}")
         table.add(kind, f"two-hop from {node} (decoded)", cell(ours["two_hop_decoded_us"]), "-", "-",
-                  cell(get(theirs, "two_hop_us")), _ratio(ours["two_hop_decoded_us"], theirs, "two_hop_us"), "")
+                  cell(get(theirs, "two_hop_us")), _ratio(ours["two_hop_decoded_us"], theirs, "two_hop_us"),
+                  f"{ours['two_hop_answers']:,} / {_answers(theirs, 'two_hop')}")
     return table
 
 

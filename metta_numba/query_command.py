@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from itertools import islice
 
 from metta_numba.atoms import Atom, Expression, Variable, variables_of
 from metta_numba.cli import EXIT_OK, EXIT_USAGE, CommandError
@@ -83,9 +82,7 @@ def run_query(args, kb) -> int:
         total = count_answers(kb, pattern)
         out.write(f"{total}\n" if args.format == "text" else json.dumps({"count": total}) + "\n")
         return EXIT_OK
-    found = answers(kb, pattern)
-    if args.limit is not None:
-        found = islice(found, args.limit)
+    found = answers(kb, pattern, args.limit)
     _write_answers(out, args.format, variables_of(pattern), template, found)
     return EXIT_OK
 

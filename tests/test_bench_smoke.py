@@ -99,6 +99,20 @@ def test_query_tool_figures(smoke_run):
     assert "### Ground lookups: one at a time and batched" in markdown
 
 
+def test_join_figures_agree_with_duckdb_when_it_runs(smoke_run):
+    results, _, _ = smoke_run
+    for kind in ("random", "power-law"):
+        graph = results["joins"][kind]
+        ours, theirs = graph["ours"], graph["duckdb"]
+        for name in ("triangles", "4-cycles", "4-cliques"):
+            assert _is_stats(ours[f"{name}_ms"]) and _is_stats(ours[f"{name}_threads_ms"])
+            if "failed" not in theirs:
+                assert ours[f"{name}_answers"] == theirs[f"{name}_answers"], (kind, name)
+        assert _is_stats(ours["two_hop_us"])
+        if "failed" not in theirs:
+            assert ours["two_hop_answers"] == theirs["two_hop_answers"]
+
+
 def test_compiled_evaluation_figures(smoke_run):
     results, _, _ = smoke_run
     compiled = results["compiled"]

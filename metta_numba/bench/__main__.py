@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m metta_numba.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="small,medium", help="baseline KB sizes: small,medium,large")
     parser.add_argument("--facts", help="fact-KB sizes, e.g. 10000,100000 (default: 10K and 100K, plus 1M with large)")
+    parser.add_argument("--join-facts", type=int, default=1_000_000,
+                        help="edges of the graphs of the join figures (default 1M; --smoke: 2,000)")
     parser.add_argument("--repeat", type=int, default=5, help="repeats per in-process figure (default 5)")
     parser.add_argument("--peers", default="auto",
                         help="'hyperon' (or 'auto': when importable), 'none', or a venv or python with hyperon")
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from metta_numba.bench.suite_dist import bench_dist
     from metta_numba.bench.suite_facts import bench_facts
     from metta_numba.bench.suite_interp import bench_interp
+    from metta_numba.bench.suite_joins import bench_joins
     from metta_numba.bench.suite_profile import bench_profile
     from metta_numba.bench.suite_query import bench_query
 
@@ -123,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes=sizes, repeat=1 if args.smoke else args.repeat, out=args.out, workdir=scratch,
         profile=args.profile or args.smoke, hyperon_python=python, smoke=args.smoke,
         fact_sizes=fact_sizes, fib=[10] if args.smoke else [20, 25], log=log,
+        join_facts=2_000 if args.smoke else args.join_facts,
     )
     started = time.time()
     results: dict = {
@@ -135,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             peer_note,
             "Fact-KB queries are measured through `PersistentKB.query` and through the interpreter "
             "over a SnapshotSpace (bench.suite_facts).",
+            "Join figures (bench.suite_joins) are single-threaded on our side; DuckDB uses its default "
+            "thread count (recorded in the results).",
             "hyperon runs in a subprocess of the same bench run; a crash or timeout there shows as failed.",
         ],
     }
@@ -144,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         results["baseline"] = bench_baseline(opts, warm_kb)
         results["facts"] = bench_facts(opts)
         results["query"] = bench_query(opts)
+        results["joins"] = bench_joins(opts)
         results["interp"] = bench_interp(opts)
         results["compiled"] = bench_compiled(opts)
         results["dist"] = bench_dist(opts)

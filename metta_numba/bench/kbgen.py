@@ -4,6 +4,7 @@
 type declarations, then, for each i in range(n // 4), sixteen rules (math, logic, lists and
 patterns, four each), one rule per line. That is 4 * n rules for n a multiple of 4.
 `generate_fact_kb(n, seed)` is the fact KB: n `(edge n_i n_j)` facts over n // 10 nodes.
+`generate_powerlaw_fact_kb(n, seed)` has the same shape with skewed degrees (a few hubs).
 
 The large baseline KB is about 139 MB, so the writers stream it in chunks instead of building
 one string.
@@ -81,10 +82,34 @@ def write_kb(n: int, path: str | Path) -> int:
 def _fact_chunks(n: int, seed: int) -> Iterator[str]:
     nodes = max(1, n // 10)
     rng = np.random.default_rng(seed)
-    ends = rng.integers(0, nodes, size=(n, 2))
-    for first in range(0, n, 50_000):
+    yield from _edge_chunks(rng.integers(0, nodes, size=(n, 2)))
+
+
+POWER_LAW_EXPONENT = 0.5
+"""Node k (from 0) is an edge's end with weight (k + 1) ** -POWER_LAW_EXPONENT: degrees then
+follow a power law of exponent 1 + 1 / POWER_LAW_EXPONENT (3), the top node in about 0.3% of
+the edges."""
+
+
+def powerlaw_edges(n: int, seed: int = 0) -> np.ndarray:
+    """n (source, target) pairs over n // 10 nodes, each end drawn with the weights above."""
+    nodes = max(1, n // 10)
+    weights = np.arange(1, nodes + 1, dtype=np.float64) ** -POWER_LAW_EXPONENT
+    cumulative = np.cumsum(weights)
+    rng = np.random.default_rng(seed)
+    draws = rng.random((n, 2)) * cumulative[-1]
+    return np.minimum(np.searchsorted(cumulative, draws, side="right"), nodes - 1)
+
+
+def _edge_chunks(ends: np.ndarray) -> Iterator[str]:
+    for first in range(0, len(ends), 50_000):
         block = ends[first : first + 50_000].tolist()
         yield "".join(f"(edge n_{i} n_{j})\n" for i, j in block)
+
+
+def write_powerlaw_fact_kb(n: int, path: str | Path, seed: int = 0) -> int:
+    """Stream the power-law fact KB to `path`; returns the number of bytes written."""
+    return _write_chunks(_edge_chunks(powerlaw_edges(n, seed)), path)
 
 
 def generate_fact_kb(n: int, seed: int = 0) -> str:
@@ -115,13 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m metta_numba.bench.kbgen",
         description="Write a benchmark KB: the baseline rule KB (4*N rules) or the fact KB (N edges).",
     )
-    parser.add_argument("kind", choices=("baseline", "facts"))
+    parser.add_argument("kind", choices=("baseline", "facts", "powerlaw"))
     parser.add_argument("n", type=int, help="baseline: n of the size label (4n rules); facts: fact count")
     parser.add_argument("out", help="the .metta file to write")
     parser.add_argument("--seed", type=int, default=0, help="RNG seed of the fact KB")
     args = parser.parse_args(argv)
     if args.kind == "baseline":
         written = write_kb(args.n, args.out)
+    elif args.kind == "powerlaw":
+        written = write_powerlaw_fact_kb(args.n, args.out, args.seed)
     else:
         written = write_fact_kb(args.n, args.out, args.seed)
     print(f"wrote {args.out}: {written:,} bytes")

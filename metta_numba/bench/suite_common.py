@@ -34,6 +34,7 @@ class Options:
     smoke: bool = False
     fact_sizes: list[int] = field(default_factory=list)
     fib: list[int] = field(default_factory=list)
+    join_facts: int = 1_000_000
     log: Callable[[str], None] = print
 
 

@@ -288,6 +288,8 @@ def compiled_tables(compiled: dict) -> list[Table]:
 
 
 def render(results: dict, figures: list[Path], command: str) -> str:
+    from metta_numba.bench.suite_joins import joins_table
+
     machine = results["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     parts = [
@@ -318,6 +320,7 @@ def render(results: dict, figures: list[Path], command: str) -> str:
         *[t.to_markdown() for t in baseline_peer_tables(results["baseline"])],
         "## Fact KB\n",
         facts_table(results["facts"]).to_markdown(),
+        *(["## Joins\n", joins_table(results["joins"]).to_markdown()] if results.get("joins") else []),
         "## Interpreter\n",
         interp_table(results["interp"]).to_markdown(),
         *[t.to_markdown() for t in compiled_tables(results.get("compiled", {}))],

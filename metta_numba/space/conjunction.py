@@ -12,6 +12,10 @@ Results do not depend on the order chosen: they are the same multiset whatever i
 rows come in the order the steps produced them; run in the written order (`order`), that is
 the order of a left-to-right nested loop, which a space that keeps hyperon's answer order
 (the in-memory one) uses for `match` instead of planning.
+
+A space with a join of its own (a snapshot's `join`: store.join, a worst-case-optimal join in
+kernels) answers `query_pattern(..., grouped=True)` with it: the same multiset, with the rows
+grouped by the variables' values. The interpreter's `match` keeps the planner's order.
 """
 
 from __future__ import annotations
@@ -56,13 +60,16 @@ def estimate(space: Source, pattern: Atom) -> int:
     return sum(1 for _ in islice(space.candidates(pattern), ESTIMATE_LIMIT))
 
 
-def query_pattern(space: Source, pattern: Atom) -> list[Bindings]:
+def query_pattern(space: Source, pattern: Atom, grouped: bool = False) -> list[Bindings]:
     """Bindings of a `match` pattern: a conjunction is planned and joined, any other pattern is
-    one query."""
+    one query. With `grouped`, a conjunction goes through the space's own join when it has one
+    (see the module docstring)."""
     parts = conjuncts(pattern)
     if parts is None:
         return space.query(pattern)
-    return match_conjunction(space, parts)
+    join = getattr(space, "join", None) if grouped else None
+    found = join(parts) if join is not None else None
+    return match_conjunction(space, parts) if found is None else found
 
 
 def _sample(rows: list) -> list:
@@ -94,11 +101,13 @@ def match_conjunction(
     patterns: Sequence[Atom],
     order: Sequence[int] | None = None,
     trace: list[int] | None = None,
+    rows: list[Bindings] | None = None,
 ) -> list[Bindings]:
     """Bindings of every way to match all `patterns` at once. `order` forces the order of the
     steps (a permutation of the pattern indices); by default the planner chooses it. The
-    order taken is appended to `trace` when given."""
-    rows, last = joined_but_last(space, patterns, order, trace)
+    order taken is appended to `trace` when given. `rows`, when given, are bindings found
+    already (by a join of other patterns), which the steps extend."""
+    rows, last = joined_but_last(space, patterns, order, trace, rows)
     if last is None or not rows:
         return rows
     return join_step(space.query, patterns[last], rows)
@@ -109,6 +118,7 @@ def joined_but_last(
     patterns: Sequence[Atom],
     order: Sequence[int] | None = None,
     trace: list[int] | None = None,
+    rows: list[Bindings] | None = None,
 ) -> tuple[list[Bindings], int | None]:
     """Every step of `match_conjunction` but the last: (the rows joined so far, the index of
     the pattern left for the last step, None when there is none). A caller that streams or
@@ -116,7 +126,7 @@ def joined_but_last(
     patterns = list(patterns)
     if order is not None and sorted(order) != list(range(len(patterns))):
         raise ValueError("order must be a permutation of the pattern indices")
-    rows: list[Bindings] = [{}]
+    rows = [{}] if rows is None else rows
     remaining = list(range(len(patterns)))
     while remaining and rows:
         index = order[len(patterns) - len(remaining)] if order is not None else None

@@ -5,18 +5,18 @@ One pattern is read from the KB a chunk of candidates at a time (PersistentKB.it
 so a reader that stops after N answers pays for about N, and it is counted from the kernels'
 decisions without decoding values (PersistentKB.count_matches).
 
-A conjunction goes through `conjunction_answers` and `conjunction_count`, the seam for the
-worst-case-optimal join: only these two functions know how a conjunction is answered. Today
-they run the step-by-step planner of space.conjunction (over a SnapshotSpace, as `match` in a
-program does) for every step but the last, then stream the last step row by row (a --limit
-stops it early) or count it without decoding. Once the KB has a join that returns a binding
-table, `conjunction_answers` decodes that table a row at a time and `conjunction_count` is its
-number of rows; nothing else changes.
+A conjunction goes through `conjunction_answers` and `conjunction_count`: over a PersistentKB
+they are the KB's worst-case-optimal join (store.join: a binding table, decoded at the end,
+counted without decoding, stopped early for a limit; its answers are grouped by the variables'
+values, not in the planner's nested order). A ShardedKB has no join: there the step-by-step
+planner of space.conjunction runs every step but the last, and the last step is streamed row by
+row (a --limit stops it early) or counted without decoding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import islice
 
 from metta_numba.atoms import Atom
 from metta_numba.space.conjunction import conjuncts, joined_but_last
@@ -26,13 +26,12 @@ from metta_numba.unify import Bindings, substitute
 __all__ = ["answers", "conjunction_answers", "conjunction_count", "count_answers"]
 
 
-def answers(kb, pattern: Atom) -> Iterator[Bindings]:
+def answers(kb, pattern: Atom, limit: int | None = None) -> Iterator[Bindings]:
     """The bindings of every answer of `pattern` (a conjunction or one pattern), produced as
-    they are read."""
+    they are read; at most `limit` of them when given."""
     parts = conjuncts(pattern)
-    if parts is None:
-        return kb.iter_bindings(pattern)
-    return conjunction_answers(kb, parts)
+    found = kb.iter_bindings(pattern) if parts is None else conjunction_answers(kb, parts, limit)
+    return found if limit is None else islice(found, limit)
 
 
 def count_answers(kb, pattern: Atom) -> int:
@@ -43,9 +42,11 @@ def count_answers(kb, pattern: Atom) -> int:
     return conjunction_count(kb, parts)
 
 
-def conjunction_answers(kb, patterns: Sequence[Atom]) -> Iterator[Bindings]:
-    """Answers of a conjunction: the planner's steps but the last, then the last one streamed
-    for each row (the join seam: see the module docstring)."""
+def conjunction_answers(kb, patterns: Sequence[Atom], limit: int | None = None) -> Iterator[Bindings]:
+    """Answers of a conjunction (see the module docstring); the join stops after `limit`."""
+    if hasattr(kb, "join"):
+        yield from kb.join(patterns, limit=limit).bindings()
+        return
     rows, last = joined_but_last(SnapshotSpace(kb), patterns)
     if last is None:
         yield from rows
@@ -62,8 +63,9 @@ def conjunction_answers(kb, patterns: Sequence[Atom]) -> Iterator[Bindings]:
 
 
 def conjunction_count(kb, patterns: Sequence[Atom]) -> int:
-    """Number of answers of a conjunction; the last step is counted, not decoded (the join
-    seam: see the module docstring)."""
+    """Number of answers of a conjunction, counted without decoding (see the module docstring)."""
+    if hasattr(kb, "join_count"):
+        return kb.join_count(patterns)
     rows, last = joined_but_last(SnapshotSpace(kb), patterns)
     if last is None:
         return len(rows)

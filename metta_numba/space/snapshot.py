@@ -128,6 +128,17 @@ class SnapshotSpace(Space):
             return self.kb.bindings_table(pattern, wanted=wanted)
         return self.kb.bindings_table(pattern, self._token_hook, self._token_names, wanted)
 
+    def join(self, patterns: list[Atom]) -> list[Bindings] | None:
+        """Bindings of the conjunction of `patterns` through the KB's worst-case-optimal join
+        (store.join): the planner's multiset, grouped by the variables' values instead of in
+        the planner's nested order (which `match` in the interpreter keeps). None when this
+        space must unify in Python (hidden or local atoms)."""
+        if self._hidden or (self.local is not None and self.local.count()):
+            return None
+        tokens = self._tokens
+        hook = (lambda value: replace_symbols(value, tokens)) if tokens else None
+        return self.kb.join(patterns).bindings(hook)
+
     def candidates(self, pattern: Atom) -> Iterator[Atom]:
         tokens = self._tokens
         for atom, copies in self._visible(self.kb.candidates(pattern)):

@@ -39,6 +39,7 @@ from metta_numba.store.errors import (
     os_errors_as_access_errors,
 )
 from metta_numba.store.generation import Generation
+from metta_numba.store.join import JoinQueries
 from metta_numba.store.many import ManyQueries
 from metta_numba.store.opening import open_current, replay
 from metta_numba.store.overlay import KBTerms, PendingTerms, QueryTerms
@@ -53,7 +54,7 @@ DEFAULT_CHECKPOINT_EVERY = 100_000
 Bindings = dict[Variable, Atom]
 
 
-class PersistentKB(AnswerTables, AnswerStreams, ManyQueries):
+class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
     """A KB on disk. Use `PersistentKB.create(path)` or `PersistentKB.open(path)`."""
 
     def __init__(self, directory: Path, *, readonly: bool, sync: str, checkpoint_every: int | None) -> None:

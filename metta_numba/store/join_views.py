@@ -1,0 +1,139 @@
+"""What a join reads from a snapshot: value ids, relations and their sorted views.
+
+A *relation* is the set of stored atoms of one head and arity, `(edge a b)` for instance, as
+a table: one row per distinct stored path, one column per argument, each cell the id of the
+argument's value. A value id numbers the distinct byte strings of arguments across the whole
+generation (ids are given in the order values are first met, and never change while the
+generation is open), so equal ids mean equal values in every relation, and a variable shared
+by two patterns joins by comparing ints.
+
+Byte equality is value equality for the rows kept: a relation is *joinable* only when no
+stored atom with a variable can match its patterns (none among its rows, no atom with a
+variable head or a bare variable of that arity), and when no row holds a whole float or NaN
+(which equal, or fail to equal, other encodings: see relation_cells). A relation that is not
+joinable is answered by the planner instead.
+
+A *view* is a relation's rows sorted by a permutation of its columns (what leapfrog.py reads);
+each is built once, on first use, into one int64 arena shared by all views. Everything here is
+in memory, built lazily per opened generation: the first join over a relation of a million
+rows pays for reading it and sorting (about a second), the next ones do not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metta_numba.codec import tags
+from metta_numba.trie.argindex import trie_estimate
+from metta_numba.trie.relation_cells import ROW_OK, relation_cells
+from metta_numba.trie.spangroups import group_spans
+from metta_numba.trie.trie import Trie
+
+NO_VALUE = -1
+"""The id of a value no stored row holds."""
+
+
+class Relation:
+    """The rows of one joinable head and arity: `cells` (rows x columns of value ids) and the
+    stored multiplicity of each row (`repeats`: whether any is above 1)."""
+
+    __slots__ = ("prefix", "cells", "counts", "repeats")
+
+    def __init__(self, prefix: bytes, cells: np.ndarray, counts: np.ndarray) -> None:
+        self.prefix = prefix
+        self.cells = cells
+        self.counts = counts
+        self.repeats = bool(len(counts)) and int(counts.max()) > 1
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+
+class JoinViews:
+    """Value ids, relations and sorted views of one opened generation's trie."""
+
+    def __init__(self, trie: Trie) -> None:
+        self.trie = trie
+        self._ids: dict[bytes, int] = {}
+        self.values: list[bytes] = []
+        self._relations: dict[bytes, Relation | None] = {}
+        self._views: dict[tuple[bytes, tuple[int, ...]], tuple[int, int, int, int]] = {}
+        self._arena = np.zeros(1 << 10, np.int64)
+        self._used = 0
+        self.plans: dict = {}  # the join's prepared conjunctions (store.join)
+
+    @property
+    def arena(self) -> np.ndarray:
+        return self._arena[: self._used]
+
+    def value_id(self, raw: bytes) -> int:
+        """The id of a value's bytes, NO_VALUE when no relation read so far holds it."""
+        return self._ids.get(raw, NO_VALUE)
+
+    def intern(self, raw: bytes) -> int:
+        """The id of a value's bytes, numbering it when it is new (a value a fallback found)."""
+        found = self._ids.get(raw)
+        if found is None:
+            found = self._ids[raw] = len(self.values)
+            self.values.append(raw)
+        return found
+
+    def relation(self, head: bytes, arity: int) -> Relation | None:
+        """The relation of expressions of `arity` children (head included) whose head encodes
+        as `head`; None when it is not joinable (see the module docstring)."""
+        prefix = bytes([arity]) + head
+        if prefix not in self._relations:
+            self._relations[prefix] = self._read(prefix, arity)
+        return self._relations[prefix]
+
+    def _read(self, prefix: bytes, arity: int) -> Relation | None:
+        if not 2 <= arity <= tags.ARITY_SHORT_MAX:
+            return None
+        trie = self.trie
+        lo, hi = trie.prefix_range(prefix)
+        generic = prefix + bytes([tags.TAG_NEW_VAR]) * (arity - 1)
+        if trie_estimate(trie, None, generic) != hi - lo:
+            return None  # a stored atom with a variable head (or a bare variable) matches too
+        data, offsets, counts, _ = trie.batch(lo, hi)
+        starts, ends, status = relation_cells(data, offsets, arity)
+        if len(status) and int(status.max()) != ROW_OK:
+            return None
+        groups, representatives = group_spans(data, starts, ends)
+        ids = np.empty(len(representatives), np.int64)
+        for g, (start, end) in enumerate(zip(starts[representatives].tolist(), ends[representatives].tolist())):
+            ids[g] = self.intern(data[start:end].tobytes())
+        cells = ids[groups].reshape(len(status), arity - 1)
+        return Relation(prefix, cells, counts.astype(np.int64))
+
+    def view(self, relation: Relation, columns: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(arena offset, rows, directory offset, directory length) of the relation sorted by
+        `columns` (a permutation of its column indices): column columns[l] is level l, the
+        counts follow the last level. The directory's entry x is the first row whose level-0
+        value is >= x, for every id numbered when the view was made (one more entry: rows)."""
+        key = (relation.prefix, columns)
+        found = self._views.get(key)
+        if found is None:
+            cells = relation.cells
+            n = len(relation)
+            # lexsort sorts by its last key first.
+            order = np.lexsort([cells[:, c] for c in reversed(columns)]) if n else np.zeros(0, np.int64)
+            offset = self._reserve((len(columns) + 1) * n)
+            for level, column in enumerate(columns):
+                self._arena[offset + level * n : offset + (level + 1) * n] = cells[order, column]
+            self._arena[offset + len(columns) * n : offset + (len(columns) + 1) * n] = relation.counts[order]
+            known = len(self.values)
+            directory = self._reserve(known + 1)
+            first = self._arena[offset : offset + n]
+            self._arena[directory + 1 : directory + known + 1] = np.cumsum(np.bincount(first, minlength=known))
+            self._arena[directory] = 0
+            found = self._views[key] = (offset, n, directory, known + 1)
+        return found
+
+    def _reserve(self, size: int) -> int:
+        offset = self._used
+        if offset + size > len(self._arena):
+            bigger = np.zeros(max(offset + size, 2 * len(self._arena)), np.int64)
+            bigger[:offset] = self._arena[:offset]
+            self._arena = bigger
+        self._used = offset + size
+        return offset

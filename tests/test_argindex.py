@@ -21,6 +21,7 @@ from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, is_grou
 from metta_numba.codec import TermStore, encode, encode_atoms
 from metta_numba.syntax import parse_atom
 from metta_numba.trie import CorruptTrieError, Trie
+from metta_numba.trie import packed
 from metta_numba.trie.argindex import (
     ArgIndex,
     IndexOptions,
@@ -271,7 +272,7 @@ def test_missing_mistyped_or_foreign_arrays_are_rejected_at_open():
             ArgIndex.from_arrays(broken, len(trie))
     with pytest.raises(CorruptTrieError, match="another trie"):
         ArgIndex.from_arrays(arrays, len(trie) + 1)
-    for name in ("table", "hashes", "ranks"):
+    for name in ("table", "hashes", "ranks", "key_start"):
         broken = dict(arrays)
         broken[name] = arrays[name][:-1].copy()
         with pytest.raises(CorruptTrieError):
@@ -281,13 +282,19 @@ def test_missing_mistyped_or_foreign_arrays_are_rejected_at_open():
 
 def test_verify_finds_disorder_that_open_lets_through():
     trie, index, _ = small_index()
+    ranks = packed.unpack(index.arrays["ranks"])
+    width = packed.packed_width(index.arrays["ranks"])
+    swapped = ranks.copy()
+    swapped[[0, 1]] = swapped[[1, 0]]
     arrays = {name: array.copy() for name, array in index.arrays.items()}
-    arrays["ranks"][[0, 1]] = arrays["ranks"][[1, 0]]
+    arrays["ranks"] = packed.pack(swapped, width)
     opened = ArgIndex.from_arrays(arrays, len(trie))
     with pytest.raises(CorruptTrieError):
         opened.verify()
+    too_large = ranks.copy()
+    too_large[3] = len(trie) + 5
     arrays = {name: array.copy() for name, array in index.arrays.items()}
-    arrays["ranks"][3] = len(trie) + 5
+    arrays["ranks"] = packed.pack(too_large)
     with pytest.raises(CorruptTrieError):
         ArgIndex.from_arrays(arrays, len(trie)).verify()
     arrays = {name: array.copy() for name, array in index.arrays.items()}

@@ -10,6 +10,11 @@ of the sidecar (checked against the hash `store.meta` records).
 counts, and the options of the argument index. The other sections are the trie's arrays,
 named `trie.<array name>`, and those of its argument index (trie.argindex), named
 `argindex.<array name>`; a checkpoint rebuilds the index with the same options.
+
+Store formats: 2 packs the index's postings and key starts into bit fields (trie.packed);
+1 stored them as uint32 and int64. The trie's arrays are the same in both. A generation of
+format 1 opens only for `snapshot upgrade` (`outdated_ok`, and then without its index);
+otherwise it raises OutdatedFormatError.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 import metta_numba
 from metta_numba.store import layout
 from metta_numba.store.actfile import ActFile, write_act
-from metta_numba.store.errors import CorruptSnapshotError, UnsupportedFormatError
+from metta_numba.store.errors import CorruptSnapshotError, OutdatedFormatError, UnsupportedFormatError
 from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
 from metta_numba.store.wal import create_wal
 from metta_numba.trie import CorruptTrieError, Trie
@@ -43,7 +48,9 @@ answer. Larger generations are opened in O(1) and checked in full only by verify
 META_SECTION = "store.meta"
 TRIE_PREFIX = "trie."
 INDEX_PREFIX = "argindex."
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+UPGRADABLE_FORMATS = (1,)
+"""Older store formats that `snapshot upgrade` converts."""
 
 
 def _prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -118,6 +125,19 @@ def write_generation(
     return meta
 
 
+def _outdated(directory: Path, found: int) -> OutdatedFormatError:
+    if found in UPGRADABLE_FORMATS:
+        how = f"run `metta-numba snapshot upgrade {directory}` to convert it"
+    else:
+        how = "no upgrade exists from it: rebuild the KB from its sources"
+    return OutdatedFormatError(
+        f"KB is in store format {found}; this library reads store format {STORE_FORMAT}: {how}",
+        str(directory),
+        found=found,
+        supported=STORE_FORMAT,
+    )
+
+
 class Generation:
     """An opened generation: memmapped trie, lazily read term store, recorded metadata."""
 
@@ -141,12 +161,17 @@ class Generation:
         self._leaf_count = trie.arrays["leaf_count"]
         self._leaf_name = trie.arrays["leaf_name"]
         self._total = int(meta["counts"]["atoms"])
+        self.store_format = int(meta["store_format"])
 
     @classmethod
-    def open(cls, directory: Path, number: int, check_bytes: int | None = None) -> Generation:
+    def open(
+        cls, directory: Path, number: int, check_bytes: int | None = None, outdated_ok: bool = False
+    ) -> Generation:
         """Open generation `number`: O(1) checks of the headers and the layout, then, when both
-        files total at most `check_bytes` (default OPEN_CHECK_BYTES), every checksum."""
-        generation = cls._open(directory, number)
+        files total at most `check_bytes` (default OPEN_CHECK_BYTES), every checksum.
+        `outdated_ok` opens an older store format (for an upgrade) instead of raising
+        OutdatedFormatError."""
+        generation = cls._open(directory, number, outdated_ok)
         limit = OPEN_CHECK_BYTES if check_bytes is None else check_bytes
         try:
             if generation.checked_size() <= limit:
@@ -167,7 +192,7 @@ class Generation:
             self.terms.verify_checksums()
 
     @classmethod
-    def _open(cls, directory: Path, number: int) -> Generation:
+    def _open(cls, directory: Path, number: int, outdated_ok: bool = False) -> Generation:
         act_path = directory / layout.act_name(number)
         act = ActFile.open(act_path)
         if META_SECTION not in act.sections or not act.checksum_ok(META_SECTION):
@@ -185,16 +210,25 @@ class Generation:
             raise UnsupportedFormatError(f"store format {store_format} is newer than this library", act_path)
         if recorded_number != number:
             raise CorruptSnapshotError(f"file holds generation {recorded_number}, not {number}", act_path)
+        outdated = store_format < STORE_FORMAT
+        if outdated and (store_format not in UPGRADABLE_FORMATS or not outdated_ok):
+            raise _outdated(directory, store_format)
         terms = GenerationTerms(directory / layout.h5_name(number), h5_layout)
         try:
             trie = Trie.from_arrays(
                 _unprefixed(TRIE_PREFIX, act.arrays), validate=False, merkleized=bool(meta.get("merkleized"))
             )
             index_arrays = _unprefixed(INDEX_PREFIX, act.arrays)
-            index = ArgIndex.from_arrays(index_arrays, len(trie)) if meta.get("argindex") is not None else None
+            indexed = meta.get("argindex") is not None and not outdated  # an upgrade rebuilds it
+            index = ArgIndex.from_arrays(index_arrays, len(trie)) if indexed else None
         except CorruptTrieError as err:
             raise CorruptSnapshotError(f"trie arrays are inconsistent: {err}", act_path) from None
         return cls(directory, number, act, terms, trie, index, meta)
+
+    @property
+    def outdated(self) -> bool:
+        """Written in an older store format (opened for an upgrade)."""
+        return self.store_format < STORE_FORMAT
 
     def total_count(self) -> int:
         """Atoms in the generation, copies included (recorded when it was written)."""

@@ -18,11 +18,12 @@ import xxhash
 from metta_numba.codec.terms import TermStore
 from metta_numba.store import layout
 from metta_numba.store.errors import SnapshotError, os_errors_as_access_errors
-from metta_numba.store.generation import write_generation
+from metta_numba.store.generation import INDEX_PREFIX, write_generation
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
 from metta_numba.trie import Trie
-from metta_numba.trie.argindex import IndexOptions
+from metta_numba.trie.argindex import PACKED, IndexOptions
+from metta_numba.trie.packed import packed_len, packed_width
 
 
 def describe_sources(paths: Iterable[str | os.PathLike]) -> list[dict]:
@@ -156,9 +157,35 @@ def publish_trie(
 
 
 def snapshot_info(path: str | os.PathLike) -> dict:
-    """Generation, counts, file sizes and metadata of a KB (opened read-only)."""
+    """Generation, counts, file sizes, format, the bytes of each section and metadata of a KB
+    (opened read-only). A packed section (trie.packed) also gives its bits per value."""
     with PersistentKB.open(path, readonly=True) as kb:
-        return kb.info()
+        info = kb.info()
+        generation = kb.snapshot_generation()
+        major, minor = generation.act.version
+        info["format"] = f"store {generation.store_format}, .act {major}.{minor}"
+        info["sections"] = {name: _section_text(generation, name) for name in generation.act.sections}
+        return info
+
+
+def _section_text(generation, name: str) -> str:
+    section = generation.act.sections[name]
+    text = f"{section.length:,} bytes, {section.dtype.name}"
+    if name.startswith(INDEX_PREFIX) and name[len(INDEX_PREFIX) :] in PACKED:
+        words = generation.act.arrays[name]
+        text += f", packed: {packed_len(words):,} values of {packed_width(words)} bits"
+    return text
+
+
+def snapshot_warm(path: str | os.PathLike) -> dict:
+    """Read the sections a query touches, and the term store, into the page cache
+    (store.prewarm.warm_generation); returns what was read."""
+    from metta_numba.store.prewarm import warm_generation
+
+    with PersistentKB.open(path, readonly=True) as kb:
+        report = warm_generation(kb.snapshot_generation())
+    report["path"] = str(path)
+    return report
 
 
 def snapshot_verify(path: str | os.PathLike) -> dict:
@@ -178,6 +205,32 @@ def snapshot_verify(path: str | os.PathLike) -> dict:
             "pending_changes": kb.pending_changes,
             "seconds": time.perf_counter() - started,
         }
+
+
+def snapshot_upgrade(path: str | os.PathLike) -> dict:
+    """Convert a KB of an older store format: its content, delta log included, becomes a new
+    generation in the current format (switched to atomically, as a checkpoint is), and the old
+    generation is deleted once no reader holds it. A KB in the current format is left as is."""
+    directory = Path(path)
+    with PersistentKB.open(directory, outdated_ok=True) as kb, os_errors_as_access_errors(directory):
+        before = _kb_bytes(directory)
+        previous = kb.generation
+        old_format = kb.snapshot_generation().store_format
+        folded = kb.pending_changes
+        generation = kb.upgrade()
+        new_format = kb.snapshot_generation().store_format
+    with os_errors_as_access_errors(directory):
+        after = _kb_bytes(directory)
+    return {
+        "path": str(directory),
+        "previous_generation": previous,
+        "generation": generation,
+        "previous_format": old_format,
+        "format": new_format,
+        "changes_folded": folded if generation != previous else 0,
+        "bytes_before": before,
+        "bytes_after": after,
+    }
 
 
 def _kb_bytes(directory: Path) -> int:

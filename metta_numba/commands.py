@@ -259,7 +259,7 @@ def snapshot(args) -> int:
         elif args.action == "upgrade":
             report = ops.snapshot_upgrade(args.kb)
             if report["generation"] == report["previous_generation"]:
-                print(f"{report['path']}: already in store format {report['format']} (generation {report['generation']})")
+                print(f"{report['path']}: already in store format {report['format']} ({report['generation']})")
             else:
                 print(
                     f"{report['path']}: generation {report['previous_generation']} (store format "

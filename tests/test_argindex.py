@@ -20,8 +20,7 @@ from strategies import generalize
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, is_ground
 from metta_numba.codec import TermStore, encode, encode_atoms
 from metta_numba.syntax import parse_atom
-from metta_numba.trie import CorruptTrieError, Trie
-from metta_numba.trie import packed
+from metta_numba.trie import CorruptTrieError, Trie, packed
 from metta_numba.trie.argindex import (
     ArgIndex,
     IndexOptions,

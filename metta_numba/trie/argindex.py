@@ -36,8 +36,7 @@ import numpy as np
 
 from metta_numba.trie import argindex_entries as entries
 from metta_numba.trie import argindex_kernels as kernels
-from metta_numba.trie import packed
-from metta_numba.trie import walk
+from metta_numba.trie import packed, walk
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.trie import Trie
 

@@ -417,10 +417,9 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
     def part(row: int, kind: int) -> slice:
         return slice(int(bounds[3 * row + kind]), int(bounds[3 * row + kind + 1]))
 
-    # The size cap counts what the arrays would take unpacked (4 bytes a rank, 16 a key with
-    # its start), so that packing makes the index smaller rather than letting it keep more
-    # positions; the packed index is then at most the cap.
-    rank_bytes, start_bytes = 4, 8
+    # Bytes per packed rank and key start, for the size cap.
+    rank_bytes = packed.width_for(max(n_leaves - 1, 0)) / 8
+    start_bytes = packed.width_for(len(ranks)) / 8
     stats = []
     for row, code in enumerate(row_codes.tolist()):
         ground = part(row, entries.GROUND)

@@ -187,7 +187,9 @@ def test_size_cap_drops_the_least_selective_position_first():
     full = ArgIndex.build(trie, IndexOptions(max_ratio=None))
     stats = {p["position"]: p for p in full.positions()}
     assert stats[(1,)]["keyed"] and stats[(2,)]["keyed"]
-    capped = ArgIndex.build(trie, IndexOptions(max_bytes=full.nbytes - 1, max_ratio=None))
+    # The cap counts the index unpacked, whatever the widths of its packed arrays.
+    assert full.unpacked_nbytes > full.nbytes
+    capped = ArgIndex.build(trie, IndexOptions(max_bytes=full.unpacked_nbytes - 1, max_ratio=None))
     kept = {p["position"]: p["keyed"] for p in capped.positions()}
     assert kept == {(1,): False, (2,): True}
     assert capped.nbytes < full.nbytes

@@ -60,6 +60,10 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
 """`key_start` and `ranks` are packed arrays (trie.packed) held in uint64 words."""
 PACKED = ("key_start", "ranks")
 
+UNPACKED_RANK_BYTES = 4
+UNPACKED_START_BYTES = 8
+"""What a posting and a key start take unpacked (store format 1): the unit of the size cap."""
+
 SELECTIVE_PREFIX = 256
 """A ground prefix that leaves at most this many paths needs no index (see ArgIndex.candidates)."""
 
@@ -96,7 +100,9 @@ class IndexOptions:
     """What to index: `positions` (None: every position of depth 1 and 2 with child indices
     below `max_child`), `heads` (None: every atom; else only expressions with these head
     symbols), and a size cap (`max_bytes`, or `max_ratio` times the trie's bytes), which drops
-    the least selective positions' postings first."""
+    the least selective positions' postings first. The cap counts the index unpacked
+    (`ArgIndex.unpacked_nbytes`) and the trie as store format 1 laid it out, so the positions
+    kept do not depend on the bit widths of the packed arrays."""
 
     def __init__(
         self,
@@ -185,7 +191,7 @@ class ArgIndex:
         del keep
         cap = options.max_bytes
         if cap is None and options.max_ratio is not None:
-            cap = max(int(options.max_ratio * trie.nbytes), MIN_RATIO_CAP)
+            cap = max(int(options.max_ratio * trie.unpacked_nbytes), MIN_RATIO_CAP)
         # _layout takes the columns over: it frees each as soon as it has used it.
         return cls(_layout(columns, n_leaves, cover, options.max_child, keyed_codes, cap))
 
@@ -227,6 +233,16 @@ class ArgIndex:
     @property
     def nbytes(self) -> int:
         return sum(array.nbytes for array in self._arrays.values())
+
+    @property
+    def unpacked_nbytes(self) -> int:
+        """The size with postings and key starts unpacked: what the size cap counts."""
+        return (
+            self._table.nbytes
+            + self._hashes.nbytes
+            + UNPACKED_START_BYTES * packed.packed_len(self._key_start)
+            + UNPACKED_RANK_BYTES * packed.packed_len(self._ranks)
+        )
 
     def positions(self) -> list[dict]:
         """One record per indexed position: its path, ground atoms, distinct keys, whether its
@@ -417,9 +433,9 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
     def part(row: int, kind: int) -> slice:
         return slice(int(bounds[3 * row + kind]), int(bounds[3 * row + kind + 1]))
 
-    # Bytes per packed rank and key start, for the size cap.
-    rank_bytes = packed.width_for(max(n_leaves - 1, 0)) / 8
-    start_bytes = packed.width_for(len(ranks)) / 8
+    # The cap counts the unpacked size (ArgIndex.unpacked_nbytes), so that which positions
+    # are kept does not depend on the bit widths of a KB; the packed index is smaller still.
+    rank_bytes, start_bytes = UNPACKED_RANK_BYTES, UNPACKED_START_BYTES
     stats = []
     for row, code in enumerate(row_codes.tolist()):
         ground = part(row, entries.GROUND)
@@ -438,9 +454,7 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
     if cap is not None:
         # What stays whatever the cap: the table, the variable lists.
         n_variables = int(np.count_nonzero(kinds == entries.VARIABLE))
-        # (the two packed arrays add a header, a spare word and a partial word each)
         fixed = 8 * kernels.ROW * (len(stats) + 1) + 8 * len(cover) + rank_bytes * n_variables
-        fixed += 2 * 8 * (packed.HEADER_WORDS + 2)
         total = fixed + sum(s[4] for s in stats if s[3])
         # Drop the least selective positions (most atoms per key) until the rest fits.
         for s in sorted((s for s in stats if s[3]), key=lambda s: (-s[1] / max(s[2], 1), -s[4])):

@@ -197,6 +197,13 @@ class Trie:
     def nbytes(self) -> int:
         return sum(array.nbytes for array in self._arrays.values())
 
+    @property
+    def unpacked_nbytes(self) -> int:
+        """The size with the packed arrays in their plain dtypes (layout.WIDE_DTYPES)."""
+        packed_bytes = sum(self._arrays[name].nbytes for name in PACKED_NAMES)
+        plain = sum(packed_len(self._arrays[name]) * WIDE_DTYPES[name].itemsize for name in PACKED_NAMES)
+        return self.nbytes - packed_bytes + plain
+
     def __len__(self) -> int:
         """Distinct paths."""
         return len(self._arrays["leaf_count"])

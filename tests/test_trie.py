@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, alpha_equal, variables_of
 from metta_numba.codec import CodecError, TermStore, encode, encode_atoms
-from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie, packed
+from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
 from metta_numba.unify import match_atom
 
 LONG_SYMBOL = "long-" + "x" * 70  # over 63 bytes: stored as a term id
@@ -336,16 +336,10 @@ def test_arrays_have_the_documented_names_and_dtypes():
     trie = encode_batch([E("f", "a"), E("f", "b")], terms)
     arrays = trie.arrays
     assert tuple(arrays) == ARRAY_NAMES
-    # The node and edge arrays are packed, each in the bits of its largest value.
-    for name in ("label_off", "child_start", "children", "child_rank_offset"):
-        assert arrays[name].dtype == np.uint64
-        values = packed.unpack(arrays[name])
-        assert packed.packed_width(arrays[name]) == int(values.max(initial=0)).bit_length()
+    assert arrays["children"].dtype == np.int32 and arrays["label_off"].dtype == np.uint32
     # Counts of 1 and no variable names: the narrowest leaf dtypes.
     assert arrays["leaf_count"].dtype == np.uint8 and arrays["leaf_name"].dtype == np.int8
-    assert packed.packed_len(arrays["label_off"]) == trie.n_nodes
-    assert packed.packed_len(arrays["child_start"]) == trie.n_nodes + 1
-    assert packed.unpack(arrays["child_start"])[-1] == packed.packed_len(arrays["children"])
+    assert len(arrays["label_off"]) == trie.n_nodes and len(arrays["child_start"]) == trie.n_nodes + 1
     assert len(arrays["leaf_count"]) == len(trie) == 2
 
 

@@ -15,16 +15,7 @@ import pytest
 
 from metta_numba.atoms import E
 from metta_numba.codec import TermStore, encode
-from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie, packed
-
-
-def edited(arrays: dict, name: str, change) -> dict:
-    """`arrays` with the packed array `name` unpacked, changed in place by `change`, packed again."""
-    values = packed.unpack(arrays[name])
-    change(values)
-    arrays[name] = packed.pack(values)
-    return arrays
-
+from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
 
 TRIAL_SCRIPT = r"""
 import json, sys, traceback
@@ -32,7 +23,7 @@ from collections import Counter
 import numpy as np
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable
 from metta_numba.codec import TermStore, encode
-from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie, packed
+from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
 
 rng = np.random.default_rng(int(sys.argv[1]))
 n_trials = int(sys.argv[2])
@@ -58,31 +49,12 @@ patterns = [encode(a, terms)[0] for a in
             [Variable("q"), E("=", "$h", "$b"), E("=", ("f", "$x"), "$x"), E("$p", "$p"), atoms[0], atoms[200]]]
 
 INDEX_ARRAYS = ["label_off", "label_len", "child_start", "children", "child_rank_offset"]
-PACKED = ["label_off", "child_start", "children", "child_rank_offset"]
 
 def tamper(arrays):
     # Returns (description, must_fail_validation).
     name = str(rng.choice(ARRAY_NAMES))
+    array = arrays[name]
     kind = int(rng.integers(0, 6))
-    if name in PACKED and (kind in (0, 5) or packed.packed_len(arrays[name]) == 0):
-        # The packed words themselves: a cut (its header no longer matches) or any word.
-        words = arrays[name]
-        if kind == 0:
-            arrays[name] = words[: words.size - int(rng.integers(1, 4))].copy()
-            return f"truncate packed {name}", True
-        at = int(rng.integers(0, words.size))
-        words[at] = np.uint64(int(rng.integers(0, 2**63, dtype=np.int64)) * int(rng.integers(1, 3)))
-        return f"random word {name}[{at}]", at < 2
-    if name in PACKED:
-        # Logical values, packed again (any width: a value too large widens the array).
-        result = tamper_values(arrays, name, packed.unpack(arrays[name]), kind)
-        arrays[name] = packed.pack(arrays[name] % 2**32)
-        return result
-    return tamper_values(arrays, name, arrays[name], kind)
-
-def tamper_values(arrays, name, array, kind):
-    if name in PACKED:
-        arrays[name] = array
     if kind == 0 or array.size == 0:
         cut = int(rng.integers(1, 4))
         arrays[name] = array[: max(0, array.size - cut)].copy()
@@ -92,10 +64,8 @@ def tamper_values(arrays, name, array, kind):
         array[index] = 1 if index == 0 else 0  # only the root's label is (and must be) empty
         return f"bad label length label_len[{index}]", True
     if kind == 1 and name in INDEX_ARRAYS:
-        n_edges = packed.packed_len(arrays["children"]) if "children" != name else array.size
-        n_nodes = array.size if name == "label_off" else packed.packed_len(arrays["label_off"])
         limit = {"label_off": arrays["labels"].size + 1,
-                 "child_start": n_edges + 1, "children": n_nodes,
+                 "child_start": arrays["children"].size + 1, "children": arrays["label_off"].size,
                  "child_rank_offset": 2**31 - 1}[name]
         value = int(rng.choice([-1, -2**31, limit, 2**31 - 1]))
         array[index] = value % 2**32 if array.dtype == np.uint32 else value  # label_off wraps
@@ -110,9 +80,6 @@ def tamper_values(arrays, name, array, kind):
         other = int(rng.integers(0, array.size))
         array[index], array[other] = array[other], array[index]
         return f"swap {name}[{index}] [{other}]", False
-    if name in PACKED:
-        array[index] = int(rng.integers(0, 2**31))
-        return f"random value {name}[{index}]", False
     info = np.iinfo(array.dtype)
     array[index] = int(rng.integers(max(info.min, -2**40), min(info.max, 2**40), dtype=np.int64))
     return f"random value {name}[{index}]", False
@@ -223,7 +190,10 @@ def test_missing_or_mistyped_arrays_are_rejected_at_open():
 
 def test_a_cycle_is_caught_by_the_kernels_without_validation():
     trie, terms = small_trie()
-    arrays = edited(trie.arrays, "children", lambda c: c.__setitem__(-1, 1))  # the last edge leads back up
+    arrays = trie.arrays
+    children = arrays["children"].copy()
+    children[-1] = 1  # the last edge now leads back up the trie
+    arrays["children"] = children
     with pytest.raises(CorruptTrieError):
         Trie.from_arrays(arrays, validate=True)
     lazy = Trie.from_arrays(arrays, validate=False)
@@ -242,9 +212,10 @@ def test_a_node_with_more_edges_than_bytes_is_caught_without_validation():
     trie = Trie.build(np.frombuffer(b"".join(paths), np.uint8), np.cumsum([0] + [len(p) for p in paths]))
     arrays = trie.arrays
     # Hand every edge after the root's first to one node: far more than 256 edges.
-    node = int(packed.packed_get(arrays["children"], 0))
-    n_edges = packed.packed_len(arrays["children"])
-    arrays = edited(arrays, "child_start", lambda c: c.__setitem__(slice(node + 1, -1), n_edges))
+    child_start = arrays["child_start"].copy()
+    node = int(arrays["children"][0])
+    child_start[node + 1 : -1] = len(arrays["children"])
+    arrays["child_start"] = child_start
     with pytest.raises(CorruptTrieError):
         Trie.from_arrays(arrays, validate=True)
     lazy = Trie.from_arrays(arrays, validate=False)
@@ -292,7 +263,10 @@ def test_label_offsets_near_the_top_of_uint32_are_caught(offset):
     """Offset plus length is computed in 64 bits: a huge uint32 offset cannot wrap to a small one."""
     trie, _ = small_trie()
     for node in range(1, trie.n_nodes):
-        arrays = edited(trie.arrays, "label_off", lambda o, node=node: o.__setitem__(node, offset))
+        arrays = trie.arrays
+        label_off = arrays["label_off"].copy()
+        label_off[node] = offset
+        arrays["label_off"] = label_off
         with pytest.raises(CorruptTrieError):
             Trie.from_arrays(arrays)
         lazy = Trie.from_arrays(arrays, validate=False)
@@ -308,7 +282,7 @@ def test_a_label_running_past_the_label_bytes_is_caught():
     label_len = arrays["label_len"].copy()
     label_len[-1] = 255  # the last node's label starts near the end of `labels`
     arrays["label_len"] = label_len
-    assert int(packed.unpack(arrays["label_off"])[-1]) + 255 > len(arrays["labels"])
+    assert int(arrays["label_off"][-1]) + 255 > len(arrays["labels"])
     with pytest.raises(CorruptTrieError, match="label"):
         Trie.from_arrays(arrays)
     lazy = Trie.from_arrays(arrays, validate=False)
@@ -316,15 +290,6 @@ def test_a_label_running_past_the_label_bytes_is_caught():
         list(lazy.iter_paths())
     with pytest.raises(CorruptTrieError):
         lazy.match(b"\xc0")
-
-
-def test_node_arrays_of_store_format_1_ask_for_the_upgrade():
-    trie, _ = small_trie()
-    for name in ("label_off", "child_start", "children", "child_rank_offset"):
-        arrays = trie.arrays
-        arrays[name] = packed.unpack(arrays[name]).astype(np.uint32 if name == "label_off" else np.int32)
-        with pytest.raises(CorruptTrieError, match=f"{name}.*snapshot upgrade"):
-            Trie.from_arrays(arrays, validate=False)
 
 
 def test_node_arrays_of_the_earlier_layout_ask_for_a_rebuild():

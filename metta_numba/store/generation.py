@@ -11,11 +11,10 @@ counts, and the options of the argument index. The other sections are the trie's
 named `trie.<array name>`, and those of its argument index (trie.argindex), named
 `argindex.<array name>`; a checkpoint rebuilds the index with the same options.
 
-Store formats: 2 bit-packs (trie.packed) the trie's node and edge arrays (label_off,
-child_start, children, child_rank_offset) and the index's postings and key starts; 1 stored
-them as uint32, int32 and int64. A generation of format 1 opens only for `snapshot upgrade`
-(`outdated_ok`: its trie arrays are packed in memory, O(size), and its index is left out, as
-the upgrade rebuilds it); otherwise it raises OutdatedFormatError.
+Store formats: 2 packs the index's postings and key starts into bit fields (trie.packed);
+1 stored them as uint32 and int64. The trie's arrays are the same in both. A generation of
+format 1 opens only for `snapshot upgrade` (`outdated_ok`, and then without its index);
+otherwise it raises OutdatedFormatError.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_meta
 from metta_numba.store.wal import create_wal
 from metta_numba.trie import CorruptTrieError, Trie
 from metta_numba.trie.argindex import ArgIndex, IndexOptions, ground_candidates, trie_candidates, trie_estimate
-from metta_numba.trie.trie import pack_nodes
 from metta_numba.trie.unifypaths import snapshot_matches
 
 OPEN_CHECK_BYTES = 64 << 20
@@ -217,10 +215,9 @@ class Generation:
             raise _outdated(directory, store_format)
         terms = GenerationTerms(directory / layout.h5_name(number), h5_layout)
         try:
-            trie_arrays = _unprefixed(TRIE_PREFIX, act.arrays)
-            if outdated:
-                trie_arrays = pack_nodes(trie_arrays)
-            trie = Trie.from_arrays(trie_arrays, validate=False, merkleized=bool(meta.get("merkleized")))
+            trie = Trie.from_arrays(
+                _unprefixed(TRIE_PREFIX, act.arrays), validate=False, merkleized=bool(meta.get("merkleized"))
+            )
             index_arrays = _unprefixed(INDEX_PREFIX, act.arrays)
             indexed = meta.get("argindex") is not None and not outdated  # an upgrade rebuilds it
             index = ArgIndex.from_arrays(index_arrays, len(trie)) if indexed else None

@@ -101,8 +101,8 @@ class IndexOptions:
     below `max_child`), `heads` (None: every atom; else only expressions with these head
     symbols), and a size cap (`max_bytes`, or `max_ratio` times the trie's bytes), which drops
     the least selective positions' postings first. The cap counts the index unpacked
-    (`ArgIndex.unpacked_nbytes`) and the trie as store format 1 laid it out, so the positions
-    kept do not depend on the bit widths of the packed arrays."""
+    (`ArgIndex.unpacked_nbytes`), so the positions kept do not depend on the bit widths of
+    its packed arrays."""
 
     def __init__(
         self,
@@ -191,7 +191,7 @@ class ArgIndex:
         del keep
         cap = options.max_bytes
         if cap is None and options.max_ratio is not None:
-            cap = max(int(options.max_ratio * trie.unpacked_nbytes), MIN_RATIO_CAP)
+            cap = max(int(options.max_ratio * trie.nbytes), MIN_RATIO_CAP)
         # _layout takes the columns over: it frees each as soon as it has used it.
         return cls(_layout(columns, n_leaves, cover, options.max_child, keyed_codes, cap))
 

@@ -6,12 +6,12 @@ that leads into it, so the root's label is empty.
 | array | dtype | length | meaning |
 |---|---|---|---|
 | labels | uint8 | L | label bytes of all nodes |
-| label_off | packed | N | start of node v's label in `labels` |
+| label_off | uint32 | N | start of node v's label in `labels` |
 | label_len | uint8 | N | length of node v's label (1..255 except at the root, whose is 0) |
-| child_start | packed | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
-| children | packed | E | the child node of each edge |
+| child_start | int32 | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
+| children | int32 | E | the child node of each edge |
 | child_first_byte | uint8 | E | first label byte of that child; strictly increasing per node |
-| child_rank_offset | packed | E | leaves under the node's earlier edges (see below) |
+| child_rank_offset | int32 | E | leaves under the node's earlier edges (see below) |
 | leaf_count | uint8..uint64 | R | multiplicity of the k-th path in sorted order (>= 1) |
 | leaf_name | int8..int64 | R | term id of the k-th path's variable names, -1 for none |
 
@@ -26,14 +26,6 @@ and two subtrees with the same shape share one copy whatever their counts.
 Every edge leads from a lower node id to a higher one (the builder numbers nodes in preorder,
 merkleize parents before children). That rules out cycles, and the kernels check it per step,
 so even arrays opened without validation cannot make a walk loop.
-
-The four *packed* arrays are bit-packed (trie.packed: uint64 words, each value in the bits its
-array needs, read in O(1) by `packed_get`): a node id in log2(N) bits, an edge index in
-log2(E), a label offset in log2(L), a rank offset in the bits of its largest value, instead of
-32 each. The kernels read them only through walk.py's accessors (`node_edges`, `node_label`,
-`edge_child`, `edge_rank`, `edge_for_rank`). Builders (build, merge, merkle) lay a trie out
-in the plain dtypes of `WIDE_DTYPES` and the Trie class packs the result (`pack_nodes`);
-store format 1 kept those plain arrays, which `snapshot upgrade` packs.
 
 The two per-rank arrays take the narrowest dtype that holds their values (`LEAF_DTYPES`,
 `narrowest`): most paths are stored once and most name ids are small, and these arrays have one
@@ -53,25 +45,16 @@ from numba import types
 
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "labels": np.dtype(np.uint8),
-    "label_off": np.dtype(np.uint64),
+    "label_off": np.dtype(np.uint32),
     "label_len": np.dtype(np.uint8),
-    "child_start": np.dtype(np.uint64),
-    "children": np.dtype(np.uint64),
+    "child_start": np.dtype(np.int32),
+    "children": np.dtype(np.int32),
     "child_first_byte": np.dtype(np.uint8),
-    "child_rank_offset": np.dtype(np.uint64),
+    "child_rank_offset": np.dtype(np.int32),
     "leaf_count": np.dtype(np.uint64),
     "leaf_name": np.dtype(np.int64),
 }
 ARRAY_NAMES: tuple[str, ...] = tuple(ARRAY_DTYPES)
-PACKED_NAMES: tuple[str, ...] = ("label_off", "child_start", "children", "child_rank_offset")
-"""The node and edge arrays stored bit-packed (trie.packed)."""
-WIDE_DTYPES: dict[str, np.dtype] = {
-    "label_off": np.dtype(np.uint32),
-    "child_start": np.dtype(np.int32),
-    "children": np.dtype(np.int32),
-    "child_rank_offset": np.dtype(np.int32),
-}
-"""The same arrays as the builders lay them out, and as store format 1 kept them."""
 """`ARRAY_DTYPES` gives the widest dtype of the two leaf arrays; `LEAF_DTYPES` every one allowed."""
 LEAF_DTYPES: dict[str, tuple[np.dtype, ...]] = {
     "leaf_count": tuple(np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64)),
@@ -122,9 +105,8 @@ i64_arr = types.Array(types.int64, 1, "C")
 u64_arr = types.Array(types.uint64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
 
-StructureType = types.Tuple((u8_ro, u64_ro, u8_ro, u64_ro, u64_ro, u8_ro, u64_ro))
-"""(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset),
-the four node and edge arrays packed."""
+StructureType = types.Tuple((u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro))
+"""(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset)."""
 
 NodeArraysType = types.Tuple((u32_arr, u8_arr, i32_arr, i32_arr, u8_arr, i32_arr))
 """What the builders return besides labels: label_off ... child_rank_offset."""

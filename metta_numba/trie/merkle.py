@@ -13,8 +13,7 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
-from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro, u64_ro
-from metta_numba.trie.packed import packed_get
+from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro
 from metta_numba.trie.walk import edge_child, node_edges, node_label, trie_bounds
 
 Int = types.int64
@@ -33,7 +32,7 @@ def finish_hash(h):
     return h
 
 
-@njit(types.uint64(u8_ro, Int, Int, u64_ro, i32_ro, Int, Int), cache=True, nogil=True)
+@njit(types.uint64(u8_ro, Int, Int, i32_ro, i32_ro, Int, Int), cache=True, nogil=True)
 def shape_hash(labels, offset, length, children, class_of, first, end):
     """Hash of a node's shape: its label bytes, then its children's classes."""
     h = FNV_OFFSET
@@ -41,7 +40,7 @@ def shape_hash(labels, offset, length, children, class_of, first, end):
         h = (h ^ np.uint64(labels[offset + i])) * FNV_PRIME
     h = (h ^ np.uint64(length)) * FNV_PRIME
     for edge in range(first, end):
-        h = (h ^ np.uint64(class_of[packed_get(children, edge)])) * FNV_PRIME
+        h = (h ^ np.uint64(class_of[children[edge]])) * FNV_PRIME
     return finish_hash(h)
 
 
@@ -53,12 +52,12 @@ def same_bytes(labels, a, b, length):
     return True
 
 
-@njit(types.boolean(u64_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(types.boolean(i32_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
 def same_children(children, class_of, a_first, b_first, count):
     """Equal child classes edge by edge (rank offsets then agree too: they follow from the
     classes of the earlier children)."""
     for i in range(count):
-        if class_of[packed_get(children, a_first + i)] != class_of[packed_get(children, b_first + i)]:
+        if class_of[children[a_first + i]] != class_of[children[b_first + i]]:
             return False
     return True
 
@@ -176,9 +175,9 @@ def merkleize_structure(trie):
         new_child_start[node_id] = slot
         first, end = node_edges(child_start, n_nodes, n_edges, rep)
         for edge in range(first, end):
-            new_children[slot] = n_classes - 1 - class_of[packed_get(children, edge)]
+            new_children[slot] = n_classes - 1 - class_of[children[edge]]
             new_first_byte[slot] = first_byte[edge]
-            new_rank_offset[slot] = packed_get(rank_offset, edge)
+            new_rank_offset[slot] = rank_offset[edge]
             slot += 1
     new_child_start[n_classes] = slot
     return new_labels, (new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset)

@@ -20,13 +20,10 @@ from metta_numba.trie.layout import (
     ARRAY_NAMES,
     EARLIER_DTYPES,
     MAX_DISTINCT_PATHS,
-    PACKED_NAMES,
     STRUCTURE_NAMES,
-    WIDE_DTYPES,
     allowed_dtypes,
     narrowest,
 )
-from metta_numba.trie.packed import check_packed, pack, packed_len
 from metta_numba.unify import match_atom
 
 ABSENT_TERM_ID = 2**64 - 1
@@ -82,9 +79,7 @@ class Trie:
         arrays["label_off"] = np.zeros(1, np.uint32)
         arrays["label_len"] = np.zeros(1, np.uint8)
         arrays["child_start"] = np.zeros(2, np.int32)
-        arrays["children"] = np.zeros(0, np.int32)
-        arrays["child_rank_offset"] = np.zeros(0, np.int32)
-        return cls(pack_nodes(arrays))
+        return cls(arrays)
 
     @classmethod
     def build(
@@ -153,20 +148,17 @@ class Trie:
                 earlier = ""
                 if array.dtype == EARLIER_DTYPES.get(name):
                     earlier = " (an earlier trie layout: rebuild the snapshot)"
-                elif array.dtype == WIDE_DTYPES.get(name):
-                    earlier = " (store format 1, not packed: run `metta-numba snapshot upgrade`)"
                 raise CorruptTrieError(
                     f"trie array {name!r} is {array.dtype} {array.ndim}-D; expected contiguous 1-D {expected}{earlier}"
                 )
-        lengths = {name: check_packed(arrays[name], f"trie array {name!r}") for name in PACKED_NAMES}
-        n_nodes = lengths["label_off"]
-        n_edges = lengths["children"]
+        n_nodes = len(arrays["label_off"])
+        n_edges = len(arrays["children"])
         if (
             n_nodes < 1
             or len(arrays["label_len"]) != n_nodes
-            or lengths["child_start"] != n_nodes + 1
+            or len(arrays["child_start"]) != n_nodes + 1
             or len(arrays["child_first_byte"]) != n_edges
-            or lengths["child_rank_offset"] != n_edges
+            or len(arrays["child_rank_offset"]) != n_edges
             or len(arrays["leaf_name"]) != len(arrays["leaf_count"])
         ):
             raise CorruptTrieError("trie arrays disagree in length")
@@ -191,18 +183,11 @@ class Trie:
 
     @property
     def n_nodes(self) -> int:
-        return packed_len(self._arrays["label_off"])
+        return len(self._arrays["label_off"])
 
     @property
     def nbytes(self) -> int:
         return sum(array.nbytes for array in self._arrays.values())
-
-    @property
-    def unpacked_nbytes(self) -> int:
-        """The size with the packed arrays in their plain dtypes (layout.WIDE_DTYPES)."""
-        packed_bytes = sum(self._arrays[name].nbytes for name in PACKED_NAMES)
-        plain = sum(packed_len(self._arrays[name]) * WIDE_DTYPES[name].itemsize for name in PACKED_NAMES)
-        return self.nbytes - packed_bytes + plain
 
     def __len__(self) -> int:
         """Distinct paths."""
@@ -381,24 +366,7 @@ class Trie:
 
 
 def _named(labels, nodes, counts, names) -> dict[str, np.ndarray]:
-    arrays = dict(zip(ARRAY_NAMES, (labels, *nodes, narrowest(counts, "leaf_count"), narrowest(names, "leaf_name"))))
-    return pack_nodes(arrays)
-
-
-def pack_nodes(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The arrays with the node and edge arrays (layout.PACKED_NAMES) bit-packed, from the
-    plain dtypes the builders give and store format 1 kept (layout.WIDE_DTYPES). Each takes
-    the bits of its largest value."""
-    out = dict(arrays)
-    for name in PACKED_NAMES:
-        array = arrays[name]
-        if array.dtype != WIDE_DTYPES[name] or array.ndim != 1:
-            raise CorruptTrieError(f"trie array {name!r} is {array.dtype}; expected {WIDE_DTYPES[name]} to pack")
-        try:
-            out[name] = pack(array)
-        except ValueError:
-            raise CorruptTrieError(f"trie array {name!r} holds a negative value") from None
-    return out
+    return dict(zip(ARRAY_NAMES, (labels, *nodes, narrowest(counts, "leaf_count"), narrowest(names, "leaf_name"))))
 
 
 def _optional_column(values, n: int, what: str) -> np.ndarray:

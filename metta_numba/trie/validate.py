@@ -16,34 +16,36 @@ from numba import types
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import StructureType, readonly_array
-from metta_numba.trie.packed import packed_get, packed_len
-from metta_numba.trie.walk import edge_child, edge_rank, node_edges, node_label
+from metta_numba.trie.walk import node_edges, node_label
 
 
 @njit(types.void(StructureType), cache=True, nogil=True)
 def check_node_fields(trie):
     """Bounds of every node's label and edge range, and of every edge."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
-    n_nodes = packed_len(label_off)
-    n_edges = packed_len(children)
-    if n_nodes < 1 or label_len.shape[0] != n_nodes or packed_len(child_start) != n_nodes + 1:
+    n_nodes = label_off.shape[0]
+    if n_nodes < 1 or label_len.shape[0] != n_nodes or child_start.shape[0] != n_nodes + 1:
         raise CorruptTrieError("node arrays disagree in length")
-    if packed_get(child_start, 0) != 0 or packed_get(child_start, n_nodes) != n_edges:
+    if child_start[0] != 0 or child_start[n_nodes] != children.shape[0]:
         raise CorruptTrieError("child_start does not span the edges")
-    if first_byte.shape[0] != n_edges or packed_len(rank_offset) != n_edges:
+    if first_byte.shape[0] != children.shape[0] or rank_offset.shape[0] != children.shape[0]:
         raise CorruptTrieError("edge arrays disagree in length")
     if label_len[0] != 0:
         raise CorruptTrieError("the root has a label")
     n_labels = labels.shape[0]
+    n_edges = children.shape[0]
     for node in range(n_nodes):  # all labels and edge ranges first: edges read them below
         node_label(label_off, label_len, n_nodes, n_labels, node)
         node_edges(child_start, n_nodes, n_edges, node)
     for node in range(n_nodes):
         first, end = node_edges(child_start, n_nodes, n_edges, node)
         for edge in range(first, end):
-            child = edge_child(children, n_nodes, node, edge)  # a higher id, in range
-            edge_rank(rank_offset, edge)  # not negative
-            if first_byte[edge] != labels[node_label(label_off, label_len, n_nodes, n_labels, child)[0]]:
+            child = children[edge]
+            if child <= node or child >= n_nodes:
+                raise CorruptTrieError("an edge leads to a lower node id, or out of range")
+            if rank_offset[edge] < 0:
+                raise CorruptTrieError("negative rank offset")
+            if first_byte[edge] != labels[label_off[child]]:
                 raise CorruptTrieError("child_first_byte disagrees with the child's label")
             if edge > first and first_byte[edge] <= first_byte[edge - 1]:
                 raise CorruptTrieError("children are not in strictly increasing byte order")
@@ -54,16 +56,16 @@ def check_shape(trie, n_leaves):
     """Paths no longer than `labels`, rank offsets consistent with the leaves. Edges lead to
     higher ids (checked first), so going down the ids sees every child before its parents."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
-    n_nodes = packed_len(label_off)
+    n_nodes = label_off.shape[0]
     leaves = np.zeros(n_nodes, np.int64)
     longest = np.zeros(n_nodes, np.int64)  # longest path from the start of a node's label
     for node in range(n_nodes - 1, -1, -1):
-        first, end = packed_get(child_start, node), packed_get(child_start, node + 1)  # checked already
+        first, end = child_start[node], child_start[node + 1]  # checked by check_node_fields
         below = 0
         deepest = 0
         for edge in range(first, end):
-            child = packed_get(children, edge)
-            if packed_get(rank_offset, edge) != below:
+            child = children[edge]
+            if rank_offset[edge] != below:
                 raise CorruptTrieError("rank offsets disagree with the leaves")
             below += leaves[child]
             if below > n_leaves:  # also keeps a corrupt DAG's counts from overflowing
@@ -71,7 +73,7 @@ def check_shape(trie, n_leaves):
             deepest = max(deepest, longest[child])
         leaves[node] = below if first < end else 1
         longest[node] = label_len[node] + deepest
-    root_leaves = leaves[0] if packed_get(child_start, 1) > packed_get(child_start, 0) else 0
+    root_leaves = leaves[0] if child_start[1] > child_start[0] else 0
     if root_leaves != n_leaves:
         raise CorruptTrieError("the number of leaves disagrees with leaf_count")
     if longest[0] > labels.shape[0]:

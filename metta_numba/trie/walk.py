@@ -19,45 +19,42 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro, u64_ro
-from metta_numba.trie.packed import packed_get, packed_len
+from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro, u32_ro
 
 Int = types.int64
 IntPair = types.UniTuple(types.int64, 2)
 
 
 # --- checked access ----------------------------------------------------------------------
-# The only readers of the packed node and edge arrays (layout.PACKED_NAMES): every other kernel
-# goes through these, so the encoding can change here alone.
 
 
 @njit(types.UniTuple(types.int64, 3)(StructureType), cache=True, nogil=True)
 def trie_bounds(trie):
     """(nodes, edges, label bytes) that every array agrees on: the limits the checks below use."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
-    n_nodes = min(packed_len(label_off), label_len.shape[0], packed_len(child_start) - 1)
-    n_edges = min(packed_len(children), first_byte.shape[0], packed_len(rank_offset))
+    n_nodes = min(label_off.shape[0], label_len.shape[0], child_start.shape[0] - 1)
+    n_edges = min(children.shape[0], first_byte.shape[0], rank_offset.shape[0])
     return max(n_nodes, 0), n_edges, labels.shape[0]
 
 
-@njit(IntPair(u64_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(IntPair(i32_ro, Int, Int, Int), cache=True, nogil=True)
 def node_edges(child_start, n_nodes, n_edges, node):
     """(first, end) of node's edges."""
     if node < 0 or node >= n_nodes:
         raise CorruptTrieError("node id out of range")
-    first = packed_get(child_start, node)
-    end = packed_get(child_start, node + 1)
+    first = np.int64(child_start[node])
+    end = np.int64(child_start[node + 1])
     if first < 0 or end < first or end > n_edges:
         raise CorruptTrieError("child_start out of range")
     return first, end
 
 
-@njit(IntPair(u64_ro, u8_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(IntPair(u32_ro, u8_ro, Int, Int, Int), cache=True, nogil=True)
 def node_label(label_off, label_len, n_nodes, n_labels, node):
     """(offset, length) of node's label; only the root's may be empty."""
     if node < 0 or node >= n_nodes:
         raise CorruptTrieError("node id out of range")
-    offset = packed_get(label_off, node)
+    offset = np.int64(label_off[node])
     length = np.int64(label_len[node])
     if offset < 0 or length < 0 or offset + length > n_labels:
         raise CorruptTrieError("label out of range")
@@ -66,20 +63,20 @@ def node_label(label_off, label_len, n_nodes, n_labels, node):
     return offset, length
 
 
-@njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(Int(i32_ro, Int, Int, Int), cache=True, nogil=True)
 def edge_child(children, n_nodes, parent, edge):
     """The child an edge of `parent` leads to: always a higher id (the format's guard against
     cycles). `edge` comes from `node_edges`, so it is in range."""
-    child = packed_get(children, edge)
+    child = np.int64(children[edge])
     if child <= parent or child >= n_nodes:
         raise CorruptTrieError("edge out of range")
     return child
 
 
-@njit(Int(u64_ro, Int), cache=True, nogil=True)
+@njit(Int(i32_ro, Int), cache=True, nogil=True)
 def edge_rank(rank_offset, edge):
     """Leaves under the earlier edges of the same node."""
-    offset = packed_get(rank_offset, edge)
+    offset = np.int64(rank_offset[edge])
     if offset < 0:
         raise CorruptTrieError("negative rank offset")
     return offset
@@ -106,7 +103,7 @@ def find_edge(first_byte, first, end, byte):
     return edge if edge < end and first_byte[edge] == byte else -1
 
 
-@njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(Int(i32_ro, Int, Int, Int), cache=True, nogil=True)
 def edge_for_rank(rank_offset, first, end, rank):
     """The edge in [first, end) whose subtree holds relative rank `rank`: the last one whose
     rank offset is <= rank."""
@@ -114,7 +111,7 @@ def edge_for_rank(rank_offset, first, end, rank):
     hi = end
     while lo < hi:
         mid = (lo + hi) >> 1
-        if packed_get(rank_offset, mid) <= rank:
+        if rank_offset[mid] <= rank:
             lo = mid + 1
         else:
             hi = mid

@@ -45,7 +45,7 @@ def width_for(top: int) -> int:
     return int(top).bit_length()
 
 
-@njit(Int(u64_ro), cache=True, nogil=True)
+@njit(Int(u64_ro), cache=True, nogil=True, inline="always")
 def packed_len(words):
     """The number of values (as recorded; `check_packed` ties it to the length at open)."""
     if words.shape[0] < HEADER_WORDS + 1:
@@ -53,7 +53,7 @@ def packed_len(words):
     return np.int64(words[1] & np.uint64(0x7FFFFFFFFFFFFFFF))
 
 
-@njit(Int(u64_ro, Int), cache=True, nogil=True)
+@njit(Int(u64_ro, Int), cache=True, nogil=True, inline="always")
 def packed_get(words, i):
     """Value i of a packed array."""
     # All in uint64: Numba turns mixed int64/uint64 arithmetic into float64, which made this

@@ -132,7 +132,7 @@ def _program_space(args):
     target = getattr(args, "save_snapshot", None)
     in_place = bool(target) and Path(target).resolve() == Path(args.load_snapshot).resolve()
     with PersistentKB.open(
-        args.load_snapshot, readonly=not in_place, verify=args.verify, prefetch=args.prefetch
+        args.load_snapshot, readonly=not in_place, verify=args.verify, prefetch=getattr(args, "prefetch", False)
     ) as kb:
         if in_place:
             with kb.transaction():
@@ -424,7 +424,9 @@ def query(args) -> int:
 
         with _kb_errors():
             return query_sharded(args, pattern, template)
-    with _kb_errors(), PersistentKB.open(args.kb, readonly=True, verify=args.verify, prefetch=args.prefetch) as kb:
+    with _kb_errors(), PersistentKB.open(
+        args.kb, readonly=True, verify=args.verify, prefetch=getattr(args, "prefetch", False)
+    ) as kb:
         matches = kb.query(pattern)
     _print_matches(args, pattern, template, matches)
     return EXIT_OK

@@ -211,40 +211,29 @@ def snapshot_upgrade(path: str | os.PathLike) -> dict:
     """Convert a KB of an older store format: its content, delta log included, becomes a new
     generation in the current format (switched to atomically, as a checkpoint is), and the old
     generation is deleted once no reader holds it. A KB in the current format is left as is."""
-    directory = Path(path)
-    with PersistentKB.open(directory, outdated_ok=True) as kb, os_errors_as_access_errors(directory):
-        before = _kb_bytes(directory)
-        previous = kb.generation
-        old_format = kb.snapshot_generation().store_format
-        folded = kb.pending_changes
-        generation = kb.upgrade()
-        new_format = kb.snapshot_generation().store_format
-    with os_errors_as_access_errors(directory):
-        after = _kb_bytes(directory)
-    return {
-        "path": str(directory),
-        "previous_generation": previous,
-        "generation": generation,
-        "previous_format": old_format,
-        "format": new_format,
-        "changes_folded": folded if generation != previous else 0,
-        "bytes_before": before,
-        "bytes_after": after,
-    }
+    formats = []
+
+    def upgrade(kb: PersistentKB) -> int:
+        formats.append(kb.snapshot_generation().store_format)
+        number = kb.upgrade()
+        formats.append(kb.snapshot_generation().store_format)
+        return number
+
+    report = _new_generation(Path(path), upgrade, outdated_ok=True)
+    report["previous_format"], report["format"] = formats
+    if report["generation"] == report["previous_generation"]:
+        report["changes_folded"] = 0
+    return report
 
 
-def _kb_bytes(directory: Path) -> int:
-    return sum(entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
-
-
-def snapshot_compact(path: str | os.PathLike) -> dict:
-    """Fold the log into a new generation and delete the generations no reader holds."""
-    directory = Path(path)
-    with PersistentKB.open(directory) as kb, os_errors_as_access_errors(directory):
+def _new_generation(directory: Path, write, outdated_ok: bool = False) -> dict:
+    """Open the KB as its writer, `write(kb)` a new generation (returning its number), and
+    report the generations, the changes folded and the directory's bytes before and after."""
+    with PersistentKB.open(directory, outdated_ok=outdated_ok) as kb, os_errors_as_access_errors(directory):
         before = _kb_bytes(directory)
         previous = kb.generation
         folded = kb.pending_changes
-        generation = kb.checkpoint()
+        generation = write(kb)
     with os_errors_as_access_errors(directory):
         left = sorted(n for n in layout.generations_on_disk(directory) if n != generation)
         after = _kb_bytes(directory)
@@ -257,6 +246,15 @@ def snapshot_compact(path: str | os.PathLike) -> dict:
         "bytes_after": after,
         "generations_kept_for_readers": left,
     }
+
+
+def _kb_bytes(directory: Path) -> int:
+    return sum(entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
+
+
+def snapshot_compact(path: str | os.PathLike) -> dict:
+    """Fold the log into a new generation and delete the generations no reader holds."""
+    return _new_generation(Path(path), PersistentKB.checkpoint)
 
 
 def save_atoms(atoms: Iterable, path: str | os.PathLike, *, merkleize: bool = True) -> dict:

@@ -65,6 +65,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="run every function in the plain evaluator (no compiled tiers; for debugging)",
     )
     _add_verify_argument(parser)
+    _add_prefetch_argument(parser)
     _add_sandbox_argument(parser)
 
 
@@ -73,6 +74,14 @@ def _add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
         "--sandbox",
         action="store_true",
         help="an untrusted program: file I/O, include and import! only inside the program's folder",
+    )
+
+
+def _add_prefetch_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="ask the kernel to read the KB's query sections into the page cache in the background",
     )
 
 
@@ -106,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     repl.add_argument("--no-merkleize", action="store_true", help="do not merkleize the saved snapshot (faster save)")
     _add_verify_argument(repl)
+    _add_prefetch_argument(repl)
     _add_sandbox_argument(repl)
 
     snapshot = commands.add_parser("snapshot", help="build, inspect, verify or compact a KB snapshot")
@@ -143,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("info", "print counts, sizes, format, generation and sources"),
         ("verify", "check every checksum of the live generation and the log"),
         ("compact", "fold the delta log into a new generation (a checkpoint)"),
+        ("upgrade", "convert a KB of an older store format into the current one, as a new generation"),
+        ("warm", "read the sections queries touch into the page cache, and say what was read"),
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("kb", metavar="KB", help="the KB directory")
@@ -170,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer every pattern of FILE (one atom per pattern; - for stdin)",
     )
     _add_verify_argument(query)
+    _add_prefetch_argument(query)
 
     batch = commands.add_parser("batch", help="run many `!` queries against a KB on a Dask cluster")
     batch.add_argument("kb", metavar="KB", help="the KB directory")

@@ -130,7 +130,9 @@ def _program_space(args):
 
     target = getattr(args, "save_snapshot", None)
     in_place = bool(target) and Path(target).resolve() == Path(args.load_snapshot).resolve()
-    with PersistentKB.open(args.load_snapshot, readonly=not in_place, verify=args.verify) as kb:
+    with PersistentKB.open(
+        args.load_snapshot, readonly=not in_place, verify=args.verify, prefetch=getattr(args, "prefetch", False)
+    ) as kb:
         if in_place:
             with kb.transaction():
                 yield SnapshotSpace(kb), kb
@@ -261,6 +263,25 @@ def snapshot(args) -> int:
                 f"{report['path']}: generation {report['previous_generation']} -> {report['generation']}, "
                 f"{report['changes_folded']} changes folded, "
                 f"{report['bytes_before']:,} -> {report['bytes_after']:,} bytes"
+            )
+        elif args.action == "upgrade":
+            report = ops.snapshot_upgrade(args.kb)
+            if report["generation"] == report["previous_generation"]:
+                print(f"{report['path']}: already in store format {report['format']} ({report['generation']})")
+            else:
+                print(
+                    f"{report['path']}: generation {report['previous_generation']} (store format "
+                    f"{report['previous_format']}) -> {report['generation']} (store format {report['format']}), "
+                    f"{report['changes_folded']} changes folded, "
+                    f"{report['bytes_before']:,} -> {report['bytes_after']:,} bytes"
+                )
+        elif args.action == "warm":
+            report = ops.snapshot_warm(args.kb)
+            for item in report["sections"]:
+                print(f"  {item['section']}: {item['bytes']:,} bytes")
+            print(
+                f"{report['path']}: generation {report['generation']}, read {report['bytes']:,} bytes "
+                f"into the page cache in {report['seconds'] * 1e3:.1f} ms"
             )
     return EXIT_OK
 
@@ -409,7 +430,9 @@ def query(args) -> int:
 
         with _kb_errors(), ShardedKB.open(args.kb) as kb:
             return run_query(args, kb)
-    with _kb_errors(), PersistentKB.open(args.kb, readonly=True, verify=args.verify) as kb:
+    with _kb_errors(), PersistentKB.open(
+        args.kb, readonly=True, verify=args.verify, prefetch=getattr(args, "prefetch", False)
+    ) as kb:
         return run_query(args, kb)
 
 

@@ -20,7 +20,7 @@ from strategies import generalize
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, is_ground
 from metta_numba.codec import TermStore, encode, encode_atoms
 from metta_numba.syntax import parse_atom
-from metta_numba.trie import CorruptTrieError, Trie
+from metta_numba.trie import CorruptTrieError, Trie, packed
 from metta_numba.trie.argindex import (
     ArgIndex,
     IndexOptions,
@@ -187,7 +187,9 @@ def test_size_cap_drops_the_least_selective_position_first():
     full = ArgIndex.build(trie, IndexOptions(max_ratio=None))
     stats = {p["position"]: p for p in full.positions()}
     assert stats[(1,)]["keyed"] and stats[(2,)]["keyed"]
-    capped = ArgIndex.build(trie, IndexOptions(max_bytes=full.nbytes - 1, max_ratio=None))
+    # The cap counts the index unpacked, whatever the widths of its packed arrays.
+    assert full.unpacked_nbytes > full.nbytes
+    capped = ArgIndex.build(trie, IndexOptions(max_bytes=full.unpacked_nbytes - 1, max_ratio=None))
     kept = {p["position"]: p["keyed"] for p in capped.positions()}
     assert kept == {(1,): False, (2,): True}
     assert capped.nbytes < full.nbytes
@@ -271,7 +273,7 @@ def test_missing_mistyped_or_foreign_arrays_are_rejected_at_open():
             ArgIndex.from_arrays(broken, len(trie))
     with pytest.raises(CorruptTrieError, match="another trie"):
         ArgIndex.from_arrays(arrays, len(trie) + 1)
-    for name in ("table", "hashes", "ranks"):
+    for name in ("table", "hashes", "ranks", "key_start"):
         broken = dict(arrays)
         broken[name] = arrays[name][:-1].copy()
         with pytest.raises(CorruptTrieError):
@@ -281,13 +283,19 @@ def test_missing_mistyped_or_foreign_arrays_are_rejected_at_open():
 
 def test_verify_finds_disorder_that_open_lets_through():
     trie, index, _ = small_index()
+    ranks = packed.unpack(index.arrays["ranks"])
+    width = packed.packed_width(index.arrays["ranks"])
+    swapped = ranks.copy()
+    swapped[[0, 1]] = swapped[[1, 0]]
     arrays = {name: array.copy() for name, array in index.arrays.items()}
-    arrays["ranks"][[0, 1]] = arrays["ranks"][[1, 0]]
+    arrays["ranks"] = packed.pack(swapped, width)
     opened = ArgIndex.from_arrays(arrays, len(trie))
     with pytest.raises(CorruptTrieError):
         opened.verify()
+    too_large = ranks.copy()
+    too_large[3] = len(trie) + 5
     arrays = {name: array.copy() for name, array in index.arrays.items()}
-    arrays["ranks"][3] = len(trie) + 5
+    arrays["ranks"] = packed.pack(too_large)
     with pytest.raises(CorruptTrieError):
         ArgIndex.from_arrays(arrays, len(trie)).verify()
     arrays = {name: array.copy() for name, array in index.arrays.items()}

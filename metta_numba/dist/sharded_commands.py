@@ -47,12 +47,25 @@ def snapshot_build(args) -> int:
 
 
 def snapshot_action(args) -> int:
-    """info, verify and compact over every shard."""
+    """info, verify, compact, upgrade and warm over every shard."""
     import time
 
     from metta_numba.commands import _print_info
     from metta_numba.dist.sharded_kb import ShardedKB
 
+    if args.action in ("upgrade", "warm"):
+        from metta_numba.store import snapshot as ops
+
+        manifest = mf.read_manifest(args.kb)
+        for index in range(manifest.shards):
+            shard = mf.check_shard(manifest, index)
+            if args.action == "upgrade":
+                report = ops.snapshot_upgrade(shard)
+                print(f"shard {index}: generation {report['previous_generation']} -> {report['generation']}")
+            else:
+                report = ops.snapshot_warm(shard)
+                print(f"shard {index}: read {report['bytes']:,} bytes in {report['seconds'] * 1e3:.1f} ms")
+        return EXIT_OK
     if args.action == "compact":
         from metta_numba.store import snapshot as ops
 

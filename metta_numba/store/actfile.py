@@ -163,6 +163,16 @@ class FileMap:
             except (OSError, ValueError):
                 pass  # advice only; some file systems refuse it
 
+    def advise_range(self, advice: int, offset: int, length: int) -> None:
+        """madvise bytes [offset, offset + length) (widened to whole pages): a hint only."""
+        start = offset - offset % mmap.PAGESIZE
+        end = min(offset + length, len(self._mmap))
+        if end > start and hasattr(self._mmap, "madvise"):
+            try:
+                self._mmap.madvise(advice, start, end - start)
+            except (OSError, ValueError):
+                pass
+
     @contextlib.contextmanager
     def sequential(self):
         self._advise(getattr(mmap, "MADV_SEQUENTIAL", None))
@@ -231,6 +241,13 @@ class ActFile:
     def sequential(self):
         """Context manager: expect a sequential pass over the file (see FileMap)."""
         return self._base.sequential() if self._base is not None else contextlib.nullcontext()
+
+    def advise_range(self, advice: int, offset: int, length: int) -> None:
+        """madvise a byte range of the file's memory map (see FileMap.advise_range)."""
+        base = self._base
+        if base is None:
+            raise ValueError("the file is closed")
+        base.advise_range(advice, offset, length)
 
     def checksum_ok(self, name: str) -> bool:
         section = self.sections[name]

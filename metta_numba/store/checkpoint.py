@@ -73,8 +73,8 @@ def next_generation(directory: Path, number: int, generation: Generation, workin
             trie = trie.merge(trie_from_paths(paths, [count for _, count in added], names))
         if removed:
             trie = trie.subtract(trie_from_paths([path for path, _ in removed], [count for _, count in removed]))
-        if generation.trie.merkleized:
-            trie = trie.merkleize()
+        if generation.trie.merkleized and (added or removed):
+            trie = trie.merkleize()  # an unchanged trie (an upgrade) is merkleized already
         term_arrays = generation.terms.arrays.extended(terms.added + name_lists.new_texts)
         try:
             source_files = generation.metadata().get("source_files", [])

@@ -5,6 +5,7 @@
     │                              checksum, a dangling reference); `.path` names the file
     │   └── WalCorruptError        a delta-log record fails its checksum and is not a torn tail
     ├── UnsupportedFormatError     a file written by a newer (or unknown) format version
+    │   └── OutdatedFormatError    a generation of an older store format (`snapshot upgrade`)
     ├── LockedError                another process holds the writer lock of the KB
     ├── LockUnsupportedError       the file system does not support flock (a writer cannot
     │                              lock the KB; a reader opens without its lock and warns)
@@ -54,6 +55,16 @@ class WalCorruptError(CorruptSnapshotError):
 
 class UnsupportedFormatError(SnapshotError):
     """A file of a format version this library cannot read (written by a newer release)."""
+
+
+class OutdatedFormatError(UnsupportedFormatError):
+    """A generation written in an older store format, which `metta-numba snapshot upgrade KB`
+    (or `store.snapshot.snapshot_upgrade`) converts. `found` and `supported` are the versions."""
+
+    def __init__(self, message: str, path: str | None = None, found: int = 0, supported: int = 0) -> None:
+        super().__init__(message, path)
+        self.found = found
+        self.supported = supported
 
 
 class LockedError(SnapshotError):

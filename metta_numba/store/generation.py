@@ -13,6 +13,11 @@ named `trie.<array name>`, and those of its argument index (trie.argindex), name
 saved from a program's space also records the order in which its atoms were added: sections
 `order.path` (the path rank of each atom, in insertion order) and `order.names` (each copy's
 variable names, a term id or -1), which a checkpoint does not carry over.
+
+Store formats: 2 packs the index's postings and key starts into bit fields (trie.packed);
+1 stored them as uint32 and int64. The trie's arrays are the same in both. A generation of
+format 1 opens only for `snapshot upgrade` (`outdated_ok`, and then without its index);
+otherwise it raises OutdatedFormatError.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 import metta_numba
 from metta_numba.store import layout
 from metta_numba.store.actfile import ActFile, write_act
-from metta_numba.store.errors import CorruptSnapshotError, UnsupportedFormatError
+from metta_numba.store.errors import CorruptSnapshotError, OutdatedFormatError, UnsupportedFormatError
 from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
 from metta_numba.store.wal import create_wal
 from metta_numba.store.working import ground_prefix_ends
@@ -64,7 +69,9 @@ META_SECTION = "store.meta"
 TRIE_PREFIX = "trie."
 INDEX_PREFIX = "argindex."
 ORDER_PREFIX = "order."
-STORE_FORMAT = 1
+STORE_FORMAT = 2
+UPGRADABLE_FORMATS = (1,)
+"""Older store formats that `snapshot upgrade` converts."""
 
 
 def _prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -143,6 +150,19 @@ def write_generation(
     return meta
 
 
+def _outdated(directory: Path, found: int) -> OutdatedFormatError:
+    if found in UPGRADABLE_FORMATS:
+        how = f"run `metta-numba snapshot upgrade {directory}` to convert it"
+    else:
+        how = "no upgrade exists from it: rebuild the KB from its sources"
+    return OutdatedFormatError(
+        f"KB is in store format {found}; this library reads store format {STORE_FORMAT}: {how}",
+        str(directory),
+        found=found,
+        supported=STORE_FORMAT,
+    )
+
+
 class Generation:
     """An opened generation: memmapped trie, lazily read term store, recorded metadata."""
 
@@ -170,12 +190,17 @@ class Generation:
         counts = np.ascontiguousarray(counts, dtype=counts.dtype.newbyteorder("<"))
         self._count_bytes, self._count_width = counts.view(np.uint8), counts.dtype.itemsize
         self._total = int(meta["counts"]["atoms"])
+        self.store_format = int(meta["store_format"])
 
     @classmethod
-    def open(cls, directory: Path, number: int, check_bytes: int | None = None) -> Generation:
+    def open(
+        cls, directory: Path, number: int, check_bytes: int | None = None, outdated_ok: bool = False
+    ) -> Generation:
         """Open generation `number`: O(1) checks of the headers and the layout, then, when both
-        files total at most `check_bytes` (default OPEN_CHECK_BYTES), every checksum."""
-        generation = cls._open(directory, number)
+        files total at most `check_bytes` (default OPEN_CHECK_BYTES), every checksum.
+        `outdated_ok` opens an older store format (for an upgrade) instead of raising
+        OutdatedFormatError."""
+        generation = cls._open(directory, number, outdated_ok)
         limit = OPEN_CHECK_BYTES if check_bytes is None else check_bytes
         try:
             if generation.checked_size() <= limit:
@@ -196,7 +221,7 @@ class Generation:
             self.terms.verify_checksums()
 
     @classmethod
-    def _open(cls, directory: Path, number: int) -> Generation:
+    def _open(cls, directory: Path, number: int, outdated_ok: bool = False) -> Generation:
         act_path = directory / layout.act_name(number)
         act = ActFile.open(act_path)
         if META_SECTION not in act.sections or not act.checksum_ok(META_SECTION):
@@ -214,13 +239,17 @@ class Generation:
             raise UnsupportedFormatError(f"store format {store_format} is newer than this library", act_path)
         if recorded_number != number:
             raise CorruptSnapshotError(f"file holds generation {recorded_number}, not {number}", act_path)
+        outdated = store_format < STORE_FORMAT
+        if outdated and (store_format not in UPGRADABLE_FORMATS or not outdated_ok):
+            raise _outdated(directory, store_format)
         terms = GenerationTerms(directory / layout.h5_name(number), h5_layout)
         try:
             trie = Trie.from_arrays(
                 _unprefixed(TRIE_PREFIX, act.arrays), validate=False, merkleized=bool(meta.get("merkleized"))
             )
             index_arrays = _unprefixed(INDEX_PREFIX, act.arrays)
-            index = ArgIndex.from_arrays(index_arrays, len(trie)) if meta.get("argindex") is not None else None
+            indexed = meta.get("argindex") is not None and not outdated  # an upgrade rebuilds it
+            index = ArgIndex.from_arrays(index_arrays, len(trie)) if indexed else None
         except CorruptTrieError as err:
             raise CorruptSnapshotError(f"trie arrays are inconsistent: {err}", act_path) from None
         return cls(directory, number, act, terms, trie, index, meta)
@@ -232,6 +261,11 @@ class Generation:
         if "path" not in arrays or "names" not in arrays:
             return None
         return arrays["path"], arrays["names"]
+
+    @property
+    def outdated(self) -> bool:
+        """Written in an older store format (opened for an upgrade)."""
+        return self.store_format < STORE_FORMAT
 
     def total_count(self) -> int:
         """Atoms in the generation, copies included (recorded when it was written)."""

@@ -75,6 +75,9 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
         self._batch_depth = 0
         self._in_transaction = False
         self._verify_on_open = False
+        self._outdated_ok = False
+        self._prefetch = False
+        self.prefetch = None
         self._lock_readers = True
         self._decoded: dict[bytes, Atom] = {}
         self._reset_answer_caches()
@@ -123,15 +126,23 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
         sync: str = "always",
         checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
         verify: bool = False,
+        outdated_ok: bool = False,
+        prefetch: bool = False,
     ) -> PersistentKB:
         """Open an existing KB. A writer (the default) takes the KB's lock, or raises LockedError;
         `readonly=True` opens a reader, which never blocks nor is blocked by the writer.
         `verify=True` runs `verify()`'s checks on every generation taken in, before answering
         (O(KB size); see Generation.open for the default checks). Where the file system
         refuses flock, a reader opens without its lock and warns (StoreWarning), a writer
-        raises LockUnsupportedError."""
+        raises LockUnsupportedError. A generation of an older store format raises
+        OutdatedFormatError, unless `outdated_ok` (then it answers without its argument index,
+        and `upgrade()` converts it). `prefetch=True` asks the kernel, from a background thread,
+        to read every section a query touches into the page cache (store.prewarm); the open
+        does not wait, and `self.prefetch` (a store.prewarm.Prefetch) tells when it is done."""
         kb = cls(Path(path), readonly=readonly, sync=sync, checkpoint_every=checkpoint_every)
         kb._verify_on_open = verify
+        kb._outdated_ok = outdated_ok
+        kb._prefetch = prefetch
         with os_errors_as_access_errors(kb.directory):
             layout.read_current(kb.directory)  # a clear error before any file is created
             try:
@@ -160,7 +171,11 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
     def _load_current(self) -> None:
         """Open the current generation under a reader lock, then replay its log."""
         opened = open_current(
-            self.directory, writer=not self.readonly, lock_readers=self._lock_readers, verify=self._verify_on_open
+            self.directory,
+            writer=not self.readonly,
+            lock_readers=self._lock_readers,
+            verify=self._verify_on_open,
+            outdated_ok=self._outdated_ok,
         )
         self._install(opened.generation, opened.terms, opened.working, opened.reader_lock)
         self._wal, self._wal_end = opened.wal, opened.wal_end
@@ -170,6 +185,10 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
         self._generation, self._terms, self._working, self._reader_lock = generation, terms, working, lock
         self._decoded = {}
         self._reset_answer_caches()
+        if self._prefetch:
+            from metta_numba.store.prewarm import prefetch_generation
+
+            self.prefetch = prefetch_generation(generation)
         if old_generation is not None:
             old_generation.close()
         if old_lock is not None:
@@ -530,6 +549,20 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
             self._check_open(writing=True)
             if self._working.changes == 0 and not self._terms.added:
                 return self._generation.number
+            return self._write_next_generation()
+
+    def upgrade(self) -> int:
+        """Write the KB's content, log included, as a new generation in the current store
+        format and make it current (as a checkpoint does). Returns its number; a KB already in
+        the current format is left as it is."""
+        with self._lock:
+            self._check_open(writing=True)
+            if not self._generation.outdated:
+                return self._generation.number
+            return self._write_next_generation()
+
+    def _write_next_generation(self) -> int:
+        with self._lock:
             # Imported here: merging tries is the only user of the merge kernels, and a process
             # that only queries should not pay for loading them at start-up.
             from metta_numba.store.checkpoint import next_generation

@@ -34,10 +34,13 @@ class Opened(NamedTuple):
     wal_end: int
 
 
-def open_current(directory: Path, *, writer: bool, lock_readers: bool = True, verify: bool = False) -> Opened:
+def open_current(
+    directory: Path, *, writer: bool, lock_readers: bool = True, verify: bool = False, outdated_ok: bool = False
+) -> Opened:
     """Open the generation CURRENT names. `writer`: the caller holds kb/LOCK, may repair and
     gets a WalWriter. `lock_readers=False` opens without the readers file's lock (a file system
-    without flock, for a KB no writer uses). `verify`: check every checksum before returning."""
+    without flock, for a KB no writer uses). `verify`: check every checksum before returning.
+    `outdated_ok`: open a generation of an older store format (see Generation.open)."""
     for _ in range(ATTEMPTS):
         number = layout.read_current(directory)
         if lock_readers:
@@ -50,7 +53,9 @@ def open_current(directory: Path, *, writer: bool, lock_readers: bool = True, ve
             # CURRENT still names it, so no writer is deleting it: the file is lost.
             reader_lock = _replace_readers_file(directory, number, writer)
         try:
-            generation = Generation.open(directory, number, check_bytes=-1 if verify else None)
+            generation = Generation.open(
+                directory, number, check_bytes=-1 if verify else None, outdated_ok=outdated_ok
+            )
             if verify:
                 generation.verify()
             terms = KBTerms(generation.terms)

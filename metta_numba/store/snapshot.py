@@ -18,11 +18,12 @@ import xxhash
 from metta_numba.codec.terms import TermStore
 from metta_numba.store import layout
 from metta_numba.store.errors import SnapshotError, os_errors_as_access_errors
-from metta_numba.store.generation import write_generation
+from metta_numba.store.generation import INDEX_PREFIX, write_generation
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
 from metta_numba.trie import Trie, sort
-from metta_numba.trie.argindex import IndexOptions
+from metta_numba.trie.argindex import PACKED, IndexOptions
+from metta_numba.trie.packed import packed_len, packed_width
 
 
 def describe_sources(paths: Iterable[str | os.PathLike]) -> list[dict]:
@@ -187,9 +188,35 @@ def publish_trie(
 
 
 def snapshot_info(path: str | os.PathLike) -> dict:
-    """Generation, counts, file sizes and metadata of a KB (opened read-only)."""
+    """Generation, counts, file sizes, format, the bytes of each section and metadata of a KB
+    (opened read-only). A packed section (trie.packed) also gives its bits per value."""
     with PersistentKB.open(path, readonly=True) as kb:
-        return kb.info()
+        info = kb.info()
+        generation = kb.snapshot_generation()
+        major, minor = generation.act.version
+        info["format"] = f"store {generation.store_format}, .act {major}.{minor}"
+        info["sections"] = {name: _section_text(generation, name) for name in generation.act.sections}
+        return info
+
+
+def _section_text(generation, name: str) -> str:
+    section = generation.act.sections[name]
+    text = f"{section.length:,} bytes, {section.dtype.name}"
+    if name.startswith(INDEX_PREFIX) and name[len(INDEX_PREFIX) :] in PACKED:
+        words = generation.act.arrays[name]
+        text += f", packed: {packed_len(words):,} values of {packed_width(words)} bits"
+    return text
+
+
+def snapshot_warm(path: str | os.PathLike) -> dict:
+    """Read the sections a query touches, and the term store, into the page cache
+    (store.prewarm.warm_generation); returns what was read."""
+    from metta_numba.store.prewarm import warm_generation
+
+    with PersistentKB.open(path, readonly=True) as kb:
+        report = warm_generation(kb.snapshot_generation())
+    report["path"] = str(path)
+    return report
 
 
 def snapshot_verify(path: str | os.PathLike) -> dict:
@@ -211,18 +238,33 @@ def snapshot_verify(path: str | os.PathLike) -> dict:
         }
 
 
-def _kb_bytes(directory: Path) -> int:
-    return sum(entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
+def snapshot_upgrade(path: str | os.PathLike) -> dict:
+    """Convert a KB of an older store format: its content, delta log included, becomes a new
+    generation in the current format (switched to atomically, as a checkpoint is), and the old
+    generation is deleted once no reader holds it. A KB in the current format is left as is."""
+    formats = []
+
+    def upgrade(kb: PersistentKB) -> int:
+        formats.append(kb.snapshot_generation().store_format)
+        number = kb.upgrade()
+        formats.append(kb.snapshot_generation().store_format)
+        return number
+
+    report = _new_generation(Path(path), upgrade, outdated_ok=True)
+    report["previous_format"], report["format"] = formats
+    if report["generation"] == report["previous_generation"]:
+        report["changes_folded"] = 0
+    return report
 
 
-def snapshot_compact(path: str | os.PathLike) -> dict:
-    """Fold the log into a new generation and delete the generations no reader holds."""
-    directory = Path(path)
-    with PersistentKB.open(directory) as kb, os_errors_as_access_errors(directory):
+def _new_generation(directory: Path, write, outdated_ok: bool = False) -> dict:
+    """Open the KB as its writer, `write(kb)` a new generation (returning its number), and
+    report the generations, the changes folded and the directory's bytes before and after."""
+    with PersistentKB.open(directory, outdated_ok=outdated_ok) as kb, os_errors_as_access_errors(directory):
         before = _kb_bytes(directory)
         previous = kb.generation
         folded = kb.pending_changes
-        generation = kb.checkpoint()
+        generation = write(kb)
     with os_errors_as_access_errors(directory):
         left = sorted(n for n in layout.generations_on_disk(directory) if n != generation)
         after = _kb_bytes(directory)
@@ -235,6 +277,15 @@ def snapshot_compact(path: str | os.PathLike) -> dict:
         "bytes_after": after,
         "generations_kept_for_readers": left,
     }
+
+
+def _kb_bytes(directory: Path) -> int:
+    return sum(entry.stat().st_size for entry in os.scandir(directory) if entry.is_file())
+
+
+def snapshot_compact(path: str | os.PathLike) -> dict:
+    """Fold the log into a new generation and delete the generations no reader holds."""
+    return _new_generation(Path(path), PersistentKB.checkpoint)
 
 
 def save_atoms(atoms: Iterable, path: str | os.PathLike, *, merkleize: bool = True) -> dict:

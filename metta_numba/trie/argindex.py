@@ -22,7 +22,10 @@ trie's match kernel runs, when later ground tokens narrow the walk). Candidates 
 hash collisions and arities aside, the exact unification afterwards decides.
 
 Everything is four arrays (`table`, `hashes`, `key_start`, `ranks`), stored as snapshot
-sections. Opening checks the table in O(positions); `verify()` checks all of it.
+sections. `ranks` and `key_start` are bit-packed (trie.packed): a rank in the bits the trie's
+path count needs, a key's start in the bits the postings' count needs, read in O(1) by
+`packed_get` (index version 2; version 1 stored them as uint32 and int64). Opening checks the
+table in O(positions); `verify()` checks all of it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 
 from metta_numba.trie import argindex_entries as entries
 from metta_numba.trie import argindex_kernels as kernels
-from metta_numba.trie import walk
+from metta_numba.trie import packed, walk
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.trie import Trie
 
@@ -42,7 +45,7 @@ __all__ = ["ArgIndex", "IndexOptions", "LiveArgIndex", "DEFAULT_MAX_CHILD", "par
 DEFAULT_MAX_CHILD = 16
 """Child indices from 0 to 15 are indexed at both depths."""
 FENCE_STRIDE = 512
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 DEFAULT_MAX_RATIO = 1.0
 """By default the index may take as many bytes as the trie's arrays, no more..."""
 MIN_RATIO_CAP = 1 << 20
@@ -51,9 +54,15 @@ MIN_RATIO_CAP = 1 << 20
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "table": np.dtype(np.int64),
     "hashes": np.dtype(np.uint64),
-    "key_start": np.dtype(np.int64),
-    "ranks": np.dtype(np.uint32),
+    "key_start": np.dtype(np.uint64),
+    "ranks": np.dtype(np.uint64),
 }
+"""`key_start` and `ranks` are packed arrays (trie.packed) held in uint64 words."""
+PACKED = ("key_start", "ranks")
+
+UNPACKED_RANK_BYTES = 4
+UNPACKED_START_BYTES = 8
+"""What a posting and a key start take unpacked (store format 1): the unit of the size cap."""
 
 SELECTIVE_PREFIX = 256
 """A ground prefix that leaves at most this many paths needs no index (see ArgIndex.candidates)."""
@@ -91,7 +100,9 @@ class IndexOptions:
     """What to index: `positions` (None: every position of depth 1 and 2 with child indices
     below `max_child`), `heads` (None: every atom; else only expressions with these head
     symbols), and a size cap (`max_bytes`, or `max_ratio` times the trie's bytes), which drops
-    the least selective positions' postings first."""
+    the least selective positions' postings first. The cap counts the index unpacked
+    (`ArgIndex.unpacked_nbytes`), so the positions kept do not depend on the bit widths of
+    its packed arrays."""
 
     def __init__(
         self,
@@ -195,15 +206,17 @@ class ArgIndex:
             if array.dtype != dtype or array.ndim != 1 or not array.flags.c_contiguous:
                 raise CorruptTrieError(f"argument index array {name!r} is {array.dtype} {array.ndim}-D")
         table = arrays["table"]
-        if len(table) >= kernels.ROW and int(table[kernels.H_VERSION]) > INDEX_VERSION:
+        if len(table) >= kernels.ROW and int(table[kernels.H_VERSION]) != INDEX_VERSION:
             version = int(table[kernels.H_VERSION])
-            raise CorruptTrieError(f"argument index version {version} is newer than this library")
+            raise CorruptTrieError(f"argument index version {version}; this library reads version {INDEX_VERSION}")
+        for name in PACKED:
+            packed.check_packed(arrays[name], f"argument index array {name!r}")
         index = cls(arrays)
         index._check_table(n_leaves)
         return index
 
     def _check_table(self, n_leaves: int) -> None:
-        sizes = len(self._hashes), len(self._key_start), len(self._ranks)
+        sizes = len(self._hashes), packed.packed_len(self._key_start), packed.packed_len(self._ranks)
         kernels.check_table(self._table, *sizes, n_leaves)
 
     def verify(self) -> None:
@@ -220,6 +233,16 @@ class ArgIndex:
     @property
     def nbytes(self) -> int:
         return sum(array.nbytes for array in self._arrays.values())
+
+    @property
+    def unpacked_nbytes(self) -> int:
+        """The size with postings and key starts unpacked: what the size cap counts."""
+        return (
+            self._table.nbytes
+            + self._hashes.nbytes
+            + UNPACKED_START_BYTES * packed.packed_len(self._key_start)
+            + UNPACKED_RANK_BYTES * packed.packed_len(self._ranks)
+        )
 
     def positions(self) -> list[dict]:
         """One record per indexed position: its path, ground atoms, distinct keys, whether its
@@ -441,6 +464,9 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
     def part(row: int, kind: int) -> slice:
         return slice(int(bounds[3 * row + kind]), int(bounds[3 * row + kind + 1]))
 
+    # The cap counts the unpacked size (ArgIndex.unpacked_nbytes), so that which positions
+    # are kept does not depend on the bit widths of a KB; the packed index is smaller still.
+    rank_bytes, start_bytes = UNPACKED_RANK_BYTES, UNPACKED_START_BYTES
     stats = []
     for row, code in enumerate(row_codes.tolist()):
         ground = part(row, entries.GROUND)
@@ -454,12 +480,12 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
         keyed = code != entries.TOP_VARIABLE_CODE and wanted and n_ground > 0
         n_open = part(row, entries.OPEN).stop - part(row, entries.OPEN).start
         n_fence = -(-n_keys // FENCE_STRIDE)
-        cost = 4 * n_ground + 16 * (n_keys + n_fence) + 4 * n_open
+        cost = rank_bytes * (n_ground + n_open) + (8 + start_bytes) * (n_keys + n_fence)
         stats.append([code, n_ground, n_keys, keyed, cost])
     if cap is not None:
         # What stays whatever the cap: the table, the variable lists.
         n_variables = int(np.count_nonzero(kinds == entries.VARIABLE))
-        fixed = 8 * kernels.ROW * (len(stats) + 1) + 8 * len(cover) + 4 * n_variables
+        fixed = 8 * kernels.ROW * (len(stats) + 1) + 8 * len(cover) + rank_bytes * n_variables
         total = fixed + sum(s[4] for s in stats if s[3])
         # Drop the least selective positions (most atoms per key) until the rest fits.
         for s in sorted((s for s in stats if s[3]), key=lambda s: (-s[1] / max(s[2], 1), -s[4])):
@@ -478,7 +504,7 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
 
     def put_ranks(values: np.ndarray) -> tuple[int, int]:
         nonlocal n_ranks
-        rank_parts.append(values.astype(np.uint32))
+        rank_parts.append(values.astype(np.int64))
         lo = n_ranks
         n_ranks += len(values)
         return lo, n_ranks
@@ -527,8 +553,9 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
     return {
         "table": table,
         "hashes": joined(hash_parts, np.uint64),
-        "key_start": joined(start_parts, np.int64),
-        "ranks": joined(rank_parts, np.uint32),
+        # Widths from the bounds, not the values: every index of one trie packs alike.
+        "key_start": packed.pack(joined(start_parts, np.int64), packed.width_for(n_ranks)),
+        "ranks": packed.pack(joined(rank_parts, np.int64), packed.width_for(max(n_leaves - 1, 0))),
     }
 
 

@@ -15,6 +15,7 @@ from metta_numba.jit import njit
 from metta_numba.trie.argindex_entries import DEPTH2_MASK, GROUND, path_entries
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import StructureType, i64_arr, i64_ro, u8_ro, u64_ro
+from metta_numba.trie.packed import packed_get, packed_len
 from metta_numba.trie.scan import is_variable_tag, token_payload
 from metta_numba.trie.walk import (
     edge_child,
@@ -27,7 +28,6 @@ from metta_numba.trie.walk import (
 )
 
 Int = types.int64
-u32_ro = types.Array(types.uint32, 1, "C", readonly=True)
 
 # Columns of one row of the position table (argindex.py stores the rows flattened).
 CODE = 0
@@ -169,12 +169,12 @@ def prefix_ranges(trie, pattern):
 # --- lookups in the stored arrays ---------------------------------------------------------
 
 
-@njit(Int(u32_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True)
 def lower_bound_rank(ranks, lo, hi, rank):
     """First index in ranks[lo:hi] (ascending) whose value is >= rank."""
     while lo < hi:
         mid = (lo + hi) >> 1
-        if np.int64(ranks[mid]) < rank:
+        if packed_get(ranks, mid) < rank:
             lo = mid + 1
         else:
             hi = mid
@@ -209,7 +209,7 @@ def find_row(table, code):
     return -1
 
 
-@njit(types.UniTuple(Int, 2)(i64_ro, u64_ro, i64_ro, Int, Int, types.uint64), cache=True, nogil=True)
+@njit(types.UniTuple(Int, 2)(i64_ro, u64_ro, u64_ro, Int, Int, types.uint64), cache=True, nogil=True)
 def key_postings(table, hashes, key_start, row, stride, key):
     """[lo, hi) of the postings of `key` at the position of `row` (lo == hi when absent)."""
     base = row * ROW
@@ -227,14 +227,14 @@ def key_postings(table, hashes, key_start, row, stride, key):
     at = lower_bound_key(hashes, lo, hi, key)
     if at >= hi or hashes[at] != key:
         return 0, 0
-    start = key_start[at]
-    end = key_start[at + 1] if at + 1 < key_hi else post_hi
+    start = packed_get(key_start, at)
+    end = packed_get(key_start, at + 1) if at + 1 < key_hi else post_hi
     if start < table[base + POST_LO] or end < start or end > post_hi:
         raise CorruptTrieError("argument index: key offsets out of range")
     return start, end
 
 
-@njit(Int(u32_ro, Int, Int, i64_ro), cache=True, nogil=True)
+@njit(Int(u64_ro, Int, Int, i64_ro), cache=True, nogil=True)
 def count_in_ranges(ranks, lo, hi, ranges):
     """How many of ranks[lo:hi] (ascending) fall in the sorted disjoint ranges."""
     total = 0
@@ -245,7 +245,7 @@ def count_in_ranges(ranks, lo, hi, ranges):
     return total
 
 
-@njit(Int(u32_ro, Int, Int, i64_ro, i64_arr, Int, Int), cache=True, nogil=True)
+@njit(Int(u64_ro, Int, Int, i64_ro, i64_arr, Int, Int), cache=True, nogil=True)
 def gather_in_ranges(ranks, lo, hi, ranges, out, n, n_leaves):
     """Copy ranks[lo:hi] that fall in the ranges to out[n:] (room checked by the caller's
     count). Returns the new n."""
@@ -255,7 +255,7 @@ def gather_in_ranges(ranks, lo, hi, ranges, out, n, n_leaves):
         if n + b - a > out.shape[0]:
             raise CorruptTrieError("argument index: more postings than counted")
         for j in range(a, b):
-            rank = np.int64(ranks[j])
+            rank = packed_get(ranks, j)
             if rank >= n_leaves:
                 raise CorruptTrieError("argument index: rank out of range")
             out[n] = rank
@@ -361,7 +361,7 @@ def check_header(table):
 
 
 @njit(
-    types.Tuple((Int, Int, Int, Int, Int))(u8_ro, i64_ro, u64_ro, i64_ro, u32_ro, i64_ro, Int),
+    types.Tuple((Int, Int, Int, Int, Int))(u8_ro, i64_ro, u64_ro, u64_ro, u64_ro, i64_ro, Int),
     cache=True,
     nogil=True,
 )
@@ -385,7 +385,7 @@ def plan_pattern(pattern, table, hashes, key_start, ranks, ranges, later):
     best_lo = 0
     best_hi = 0
     best = total
-    n_ranks = ranks.shape[0]
+    n_ranks = packed_len(ranks)
     for i in range(max(n, 0)):
         if kinds[i] != GROUND:
             continue
@@ -414,7 +414,7 @@ def plan_pattern(pattern, table, hashes, key_start, ranks, ranges, later):
 
 
 @njit(
-    i64_arr(i64_ro, u32_ro, Int, Int, Int, i64_ro, Int),
+    i64_arr(i64_ro, u64_ro, Int, Int, Int, i64_ro, Int),
     cache=True,
     nogil=True,
 )
@@ -428,10 +428,10 @@ def gather_candidates(table, ranks, row, lo, hi, ranges, count):
     uncovered = combine_ranges(ranges, cover, False)
     out = np.empty(count, np.int64)
     n = 0
-    if hi > ranks.shape[0]:
+    if hi > packed_len(ranks):
         raise CorruptTrieError("argument index: postings out of range")
     n = gather_in_ranges(ranks, lo, hi, covered, out, n, n_leaves)
-    segments = _wild_segments(table, row, ranks.shape[0])
+    segments = _wild_segments(table, row, packed_len(ranks))
     for s in range(4):
         if n + count_in_ranges(ranks, segments[2 * s], segments[2 * s + 1], covered) > count:
             raise CorruptTrieError("argument index: postings changed under a lookup")
@@ -459,7 +459,7 @@ def ranks_of_ranges(ranges):
 
 
 @njit(
-    types.Tuple((Int, Int, i64_arr))(StructureType, u8_ro, i64_ro, u64_ro, i64_ro, u32_ro, types.boolean),
+    types.Tuple((Int, Int, i64_arr))(StructureType, u8_ro, i64_ro, u64_ro, u64_ro, u64_ro, types.boolean),
     cache=True,
     nogil=True,
 )
@@ -513,14 +513,17 @@ def check_table(table, n_hashes, n_key_start, n_ranks, n_leaves):
         end = cover[2 * i + 1]
 
 
-@njit(types.void(u32_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(types.void(u64_ro, Int, Int, Int), cache=True, nogil=True)
 def _check_ascending(ranks, lo, hi, n_leaves):
+    previous = -1
     for j in range(lo, hi):
-        if np.int64(ranks[j]) >= n_leaves or (j > lo and ranks[j] <= ranks[j - 1]):
+        rank = packed_get(ranks, j)
+        if rank >= n_leaves or rank <= previous:
             raise CorruptTrieError("argument index: ranks out of order or out of range")
+        previous = rank
 
 
-@njit(types.void(i64_ro, u64_ro, i64_ro, u32_ro), cache=True, nogil=True)
+@njit(types.void(i64_ro, u64_ro, u64_ro, u64_ro), cache=True, nogil=True)
 def verify_index(table, hashes, key_start, ranks):
     """The full O(size) check (after check_table): keys strictly ascending with their fence,
     key offsets ascending within the postings, every rank list ascending and in range."""
@@ -539,8 +542,8 @@ def verify_index(table, hashes, key_start, ranks):
             if (at - key_lo) % stride == 0:
                 if hashes[table[base + FENCE_LO] + (at - key_lo) // stride] != hashes[at]:
                     raise CorruptTrieError("argument index: fence disagrees with the keys")
-            start = key_start[at]
-            end = key_start[at + 1] if at + 1 < key_hi else post_hi
+            start = packed_get(key_start, at)
+            end = packed_get(key_start, at + 1) if at + 1 < key_hi else post_hi
             if (at == key_lo and start != post_lo) or end <= start or end > post_hi:
                 raise CorruptTrieError("argument index: key offsets out of order")
             _check_ascending(ranks, start, end, n_leaves)

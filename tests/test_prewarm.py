@@ -1,0 +1,96 @@
+"""Pre-warming (store.prewarm): `snapshot warm` reads every section a query touches, and
+`--prefetch` / `PersistentKB.open(prefetch=True)` hints the same ranges in the background;
+neither changes an answer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from test_cli import cli
+
+from metta_numba.store import layout
+from metta_numba.store.actfile import ActFile
+from metta_numba.store.kb import PersistentKB
+from metta_numba.store.prewarm import query_ranges, warm_generation
+from metta_numba.syntax import parse_atom
+
+FACTS = [f"(edge n{i} n{(i * 7) % 50})" for i in range(400)] + [f"(= (f{i} $x) (g $x {i}))" for i in range(50)]
+
+
+@pytest.fixture(scope="module")
+def kb_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("warm") / "kb"
+    with PersistentKB.create(path, sync="never") as kb, kb.batch():
+        for text in FACTS:
+            kb.add(parse_atom(text))
+    with PersistentKB.open(path) as kb:
+        kb.checkpoint()
+    return path
+
+
+def section_lengths(path) -> dict[str, int]:
+    act = ActFile.open(path / layout.act_name(layout.read_current(path)))
+    return {name: section.length for name, section in act.sections.items() if section.length}
+
+
+def test_warm_reads_every_section_and_the_term_store(kb_path):
+    with PersistentKB.open(kb_path, readonly=True) as kb:
+        generation = kb.snapshot_generation()
+        report = warm_generation(generation)
+        ranges = query_ranges(generation)
+    expected = section_lengths(kb_path)
+    h5 = layout.h5_name(layout.read_current(kb_path))
+    expected[h5] = os.path.getsize(kb_path / h5)
+    assert {item["section"]: item["bytes"] for item in report["sections"]} == expected
+    assert report["bytes"] == sum(expected.values())
+    assert [offset for _, offset, _ in ranges] == sorted(offset for _, offset, _ in ranges)
+    assert {"trie.children", "trie.child_rank_offset", "argindex.ranks", "argindex.key_start"} <= {
+        name for name, _, _ in ranges
+    }
+
+
+def test_prefetch_covers_the_same_bytes_and_keeps_the_answers(kb_path):
+    patterns = [parse_atom(text) for text in ("(edge $x n7)", "(edge n3 $y)", "(= (f4 1) $r)")]
+    with PersistentKB.open(kb_path, readonly=True) as plain:
+        expected = [sorted(str(atom) for atom, _ in plain.query(p)) for p in patterns]
+        assert plain.prefetch is None
+    with PersistentKB.open(kb_path, readonly=True, prefetch=True) as kb:
+        assert kb.prefetch is not None
+        assert [sorted(str(atom) for atom, _ in kb.query(p)) for p in patterns] == expected
+        assert kb.prefetch.wait(30)
+        assert kb.prefetch.error is None
+        h5 = layout.h5_name(kb.generation)
+        assert kb.prefetch.bytes == sum(section_lengths(kb_path).values()) + os.path.getsize(kb_path / h5)
+    assert all(expected)
+
+
+def test_a_writer_prefetches_each_new_generation(kb_path, tmp_path):
+    import shutil
+
+    path = tmp_path / "kb"
+    shutil.copytree(kb_path, path)
+    with PersistentKB.open(path, prefetch=True) as kb:
+        first = kb.prefetch
+        kb.add(parse_atom("(edge n1000 n1001)"))
+        kb.checkpoint()
+        assert kb.prefetch is not first
+        assert kb.prefetch.wait(30) and kb.prefetch.error is None
+        assert [str(atom) for atom, _ in kb.query(parse_atom("(edge n1000 $y)"))] == ["(edge n1000 n1001)"]
+
+
+def test_the_warm_command_and_prefetch_options(kb_path):
+    proc = cli("snapshot", "warm", str(kb_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "trie.children" in proc.stdout and "page cache" in proc.stdout
+    total = sum(section_lengths(kb_path).values())
+    h5 = layout.h5_name(layout.read_current(kb_path))
+    assert f"read {total + os.path.getsize(kb_path / h5):,} bytes" in proc.stdout
+    plain = cli("query", str(kb_path), "(edge $x n7)")
+    prefetched = cli("query", "--prefetch", str(kb_path), "(edge $x n7)")
+    assert plain.returncode == prefetched.returncode == 0
+    assert prefetched.stdout == plain.stdout and plain.stdout
+    program = "!(match &self (edge n3 $y) $y)\n"
+    ran = cli("run", "--prefetch", "--load-snapshot", str(kb_path), "-", stdin=program)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[n21]"

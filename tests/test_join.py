@@ -6,6 +6,7 @@ variable order, with and without unsaved changes, over stored atoms that the ker
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 
 import numpy as np
@@ -62,12 +63,23 @@ def fresh(kb_root, stored) -> PersistentKB:
     return PersistentKB.open(path, sync="never")
 
 
+def whole_numbers_as_one(found: Counter) -> Counter:
+    """The answers with each whole float written as its integer. 2 and 2.0 match each other, so
+    a variable that meets both takes the form of whichever pattern binds it first, and that
+    depends on the order of the steps (the planner's, the kernel's or the reference's)."""
+    merged: Counter = Counter()
+    for text, count in found.items():
+        merged[re.sub(r"(?<![\w.])(-?\d+)\.0(?![\w.])", r"\1", text)] += count
+    return merged
+
+
 def check_every_order(kb: PersistentKB, parts: list[Atom], expected: Counter) -> None:
-    assert answers(kb, parts) == expected
+    expected = whole_numbers_as_one(expected)
+    assert whole_numbers_as_one(answers(kb, parts)) == expected
     assert kb.join_count(parts) == sum(expected.values())
     names_ = [v.name for v in variables_of(Expression(parts))]
     for order in itertools.permutations(names_):
-        assert answers(kb, parts, order=order) == expected
+        assert whole_numbers_as_one(answers(kb, parts, order=order)) == expected
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

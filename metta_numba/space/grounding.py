@@ -86,10 +86,20 @@ class GroundingSpace(Space):
             self._by_arity.setdefault(arity, []).append(atom_id)
             postings = self._postings
             for position, child in enumerate(kids):
+                tc = type(child)
+                if tc is Symbol or tc is Grounded:
+                    # The common case, one key (the child itself, as _child_key gives it).
+                    key = (arity, position, child)
+                    lst = postings.get(key)
+                    if lst is None:
+                        postings[key] = [atom_id]
+                    else:
+                        lst.append(atom_id)
+                    continue
                 keys = [(arity, position, _child_key(child))]
-                if type(child) is Variable:
+                if tc is Variable:
                     keys.append((arity, position, _VAR))
-                elif type(child) is Expression and position:
+                elif tc is Expression and position:
                     size = len(child.children)
                     keys += [(arity, position, size, i, _inner_key(c)) for i, c in enumerate(child.children)]
                 for key in keys:

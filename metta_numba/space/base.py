@@ -237,16 +237,15 @@ class Space:
         self.version += 1
         if type(atom) is Expression and atom.children:
             head = atom.children[0]
-            if type(head) is not Symbol:
-                # Only the symbols `=`, `:` and `:<` mark rules and types (most atoms are
-                # facts: this saves three equality calls on each).
-                return
-            if head == EQUALS:
+            # Only the symbols `=`, `:` and `:<` mark rules and types: most atoms are facts,
+            # told apart by their head's name without equality calls.
+            name = head.name if type(head) is Symbol else None
+            if name == "=":
                 self.rules_version += 1
-            elif head == HAS_TYPE or head == SUBTYPE:
+            elif name == ":" or name == ":<":
                 self.types_version += 1
                 kids = atom.children
-                if head == HAS_TYPE and len(kids) == 3 and type(kids[1]) is not Symbol:
+                if name == ":" and len(kids) == 3 and type(kids[1]) is not Symbol:
                     self.types_expressions = True
             else:
                 return

@@ -83,7 +83,11 @@ class GroundingSpace(Space):
         if t is Expression:
             kids = atom.children
             arity = len(kids)
-            self._by_arity.setdefault(arity, []).append(atom_id)
+            same_arity = self._by_arity.get(arity)
+            if same_arity is None:
+                self._by_arity[arity] = [atom_id]
+            else:
+                same_arity.append(atom_id)
             postings = self._postings
             for position, child in enumerate(kids):
                 tc = type(child)

@@ -7,7 +7,7 @@ stored atoms, scanned in order, each unified with the pattern after renaming it 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metta_numba.atoms import E, Expression, G, Grounded, S, V, Variable, alpha_equal
+from metta_numba.atoms import E, Expression, G, S, V, Variable, alpha_equal
 from metta_numba.space import GroundingSpace, Rule
 from metta_numba.syntax.parser import parse_atom
 from metta_numba.unify import rename_apart, substitute, unify
@@ -240,7 +240,7 @@ def _tokens(a):
 
 
 def _by_unification(token):
-    return type(token) is Variable or (type(token) is Grounded and type(token.value) is str)
+    return type(token) is Variable  # strings are keyed by value, as in hyperon 0.2.10
 
 
 def _node():

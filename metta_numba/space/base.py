@@ -134,6 +134,22 @@ def may_match(stored: Atom, pattern: Atom) -> bool:
 
     It allocates nothing, so it weeds out most candidates of an unselective pattern before
     the stored atom is renamed apart and unified for real."""
+    if type(stored) is Expression and type(pattern) is Expression:
+        # A flat pair (the common case) is compared element by element, without the stack.
+        kids = stored.children
+        if len(kids) != len(pattern.children):
+            return False
+        for s, p in zip(kids, pattern.children):
+            ts = type(s)
+            tp = type(p)
+            if ts is Variable or tp is Variable:
+                continue
+            if ts is Expression or tp is Expression:
+                break  # nested: the general walk below decides
+            if s != p:
+                return False
+        else:
+            return True
     stack = [(stored, pattern)]
     while stack:
         s, p = stack.pop()
@@ -221,12 +237,15 @@ class Space:
         self.version += 1
         if type(atom) is Expression and atom.children:
             head = atom.children[0]
-            if head == EQUALS:
+            # Only the symbols `=`, `:` and `:<` mark rules and types: most atoms are facts,
+            # told apart by their head's name without equality calls.
+            name = head.name if type(head) is Symbol else None
+            if name == "=":
                 self.rules_version += 1
-            elif head == HAS_TYPE or head == SUBTYPE:
+            elif name == ":" or name == ":<":
                 self.types_version += 1
                 kids = atom.children
-                if head == HAS_TYPE and len(kids) == 3 and type(kids[1]) is not Symbol:
+                if name == ":" and len(kids) == 3 and type(kids[1]) is not Symbol:
                     self.types_expressions = True
             else:
                 return

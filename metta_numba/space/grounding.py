@@ -83,13 +83,27 @@ class GroundingSpace(Space):
         if t is Expression:
             kids = atom.children
             arity = len(kids)
-            self._by_arity.setdefault(arity, []).append(atom_id)
+            same_arity = self._by_arity.get(arity)
+            if same_arity is None:
+                self._by_arity[arity] = [atom_id]
+            else:
+                same_arity.append(atom_id)
             postings = self._postings
             for position, child in enumerate(kids):
+                tc = type(child)
+                if tc is Symbol or tc is Grounded:
+                    # The common case, one key (the child itself, as _child_key gives it).
+                    key = (arity, position, child)
+                    lst = postings.get(key)
+                    if lst is None:
+                        postings[key] = [atom_id]
+                    else:
+                        lst.append(atom_id)
+                    continue
                 keys = [(arity, position, _child_key(child))]
-                if type(child) is Variable:
+                if tc is Variable:
                     keys.append((arity, position, _VAR))
-                elif type(child) is Expression and position:
+                elif tc is Expression and position:
                     size = len(child.children)
                     keys += [(arity, position, size, i, _inner_key(c)) for i, c in enumerate(child.children)]
                 for key in keys:

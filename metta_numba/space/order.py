@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from array import array
 
-from metta_numba.atoms import Atom, Expression, GroundedObject, Variable
+from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable
 
 _SHIFT = 32
 _PATH_CACHE_SIZE = 4096
@@ -54,6 +54,18 @@ def _prefix_tokens(atom: Atom) -> list:
         else:
             tokens.append(item)
     return tokens
+
+
+def _flat_tokens(atom: Atom) -> tuple | None:
+    """_prefix_tokens of a flat expression of symbols, values and variables (most stored
+    atoms), built without the stack walk; None for any other atom."""
+    if type(atom) is not Expression:
+        return None
+    for child in atom.children:
+        t = type(child)
+        if t is not Symbol and t is not Grounded and t is not Variable:
+            return None
+    return (OPEN, *atom.children, CLOSE)
 
 
 def tokens_of(atom: Atom) -> tuple[list, list[int]]:
@@ -148,8 +160,12 @@ class TrieOrder:
         node = 0
         counts = self._counts
         children = self._children
-        for token in _prefix_tokens(atom):
-            key = (node << _SHIFT) | self._token_id(token)
+        token_ids = self._token_ids
+        for token in _flat_tokens(atom) or _prefix_tokens(atom):
+            token_id = token_ids.get(token)
+            if token_id is None:
+                token_id = token_ids[token] = len(token_ids)
+            key = (node << _SHIFT) | token_id
             child = children.get(key)
             if child is None:
                 child = children[key] = len(counts)
@@ -210,7 +226,9 @@ class TrieOrder:
         """A sort key function for the stored atoms that answer `pattern`."""
         pattern_tokens, pattern_ends = tokens_of(pattern)
         if type(pattern) is Expression and all(type(c) is not Expression for c in pattern.children):
-            return lambda stored: self._flat_key(stored, pattern, pattern_tokens, pattern_ends)
+            # Per position, whether the pattern takes the whole stored element there.
+            takes_all = [_unifiable(c) for c in pattern.children]
+            return lambda stored: self._flat_key(stored, takes_all, pattern_tokens, pattern_ends)
         return lambda stored: self._answer_key(stored, pattern_tokens, pattern_ends)
 
     def _stored_path(self, stored: Atom) -> tuple:
@@ -254,25 +272,25 @@ class TrieOrder:
             i += 1
         return key
 
-    def _flat_key(self, stored: Atom, pattern: Expression, pattern_tokens: list, pattern_ends: list) -> list:
+    def _flat_key(self, stored: Atom, takes_all: list[bool], pattern_tokens: list, pattern_ends: list) -> list:
         """`_answer_key` of a flat stored atom for a flat pattern (the common case): the same
         entries, without building the token lists."""
         if (
             self._base is not None
             or type(stored) is not Expression
-            or any(type(c) is Expression for c in stored.children)
+            or Expression in map(type, stored.children)
         ):
             return self._answer_key(stored, pattern_tokens, pattern_ends)
         children = self._children
         token_ids = self._token_ids
         node = children.get(token_ids.get(OPEN, -1), 0)
         key = [(0, 0)]
-        for part, wanted in zip(stored.children, pattern.children):
+        for part, whole in zip(stored.children, takes_all):
             token_id = token_ids.get(part)
             node = 0 if token_id is None else children.get((node << _SHIFT) | token_id, 0)
-            if _unifiable(wanted):
-                key.append((0 if _unifiable(part) else 1, node))
-            elif _unifiable(part):
+            if type(part) is Variable:  # _unifiable(part)
+                key.append((0 if whole else 1, node))
+            elif whole:
                 key.append((1, node))
             else:
                 key.append((0, 0))

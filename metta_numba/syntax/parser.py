@@ -41,6 +41,10 @@ _VARIABLE_TOKEN_RE = re.compile(r"\$[^\s()]*")
 _NEXT_TOKEN_RE = re.compile(
     r'(?:\s+|;[^\n]*\n?)*(?:(?P<open>\()|(?P<close>\))|(?P<string>")|(?P<bare>\$[^\s()]*|[^\s();]+))?'
 )
+# A whole expression of bare tokens only (no nested expression, string or comment): its
+# tokens are its whitespace-separated words. `str.split()` and `\s` agree on what whitespace is.
+_FLAT_EXPRESSION_RE = re.compile(r'\(([^()";]*)\)')
+_SPACE_AND_COMMENTS_RE = re.compile(r"(?:\s+|;[^\n]*\n?)*")
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "'": "'", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 
 # Error messages, shared with the bulk reader so that both word each error the same way.
@@ -90,6 +94,17 @@ def parse_atom_token(token: str) -> Atom:
     return Symbol(token)
 
 
+def _bare_token_atom(token: str) -> Atom | None:
+    """The atom of a bare token (a variable, number, Bool or symbol); None for an integer
+    that does not fit in 64 bits."""
+    if token[0] == "$":
+        return Variable(token[1:])
+    try:
+        return parse_atom_token(token)
+    except OverflowError:
+        return None
+
+
 class _Reader:
     """A cursor over the text that reads one atom at a time, without recursion."""
 
@@ -103,18 +118,6 @@ class _Reader:
 
     def error(self, offset: int, message: str) -> ParseError:
         return ParseError.at(self.text, offset, message, self.filename)
-
-    def skip_space(self) -> None:
-        text = self.text
-        pos = self.pos
-        while True:
-            pos = _SPACE_RE.match(text, pos).end()
-            if pos < len(text) and text[pos] == ";":
-                newline = text.find("\n", pos)
-                pos = len(text) if newline < 0 else newline + 1
-                continue
-            break
-        self.pos = pos
 
     def read_string(self) -> str:
         text = self.text
@@ -182,6 +185,24 @@ class _Reader:
         """Read one complete atom; self.pos must be at its first character."""
         text = self.text
         pos = self.pos
+        flat = _FLAT_EXPRESSION_RE.match(text, pos)
+        if flat is not None:
+            # Most atoms of a knowledge base are flat: read them word by word, without a
+            # regex match per token. Anything unusual (an integer out of range) is left to the
+            # general reader below, which reports it at its place.
+            known = self.known_tokens
+            kids = []
+            for token in flat.group(1).split():
+                atom = known.get(token)
+                if atom is None:
+                    atom = _bare_token_atom(token)
+                    if atom is None:
+                        break
+                    known[token] = atom
+                kids.append(atom)
+            else:
+                self.pos = flat.end()
+                return Expression(kids)
         if text[pos] != "(":
             if text[pos] == ")":
                 raise self.error(pos, MSG_UNEXPECTED_CLOSE)
@@ -222,10 +243,6 @@ class _Reader:
                 stack[-1].append(Grounded(self.read_string()))
                 pos = self.pos
 
-    def at_end(self) -> bool:
-        self.skip_space()
-        return self.pos >= len(self.text)
-
 
 def iter_program(text: str, filename: str = "<string>", start: int = 0) -> Iterator[TopLevel]:
     """Yield the top-level atoms of a program one by one, lazily (from offset `start`, which
@@ -252,30 +269,34 @@ def iter_program_from(text: str, filename: str, start: int) -> Iterator[tuple[To
     """iter_program from offset `start` (between two top-level items), with the offset where
     each item ends; the caller has checked the text with check_nul."""
     reader = _Reader(text, filename)
-    reader.pos = start
+    skip = _SPACE_AND_COMMENTS_RE.match
+    size = len(text)
     # Line and column are counted on from the previous item, not from the start of the text,
     # so that a file of many atoms (even all on one line) is read in linear time.
     counted_to = start
     line = 1 + text.count("\n", 0, start)
     line_start = text.rfind("\n", 0, start) + 1
-    while not reader.at_end():
-        start = reader.pos
+    pos = skip(text, start).end()
+    while pos < size:
+        start = pos
         is_query = False
-        follower = text[start + 1 : start + 2]
-        if text[start] == "!" and (not follower or follower in "();" or follower.isspace()):
-            is_query = True
-            reader.pos = start + 1
-            if reader.at_end():
-                return
-            start = reader.pos
+        if text[start] == "!":
+            follower = text[start + 1 : start + 2]
+            if not follower or follower in "();" or follower.isspace():
+                is_query = True
+                start = skip(text, start + 1).end()
+                if start >= size:
+                    return
         newlines = text.count("\n", counted_to, start)
         if newlines:
             line += newlines
             line_start = text.rfind("\n", counted_to, start) + 1
         counted_to = start
-        col = start - line_start + 1
+        reader.pos = start
         atom = reader.read_atom()
-        yield TopLevel(is_query, atom, line, col), reader.pos
+        end = reader.pos
+        yield TopLevel(is_query, atom, line, start - line_start + 1), end
+        pos = skip(text, end).end()
 
 
 def parse_program(text: str, filename: str = "<string>") -> list[TopLevel]:

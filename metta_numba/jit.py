@@ -21,7 +21,9 @@ import threading
 
 import numba
 
-from metta_numba import cold_start
+from metta_numba import cold_start, kernel_cache
+
+kernel_cache.use_source_keyed_folder()
 
 _compile_lock = threading.RLock()
 _deferred: list = []  # (dispatcher, declare) of every kernel made here, for compile_all

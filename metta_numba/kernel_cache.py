@@ -13,12 +13,18 @@ container image) run by a user without a writable home. This module picks, in or
    another user's would run their code;
 5. no cache at all: kernels compile in every process (tens of seconds), with one warning.
 
+Inside that folder the kernels go to `kernels-<digest>`, keyed by the sources of every kernel
+module (`use_source_keyed_folder`): Numba checks only the time stamp of the file that defines a
+cached kernel, not of the files whose kernels it calls and has compiled into it, so after an
+edit or an update of one module its callers elsewhere would load stale machine code.
+
 Numba keys cache files by the CPU they were compiled for; see the README on
 NUMBA_CPU_NAME=generic for a cache shared by the nodes of a cluster.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import sys
@@ -26,6 +32,7 @@ import warnings
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+_keyed_folder: Path | None = None
 
 
 class KernelCacheWarning(UserWarning):
@@ -134,3 +141,34 @@ def configure() -> str:
             0,
         )
     return how
+
+
+def kernel_source_digest() -> str:
+    """A digest of the package's kernel modules (the sources that mention njit), paths included."""
+    digest = hashlib.blake2b(digest_size=8)
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        data = path.read_bytes()
+        if b"njit" in data:
+            digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def use_source_keyed_folder() -> Path | None:
+    """Point Numba's cache at `kernels-<digest>` inside the chosen folder (see the module's
+    doc); called once numba is imported, before any kernel is made. Returns that folder, or None
+    when kernels are not cached or it cannot be created (Numba's setting is then left as is)."""
+    global _keyed_folder
+    if _keyed_folder is not None:
+        return _keyed_folder
+    how, folder = choose_cache_folder()
+    if how == "none" or folder is None:
+        return None
+    keyed = folder / f"kernels-{kernel_source_digest()}"
+    if not _usable(keyed):
+        return None
+    from numba.core import config
+
+    config.CACHE_DIR = str(keyed)
+    _keyed_folder = keyed
+    return keyed

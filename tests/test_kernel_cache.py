@@ -131,3 +131,27 @@ def test_unprivileged_user_without_home_runs_from_a_read_only_install(tmp_path):
         assert walk_kernels_cached(private)
     finally:
         shutil.rmtree(shared)
+
+
+def test_kernel_folder_follows_every_kernel_module(tmp_path, monkeypatch):
+    # A kernel compiled into its caller's cached code: editing the callee's module alone must
+    # lead to another cache folder, or the caller would load stale machine code.
+    package = tmp_path / "pkg"
+    (package / "trie").mkdir(parents=True)
+    (package / "trie" / "callee.py").write_text("@njit\ndef f(x):\n    return x + 1\n")
+    (package / "caller.py").write_text("@njit\ndef g(x):\n    return f(x)\n")
+    (package / "cli.py").write_text("print('no kernels here')\n")
+    monkeypatch.setattr(kernel_cache, "PACKAGE_DIR", package)
+    first = kernel_cache.kernel_source_digest()
+    (package / "cli.py").write_text("print('still no kernels')\n")
+    assert kernel_cache.kernel_source_digest() == first
+    (package / "trie" / "callee.py").write_text("@njit\ndef f(x):\n    return x + 2\n")
+    assert kernel_cache.kernel_source_digest() != first
+
+
+def test_kernels_are_cached_in_the_folder_of_these_sources():
+    from numba.core import config
+
+    import metta_numba.jit  # noqa: F401 (importing it chooses the folder)
+
+    assert Path(config.CACHE_DIR).name == f"kernels-{kernel_cache.kernel_source_digest()}"

@@ -9,8 +9,8 @@ key bytes share a shard, so only each distinct prefix is decoded (`path_key`).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from metta_numba.jit import njit
 from metta_numba.atoms import Expression, Symbol
 from metta_numba.codec import CodecError, decode, decode_at
 from metta_numba.codec.kernels import subterm_end

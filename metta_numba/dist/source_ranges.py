@@ -9,8 +9,8 @@ rules (syntax.bulk_lexer), so it agrees with the reader on where each atom start
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from metta_numba.jit import njit
 from metta_numba.syntax.bulk_lexer import BYTE_CLASS, CLOSE, OPEN, skip_space, token_end
 
 _QUOTE = 34

@@ -16,7 +16,7 @@ The Python twin must give exactly the kernel's answers, and its cost must stay b
 - it runs with NumPy's floating-point and integer-overflow errors raised: an overflow means
   the kernel relies on wrap-around (a hash), where NumPy scalars and Numba could disagree;
 - every exception of the twin other than the project's own errors (CorruptTrieError, ...), and
-  a call that would pass the process's Python budget (METTA_NUMBA_COLD_BUDGET, 2 s of CPU in
+  a call that would pass the process's Python budget (METTA_NUMBA_COLD_BUDGET, 3 s of CPU in
   all; enforced by a CPU-time timer in the main thread), restores the arrays the call may have
   written and runs the call again compiled. After the budget is spent every cold kernel
   compiles, as in `METTA_NUMBA_COLD=compile` (the old behaviour: compile in the foreground).
@@ -43,7 +43,7 @@ MODES = ("background", "compile", "python")
 _mode = os.environ.get("METTA_NUMBA_COLD", "background")
 if _mode not in MODES:
     _mode = "background"
-BUDGET_SECONDS = float(os.environ.get("METTA_NUMBA_COLD_BUDGET", "2.0"))
+BUDGET_SECONDS = float(os.environ.get("METTA_NUMBA_COLD_BUDGET", "3.0"))
 RECHECK_SECONDS = 1.0
 """How often a kernel running as Python looks for its machine code in the cache again."""
 MAX_RESTORE_BYTES = 64 << 20

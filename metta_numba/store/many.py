@@ -24,8 +24,6 @@ from metta_numba.atoms import Atom, Variable
 from metta_numba.codec import CodecError, decode
 from metta_numba.store.errors import CorruptSnapshotError
 from metta_numba.store.overlay import QueryTerms
-from metta_numba.syntax.bulk import scan_source
-from metta_numba.syntax.bulk_kernels import remap_text_ids
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.ground_batch import DECIDED, FORMS, ground_lookups
 
@@ -109,6 +107,10 @@ class ManyQueries:
         """Answer every pattern of `patterns`: MeTTa text holding one atom per pattern (a file's
         contents), or a list of texts of one atom each. Returns their answers in input order
         (ManyAnswers). A syntax error raises ParseError naming `filename`, line and column."""
+        # Imported here: the bulk reader's tables cost some 30 ms, which opening a KB need not pay.
+        from metta_numba.syntax.bulk import scan_source
+        from metta_numba.syntax.bulk_kernels import remap_text_ids
+
         source, expected = _source_text(patterns)
         scanned = scan_source(source, filename)
         count = len(scanned.offsets) - 1

@@ -24,7 +24,6 @@ NUMBA_CPU_NAME=generic for a cache shared by the nodes of a cluster.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
@@ -145,7 +144,9 @@ def configure() -> str:
 
 def kernel_source_digest() -> str:
     """A digest of the package's kernel modules (the sources that mention njit), paths included."""
-    digest = hashlib.blake2b(digest_size=8)
+    import xxhash  # the store's hash: already a dependency, and cheaper to import than hashlib
+
+    digest = xxhash.xxh64()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         data = path.read_bytes()
         if b"njit" in data:

@@ -477,7 +477,7 @@ class CompiledTier:
         ctx = self._context()
         if not self._library_word(ctx, MATCH) or (collapsed and not self._library_word(ctx, COLLAPSE)):
             return None
-        found = bulk_match(inner, lambda expr: _is_data(expr, ctx, self._data_heads))
+        found = bulk_match(inner, ctx.namespace["DATA"])
         if found is None:
             return self._query(atom)
         self.bulk_answers += len(found)
@@ -513,7 +513,8 @@ class CompiledTier:
         ctx = self._context()
         if not self._library_word(ctx, MATCH):
             return None
-        return lambda results: all_final(results, lambda expr: _is_data(expr, ctx, self._data_heads))
+        is_data = ctx.namespace["DATA"]
+        return lambda results: all_final(results, is_data)
 
     def _library_word(self, ctx: _Context, name: str) -> bool:
         """World.library_op, decided once per context epoch (operations and declarations count

@@ -20,7 +20,7 @@ grouped by the variables' values. The interpreter's `match` keeps the planner's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Protocol
 
@@ -144,14 +144,17 @@ def joined_but_last(
 def join_step(query, pattern: Atom, rows: list[dict]) -> list[dict]:
     """Extend each row of bindings by every answer of `query(pattern)` with the row applied:
     one step of a left-to-right join."""
-    joined = []
+    return list(extended_rows(query, pattern, rows))
+
+
+def extended_rows(query, pattern: Atom, rows: Iterable[dict]) -> Iterator[dict]:
+    """`join_step`'s rows one at a time, for a caller that may stop early."""
     for bindings in rows:
         for found in query(substitute(pattern, bindings) if bindings else pattern):
             if bindings:
                 merged = dict(bindings)
                 merged.update(found)
-                joined.append(merged)
+                yield merged
             else:
-                joined.append(found)
-    return joined
+                yield found
 

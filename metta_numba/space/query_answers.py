@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from itertools import islice
 
 from metta_numba.atoms import Atom
-from metta_numba.space.conjunction import conjuncts, joined_but_last
+from metta_numba.space.conjunction import conjuncts, extended_rows, joined_but_last
 from metta_numba.space.snapshot import SnapshotSpace
 from metta_numba.unify import Bindings, substitute
 
@@ -51,15 +51,7 @@ def conjunction_answers(kb, patterns: Sequence[Atom], limit: int | None = None) 
     if last is None:
         yield from rows
         return
-    pattern = patterns[last]
-    for row in rows:
-        for found in kb.iter_bindings(substitute(pattern, row) if row else pattern):
-            if row:
-                merged = dict(row)
-                merged.update(found)
-                yield merged
-            else:
-                yield found
+    yield from extended_rows(kb.iter_bindings, patterns[last], rows)
 
 
 def conjunction_count(kb, patterns: Sequence[Atom]) -> int:

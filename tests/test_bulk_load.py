@@ -93,14 +93,10 @@ def test_bulk_loaded_program_runs_as_parsed_one_by_one(seed: int, monkeypatch) -
     _compare_both_ways(seed, monkeypatch)
 
 
-def _compare_both_ways(seed: int, monkeypatch) -> list[bool]:
-    """Run program `seed` as parsed and with every run offered to the bulk loader; returns
-    whether each offered run was loaded."""
-    text = _program(seed)
-    expected, used = _run(text)
-    assert not used
+def _record_bulk_loads(monkeypatch) -> list[bool]:
+    """Offer every run to the bulk loader; the returned list records whether each was loaded."""
     monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
-    loaded = []
+    loaded: list[bool] = []
     original = bulk_load.bulk_load_run
 
     def recording(runner, source, filename, pos):
@@ -109,6 +105,16 @@ def _compare_both_ways(seed: int, monkeypatch) -> list[bool]:
         return end
 
     monkeypatch.setattr(bulk_load, "bulk_load_run", recording)
+    return loaded
+
+
+def _compare_both_ways(seed: int, monkeypatch) -> list[bool]:
+    """Run program `seed` as parsed and with every run offered to the bulk loader; returns
+    whether each offered run was loaded."""
+    text = _program(seed)
+    expected, used = _run(text)
+    assert not used
+    loaded = _record_bulk_loads(monkeypatch)
     got, _ = _run(text)
     assert got == expected
     return loaded
@@ -222,16 +228,7 @@ def test_save_snapshot_of_a_bulk_loaded_space_holds_every_atom_in_order(seed, tm
     runner = MeTTa()
     runner.run_program(text)
     assert expected[1] == [repr(atom) for atom in runner.space.atoms()]
-    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
-    loaded = []
-    original = bulk_load.bulk_load_run
-
-    def recording(runner, source, filename, pos):
-        end = original(runner, source, filename, pos)
-        loaded.append(end > pos)
-        return end
-
-    monkeypatch.setattr(bulk_load, "bulk_load_run", recording)
+    loaded = _record_bulk_loads(monkeypatch)
     assert _saved_atoms(tmp_path, "bulk", text) == expected
     assert any(loaded) and len(expected[0]) > 5
 

@@ -115,7 +115,7 @@ def test_batch_queries_do_not_leak_timeouts_and_caps(tmp_path, client):
 
 def test_a_batch_killed_and_resumed_prints_every_line_once(tmp_path):
     kb = _plain_kb(tmp_path, "(= (countdown $n) (if (== $n 0) $n (countdown (- $n 1))))\n")
-    count = 400
+    count = 2000  # enough work left after 20 lines that the kill lands mid-batch on a fast or busy machine
     (tmp_path / "q.metta").write_text("".join(f"!(+ {i} (countdown 200))\n" for i in range(count)))
     out = tmp_path / "out.txt"
     command = [sys.executable, "-m", "metta_numba", "batch", str(kb), str(tmp_path / "q.metta"), "-o", str(out)]

@@ -8,6 +8,8 @@ of `jobs` threads (the kernels release the GIL); at most `jobs + 1` chunks are i
 the chunk size is the memory budget shared among them. A streaming merge of all runs then
 gives the distinct paths, counts and names that the in-memory build gives, from which the
 trie is laid out, merkleized and written exactly as `store.snapshot.build_snapshot` writes it.
+The argument index is built by an external sort too (trie.argindex_runs), into files of the
+same folder, which the writer copies into the generation.
 
 The temporary folder is removed when the build ends, and any left by a killed build is removed
 by the next build (under the writer lock, so never one in use). A killed build never touches
@@ -35,6 +37,7 @@ from metta_numba.store.snapshot import describe_sources, generation_slot, publis
 from metta_numba.syntax.errors import ParseError
 from metta_numba.trie import Trie
 from metta_numba.trie.argindex import IndexOptions
+from metta_numba.trie.argindex_runs import build_index_from_runs, run_entries_for
 
 RUNS_PREFIX = ".build-runs-"
 DEFAULT_BUDGET_SHARE = 0.5
@@ -326,6 +329,11 @@ def build_from_sources(
                 merged = time.perf_counter()
                 if merkleize:
                     trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
+                options = (index_options or IndexOptions()) if argindex else None
+                index = None
+                if options is not None:
+                    index = build_index_from_runs(trie, options, folder, run_entries_for(budget))
+                indexed = time.perf_counter()
                 report = publish_trie(
                     directory,
                     number,
@@ -334,8 +342,10 @@ def build_from_sources(
                     source_files=describe_sources(sources),
                     started=started,
                     built=merged,
-                    index_options=(index_options or IndexOptions()) if argindex else None,
+                    index_options=options,
+                    index=index,
                 )
+                del index
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
     except BaseException:
@@ -343,7 +353,7 @@ def build_from_sources(
             _remove_if_only_lock(directory)
         raise
     report.update(atoms_read=atoms, runs=runs.n_runs, memory_budget=budget, jobs=jobs)
-    report.update(spill_seconds=spilled - started, merge_seconds=merged - spilled)
+    report.update(spill_seconds=spilled - started, merge_seconds=merged - spilled, index_seconds=indexed - merged)
     return report
 
 

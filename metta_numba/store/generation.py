@@ -97,10 +97,12 @@ def write_generation(
     build_seconds: float | None = None,
     index_options: dict | None = None,
     insertion_order: dict[str, np.ndarray] | None = None,
+    index: ArgIndex | None = None,
 ) -> dict:
     """Write generation `number` (all files durable, CURRENT untouched). The argument index is
-    built with `index_options` (IndexOptions as JSON; None for no index); `insertion_order`
-    holds the `order.` sections' arrays (`path`, `names`) when known. Returns store.meta."""
+    built with `index_options` (IndexOptions as JSON; None for no index), unless `index` is
+    given, built with those options already; `insertion_order` holds the `order.` sections'
+    arrays (`path`, `names`) when known. Returns store.meta."""
     merkleized = trie.merkleized
     started = time.perf_counter()
     counts = {"atoms": trie.total_count, "paths": len(trie), "terms": len(terms)}
@@ -136,7 +138,8 @@ def write_generation(
     }
     sections = {META_SECTION: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
     sections.update(_prefixed(TRIE_PREFIX, trie.arrays))
-    index = build_index(trie, index_options)
+    if index is None:
+        index = build_index(trie, index_options)
     if index is not None:
         sections.update(_prefixed(INDEX_PREFIX, index.arrays))
     if insertion_order is not None:

@@ -22,7 +22,7 @@ from metta_numba.store.generation import INDEX_PREFIX, write_generation
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
 from metta_numba.trie import Trie, sort
-from metta_numba.trie.argindex import PACKED, IndexOptions
+from metta_numba.trie.argindex import PACKED, ArgIndex, IndexOptions
 from metta_numba.trie.packed import packed_len, packed_width
 
 
@@ -155,11 +155,13 @@ def publish_trie(
     built: float,
     index_options: IndexOptions | None,
     insertion_order: dict[str, np.ndarray] | None = None,
+    index: ArgIndex | None = None,
 ) -> dict:
     """Write `trie` (merkleized or not) and `terms` as generation `number`, make it current and
     delete the older generations no reader holds. Call inside `generation_slot`; `started` and
     `built` are when the build began and when its trie was laid out. `index_options` None: no
-    argument index; `insertion_order`: the `order.` sections. Returns the build report."""
+    argument index; `insertion_order`: the `order.` sections; `index`: the argument index, built
+    already with `index_options`. Returns the build report."""
     term_arrays = TermArrays.from_texts(list(terms.texts))
     meta = write_generation(
         directory,
@@ -170,6 +172,7 @@ def publish_trie(
         build_seconds=time.perf_counter() - started,
         index_options=None if index_options is None else index_options.to_json(),
         insertion_order=insertion_order,
+        index=index,
     )
     layout.write_current(directory, number)
     for old in layout.generations_on_disk(directory):

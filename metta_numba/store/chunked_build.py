@@ -38,6 +38,8 @@ from metta_numba.syntax.errors import ParseError
 from metta_numba.trie import Trie
 from metta_numba.trie.argindex import IndexOptions
 from metta_numba.trie.argindex_runs import build_index_from_runs, run_entries_for
+from metta_numba.trie.layout import narrowest
+from metta_numba.trie.spill import drop_pages, zeroed_file_array
 
 RUNS_PREFIX = ".build-runs-"
 DEFAULT_BUDGET_SHARE = 0.5
@@ -257,7 +259,11 @@ def _intern(scanned, terms: TermStore, chunk: Chunk, atoms_in_source: dict[str, 
 
 
 def merge_spilled(runs: RunFiles, on_merge: Callable[[int, int], None] | None = None) -> Trie:
-    """The trie of all runs' paths, by a k-way merge of the run files."""
+    """The trie of all runs' paths, by a k-way merge of the run files.
+
+    The merge lets go of the pages of the run files it has read after every step: they are
+    read once. The stream that the layout reads next is merged into memory; counts and names,
+    which it never reads, are merged into files of the run folder and narrowed from there."""
     from metta_numba.trie.runs import MergeState
 
     runs.close()
@@ -265,18 +271,46 @@ def merge_spilled(runs: RunFiles, on_merge: Callable[[int, int], None] | None = 
     if total_paths == 0:
         return Trie.empty()
     arrays = runs.mapped()
-    out = tuple(np.empty(len(array), dtype) for array, dtype in zip(arrays, RUN_DTYPES, strict=True))
+    n_in = len(arrays[2])
+    out = (
+        np.empty(len(arrays[0]), np.uint8),
+        np.empty(n_in, np.int32),
+        np.empty(n_in, np.int32),
+        zeroed_file_array(runs.folder / "merged.counts", np.uint64, n_in),
+        zeroed_file_array(runs.folder / "merged.names", np.int64, n_in),
+    )
     state = MergeState(np.array(runs.path_start), np.array(runs.byte_start), runs.widest)
-    while not state.step(arrays, out, MERGE_STEP):
+    while True:
+        done = state.step(arrays, out, MERGE_STEP)
+        for array in (*arrays, *out[3:]):
+            drop_pages(array)
         if on_merge is not None:
             on_merge(state.consumed, total_paths)
-    if on_merge is not None:
-        on_merge(state.consumed, total_paths)
+        if done:
+            break
     n_paths, n_bytes = state.merged
     del arrays
     suffixes, common, length, counts, names = out
+    counts = narrowed(counts[:n_paths], "leaf_count")
+    names = narrowed(names[:n_paths], "leaf_name")
     # Views of the merge buffers: the pages past the ends were never touched, so cost nothing.
-    return Trie._from_stream(suffixes[:n_bytes], common[:n_paths], length[:n_paths], counts[:n_paths], names[:n_paths])
+    return Trie._from_stream(suffixes[:n_bytes], common[:n_paths], length[:n_paths], counts, names)
+
+
+def narrowed(values: np.ndarray, name: str, block: int = MERGE_STEP) -> np.ndarray:
+    """trie.layout.narrowest of a mapped leaf array, read in blocks whose pages are let go of
+    as they are read: an array in memory of the narrowest dtype."""
+    low = top = int(values[0]) if len(values) else 0
+    for start in range(0, len(values), block):
+        part = values[start : start + block]
+        low, top = min(low, int(part.min())), max(top, int(part.max()))
+        drop_pages(values)
+    dtype = narrowest(np.array([low, top], values.dtype), name).dtype
+    out = np.empty(len(values), dtype)
+    for start in range(0, len(values), block):
+        out[start : start + block] = values[start : start + block]
+        drop_pages(values)
+    return out
 
 
 def remove_stale_runs(directory: Path) -> None:

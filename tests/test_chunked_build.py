@@ -190,6 +190,7 @@ def test_queries_in_a_later_chunk_are_refused_with_their_atom_number(tmp_path):
 KILLER = """
 import os, signal, sys
 from metta_numba.store import chunked_build, generation
+from metta_numba.trie import argindex_runs
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -197,6 +198,8 @@ def die(*args, **kwargs):
 stage = sys.argv[3]
 if stage == "merge":
     chunked_build.merge_spilled = die
+elif stage == "index":
+    argindex_runs._packed_file = die  # the entry runs are spilled and counted
 else:
     original = generation.write_act
     def write_then_die(path, sections):
@@ -215,7 +218,7 @@ def _answers(directory: Path) -> dict[bytes, int]:
         generation.close()
 
 
-@pytest.mark.parametrize("stage", ["merge", "write"])
+@pytest.mark.parametrize("stage", ["merge", "index", "write"])
 def test_a_build_killed_half_way_leaves_the_kb_as_it_was(tmp_path, stage):
     old = write(tmp_path / "old.metta", "".join(f"(old {i})\n" for i in range(50)))
     new = write(tmp_path / "new.metta", "".join(f"(new {i} {i})\n" for i in range(400)))

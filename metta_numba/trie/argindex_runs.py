@@ -55,10 +55,12 @@ ENTRY_FILES = (("group", np.int32), ("key", np.uint64), ("rank", np.int32))
 ENTRY_BUILD_BYTES = 256
 """Memory an entry of a run takes while its rank range is read, filtered and sorted, with
 margin for the trie read alongside: sizes the runs from the budget."""
-MIN_RUN_ENTRIES = 1 << 12
+MIN_RUN_ENTRIES = 16
 MERGE_STEP = 1 << 20
 READ_CHUNK = 1 << 16
-"""Paths read from the trie at a time."""
+"""Paths read from the trie at a time (fewer when a run holds fewer entries, so that a tiny
+budget gives many runs, each of a few paths)."""
+MAX_ENTRIES_PER_PATH = 16
 
 # Slots of the merge's scalar state.
 STARTED, HEAP_SIZE, LAST_GROUP, UNIQUE, N_OUT, CONSUMED = range(6)
@@ -258,8 +260,9 @@ def spill_entry_runs(
         if after_run is not None:
             after_run()
 
-    for lo in range(0, len(trie), READ_CHUNK):
-        part = _kept_entries(trie, lo, min(lo + READ_CHUNK, len(trie)), options, cover, wanted_codes)
+    step = min(READ_CHUNK, max(1, run_entries // MAX_ENTRIES_PER_PATH))
+    for lo in range(0, len(trie), step):
+        part = _kept_entries(trie, lo, min(lo + step, len(trie)), options, cover, wanted_codes)
         pending.append(part)
         n_pending += len(part[0])
         if n_pending >= run_entries:

@@ -39,7 +39,7 @@ from metta_numba.trie import Trie
 from metta_numba.trie.argindex import IndexOptions
 from metta_numba.trie.argindex_runs import build_index_from_runs, run_entries_for
 from metta_numba.trie.layout import narrowest
-from metta_numba.trie.spill import drop_pages, zeroed_file_array
+from metta_numba.trie.spill import drop_pages, return_freed_blocks, trim_heap, zeroed_file_array
 
 RUNS_PREFIX = ".build-runs-"
 DEFAULT_BUDGET_SHARE = 0.5
@@ -342,6 +342,7 @@ def build_from_sources(
     every core). The snapshot is the one `build_snapshot` writes for the sources read whole.
     Raises ParseError (at its place in the file), QueriesInSourceError, or store errors."""
     started = time.perf_counter()
+    return_freed_blocks()
     directory = Path(path)
     budget = default_memory_budget() if memory_budget is None else memory_budget
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -357,16 +358,19 @@ def build_from_sources(
                 try:
                     atoms = spill_runs(sources, terms, runs, chunk_size(budget, jobs), jobs, on_read)
                     spilled = time.perf_counter()
+                    trim_heap()
                     trie = merge_spilled(runs, on_merge)
                 finally:
                     runs.close()
                 merged = time.perf_counter()
                 if merkleize:
                     trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
+                trim_heap()
                 options = (index_options or IndexOptions()) if argindex else None
                 index = None
                 if options is not None:
                     index = build_index_from_runs(trie, options, folder, run_entries_for(budget))
+                    trim_heap()
                 indexed = time.perf_counter()
                 report = publish_trie(
                     directory,

@@ -69,3 +69,37 @@ def file_array(path: Path, dtype) -> np.ndarray:
     if hasattr(mapping, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
         mapping.madvise(mmap.MADV_SEQUENTIAL)
     return np.frombuffer(mapping, dtype=dtype)
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+LARGE_BLOCK = 4 << 20
+
+
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def return_freed_blocks() -> None:
+    """Make freed large arrays go back to the system at once, for the rest of the process.
+
+    glibc's malloc maps each large block on its own, but raises that threshold (up to 32 MiB)
+    whenever such a block is freed; later blocks below it come from the heap, and the heap
+    keeps what is freed in it. A build frees arrays of tens of MiB between its phases, which
+    then stayed resident under the next phase's peak. A fixed threshold ends that. A no-op
+    where mallopt is missing."""
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK)
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back to the system (glibc's malloc_trim; else a no-op)."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)

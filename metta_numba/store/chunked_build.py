@@ -336,10 +336,12 @@ def build_from_sources(
     index_options: IndexOptions | None = None,
     on_read: Callable[[int], None] | None = None,
     on_merge: Callable[[int, int], None] | None = None,
+    on_index: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Build (or replace) the KB at `path` from .metta sources, reading them in chunks within
     `memory_budget` bytes (default: `default_memory_budget()`) on `jobs` threads (default:
     every core). The snapshot is the one `build_snapshot` writes for the sources read whole.
+    Progress: `on_read(bytes)`, `on_merge(paths done, total)`, `on_index(entries done, total)`.
     Raises ParseError (at its place in the file), QueriesInSourceError, or store errors."""
     started = time.perf_counter()
     return_freed_blocks()
@@ -369,7 +371,7 @@ def build_from_sources(
                 options = (index_options or IndexOptions()) if argindex else None
                 index = None
                 if options is not None:
-                    index = build_index_from_runs(trie, options, folder, run_entries_for(budget))
+                    index = build_index_from_runs(trie, options, folder, run_entries_for(budget), on_merge=on_index)
                     trim_heap()
                 indexed = time.perf_counter()
                 report = publish_trie(

@@ -282,7 +282,13 @@ class _Merge:
         self.scalars = np.zeros(N_SCALARS, np.int64)
         self.last_key = np.zeros(1, np.uint64)
 
-    def run(self, count_only: bool, plan_arrays: tuple[np.ndarray, ...], outputs: tuple[np.ndarray, ...]) -> int:
+    def run(
+        self,
+        count_only: bool,
+        plan_arrays: tuple[np.ndarray, ...],
+        outputs: tuple[np.ndarray, ...],
+        on_step: Callable[[int], None] | None = None,
+    ) -> int:
         groups, keys, ranks = self.runs
         while True:
             done = merge_entry_runs(
@@ -291,6 +297,8 @@ class _Merge:
             )  # fmt: skip
             for array in (*self.runs, *outputs):
                 drop_pages(array)
+            if on_step is not None:
+                on_step(int(self.scalars[CONSUMED]))
             if done:
                 return int(self.scalars[N_OUT])
 
@@ -301,11 +309,13 @@ def build_index_from_runs(
     folder: Path,
     run_entries: int,
     after_run: Callable[[], None] | None = None,
+    on_merge: Callable[[int, int], None] | None = None,
 ) -> ArgIndex:
     """The argument index `ArgIndex.build(trie, options)` gives, built within about
     `run_entries` entries of memory; its arrays are files in `folder` (which the caller
     removes once they are written elsewhere). `after_run` is called after each run is spilled
-    (to let go of the trie's pages, when it is a mapped one)."""
+    (to let go of the trie's pages, when it is a mapped one); `on_merge(done, total)` as the
+    two merges read the runs' entries (each entry is read twice)."""
     options = options or IndexOptions()
     n_leaves = len(trie)
     cover = _cover_ranges(trie, options.heads)
@@ -318,7 +328,16 @@ def build_index_from_runs(
     key_counts = np.zeros(n_slots, np.int64)
     empty_i64, empty_u64 = np.zeros(0, np.int64), np.zeros(0, np.uint64)
     no_plan = (np.zeros(n_slots, np.int8), empty_i64, empty_i64, key_counts)
-    _Merge(mapped, run_start).run(True, no_plan, (empty_u64, empty_u64, empty_u64))
+    total = 2 * int(run_start[-1])
+
+    def counted(done: int) -> None:
+        if on_merge is not None:
+            on_merge(done, total)
+
+    def written(done: int) -> None:
+        counted(total // 2 + done)
+
+    _Merge(mapped, run_start).run(True, no_plan, (empty_u64, empty_u64, empty_u64), counted)
 
     present = np.flatnonzero(counts.sum(axis=1))
     slot_codes = dense_rows(present, options.max_child)[1].tolist()
@@ -348,9 +367,10 @@ def build_index_from_runs(
     hashes = zeroed_file_array(folder / "index.hashes", np.uint64, plan.n_hashes)
     key_start = _packed_file(folder / "index.key_start", plan.n_hashes, plan.start_width)
     ranks = _packed_file(folder / "index.ranks", plan.n_ranks, plan.rank_width)
-    written = _Merge(mapped, run_start).run(False, (keyed, key_lo, fence_lo, key_counts), (hashes, key_start, ranks))
-    if written != plan.n_ranks:
-        raise AssertionError(f"the merge wrote {written} postings, the plan has {plan.n_ranks}")
+    plan_arrays = (keyed, key_lo, fence_lo, key_counts)
+    n_out = _Merge(mapped, run_start).run(False, plan_arrays, (hashes, key_start, ranks), written)
+    if n_out != plan.n_ranks:
+        raise AssertionError(f"the merge wrote {n_out} postings, the plan has {plan.n_ranks}")
     del mapped
     return ArgIndex({"table": plan.table, "hashes": hashes, "key_start": key_start, "ranks": ranks})
 

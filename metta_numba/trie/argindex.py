@@ -7,11 +7,12 @@ with the snapshot, with nothing built at query time.
 
 For each position (a child of the top-level expression, or a child of such a child; see
 argindex_entries for the codes) the index keeps:
-- the *postings*: ranks of the atoms whose subterm there is ground, grouped by the 64-bit key
-  of that subterm's bytes, ranks ascending within a key; the distinct keys ascend, with a
+- the *postings*: ranks of the atoms whose subterm there is ground, grouped by the 32-bit key
+  of that subterm's bytes (argindex_entries), ranks ascending within a key; the distinct keys ascend, with a
   sparse *fence* (every 512th key) so that a lookup touches a page or two;
 - the ranks of the atoms with a variable there, and with an expression holding a variable:
-  those may unify with anything at that position, so they are always candidates;
+  those may unify with anything at that position, so they are always candidates (kept only
+  where a lookup reads them: at a keyed position, and at the parent of a keyed depth-2 one);
 - the ranks of the atoms that are a bare variable (one list for all positions).
 
 A lookup takes the pattern's prefix ranges (the trie ranks that start with its ground prefix,
@@ -24,8 +25,9 @@ hash collisions and arities aside, the exact unification afterwards decides.
 Everything is four arrays (`table`, `hashes`, `key_start`, `ranks`), stored as snapshot
 sections. `ranks` and `key_start` are bit-packed (trie.packed): a rank in the bits the trie's
 path count needs, a key's start in the bits the postings' count needs, read in O(1) by
-`packed_get` (index version 2; version 1 stored them as uint32 and int64). Opening checks the
-table in O(positions); `verify()` checks all of it.
+`packed_get`. Index version 3 has 32-bit keys; 2 had 64-bit keys; 1 stored the postings and
+key starts as uint32 and int64. Positions 1 and 1.0 are not keyed when the trie serves them
+(head_fanout). Opening checks the table in O(positions); `verify()` checks all of it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from metta_numba.trie import argindex_entries as entries
 from metta_numba.trie import argindex_kernels as kernels
 from metta_numba.trie import packed, walk
 from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.head_fanout import positions_served_by_trie
 from metta_numba.trie.trie import Trie
 
 __all__ = ["ArgIndex", "IndexOptions", "LiveArgIndex", "DEFAULT_MAX_CHILD", "parse_position"]
@@ -45,7 +48,7 @@ __all__ = ["ArgIndex", "IndexOptions", "LiveArgIndex", "DEFAULT_MAX_CHILD", "par
 DEFAULT_MAX_CHILD = 16
 """Child indices from 0 to 15 are indexed at both depths."""
 FENCE_STRIDE = 512
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 DEFAULT_MAX_RATIO = 1.0
 """By default the index may take as many bytes as the trie's arrays, no more..."""
 MIN_RATIO_CAP = 1 << 20
@@ -53,7 +56,7 @@ MIN_RATIO_CAP = 1 << 20
 
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "table": np.dtype(np.int64),
-    "hashes": np.dtype(np.uint64),
+    "hashes": np.dtype(np.uint32),
     "key_start": np.dtype(np.uint64),
     "ranks": np.dtype(np.uint64),
 }
@@ -186,6 +189,7 @@ class ArgIndex:
             keyed_codes = set(wanted)
         else:
             keyed_codes = None
+        served = set() if options.positions is not None else {position_code(p) for p in positions_served_by_trie(trie)}
         if not keep.all():
             columns = [column[keep] for column in columns]
         del keep
@@ -193,7 +197,7 @@ class ArgIndex:
         if cap is None and options.max_ratio is not None:
             cap = max(int(options.max_ratio * trie.nbytes), MIN_RATIO_CAP)
         # _layout takes the columns over: it frees each as soon as it has used it.
-        return cls(_layout(columns, n_leaves, cover, options.max_child, keyed_codes, cap))
+        return cls(_layout(columns, n_leaves, cover, options.max_child, keyed_codes, cap, served))
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], n_leaves: int) -> ArgIndex:
@@ -439,9 +443,10 @@ def _joined_columns(parts: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
     return columns
 
 
-def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, np.ndarray]:
+def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap, served=frozenset()) -> dict[str, np.ndarray]:
     """Sort the entries by (position, kind, key, rank) and lay out the four arrays. `columns`
-    (codes, kinds, keys, ranks) is emptied, so that each column is freed once used."""
+    (codes, kinds, keys, ranks) is emptied, so that each column is freed once used. Positions
+    whose codes are in `served` are not keyed (the trie serves them)."""
     codes, kinds, keys, ranks = columns
     columns.clear()
     # Codes are few: number them densely by (c0, c1) without sorting all entries.
@@ -476,7 +481,7 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
             n_keys = 1 + int(np.count_nonzero(row_keys[1:] != row_keys[:-1]))
         else:
             n_keys = 0
-        wanted = keyed_codes is None or code in keyed_codes
+        wanted = (keyed_codes is None or code in keyed_codes) and code not in served
         keyed = code != entries.TOP_VARIABLE_CODE and wanted and n_ground > 0
         n_open = part(row, entries.OPEN).stop - part(row, entries.OPEN).start
         n_fence = -(-n_keys // FENCE_STRIDE)
@@ -494,6 +499,9 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
             s[3] = False
             total -= s[4]
 
+    # A lookup reads a position's variable list only at a keyed position or as the parent of
+    # a keyed depth-2 one: the others are left empty.
+    read_variables = {s[0] for s in stats if s[3]} | {s[0] & ~entries.DEPTH2_MASK for s in stats if s[3]}
     header = np.zeros(kernels.ROW, np.int64)
     rows = []
     hash_parts: list[np.ndarray] = []
@@ -534,7 +542,8 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
             hash_parts += [unique, fence]
             start_parts += [first.astype(np.int64) + entry[kernels.POST_LO], np.zeros(len(fence), np.int64)]
             n_hashes += len(unique) + len(fence)
-        entry[kernels.VAR_LO], entry[kernels.VAR_HI] = put_ranks(ranks[part(row, entries.VARIABLE)])
+        variables = ranks[part(row, entries.VARIABLE)] if code in read_variables else ranks[:0]
+        entry[kernels.VAR_LO], entry[kernels.VAR_HI] = put_ranks(variables)
         open_ranks = ranks[part(row, entries.OPEN)] if keyed else ranks[:0]
         entry[kernels.OPEN_LO], entry[kernels.OPEN_HI] = put_ranks(open_ranks)
         rows.append(entry)
@@ -552,7 +561,7 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
 
     return {
         "table": table,
-        "hashes": joined(hash_parts, np.uint64),
+        "hashes": joined(hash_parts, np.uint32),
         # Widths from the bounds, not the values: every index of one trie packs alike.
         "key_start": packed.pack(joined(start_parts, np.int64), packed.width_for(n_ranks)),
         "ranks": packed.pack(joined(rank_parts, np.int64), packed.width_for(max(n_leaves - 1, 0))),

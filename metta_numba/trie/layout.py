@@ -31,7 +31,9 @@ The two per-rank arrays take the narrowest dtype that holds their values (`LEAF_
 `narrowest`): most paths are stored once and most name ids are small, and these arrays have one
 entry per path, so their width is a large share of a snapshot. Readers take one element at a
 time (`int(leaf_count[k])`); only the O(n) merge widens a whole array, and validation has a
-kernel per dtype.
+kernel per dtype. A leaf array whose values are all equal (every path stored once, no path
+with variable names) is stored in a snapshot as that value alone and opened as a view of
+stride 0 (`constant_column`), which NumPy indexes like any other array.
 
 Node ids fit int32 (up to 2**31 - 1 nodes, about a billion distinct paths) and label offsets
 uint32: the label bytes of one trie stay under 4 GiB (MAX_LABEL_BYTES; about a third of the
@@ -86,6 +88,29 @@ def narrowest(values: np.ndarray, name: str) -> np.ndarray:
     low, top = (int(values.min()), int(values.max())) if values.size else (0, 0)
     dtype = next(d for d in LEAF_DTYPES[name] if np.iinfo(d).min <= low and top <= np.iinfo(d).max)
     return values if values.dtype == dtype else values.astype(dtype)
+
+
+def constant_column(name: str, value: int, n: int) -> np.ndarray:
+    """Leaf array `name` of n values all equal to `value`, holding the one value: a read-only
+    view of stride 0 (indexing, slicing, sums work as on any array; nothing is allocated)."""
+    one = narrowest(np.array([value], np.int64), name)
+    return np.broadcast_to(one.reshape(()), (n,))
+
+
+def is_constant_column(array: np.ndarray) -> bool:
+    """A leaf array made by `constant_column` (one stored value, stride 0)."""
+    return array.ndim == 1 and len(array) > 1 and array.strides == (0,)
+
+
+def constant_value(array: np.ndarray) -> int | None:
+    """The value of a leaf array whose values are all the same (None when they differ or it is
+    empty): a snapshot stores such an array as that one value."""
+    if len(array) == 0:
+        return None
+    if is_constant_column(array):
+        return int(array[0])
+    first = array[0]
+    return int(first) if bool((array == first).all()) else None
 
 
 def readonly_array(dtype) -> types.Array:

@@ -19,9 +19,11 @@ from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import (
     ARRAY_NAMES,
     EARLIER_DTYPES,
+    LEAF_DTYPES,
     MAX_DISTINCT_PATHS,
     STRUCTURE_NAMES,
     allowed_dtypes,
+    is_constant_column,
     narrowest,
 )
 from metta_numba.unify import match_atom
@@ -146,7 +148,8 @@ class Trie:
                 raise CorruptTrieError(f"trie array {name!r} is missing")
             allowed = allowed_dtypes(name)
             # dtype equality includes the byte order, so a swapped array is refused too.
-            if array.dtype not in allowed or array.ndim != 1 or not array.flags.c_contiguous:
+            contiguous = array.flags.c_contiguous or (name in LEAF_DTYPES and is_constant_column(array))
+            if array.dtype not in allowed or array.ndim != 1 or not contiguous:
                 expected = " or ".join(str(dtype) for dtype in allowed)
                 earlier = ""
                 if array.dtype == EARLIER_DTYPES.get(name):
@@ -350,16 +353,17 @@ class Trie:
         return self._merged(other, merge.DIFFERENCE)
 
     def _merged(self, other: Trie, how: int) -> Trie:
-        # The merge kernel reads the widest leaf dtypes; widening is O(n), as the merge is.
+        # The merge kernel reads the widest leaf dtypes, contiguous (a constant column is a view
+        # of stride 0); widening is O(n), as the merge is.
         from metta_numba.trie import merge
 
         labels, *nodes, counts, names = merge.merge_tries(
             self._structure,
-            self._arrays["leaf_count"].astype(np.uint64, copy=False),
-            self._arrays["leaf_name"].astype(np.int64, copy=False),
+            np.ascontiguousarray(self._arrays["leaf_count"], dtype=np.uint64),
+            np.ascontiguousarray(self._arrays["leaf_name"], dtype=np.int64),
             other._structure,
-            other._arrays["leaf_count"].astype(np.uint64, copy=False),
-            other._arrays["leaf_name"].astype(np.int64, copy=False),
+            np.ascontiguousarray(other._arrays["leaf_count"], dtype=np.uint64),
+            np.ascontiguousarray(other._arrays["leaf_name"], dtype=np.int64),
             how,
         )
         return Trie(_named(labels, nodes, counts, names))

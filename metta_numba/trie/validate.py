@@ -15,7 +15,7 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, readonly_array
+from metta_numba.trie.layout import StructureType, is_constant_column, readonly_array
 from metta_numba.trie.walk import node_edges, node_label
 
 
@@ -105,6 +105,7 @@ def validate_trie(trie, leaf_count, leaf_name) -> None:
     if leaf_name.shape[0] != leaf_count.shape[0]:
         raise CorruptTrieError("leaf_count and leaf_name disagree in length")
     check_node_fields(trie)
-    check_leaf_counts(leaf_count)
-    check_leaf_names(leaf_name)
+    # A constant column (layout.constant_column) holds one value: check that one.
+    check_leaf_counts(leaf_count[:1] if is_constant_column(leaf_count) else leaf_count)
+    check_leaf_names(leaf_name[:1] if is_constant_column(leaf_name) else leaf_name)
     check_shape(trie, leaf_count.shape[0])

@@ -209,7 +209,8 @@ def test_upgrade_and_checkpoints_carry_the_insertion_order(tmp_path):
         # Each path is listed once per copy the trie holds.
         generation = kb.snapshot_generation()
         listed = Counter(generation.insertion_order()[0].tolist())
-        assert listed == {rank: generation.trie.count(generation.trie.path(rank)) for rank in range(len(generation.trie))}
+        trie = generation.trie
+        assert listed == {rank: trie.count(trie.path(rank)) for rank in range(len(trie))}
         kb.verify()
     # A checkpoint without changes (snapshot compact) keeps it as it is.
     with PersistentKB.open(path) as kb:

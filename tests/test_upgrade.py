@@ -190,8 +190,14 @@ def test_upgrade_and_checkpoints_carry_the_insertion_order(tmp_path):
         assert order_of(kb) == expected
     # A checkpoint with changes: removed copies leave the order (a path's latest copy first),
     # the others keep their places under their new ranks, added copies follow.
-    changes = [("add", "(edge a a)"), ("remove", "(edge a b)"), ("add", "(= (twice $q) (* 2 $q))"),
-               ("add", "(edge a a)"), ("remove", "(colour b red)"), ("add", "(zzz 1)")]
+    changes = [
+        ("add", "(edge a a)"),
+        ("remove", "(edge a b)"),
+        ("add", "(= (twice $q) (* 2 $q))"),
+        ("add", "(edge a a)"),
+        ("remove", "(colour b red)"),
+        ("add", "(zzz 1)"),
+    ]
     with PersistentKB.open(path) as kb:
         for how, text in changes:
             if how == "add":

@@ -69,6 +69,10 @@ UNPACKED_START_BYTES = 8
 
 SELECTIVE_PREFIX = 256
 """A ground prefix that leaves at most this many paths needs no index (see ArgIndex.candidates)."""
+BROAD_KEY_SHARE = 64
+"""By default a position is not keyed when its keys hold on average more than 1/64 of the
+paths (and more than SELECTIVE_PREFIX): five values over 200,000 atoms (`zero`, `True`...)
+cut a lookup to a fifth of its prefix at best, for postings as large as the atoms."""
 
 Position = tuple[int, ...]
 
@@ -481,7 +485,11 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap, served=frozen
             n_keys = 1 + int(np.count_nonzero(row_keys[1:] != row_keys[:-1]))
         else:
             n_keys = 0
-        wanted = (keyed_codes is None or code in keyed_codes) and code not in served
+        if keyed_codes is not None:
+            wanted = code in keyed_codes  # asked for by name
+        else:
+            broad = n_ground > n_keys * max(SELECTIVE_PREFIX, n_leaves // BROAD_KEY_SHARE)
+            wanted = code not in served and not broad
         keyed = code != entries.TOP_VARIABLE_CODE and wanted and n_ground > 0
         n_open = part(row, entries.OPEN).stop - part(row, entries.OPEN).start
         n_fence = -(-n_keys // FENCE_STRIDE)

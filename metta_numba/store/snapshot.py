@@ -19,6 +19,7 @@ from metta_numba.codec.terms import TermStore
 from metta_numba.store import layout
 from metta_numba.store.errors import SnapshotError, os_errors_as_access_errors
 from metta_numba.store.generation import INDEX_PREFIX, write_generation
+from metta_numba.store.insertion_order import narrow_order
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
 from metta_numba.trie import Trie, sort
@@ -119,14 +120,7 @@ def _insertion_order(data, offsets, order, names) -> dict[str, np.ndarray]:
     n = len(offsets) - 1
     ranks = np.zeros(0, np.int64) if order is None else sort.group_copies(data, offsets, order)
     own_names = np.full(n, -1, np.int64) if names is None else names
-    return {"path": _narrow(ranks), "names": _narrow(own_names)}
-
-
-def _narrow(values: np.ndarray) -> np.ndarray:
-    """int32 when the values fit (the sections stay small), else int64."""
-    if values.size == 0 or (int(values.min()) >= -(2**31) and int(values.max()) < 2**31):
-        return values.astype(np.int32)
-    return values.astype(np.int64)
+    return {"path": narrow_order(ranks), "names": narrow_order(own_names)}
 
 
 @contextmanager

@@ -7,11 +7,12 @@ with the snapshot, with nothing built at query time.
 
 For each position (a child of the top-level expression, or a child of such a child; see
 argindex_entries for the codes) the index keeps:
-- the *postings*: ranks of the atoms whose subterm there is ground, grouped by the 64-bit key
-  of that subterm's bytes, ranks ascending within a key; the distinct keys ascend, with a
+- the *postings*: ranks of the atoms whose subterm there is ground, grouped by the 32-bit key
+  of that subterm's bytes (argindex_entries), ranks ascending within a key; the distinct keys ascend, with a
   sparse *fence* (every 512th key) so that a lookup touches a page or two;
 - the ranks of the atoms with a variable there, and with an expression holding a variable:
-  those may unify with anything at that position, so they are always candidates;
+  those may unify with anything at that position, so they are always candidates (kept only
+  where a lookup reads them: at a keyed position, and at the parent of a keyed depth-2 one);
 - the ranks of the atoms that are a bare variable (one list for all positions).
 
 A lookup takes the pattern's prefix ranges (the trie ranks that start with its ground prefix,
@@ -24,8 +25,9 @@ hash collisions and arities aside, the exact unification afterwards decides.
 Everything is four arrays (`table`, `hashes`, `key_start`, `ranks`), stored as snapshot
 sections. `ranks` and `key_start` are bit-packed (trie.packed): a rank in the bits the trie's
 path count needs, a key's start in the bits the postings' count needs, read in O(1) by
-`packed_get` (index version 2; version 1 stored them as uint32 and int64). Opening checks the
-table in O(positions); `verify()` checks all of it.
+`packed_get`. Index version 3 has 32-bit keys; 2 had 64-bit keys; 1 stored the postings and
+key starts as uint32 and int64. Positions 1 and 1.0 are not keyed when the trie serves them
+(head_fanout). Opening checks the table in O(positions); `verify()` checks all of it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from metta_numba.trie import argindex_entries as entries
 from metta_numba.trie import argindex_kernels as kernels
 from metta_numba.trie import packed, walk
 from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.head_fanout import positions_served_by_trie
 from metta_numba.trie.trie import Trie
 
 __all__ = ["ArgIndex", "IndexOptions", "LiveArgIndex", "DEFAULT_MAX_CHILD", "parse_position"]
@@ -45,7 +48,7 @@ __all__ = ["ArgIndex", "IndexOptions", "LiveArgIndex", "DEFAULT_MAX_CHILD", "par
 DEFAULT_MAX_CHILD = 16
 """Child indices from 0 to 15 are indexed at both depths."""
 FENCE_STRIDE = 512
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 DEFAULT_MAX_RATIO = 1.0
 """By default the index may take as many bytes as the trie's arrays, no more..."""
 MIN_RATIO_CAP = 1 << 20
@@ -53,7 +56,7 @@ MIN_RATIO_CAP = 1 << 20
 
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "table": np.dtype(np.int64),
-    "hashes": np.dtype(np.uint64),
+    "hashes": np.dtype(np.uint32),
     "key_start": np.dtype(np.uint64),
     "ranks": np.dtype(np.uint64),
 }
@@ -66,6 +69,10 @@ UNPACKED_START_BYTES = 8
 
 SELECTIVE_PREFIX = 256
 """A ground prefix that leaves at most this many paths needs no index (see ArgIndex.candidates)."""
+BROAD_KEY_SHARE = 64
+"""By default a position is not keyed when its keys hold on average more than 1/64 of the
+paths (and more than SELECTIVE_PREFIX): five values over 200,000 atoms (`zero`, `True`...)
+cut a lookup to a fifth of its prefix at best, for postings as large as the atoms."""
 
 Position = tuple[int, ...]
 
@@ -186,6 +193,7 @@ class ArgIndex:
             keyed_codes = set(wanted)
         else:
             keyed_codes = None
+        served = served_codes(trie, options)
         if not keep.all():
             columns = [column[keep] for column in columns]
         del keep
@@ -193,7 +201,7 @@ class ArgIndex:
         if cap is None and options.max_ratio is not None:
             cap = max(int(options.max_ratio * trie.nbytes), MIN_RATIO_CAP)
         # _layout takes the columns over: it frees each as soon as it has used it.
-        return cls(_layout(columns, n_leaves, cover, options.max_child, keyed_codes, cap))
+        return cls(_layout(columns, n_leaves, cover, options.max_child, keyed_codes, cap, served))
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], n_leaves: int) -> ArgIndex:
@@ -456,18 +464,32 @@ def code_slots(codes: np.ndarray, max_child: int) -> np.ndarray:
     return (codes >> 32) * (max_child + 1) + (codes & entries.DEPTH2_MASK)
 
 
+def served_codes(trie: Trie, options: IndexOptions) -> set[int]:
+    """Codes of the positions the trie serves by itself (head_fanout), left unkeyed unless
+    the options name the positions."""
+    if options.positions is not None:
+        return set()
+    return {position_code(p) for p in positions_served_by_trie(trie)}
+
+
 class RowPlan:
     """The table of an index and where each row's parts go, from counts alone: per row its
     code, ground entries, distinct ground keys, open and variable entries. Both builders (all
     entries sorted in memory, or merged from sorted runs on disk) lay out from one plan."""
 
-    def __init__(self, row_codes, n_ground, n_keys, n_open, n_var, n_leaves, cover, max_child, keyed_codes, cap):
+    def __init__(
+        self, row_codes, n_ground, n_keys, n_open, n_var, n_leaves, cover, max_child, keyed_codes, cap, served=frozenset()
+    ):  # fmt: skip
         # The cap counts the unpacked size (ArgIndex.unpacked_nbytes), so that which positions
         # are kept does not depend on the bit widths of a KB; the packed index is smaller still.
         rank_bytes, start_bytes = UNPACKED_RANK_BYTES, UNPACKED_START_BYTES
         stats = []
         for code, ground, keys, n_opened in zip(row_codes, n_ground, n_keys, n_open, strict=True):
-            wanted = keyed_codes is None or code in keyed_codes
+            if keyed_codes is not None:
+                wanted = code in keyed_codes  # asked for by name
+            else:
+                broad = ground > keys * max(SELECTIVE_PREFIX, n_leaves // BROAD_KEY_SHARE)
+                wanted = code not in served and not broad
             keyed = code != entries.TOP_VARIABLE_CODE and wanted and ground > 0
             n_fence = -(-keys // FENCE_STRIDE)
             cost = rank_bytes * (ground + n_opened) + (8 + start_bytes) * (keys + n_fence)
@@ -483,6 +505,12 @@ class RowPlan:
                 s[3] = False
                 total -= s[4]
         self.keyed = [bool(s[3]) for s in stats]
+        # A lookup reads a position's variable list only at a keyed position or as the parent
+        # of a keyed depth-2 one (and the bare variables' list always): the others stay empty.
+        read = {s[0] for s in stats if s[3]} | {s[0] & ~entries.DEPTH2_MASK for s in stats if s[3]}
+        read.add(entries.TOP_VARIABLE_CODE)
+        self.reads_variables = [s[0] in read for s in stats]
+        n_var = [n if reads else 0 for n, reads in zip(n_var, self.reads_variables, strict=True)]
         header = np.zeros(kernels.ROW, np.int64)
         rows = []
         self.key_lo = [0] * len(stats)
@@ -531,9 +559,10 @@ class RowPlan:
         self.rank_width = packed.width_for(max(n_leaves - 1, 0))
 
 
-def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, np.ndarray]:
+def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap, served=frozenset()) -> dict[str, np.ndarray]:
     """Sort the entries by (position, kind, key, rank) and lay out the four arrays. `columns`
-    (codes, kinds, keys, ranks) is emptied, so that each column is freed once used."""
+    (codes, kinds, keys, ranks) is emptied, so that each column is freed once used. Positions
+    whose codes are in `served` are not keyed (the trie serves them)."""
     codes, kinds, keys, ranks = columns
     columns.clear()
     slot = code_slots(codes, max_child)
@@ -571,6 +600,7 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
         max_child,
         keyed_codes,
         cap,
+        served,
     )
     hash_parts: list[np.ndarray] = []
     start_parts: list[np.ndarray] = []
@@ -587,8 +617,9 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
             start_parts += [first.astype(np.int64) + n_ranks, np.zeros(len(hash_parts[-1]), np.int64)]
             rank_parts.append(ranks[ground])
             n_ranks += len(row_keys)
-        rank_parts.append(ranks[part(row, entries.VARIABLE)])
-        n_ranks += len(rank_parts[-1])
+        if plan.reads_variables[row]:
+            rank_parts.append(ranks[part(row, entries.VARIABLE)])
+            n_ranks += len(rank_parts[-1])
         if keyed:
             rank_parts.append(ranks[part(row, entries.OPEN)])
             n_ranks += len(rank_parts[-1])
@@ -598,7 +629,7 @@ def _layout(columns, n_leaves, cover, max_child, keyed_codes, cap) -> dict[str, 
 
     return {
         "table": plan.table,
-        "hashes": joined(hash_parts, np.uint64),
+        "hashes": joined(hash_parts, np.uint32),
         "key_start": packed.pack(joined(start_parts, np.int64), plan.start_width),
         "ranks": packed.pack(joined(rank_parts, np.int64), plan.rank_width),
     }

@@ -41,8 +41,9 @@ from metta_numba.trie.argindex import (
     code_slots,
     dense_rows,
     position_code,
+    served_codes,
 )
-from metta_numba.trie.layout import i64_arr, i64_ro, u64_arr, u64_ro
+from metta_numba.trie.layout import i64_arr, i64_ro, u32_arr, u64_arr, u64_ro
 from metta_numba.trie.spill import drop_pages, file_array, zeroed_file_array
 from metta_numba.trie.trie import Trie
 
@@ -55,6 +56,10 @@ ENTRY_FILES = (("group", np.int32), ("key", np.uint64), ("rank", np.int32))
 ENTRY_BUILD_BYTES = 256
 """Memory an entry of a run takes while its rank range is read, filtered and sorted, with
 margin for the trie read alongside: sizes the runs from the budget."""
+KEEP_KEYED = 1
+"""Flags of a slot in the second merge: its ground and open entries are written..."""
+KEEP_VARIABLES = 2
+"""...its variable entries are written (argindex.RowPlan.reads_variables)."""
 MIN_RUN_ENTRIES = 16
 MERGE_STEP = 1 << 20
 READ_CHUNK = 1 << 16
@@ -115,7 +120,7 @@ def put_packed(words, i, value):
 @njit(
     types.boolean(
         *(i32_ro, u64_ro, i32_ro, i64_ro, i64_arr, i64_arr, i64_arr, u64_arr, Int, types.boolean),
-        *(i8_ro, i64_ro, i64_ro, i64_arr, u64_arr, u64_arr, u64_arr),
+        *(i8_ro, i64_ro, i64_ro, i64_arr, u32_arr, u64_arr, u64_arr),
     ),
     cache=True,
     nogil=True,
@@ -127,8 +132,8 @@ def merge_entry_runs(
     """Merge the runs until about `budget` more entries are read; True when all are.
 
     count_only: add the distinct ground keys of each slot to `key_counts`. Otherwise write
-    the entries the plan keeps: every variable entry, and the ground and open entries of a
-    keyed slot, to `out_ranks` in merged order; each distinct key of a keyed slot to
+    the entries the plan keeps: the variable entries of a slot with KEEP_VARIABLES, and the
+    ground and open entries of a slot with KEEP_KEYED, to `out_ranks` in merged order; each distinct key of a keyed slot to
     `hashes[key_lo[slot] + k]` with its first posting in `key_start`, every FENCE_STRIDE-th
     also to the fence at `fence_lo[slot]` (whose key start stays 0)."""
     n_runs = run_start.shape[0] - 1
@@ -163,12 +168,12 @@ def merge_entry_runs(
         if count_only:
             if kind == entries.GROUND and new_key:
                 key_counts[slot] += 1
-        elif kind == entries.VARIABLE or keyed[slot] != 0:
+        elif (keyed[slot] & (KEEP_VARIABLES if kind == entries.VARIABLE else KEEP_KEYED)) != 0:
             if kind == entries.GROUND and new_key:
-                hashes[key_lo[slot] + unique] = key
+                hashes[key_lo[slot] + unique] = np.uint32(key)
                 put_packed(key_start, key_lo[slot] + unique, n_out)
                 if unique % FENCE_STRIDE == 0:
-                    hashes[fence_lo[slot] + unique // FENCE_STRIDE] = key
+                    hashes[fence_lo[slot] + unique // FENCE_STRIDE] = np.uint32(key)
             put_packed(out_ranks, n_out, np.int64(ranks[at]))
             n_out += 1
         if kind == entries.GROUND and new_key:
@@ -326,7 +331,7 @@ def build_index_from_runs(
     n_slots = -(-len(counts) // 3)
     counts = np.concatenate([counts, np.zeros(3 * n_slots - len(counts), np.int64)]).reshape(n_slots, 3)
     key_counts = np.zeros(n_slots, np.int64)
-    empty_i64, empty_u64 = np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    empty_i64, empty_u32, empty_u64 = np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.uint64)
     no_plan = (np.zeros(n_slots, np.int8), empty_i64, empty_i64, key_counts)
     total = 2 * int(run_start[-1])
 
@@ -337,7 +342,7 @@ def build_index_from_runs(
     def written(done: int) -> None:
         counted(total // 2 + done)
 
-    _Merge(mapped, run_start).run(True, no_plan, (empty_u64, empty_u64, empty_u64), counted)
+    _Merge(mapped, run_start).run(True, no_plan, (empty_u32, empty_u64, empty_u64), counted)
 
     present = np.flatnonzero(counts.sum(axis=1))
     slot_codes = dense_rows(present, options.max_child)[1].tolist()
@@ -357,14 +362,15 @@ def build_index_from_runs(
         options.max_child,
         keyed_codes,
         cap,
+        served_codes(trie, options),
     )
     keyed = np.zeros(n_slots, np.int8)
     key_lo = np.zeros(n_slots, np.int64)
     fence_lo = np.zeros(n_slots, np.int64)
-    keyed[present] = plan.keyed
+    keyed[present] = np.array(plan.keyed, np.int8) * KEEP_KEYED + np.array(plan.reads_variables, np.int8) * KEEP_VARIABLES
     key_lo[present] = plan.key_lo
     fence_lo[present] = plan.fence_lo
-    hashes = zeroed_file_array(folder / "index.hashes", np.uint64, plan.n_hashes)
+    hashes = zeroed_file_array(folder / "index.hashes", np.uint32, plan.n_hashes)
     key_start = _packed_file(folder / "index.key_start", plan.n_hashes, plan.start_width)
     ranks = _packed_file(folder / "index.ranks", plan.n_ranks, plan.rank_width)
     plan_arrays = (keyed, key_lo, fence_lo, key_counts)

@@ -342,6 +342,8 @@ def build_from_sources(
     `memory_budget` bytes (default: `default_memory_budget()`) on `jobs` threads (default:
     every core). The snapshot is the one `build_snapshot` writes for the sources read whole.
     Progress: `on_read(bytes)`, `on_merge(paths done, total)`, `on_index(entries done, total)`.
+    For the rest of the process, freed large arrays go back to the system at once
+    (trie.spill.return_freed_blocks).
     Raises ParseError (at its place in the file), QueriesInSourceError, or store errors."""
     started = time.perf_counter()
     return_freed_blocks()

@@ -72,7 +72,7 @@ def file_array(path: Path, dtype) -> np.ndarray:
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-LARGE_BLOCK = 4 << 20
+LARGE_BLOCK = 32 << 20
 
 
 def _libc():
@@ -90,8 +90,10 @@ def return_freed_blocks() -> None:
     glibc's malloc maps each large block on its own, but raises that threshold (up to 32 MiB)
     whenever such a block is freed; later blocks below it come from the heap, and the heap
     keeps what is freed in it. A build frees arrays of tens of MiB between its phases, which
-    then stayed resident under the next phase's peak. A fixed threshold ends that. A no-op
-    where mallopt is missing."""
+    then stayed resident under the next phase's peak. A fixed threshold ends that. It is the
+    largest the dynamic one reaches (32 MiB): smaller blocks, such as a chunk's scratch
+    arrays, are still reused from the heap (mapping each afresh made the index build some
+    30% slower). A no-op where mallopt is missing."""
     libc = _libc()
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is not None:

@@ -18,13 +18,14 @@ import xxhash
 from metta_numba.codec.terms import TermStore
 from metta_numba.store import layout
 from metta_numba.store.errors import SnapshotError, os_errors_as_access_errors
-from metta_numba.store.generation import INDEX_PREFIX, write_generation
+from metta_numba.store.generation import INDEX_PREFIX, TRIE_PREFIX, write_generation
 from metta_numba.store.insertion_order import narrow_order
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
 from metta_numba.trie import Trie, sort
 from metta_numba.trie.argindex import PACKED, ArgIndex, IndexOptions
 from metta_numba.trie.packed import packed_len, packed_width
+from metta_numba.trie.rank_offsets import escape_count
 
 
 def describe_sources(paths: Iterable[str | os.PathLike]) -> list[dict]:
@@ -186,19 +187,24 @@ def publish_trie(
 
 def snapshot_info(path: str | os.PathLike) -> dict:
     """Generation, counts, file sizes, format, the bytes of each section and metadata of a KB
-    (opened read-only). A packed section (trie.packed) also gives its bits per value."""
+    (opened read-only). A packed section (trie.packed) also gives its bits per value, the rank
+    offsets their escaped count, and a leaf array stored as one value (store.meta) that value."""
     with PersistentKB.open(path, readonly=True) as kb:
         info = kb.info()
         generation = kb.snapshot_generation()
         major, minor = generation.act.version
         info["format"] = f"store {generation.store_format}, .act {major}.{minor}"
         info["sections"] = {name: _section_text(generation, name) for name in generation.act.sections}
+        for name, value in (generation.meta.get("leaf_constants") or {}).items():
+            info["sections"][TRIE_PREFIX + name] = f"0 bytes, every value {value} (store.meta leaf_constants)"
         return info
 
 
 def _section_text(generation, name: str) -> str:
     section = generation.act.sections[name]
     text = f"{section.length:,} bytes, {section.dtype.name}"
+    if name == TRIE_PREFIX + "child_rank_offset":
+        text += f", {escape_count(generation.act.arrays[name]):,} escaped"
     if name.startswith(INDEX_PREFIX) and name[len(INDEX_PREFIX) :] in PACKED:
         words = generation.act.arrays[name]
         text += f", packed: {packed_len(words):,} values of {packed_width(words)} bits"

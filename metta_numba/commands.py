@@ -322,6 +322,7 @@ def _snapshot_build(args) -> int:
             index_options=_index_options(args),
             on_read=bars.read,
             on_merge=bars.merge,
+            on_index=bars.index,
         )
     except ParseError as err:
         raise _parse_error_exit(err) from None
@@ -355,11 +356,12 @@ def _build_resources(args) -> tuple[int | None, int | None]:
 
 
 class _BuildBars:
-    """Progress of a build on stderr: bytes read, then input paths of the runs merged."""
+    """Progress of a build on stderr: bytes read, input paths of the runs merged, then the
+    argument index's entries merged (its runs are read twice: to count, then to write)."""
 
     def __init__(self, total_bytes: int, enabled: bool) -> None:
         self.enabled = enabled
-        self.reading = self.merging = None
+        self.reading = self.merging = self.indexing = None
         if enabled:
             from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal
 
@@ -379,8 +381,18 @@ class _BuildBars:
             self.merging = self._tqdm(total=total, unit=" paths", unit_scale=True, desc="merge runs", file=sys.stderr)
         self.merging.update(done - self.merging.n)
 
+    def index(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.indexing is None:
+            for bar in (self.reading, self.merging):
+                if bar is not None:
+                    bar.close()
+            self.indexing = self._tqdm(total=total, unit=" entries", unit_scale=True, desc="index", file=sys.stderr)
+        self.indexing.update(done - self.indexing.n)
+
     def close(self) -> None:
-        for bar in (self.reading, self.merging):
+        for bar in (self.reading, self.merging, self.indexing):
             if bar is not None:
                 bar.close()
 

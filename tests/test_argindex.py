@@ -181,20 +181,21 @@ def test_position_statistics_count_distinct_arguments():
 
 def test_size_cap_drops_the_least_selective_position_first():
     terms = TermStore()
-    # Position 1 has two values, position 2 a hundred: 1 is the less selective.
-    stored = [E("p", f"k{i % 2}", f"v{i}") for i in range(100)]
+    # Position 2 has two values, position 3 a hundred: 2 is the less selective (position 1,
+    # one value under one head, is the trie's: see test_head_fanout).
+    stored = [E("p", "x", f"k{i % 2}", f"v{i}") for i in range(100)]
     trie = build(stored, terms)
     full = ArgIndex.build(trie, IndexOptions(max_ratio=None))
     stats = {p["position"]: p for p in full.positions()}
-    assert stats[(1,)]["keyed"] and stats[(2,)]["keyed"]
+    assert stats[(2,)]["keyed"] and stats[(3,)]["keyed"] and not stats[(1,)]["keyed"]
     # The cap counts the index unpacked, whatever the widths of its packed arrays.
     assert full.unpacked_nbytes > full.nbytes
     capped = ArgIndex.build(trie, IndexOptions(max_bytes=full.unpacked_nbytes - 1, max_ratio=None))
     kept = {p["position"]: p["keyed"] for p in capped.positions()}
-    assert kept == {(1,): False, (2,): True}
+    assert kept == {(1,): False, (2,): False, (3,): True}
     assert capped.nbytes < full.nbytes
     # Queries stay exact without the dropped postings.
-    for pattern in ("(p k1 $v)", "(p $k v7)", "(p k0 v8)"):
+    for pattern in ("(p x k1 $v)", "(p x $k v7)", "(p x k0 v8)", "($h x $k v7)"):
         atom = parse_atom(pattern)
         expected = reference(stored, [1] * len(stored), atom, terms)
         assert through_index(trie, capped, atom, terms) == expected

@@ -190,6 +190,7 @@ def test_queries_in_a_later_chunk_are_refused_with_their_atom_number(tmp_path):
 KILLER = """
 import os, signal, sys
 from metta_numba.store import chunked_build, generation
+from metta_numba.trie import argindex_runs
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -197,6 +198,8 @@ def die(*args, **kwargs):
 stage = sys.argv[3]
 if stage == "merge":
     chunked_build.merge_spilled = die
+elif stage == "index":
+    argindex_runs._packed_file = die  # the entry runs are spilled and counted
 else:
     original = generation.write_act
     def write_then_die(path, sections):
@@ -215,7 +218,7 @@ def _answers(directory: Path) -> dict[bytes, int]:
         generation.close()
 
 
-@pytest.mark.parametrize("stage", ["merge", "write"])
+@pytest.mark.parametrize("stage", ["merge", "index", "write"])
 def test_a_build_killed_half_way_leaves_the_kb_as_it_was(tmp_path, stage):
     old = write(tmp_path / "old.metta", "".join(f"(old {i})\n" for i in range(50)))
     new = write(tmp_path / "new.metta", "".join(f"(new {i} {i})\n" for i in range(400)))
@@ -293,3 +296,37 @@ def test_build_scaling_measures_a_child_build(tmp_path):
     assert row["peak_rss_bytes"] > 20 << 20
     assert row["kb_bytes"] > 0
     assert not list(tmp_path.glob("*.kb")), "the measured KB is removed"
+
+
+def test_progress_reports_bytes_read_paths_merged_and_index_entries_merged(tmp_path):
+    text = "".join(f"(edge n{i} (w {i % 9}))\n" for i in range(400))
+    source = write(tmp_path / "s.metta", text)
+    reads, merges, indexes = [], [], []
+    build_from_sources(
+        [str(source)],
+        tmp_path / "kb",
+        memory_budget=TINY_BUDGET,
+        on_read=reads.append,
+        on_merge=lambda done, total: merges.append((done, total)),
+        on_index=lambda done, total: indexes.append((done, total)),
+    )
+    assert sum(reads) == source.stat().st_size and len(reads) > 10
+    assert merges[-1] == (400, 400) and [d for d, _ in merges] == sorted(d for d, _ in merges)
+    done, total = indexes[-1]
+    # Each entry is read twice (count, then write); (edge a (w b)) has entries at 1, 2, 2.0, 2.1.
+    assert done == total == 2 * 4 * 400
+    assert [d for d, _ in indexes] == sorted(d for d, _ in indexes)
+
+
+def test_the_progress_bars_show_each_phase(capsys):
+    from metta_numba.commands import _BuildBars
+
+    bars = _BuildBars(100, True)
+    bars.read(100)
+    bars.merge(5, 10)
+    bars.merge(10, 10)
+    bars.index(3, 8)
+    bars.index(8, 8)
+    bars.close()
+    err = capsys.readouterr().err
+    assert "parse+encode: 100%" in err and "merge runs: 100%" in err and "index: 100%" in err

@@ -34,6 +34,7 @@ import numpy as np
 import xxhash
 
 from metta_numba.store.errors import CorruptSnapshotError, UnsupportedFormatError
+from metta_numba.trie.spill import drop_pages
 
 MAGIC = b"MNACT\r\n\x1a"
 FORMAT_MAJOR = 1
@@ -109,6 +110,7 @@ def write_act(path: Path, sections: Mapping[str, np.ndarray]) -> int:
                 f.write(chunk)
                 digest.update(chunk)
                 written += chunk.size
+                drop_pages(array)  # a section mapped from a build's file: keep it out of memory
             assert written == length
             shape = list(array.shape) + [0] * (MAX_NDIM - array.ndim)
             entries.append(

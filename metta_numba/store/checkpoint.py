@@ -3,7 +3,8 @@
 A checkpoint never goes back to text. The working set's added paths become one small trie and
 its removed paths another; the generation's trie is merged with the first and the second is
 subtracted (Trie.merge / Trie.subtract walk the sorted arrays). The new term store is the old
-one, streamed, followed by the terms added since and the new variable-name lists.
+one, streamed, followed by the terms added since and the new variable-name lists. A generation
+saved with its insertion order passes it on (store.insertion_order).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from metta_numba.store.errors import SnapshotError
 from metta_numba.store.generation import Generation, write_generation
+from metta_numba.store.insertion_order import carried_order
 from metta_numba.store.overlay import KBTerms
 from metta_numba.store.termfile import TermArrays
 from metta_numba.store.working import WorkingSet
@@ -65,8 +67,11 @@ def next_generation(directory: Path, number: int, generation: Generation, workin
     name_lists = _NameLists(terms)
     added = sorted(working.added())
     removed = sorted(working.removed())
+    # The order the working set first changed each path in: the order added copies follow.
+    first_changed = {path: i for i, path in enumerate(working.delta)}
     with generation.sequential():
         trie = generation.trie
+        names = []
         if added:
             paths = [path for path, _ in added]
             names = [name_lists.id_of(working.names.get(path, ())) for path in paths]
@@ -75,6 +80,14 @@ def next_generation(directory: Path, number: int, generation: Generation, workin
             trie = trie.subtract(trie_from_paths([path for path, _ in removed], [count for _, count in removed]))
         if generation.trie.merkleized and (added or removed):
             trie = trie.merkleize()  # an unchanged trie (an upgrade) is merkleized already
+        in_order = sorted(zip(added, names, strict=True), key=lambda item: first_changed[item[0][0]])
+        order = carried_order(
+            generation.insertion_order(),
+            generation.trie,
+            trie,
+            [(path, count, name) for (path, count), name in in_order],
+            removed,
+        )
         term_arrays = generation.terms.arrays.extended(terms.added + name_lists.new_texts)
         try:
             source_files = generation.metadata().get("source_files", [])
@@ -87,4 +100,5 @@ def next_generation(directory: Path, number: int, generation: Generation, workin
             term_arrays,
             source_files=source_files,
             index_options=generation.meta.get("argindex"),
+            insertion_order=order,
         )

@@ -8,6 +8,8 @@ of `jobs` threads (the kernels release the GIL); at most `jobs + 1` chunks are i
 the chunk size is the memory budget shared among them. A streaming merge of all runs then
 gives the distinct paths, counts and names that the in-memory build gives, from which the
 trie is laid out, merkleized and written exactly as `store.snapshot.build_snapshot` writes it.
+The argument index is built by an external sort too (trie.argindex_runs), into files of the
+same folder, which the writer copies into the generation.
 
 The temporary folder is removed when the build ends, and any left by a killed build is removed
 by the next build (under the writer lock, so never one in use). A killed build never touches
@@ -35,6 +37,9 @@ from metta_numba.store.snapshot import describe_sources, generation_slot, publis
 from metta_numba.syntax.errors import ParseError
 from metta_numba.trie import Trie
 from metta_numba.trie.argindex import IndexOptions
+from metta_numba.trie.argindex_runs import build_index_from_runs, run_entries_for
+from metta_numba.trie.layout import narrowest
+from metta_numba.trie.spill import drop_pages, return_freed_blocks, trim_heap, zeroed_file_array
 
 RUNS_PREFIX = ".build-runs-"
 DEFAULT_BUDGET_SHARE = 0.5
@@ -254,7 +259,11 @@ def _intern(scanned, terms: TermStore, chunk: Chunk, atoms_in_source: dict[str, 
 
 
 def merge_spilled(runs: RunFiles, on_merge: Callable[[int, int], None] | None = None) -> Trie:
-    """The trie of all runs' paths, by a k-way merge of the run files."""
+    """The trie of all runs' paths, by a k-way merge of the run files.
+
+    The merge lets go of the pages of the run files it has read after every step: they are
+    read once. The stream that the layout reads next is merged into memory; counts and names,
+    which it never reads, are merged into files of the run folder and narrowed from there."""
     from metta_numba.trie.runs import MergeState
 
     runs.close()
@@ -262,18 +271,46 @@ def merge_spilled(runs: RunFiles, on_merge: Callable[[int, int], None] | None = 
     if total_paths == 0:
         return Trie.empty()
     arrays = runs.mapped()
-    out = tuple(np.empty(len(array), dtype) for array, dtype in zip(arrays, RUN_DTYPES, strict=True))
+    n_in = len(arrays[2])
+    out = (
+        np.empty(len(arrays[0]), np.uint8),
+        np.empty(n_in, np.int32),
+        np.empty(n_in, np.int32),
+        zeroed_file_array(runs.folder / "merged.counts", np.uint64, n_in),
+        zeroed_file_array(runs.folder / "merged.names", np.int64, n_in),
+    )
     state = MergeState(np.array(runs.path_start), np.array(runs.byte_start), runs.widest)
-    while not state.step(arrays, out, MERGE_STEP):
+    while True:
+        done = state.step(arrays, out, MERGE_STEP)
+        for array in (*arrays, *out[3:]):
+            drop_pages(array)
         if on_merge is not None:
             on_merge(state.consumed, total_paths)
-    if on_merge is not None:
-        on_merge(state.consumed, total_paths)
+        if done:
+            break
     n_paths, n_bytes = state.merged
     del arrays
     suffixes, common, length, counts, names = out
+    counts = narrowed(counts[:n_paths], "leaf_count")
+    names = narrowed(names[:n_paths], "leaf_name")
     # Views of the merge buffers: the pages past the ends were never touched, so cost nothing.
-    return Trie._from_stream(suffixes[:n_bytes], common[:n_paths], length[:n_paths], counts[:n_paths], names[:n_paths])
+    return Trie._from_stream(suffixes[:n_bytes], common[:n_paths], length[:n_paths], counts, names)
+
+
+def narrowed(values: np.ndarray, name: str, block: int = MERGE_STEP) -> np.ndarray:
+    """trie.layout.narrowest of a mapped leaf array, read in blocks whose pages are let go of
+    as they are read: an array in memory of the narrowest dtype."""
+    low = top = int(values[0]) if len(values) else 0
+    for start in range(0, len(values), block):
+        part = values[start : start + block]
+        low, top = min(low, int(part.min())), max(top, int(part.max()))
+        drop_pages(values)
+    dtype = narrowest(np.array([low, top], values.dtype), name).dtype
+    out = np.empty(len(values), dtype)
+    for start in range(0, len(values), block):
+        out[start : start + block] = values[start : start + block]
+        drop_pages(values)
+    return out
 
 
 def remove_stale_runs(directory: Path) -> None:
@@ -299,12 +336,17 @@ def build_from_sources(
     index_options: IndexOptions | None = None,
     on_read: Callable[[int], None] | None = None,
     on_merge: Callable[[int, int], None] | None = None,
+    on_index: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Build (or replace) the KB at `path` from .metta sources, reading them in chunks within
     `memory_budget` bytes (default: `default_memory_budget()`) on `jobs` threads (default:
     every core). The snapshot is the one `build_snapshot` writes for the sources read whole.
+    Progress: `on_read(bytes)`, `on_merge(paths done, total)`, `on_index(entries done, total)`.
+    For the rest of the process, freed large arrays go back to the system at once
+    (trie.spill.return_freed_blocks).
     Raises ParseError (at its place in the file), QueriesInSourceError, or store errors."""
     started = time.perf_counter()
+    return_freed_blocks()
     directory = Path(path)
     budget = default_memory_budget() if memory_budget is None else memory_budget
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -320,12 +362,20 @@ def build_from_sources(
                 try:
                     atoms = spill_runs(sources, terms, runs, chunk_size(budget, jobs), jobs, on_read)
                     spilled = time.perf_counter()
+                    trim_heap()
                     trie = merge_spilled(runs, on_merge)
                 finally:
                     runs.close()
                 merged = time.perf_counter()
                 if merkleize:
                     trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
+                trim_heap()
+                options = (index_options or IndexOptions()) if argindex else None
+                index = None
+                if options is not None:
+                    index = build_index_from_runs(trie, options, folder, run_entries_for(budget), on_merge=on_index)
+                    trim_heap()
+                indexed = time.perf_counter()
                 report = publish_trie(
                     directory,
                     number,
@@ -334,8 +384,10 @@ def build_from_sources(
                     source_files=describe_sources(sources),
                     started=started,
                     built=merged,
-                    index_options=(index_options or IndexOptions()) if argindex else None,
+                    index_options=options,
+                    index=index,
                 )
+                del index
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
     except BaseException:
@@ -343,7 +395,7 @@ def build_from_sources(
             _remove_if_only_lock(directory)
         raise
     report.update(atoms_read=atoms, runs=runs.n_runs, memory_budget=budget, jobs=jobs)
-    report.update(spill_seconds=spilled - started, merge_seconds=merged - spilled)
+    report.update(spill_seconds=spilled - started, merge_seconds=merged - spilled, index_seconds=indexed - merged)
     return report
 
 

@@ -12,12 +12,16 @@ named `trie.<array name>`, and those of its argument index (trie.argindex), name
 `argindex.<array name>`; a checkpoint rebuilds the index with the same options. A generation
 saved from a program's space also records the order in which its atoms were added: sections
 `order.path` (the path rank of each atom, in insertion order) and `order.names` (each copy's
-variable names, a term id or -1), which a checkpoint does not carry over.
+variable names, a term id or -1), which a checkpoint and an upgrade carry over
+(store.insertion_order).
 
-Store formats: 2 packs the index's postings and key starts into bit fields (trie.packed);
-1 stored them as uint32 and int64. The trie's arrays are the same in both. A generation of
-format 1 opens only for `snapshot upgrade` (`outdated_ok`, and then without its index);
-otherwise it raises OutdatedFormatError.
+Store formats: 3 stores the rank offsets in 16 bits with the larger ones escaped
+(trie.rank_offsets), a leaf array whose values are all equal as that value in store.meta
+(`leaf_constants`), and keys the index by 32-bit hashes; 2 packs the index's postings and key
+starts into bit fields (trie.packed); 1 stored them as uint32 and int64. The other trie arrays
+are the same in all three. A generation of format 1 or 2 opens only for
+`snapshot upgrade` (`outdated_ok`, and then without its index); otherwise it raises
+OutdatedFormatError.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from metta_numba.trie.argindex import (
     trie_estimate,
 )
 from metta_numba.trie.argindex_kernels import prefix_ranges
+from metta_numba.trie.layout import LEAF_DTYPES, constant_column, constant_value, is_constant_column
+from metta_numba.trie.rank_offsets import encode_rank_offsets
 from metta_numba.trie.unifypaths import (
     ALL_SINGLE_MATCHES,
     COUNT_DAMAGED,
@@ -69,8 +75,8 @@ META_SECTION = "store.meta"
 TRIE_PREFIX = "trie."
 INDEX_PREFIX = "argindex."
 ORDER_PREFIX = "order."
-STORE_FORMAT = 2
-UPGRADABLE_FORMATS = (1,)
+STORE_FORMAT = 3
+UPGRADABLE_FORMATS = (1, 2)
 """Older store formats that `snapshot upgrade` converts."""
 
 
@@ -97,10 +103,12 @@ def write_generation(
     build_seconds: float | None = None,
     index_options: dict | None = None,
     insertion_order: dict[str, np.ndarray] | None = None,
+    index: ArgIndex | None = None,
 ) -> dict:
     """Write generation `number` (all files durable, CURRENT untouched). The argument index is
-    built with `index_options` (IndexOptions as JSON; None for no index); `insertion_order`
-    holds the `order.` sections' arrays (`path`, `names`) when known. Returns store.meta."""
+    built with `index_options` (IndexOptions as JSON; None for no index), unless `index` is
+    given, built with those options already; `insertion_order` holds the `order.` sections'
+    arrays (`path`, `names`) when known. Returns store.meta."""
     merkleized = trie.merkleized
     started = time.perf_counter()
     counts = {"atoms": trie.total_count, "paths": len(trie), "terms": len(terms)}
@@ -134,9 +142,11 @@ def write_generation(
         "h5": h5_layout,
         "argindex": index_options,
     }
+    trie_arrays, meta["leaf_constants"] = _leaf_constants(trie.arrays)
     sections = {META_SECTION: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-    sections.update(_prefixed(TRIE_PREFIX, trie.arrays))
-    index = build_index(trie, index_options)
+    sections.update(_prefixed(TRIE_PREFIX, trie_arrays))
+    if index is None:
+        index = build_index(trie, index_options)
     if index is not None:
         sections.update(_prefixed(INDEX_PREFIX, index.arrays))
     if insertion_order is not None:
@@ -148,6 +158,43 @@ def write_generation(
     layout.fsync_dir(directory)
     meta["write_seconds"] = time.perf_counter() - started
     return meta
+
+
+def _leaf_constants(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The trie's sections, less each leaf array whose values are all equal, and those values
+    (store.meta's `leaf_constants`)."""
+    constants = {}
+    for name in LEAF_DTYPES:
+        value = constant_value(arrays[name])
+        if value is not None:
+            constants[name] = value
+    return {name: array for name, array in arrays.items() if name not in constants}, constants
+
+
+def _with_leaf_constants(arrays: dict[str, np.ndarray], meta: dict, act_path: Path) -> dict[str, np.ndarray]:
+    """The trie's arrays, with the leaf arrays that store.meta records as one value."""
+    constants = meta.get("leaf_constants") or {}
+    n_paths = (meta.get("counts") or {}).get("paths")
+    lowest = {"leaf_count": 1, "leaf_name": -1}
+    arrays = dict(arrays)
+    for name, value in constants.items():
+        if name not in lowest or name in arrays or type(value) is not int or type(n_paths) is not int:
+            raise CorruptSnapshotError(f"generation record: leaf constant {name!r} is malformed", act_path)
+        if not lowest[name] <= value < 2**63 or n_paths < 1:
+            raise CorruptSnapshotError(f"generation record: leaf constant {name!r} is out of range", act_path)
+        arrays[name] = constant_column(name, value, n_paths)
+    return arrays
+
+
+def _current_rank_offsets(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """An older generation's int32 rank offsets in this format's encoding (for an upgrade,
+    which reads the whole trie anyway)."""
+    offsets = arrays.get("child_rank_offset")
+    if isinstance(offsets, np.ndarray) and offsets.dtype == np.int32:
+        if len(offsets) and int(offsets.min()) < 0:
+            raise CorruptTrieError("negative rank offset")
+        arrays = {**arrays, "child_rank_offset": encode_rank_offsets(offsets)}
+    return arrays
 
 
 def _outdated(directory: Path, found: int) -> OutdatedFormatError:
@@ -186,9 +233,12 @@ class Generation:
         self._leaf_count = trie.arrays["leaf_count"]
         self._leaf_name = trie.arrays["leaf_name"]
         # The counts as little-endian bytes, for kernels that take any of their widths.
+        # A constant column gives its one value, with a negative width (unifypaths).
         counts = self._leaf_count
-        counts = np.ascontiguousarray(counts, dtype=counts.dtype.newbyteorder("<"))
-        self._count_bytes, self._count_width = counts.view(np.uint8), counts.dtype.itemsize
+        constant = is_constant_column(counts)
+        counts = np.ascontiguousarray(counts[:1] if constant else counts, dtype=counts.dtype.newbyteorder("<"))
+        width = counts.dtype.itemsize
+        self._count_bytes, self._count_width = counts.view(np.uint8), -width if constant else width
         self._total = int(meta["counts"]["atoms"])
         self.store_format = int(meta["store_format"])
 
@@ -244,9 +294,10 @@ class Generation:
             raise _outdated(directory, store_format)
         terms = GenerationTerms(directory / layout.h5_name(number), h5_layout)
         try:
-            trie = Trie.from_arrays(
-                _unprefixed(TRIE_PREFIX, act.arrays), validate=False, merkleized=bool(meta.get("merkleized"))
-            )
+            trie_arrays = _with_leaf_constants(_unprefixed(TRIE_PREFIX, act.arrays), meta, act_path)
+            if outdated:
+                trie_arrays = _current_rank_offsets(trie_arrays)
+            trie = Trie.from_arrays(trie_arrays, validate=False, merkleized=bool(meta.get("merkleized")))
             index_arrays = _unprefixed(INDEX_PREFIX, act.arrays)
             indexed = meta.get("argindex") is not None and not outdated  # an upgrade rebuilds it
             index = ArgIndex.from_arrays(index_arrays, len(trie)) if indexed else None

@@ -18,12 +18,14 @@ import xxhash
 from metta_numba.codec.terms import TermStore
 from metta_numba.store import layout
 from metta_numba.store.errors import SnapshotError, os_errors_as_access_errors
-from metta_numba.store.generation import INDEX_PREFIX, write_generation
+from metta_numba.store.generation import INDEX_PREFIX, TRIE_PREFIX, write_generation
+from metta_numba.store.insertion_order import narrow_order
 from metta_numba.store.kb import PersistentKB
 from metta_numba.store.termfile import TermArrays
 from metta_numba.trie import Trie, sort
-from metta_numba.trie.argindex import PACKED, IndexOptions
+from metta_numba.trie.argindex import PACKED, ArgIndex, IndexOptions
 from metta_numba.trie.packed import packed_len, packed_width
+from metta_numba.trie.rank_offsets import escape_count
 
 
 def describe_sources(paths: Iterable[str | os.PathLike]) -> list[dict]:
@@ -119,14 +121,7 @@ def _insertion_order(data, offsets, order, names) -> dict[str, np.ndarray]:
     n = len(offsets) - 1
     ranks = np.zeros(0, np.int64) if order is None else sort.group_copies(data, offsets, order)
     own_names = np.full(n, -1, np.int64) if names is None else names
-    return {"path": _narrow(ranks), "names": _narrow(own_names)}
-
-
-def _narrow(values: np.ndarray) -> np.ndarray:
-    """int32 when the values fit (the sections stay small), else int64."""
-    if values.size == 0 or (int(values.min()) >= -(2**31) and int(values.max()) < 2**31):
-        return values.astype(np.int32)
-    return values.astype(np.int64)
+    return {"path": narrow_order(ranks), "names": narrow_order(own_names)}
 
 
 @contextmanager
@@ -155,11 +150,13 @@ def publish_trie(
     built: float,
     index_options: IndexOptions | None,
     insertion_order: dict[str, np.ndarray] | None = None,
+    index: ArgIndex | None = None,
 ) -> dict:
     """Write `trie` (merkleized or not) and `terms` as generation `number`, make it current and
     delete the older generations no reader holds. Call inside `generation_slot`; `started` and
     `built` are when the build began and when its trie was laid out. `index_options` None: no
-    argument index; `insertion_order`: the `order.` sections. Returns the build report."""
+    argument index; `insertion_order`: the `order.` sections; `index`: the argument index, built
+    already with `index_options`. Returns the build report."""
     term_arrays = TermArrays.from_texts(list(terms.texts))
     meta = write_generation(
         directory,
@@ -170,6 +167,7 @@ def publish_trie(
         build_seconds=time.perf_counter() - started,
         index_options=None if index_options is None else index_options.to_json(),
         insertion_order=insertion_order,
+        index=index,
     )
     layout.write_current(directory, number)
     for old in layout.generations_on_disk(directory):
@@ -189,19 +187,24 @@ def publish_trie(
 
 def snapshot_info(path: str | os.PathLike) -> dict:
     """Generation, counts, file sizes, format, the bytes of each section and metadata of a KB
-    (opened read-only). A packed section (trie.packed) also gives its bits per value."""
+    (opened read-only). A packed section (trie.packed) also gives its bits per value, the rank
+    offsets their escaped count, and a leaf array stored as one value (store.meta) that value."""
     with PersistentKB.open(path, readonly=True) as kb:
         info = kb.info()
         generation = kb.snapshot_generation()
         major, minor = generation.act.version
         info["format"] = f"store {generation.store_format}, .act {major}.{minor}"
         info["sections"] = {name: _section_text(generation, name) for name in generation.act.sections}
+        for name, value in (generation.meta.get("leaf_constants") or {}).items():
+            info["sections"][TRIE_PREFIX + name] = f"0 bytes, every value {value} (store.meta leaf_constants)"
         return info
 
 
 def _section_text(generation, name: str) -> str:
     section = generation.act.sections[name]
     text = f"{section.length:,} bytes, {section.dtype.name}"
+    if name == TRIE_PREFIX + "child_rank_offset":
+        text += f", {escape_count(generation.act.arrays[name]):,} escaped"
     if name.startswith(INDEX_PREFIX) and name[len(INDEX_PREFIX) :] in PACKED:
         words = generation.act.arrays[name]
         text += f", packed: {packed_len(words):,} values of {packed_width(words)} bits"

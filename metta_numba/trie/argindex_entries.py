@@ -8,8 +8,11 @@ depth 1), so codes sort by c0 first. Code 0 marks an atom that is a bare variabl
 A path yields one entry per position it has (depth 1 and 2, child indices below `max_child`,
 the head c0 = 0 left out: a ground head is the trie's own prefix): the position code, a kind
 (ground subterm, variable, or expression holding a variable) and, for a ground subterm, a
-64-bit hash of its bytes and of the arities above it. Two ground subterms unify only when
-their bytes are equal, so equal bytes give equal keys and a lookup by key misses nothing.
+32-bit key: the high half of a 64-bit hash of its bytes and of the arities above it. Two
+ground subterms unify only when their bytes are equal, so equal bytes give equal keys and a
+lookup by key misses nothing; unequal subterms that share a key only add candidates, which
+the unification after every lookup drops (32 bits: a collision per some 4 billion pairs, for
+half the bytes of a 64-bit key in the snapshot).
 """
 
 from __future__ import annotations
@@ -51,12 +54,12 @@ def _finish(h):
 @njit(types.uint64(u8_ro, Int, Int, Int, Int), cache=True, nogil=True)
 def subterm_key(data, start, end, arity, parent_arity):
     """Key of the ground subterm data[start:end] under a top-level expression of `arity`
-    (and, at depth 2, a child of `parent_arity`; -1 at depth 1)."""
+    (and, at depth 2, a child of `parent_arity`; -1 at depth 1): below 2**32."""
     h = _FNV_OFFSET ^ _finish(np.uint64(arity) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(parent_arity + 1))
     for i in range(start, end):
         h ^= np.uint64(data[i])
         h *= _FNV_PRIME
-    return _finish(h)
+    return _finish(h) >> np.uint64(32)
 
 
 @njit(types.UniTuple(Int, 2)(u8_ro, Int, Int), cache=True, nogil=True)

@@ -14,7 +14,7 @@ from numba import types
 from metta_numba.jit import njit
 from metta_numba.trie.argindex_entries import DEPTH2_MASK, GROUND, path_entries
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i64_arr, i64_ro, u8_ro, u64_ro
+from metta_numba.trie.layout import StructureType, i64_arr, i64_ro, u8_ro, u32_ro, u64_ro
 from metta_numba.trie.packed import packed_get, packed_len
 from metta_numba.trie.scan import is_variable_tag, token_payload
 from metta_numba.trie.walk import (
@@ -181,7 +181,7 @@ def lower_bound_rank(ranks, lo, hi, rank):
     return lo
 
 
-@njit(Int(u64_ro, Int, Int, types.uint64), cache=True, nogil=True)
+@njit(Int(u32_ro, Int, Int, types.uint64), cache=True, nogil=True)
 def lower_bound_key(keys, lo, hi, key):
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -209,7 +209,7 @@ def find_row(table, code):
     return -1
 
 
-@njit(types.UniTuple(Int, 2)(i64_ro, u64_ro, u64_ro, Int, Int, types.uint64), cache=True, nogil=True)
+@njit(types.UniTuple(Int, 2)(i64_ro, u32_ro, u64_ro, Int, Int, types.uint64), cache=True, nogil=True)
 def key_postings(table, hashes, key_start, row, stride, key):
     """[lo, hi) of the postings of `key` at the position of `row` (lo == hi when absent)."""
     base = row * ROW
@@ -361,7 +361,7 @@ def check_header(table):
 
 
 @njit(
-    types.Tuple((Int, Int, Int, Int, Int))(u8_ro, i64_ro, u64_ro, u64_ro, u64_ro, i64_ro, Int),
+    types.Tuple((Int, Int, Int, Int, Int))(u8_ro, i64_ro, u32_ro, u64_ro, u64_ro, i64_ro, Int),
     cache=True,
     nogil=True,
 )
@@ -459,7 +459,7 @@ def ranks_of_ranges(ranges):
 
 
 @njit(
-    types.Tuple((Int, Int, i64_arr))(StructureType, u8_ro, i64_ro, u64_ro, u64_ro, u64_ro, types.boolean),
+    types.Tuple((Int, Int, i64_arr))(StructureType, u8_ro, i64_ro, u32_ro, u64_ro, u64_ro, types.boolean),
     cache=True,
     nogil=True,
 )
@@ -523,7 +523,7 @@ def _check_ascending(ranks, lo, hi, n_leaves):
         previous = rank
 
 
-@njit(types.void(i64_ro, u64_ro, u64_ro, u64_ro), cache=True, nogil=True)
+@njit(types.void(i64_ro, u32_ro, u64_ro, u64_ro), cache=True, nogil=True)
 def verify_index(table, hashes, key_start, ranks):
     """The full O(size) check (after check_table): keys strictly ascending with their fence,
     key offsets ascending within the postings, every rank list ascending and in range."""

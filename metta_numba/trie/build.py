@@ -23,11 +23,11 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, NodeArraysType, i32_ro, i64_ro, u8_ro
+from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, NodeArraysType, i32_ro, u8_ro, u32_ro
 
 
 @njit(
-    NodeArraysType(u8_ro, i32_ro, i64_ro, i32_ro, i32_ro, types.int64),
+    NodeArraysType(u8_ro, i32_ro, u32_ro, u8_ro, i32_ro, types.int64),
     cache=True,
     nogil=True,
 )
@@ -52,8 +52,8 @@ def fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes):
         child_first_byte[slot] = labels[label_off[node]]
         # Leaves under earlier siblings: ranks are consecutive, so this is a difference.
         child_rank_offset[slot] = first_leaf[node] - first_leaf[up]
-    label_off = label_off[:n_nodes].astype(np.uint32)
-    label_len = label_len[:n_nodes].astype(np.uint8)  # at most MAX_LABEL_LEN: see layout_trie
+    label_off = label_off[:n_nodes].copy()
+    label_len = label_len[:n_nodes].copy()  # at most MAX_LABEL_LEN: see layout_trie
     return label_off, label_len, child_start, children, child_first_byte, child_rank_offset
 
 
@@ -118,10 +118,11 @@ def layout_trie(labels, common, length):
     capacity = 2 * n_paths + 1 + chain_links
     if capacity > MAX_NODES:
         raise ValueError("more nodes than int32 node ids allow")
-    depth = np.empty(capacity, np.int64)  # path length at the end of the node's label
+    # In the stored dtypes from the start: these take most of a large build's memory.
+    depth = np.empty(capacity, np.int32)  # path length at the end of the node's label
     parent = np.empty(capacity, np.int32)
-    label_off = np.empty(capacity, np.int64)
-    label_len = np.empty(capacity, np.int32)
+    label_off = np.empty(capacity, np.uint32)  # labels are below MAX_LABEL_BYTES (checked above)
+    label_len = np.empty(capacity, np.uint8)  # at most MAX_LABEL_LEN
     first_leaf = np.empty(capacity, np.int32)
     longest = 0
     for k in range(n_paths):
@@ -157,8 +158,8 @@ def layout_trie(labels, common, length):
             label_len[split] = cut
             first_leaf[split] = first_leaf[last_popped]
             parent[last_popped] = split
-            label_off[last_popped] += cut
-            label_len[last_popped] -= cut
+            label_off[last_popped] = label_off[last_popped] + np.uint32(cut)
+            label_len[last_popped] = label_len[last_popped] - np.uint8(cut)
             rightmost[stack_size] = split
             stack_size += 1
             top = split

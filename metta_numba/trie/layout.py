@@ -11,9 +11,12 @@ that leads into it, so the root's label is empty.
 | child_start | int32 | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
 | children | int32 | E | the child node of each edge |
 | child_first_byte | uint8 | E | first label byte of that child; strictly increasing per node |
-| child_rank_offset | int32 | E | leaves under the node's earlier edges (see below) |
+| child_rank_offset | uint16 | E + 4X + 2 | leaves under the node's earlier edges (see below); X escaped |
 | leaf_count | uint8..uint64 | R | multiplicity of the k-th path in sorted order (>= 1) |
 | leaf_name | int8..int64 | R | term id of the k-th path's variable names, -1 for none |
+
+Rank offsets take 16 bits each; the few of 65,535 or more are escaped into a table after the
+edges (rank_offsets.py), so the array has E + 4X + 2 entries for X escaped edges.
 
 Every stored path is one complete encoded atom, so no path is a prefix of another: a path ends
 exactly at a node without children (a leaf), and the leaves in depth-first order are the R
@@ -31,7 +34,9 @@ The two per-rank arrays take the narrowest dtype that holds their values (`LEAF_
 `narrowest`): most paths are stored once and most name ids are small, and these arrays have one
 entry per path, so their width is a large share of a snapshot. Readers take one element at a
 time (`int(leaf_count[k])`); only the O(n) merge widens a whole array, and validation has a
-kernel per dtype.
+kernel per dtype. A leaf array whose values are all equal (every path stored once, no path
+with variable names) is stored in a snapshot as that value alone and opened as a view of
+stride 0 (`constant_column`), which NumPy indexes like any other array.
 
 Node ids fit int32 (up to 2**31 - 1 nodes, about a billion distinct paths) and label offsets
 uint32: the label bytes of one trie stay under 4 GiB (MAX_LABEL_BYTES; about a third of the
@@ -50,7 +55,7 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "child_start": np.dtype(np.int32),
     "children": np.dtype(np.int32),
     "child_first_byte": np.dtype(np.uint8),
-    "child_rank_offset": np.dtype(np.int32),
+    "child_rank_offset": np.dtype(np.uint16),
     "leaf_count": np.dtype(np.uint64),
     "leaf_name": np.dtype(np.int64),
 }
@@ -63,7 +68,11 @@ LEAF_DTYPES: dict[str, tuple[np.dtype, ...]] = {
 STRUCTURE_NAMES: tuple[str, ...] = ARRAY_NAMES[:7]
 """The arrays the walk kernels take, as one tuple, in this order."""
 
-EARLIER_DTYPES: dict[str, np.dtype] = {"label_off": np.dtype(np.int64), "label_len": np.dtype(np.int32)}
+EARLIER_DTYPES: dict[str, np.dtype] = {
+    "label_off": np.dtype(np.int64),
+    "label_len": np.dtype(np.int32),
+    "child_rank_offset": np.dtype(np.int32),
+}
 """Node arrays as an earlier layout stored them: a snapshot holding these must be rebuilt."""
 
 MAX_NODES = 2**31 - 1
@@ -88,12 +97,36 @@ def narrowest(values: np.ndarray, name: str) -> np.ndarray:
     return values if values.dtype == dtype else values.astype(dtype)
 
 
+def constant_column(name: str, value: int, n: int) -> np.ndarray:
+    """Leaf array `name` of n values all equal to `value`, holding the one value: a read-only
+    view of stride 0 (indexing, slicing, sums work as on any array; nothing is allocated)."""
+    one = narrowest(np.array([value], np.int64), name)
+    return np.broadcast_to(one.reshape(()), (n,))
+
+
+def is_constant_column(array: np.ndarray) -> bool:
+    """A leaf array made by `constant_column` (one stored value, stride 0)."""
+    return array.ndim == 1 and len(array) > 1 and array.strides == (0,)
+
+
+def constant_value(array: np.ndarray) -> int | None:
+    """The value of a leaf array whose values are all the same (None when they differ or it is
+    empty): a snapshot stores such an array as that one value."""
+    if len(array) == 0:
+        return None
+    if is_constant_column(array):
+        return int(array[0])
+    first = array[0]
+    return int(first) if bool((array == first).all()) else None
+
+
 def readonly_array(dtype) -> types.Array:
     """A read-only C array type: it accepts writable arrays and read-only memmaps alike."""
     return types.Array(dtype, 1, "C", readonly=True)
 
 
 u8_ro = readonly_array(types.uint8)
+u16_ro = readonly_array(types.uint16)
 i32_ro = readonly_array(types.int32)
 u32_ro = readonly_array(types.uint32)
 i64_ro = readonly_array(types.int64)
@@ -105,8 +138,9 @@ i64_arr = types.Array(types.int64, 1, "C")
 u64_arr = types.Array(types.uint64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
 
-StructureType = types.Tuple((u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro))
+StructureType = types.Tuple((u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, u16_ro))
 """(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset)."""
 
 NodeArraysType = types.Tuple((u32_arr, u8_arr, i32_arr, i32_arr, u8_arr, i32_arr))
-"""What the builders return besides labels: label_off ... child_rank_offset."""
+"""What the builders return besides labels: label_off ... child_rank_offset, the last as plain
+int32 offsets (Trie encodes them, rank_offsets.encode_rank_offsets)."""

@@ -14,7 +14,7 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro
-from metta_numba.trie.walk import edge_child, node_edges, node_label, trie_bounds
+from metta_numba.trie.walk import edge_child, edge_rank, node_edges, node_label, trie_bounds
 
 Int = types.int64
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -95,19 +95,35 @@ def children_first_order(trie):
     return order[:n_done].copy()
 
 
+@njit(i32_arr(types.Array(types.uint64, 1, "C"), Int, Int), cache=True, nogil=True)
+def class_table(class_hash, n_classes, slots):
+    """An open-addressing table of `slots` slots (a power of two) holding classes 0..n-1 at
+    their hashes' slots."""
+    table = np.full(slots, -1, np.int32)
+    mask = np.uint64(slots - 1)
+    for c in range(n_classes):
+        slot = class_hash[c] & mask
+        while table[slot] >= 0:
+            slot = (slot + np.uint64(1)) & mask
+        table[slot] = c
+    return table
+
+
 @njit(types.Tuple((i32_arr, i32_arr))(StructureType), cache=True, nogil=True)
 def shape_classes(trie):
     """(class of each node, representative node of each class); class ids follow the
-    children-first order, so the root's class is the last one."""
+    children-first order, so the root's class is the last one.
+
+    The table grows with the classes (kept at most half full), not with the nodes: a tree has
+    several times more nodes than distinct shapes, and a table for every node was the largest
+    array of a large build's merkleizing."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
     n_nodes, n_edges, n_labels = trie_bounds(trie)
     order = children_first_order(trie)
     class_of = np.full(n_nodes, -1, np.int32)
     representative = np.empty(order.shape[0], np.int32)
     class_hash = np.empty(order.shape[0], np.uint64)
-    slots = 1
-    while slots < 2 * order.shape[0]:
-        slots *= 2
+    slots = 1 << 10
     table = np.full(slots, -1, np.int32)
     mask = np.uint64(slots - 1)
     n_classes = 0
@@ -137,6 +153,10 @@ def shape_classes(trie):
             class_hash[n_classes] = h
             table[slot] = n_classes
             n_classes += 1
+            if 2 * n_classes > slots:
+                slots *= 2
+                table = class_table(class_hash, n_classes, slots)
+                mask = np.uint64(slots - 1)
     return class_of, representative[:n_classes].copy()
 
 
@@ -177,7 +197,7 @@ def merkleize_structure(trie):
         for edge in range(first, end):
             new_children[slot] = n_classes - 1 - class_of[children[edge]]
             new_first_byte[slot] = first_byte[edge]
-            new_rank_offset[slot] = rank_offset[edge]
+            new_rank_offset[slot] = edge_rank(rank_offset, edge)
             slot += 1
     new_child_start[n_classes] = slot
     return new_labels, (new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset)

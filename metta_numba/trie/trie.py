@@ -19,11 +19,14 @@ from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import (
     ARRAY_NAMES,
     EARLIER_DTYPES,
+    LEAF_DTYPES,
     MAX_DISTINCT_PATHS,
     STRUCTURE_NAMES,
     allowed_dtypes,
+    is_constant_column,
     narrowest,
 )
+from metta_numba.trie.rank_offsets import check_rank_offsets, encode_rank_offsets
 from metta_numba.unify import match_atom
 
 ABSENT_TERM_ID = 2**64 - 1
@@ -79,6 +82,7 @@ class Trie:
         arrays["label_off"] = np.zeros(1, np.uint32)
         arrays["label_len"] = np.zeros(1, np.uint8)
         arrays["child_start"] = np.zeros(2, np.int32)
+        arrays["child_rank_offset"] = encode_rank_offsets(np.zeros(0, np.int32))
         return cls(arrays)
 
     @classmethod
@@ -146,7 +150,8 @@ class Trie:
                 raise CorruptTrieError(f"trie array {name!r} is missing")
             allowed = allowed_dtypes(name)
             # dtype equality includes the byte order, so a swapped array is refused too.
-            if array.dtype not in allowed or array.ndim != 1 or not array.flags.c_contiguous:
+            contiguous = array.flags.c_contiguous or (name in LEAF_DTYPES and is_constant_column(array))
+            if array.dtype not in allowed or array.ndim != 1 or not contiguous:
                 expected = " or ".join(str(dtype) for dtype in allowed)
                 earlier = ""
                 if array.dtype == EARLIER_DTYPES.get(name):
@@ -161,10 +166,10 @@ class Trie:
             or len(arrays["label_len"]) != n_nodes
             or len(arrays["child_start"]) != n_nodes + 1
             or len(arrays["child_first_byte"]) != n_edges
-            or len(arrays["child_rank_offset"]) != n_edges
             or len(arrays["leaf_name"]) != len(arrays["leaf_count"])
         ):
             raise CorruptTrieError("trie arrays disagree in length")
+        check_rank_offsets(arrays["child_rank_offset"], n_edges)
         trie = cls(arrays, merkleized=merkleized)
         if validate:
             trie.validate()
@@ -350,16 +355,17 @@ class Trie:
         return self._merged(other, merge.DIFFERENCE)
 
     def _merged(self, other: Trie, how: int) -> Trie:
-        # The merge kernel reads the widest leaf dtypes; widening is O(n), as the merge is.
+        # The merge kernel reads the widest leaf dtypes, contiguous (a constant column is a view
+        # of stride 0); widening is O(n), as the merge is.
         from metta_numba.trie import merge
 
         labels, *nodes, counts, names = merge.merge_tries(
             self._structure,
-            self._arrays["leaf_count"].astype(np.uint64, copy=False),
-            self._arrays["leaf_name"].astype(np.int64, copy=False),
+            np.ascontiguousarray(self._arrays["leaf_count"], dtype=np.uint64),
+            np.ascontiguousarray(self._arrays["leaf_name"], dtype=np.int64),
             other._structure,
-            other._arrays["leaf_count"].astype(np.uint64, copy=False),
-            other._arrays["leaf_name"].astype(np.int64, copy=False),
+            np.ascontiguousarray(other._arrays["leaf_count"], dtype=np.uint64),
+            np.ascontiguousarray(other._arrays["leaf_name"], dtype=np.int64),
             how,
         )
         return Trie(_named(labels, nodes, counts, names))
@@ -379,7 +385,10 @@ class Trie:
 
 
 def _named(labels, nodes, counts, names) -> dict[str, np.ndarray]:
-    return dict(zip(ARRAY_NAMES, (labels, *nodes, narrowest(counts, "leaf_count"), narrowest(names, "leaf_name"))))
+    """The builders' arrays by name, with their int32 rank offsets encoded (rank_offsets)."""
+    *nodes, rank_offsets = nodes
+    leaves = narrowest(counts, "leaf_count"), narrowest(names, "leaf_name")
+    return dict(zip(ARRAY_NAMES, (labels, *nodes, encode_rank_offsets(rank_offsets), *leaves)))
 
 
 def _optional_column(values, n: int, what: str) -> np.ndarray:

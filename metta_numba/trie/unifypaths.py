@@ -270,7 +270,8 @@ def prefix_matches(trie, pattern, limit, count_bytes, count_width, total):
     no ground token follows its first variable, and the prefix leaves at most `limit` paths.
     Returns (rows, data, verdict): data holds the candidates' paths, then the pattern; one row
     per candidate that may match (status YES or MAYBE), in rank order, with its rank, status,
-    copies (from the little-endian leaf counts of `count_width` bytes each, at most `total`),
+    copies (from the little-endian leaf counts of `count_width` bytes each, at most `total`;
+    a negative width -w: every path's count is the one w-byte value there, a constant column),
     the span of its path in data, then for each pattern variable the span of its value in data
     (a value lies in the path or in the pattern; an empty span: the variable stays unbound).
     The verdict is one of the constants above.
@@ -299,10 +300,11 @@ def prefix_matches(trie, pattern, limit, count_bytes, count_width, total):
         if status[i] == NO:
             continue
         copies = 0
-        at = ranks[i] * count_width
-        if at < 0 or at + count_width > count_bytes.shape[0]:
+        width = abs(count_width)
+        at = ranks[i] * count_width if count_width > 0 else 0
+        if at < 0 or at + width > count_bytes.shape[0]:
             raise IndexError("rank out of range of the leaf counts")
-        for k in range(count_width):
+        for k in range(width):
             copies |= np.int64(count_bytes[at + k]) << (8 * k)
         if copies > total or copies < 0:
             return rows, data, COUNT_DAMAGED

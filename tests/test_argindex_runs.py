@@ -1,0 +1,86 @@
+"""The argument index built by an external sort (trie.argindex_runs) against the in-memory
+build (ArgIndex.build, the reference): with runs of a few entries each, forcing many runs
+and merges over them, the four arrays are the same byte for byte, and they pass the index's
+full check. Also the pieces: writing into packed arrays, and arrays in mapped files that
+let go of their pages."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_argindex import build, index_options, stored_atoms
+
+from metta_numba.codec import TermStore
+from metta_numba.trie import packed
+from metta_numba.trie.argindex import ArgIndex, IndexOptions
+from metta_numba.trie.argindex_runs import build_index_from_runs, put_packed, run_entries_for, spill_entry_runs
+from metta_numba.trie.spill import drop_pages, file_array, zeroed_file_array
+
+
+def _same_arrays(a: ArgIndex, b: ArgIndex) -> None:
+    for name, array in a.arrays.items():
+        other = b.arrays[name]
+        assert array.dtype == other.dtype, name
+        assert np.array_equal(array, other), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    stored=st.lists(stored_atoms, max_size=40),
+    counts=st.data(),
+    options=index_options,
+    run_entries=st.integers(1, 40),
+)
+def test_the_index_from_runs_is_the_in_memory_index(tmp_path_factory, stored, counts, options, run_entries):
+    terms = TermStore()
+    copies = counts.draw(st.lists(st.integers(1, 3), min_size=len(stored), max_size=len(stored)))
+    trie = build(stored, terms, copies)
+    folder = tmp_path_factory.mktemp("runs")
+    index = build_index_from_runs(trie, options, folder, run_entries)
+    index.verify()
+    _same_arrays(index, ArgIndex.build(trie, options))
+
+
+def test_a_tiny_run_size_spills_many_runs_and_the_same_index(tmp_path):
+    from metta_numba.atoms import E, S
+
+    stored = [E(S("edge"), S(f"n{i % 37}"), E(S("w"), S(f"n{(i * 7) % 11}"))) for i in range(300)]
+    trie = build(stored, TermStore())
+    options = IndexOptions(max_ratio=None)
+    runs = spill_entry_runs(trie, options, np.array([0, len(trie)]), tmp_path, 20)
+    runs.close()
+    assert len(runs.run_start) - 1 > 50, "runs of about 20 entries each"
+    assert runs.run_start[-1] == sum(int(c) for c in runs.group_counts)
+    (tmp_path / "again").mkdir()
+    _same_arrays(build_index_from_runs(trie, options, tmp_path / "again", 20), ArgIndex.build(trie, options))
+
+
+def test_run_size_grows_with_the_budget():
+    assert run_entries_for(1) >= 1
+    assert run_entries_for(1 << 30) > run_entries_for(256 << 20) > run_entries_for(1 << 20)
+
+
+@given(values=st.lists(st.integers(0, (1 << 63) - 1), max_size=80), extra=st.integers(0, 5))
+def test_put_packed_writes_what_pack_packs(values, extra):
+    top = max(values, default=0)
+    width = min(packed.width_for(top) + extra, packed.MAX_WIDTH) if top or extra else 0
+    words = np.zeros(packed.words_for(len(values), width), np.uint64)
+    words[0], words[1] = width, len(values)
+    # In any order: each value's bits are its own.
+    for i in reversed(range(len(values))):
+        put_packed(words, i, values[i])
+    assert np.array_equal(words, packed.pack(np.array(values, np.int64), width))
+
+
+def test_a_mapped_file_keeps_what_was_written_when_its_pages_are_let_go(tmp_path):
+    array = zeroed_file_array(tmp_path / "a.bin", np.int64, 1 << 16)
+    array[:] = np.arange(1 << 16)
+    drop_pages(array)
+    assert int(array[12345]) == 12345 and int(array.sum()) == (1 << 16) * ((1 << 16) - 1) // 2
+    drop_pages(array[10:20])  # a view finds the mapping under it
+    reread = file_array(tmp_path / "a.bin", np.int64)
+    assert np.array_equal(reread, np.arange(1 << 16))
+    drop_pages(reread)
+    drop_pages(np.arange(4))  # an array in memory: nothing to let go of
+    assert len(zeroed_file_array(tmp_path / "empty.bin", np.uint8, 0)) == 0

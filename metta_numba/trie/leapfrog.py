@@ -39,6 +39,8 @@ i64_2d = types.Array(types.int64, 2, "C")
 # call the dispatcher's search for a conversion.
 
 FIELDS = 6
+BEYOND = 2**62
+"""Above every value id."""
 
 
 @njit(Int(i64_arr, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
@@ -111,6 +113,129 @@ def _append(rows, mult, n_rows, value, m):
     return rows, mult
 
 
+@njit(types.boolean(i64_arr, i64_arr, i64_arr, Int, i64_arr, i64_arr), cache=True, nogil=True, inline="always")
+def narrow_constants(arena, patterns, constants, max_width, lo, hi):
+    """Row 0 of lo and hi: each pattern's range once its constant levels are read; False when
+    one of them holds no row."""
+    for p in range(patterns.shape[0] // FIELDS):
+        offset, n, n_const = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 3]
+        a, b = 0, n
+        for level in range(n_const):
+            x = constants[p * max_width + level]
+            a = _seek_level(arena, patterns, p, level, a, b, x)
+            if a >= b or arena[offset + level * n + a] != x:
+                return False
+            b = _seek_level(arena, patterns, p, level, a, b, x + 1)
+        lo[p], hi[p] = a, b
+    return True
+
+
+@njit(Int(i64_arr, i64_arr, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+def pattern_count(arena, patterns, p, lo, hi, counted):
+    """The copies of pattern p's rows lo..hi-1."""
+    offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
+    return _range_count(arena, offset + width * n, lo, hi, counted)
+
+
+@njit(
+    Int(i64_arr, i64_arr, Int, Int, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int),
+    cache=True, nogil=True, inline="always",
+)
+def next_agreed(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, hi, row_d,
+                x_from, x_to):
+    """The next value in [x_from, x_to) that every primary participant first..last-1 holds from
+    its cursor on (the cursors left at it), -1 when there is none.
+
+    Every primary cursor gallops to the largest value seen, until all agree. A pattern searched
+    through its directory is only asked whether it holds x (two reads of the directory, none of
+    its rows); when it does not, x moves on by one and the others gallop past it, so a long
+    level costs nothing per value the others skip."""
+    x = np.int64(0)  # ids are never negative
+    directed = 0
+    primaries = 0
+    for k in range(first, last):
+        if part_primary[k]:
+            primaries += 1
+            p = part_pattern[k]
+            if cursor[k] >= hi[row_d + p]:
+                return -1
+            if part_level[k] == 0 and patterns[FIELDS * p + 4] >= 0:
+                directed += 1
+                continue
+            v = arena[patterns[FIELDS * p] + part_level[k] * patterns[FIELDS * p + 1] + cursor[k]]
+            if v > x:
+                x = v
+    if directed == primaries:  # only directories: start at the first row
+        p = part_pattern[first]
+        x = arena[patterns[FIELDS * p] + cursor[first]]
+    if x < x_from:
+        x = x_from
+    while x < x_to:
+        agreed = True
+        for k in range(first, last):
+            if part_primary[k]:
+                p = part_pattern[k]
+                level = part_level[k]
+                at = _seek_level(arena, patterns, p, level, cursor[k], hi[row_d + p], x)
+                if at >= hi[row_d + p]:
+                    return -1
+                if level == 0 and patterns[FIELDS * p + 4] >= 0:
+                    end = _seek_level(arena, patterns, p, 0, at, hi[row_d + p], x + 1)
+                    if end == at:
+                        x += 1
+                        agreed = False
+                        break
+                    cursor[k] = at
+                    run_end[k] = end
+                    continue
+                cursor[k] = at
+                v = arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + at]
+                if v > x:
+                    x = v
+                    agreed = False
+        if agreed:
+            return x
+    return -1
+
+
+@njit(
+    types.boolean(i64_arr, i64_arr, Int, Int, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int,
+                  Int, Int),
+    cache=True, nogil=True, inline="always",
+)
+def narrow_to(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, lo, hi, row_d,
+              n_patterns, x):
+    """The ranges of row_d narrowed to the value x of the variable whose participants are
+    first..last-1, into the next row; the cursors move past x. False when a repeat of the
+    variable in some pattern does not hold x."""
+    row_next = row_d + n_patterns
+    for p in range(n_patterns):
+        lo[row_next + p] = lo[row_d + p]
+        hi[row_next + p] = hi[row_d + p]
+    for k in range(first, last):
+        if part_primary[k]:
+            p = part_pattern[k]
+            if part_level[k] != 0 or patterns[FIELDS * p + 4] < 0:
+                run_end[k] = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x + 1)
+            lo[row_next + p] = cursor[k]
+            hi[row_next + p] = run_end[k]
+    ok = True
+    for k in range(first, last):
+        if not part_primary[k]:
+            p = part_pattern[k]
+            level = part_level[k]
+            a = _seek_level(arena, patterns, p, level, lo[row_next + p], hi[row_next + p], x)
+            if a >= hi[row_next + p] or arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + a] != x:
+                ok = False
+                break
+            lo[row_next + p] = a
+            hi[row_next + p] = _seek_level(arena, patterns, p, level, a, hi[row_next + p], x + 1)
+    for k in range(first, last):
+        if part_primary[k]:
+            cursor[k] = run_end[k]  # next time at this depth: past x
+    return ok
+
+
 @njit(
     types.Tuple((Int, i64_2d, i64_arr))(
         i64_arr, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int
@@ -133,22 +258,12 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
     mult = np.empty(16 if want_rows else 0, np.int64)
     n_rows = 0
     total = 0
-    # Constant levels narrow each pattern's range before any variable is bound.
-    for p in range(n_patterns):
-        offset, n, n_const = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 3]
-        a, b = 0, n
-        for level in range(n_const):
-            x = constants[p * max_width + level]
-            a = _seek_level(arena, patterns, p, level, a, b, x)
-            if a >= b or arena[offset + level * n + a] != x:
-                return 0, rows[:0], mult[:0]
-            b = _seek_level(arena, patterns, p, level, a, b, x + 1)
-        lo[p], hi[p] = a, b
+    if not narrow_constants(arena, patterns, constants, max_width, lo, hi):
+        return 0, rows[:0], mult[:0]
     if n_vars == 0:
         m = 1
         for p in range(n_patterns):
-            offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
-            m *= _range_count(arena, offset + width * n, lo[p], hi[p], counted)
+            m *= pattern_count(arena, patterns, p, lo[p], hi[p], counted)
         if m > 0 and want_rows:
             mult[0] = m
             return m, rows[:1], mult[:1]
@@ -189,8 +304,7 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
             fixed = 1
             for p in range(n_patterns):
                 if p != p_last:
-                    offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
-                    fixed *= _range_count(arena, offset + width * n, lo[row_d + p], hi[row_d + p], counted)
+                    fixed *= pattern_count(arena, patterns, p, lo[row_d + p], hi[row_d + p], counted)
             n = patterns[FIELDS * p_last + 1]
             base = patterns[FIELDS * p_last] + part_level[first_last] * n
             a, b = lo[row_d + p_last], hi[row_d + p_last]
@@ -215,93 +329,16 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
                         break
             d -= 1
             continue
-        # Leapfrog: every primary cursor gallops to the largest value seen, until all agree. A
-        # pattern searched through its directory is only asked whether it holds x (two reads
-        # of the directory, none of its rows); when it does not, x moves on by one and the
-        # others gallop past it, so a long level costs nothing per value the others skip.
-        found = False
-        x = np.int64(0)  # ids are never negative
-        exhausted = False
-        directed = 0
-        primaries = 0
-        for k in range(first, last):
-            if part_primary[k]:
-                primaries += 1
-                p = part_pattern[k]
-                if cursor[k] >= hi[row_d + p]:
-                    exhausted = True
-                    break
-                if part_level[k] == 0 and patterns[FIELDS * p + 4] >= 0:
-                    directed += 1
-                    continue
-                v = arena[patterns[FIELDS * p] + part_level[k] * patterns[FIELDS * p + 1] + cursor[k]]
-                if v > x:
-                    x = v
-        if directed == primaries and not exhausted:  # only directories: start at the first row
-            p = part_pattern[first]
-            x = arena[patterns[FIELDS * p] + cursor[first]]
-        if d == 0 and x < first_from:
-            x = first_from
-        while not exhausted:
-            if d == 0 and x >= first_to:
-                break
-            agreed = True
-            for k in range(first, last):
-                if part_primary[k]:
-                    p = part_pattern[k]
-                    level = part_level[k]
-                    at = _seek_level(arena, patterns, p, level, cursor[k], hi[row_d + p], x)
-                    if at >= hi[row_d + p]:
-                        exhausted = True
-                        break
-                    if level == 0 and patterns[FIELDS * p + 4] >= 0:
-                        end = _seek_level(arena, patterns, p, 0, at, hi[row_d + p], x + 1)
-                        if end == at:
-                            x += 1
-                            agreed = False
-                            break
-                        cursor[k] = at
-                        run_end[k] = end
-                        continue
-                    cursor[k] = at
-                    v = arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + at]
-                    if v > x:
-                        x = v
-                        agreed = False
-            if not exhausted and agreed:
-                found = True
-                break
-        if not found:
+        x = next_agreed(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, hi,
+                        row_d, first_from if d == 0 else 0, first_to if d == 0 else BEYOND)
+        if x < 0:
             d -= 1
             continue
-        row_next = row_d + n_patterns
-        for p in range(n_patterns):
-            lo[row_next + p] = lo[row_d + p]
-            hi[row_next + p] = hi[row_d + p]
-        for k in range(first, last):
-            if part_primary[k]:
-                p = part_pattern[k]
-                if part_level[k] != 0 or patterns[FIELDS * p + 4] < 0:
-                    run_end[k] = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x + 1)
-                lo[row_next + p] = cursor[k]
-                hi[row_next + p] = run_end[k]
-        ok = True
-        for k in range(first, last):
-            if not part_primary[k]:
-                p = part_pattern[k]
-                level = part_level[k]
-                a = _seek_level(arena, patterns, p, level, lo[row_next + p], hi[row_next + p], x)
-                if a >= hi[row_next + p] or arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + a] != x:
-                    ok = False
-                    break
-                lo[row_next + p] = a
-                hi[row_next + p] = _seek_level(arena, patterns, p, level, a, hi[row_next + p], x + 1)
-        for k in range(first, last):
-            if part_primary[k]:
-                cursor[k] = run_end[k]  # next time at this depth: past x
-        if not ok:
+        if not narrow_to(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, lo, hi,
+                         row_d, n_patterns, x):
             continue
         value[d] = x
+        row_next = row_d + n_patterns
         if d < n_vars - 1:
             d += 1
             for k in range(var_parts[d], var_parts[d + 1]):
@@ -309,8 +346,7 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
             continue
         m = 1
         for p in range(n_patterns):
-            offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
-            m *= _range_count(arena, offset + width * n, lo[row_next + p], hi[row_next + p], counted)
+            m *= pattern_count(arena, patterns, p, lo[row_next + p], hi[row_next + p], counted)
         if m <= 0:
             continue
         total += m

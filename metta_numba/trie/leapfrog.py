@@ -263,7 +263,8 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
     if n_vars == 0:
         m = 1
         for p in range(n_patterns):
-            m *= pattern_count(arena, patterns, p, lo[p], hi[p], counted)
+            offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
+            m *= _range_count(arena, offset + width * n, lo[p], hi[p], counted)
         if m > 0 and want_rows:
             mult[0] = m
             return m, rows[:1], mult[:1]
@@ -304,7 +305,8 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
             fixed = 1
             for p in range(n_patterns):
                 if p != p_last:
-                    fixed *= pattern_count(arena, patterns, p, lo[row_d + p], hi[row_d + p], counted)
+                    offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
+                    fixed *= _range_count(arena, offset + width * n, lo[row_d + p], hi[row_d + p], counted)
             n = patterns[FIELDS * p_last + 1]
             base = patterns[FIELDS * p_last] + part_level[first_last] * n
             a, b = lo[row_d + p_last], hi[row_d + p_last]
@@ -329,16 +331,91 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
                         break
             d -= 1
             continue
-        x = next_agreed(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, hi,
-                        row_d, first_from if d == 0 else 0, first_to if d == 0 else BEYOND)
-        if x < 0:
+        # Leapfrog, as next_agreed and narrow_to: written out here, where every step counts
+        # (inlined, their array arguments cost a reference count each per call).
+        found = False
+        x = np.int64(0)  # ids are never negative
+        exhausted = False
+        directed = 0
+        primaries = 0
+        for k in range(first, last):
+            if part_primary[k]:
+                primaries += 1
+                p = part_pattern[k]
+                if cursor[k] >= hi[row_d + p]:
+                    exhausted = True
+                    break
+                if part_level[k] == 0 and patterns[FIELDS * p + 4] >= 0:
+                    directed += 1
+                    continue
+                v = arena[patterns[FIELDS * p] + part_level[k] * patterns[FIELDS * p + 1] + cursor[k]]
+                if v > x:
+                    x = v
+        if directed == primaries and not exhausted:  # only directories: start at the first row
+            p = part_pattern[first]
+            x = arena[patterns[FIELDS * p] + cursor[first]]
+        if d == 0 and x < first_from:
+            x = first_from
+        while not exhausted:
+            if d == 0 and x >= first_to:
+                break
+            agreed = True
+            for k in range(first, last):
+                if part_primary[k]:
+                    p = part_pattern[k]
+                    level = part_level[k]
+                    at = _seek_level(arena, patterns, p, level, cursor[k], hi[row_d + p], x)
+                    if at >= hi[row_d + p]:
+                        exhausted = True
+                        break
+                    if level == 0 and patterns[FIELDS * p + 4] >= 0:
+                        end = _seek_level(arena, patterns, p, 0, at, hi[row_d + p], x + 1)
+                        if end == at:
+                            x += 1
+                            agreed = False
+                            break
+                        cursor[k] = at
+                        run_end[k] = end
+                        continue
+                    cursor[k] = at
+                    v = arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + at]
+                    if v > x:
+                        x = v
+                        agreed = False
+            if not exhausted and agreed:
+                found = True
+                break
+        if not found:
             d -= 1
             continue
-        if not narrow_to(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, lo, hi,
-                         row_d, n_patterns, x):
+        row_next = row_d + n_patterns
+        for p in range(n_patterns):
+            lo[row_next + p] = lo[row_d + p]
+            hi[row_next + p] = hi[row_d + p]
+        for k in range(first, last):
+            if part_primary[k]:
+                p = part_pattern[k]
+                if part_level[k] != 0 or patterns[FIELDS * p + 4] < 0:
+                    run_end[k] = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x + 1)
+                lo[row_next + p] = cursor[k]
+                hi[row_next + p] = run_end[k]
+        ok = True
+        for k in range(first, last):
+            if not part_primary[k]:
+                p = part_pattern[k]
+                level = part_level[k]
+                a = _seek_level(arena, patterns, p, level, lo[row_next + p], hi[row_next + p], x)
+                if a >= hi[row_next + p] or arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + a] != x:
+                    ok = False
+                    break
+                lo[row_next + p] = a
+                hi[row_next + p] = _seek_level(arena, patterns, p, level, a, hi[row_next + p], x + 1)
+        for k in range(first, last):
+            if part_primary[k]:
+                cursor[k] = run_end[k]  # next time at this depth: past x
+        if not ok:
             continue
         value[d] = x
-        row_next = row_d + n_patterns
         if d < n_vars - 1:
             d += 1
             for k in range(var_parts[d], var_parts[d + 1]):
@@ -346,7 +423,8 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
             continue
         m = 1
         for p in range(n_patterns):
-            m *= pattern_count(arena, patterns, p, lo[row_next + p], hi[row_next + p], counted)
+            offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
+            m *= _range_count(arena, offset + width * n, lo[row_next + p], hi[row_next + p], counted)
         if m <= 0:
             continue
         total += m

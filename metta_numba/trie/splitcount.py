@@ -34,7 +34,7 @@ Pair = types.UniTuple(Int, 2)
 @njit(
     Pair(i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr,
          i64_arr, Int, Int, Int, Int, Int, Int),
-    cache=True, nogil=True,
+    cache=True, nogil=True, _nrt=False,
 )
 def accumulate_group(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, cursor,
                      run_end, lo, hi, acc, touched, n_touched, g, start, end, counted, n_values):
@@ -109,7 +109,7 @@ def accumulate_group(arena, patterns, var_parts, part_pattern, part_level, part_
 @njit(
     Int(i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr,
         i64_arr, i64_arr, Int, Int, Int),
-    cache=True, nogil=True,
+    cache=True, nogil=True, _nrt=False,
 )
 def groups_count(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, group_ends,
                  cursor, run_end, lo, hi, acc, touched, n_prefix, counted, n_values):

@@ -129,6 +129,7 @@ def test_the_split_shape_is_as_described():
         def __init__(self, text):
             atom = parse_atom(text)
             self.variables = {i: a for i, a in enumerate(atom.children[1:]) if type(a) is Variable}
+            self.constants = {}
             self.size = 1
 
     cycle = [Step(t) for t in ("(e $a $b)", "(e $b $c)", "(e $c $d)", "(e $d $a)")]
@@ -140,6 +141,21 @@ def test_the_split_shape_is_as_described():
     assert find_split(triangle, [a, b, c]) is None  # one group at most: nothing to multiply
     clique = [Step(f"(e ${x} ${y})") for x, y in itertools.combinations("abcd", 2)]
     assert find_split(clique, [a, b, c, d]) is None
+    path = [Step(t) for t in ("(e $a $b)", "(e $b $c)", "(e $c $d)", "(e $d $e)")]
+    e = Variable("e")
+    split = find_split(path, [a, b, c, d, e])  # nothing anchored: an inner node meets both sides
+    assert split.prefix == [] and split.meeting == b and split.groups == [[a], [c, d, e]]
+    from_node = [Step("(e n1 $b)")] + path[1:]
+    from_node[0].constants = {0: 1}
+    for step in path[1:]:
+        step.constants = {}
+    # Split at c, the tail d-e reaches neither a prefix variable nor the constant; with prefix e
+    # (every value of e, far from the constant) both groups would be walked for each: no split.
+    assert find_split(from_node, [b, c, d, e]) is None
+    anchored_cycle = [Step("(e n1 $b)"), cycle[1], cycle[2], Step("(e $d n1)")]
+    anchored_cycle[0].constants = anchored_cycle[3].constants = {0: 1}
+    split = find_split(anchored_cycle, [b, c, d])
+    assert split.prefix == [] and split.meeting == c and split.groups == [[b], [d]]
 
 
 def test_threads_split_a_split_count_without_changing_it(tmp_path, monkeypatch):

@@ -69,14 +69,18 @@ class Split:
 
 def find_split(planned: Sequence, var_order: list[Variable]) -> Split | None:
     """The split with the fewest prefix variables (none or one), then the most groups; among
-    equals the one whose variables come first in `var_order`. None when no choice splits."""
+    equals the one whose variables come first in `var_order`. None when no choice splits
+    into groups that each start from a prefix variable or a constant (see _anchored)."""
     holders = [set(step.variables.values()) for step in planned]
+    constant = [bool(step.constants) for step in planned]
     best: Split | None = None
     for prefix in [[]] + [[v] for v in var_order]:
         for meeting in var_order:
             if meeting in prefix:
                 continue
             found = _split_at(holders, var_order, prefix, meeting)
+            if found is not None and not _anchored(found, holders, constant):
+                found = None
             if found is not None and (best is None or len(found.groups) > len(best.groups)):
                 best = found
         if best is not None:
@@ -85,6 +89,24 @@ def find_split(planned: Sequence, var_order: list[Variable]) -> Split | None:
         return None
     best.groups = [_group_order(planned, best, g) for g in range(len(best.groups))]
     return best
+
+
+def _anchored(split: Split, holders: list[set], constant: list[bool]) -> bool:
+    """Whether each group starts from what is bound before it: a pattern of the group holds a
+    prefix variable or a constant. A group that does not would be enumerated whole, for every
+    prefix binding, where the plain join only follows what the anchors reach (the tail d-e of
+    a path from a constant n-b-c-d-e split at c). When the query has constants, each prefix
+    variable must share a pattern with one, for the same reason. Without prefix and constants
+    nothing is anchored and both enumerate everything: the split is then no worse."""
+    if not split.prefix and not any(constant):
+        return True
+    prefix = set(split.prefix)
+    if any(constant) and not all(any(c and v in held for c, held in zip(constant, holders)) for v in prefix):
+        return False  # a prefix variable far from the constants would run through every value
+    return all(
+        any(group == g and (constant[i] or holders[i] & prefix) for i, group in enumerate(split.pattern_group))
+        for g in range(len(split.groups))
+    )
 
 
 def _split_at(holders: list[set], var_order: list[Variable], prefix: list[Variable], meeting: Variable):

@@ -164,7 +164,9 @@ class JoinQueries:
 
     def join_count(self, patterns: Atom | Sequence[Atom], *, limit: int | None = None, threads: int = 1) -> int:
         """How many answers `join(patterns)` has (up to `limit`), counted without building or
-        decoding the rows when every pattern joins in the kernel (`threads`: as for join)."""
+        decoding the rows when every pattern joins in the kernel (`threads`: as for join).
+        Without a limit, a conjunction whose variables split apart is counted part by part
+        (store.join_split)."""
         with self._lock:
             self._check_open()
             parts = self._join_parts(patterns)

@@ -26,9 +26,11 @@ import numpy as np
 from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Variable, is_ground, variables_of
 from metta_numba.codec import CodecError, HandleTable, encode
 from metta_numba.space.conjunction import conjuncts, match_conjunction
+from metta_numba.store.join_split import describe, find_split, split_args
 from metta_numba.store.join_views import NO_VALUE, JoinViews, Relation
 from metta_numba.store.overlay import QueryTerms
-from metta_numba.trie.leapfrog import FIELDS, leapfrog_join
+from metta_numba.trie.leapfrog import BEYOND, leapfrog_join
+from metta_numba.trie.splitcount import split_count
 
 __all__ = ["JoinQueries", "JoinTable"]
 
@@ -162,7 +164,9 @@ class JoinQueries:
 
     def join_count(self, patterns: Atom | Sequence[Atom], *, limit: int | None = None, threads: int = 1) -> int:
         """How many answers `join(patterns)` has (up to `limit`), counted without building or
-        decoding the rows when every pattern joins in the kernel (`threads`: as for join)."""
+        decoding the rows when every pattern joins in the kernel (`threads`: as for join).
+        Without a limit, a conjunction whose variables split apart is counted part by part
+        (store.join_split)."""
         with self._lock:
             self._check_open()
             parts = self._join_parts(patterns)
@@ -172,6 +176,9 @@ class JoinQueries:
             if args is None and not rest:
                 return 0
             if args is not None and not rest:
+                split = self._join_split_prepared(parts) if limit is None else None
+                if split is not None:
+                    return self._split_execute(split, threads)
                 total = self._join_execute(args, limit, False, threads)[0]
                 return int(total if limit is None else min(total, limit))
         return len(self.join(parts, limit=limit))
@@ -199,6 +206,28 @@ class JoinQueries:
                 if len(views.plans) > PLANS_KEPT:
                     views.plans.clear()
                 views.plans[key] = found
+        return found
+
+    def _join_split_prepared(self, parts: list[Atom]):
+        """The split count's arguments for a conjunction the kernel joins whole (see
+        store.join_split), None when its variables do not split. Kept as _join_prepared's."""
+        views = self._join_views()
+        key = ("split", tuple(parts))
+        cacheable = not self._working.delta
+        if cacheable and key in views.plans:
+            return views.plans[key]
+        planned, rest = self._join_plan(parts)
+        found = None
+        if planned and not rest:
+            var_order = self._join_order(planned, None)
+            split = find_split(planned, var_order)
+            if split is not None:
+                smallest = min(len(s.relation) for s in planned)
+                found = (*split_args(views, planned, split), bool(split.prefix) and smallest >= PARALLEL_FROM)
+        if cacheable:
+            if len(views.plans) > PLANS_KEPT:
+                views.plans.clear()
+            views.plans[key] = found
         return found
 
     # ---- planning --------------------------------------------------------------------------
@@ -334,34 +363,18 @@ class JoinQueries:
 
     def _join_args(self, planned: list[_Planned], var_order: list[Variable]) -> tuple:
         """What the kernel is told about the views and the variables (see trie.leapfrog)."""
-        views = self._join_views()
         position = {v: i for i, v in enumerate(var_order)}
-        max_width = max(s.relation.cells.shape[1] for s in planned)
-        described = np.zeros(FIELDS * len(planned), np.int64)
-        constants = np.zeros(len(planned) * max_width, np.int64)
-        parts: list[list[tuple[int, int, int]]] = [[] for _ in var_order]
-        for p, step in enumerate(planned):
-            fixed = sorted(step.constants)
-            free = sorted(step.variables, key=lambda c: (position[step.variables[c]], c))
-            columns = tuple(fixed + free)
-            offset, n, directory, known = views.view(step.relation, columns)
-            described[FIELDS * p : FIELDS * (p + 1)] = (offset, n, len(columns), len(fixed), directory, known)
-            for level, column in enumerate(fixed):
-                constants[p * max_width + level] = step.constants[column]
-            seen = set()
-            for level, column in enumerate(columns[len(fixed):], start=len(fixed)):
-                v = step.variables[column]
-                parts[position[v]].append((p, level, int(v not in seen)))
-                seen.add(v)
-        flat = [part for var_parts in parts for part in var_parts]
-        starts = np.zeros(len(var_order) + 1, np.int64)
-        np.cumsum([len(var_parts) for var_parts in parts], out=starts[1:])
-        part_array = np.array(flat, np.int64).reshape(-1, 3)
-        counted = int(any(step.relation.repeats for step in planned))
+        described = describe(self._join_views(), planned, lambda p, v: position[v], len(var_order))
         smallest = min(len(s.relation) for s in planned)
-        return (described, constants, max_width, starts, np.ascontiguousarray(part_array[:, 0]),
-                np.ascontiguousarray(part_array[:, 1]), np.ascontiguousarray(part_array[:, 2]), counted,
-                bool(var_order) and smallest >= PARALLEL_FROM)
+        return (*described, bool(var_order) and smallest >= PARALLEL_FROM)
+
+    @staticmethod
+    def _slices(known: int, threads: int) -> tuple[list[int], list[int]]:
+        """Bounds of the first variable's values for each part of a join on several threads:
+        more slices than threads even out hubs (the last slice is open-ended)."""
+        bounds = np.linspace(0, known, threads * SLICES_PER_THREAD + 1).astype(np.int64).tolist()
+        bounds[-1] = BEYOND
+        return bounds[:-1], bounds[1:]
 
     def _join_execute(self, args: tuple, limit, want_rows: bool, threads: int):
         views = self._join_views()
@@ -373,17 +386,28 @@ class JoinQueries:
 
         known = len(views.values)
         if threads <= 1 or limit or not splittable:
-            return run(0, 2**62)
+            return run(0, BEYOND)
         # The kernel releases the GIL: threads take slices of the first variable's values.
-        # More slices than threads even out hubs (the last slice is open-ended).
-        bounds = np.linspace(0, known, threads * SLICES_PER_THREAD + 1).astype(np.int64).tolist()
-        bounds[-1] = 2**62
         with ThreadPoolExecutor(threads) as pool:
-            parts_found = list(pool.map(run, bounds[:-1], bounds[1:]))
+            parts_found = list(pool.map(run, *self._slices(known, threads)))
         total = sum(int(found[0]) for found in parts_found)
         rows = np.concatenate([found[1] for found in parts_found])
         mult = np.concatenate([found[2] for found in parts_found])
         return total, rows, mult
+
+    def _split_execute(self, args: tuple, threads: int) -> int:
+        views = self._join_views()
+        arena = views.arena
+        *kernel_args, splittable = args
+        known = len(views.values)
+
+        def run(first_from: int, first_to: int) -> int:
+            return int(split_count(arena, *kernel_args, known, first_from, first_to))
+
+        if threads <= 1 or not splittable:
+            return run(0, BEYOND)
+        with ThreadPoolExecutor(threads) as pool:
+            return sum(pool.map(run, *self._slices(known, threads)))
 
     # ---- decoding and the planner's part ---------------------------------------------------
 

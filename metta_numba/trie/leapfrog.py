@@ -37,11 +37,16 @@ i64_arr = types.Array(types.int64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
 # The arena is the views' own array (store.join_views), writable: declaring it so spares every
 # call the dispatcher's search for a conversion.
+# Helpers that allocate nothing are compiled without the runtime's reference counts
+# (`_nrt=False`) and called, not inlined: inlined, every array argument is counted up and
+# down on each call (atomic operations), which took most of a triangle count's time.
 
 FIELDS = 6
+BEYOND = 2**62
+"""Above every value id."""
 
 
-@njit(Int(i64_arr, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+@njit(Int(i64_arr, Int, Int, Int, Int), cache=True, nogil=True, _nrt=False)
 def _seek(arena, base, lo, hi, x):
     """The first index in [lo, hi) whose value arena[base + index] is >= x (hi when none),
     galloping from lo: a near value costs a few steps whatever the range's size."""
@@ -62,7 +67,7 @@ def _seek(arena, base, lo, hi, x):
     return top
 
 
-@njit(Int(i64_arr, i64_arr, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+@njit(Int(i64_arr, i64_arr, Int, Int, Int, Int, Int), cache=True, nogil=True, _nrt=False)
 def _seek_level(arena, patterns, p, level, lo, hi, x):
     """_seek in level `level` of pattern p's view, through its directory at level 0."""
     at = FIELDS * p
@@ -74,7 +79,7 @@ def _seek_level(arena, patterns, p, level, lo, hi, x):
     return _seek(arena, patterns[at] + level * n, lo, hi, x)
 
 
-@njit(Int(i64_arr, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+@njit(Int(i64_arr, Int, Int, Int, Int), cache=True, nogil=True, _nrt=False)
 def _range_count(arena, base, lo, hi, counted):
     """The copies of the rows lo..hi-1 (their number when every row is held once)."""
     if not counted:
@@ -85,7 +90,7 @@ def _range_count(arena, base, lo, hi, counted):
     return total
 
 
-@njit(Int(i64_arr, Int, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
+@njit(Int(i64_arr, Int, Int, Int, Int, Int, Int), cache=True, nogil=True, _nrt=False)
 def _common_count(arena, base0, i, end0, base1, j, end1):
     """How many values the sorted runs arena[base0+i:base0+end0] and arena[base1+j:base1+end1]
     (each without repeats) share: a merge without branches, whose steps cost the same
@@ -100,6 +105,28 @@ def _common_count(arena, base0, i, end0, base1, j, end1):
     return found
 
 
+u8_arr = types.Array(types.uint8, 1, "C")
+
+
+@njit(types.void(i64_arr, u8_arr, Int, Int, Int, types.uint8), cache=True, nogil=True, _nrt=False)
+def _set_marks(arena, marks, base, lo, hi, flag):
+    """marks[v] = flag for each value v of arena[base+lo:base+hi]."""
+    for row in range(lo, hi):
+        marks[arena[base + row]] = flag
+
+
+@njit(Int(i64_arr, u8_arr, Int, Int, Int), cache=True, nogil=True, _nrt=False)
+def _marked_count(arena, marks, base, lo, hi):
+    """How many values of arena[base+lo:base+hi] are marked (values past the marks are not)."""
+    found = 0
+    size = marks.shape[0]
+    for row in range(lo, hi):
+        v = arena[base + row]
+        if v < size:
+            found += marks[v]
+    return found
+
+
 @njit(types.Tuple((i64_2d, i64_arr))(i64_2d, i64_arr, Int, i64_arr, Int), cache=True, nogil=True, inline="always")
 def _append(rows, mult, n_rows, value, m):
     """rows and mult (grown when full) with the answer `value` of multiplicity m at n_rows."""
@@ -109,6 +136,129 @@ def _append(rows, mult, n_rows, value, m):
         rows[n_rows, j] = value[j]
     mult[n_rows] = m
     return rows, mult
+
+
+@njit(types.boolean(i64_arr, i64_arr, i64_arr, Int, i64_arr, i64_arr), cache=True, nogil=True, _nrt=False)
+def narrow_constants(arena, patterns, constants, max_width, lo, hi):
+    """Row 0 of lo and hi: each pattern's range once its constant levels are read; False when
+    one of them holds no row."""
+    for p in range(patterns.shape[0] // FIELDS):
+        offset, n, n_const = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 3]
+        a, b = 0, n
+        for level in range(n_const):
+            x = constants[p * max_width + level]
+            a = _seek_level(arena, patterns, p, level, a, b, x)
+            if a >= b or arena[offset + level * n + a] != x:
+                return False
+            b = _seek_level(arena, patterns, p, level, a, b, x + 1)
+        lo[p], hi[p] = a, b
+    return True
+
+
+@njit(Int(i64_arr, i64_arr, Int, Int, Int, Int), cache=True, nogil=True, _nrt=False)
+def pattern_count(arena, patterns, p, lo, hi, counted):
+    """The copies of pattern p's rows lo..hi-1."""
+    offset, n, width = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 2]
+    return _range_count(arena, offset + width * n, lo, hi, counted)
+
+
+@njit(
+    Int(i64_arr, i64_arr, Int, Int, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int),
+    cache=True, nogil=True, _nrt=False,
+)
+def next_agreed(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, hi, row_d,
+                x_from, x_to):
+    """The next value in [x_from, x_to) that every primary participant first..last-1 holds from
+    its cursor on (the cursors left at it), -1 when there is none.
+
+    Every primary cursor gallops to the largest value seen, until all agree. A pattern searched
+    through its directory is only asked whether it holds x (two reads of the directory, none of
+    its rows); when it does not, x moves on by one and the others gallop past it, so a long
+    level costs nothing per value the others skip."""
+    x = np.int64(0)  # ids are never negative
+    directed = 0
+    primaries = 0
+    for k in range(first, last):
+        if part_primary[k]:
+            primaries += 1
+            p = part_pattern[k]
+            if cursor[k] >= hi[row_d + p]:
+                return -1
+            if part_level[k] == 0 and patterns[FIELDS * p + 4] >= 0:
+                directed += 1
+                continue
+            v = arena[patterns[FIELDS * p] + part_level[k] * patterns[FIELDS * p + 1] + cursor[k]]
+            if v > x:
+                x = v
+    if directed == primaries:  # only directories: start at the first row
+        p = part_pattern[first]
+        x = arena[patterns[FIELDS * p] + cursor[first]]
+    if x < x_from:
+        x = x_from
+    while x < x_to:
+        agreed = True
+        for k in range(first, last):
+            if part_primary[k]:
+                p = part_pattern[k]
+                level = part_level[k]
+                at = _seek_level(arena, patterns, p, level, cursor[k], hi[row_d + p], x)
+                if at >= hi[row_d + p]:
+                    return -1
+                if level == 0 and patterns[FIELDS * p + 4] >= 0:
+                    end = _seek_level(arena, patterns, p, 0, at, hi[row_d + p], x + 1)
+                    if end == at:
+                        x += 1
+                        agreed = False
+                        break
+                    cursor[k] = at
+                    run_end[k] = end
+                    continue
+                cursor[k] = at
+                v = arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + at]
+                if v > x:
+                    x = v
+                    agreed = False
+        if agreed:
+            return x
+    return -1
+
+
+@njit(
+    types.boolean(i64_arr, i64_arr, Int, Int, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int,
+                  Int, Int),
+    cache=True, nogil=True, _nrt=False,
+)
+def narrow_to(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, lo, hi, row_d,
+              n_patterns, x):
+    """The ranges of row_d narrowed to the value x of the variable whose participants are
+    first..last-1, into the next row; the cursors move past x. False when a repeat of the
+    variable in some pattern does not hold x."""
+    row_next = row_d + n_patterns
+    for p in range(n_patterns):
+        lo[row_next + p] = lo[row_d + p]
+        hi[row_next + p] = hi[row_d + p]
+    for k in range(first, last):
+        if part_primary[k]:
+            p = part_pattern[k]
+            if part_level[k] != 0 or patterns[FIELDS * p + 4] < 0:
+                run_end[k] = _seek_level(arena, patterns, p, part_level[k], cursor[k], hi[row_d + p], x + 1)
+            lo[row_next + p] = cursor[k]
+            hi[row_next + p] = run_end[k]
+    ok = True
+    for k in range(first, last):
+        if not part_primary[k]:
+            p = part_pattern[k]
+            level = part_level[k]
+            a = _seek_level(arena, patterns, p, level, lo[row_next + p], hi[row_next + p], x)
+            if a >= hi[row_next + p] or arena[patterns[FIELDS * p] + level * patterns[FIELDS * p + 1] + a] != x:
+                ok = False
+                break
+            lo[row_next + p] = a
+            hi[row_next + p] = _seek_level(arena, patterns, p, level, a, hi[row_next + p], x + 1)
+    for k in range(first, last):
+        if part_primary[k]:
+            cursor[k] = run_end[k]  # next time at this depth: past x
+    return ok
 
 
 @njit(
@@ -133,17 +283,8 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
     mult = np.empty(16 if want_rows else 0, np.int64)
     n_rows = 0
     total = 0
-    # Constant levels narrow each pattern's range before any variable is bound.
-    for p in range(n_patterns):
-        offset, n, n_const = patterns[FIELDS * p], patterns[FIELDS * p + 1], patterns[FIELDS * p + 3]
-        a, b = 0, n
-        for level in range(n_const):
-            x = constants[p * max_width + level]
-            a = _seek_level(arena, patterns, p, level, a, b, x)
-            if a >= b or arena[offset + level * n + a] != x:
-                return 0, rows[:0], mult[:0]
-            b = _seek_level(arena, patterns, p, level, a, b, x + 1)
-        lo[p], hi[p] = a, b
+    if not narrow_constants(arena, patterns, constants, max_width, lo, hi):
+        return 0, rows[:0], mult[:0]
     if n_vars == 0:
         m = 1
         for p in range(n_patterns):
@@ -171,18 +312,37 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
         and part_level[first_last] == patterns[FIELDS * p_last + 2] - 1
         and part_level[first_last + 1] == patterns[FIELDS * p_other + 2] - 1
     )
+    # When one of the two does not mention the variable bound before the last, its range stays
+    # the same while that variable runs through its values (in(a) of a triangle a-b-c, while b
+    # runs through out(a)): its values are marked once in a dense array, and each range of the
+    # other costs one look-up per row instead of a merge with it.
+    base_last = patterns[FIELDS * p_last] + part_level[first_last] * patterns[FIELDS * p_last + 1]
+    base_other = patterns[FIELDS * p_other] + part_level[first_last + 1] * patterns[FIELDS * p_other + 1]
+    marked_p = -1
+    if merge_last:
+        marked_p = p_other
+        for k in range(var_parts[max(n_vars - 2, 0)], var_parts[n_vars - 1]):
+            if part_pattern[k] == p_other:
+                marked_p = -1
+        if patterns[FIELDS * p_other + 4] < 0:
+            marked_p = -1
+    marks = np.zeros(patterns[FIELDS * p_other + 5] if marked_p >= 0 else 0, np.uint8)
+    mark_lo, mark_hi = 0, 0
     stop = False
     d = 0
     while d >= 0 and not stop:
         first, last = var_parts[d], var_parts[d + 1]
         row_d = d * n_patterns
         if d == n_vars - 1 and merge_last:
-            n0, n1 = patterns[FIELDS * p_last + 1], patterns[FIELDS * p_other + 1]
-            total += _common_count(
-                arena, patterns[FIELDS * p_last] + part_level[first_last] * n0, lo[row_d + p_last],
-                hi[row_d + p_last], patterns[FIELDS * p_other] + part_level[first_last + 1] * n1,
-                lo[row_d + p_other], hi[row_d + p_other],
-            )
+            if marked_p >= 0:
+                if lo[row_d + p_other] != mark_lo or hi[row_d + p_other] != mark_hi:
+                    _set_marks(arena, marks, base_other, mark_lo, mark_hi, 0)
+                    mark_lo, mark_hi = lo[row_d + p_other], hi[row_d + p_other]
+                    _set_marks(arena, marks, base_other, mark_lo, mark_hi, 1)
+                total += _marked_count(arena, marks, base_last, lo[row_d + p_last], hi[row_d + p_last])
+            else:
+                total += _common_count(arena, base_last, lo[row_d + p_last], hi[row_d + p_last], base_other,
+                                       lo[row_d + p_other], hi[row_d + p_other])
             d -= 1
             continue
         if d == n_vars - 1 and take_last:
@@ -215,10 +375,8 @@ def leapfrog_join(arena, patterns, constants, max_width, var_parts, part_pattern
                         break
             d -= 1
             continue
-        # Leapfrog: every primary cursor gallops to the largest value seen, until all agree. A
-        # pattern searched through its directory is only asked whether it holds x (two reads
-        # of the directory, none of its rows); when it does not, x moves on by one and the
-        # others gallop past it, so a long level costs nothing per value the others skip.
+        # Leapfrog, as next_agreed and narrow_to: written out here, where every step counts
+        # (called, they pass a dozen arrays per step; inlined, each array is reference-counted).
         found = False
         x = np.int64(0)  # ids are never negative
         exhausted = False

@@ -1,0 +1,174 @@
+"""The split count (store.join_split, trie.splitcount) against a brute-force count: cycles of
+length 4 and 5, a bowtie and a chorded 4-cycle over random small graphs with copies, their
+variables renamed onto each other (repeated variables) or replaced by constants, for every
+choice of split the variable orders lead to, and on several threads."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from metta_numba.atoms import Atom, E, Expression, Symbol, Variable, variables_of
+from metta_numba.store.join_split import find_split, split_args
+from metta_numba.store.kb import PersistentKB
+from metta_numba.store.snapshot import save_atoms
+from metta_numba.syntax import parse_atom
+from metta_numba.trie.leapfrog import BEYOND
+from metta_numba.trie.splitcount import split_count
+
+NODES = ["n0", "n1", "n2", "n3"]
+SHAPES = {
+    "4-cycle": "(, (edge $a $b) (edge $b $c) (edge $c $d) (edge $d $a))",
+    "5-cycle": "(, (edge $a $b) (edge $b $c) (edge $c $d) (edge $d $e) (edge $e $a))",
+    "bowtie": "(, (edge $a $b) (edge $b $c) (edge $c $a) (edge $c $d) (edge $d $e) (edge $e $c))",
+    "chorded 4-cycle": "(, (edge $a $b) (edge $b $c) (edge $c $d) (edge $d $a) (p $a $c))",
+    "4-cycle and a loop": "(, (edge $a $b) (edge $b $c) (edge $c $d) (edge $d $a) (p $a $a))",
+}
+
+
+def brute_count(stored: list[Atom], parts: list[Atom]) -> int:
+    """Every assignment of the nodes to the variables, weighted by the copies of each fact."""
+    copies = Counter(stored)
+    names = [v.name for v in variables_of(Expression(parts))]
+    total = 0
+    for values in itertools.product(NODES, repeat=len(names)):
+        binding = dict(zip(names, values))
+        weight = 1
+        for part in parts:
+            args = [binding[a.name] if type(a) is Variable else a.name for a in part.children[1:]]
+            weight *= copies[E(part.children[0].name, *args)]
+            if not weight:
+                break
+        total += weight
+    return total
+
+
+node_names = st.sampled_from(NODES)
+edges = st.tuples(st.sampled_from(["edge", "edge", "p"]), node_names, node_names).map(lambda t: E(*t))
+
+
+@st.composite
+def shaped_patterns(draw) -> list[Atom]:
+    """A shape with some variables renamed onto others or replaced by a node, and some
+    patterns reversed."""
+    parts = parse_atom(draw(st.sampled_from(sorted(SHAPES.values())))).children[1:]
+    names = sorted({v.name for v in variables_of(Expression(parts))})
+    renamed = {}
+    for name in names:
+        choice = draw(st.sampled_from(["keep"] * 6 + ["other", "node"]))
+        if choice == "other":
+            renamed[name] = Variable(draw(st.sampled_from(names)))
+        elif choice == "node":
+            renamed[name] = Symbol(draw(node_names))
+        else:
+            renamed[name] = Variable(name)
+    out = []
+    for part in parts:
+        head, x, y = part.children
+        x, y = renamed[x.name], renamed[y.name]
+        out.append(E(head, y, x) if draw(st.booleans()) and head.name == "edge" else E(head, x, y))
+    return out
+
+
+@pytest.fixture(scope="module")
+def kb_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("split_kbs")
+
+
+def fresh(kb_root, stored) -> PersistentKB:
+    path = kb_root / f"kb{len(list(kb_root.iterdir()))}"
+    save_atoms(stored, path)
+    return PersistentKB.open(path, sync="never")
+
+
+def counts_of_every_split(kb: PersistentKB, parts: list[Atom]) -> set[int]:
+    """The split kernel's count for the split each variable order leads to."""
+    planned, rest = kb._join_plan(parts)
+    assert planned and not rest
+    views = kb._join_views()
+    found = set()
+    for order in itertools.permutations(variables_of(Expression(parts))):
+        split = find_split(planned, list(order))
+        if split is not None:
+            found.add(int(split_count(views.arena, *split_args(views, planned, split), len(views.values), 0, BEYOND)))
+    return found
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(edges, min_size=1, max_size=24), shaped_patterns())
+def test_split_counts_agree_with_brute_force(kb_root, stored, parts):
+    expected = brute_count(stored, parts)
+    with fresh(kb_root, stored) as kb:
+        if kb._join_plan(parts)[0] is None:  # a constant no fact holds
+            assert expected == 0 and kb.join_count(parts) == 0
+            return
+        assert kb.join_count(parts) == expected
+        assert counts_of_every_split(kb, parts) <= {expected}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_every_shape_splits_and_counts_as_brute_force(tmp_path, shape):
+    rng = np.random.default_rng(len(shape))
+    stored = [E(rng.choice(["edge", "edge", "p"]), *rng.choice(NODES, size=2)) for _ in range(40)]
+    parts = parse_atom(SHAPES[shape]).children[1:]
+    expected = brute_count(stored, parts)
+    assert expected > 0  # dense enough that the count means something
+    with fresh(tmp_path, stored) as kb:
+        assert kb._join_split_prepared(parts) is not None
+        assert kb.join_count(parts) == expected == len(kb.join(parts))
+        assert counts_of_every_split(kb, parts) == {expected}
+
+
+def test_the_split_shape_is_as_described():
+    class Step:
+        def __init__(self, text):
+            atom = parse_atom(text)
+            self.variables = {i: a for i, a in enumerate(atom.children[1:]) if type(a) is Variable}
+            self.constants = {}
+            self.size = 1
+
+    cycle = [Step(t) for t in ("(e $a $b)", "(e $b $c)", "(e $c $d)", "(e $d $a)")]
+    a, b, c, d = (Variable(n) for n in "abcd")
+    split = find_split(cycle, [a, b, c, d])
+    assert split.prefix == [a] and split.meeting == c and split.groups == [[b], [d]]
+    assert split.pattern_group == [0, 0, 1, 1]
+    triangle = [Step(t) for t in ("(e $a $b)", "(e $b $c)", "(e $c $a)")]
+    assert find_split(triangle, [a, b, c]) is None  # one group at most: nothing to multiply
+    clique = [Step(f"(e ${x} ${y})") for x, y in itertools.combinations("abcd", 2)]
+    assert find_split(clique, [a, b, c, d]) is None
+    path = [Step(t) for t in ("(e $a $b)", "(e $b $c)", "(e $c $d)", "(e $d $e)")]
+    e = Variable("e")
+    split = find_split(path, [a, b, c, d, e])  # nothing anchored: an inner node meets both sides
+    assert split.prefix == [] and split.meeting == b and split.groups == [[a], [c, d, e]]
+    from_node = [Step("(e n1 $b)")] + path[1:]
+    from_node[0].constants = {0: 1}
+    for step in path[1:]:
+        step.constants = {}
+    # Split at c, the tail d-e reaches neither a prefix variable nor the constant; with prefix e
+    # (every value of e, far from the constant) both groups would be walked for each: no split.
+    assert find_split(from_node, [b, c, d, e]) is None
+    anchored_cycle = [Step("(e n1 $b)"), cycle[1], cycle[2], Step("(e $d n1)")]
+    anchored_cycle[0].constants = anchored_cycle[3].constants = {0: 1}
+    split = find_split(anchored_cycle, [b, c, d])
+    assert split.prefix == [] and split.meeting == c and split.groups == [[b], [d]]
+
+
+def test_threads_split_a_split_count_without_changing_it(tmp_path, monkeypatch):
+    import metta_numba.store.join as join_module
+
+    rng = np.random.default_rng(7)
+    stored = [E("edge", f"n{i}", f"n{j}") for i, j in rng.integers(0, 14, size=(90, 2)).tolist()]
+    stored += stored[:6]  # copies
+    monkeypatch.setattr(join_module, "PARALLEL_FROM", 0)
+    with fresh(tmp_path, stored) as kb:
+        for text in (SHAPES["4-cycle"], SHAPES["5-cycle"]):
+            pattern = parse_atom(text)
+            assert kb._join_split_prepared(pattern.children[1:])[-1]  # the split may take threads
+            one = kb.join_count(pattern)
+            assert one == len(kb.join(pattern)) > 0
+            assert kb.join_count(pattern, threads=3) == one

@@ -25,6 +25,8 @@ from metta_numba.atoms import Symbol
 
 BULK_MIN_CHARS = 1 << 16
 """Shorter runs go through the parser (a small program never loads the kernels)."""
+SCAN_JOBS = 2
+"""Threads that scan a long run (the bulk reader's kernel releases the GIL)."""
 
 
 def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
@@ -37,17 +39,21 @@ def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
     from types import SimpleNamespace
 
     from metta_numba.codec import CodecError, TermStore
+    from metta_numba.space import segment as segments
     from metta_numba.space.segment import BulkSegment, SegmentUnsupported, joined_paths, space_paths
-    from metta_numba.syntax.bulk import encode_source
+    from metta_numba.syntax.bulk import encode_text_parallel
     from metta_numba.syntax.errors import ParseError
 
     space = runner.space
     terms = space._segment.terms if space._segment is not None else TermStore()
     try:
-        batch = encode_source(text[pos:cut].encode("utf-8"), filename, terms)
+        # The segment's kernels load while the text is scanned (see segment.load_kernels).
+        batch = encode_text_parallel(text[pos:cut].encode("utf-8"), filename, terms, SCAN_JOBS, segments.load_kernels)
     except ParseError:
         return pos
-    if len(batch) == 0 or len(batch) < space.count() or batch.is_query.any() or _names_a_token(runner, batch):
+    if len(batch) == 0 or len(batch) < space.count() or batch.is_query.any():
+        return pos
+    if _names_a_token(runner, batch, text, pos, cut):
         return pos
     parts = []
     if space.count():
@@ -89,19 +95,23 @@ def _runner_allows(runner) -> bool:
     )
 
 
-def _names_a_token(runner, batch) -> bool:
-    """Whether a symbol of the batch may name a token (conservatively: the token's encoded
-    bytes occur anywhere, or a symbol may be a character literal)."""
-    data = batch.data.tobytes()
-    if b"'" in data:
-        return True
+def _names_a_token(runner, batch, text: str, pos: int, cut: int) -> bool:
+    """Whether a symbol of the batch read from text[pos:cut] may name a token
+    (conservatively: the token's encoded bytes occur anywhere in the paths, or a symbol may
+    be a character literal). The paths are searched only for what the text holds at all:
+    a search of the text is several times faster."""
+    data = None
     for name, atom in runner.tokens.items():
         if type(atom) is Symbol and atom.name == name:
             continue  # a reserved name's shared instance: decoding gives it (core.canonical)
+        if text.find(name, pos, cut) < 0:
+            continue
         raw = name.encode("utf-8")
-        if len(raw) <= 63:
-            if bytes([0xC0 | len(raw)]) + raw in data:
+        if len(raw) > 63:
+            if batch.terms.find(name) is not None:
                 return True
-        elif batch.terms.find(name) is not None:
+            continue
+        data = batch.data.tobytes() if data is None else data
+        if bytes([0xC0 | len(raw)]) + raw in data:
             return True
-    return False
+    return text.find("'", pos, cut) >= 0 and bool((batch.data == ord("'")).any())

@@ -13,6 +13,7 @@ the kernel could not convert exactly, and words errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,15 @@ from metta_numba.syntax import bulk_lexer as lexer
 from metta_numba.syntax import parser
 from metta_numba.syntax.errors import ParseError
 
-__all__ = ["EncodedBatch", "ScannedSource", "encode_file", "encode_source", "intern_scanned", "scan_source"]
+__all__ = [
+    "EncodedBatch",
+    "ScannedSource",
+    "encode_file",
+    "encode_source",
+    "encode_text_parallel",
+    "intern_scanned",
+    "scan_source",
+]
 
 
 @dataclass
@@ -53,12 +62,15 @@ class EncodedBatch:
         return [] if name_id < 0 else self.terms.text(name_id).split(" ")
 
 
-def encode_source(data: bytes, filename: str = "<string>", terms: TermStore | None = None) -> EncodedBatch:
+def encode_source(
+    data: bytes, filename: str = "<string>", terms: TermStore | None = None, *, valid_utf8: bool = False
+) -> EncodedBatch:
     """Encode every top-level atom of a UTF-8 MeTTa source.
 
     Raises ParseError (file:line:col, as the Python parser reports it) on bad input; `terms` is
     left untouched then, so a file that fails to parse commits nothing."""
-    return intern_scanned(scan_source(data, filename), TermStore() if terms is None else terms)
+    scanned = scan_source(data, filename, valid_utf8=valid_utf8)
+    return intern_scanned(scanned, TermStore() if terms is None else terms)
 
 
 @dataclass
@@ -75,37 +87,128 @@ class ScannedSource:
     text_patch: np.ndarray
 
 
-def scan_source(data: bytes, filename: str = "<string>") -> ScannedSource:
+def scan_source(data: bytes, filename: str = "<string>", *, valid_utf8: bool = False) -> ScannedSource:
     """The kernel's half of `encode_source`: no term store is touched, and the kernel runs
-    without the GIL, so several sources (or byte ranges of one) can be scanned in threads."""
+    without the GIL, so several sources (or byte ranges of one) can be scanned in threads.
+    `valid_utf8`: the bytes are known to be UTF-8 (encoded from a str), so are not checked."""
     raw = bytes(data) if not isinstance(data, bytes) else data
-    src = np.frombuffer(raw, dtype=np.uint8)
-    bad_byte = first_invalid_utf8(src, 0, src.size)
-    if bad_byte >= 0:
-        raise ParseError.at_byte(raw, bad_byte, parser.MSG_INVALID_UTF8, filename)
+    _check_bytes(raw, filename, valid_utf8)
+    return _scan_range(raw, 0, len(raw), filename, copy=True)
+
+
+def _check_bytes(raw: bytes, filename: str, valid_utf8: bool) -> None:
+    if not valid_utf8:
+        src = np.frombuffer(raw, dtype=np.uint8)
+        bad_byte = first_invalid_utf8(src, 0, src.size)
+        if bad_byte >= 0:
+            raise ParseError.at_byte(raw, bad_byte, parser.MSG_INVALID_UTF8, filename)
     nul = raw.find(b"\0")
     if nul >= 0:
         raise ParseError.at_byte(raw, nul, parser.MSG_NUL, filename)
-    result = kernels.encode_kernel(src, parser.MAX_DEPTH, raw.rfind(b'"'))
+
+
+def _scan_range(raw: bytes, start: int, end: int, filename: str, copy: bool) -> ScannedSource:
+    """Scan raw[start:end] (whole atoms) without copying the bytes. With `copy` the arrays are
+    copied out of the kernel's growable buffers, so that no spare capacity stays alive with
+    them; without, they are views, for a caller that joins several scans into new arrays."""
+    src = np.frombuffer(raw, dtype=np.uint8, count=end - start, offset=start)
+    last_quote = raw.rfind(b'"', start, end)
+    result = kernels.encode_kernel(src, parser.MAX_DEPTH, last_quote - start if last_quote >= 0 else -1)
     counts, out, offsets, is_query, names, side, text_start, text_length, text_patch, float_patch = result
     if counts[kernels.STATUS] != lexer.ERR_NONE:
-        raise _parse_error(raw, counts, filename)
+        piece = raw if start == 0 and end == len(raw) else raw[start:end]
+        raise _parse_error(piece, counts, filename)
     n_atoms = int(counts[kernels.N_ATOMS])
-    out_len = int(counts[kernels.OUT_POS])
-    # Copy out of the growable buffers, so no spare capacity stays alive with the batch.
-    out = out[:out_len].copy()
-    _convert_slow_floats(raw, out, float_patch[: 3 * int(counts[kernels.N_FLOAT_PATCH])])
+    keep = (lambda a: a.copy()) if copy else (lambda a: a)
+    out = keep(out[: int(counts[kernels.OUT_POS])])
+    _convert_slow_floats(raw, start, out, float_patch[: 3 * int(counts[kernels.N_FLOAT_PATCH])])
     texts = []
     for text_id in range(int(counts[kernels.N_TEXTS])):
-        start = int(text_start[text_id])
-        texts.append(side[start : start + int(text_length[text_id])].tobytes().decode("utf-8"))
+        at = int(text_start[text_id])
+        texts.append(side[at : at + int(text_length[text_id])].tobytes().decode("utf-8"))
     return ScannedSource(
         out=out,
-        offsets=offsets[: n_atoms + 1].copy(),
-        is_query=is_query[:n_atoms].copy(),
-        names=names[:n_atoms].copy(),
+        offsets=keep(offsets[: n_atoms + 1]),
+        is_query=keep(is_query[:n_atoms]),
+        names=keep(names[:n_atoms]),
         texts=texts,
-        text_patch=text_patch[: int(counts[kernels.N_TEXT_PATCH])].copy(),
+        text_patch=keep(text_patch[: int(counts[kernels.N_TEXT_PATCH])]),
+    )
+
+
+PARALLEL_MIN_BYTES = 1 << 20
+"""Shorter sources are scanned by one thread: a second one would not pay for itself."""
+
+
+def encode_text_parallel(
+    raw: bytes, filename: str, terms: TermStore, jobs: int = 2, meanwhile: Callable[[], None] | None = None
+) -> EncodedBatch:
+    """`encode_source` of bytes encoded from a str, scanned in `jobs` pieces at once, each in
+    a thread of its own; the calling thread runs `meanwhile` (if given) as they scan.
+
+    The pieces are cut before a `(` that starts a line. A cut is taken as a boundary between
+    top-level atoms only when the piece before it reads without error: a cut inside an
+    expression or a string leaves that piece with an unclosed parenthesis or string. A `!`
+    could end a piece and mark the atom after the cut, so a source holding any `!` byte is
+    read in one piece, as is any source with an error (so that the error is the one a single
+    scan reports)."""
+    cuts = _piece_cuts(raw, jobs)
+    if len(cuts) <= 2 or b"!" in raw:
+        if meanwhile is not None:
+            meanwhile()
+        return encode_source(raw, filename, terms, valid_utf8=True)
+    _check_bytes(raw, filename, valid_utf8=True)
+    import threading
+
+    pieces: list = [None] * (len(cuts) - 1)
+
+    def scan(k: int) -> None:
+        try:
+            pieces[k] = _scan_range(raw, cuts[k], cuts[k + 1], filename, copy=False)
+        except ParseError as err:
+            pieces[k] = err
+
+    # The kernel's machine code is loaded here first: a thread that called it while another
+    # was loading it would run its slow stand-in instead (cold_start rechecks the cache only
+    # once a second).
+    _scan_range(b"()", 0, 2, filename, copy=False)
+    threads = [threading.Thread(target=scan, args=(k,)) for k in range(len(pieces))]
+    for thread in threads:
+        thread.start()
+    if meanwhile is not None:
+        meanwhile()
+    for thread in threads:
+        thread.join()
+    if any(isinstance(piece, ParseError) for piece in pieces):
+        return encode_source(raw, filename, terms, valid_utf8=True)
+    return _joined([intern_scanned(piece, terms) for piece in pieces], terms)
+
+
+def _piece_cuts(raw: bytes, jobs: int) -> list[int]:
+    """0, the cut points (each just after a newline, before a `(`), and len(raw)."""
+    cuts = [0]
+    if len(raw) >= PARALLEL_MIN_BYTES:
+        for k in range(1, jobs):
+            found = raw.find(b"\n(", max(cuts[-1], len(raw) * k // jobs))
+            if found < 0:
+                break
+            cuts.append(found + 1)
+    cuts.append(len(raw))
+    return cuts
+
+
+def _joined(batches: list[EncodedBatch], terms: TermStore) -> EncodedBatch:
+    """One batch of several, one after the other (new arrays: the pieces may be views)."""
+    sizes = np.concatenate([np.diff(b.offsets) for b in batches])
+    offsets = np.empty(len(sizes) + 1, np.int64)
+    offsets[0] = 0
+    np.cumsum(sizes, out=offsets[1:])
+    return EncodedBatch(
+        data=np.concatenate([b.data for b in batches]),
+        offsets=offsets,
+        is_query=np.concatenate([b.is_query for b in batches]),
+        names=np.concatenate([b.names for b in batches]),
+        terms=terms,
     )
 
 
@@ -128,12 +231,14 @@ def encode_file(path: str | Path, terms: TermStore | None = None) -> EncodedBatc
     return encode_source(data, str(path), terms)
 
 
-def _convert_slow_floats(raw: bytes, out: np.ndarray, patches: np.ndarray) -> None:
-    """Convert the float tokens the kernel left (too many digits, or a large exponent)."""
+def _convert_slow_floats(raw: bytes, base: int, out: np.ndarray, patches: np.ndarray) -> None:
+    """Convert the float tokens the kernel left (too many digits, or a large exponent); their
+    positions count from raw[base]."""
     if patches.size == 0:
         return
     triples = patches.reshape(-1, 3)
-    values = np.array([float(raw[start:end]) for start, end in triples[:, 1:].tolist()], np.float64)
+    spans = (triples[:, 1:] + base).tolist()
+    values = np.array([float(raw[start:end]) for start, end in spans], np.float64)
     bits = values.view(np.uint64)
     sign = np.uint64(1 << 63)
     keys = np.where(bits & sign, ~bits, bits | sign).astype(np.uint64)

@@ -67,12 +67,23 @@ def _read_program(file: str) -> tuple[str, str]:
         raise _parse_error_exit(err) from None
 
 
+EARLY_SCAN_MIN_CHARS = 1 << 20
+"""A program whose first run of plain atoms is this long starts its scan early (the bulk
+loader takes runs of at least interp.bulk_load.BULK_MIN_CHARS)."""
+
+
 def run_file(args) -> int:
     """Run a program and print one line per `!`, after the whole run, as hyperon does."""
+    text, name = _read_program(args.file)
+    if getattr(args, "load_snapshot", None) is None and len(text) >= EARLY_SCAN_MIN_CHARS:
+        # The bulk loader will read the opening run of a big program: it is scanned while
+        # the interpreter is set up (syntax.bulk_parallel).
+        from metta_numba.syntax.bulk_parallel import start_early_scan
+
+        start_early_scan(text, name, EARLY_SCAN_MIN_CHARS)
     from metta_numba.interp.runner import MeTTa
     from metta_numba.syntax.printer import format_results
 
-    text, name = _read_program(args.file)
     if _sharded(args.load_snapshot) or _sharded(args.save_snapshot):
         from metta_numba.dist.sharded_commands import run_file as run_sharded
 

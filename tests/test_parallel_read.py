@@ -1,4 +1,4 @@
-"""A long run read and built on two threads (syntax.bulk.encode_text_parallel, the halves of a
+"""A long run read and built on two threads (syntax.bulk_parallel.encode_text_parallel, the halves of a
 segment's sort and its copy groups) gives exactly what one thread gives: same paths, names,
 term ids and errors; same sort order, trie and copies of each path."""
 
@@ -14,19 +14,19 @@ from strategies import programs
 from metta_numba.codec import TermStore
 from metta_numba.space import segment
 from metta_numba.space import segment_kernels as kernels
-from metta_numba.syntax import bulk
+from metta_numba.syntax import bulk, bulk_parallel
 from metta_numba.syntax.errors import ParseError
 
 
 @contextlib.contextmanager
 def _cut_anything():
     """Every source is cut into pieces, however short (the threshold is for speed only)."""
-    saved = bulk.PARALLEL_MIN_BYTES
-    bulk.PARALLEL_MIN_BYTES = 0
+    saved = bulk_parallel.PARALLEL_MIN_BYTES
+    bulk_parallel.PARALLEL_MIN_BYTES = 0
     try:
         yield
     finally:
-        bulk.PARALLEL_MIN_BYTES = saved
+        bulk_parallel.PARALLEL_MIN_BYTES = saved
 
 
 def _read(run, raw: bytes, seed_texts: list[str]):
@@ -42,7 +42,7 @@ def _read(run, raw: bytes, seed_texts: list[str]):
 def _both(raw: bytes, jobs: int, seed_texts: list[str] = ()) -> tuple:
     one = _read(lambda r, t: bulk.encode_source(r, "p.metta", t, valid_utf8=True), raw, seed_texts)
     with _cut_anything():
-        many = _read(lambda r, t: bulk.encode_text_parallel(r, "p.metta", t, jobs), raw, seed_texts)
+        many = _read(lambda r, t: bulk_parallel.encode_text_parallel(r, "p.metta", t, jobs), raw, seed_texts)
     return one, many
 
 
@@ -93,8 +93,8 @@ def test_long_program_is_cut_and_read_alike() -> None:
     the second piece) and variable names."""
     lines = [f'(= (f{i % 97} $x "s{i % 13}") (g $x {i}))' for i in range(60000)]
     raw = ("\n".join(lines) + "\n").encode()
-    assert len(raw) >= bulk.PARALLEL_MIN_BYTES
-    assert len(bulk._piece_cuts(raw, 2)) == 3
+    assert len(raw) >= bulk_parallel.PARALLEL_MIN_BYTES
+    assert len(bulk_parallel.piece_cuts(raw, 2)) == 3
     one, many = _both(raw, 2)
     assert one[0] == "ok" and many == one
 
@@ -139,3 +139,13 @@ def test_a_long_segment_is_built_the_same_on_two_threads(monkeypatch) -> None:
     assert np.array_equal(one.copies, two.copies) and np.array_equal(one.copy_start, two.copy_start)
     for name, array in one.trie.arrays.items():
         assert np.array_equal(array, two.trie.arrays[name]), name
+
+
+def test_the_listed_whitespace_is_what_str_isspace_and_the_parser_accept() -> None:
+    import re
+
+    from metta_numba.syntax.bulk_lexer import WHITESPACE
+
+    every_char = "".join(chr(code) for code in range(0x110000) if not 0xD800 <= code < 0xE000)
+    assert list(WHITESPACE) == [char for char in every_char if char.isspace()]
+    assert list(WHITESPACE) == re.findall(r"\s", every_char)

@@ -225,20 +225,23 @@ def joined_paths(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return data, offsets, names
 
 
-def space_paths(space, terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def space_paths(space, terms, own_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(data, offsets, names, skipped) of every atom of a GroundingSpace, in insertion order:
-    its segment's arrays as they are (`terms` must then be the segment's term store), then the
-    atoms added one by one, encoded into `terms` (skipped: those that hold an object). Raises
-    CodecError for an atom that cannot be encoded at all."""
+    its segment's arrays as they are (`terms` must then be the segment's term store; left out
+    with `own_only`), then the atoms added one by one, encoded into `terms` (skipped: those
+    that hold an object). Raises CodecError for an atom that cannot be encoded at all."""
     from metta_numba.codec import encode_atoms
 
     parts = []
     segment = space._segment
-    if segment is not None:
+    if segment is not None and not own_only:
         parts.append(segment.live_paths())
     data, offsets, names, skipped = encode_atoms(list(space._atoms.values()), terms)
     parts.append((data, offsets, names))
     return (*joined_paths(parts), skipped)
+
+
+_LOADED: list[bool] = []
 
 
 def load_kernels() -> None:
@@ -247,6 +250,9 @@ def load_kernels() -> None:
     scans the text in other threads (the kernels release the GIL), so that these loads, which
     hold the GIL, overlap the scan instead of following it. The arrays are of the kinds a real
     segment holds (writable, contiguous), so that each kernel is loaded for those types."""
+    if _LOADED:
+        return
+    _LOADED.append(True)
     from types import SimpleNamespace
 
     from metta_numba.atoms import Symbol

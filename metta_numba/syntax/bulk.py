@@ -13,7 +13,6 @@ the kernel could not convert exactly, and words errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,6 @@ __all__ = [
     "ScannedSource",
     "encode_file",
     "encode_source",
-    "encode_text_parallel",
     "intern_scanned",
     "scan_source",
 ]
@@ -92,11 +90,11 @@ def scan_source(data: bytes, filename: str = "<string>", *, valid_utf8: bool = F
     without the GIL, so several sources (or byte ranges of one) can be scanned in threads.
     `valid_utf8`: the bytes are known to be UTF-8 (encoded from a str), so are not checked."""
     raw = bytes(data) if not isinstance(data, bytes) else data
-    _check_bytes(raw, filename, valid_utf8)
-    return _scan_range(raw, 0, len(raw), filename, copy=True)
+    check_bytes(raw, filename, valid_utf8)
+    return scan_range(raw, 0, len(raw), filename, copy=True)
 
 
-def _check_bytes(raw: bytes, filename: str, valid_utf8: bool) -> None:
+def check_bytes(raw: bytes, filename: str, valid_utf8: bool) -> None:
     if not valid_utf8:
         src = np.frombuffer(raw, dtype=np.uint8)
         bad_byte = first_invalid_utf8(src, 0, src.size)
@@ -107,7 +105,7 @@ def _check_bytes(raw: bytes, filename: str, valid_utf8: bool) -> None:
         raise ParseError.at_byte(raw, nul, parser.MSG_NUL, filename)
 
 
-def _scan_range(raw: bytes, start: int, end: int, filename: str, copy: bool) -> ScannedSource:
+def scan_range(raw: bytes, start: int, end: int, filename: str, copy: bool) -> ScannedSource:
     """Scan raw[start:end] (whole atoms) without copying the bytes. With `copy` the arrays are
     copied out of the kernel's growable buffers, so that no spare capacity stays alive with
     them; without, they are views, for a caller that joins several scans into new arrays."""
@@ -133,82 +131,6 @@ def _scan_range(raw: bytes, start: int, end: int, filename: str, copy: bool) -> 
         names=keep(names[:n_atoms]),
         texts=texts,
         text_patch=keep(text_patch[: int(counts[kernels.N_TEXT_PATCH])]),
-    )
-
-
-PARALLEL_MIN_BYTES = 1 << 20
-"""Shorter sources are scanned by one thread: a second one would not pay for itself."""
-
-
-def encode_text_parallel(
-    raw: bytes, filename: str, terms: TermStore, jobs: int = 2, meanwhile: Callable[[], None] | None = None
-) -> EncodedBatch:
-    """`encode_source` of bytes encoded from a str, scanned in `jobs` pieces at once, each in
-    a thread of its own; the calling thread runs `meanwhile` (if given) as they scan.
-
-    The pieces are cut before a `(` that starts a line. A cut is taken as a boundary between
-    top-level atoms only when the piece before it reads without error: a cut inside an
-    expression or a string leaves that piece with an unclosed parenthesis or string. A `!`
-    could end a piece and mark the atom after the cut, so a source holding any `!` byte is
-    read in one piece, as is any source with an error (so that the error is the one a single
-    scan reports)."""
-    cuts = _piece_cuts(raw, jobs)
-    if len(cuts) <= 2 or b"!" in raw:
-        if meanwhile is not None:
-            meanwhile()
-        return encode_source(raw, filename, terms, valid_utf8=True)
-    _check_bytes(raw, filename, valid_utf8=True)
-    import threading
-
-    pieces: list = [None] * (len(cuts) - 1)
-
-    def scan(k: int) -> None:
-        try:
-            pieces[k] = _scan_range(raw, cuts[k], cuts[k + 1], filename, copy=False)
-        except ParseError as err:
-            pieces[k] = err
-
-    # The kernel's machine code is loaded here first: a thread that called it while another
-    # was loading it would run its slow stand-in instead (cold_start rechecks the cache only
-    # once a second).
-    _scan_range(b"()", 0, 2, filename, copy=False)
-    threads = [threading.Thread(target=scan, args=(k,)) for k in range(len(pieces))]
-    for thread in threads:
-        thread.start()
-    if meanwhile is not None:
-        meanwhile()
-    for thread in threads:
-        thread.join()
-    if any(isinstance(piece, ParseError) for piece in pieces):
-        return encode_source(raw, filename, terms, valid_utf8=True)
-    return _joined([intern_scanned(piece, terms) for piece in pieces], terms)
-
-
-def _piece_cuts(raw: bytes, jobs: int) -> list[int]:
-    """0, the cut points (each just after a newline, before a `(`), and len(raw)."""
-    cuts = [0]
-    if len(raw) >= PARALLEL_MIN_BYTES:
-        for k in range(1, jobs):
-            found = raw.find(b"\n(", max(cuts[-1], len(raw) * k // jobs))
-            if found < 0:
-                break
-            cuts.append(found + 1)
-    cuts.append(len(raw))
-    return cuts
-
-
-def _joined(batches: list[EncodedBatch], terms: TermStore) -> EncodedBatch:
-    """One batch of several, one after the other (new arrays: the pieces may be views)."""
-    sizes = np.concatenate([np.diff(b.offsets) for b in batches])
-    offsets = np.empty(len(sizes) + 1, np.int64)
-    offsets[0] = 0
-    np.cumsum(sizes, out=offsets[1:])
-    return EncodedBatch(
-        data=np.concatenate([b.data for b in batches]),
-        offsets=offsets,
-        is_query=np.concatenate([b.is_query for b in batches]),
-        names=np.concatenate([b.names for b in batches]),
-        terms=terms,
     )
 
 

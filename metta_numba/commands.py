@@ -96,7 +96,10 @@ def run_file(args) -> int:
         from metta_numba.syntax.bulk_parallel import start_early_scan
 
         _give_back_large_frees()
-        start_early_scan(text, name, EARLY_SCAN_MIN_CHARS)
+        if start_early_scan(text, name, EARLY_SCAN_MIN_CHARS):
+            from metta_numba.space.segment import load_kernels_in_background
+
+            load_kernels_in_background()
     from metta_numba.interp.runner import MeTTa
     from metta_numba.syntax.printer import format_results
 

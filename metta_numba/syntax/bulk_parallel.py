@@ -138,17 +138,18 @@ def run_end(text: str, pos: int) -> int:
     return len(text) if found < 0 else found + 1
 
 
-def start_early_scan(text: str, filename: str, min_chars: int) -> None:
+def start_early_scan(text: str, filename: str, min_chars: int) -> bool:
     """Begin scanning the run of plain atoms that opens `text`, when it holds at least
-    `min_chars` characters (see the module docstring)."""
+    `min_chars` characters (see the module docstring); True when it began."""
     end = run_end(text, 0)
     if end < min_chars:
-        return
+        return False
     try:
         scan = ParallelScan(text[:end].encode("utf-8"), filename)
     except ParseError:
-        return  # the interpreter reports it in its place
+        return False  # the interpreter reports it in its place
     _early[:] = [(text, 0, end, scan)]
+    return True
 
 
 def take_early_scan(text: str, start: int, end: int) -> ParallelScan | None:

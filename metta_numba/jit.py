@@ -155,6 +155,7 @@ def _matching(dispatcher, formals: list, actual: list):
 def _specialising(dispatcher):
     """A kernel without declared signatures (Numba specialises it on its argument types), with
     the cold-start path of declared ones: machine code from the cache, else a Python runner."""
+    _load_without_refresh(dispatcher)
     compile_for_args = dispatcher._compile_for_args
 
     def load(call_args) -> bool:

@@ -120,9 +120,10 @@ def _compare_both_ways(seed: int, monkeypatch) -> list[bool]:
     return loaded
 
 
-def _dense_program(seed: int) -> str:
+def _dense_program(seed: int, run_sizes: tuple[int, ...] = (0, 1, 2, 3)) -> str:
     """A `!` every few lines: removals of stored atoms (some removed again, some added back),
-    tokens bound mid-file and used by later atoms, and queries that show the order."""
+    tokens bound mid-file and used by later atoms, and queries that show the order; after
+    each `!`, a run of one of `run_sizes` new atoms."""
     rng = random.Random(seed)
     stored = [_plain_atom(rng) for _ in range(rng.randint(5, 40))]
     stored += [rng.choice(stored) for _ in range(rng.randint(0, 5))]
@@ -138,7 +139,7 @@ def _dense_program(seed: int) -> str:
             lines.append(f"(edge tok{step} {rng.choice(SYMBOLS)})")
         else:
             lines.append(rng.choice(QUERIES[:7] + QUERIES[-1:]))
-        new = [_plain_atom(rng) for _ in range(rng.choice([0, 1, 2, 3]))]
+        new = [_plain_atom(rng) for _ in range(rng.choice(run_sizes))]
         stored += new
         lines += new
     lines.append("!(get-atoms &self)")
@@ -146,13 +147,19 @@ def _dense_program(seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+STACK_RUNS = (1, 2, 5, 12, 40)
+"""Run sizes after which later runs stack up as segments of their own (segment_stack.py)."""
+
+
+@pytest.mark.parametrize("run_sizes", [(0, 1, 2, 3), STACK_RUNS])
 @pytest.mark.parametrize("budget", [0, 1000])
 @pytest.mark.parametrize("seed", range(25))
-def test_removals_and_small_runs_run_as_parsed_one_by_one(seed: int, budget: int, monkeypatch) -> None:
+def test_removals_and_small_runs_run_as_parsed_one_by_one(seed: int, budget: int, run_sizes, monkeypatch) -> None:
     """Removals mark segment atoms (tombstones): answers, listings and the order of atoms
     added later stay as when every atom is parsed; budget 0 orders through the built trie,
-    1000 through passes over the paths."""
-    text = _dense_program(seed)
+    1000 through passes over the paths. Each run after the first is a segment of its own
+    (merged with others as they grow; a removal merges them all)."""
+    text = _dense_program(seed, run_sizes)
     expected, used = _run(text)
     assert not used
     monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)

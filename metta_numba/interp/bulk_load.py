@@ -22,59 +22,66 @@ line), is left to the parser, which then reports any syntax error at its place, 
 from __future__ import annotations
 
 from metta_numba.atoms import Symbol
+from metta_numba.syntax.bulk_parallel import run_end
 
 BULK_MIN_CHARS = 1 << 16
 """Shorter runs go through the parser (a small program never loads the kernels)."""
+APPEND_MIN_CHARS = 1 << 12
+"""Once the space holds a segment (the kernels are loaded), a run this long is added as a
+segment of its own (space/segment_stack.py) rather than parsed atom by atom."""
 
 
 def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
     """Load the plain atoms from offset `pos` up to the next line that starts with `!` into the
     runner's space, when that is exact and worth it; returns where parsing goes on (`pos`
     when nothing was loaded)."""
-    cut = _next_query_line(text, pos)
-    if cut - pos < BULK_MIN_CHARS or not _runner_allows(runner):
+    cut = run_end(text, pos)
+    space = runner.space
+    least = BULK_MIN_CHARS if getattr(space, "_segment", None) is None else min(BULK_MIN_CHARS, APPEND_MIN_CHARS)
+    if cut - pos < least or not _runner_allows(runner):
         return pos
     from types import SimpleNamespace
 
     from metta_numba.codec import CodecError, TermStore
+    from metta_numba.space import segment as segments
     from metta_numba.space.segment import BulkSegment, SegmentUnsupported, joined_paths, space_paths
-    from metta_numba.syntax.bulk import encode_source
+    from metta_numba.space.segment_stack import SegmentStack
+    from metta_numba.syntax.bulk_parallel import ParallelScan, take_early_scan
     from metta_numba.syntax.errors import ParseError
 
-    space = runner.space
     terms = space._segment.terms if space._segment is not None else TermStore()
     try:
-        batch = encode_source(text[pos:cut].encode("utf-8"), filename, terms)
+        scan = take_early_scan(text, pos, cut) or ParallelScan(text[pos:cut].encode("utf-8"), filename)
+        # The segment's kernels load while the text is scanned (see segment.load_kernels).
+        batch = scan.encoded(terms, segments.load_kernels)
+        del scan
+        segments.trim_free_memory()  # the scan's buffers
     except ParseError:
         return pos
-    if len(batch) == 0 or len(batch) < space.count() or batch.is_query.any() or _names_a_token(runner, batch):
+    if len(batch) == 0 or batch.is_query.any() or _names_a_token(runner, batch, text, pos, cut):
         return pos
+    if space._segment is None and len(batch) < space.count():
+        return pos  # the parser's atoms would cost more to rebuild than this run saves
     parts = []
-    if space.count():
-        try:
-            data, offsets, names, skipped = space_paths(space, terms)
-        except CodecError:
-            return pos
-        if skipped:
-            return pos
-        parts.append((data, offsets, names))
+    try:
+        # The space's atoms first: all of them for its first segment, else those added one
+        # by one since its last segment (the new segment goes after the others).
+        data, offsets, names, skipped = space_paths(space, terms, own_only=space._segment is not None)
+    except CodecError:
+        return pos
+    if skipped:
+        return pos
+    parts.append((data, offsets, names))
     parts.append((batch.data, batch.offsets, batch.names))
     data, offsets, names = joined_paths(parts)
     try:
         segment = BulkSegment(SimpleNamespace(data=data, offsets=offsets, names=names, terms=terms))
     except (SegmentUnsupported, ValueError):  # a float; more distinct atoms than a trie holds
         return pos
+    if space._segment is not None:
+        segment = SegmentStack.appended(space._segment, segment)
     space.replace_with_segment(segment)
     return cut
-
-
-def _next_query_line(text: str, pos: int) -> int:
-    """Where the first line at or after `pos` that starts with `!` starts (the end when none):
-    `^!` in multiline mode, by str.find, which is several times faster on a long text."""
-    if text.startswith("!", pos) and (pos == 0 or text[pos - 1] == "\n"):
-        return pos
-    found = text.find("\n!", pos)
-    return len(text) if found < 0 else found + 1
 
 
 def _runner_allows(runner) -> bool:
@@ -89,19 +96,25 @@ def _runner_allows(runner) -> bool:
     )
 
 
-def _names_a_token(runner, batch) -> bool:
-    """Whether a symbol of the batch may name a token (conservatively: the token's encoded
-    bytes occur anywhere, or a symbol may be a character literal)."""
-    data = batch.data.tobytes()
-    if b"'" in data:
-        return True
+def _names_a_token(runner, batch, text: str, pos: int, cut: int) -> bool:
+    """Whether a symbol of the batch read from text[pos:cut] may name a token
+    (conservatively: the token's encoded bytes occur anywhere in the paths, or a symbol may
+    be a character literal). The paths are searched only for what the text holds at all:
+    a search of the text is several times faster."""
+    data = None
     for name, atom in runner.tokens.items():
         if type(atom) is Symbol and atom.name == name:
             continue  # a reserved name's shared instance: decoding gives it (core.canonical)
+        # One character first: str.find of one character runs at memchr speed, ten times a
+        # longer word's search, and the characters of a token's name are often absent.
+        if text.find(name[:1], pos, cut) < 0 or text.find(name, pos, cut) < 0:
+            continue
         raw = name.encode("utf-8")
-        if len(raw) <= 63:
-            if bytes([0xC0 | len(raw)]) + raw in data:
+        if len(raw) > 63:
+            if batch.terms.find(name) is not None:
                 return True
-        elif batch.terms.find(name) is not None:
+            continue
+        data = batch.data.tobytes() if data is None else data
+        if bytes([0xC0 | len(raw)]) + raw in data:
             return True
-    return False
+    return text.find("'", pos, cut) >= 0 and bool((batch.data == ord("'")).any())

@@ -11,6 +11,7 @@ query reaches them.
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 
@@ -63,26 +64,39 @@ class BulkSegment:
     """Atoms 0..n-1 of a space, as encoded paths (see module docstring)."""
 
     def __init__(self, batch) -> None:
-        from metta_numba.trie import sort
-
         self.terms = batch.terms
         self.data = np.ascontiguousarray(batch.data, dtype=np.uint8)
         self.offsets = np.ascontiguousarray(batch.offsets, dtype=np.int64)
         self.names = np.asarray(batch.names, dtype=np.int64)
         n = len(self.offsets) - 1
         self._names_cache: dict[int, list[str]] = {}
-        if kernels.token_count(self.data, self.offsets)[1]:
-            raise SegmentUnsupported("a float token (it may equal a whole number)")
         if n and int(np.diff(self.offsets).max()) >= kernels.MAX_PATH_BYTES:
             raise SegmentUnsupported("an atom too long for a node code")
         self._order = None
-        order = sort.sort_paths(self.data, self.offsets)
-        self.trie = Trie.build(self.data, self.offsets, order=order)
-        rank_of = sort.group_copies(self.data, self.offsets, order)
+        order = _sorted_order(self.data, self.offsets)
+        # The float test and the copies of each path run in a second thread, beside the trie's
+        # build (every kernel here releases the GIL).
+        side: dict = {}
+
+        def group() -> None:
+            side["float"] = kernels.token_count(self.data, self.offsets)[1]
+            side["copies"] = kernels.copy_groups(self.data, self.offsets, order)
+
+        in_parallel = n >= PARALLEL_MIN_ATOMS
+        thread = _started(group) if in_parallel else None
+        if not in_parallel:
+            group()
+        try:
+            if not in_parallel and side["float"]:
+                raise SegmentUnsupported("a float token (it may equal a whole number)")
+            self.trie = Trie.build(self.data, self.offsets, order=order)
+        finally:
+            if thread is not None:
+                thread.join()
+        if side["float"]:
+            raise SegmentUnsupported("a float token (it may equal a whole number)")
         # Copies of each distinct path, by insertion index: copies[copy_start[r]:copy_start[r+1]].
-        self.copies = np.argsort(rank_of, kind="stable").astype(np.int64)
-        self.copy_start = np.zeros(len(self.trie) + 1, np.int64)
-        np.cumsum(np.bincount(rank_of, minlength=len(self.trie)), out=self.copy_start[1:])
+        self.copies, self.copy_start = side["copies"]
         self.length = n
         self._decoded: dict[int, Atom] = {}
         # Atoms removed from the space: marked, not taken out of the arrays (a tombstone).
@@ -170,6 +184,51 @@ class BulkSegment:
         return self.order.live_through(index, self.dead)
 
 
+def trim_free_memory() -> None:
+    """Give the memory freed in other threads' malloc arenas back to the system: glibc keeps
+    a freed block once its mmap threshold has risen past the block's size, so the bulk
+    loader's temporary arrays (scan buffers, sort keys) would stay in the process while the
+    next step runs, some 20 MB for 400K rules. Elsewhere than glibc this does nothing."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(ctypes.c_size_t(0))
+    except (OSError, AttributeError):
+        pass
+
+
+PARALLEL_MIN_ATOMS = 1 << 14
+"""Segments of fewer atoms are built by one thread (a second would not pay for itself)."""
+
+
+def _started(work) -> threading.Thread:
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def _sorted_order(data: np.ndarray, offsets: np.ndarray, force_halves: bool = False) -> np.ndarray:
+    """sort.sort_paths of the paths; a long batch is sorted in two halves at once, which are
+    then merged."""
+    from metta_numba.trie import sort
+
+    n = len(offsets) - 1
+    if n < PARALLEL_MIN_ATOMS and not force_halves:
+        return sort.sort_paths(data, offsets)
+    half = n // 2
+    second: list = []
+    thread = _started(lambda: second.append(sort.sort_paths(data, offsets[half:])))
+    try:
+        first = sort.sort_paths(data, offsets[: half + 1])
+    finally:
+        thread.join()
+    merged = kernels.merge_orders(data, offsets, first, second[0] + half)
+    del first
+    second.clear()
+    trim_free_memory()
+    return merged
+
+
 def joined_paths(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(data, offsets, names) of several such triples, one after the other."""
     if len(parts) == 1:
@@ -183,17 +242,63 @@ def joined_paths(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return data, offsets, names
 
 
-def space_paths(space, terms) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def space_paths(space, terms, own_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(data, offsets, names, skipped) of every atom of a GroundingSpace, in insertion order:
-    its segment's arrays as they are (`terms` must then be the segment's term store), then the
-    atoms added one by one, encoded into `terms` (skipped: those that hold an object). Raises
-    CodecError for an atom that cannot be encoded at all."""
+    its segment's arrays as they are (`terms` must then be the segment's term store; left out
+    with `own_only`), then the atoms added one by one, encoded into `terms` (skipped: those
+    that hold an object). Raises CodecError for an atom that cannot be encoded at all."""
     from metta_numba.codec import encode_atoms
 
     parts = []
     segment = space._segment
-    if segment is not None:
+    if segment is not None and not own_only:
         parts.append(segment.live_paths())
     data, offsets, names, skipped = encode_atoms(list(space._atoms.values()), terms)
     parts.append((data, offsets, names))
     return (*joined_paths(parts), skipped)
+
+
+_LOADED: list[bool] = []
+_LOADER: list[threading.Thread] = []  # the thread loading them, once started
+
+
+def load_kernels_in_background() -> None:
+    """Start `load_kernels` in a thread of its own: the loads spend much of their time in
+    LLVM, without the GIL, so they overlap the interpreter's set-up. Until `load_kernels`
+    returns (it waits for that thread), no other thread may call a segment kernel: one that
+    found a kernel being loaded would run its slow stand-in (cold_start)."""
+    if not _LOADED and not _LOADER:
+        thread = threading.Thread(target=load_kernels, daemon=True)
+        _LOADER.append(thread)
+        thread.start()
+
+
+def load_kernels() -> None:
+    """Load the machine code of the kernels that building a segment and its first query run,
+    by running them on a segment of two atoms. The bulk loader calls this while its reader
+    scans the text in other threads (the kernels release the GIL), so that these loads, which
+    hold the GIL, overlap the scan instead of following it. The arrays are of the kinds a real
+    segment holds (writable, contiguous), so that each kernel is loaded for those types."""
+    if _LOADER and _LOADER[0] is not threading.current_thread():
+        _LOADER[0].join()
+    if _LOADED:
+        return
+    _LOADED.append(True)
+    from types import SimpleNamespace
+
+    from metta_numba.atoms import Symbol
+    from metta_numba.codec import TermStore, encode_atoms
+
+    x = Variable("x")
+    atoms = [
+        Expression([Symbol("="), Expression([Symbol("f"), x]), x]),
+        Expression([Symbol("="), Expression([Symbol("f"), Symbol("a")]), Symbol("a")]),
+    ]
+    terms = TermStore()
+    data, offsets, names, _ = encode_atoms(atoms, terms)
+    batch = SimpleNamespace(data=np.array(data, np.uint8), offsets=np.array(offsets, np.int64),
+                            names=np.array(names, np.int64), terms=terms)  # fmt: skip
+    segment = BulkSegment(batch)
+    _sorted_order(segment.data, segment.offsets, force_halves=True)
+    segment.candidate_ids(Expression([Symbol("="), Expression([Symbol("f"), Symbol("a")]), Variable("r")]))
+    segment.nodes_of(1)

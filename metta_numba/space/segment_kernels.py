@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from metta_numba.jit import njit
+from metta_numba.trie.sort import compare_paths
 
 OPEN = 0
 CLOSE = 1
@@ -461,3 +462,55 @@ def build_order_trie(data, offsets, atom_list, list_start, list_tokens, first_by
         tok_len[:n_bytes_tokens].copy(),
         tok_hash[:n_bytes_tokens].copy(),
     )
+
+
+@njit(cache=True, nogil=True)
+def merge_orders(data, offsets, left, right):
+    """Two sort orders of disjoint sets of paths (each as sort.sort_paths gives it) merged
+    into one: what sorting the union gives, up to the order of equal paths."""
+    merged = np.empty(left.size + right.size, np.int64)
+    i = 0
+    j = 0
+    k = 0
+    while i < left.size and j < right.size:
+        if compare_paths(data, offsets, right[j], left[i], 0) < 0:
+            merged[k] = right[j]
+            j += 1
+        else:
+            merged[k] = left[i]
+            i += 1
+        k += 1
+    while i < left.size:
+        merged[k] = left[i]
+        i += 1
+        k += 1
+    while j < right.size:
+        merged[k] = right[j]
+        j += 1
+        k += 1
+    return merged
+
+
+@njit(cache=True, nogil=True)
+def copy_groups(data, offsets, order):
+    """For paths sorted by `order` (equal paths adjacent): the copies of each distinct path,
+    by insertion index, in path-rank order (the rank Trie.build gives the path), and where
+    each path's copies start (one more entry than there are distinct paths)."""
+    n = order.size
+    copies = np.empty(n, np.int64)
+    copy_start = np.empty(n + 1, np.int64)
+    n_groups = 0
+    k = 0
+    while k < n:
+        head = order[k]
+        j = k + 1
+        while j < n and compare_paths(data, offsets, order[j], head, 0) == 0:
+            j += 1
+        copies[k:j] = order[k:j]
+        if j - k > 1:
+            copies[k:j].sort()
+        copy_start[n_groups] = k
+        n_groups += 1
+        k = j
+    copy_start[n_groups] = n
+    return copies, copy_start[: n_groups + 1].copy()

@@ -25,7 +25,14 @@ from metta_numba.syntax import bulk_lexer as lexer
 from metta_numba.syntax import parser
 from metta_numba.syntax.errors import ParseError
 
-__all__ = ["EncodedBatch", "ScannedSource", "encode_file", "encode_source", "intern_scanned", "scan_source"]
+__all__ = [
+    "EncodedBatch",
+    "ScannedSource",
+    "encode_file",
+    "encode_source",
+    "intern_scanned",
+    "scan_source",
+]
 
 
 @dataclass
@@ -53,12 +60,15 @@ class EncodedBatch:
         return [] if name_id < 0 else self.terms.text(name_id).split(" ")
 
 
-def encode_source(data: bytes, filename: str = "<string>", terms: TermStore | None = None) -> EncodedBatch:
+def encode_source(
+    data: bytes, filename: str = "<string>", terms: TermStore | None = None, *, valid_utf8: bool = False
+) -> EncodedBatch:
     """Encode every top-level atom of a UTF-8 MeTTa source.
 
     Raises ParseError (file:line:col, as the Python parser reports it) on bad input; `terms` is
     left untouched then, so a file that fails to parse commits nothing."""
-    return intern_scanned(scan_source(data, filename), TermStore() if terms is None else terms)
+    scanned = scan_source(data, filename, valid_utf8=valid_utf8)
+    return intern_scanned(scanned, TermStore() if terms is None else terms)
 
 
 @dataclass
@@ -75,37 +85,52 @@ class ScannedSource:
     text_patch: np.ndarray
 
 
-def scan_source(data: bytes, filename: str = "<string>") -> ScannedSource:
+def scan_source(data: bytes, filename: str = "<string>", *, valid_utf8: bool = False) -> ScannedSource:
     """The kernel's half of `encode_source`: no term store is touched, and the kernel runs
-    without the GIL, so several sources (or byte ranges of one) can be scanned in threads."""
+    without the GIL, so several sources (or byte ranges of one) can be scanned in threads.
+    `valid_utf8`: the bytes are known to be UTF-8 (encoded from a str), so are not checked."""
     raw = bytes(data) if not isinstance(data, bytes) else data
-    src = np.frombuffer(raw, dtype=np.uint8)
-    bad_byte = first_invalid_utf8(src, 0, src.size)
-    if bad_byte >= 0:
-        raise ParseError.at_byte(raw, bad_byte, parser.MSG_INVALID_UTF8, filename)
+    check_bytes(raw, filename, valid_utf8)
+    return scan_range(raw, 0, len(raw), filename, copy=True)
+
+
+def check_bytes(raw: bytes, filename: str, valid_utf8: bool) -> None:
+    if not valid_utf8:
+        src = np.frombuffer(raw, dtype=np.uint8)
+        bad_byte = first_invalid_utf8(src, 0, src.size)
+        if bad_byte >= 0:
+            raise ParseError.at_byte(raw, bad_byte, parser.MSG_INVALID_UTF8, filename)
     nul = raw.find(b"\0")
     if nul >= 0:
         raise ParseError.at_byte(raw, nul, parser.MSG_NUL, filename)
-    result = kernels.encode_kernel(src, parser.MAX_DEPTH, raw.rfind(b'"'))
+
+
+def scan_range(raw: bytes, start: int, end: int, filename: str, copy: bool) -> ScannedSource:
+    """Scan raw[start:end] (whole atoms) without copying the bytes. With `copy` the arrays are
+    copied out of the kernel's growable buffers, so that no spare capacity stays alive with
+    them; without, they are views, for a caller that joins several scans into new arrays."""
+    src = np.frombuffer(raw, dtype=np.uint8, count=end - start, offset=start)
+    last_quote = raw.rfind(b'"', start, end)
+    result = kernels.encode_kernel(src, parser.MAX_DEPTH, last_quote - start if last_quote >= 0 else -1)
     counts, out, offsets, is_query, names, side, text_start, text_length, text_patch, float_patch = result
     if counts[kernels.STATUS] != lexer.ERR_NONE:
-        raise _parse_error(raw, counts, filename)
+        piece = raw if start == 0 and end == len(raw) else raw[start:end]
+        raise _parse_error(piece, counts, filename)
     n_atoms = int(counts[kernels.N_ATOMS])
-    out_len = int(counts[kernels.OUT_POS])
-    # Copy out of the growable buffers, so no spare capacity stays alive with the batch.
-    out = out[:out_len].copy()
-    _convert_slow_floats(raw, out, float_patch[: 3 * int(counts[kernels.N_FLOAT_PATCH])])
+    keep = (lambda a: a.copy()) if copy else (lambda a: a)
+    out = keep(out[: int(counts[kernels.OUT_POS])])
+    _convert_slow_floats(raw, start, out, float_patch[: 3 * int(counts[kernels.N_FLOAT_PATCH])])
     texts = []
     for text_id in range(int(counts[kernels.N_TEXTS])):
-        start = int(text_start[text_id])
-        texts.append(side[start : start + int(text_length[text_id])].tobytes().decode("utf-8"))
+        at = int(text_start[text_id])
+        texts.append(side[at : at + int(text_length[text_id])].tobytes().decode("utf-8"))
     return ScannedSource(
         out=out,
-        offsets=offsets[: n_atoms + 1].copy(),
-        is_query=is_query[:n_atoms].copy(),
-        names=names[:n_atoms].copy(),
+        offsets=keep(offsets[: n_atoms + 1]),
+        is_query=keep(is_query[:n_atoms]),
+        names=keep(names[:n_atoms]),
         texts=texts,
-        text_patch=text_patch[: int(counts[kernels.N_TEXT_PATCH])].copy(),
+        text_patch=keep(text_patch[: int(counts[kernels.N_TEXT_PATCH])]),
     )
 
 
@@ -128,12 +153,14 @@ def encode_file(path: str | Path, terms: TermStore | None = None) -> EncodedBatc
     return encode_source(data, str(path), terms)
 
 
-def _convert_slow_floats(raw: bytes, out: np.ndarray, patches: np.ndarray) -> None:
-    """Convert the float tokens the kernel left (too many digits, or a large exponent)."""
+def _convert_slow_floats(raw: bytes, base: int, out: np.ndarray, patches: np.ndarray) -> None:
+    """Convert the float tokens the kernel left (too many digits, or a large exponent); their
+    positions count from raw[base]."""
     if patches.size == 0:
         return
     triples = patches.reshape(-1, 3)
-    values = np.array([float(raw[start:end]) for start, end in triples[:, 1:].tolist()], np.float64)
+    spans = (triples[:, 1:] + base).tolist()
+    values = np.array([float(raw[start:end]) for start, end in spans], np.float64)
     bits = values.view(np.uint64)
     sign = np.uint64(1 << 63)
     keys = np.where(bits & sign, ~bits, bits | sign).astype(np.uint64)

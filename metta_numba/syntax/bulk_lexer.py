@@ -7,8 +7,6 @@ which the parser's `\\s` uses, including the multi-byte Unicode spaces.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from numba import types
 
@@ -30,15 +28,20 @@ NEED_ROOM = -1  # not an error: a buffer is full, grow it and resume
 ORDINARY, SPACE, OPEN, CLOSE, SEMICOLON, MAYBE_SPACE_LEAD = range(6)
 
 
-def _byte_classes() -> tuple[np.ndarray, np.ndarray]:
-    """Classify bytes by Python's own notion of whitespace, which the parser's `\\s` uses.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""The characters that Python's `str.isspace` and the parser's `\\s` accept, listed: finding
+them among all code points at import cost some 60 ms per process (tests/test_parallel_read.py
+checks the list against both)."""
 
-    Every code point but the surrogates, as one string, searched with that same `\\s`: a few
-    runs instead of a million calls of str.isspace (which cost 0.1-0.2 s at import)."""
+
+def _byte_classes() -> tuple[np.ndarray, np.ndarray]:
+    """Classify bytes by Python's own notion of whitespace, which the parser's `\\s` uses."""
     classes = np.zeros(256, np.uint8)
     multibyte = []
-    codes = np.concatenate([np.arange(0xD800, dtype=np.uint32), np.arange(0xE000, 0x110000, dtype=np.uint32)])
-    for char in "".join(re.findall(r"\s+", codes.tobytes().decode("utf-32-le"))):
+    for char in WHITESPACE:
         code = ord(char)
         if code < 0x80:
             classes[code] = SPACE

@@ -165,7 +165,7 @@ def test_damaged_index_keys_unchecked_at_open_are_typed_errors_or_answers(facts_
             kb.verify()
 
 
-def test_snapshot_info_names_the_constants_and_the_escapes(facts_kb):
+def test_snapshot_info_names_the_constants(facts_kb):
     from test_cli import cli
 
     proc = cli("snapshot", "info", str(facts_kb))
@@ -173,4 +173,3 @@ def test_snapshot_info_names_the_constants_and_the_escapes(facts_kb):
     lines = proc.stdout.splitlines()
     assert "  trie.leaf_name: 0 bytes, every value -1 (store.meta leaf_constants)" in lines
     assert "  trie.leaf_count: 0 bytes, every value 1 (store.meta leaf_constants)" in lines
-    assert any(line.startswith("  trie.child_rank_offset:") and line.endswith(", 0 escaped") for line in lines)

@@ -63,11 +63,6 @@ def tamper(arrays):
     if kind == 1 and name == "label_len":  # one byte per node: no value runs past uint8, but
         array[index] = 1 if index == 0 else 0  # only the root's label is (and must be) empty
         return f"bad label length label_len[{index}]", True
-    if kind == 1 and name == "child_rank_offset":  # 16 bits: an escape without its entry,
-        n_edges = arrays["children"].size      # or a trailer counting a missing entry
-        where = int(rng.integers(0, n_edges)) if n_edges else array.size - 2
-        array[where] = 0xFFFF
-        return f"escape without entry child_rank_offset[{where}]", True
     if kind == 1 and name in INDEX_ARRAYS:
         limit = {"label_off": arrays["labels"].size + 1,
                  "child_start": arrays["children"].size + 1, "children": arrays["label_off"].size,

@@ -15,11 +15,10 @@ saved from a program's space also records the order in which its atoms were adde
 variable names, a term id or -1), which a checkpoint and an upgrade carry over
 (store.insertion_order).
 
-Store formats: 3 stores the rank offsets in 16 bits with the larger ones escaped
-(trie.rank_offsets), a leaf array whose values are all equal as that value in store.meta
-(`leaf_constants`), and keys the index by 32-bit hashes; 2 packs the index's postings and key
-starts into bit fields (trie.packed); 1 stored them as uint32 and int64. The other trie arrays
-are the same in all three. A generation of format 1 or 2 opens only for
+Store formats: 3 stores a leaf array whose values are all equal as that value in store.meta
+(`leaf_constants`) and keys the index by 32-bit hashes; 2 packs the index's postings and key
+starts into bit fields (trie.packed); 1 stored them as uint32 and int64. The trie's node and
+edge arrays are the same in all three. A generation of format 1 or 2 opens only for
 `snapshot upgrade` (`outdated_ok`, and then without its index); otherwise it raises
 OutdatedFormatError.
 """
@@ -54,7 +53,6 @@ from metta_numba.trie.argindex import (
 )
 from metta_numba.trie.argindex_kernels import prefix_ranges
 from metta_numba.trie.layout import LEAF_DTYPES, constant_column, constant_value, is_constant_column
-from metta_numba.trie.rank_offsets import encode_rank_offsets
 from metta_numba.trie.unifypaths import (
     ALL_SINGLE_MATCHES,
     COUNT_DAMAGED,
@@ -186,17 +184,6 @@ def _with_leaf_constants(arrays: dict[str, np.ndarray], meta: dict, act_path: Pa
     return arrays
 
 
-def _current_rank_offsets(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """An older generation's int32 rank offsets in this format's encoding (for an upgrade,
-    which reads the whole trie anyway)."""
-    offsets = arrays.get("child_rank_offset")
-    if isinstance(offsets, np.ndarray) and offsets.dtype == np.int32:
-        if len(offsets) and int(offsets.min()) < 0:
-            raise CorruptTrieError("negative rank offset")
-        arrays = {**arrays, "child_rank_offset": encode_rank_offsets(offsets)}
-    return arrays
-
-
 def _outdated(directory: Path, found: int) -> OutdatedFormatError:
     if found in UPGRADABLE_FORMATS:
         how = f"run `metta-numba snapshot upgrade {directory}` to convert it"
@@ -295,8 +282,6 @@ class Generation:
         terms = GenerationTerms(directory / layout.h5_name(number), h5_layout)
         try:
             trie_arrays = _with_leaf_constants(_unprefixed(TRIE_PREFIX, act.arrays), meta, act_path)
-            if outdated:
-                trie_arrays = _current_rank_offsets(trie_arrays)
             trie = Trie.from_arrays(trie_arrays, validate=False, merkleized=bool(meta.get("merkleized")))
             index_arrays = _unprefixed(INDEX_PREFIX, act.arrays)
             indexed = meta.get("argindex") is not None and not outdated  # an upgrade rebuilds it

@@ -25,7 +25,6 @@ from metta_numba.store.termfile import TermArrays
 from metta_numba.trie import Trie, sort
 from metta_numba.trie.argindex import PACKED, ArgIndex, IndexOptions
 from metta_numba.trie.packed import packed_len, packed_width
-from metta_numba.trie.rank_offsets import escape_count
 
 
 def describe_sources(paths: Iterable[str | os.PathLike]) -> list[dict]:
@@ -187,8 +186,8 @@ def publish_trie(
 
 def snapshot_info(path: str | os.PathLike) -> dict:
     """Generation, counts, file sizes, format, the bytes of each section and metadata of a KB
-    (opened read-only). A packed section (trie.packed) also gives its bits per value, the rank
-    offsets their escaped count, and a leaf array stored as one value (store.meta) that value."""
+    (opened read-only). A packed section (trie.packed) also gives its bits per value, and a leaf
+    array stored as one value (store.meta) that value."""
     with PersistentKB.open(path, readonly=True) as kb:
         info = kb.info()
         generation = kb.snapshot_generation()
@@ -203,8 +202,6 @@ def snapshot_info(path: str | os.PathLike) -> dict:
 def _section_text(generation, name: str) -> str:
     section = generation.act.sections[name]
     text = f"{section.length:,} bytes, {section.dtype.name}"
-    if name == TRIE_PREFIX + "child_rank_offset":
-        text += f", {escape_count(generation.act.arrays[name]):,} escaped"
     if name.startswith(INDEX_PREFIX) and name[len(INDEX_PREFIX) :] in PACKED:
         words = generation.act.arrays[name]
         text += f", packed: {packed_len(words):,} values of {packed_width(words)} bits"

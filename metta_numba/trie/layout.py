@@ -11,12 +11,9 @@ that leads into it, so the root's label is empty.
 | child_start | int32 | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
 | children | int32 | E | the child node of each edge |
 | child_first_byte | uint8 | E | first label byte of that child; strictly increasing per node |
-| child_rank_offset | uint16 | E + 4X + 2 | leaves under the node's earlier edges (see below); X escaped |
+| child_rank_offset | int32 | E | leaves under the node's earlier edges (see below) |
 | leaf_count | uint8..uint64 | R | multiplicity of the k-th path in sorted order (>= 1) |
 | leaf_name | int8..int64 | R | term id of the k-th path's variable names, -1 for none |
-
-Rank offsets take 16 bits each; the few of 65,535 or more are escaped into a table after the
-edges (rank_offsets.py), so the array has E + 4X + 2 entries for X escaped edges.
 
 Every stored path is one complete encoded atom, so no path is a prefix of another: a path ends
 exactly at a node without children (a leaf), and the leaves in depth-first order are the R
@@ -55,7 +52,7 @@ ARRAY_DTYPES: dict[str, np.dtype] = {
     "child_start": np.dtype(np.int32),
     "children": np.dtype(np.int32),
     "child_first_byte": np.dtype(np.uint8),
-    "child_rank_offset": np.dtype(np.uint16),
+    "child_rank_offset": np.dtype(np.int32),
     "leaf_count": np.dtype(np.uint64),
     "leaf_name": np.dtype(np.int64),
 }
@@ -68,11 +65,7 @@ LEAF_DTYPES: dict[str, tuple[np.dtype, ...]] = {
 STRUCTURE_NAMES: tuple[str, ...] = ARRAY_NAMES[:7]
 """The arrays the walk kernels take, as one tuple, in this order."""
 
-EARLIER_DTYPES: dict[str, np.dtype] = {
-    "label_off": np.dtype(np.int64),
-    "label_len": np.dtype(np.int32),
-    "child_rank_offset": np.dtype(np.int32),
-}
+EARLIER_DTYPES: dict[str, np.dtype] = {"label_off": np.dtype(np.int64), "label_len": np.dtype(np.int32)}
 """Node arrays as an earlier layout stored them: a snapshot holding these must be rebuilt."""
 
 MAX_NODES = 2**31 - 1
@@ -126,7 +119,6 @@ def readonly_array(dtype) -> types.Array:
 
 
 u8_ro = readonly_array(types.uint8)
-u16_ro = readonly_array(types.uint16)
 i32_ro = readonly_array(types.int32)
 u32_ro = readonly_array(types.uint32)
 i64_ro = readonly_array(types.int64)
@@ -138,9 +130,8 @@ i64_arr = types.Array(types.int64, 1, "C")
 u64_arr = types.Array(types.uint64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
 
-StructureType = types.Tuple((u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, u16_ro))
+StructureType = types.Tuple((u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro))
 """(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset)."""
 
 NodeArraysType = types.Tuple((u32_arr, u8_arr, i32_arr, i32_arr, u8_arr, i32_arr))
-"""What the builders return besides labels: label_off ... child_rank_offset, the last as plain
-int32 offsets (Trie encodes them, rank_offsets.encode_rank_offsets)."""
+"""What the builders return besides labels: label_off ... child_rank_offset."""

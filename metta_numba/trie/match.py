@@ -26,7 +26,7 @@ from numba import types
 from metta_numba.codec.kernels import path_error, subterm_end
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, u8_arr, u8_ro, u16_ro, u32_ro
+from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, u8_arr, u8_ro, u32_ro
 from metta_numba.trie.scan import (
     TAG_BIG_VAR_REF,
     TAG_NEW_VAR,
@@ -285,7 +285,7 @@ def need(counters, n_frames, n_found, what, size):
 
 @njit(
     Int(
-        *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, u16_ro, BoundsType, Int),
+        *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro, BoundsType, Int),
         *(u8_ro, i64_arr, i64_2d, i64_2d, u8_arr, i64_arr, i64_arr, u8_arr, i64_arr, types.boolean),
     ),
     cache=True,

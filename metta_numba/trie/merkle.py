@@ -14,7 +14,7 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro
-from metta_numba.trie.walk import edge_child, edge_rank, node_edges, node_label, trie_bounds
+from metta_numba.trie.walk import edge_child, node_edges, node_label, trie_bounds
 
 Int = types.int64
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -197,7 +197,7 @@ def merkleize_structure(trie):
         for edge in range(first, end):
             new_children[slot] = n_classes - 1 - class_of[children[edge]]
             new_first_byte[slot] = first_byte[edge]
-            new_rank_offset[slot] = edge_rank(rank_offset, edge)
+            new_rank_offset[slot] = rank_offset[edge]
             slot += 1
     new_child_start[n_classes] = slot
     return new_labels, (new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset)

@@ -22,7 +22,6 @@ from metta_numba.trie.layout import (
     i64_arr,
     u8_arr,
     u8_ro,
-    u16_ro,
     u32_ro,
 )
 from metta_numba.trie.walk import (
@@ -53,7 +52,7 @@ FINISHED, GROW_STACK, GROW_PATH, GROW_SUFFIXES = 0, 1, 2, 3
 
 @njit(
     Int(
-        *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u16_ro, BoundsType, Int),
+        *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, i32_ro, BoundsType, Int),
         *(i64_arr, i64_2d, u8_arr, u8_arr, i32_arr, i32_arr),
     ),
     cache=True,

@@ -26,7 +26,6 @@ from metta_numba.trie.layout import (
     is_constant_column,
     narrowest,
 )
-from metta_numba.trie.rank_offsets import check_rank_offsets, encode_rank_offsets
 from metta_numba.unify import match_atom
 
 ABSENT_TERM_ID = 2**64 - 1
@@ -82,7 +81,6 @@ class Trie:
         arrays["label_off"] = np.zeros(1, np.uint32)
         arrays["label_len"] = np.zeros(1, np.uint8)
         arrays["child_start"] = np.zeros(2, np.int32)
-        arrays["child_rank_offset"] = encode_rank_offsets(np.zeros(0, np.int32))
         return cls(arrays)
 
     @classmethod
@@ -166,10 +164,10 @@ class Trie:
             or len(arrays["label_len"]) != n_nodes
             or len(arrays["child_start"]) != n_nodes + 1
             or len(arrays["child_first_byte"]) != n_edges
+            or len(arrays["child_rank_offset"]) != n_edges
             or len(arrays["leaf_name"]) != len(arrays["leaf_count"])
         ):
             raise CorruptTrieError("trie arrays disagree in length")
-        check_rank_offsets(arrays["child_rank_offset"], n_edges)
         trie = cls(arrays, merkleized=merkleized)
         if validate:
             trie.validate()
@@ -385,10 +383,7 @@ class Trie:
 
 
 def _named(labels, nodes, counts, names) -> dict[str, np.ndarray]:
-    """The builders' arrays by name, with their int32 rank offsets encoded (rank_offsets)."""
-    *nodes, rank_offsets = nodes
-    leaves = narrowest(counts, "leaf_count"), narrowest(names, "leaf_name")
-    return dict(zip(ARRAY_NAMES, (labels, *nodes, encode_rank_offsets(rank_offsets), *leaves)))
+    return dict(zip(ARRAY_NAMES, (labels, *nodes, narrowest(counts, "leaf_count"), narrowest(names, "leaf_name"))))
 
 
 def _optional_column(values, n: int, what: str) -> np.ndarray:

@@ -16,8 +16,7 @@ from numba import types
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import StructureType, is_constant_column, readonly_array
-from metta_numba.trie.rank_offsets import verify_escapes
-from metta_numba.trie.walk import edge_rank, node_edges, node_label
+from metta_numba.trie.walk import node_edges, node_label
 
 
 @njit(types.void(StructureType), cache=True, nogil=True)
@@ -29,9 +28,8 @@ def check_node_fields(trie):
         raise CorruptTrieError("node arrays disagree in length")
     if child_start[0] != 0 or child_start[n_nodes] != children.shape[0]:
         raise CorruptTrieError("child_start does not span the edges")
-    if first_byte.shape[0] != children.shape[0]:
+    if first_byte.shape[0] != children.shape[0] or rank_offset.shape[0] != children.shape[0]:
         raise CorruptTrieError("edge arrays disagree in length")
-    verify_escapes(rank_offset, children.shape[0])
     if label_len[0] != 0:
         raise CorruptTrieError("the root has a label")
     n_labels = labels.shape[0]
@@ -45,6 +43,8 @@ def check_node_fields(trie):
             child = children[edge]
             if child <= node or child >= n_nodes:
                 raise CorruptTrieError("an edge leads to a lower node id, or out of range")
+            if rank_offset[edge] < 0:
+                raise CorruptTrieError("negative rank offset")
             if first_byte[edge] != labels[label_off[child]]:
                 raise CorruptTrieError("child_first_byte disagrees with the child's label")
             if edge > first and first_byte[edge] <= first_byte[edge - 1]:
@@ -65,7 +65,7 @@ def check_shape(trie, n_leaves):
         deepest = 0
         for edge in range(first, end):
             child = children[edge]
-            if edge_rank(rank_offset, edge) != below:
+            if rank_offset[edge] != below:
                 raise CorruptTrieError("rank offsets disagree with the leaves")
             below += leaves[child]
             if below > n_leaves:  # also keeps a corrupt DAG's counts from overflowing

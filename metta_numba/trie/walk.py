@@ -19,8 +19,7 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro, u16_ro, u32_ro
-from metta_numba.trie.rank_offsets import ESCAPE, escaped_rank
+from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro, u32_ro
 
 Int = types.int64
 IntPair = types.UniTuple(types.int64, 2)
@@ -74,12 +73,12 @@ def edge_child(children, n_nodes, parent, edge):
     return child
 
 
-@njit(Int(u16_ro, Int), cache=True, nogil=True)
+@njit(Int(i32_ro, Int), cache=True, nogil=True)
 def edge_rank(rank_offset, edge):
-    """Leaves under the earlier edges of the same node (16 bits, or escaped: rank_offsets)."""
+    """Leaves under the earlier edges of the same node."""
     offset = np.int64(rank_offset[edge])
-    if offset == ESCAPE:
-        return escaped_rank(rank_offset, edge)
+    if offset < 0:
+        raise CorruptTrieError("negative rank offset")
     return offset
 
 
@@ -104,7 +103,7 @@ def find_edge(first_byte, first, end, byte):
     return edge if edge < end and first_byte[edge] == byte else -1
 
 
-@njit(Int(u16_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(Int(i32_ro, Int, Int, Int), cache=True, nogil=True)
 def edge_for_rank(rank_offset, first, end, rank):
     """The edge in [first, end) whose subtree holds relative rank `rank`: the last one whose
     rank offset is <= rank."""
@@ -112,7 +111,7 @@ def edge_for_rank(rank_offset, first, end, rank):
     hi = end
     while lo < hi:
         mid = (lo + hi) >> 1
-        if edge_rank(rank_offset, mid) <= rank:
+        if rank_offset[mid] <= rank:
             lo = mid + 1
         else:
             hi = mid

@@ -478,7 +478,8 @@ class RowPlan:
     entries sorted in memory, or merged from sorted runs on disk) lay out from one plan."""
 
     def __init__(
-        self, row_codes, n_ground, n_keys, n_open, n_var, n_leaves, cover, max_child, keyed_codes, cap, served=frozenset()
+        self, row_codes, n_ground, n_keys, n_open, n_var, n_leaves, cover, max_child, keyed_codes, cap,
+        served=frozenset(),
     ):  # fmt: skip
         # The cap counts the unpacked size (ArgIndex.unpacked_nbytes), so that which positions
         # are kept does not depend on the bit widths of a KB; the packed index is smaller still.

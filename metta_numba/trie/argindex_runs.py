@@ -133,9 +133,10 @@ def merge_entry_runs(
 
     count_only: add the distinct ground keys of each slot to `key_counts`. Otherwise write
     the entries the plan keeps: the variable entries of a slot with KEEP_VARIABLES, and the
-    ground and open entries of a slot with KEEP_KEYED, to `out_ranks` in merged order; each distinct key of a keyed slot to
-    `hashes[key_lo[slot] + k]` with its first posting in `key_start`, every FENCE_STRIDE-th
-    also to the fence at `fence_lo[slot]` (whose key start stays 0)."""
+    ground and open entries of a slot with KEEP_KEYED, to `out_ranks` in merged order; each
+    distinct key of a keyed slot to `hashes[key_lo[slot] + k]` with its first posting in
+    `key_start`, every FENCE_STRIDE-th also to the fence at `fence_lo[slot]` (whose key start
+    stays 0)."""
     n_runs = run_start.shape[0] - 1
     if scalars[STARTED] == 0:
         scalars[STARTED] = 1
@@ -367,7 +368,8 @@ def build_index_from_runs(
     keyed = np.zeros(n_slots, np.int8)
     key_lo = np.zeros(n_slots, np.int64)
     fence_lo = np.zeros(n_slots, np.int64)
-    keyed[present] = np.array(plan.keyed, np.int8) * KEEP_KEYED + np.array(plan.reads_variables, np.int8) * KEEP_VARIABLES
+    flags = np.array(plan.keyed, np.int8) * KEEP_KEYED
+    keyed[present] = flags + np.array(plan.reads_variables, np.int8) * KEEP_VARIABLES
     key_lo[present] = plan.key_lo
     fence_lo[present] = plan.fence_lo
     hashes = zeroed_file_array(folder / "index.hashes", np.uint32, plan.n_hashes)

@@ -12,10 +12,14 @@
     metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS] [-o FILE [--resume]]
                 [--timeout SECONDS] [--max-results N] [--chunk-size N]
     metta-numba warmup                               (compile every kernel into the cache)
+    metta-numba serve KB --socket PATH [--verify]    (a resident process answering query and run)
+    metta-numba query|run ... --server PATH          (ask that process; or METTA_NUMBA_SERVER=PATH)
 
 Exit codes: 0 success; 1 parse error or failed assertion; 2 usage error (a query pattern or
---patterns file that does not parse too); 3 bad or corrupt KB.
-Heavy modules (NumPy, Numba, h5py) are imported inside the commands, so `--help` is instant.
+--patterns file that does not parse too); 3 bad or corrupt KB; 4 no server at the socket (or a
+socket `serve` may not take).
+Heavy modules (NumPy, Numba, h5py) are imported inside the commands, so `--help` is instant,
+and a command sent to a server imports none of them.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_KB = 3
+EXIT_NO_SERVER = 4
 
-SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch", "demo", "warmup")
+SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch", "demo", "warmup", "serve")
 
 
 class CommandError(Exception):
@@ -67,6 +72,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_verify_argument(parser)
     _add_prefetch_argument(parser)
     _add_sandbox_argument(parser)
+    _add_server_argument(parser)
+
+
+def _add_server_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        metavar="PATH",
+        help="send the command to `metta-numba serve` listening on this socket (default: $METTA_NUMBA_SERVER)",
+    )
 
 
 def _add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
@@ -183,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_verify_argument(query)
     _add_prefetch_argument(query)
+    _add_server_argument(query)
 
     batch = commands.add_parser("batch", help="run many `!` queries against a KB on a Dask cluster")
     batch.add_argument("kb", metavar="KB", help="the KB directory")
@@ -213,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="quiet and at low priority, and only one at a time (what a command started on an "
         "empty cache runs)",
     )
+    serve = commands.add_parser(
+        "serve",
+        help="keep a KB open and its kernels loaded, answering `query` and `run` sent with --server",
+    )
+    serve.add_argument("kb", metavar="KB", help="the KB directory (opened read-only)")
+    serve.add_argument(
+        "--socket", required=True, metavar="PATH", help="the Unix socket to listen on (created with mode 0600)"
+    )
+    _add_verify_argument(serve)
     return parser
 
 
@@ -240,13 +264,32 @@ def _demo(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(normalize_argv(argv))
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if args.command in ("query", "run"):
+        from metta_numba import serve_client
+
+        server = serve_client.server_for(args)
+        if server is not None:
+            try:
+                return serve_client.forward(server, argv, args)
+            except BrokenPipeError:
+                return EXIT_OK
+            except KeyboardInterrupt:
+                print("metta-numba: interrupted", file=sys.stderr)
+                return 130
     import warnings
 
     warnings.showwarning = _one_line_warning
+    return dispatch(args)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command here (in this process, or in a server for its client); its exit
+    code, with CommandError reported on stderr."""
     from metta_numba import commands
 
     handler = {
@@ -257,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch": commands.batch,
         "demo": _demo,
         "warmup": commands.warmup,
+        "serve": commands.serve,
     }[args.command]
     try:
         return handler(args)

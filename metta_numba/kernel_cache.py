@@ -17,6 +17,7 @@ Inside that folder the kernels go to `kernels-<digest>`, keyed by the sources of
 module (`use_source_keyed_folder`): Numba checks only the time stamp of the file that defines a
 cached kernel, not of the files whose kernels it calls and has compiled into it, so after an
 edit or an update of one module its callers elsewhere would load stale machine code.
+`metta-numba warmup` removes the folders of older sources (`prune_older_folders`).
 
 Numba keys cache files by the CPU they were compiled for; see the README on
 NUMBA_CPU_NAME=generic for a cache shared by the nodes of a cluster.
@@ -173,3 +174,42 @@ def use_source_keyed_folder() -> Path | None:
     config.CACHE_DIR = str(keyed)
     _keyed_folder = keyed
     return keyed
+
+
+def _is_kernel_folder(path: Path) -> bool:
+    name = path.name
+    digest = name[len("kernels-") :]
+    return (
+        name.startswith("kernels-")
+        and len(digest) == 16
+        and all(c in "0123456789abcdef" for c in digest)
+        and path.is_dir()
+        and not path.is_symlink()
+    )
+
+
+def prune_older_folders(current: Path) -> list[Path]:
+    """Remove the `kernels-<digest>` folders beside `current` (the folder of these sources)
+    that were last written before it: each edit or update of a kernel module leaves one behind,
+    and nothing else ever reads it again. A folder written after `current` is kept: another
+    install of other sources may share the cache folder and still use it. Folders that are not
+    named as ours are never touched. Returns the folders removed."""
+    import shutil
+
+    try:
+        current_time = current.stat().st_mtime
+        siblings = list(current.parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for folder in siblings:
+        if folder == current or not _is_kernel_folder(folder):
+            continue
+        try:
+            if folder.stat().st_mtime >= current_time:
+                continue
+            shutil.rmtree(folder)
+        except OSError:
+            continue  # another process removed it first, or it is not ours to remove
+        removed.append(folder)
+    return removed

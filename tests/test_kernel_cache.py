@@ -155,3 +155,27 @@ def test_kernels_are_cached_in_the_folder_of_these_sources():
     import metta_numba.jit  # noqa: F401 (importing it chooses the folder)
 
     assert Path(config.CACHE_DIR).name == f"kernels-{kernel_cache.kernel_source_digest()}"
+
+
+def test_prune_removes_only_our_older_kernel_folders(tmp_path):
+    def folder(name: str, mtime: float) -> Path:
+        path = tmp_path / name
+        (path / "inner").mkdir(parents=True)
+        (path / "inner" / "k.nbc").write_bytes(b"x")
+        os.utime(path, (mtime, mtime))
+        return path
+
+    current = folder("kernels-1111111111111111", 2_000_000)
+    older = folder("kernels-2222222222222222", 1_000_000)
+    newer = folder("kernels-3333333333333333", 3_000_000)  # another install's, still in use
+    foreign = folder("kernels-not-a-digest", 1_000_000)
+    other = folder("numba-things", 1_000_000)
+    link = tmp_path / "kernels-4444444444444444"
+    link.symlink_to(foreign)
+    assert kernel_cache.prune_older_folders(current) == [older]
+    assert not older.exists()
+    for kept in (current, newer, foreign, other, link):
+        assert kept.exists()
+    assert (current / "inner" / "k.nbc").exists()
+    assert kernel_cache.prune_older_folders(current) == []
+    assert kernel_cache.prune_older_folders(tmp_path / "kernels-missing") == []

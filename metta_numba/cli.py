@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if args.command in ("query", "run"):
+    if args.command in ("query", "run") and (args.server or os.environ.get("METTA_NUMBA_SERVER")):
         from metta_numba import serve_client
 
         server = serve_client.server_for(args)

@@ -143,6 +143,48 @@ def configure() -> str:
     return how
 
 
+class DeferredCache:
+    """Stands for a kernel's Numba cache until something uses it: then it makes the real one
+    (`Dispatcher.enable_caching`), puts it in the dispatcher's place, runs `on_attach` on the
+    dispatcher and answers for it.
+
+    Numba makes a kernel's cache when the kernel is defined: it locates the cache folder, checks
+    that the folder exists and is writable (a temporary file is created and removed there) and
+    inspects the source file. For the 100-odd kernels our modules define, that is some tens of
+    milliseconds of every start-up, while a command calls about ten of them; the rest never
+    need a cache."""
+
+    def __init__(self, dispatcher, on_attach) -> None:
+        self._dispatcher = dispatcher
+        self._on_attach = on_attach
+
+    def attach(self):
+        dispatcher = self._dispatcher
+        if dispatcher._cache is self:
+            dispatcher.enable_caching()
+            if dispatcher._cache is self:  # caching is off (configure found no folder)
+                from numba.core.caching import NullCache
+
+                dispatcher._cache = NullCache()
+            else:
+                self._on_attach(dispatcher)
+        return dispatcher._cache
+
+    def __getattr__(self, name: str):
+        return getattr(self.attach(), name)
+
+
+def defer_cache(dispatcher, on_attach) -> None:
+    """Give `dispatcher` (made without a cache) a DeferredCache."""
+    dispatcher._cache = DeferredCache(dispatcher, on_attach)
+
+
+def attached_cache(dispatcher):
+    """The dispatcher's Numba cache, made now if it was deferred."""
+    cache = dispatcher._cache
+    return cache.attach() if isinstance(cache, DeferredCache) else cache
+
+
 def kernel_source_digest() -> str:
     """A digest of the package's kernel modules (the sources that mention njit), paths included."""
     import xxhash  # the store's hash: already a dependency, and cheaper to import than hashlib

@@ -185,16 +185,59 @@ def attached_cache(dispatcher):
     return cache.attach() if isinstance(cache, DeferredCache) else cache
 
 
-def kernel_source_digest() -> str:
-    """A digest of the package's kernel modules (the sources that mention njit), paths included."""
+def _package_sources(root: Path) -> list[tuple[str, str, os.stat_result]]:
+    """(path relative to `root`, full path, stat) of every .py file under `root`, sorted;
+    `__pycache__` folders (where the kernel cache itself may live) are not walked."""
+    found = []
+    folders = [(str(root), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        folders.append((entry.path, f"{prefix}{entry.name}/"))
+                elif entry.name.endswith(".py"):
+                    found.append((prefix + entry.name, entry.path, entry.stat()))
+    found.sort()
+    return found
+
+
+def kernel_source_digest(memo_folder: Path | None = None) -> str:
+    """A digest of the package's kernel modules (the sources that mention njit), paths included.
+
+    Reading and hashing every source costs several milliseconds of each start-up. With
+    `memo_folder`, the digest is kept in a file there next to a stamp of the sources' names,
+    sizes and modification times, and read back while the stamp is unchanged: the test Python
+    itself uses to trust a module's cached bytecode."""
     import xxhash  # the store's hash: already a dependency, and cheaper to import than hashlib
 
+    sources = _package_sources(PACKAGE_DIR)
+    stamp = xxhash.xxh64()
+    for relative, _, info in sources:
+        stamp.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    memo = memo_folder / "kernel-source-digest" if memo_folder is not None else None
+    if memo is not None:
+        try:
+            known_stamp, known_digest = memo.read_text().split()
+            if known_stamp == stamp.hexdigest():
+                return known_digest
+        except (OSError, ValueError):
+            pass
     digest = xxhash.xxh64()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        data = path.read_bytes()
+    for relative, path, _ in sources:
+        with open(path, "rb") as f:
+            data = f.read()
         if b"njit" in data:
-            digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
+            digest.update(relative.encode() + b"\0")
             digest.update(data)
+    if memo is not None:
+        partial = memo.with_name(f"{memo.name}.{os.getpid()}")
+        try:
+            partial.write_text(f"{stamp.hexdigest()} {digest.hexdigest()}\n")
+            os.replace(partial, memo)
+        except OSError:
+            pass  # only a memo: the next process computes the digest again
     return digest.hexdigest()
 
 
@@ -208,7 +251,7 @@ def use_source_keyed_folder() -> Path | None:
     how, folder = choose_cache_folder()
     if how == "none" or folder is None:
         return None
-    keyed = folder / f"kernels-{kernel_source_digest()}"
+    keyed = folder / f"kernels-{kernel_source_digest(folder)}"
     if not _usable(keyed):
         return None
     from numba.core import config

@@ -179,3 +179,28 @@ def test_prune_removes_only_our_older_kernel_folders(tmp_path):
     assert (current / "inner" / "k.nbc").exists()
     assert kernel_cache.prune_older_folders(current) == []
     assert kernel_cache.prune_older_folders(tmp_path / "kernels-missing") == []
+
+
+def test_source_digest_memo_is_trusted_only_while_the_sources_stamp_holds(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    (package / "__pycache__" / "kernels-x").mkdir(parents=True)
+    (package / "__pycache__" / "kernels-x" / "stray.py").write_text("@njit\ndef cached(): pass\n")
+    (package / "k.py").write_text("@njit\ndef f(x):\n    return x + 1\n")
+    monkeypatch.setattr(kernel_cache, "PACKAGE_DIR", package)
+    memo_folder = tmp_path / "cache"
+    memo_folder.mkdir()
+    digest = kernel_cache.kernel_source_digest(memo_folder)
+    assert digest == kernel_cache.kernel_source_digest()  # the same as computed without a memo
+    stamp, kept = (memo_folder / "kernel-source-digest").read_text().split()
+    assert kept == digest
+    # While the stamp holds the memo answers (a planted digest proves it is read) ...
+    (memo_folder / "kernel-source-digest").write_text(f"{stamp} 0123456789abcdef\n")
+    assert kernel_cache.kernel_source_digest(memo_folder) == "0123456789abcdef"
+    # ... and an edited source (another size and time) is hashed again.
+    (package / "k.py").write_text("@njit\ndef f(x):\n    return x + 22\n")
+    os.utime(package / "k.py", ns=(1, 1))
+    fresh = kernel_cache.kernel_source_digest(memo_folder)
+    assert fresh not in (digest, "0123456789abcdef") and fresh == kernel_cache.kernel_source_digest()
+    # The __pycache__ folder is not part of the sources.
+    (package / "__pycache__" / "kernels-x" / "stray.py").write_text("changed")
+    assert kernel_cache.kernel_source_digest() == fresh

@@ -257,20 +257,33 @@ class Server:
         print(f"metta-numba serve: {message}", file=self.log, flush=True)
 
 
+WARM_PATTERNS = (
+    "(= (metta-numba-serve-warm $x) $y)",  # a ground head: the trie walk
+    "(metta-numba-serve-warm $x 1)",  # a ground later argument: the argument index
+    "($f metta-numba-serve-warm)",  # a variable head
+    "(, (metta-numba-serve-warm $x) ($x $y))",  # a conjunction: the join
+)
+WARM_PROGRAM = (
+    "!(metta-numba-serve-warm 1)\n"
+    "!(match &self (metta-numba-serve-warm $x 1) $x)\n"
+    "!(match &self ($f metta-numba-serve-warm) $f)\n"
+)
+
+
 def _warm(kb) -> None:
-    """Load the modules and kernels a first query and a first program use, so that the first
-    request does not pay for them. Its output is dropped."""
+    """Load the modules and kernels that queries and programs of the common shapes use (with a
+    symbol no KB holds), so that the first request does not pay for them. Output is dropped."""
     from metta_numba.interp.runner import MeTTa
     from metta_numba.space import SnapshotSpace
     from metta_numba.space.query_answers import answers, count_answers
     from metta_numba.syntax.parser import parse_atom
 
-    pattern = parse_atom("(= (metta-numba-serve-warm $x) $y)", "<warm>")
-    count_answers(kb, pattern)
-    list(answers(kb, pattern, None))
-    MeTTa(space=SnapshotSpace(kb)).run_program(
-        "!(match &self (= (metta-numba-serve-warm $x) $y) $y)\n!(metta-numba-serve-warm 1)\n", filename="<warm>"
-    )
+    for text in WARM_PATTERNS:
+        pattern = parse_atom(text, "<warm>")
+        count_answers(kb, pattern)
+        for _ in answers(kb, pattern, 1):
+            pass
+    MeTTa(space=SnapshotSpace(kb)).run_program(WARM_PROGRAM, filename="<warm>")
 
 
 def serve_kb(args) -> int:

@@ -5,8 +5,9 @@ direct command's time goes (imports, kernel loads from the cache, the KB open, t
         --pattern '(= (add1250 $a $b) $r)' [--source SRC.metta] [--hyperon VENV] [--repeat 5]
 
 Every figure is the median of `--repeat` fresh processes (min-max in brackets), with the page
-and kernel caches warm (one untimed run first). The breakdown comes from separate runs with
-timers around importing, `cold_start.load_cached` and `PersistentKB.open`; time goes to the
+and kernel caches warm (one untimed run first): wall time, and CPU time (user + system), which
+a busy machine inflates less. The breakdown comes from separate runs with CPU-time timers
+around importing, `cold_start.load_cached` and `PersistentKB.open`; time goes to the
 innermost phase (an import made while a kernel loads counts as an import). With `--source` (the
 KB's text) and `--hyperon` (a venv with hyperon's `metta-py`), hyperon's whole process loading
 that text and answering the program is measured too. Prints a Markdown table.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -29,7 +31,7 @@ from pathlib import Path
 BREAKDOWN_CHILD = r"""
 import contextlib, io, json, os, sys, time
 import importlib._bootstrap as bootstrap
-clock = time.perf_counter
+clock = time.process_time  # CPU time: what a busy machine changes least
 spent = {}
 stack = [["other", clock()]]
 
@@ -78,17 +80,22 @@ def _env() -> dict:
     return env
 
 
-def wall(cmd: list[str], repeat: int, cwd: Path | None = None) -> list[float]:
-    """Seconds of `repeat` runs of `cmd` (after one untimed run); a failure stops the bench."""
-    samples = []
+def wall(cmd: list[str], repeat: int) -> tuple[list[float], list[float]]:
+    """(wall seconds, CPU seconds) of `repeat` runs of `cmd` (after one untimed run); a
+    failure stops the bench."""
+    walls, cpus = [], []
     for i in range(repeat + 1):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, cwd=cwd, env=_env())
+        done = subprocess.run(cmd, capture_output=True, env=_env())
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.decode()[-400:]}")
         if i:
-            samples.append(time.perf_counter() - started)
-    return samples
+            walls.append(elapsed)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return walls, cpus
 
 
 def breakdown(args: list[str], repeat: int) -> dict[str, list[float]]:
@@ -106,6 +113,11 @@ def breakdown(args: list[str], repeat: int) -> dict[str, list[float]]:
 def shown(samples: list[float]) -> str:
     ms = [s * 1e3 for s in samples]
     return f"{statistics.median(ms):.0f} ms ({min(ms):.0f}-{max(ms):.0f})"
+
+
+def shown_process(figures: tuple[list[float], list[float]]) -> str:
+    walls, cpus = figures
+    return f"{shown(walls)}; CPU {shown(cpus)}"
 
 
 def start_server(kb: Path, sock: Path) -> subprocess.Popen:
@@ -141,7 +153,7 @@ def served_rows(kb: Path, work: Path, command: list[str], run_args: list[str], q
     try:
         for name, cli_args in (("run --load-snapshot KB q.metta", run_args), ("query KB PATTERN", query_args)):
             served = command + cli_args + ["--server", str(sock)]
-            rows.append((f"`{name} --server S`, whole process", shown(wall(served, repeat))))
+            rows.append((f"`{name} --server S`, whole process", shown_process(wall(served, repeat))))
         client = ["-m", "metta_numba", *query_args, "--server", str(sock)]
         rows.append(("heavy packages the client imports", client_imports(client)))
     finally:
@@ -166,24 +178,24 @@ def main(argv: list[str] | None = None) -> None:
     program.write_text(args.program + "\n")
     run_args = ["run", "--load-snapshot", str(args.kb), str(program)]
     query_args = ["query", str(args.kb), args.pattern]
-    interpreter = shown(wall([sys.executable, "-c", "pass"], args.repeat))
+    interpreter = shown_process(wall([sys.executable, "-c", "pass"], args.repeat))
     rows: list[tuple[str, str]] = [("`python -c pass` (the interpreter alone)", interpreter)]
     for name, cli_args in (("run --load-snapshot KB q.metta", run_args), ("query KB PATTERN", query_args)):
-        rows.append((f"`{name}`, whole process", shown(wall(command + cli_args, args.repeat))))
+        rows.append((f"`{name}`, whole process", shown_process(wall(command + cli_args, args.repeat))))
         phases = breakdown(cli_args, args.repeat)
-        rows.append(("&nbsp;&nbsp;in the process (timed run)", shown(phases["in the process"])))
+        rows.append(("&nbsp;&nbsp;in the process (CPU, timed run)", shown(phases["in the process"])))
         for phase in PHASES:
-            rows.append((f"&nbsp;&nbsp;{phase}", shown(phases[phase])))
+            rows.append((f"&nbsp;&nbsp;{phase} (CPU)", shown(phases[phase])))
     if not args.direct_only:
         rows += served_rows(args.kb, work, command, run_args, query_args, args.repeat)
     if args.source and args.hyperon:
         text = work / "with-query.metta"
         text.write_text(args.source.read_text() + "\n" + args.program + "\n")
         metta_py = str(args.hyperon / "bin" / "metta-py")
-        figure = shown(wall([metta_py, str(text)], args.repeat))
+        figure = shown_process(wall([metta_py, str(text)], args.repeat))
         rows.append(("hyperon `metta-py` of the KB's text + the program, whole process", figure))
     shutil.rmtree(work, ignore_errors=True)
-    print("| what | median (min-max) |\n|---|---|")
+    print("| what | wall time, median (min-max); CPU time (user + system) |\n|---|---|")
     for name, figure in rows:
         print(f"| {name} | {figure} |")
 

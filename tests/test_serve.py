@@ -107,7 +107,7 @@ def test_query_errors_equal_the_direct_command(server, kb):
 
 
 def test_run_equals_the_direct_command(server, kb, folder):
-    program = "!(match &self (edge n1 $y) $y)\n!(f 3)\n!(+ 1 2)\n"
+    program = '!(match &self (edge n1 $y) $y)\n!(println! "printed while running")\n!(f 3)\n!(+ 1 2)\n'
     write(folder / "prog.metta", program)
     same_as_direct(server, "run", "--load-snapshot", "facts.kb", "prog.metta", cwd=folder)
     same_as_direct(server, "run", "--load-snapshot", str(kb), "-", stdin=program)

@@ -64,7 +64,7 @@ def receive_request(conn: socket.socket) -> tuple[list[str], str, bytes]:
         raise ProtocolError(f"a request header of {size:,} bytes (at most {MAX_HEADER_BYTES:,})")
     try:
         header = json.loads(receive_exactly(conn, size))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ProtocolError(f"the request header is not JSON ({err})") from None
     if not isinstance(header, dict) or header.get("protocol") != PROTOCOL:
         raise ProtocolError(f"not a request of protocol {PROTOCOL}")

@@ -185,6 +185,8 @@ def test_socket_is_private_and_not_taken_twice(server, kb, folder):
     shared.chmod(0o777)  # others could replace the socket in it
     proc = cli("serve", str(kb), "--socket", str(shared / "s.sock"))
     assert proc.returncode == 4 and "others may write" in proc.stderr
+    proc = cli("serve", str(kb), "--socket", str(folder / ("x" * 120)))  # longer than a socket path may be
+    assert proc.returncode == 4 and "cannot listen there" in proc.stderr
     proc = cli("serve", str(folder / "no.kb"), "--socket", str(folder / "x.sock"))
     assert proc.returncode == 3 and not (folder / "x.sock").exists()
 
@@ -212,6 +214,7 @@ def test_malformed_requests_and_vanishing_clients_leave_the_server_answering(ser
         struct.pack(">I", 5) + b"{nope",
         struct.pack(">I", 1 << 30),
         struct.pack(">I", 2) + b"[]",
+        length_prefixed(b"[" * 200_000),  # nested past the decoder's recursion limit
         length_prefixed(json.dumps({"protocol": 1, "argv": "query", "cwd": "/"}).encode()),
         length_prefixed(json.dumps({"protocol": 1, "argv": ["query"], "cwd": "relative"}).encode()),
         length_prefixed(json.dumps({"protocol": 1, "argv": [], "cwd": "/", "stdin_bytes": -1}).encode()),

@@ -3,11 +3,11 @@ client imports this and nothing heavier).
 
 A connection carries one request and its answer:
 
-    client -> server   4-byte big-endian length N, then N bytes of JSON:
-                       {"protocol": 1, "argv": [...the command line...], "cwd": "/abs/dir",
-                        "stdin_bytes": K}
-                       then K bytes: the client's stdin, when the command reads it (`run -`,
-                       `query --patterns -`), else K = 0
+    client -> server   4-byte big-endian length N, then N bytes of fields, each ended by NUL
+                       (which no path or argument holds), in the file system's encoding:
+                       REQUEST_MAGIC, the working folder (absolute), K in decimal, then the
+                       command line's arguments; then K bytes: the client's stdin, when the
+                       command reads it (`run -`, `query --patterns -`), else K = 0
     server -> client   frames: one kind byte, a 4-byte big-endian length, the payload
                        b"o" bytes for stdout, b"e" bytes for stderr (any number, in order),
                        b"x" the exit code as ASCII digits: the last frame
@@ -15,11 +15,11 @@ A connection carries one request and its answer:
 
 from __future__ import annotations
 
-import json
+import os
 import socket
 import struct
 
-PROTOCOL = 1
+REQUEST_MAGIC = b"metta-numba-request-1"
 MAX_HEADER_BYTES = 1 << 20
 MAX_STDIN_BYTES = 1 << 30
 STDOUT, STDERR, EXIT = b"o", b"e", b"x"
@@ -48,7 +48,8 @@ def receive_exactly(conn: socket.socket, size: int) -> bytes:
 
 
 def send_request(conn: socket.socket, argv: list[str], cwd: str, stdin: bytes = b"") -> None:
-    header = json.dumps({"protocol": PROTOCOL, "argv": argv, "cwd": cwd, "stdin_bytes": len(stdin)}).encode()
+    fields = [REQUEST_MAGIC, os.fsencode(cwd), str(len(stdin)).encode(), *(os.fsencode(arg) for arg in argv)]
+    header = b"".join(field + b"\0" for field in fields)
     conn.sendall(_LENGTH.pack(len(header)) + header)
     if stdin:
         conn.sendall(stdin)
@@ -62,19 +63,18 @@ def receive_request(conn: socket.socket) -> tuple[list[str], str, bytes]:
     (size,) = _LENGTH.unpack(first + receive_exactly(conn, _LENGTH.size - len(first)))
     if size > MAX_HEADER_BYTES:
         raise ProtocolError(f"a request header of {size:,} bytes (at most {MAX_HEADER_BYTES:,})")
-    try:
-        header = json.loads(receive_exactly(conn, size))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ProtocolError(f"the request header is not JSON ({err})") from None
-    if not isinstance(header, dict) or header.get("protocol") != PROTOCOL:
-        raise ProtocolError(f"not a request of protocol {PROTOCOL}")
-    argv, cwd, stdin_bytes = header.get("argv"), header.get("cwd"), header.get("stdin_bytes", 0)
-    if not isinstance(argv, list) or not all(isinstance(arg, str) for arg in argv):
-        raise ProtocolError("the request's argv is not a list of strings")
-    if not isinstance(cwd, str) or not cwd.startswith("/"):
-        raise ProtocolError("the request's cwd is not an absolute path")
-    if type(stdin_bytes) is not int or not 0 <= stdin_bytes <= MAX_STDIN_BYTES:
-        raise ProtocolError("the request's stdin_bytes is not a size")
+    header = receive_exactly(conn, size)
+    if not header.endswith(b"\0"):
+        raise ProtocolError("a request header not ended by NUL")
+    fields = header[:-1].split(b"\0")
+    if len(fields) < 3 or fields[0] != REQUEST_MAGIC:
+        raise ProtocolError("not a metta-numba request (or one of another version)")
+    cwd, argv = os.fsdecode(fields[1]), [os.fsdecode(field) for field in fields[3:]]
+    if not cwd.startswith("/"):
+        raise ProtocolError("the request's working folder is not an absolute path")
+    if not fields[2].isdigit() or len(fields[2]) > 12 or int(fields[2]) > MAX_STDIN_BYTES:
+        raise ProtocolError("the request's stdin size is not a size")
+    stdin_bytes = int(fields[2])
     return argv, cwd, receive_exactly(conn, stdin_bytes)
 
 

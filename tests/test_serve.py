@@ -4,7 +4,6 @@ and stops cleanly; the client reports an absent or stale server and imports no N
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -214,11 +213,12 @@ def test_malformed_requests_and_vanishing_clients_leave_the_server_answering(ser
         struct.pack(">I", 5) + b"{nope",
         struct.pack(">I", 1 << 30),
         struct.pack(">I", 2) + b"[]",
-        length_prefixed(b"[" * 200_000),  # nested past the decoder's recursion limit
-        length_prefixed(json.dumps({"protocol": 1, "argv": "query", "cwd": "/"}).encode()),
-        length_prefixed(json.dumps({"protocol": 1, "argv": ["query"], "cwd": "relative"}).encode()),
-        length_prefixed(json.dumps({"protocol": 1, "argv": [], "cwd": "/", "stdin_bytes": -1}).encode()),
-        length_prefixed(json.dumps({"protocol": 1, "argv": ["query"], "cwd": "/", "stdin_bytes": 10}).encode()),
+        length_prefixed(b"[" * 200_000),
+        length_prefixed(b"metta-numba-request-1\0/\x000\0query"),  # the last field not ended
+        length_prefixed(b"metta-numba-request-1\0relative\x000\0query\0"),
+        length_prefixed(b"metta-numba-request-1\0/\0-1\0query\0"),
+        length_prefixed(b"metta-numba-request-9\0/\x000\0query\0"),
+        length_prefixed(b"metta-numba-request-1\0/\x0010\0query\0"),  # 10 bytes of stdin never come
     ):
         frames = raw_request(server, payload)
         assert frames == [] or frames[-1] == (EXIT, b"2")

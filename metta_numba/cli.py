@@ -107,21 +107,12 @@ def _add_verify_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="metta-numba",
-        description="Run MeTTa programs and query compiled knowledge-base snapshots.",
-        epilog="`metta-numba FILE.metta` is short for `metta-numba run FILE.metta`. "
-        "Exit codes: 0 ok, 1 parse error or failed assertion, 2 usage error, 3 bad or corrupt KB.",
-    )
-    from metta_numba import __version__
-
-    parser.add_argument("--version", action="version", version=f"metta-numba {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_run(commands) -> None:
     run = commands.add_parser("run", help="run a .metta program and print one line per `!`")
     _add_run_arguments(run)
 
+
+def _add_repl(commands) -> None:
     repl = commands.add_parser("repl", help="an interactive session")
     repl.add_argument("--load-snapshot", metavar="KB", help="start with this snapshot KB as &self")
     repl.add_argument(
@@ -132,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prefetch_argument(repl)
     _add_sandbox_argument(repl)
 
+
+def _add_snapshot(commands) -> None:
     snapshot = commands.add_parser("snapshot", help="build, inspect, verify or compact a KB snapshot")
     actions = snapshot.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="compile .metta sources into a KB snapshot")
@@ -173,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=text)
         action.add_argument("kb", metavar="KB", help="the KB directory")
 
+
+def _add_query(commands) -> None:
     query = commands.add_parser(
         "query", help="match a pattern, a conjunction (, p1 p2 ...) or a file of patterns against a KB"
     )
@@ -199,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prefetch_argument(query)
     _add_server_argument(query)
 
+
+def _add_batch(commands) -> None:
     batch = commands.add_parser("batch", help="run many `!` queries against a KB on a Dask cluster")
     batch.add_argument("kb", metavar="KB", help="the KB directory")
     batch.add_argument("queries", metavar="QUERIES.metta", help="a file of `!` queries")
@@ -213,10 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--max-results", type=int, default=None, metavar="N", help="print at most N results per query")
     batch.add_argument("--chunk-size", type=int, default=None, metavar="N", help="queries per task (default: auto)")
 
+
+def _add_demo(commands) -> None:
     demo = commands.add_parser("demo", help="build a generated KB into a snapshot and query it, twice, with timings")
     demo.add_argument("--facts", type=int, default=200_000, metavar="N", help="edge facts in the KB (default 200000)")
     demo.add_argument("--dir", metavar="DIR", help="work directory, kept afterwards (default: a temporary one)")
     demo.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+
+
+def _add_warmup(commands) -> None:
     warmup = commands.add_parser(
         "warmup",
         help="compile every kernel into the cache, so that later commands start fast "
@@ -228,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="quiet and at low priority, and only one at a time (what a command started on an "
         "empty cache runs)",
     )
+
+
+def _add_serve(commands) -> None:
     serve = commands.add_parser(
         "serve",
         help="keep a KB open and its kernels loaded, answering `query` and `run` sent with --server",
@@ -237,6 +242,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--socket", required=True, metavar="PATH", help="the Unix socket to listen on (created with mode 0600)"
     )
     _add_verify_argument(serve)
+
+_SUBCOMMAND_PARSERS = {
+    "run": _add_run,
+    "repl": _add_repl,
+    "snapshot": _add_snapshot,
+    "query": _add_query,
+    "batch": _add_batch,
+    "demo": _add_demo,
+    "warmup": _add_warmup,
+    "serve": _add_serve,
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `only`, that subcommand's alone (building all of them
+    costs some milliseconds, which a short command, such as a server's client, notices)."""
+    parser = argparse.ArgumentParser(
+        prog="metta-numba",
+        description="Run MeTTa programs and query compiled knowledge-base snapshots.",
+        epilog="`metta-numba FILE.metta` is short for `metta-numba run FILE.metta`. "
+        "Exit codes: 0 ok, 1 parse error or failed assertion, 2 usage error, 3 bad or corrupt KB, "
+        "4 no server at --server's socket.",
+    )
+    from metta_numba import __version__
+
+    parser.add_argument("--version", action="version", version=f"metta-numba {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, add in _SUBCOMMAND_PARSERS.items():
+        if only is None or only == name:
+            add(commands)
     return parser
 
 
@@ -262,10 +297,17 @@ def _demo(args) -> int:
     return run_demo(args.facts, args.dir, args.keep)
 
 
+def parse_command_line(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """(parser, parsed arguments); a usage error exits (SystemExit 2) as argparse does."""
+    normalized = normalize_argv(argv)
+    first = normalized[0] if normalized else None
+    parser = build_parser(first if first in SUBCOMMANDS else None)
+    return parser, parser.parse_args(normalized)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(normalize_argv(argv))
+    parser, args = parse_command_line(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

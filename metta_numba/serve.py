@@ -231,7 +231,7 @@ class Server:
 
     def _command(self, argv: list[str], cwd: str) -> int:
         try:
-            args = cli.build_parser().parse_args(cli.normalize_argv(argv))
+            _, args = cli.parse_command_line(argv)
         except SystemExit as stop:  # argparse printed the usage error to (our) stderr
             return stop.code if isinstance(stop.code, int) else EXIT_USAGE
         if args.command not in SERVED_COMMANDS:

@@ -4,12 +4,14 @@ A KB is compiled once into a snapshot of flat arrays, opened in O(1) with np.mem
 queried by Numba kernels. The language and the results follow hyperon.
 """
 
-from metta_numba import kernel_cache
+from metta_numba import kernel_cache, lazy_imports
 
 __version__ = "0.1.0"
 
-# Before any kernel module imports Numba: a folder the compiled kernels can be cached in.
+# Before any kernel module imports Numba: a folder the compiled kernels can be cached in, and
+# the modules Numba imports without needing them on our path made lazy.
 kernel_cache.configure()
+lazy_imports.defer_unused_imports()
 
 __all__ = ["MeTTa"]
 

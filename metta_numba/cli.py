@@ -12,10 +12,14 @@
     metta-numba batch KB QUERIES.metta [--workers N | --scheduler ADDRESS] [-o FILE [--resume]]
                 [--timeout SECONDS] [--max-results N] [--chunk-size N]
     metta-numba warmup                               (compile every kernel into the cache)
+    metta-numba serve KB --socket PATH [--verify]    (a resident process answering query and run)
+    metta-numba query|run ... --server PATH          (ask that process; or METTA_NUMBA_SERVER=PATH)
 
 Exit codes: 0 success; 1 parse error or failed assertion; 2 usage error (a query pattern or
---patterns file that does not parse too); 3 bad or corrupt KB.
-Heavy modules (NumPy, Numba, h5py) are imported inside the commands, so `--help` is instant.
+--patterns file that does not parse too); 3 bad or corrupt KB; 4 no server at the socket (or a
+socket `serve` may not take).
+Heavy modules (NumPy, Numba, h5py) are imported inside the commands, so `--help` is instant,
+and a command sent to a server imports none of them.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_KB = 3
+EXIT_NO_SERVER = 4
 
-SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch", "demo", "warmup")
+SUBCOMMANDS = ("run", "repl", "snapshot", "query", "batch", "demo", "warmup", "serve")
 
 
 class CommandError(Exception):
@@ -67,6 +72,15 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_verify_argument(parser)
     _add_prefetch_argument(parser)
     _add_sandbox_argument(parser)
+    _add_server_argument(parser)
+
+
+def _add_server_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        metavar="PATH",
+        help="send the command to `metta-numba serve` listening on this socket (default: $METTA_NUMBA_SERVER)",
+    )
 
 
 def _add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
@@ -93,21 +107,12 @@ def _add_verify_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="metta-numba",
-        description="Run MeTTa programs and query compiled knowledge-base snapshots.",
-        epilog="`metta-numba FILE.metta` is short for `metta-numba run FILE.metta`. "
-        "Exit codes: 0 ok, 1 parse error or failed assertion, 2 usage error, 3 bad or corrupt KB.",
-    )
-    from metta_numba import __version__
-
-    parser.add_argument("--version", action="version", version=f"metta-numba {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_run(commands) -> None:
     run = commands.add_parser("run", help="run a .metta program and print one line per `!`")
     _add_run_arguments(run)
 
+
+def _add_repl(commands) -> None:
     repl = commands.add_parser("repl", help="an interactive session")
     repl.add_argument("--load-snapshot", metavar="KB", help="start with this snapshot KB as &self")
     repl.add_argument(
@@ -118,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prefetch_argument(repl)
     _add_sandbox_argument(repl)
 
+
+def _add_snapshot(commands) -> None:
     snapshot = commands.add_parser("snapshot", help="build, inspect, verify or compact a KB snapshot")
     actions = snapshot.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="compile .metta sources into a KB snapshot")
@@ -159,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         action = actions.add_parser(name, help=text)
         action.add_argument("kb", metavar="KB", help="the KB directory")
 
+
+def _add_query(commands) -> None:
     query = commands.add_parser(
         "query", help="match a pattern, a conjunction (, p1 p2 ...) or a file of patterns against a KB"
     )
@@ -183,7 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_verify_argument(query)
     _add_prefetch_argument(query)
+    _add_server_argument(query)
 
+
+def _add_batch(commands) -> None:
     batch = commands.add_parser("batch", help="run many `!` queries against a KB on a Dask cluster")
     batch.add_argument("kb", metavar="KB", help="the KB directory")
     batch.add_argument("queries", metavar="QUERIES.metta", help="a file of `!` queries")
@@ -198,10 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--max-results", type=int, default=None, metavar="N", help="print at most N results per query")
     batch.add_argument("--chunk-size", type=int, default=None, metavar="N", help="queries per task (default: auto)")
 
+
+def _add_demo(commands) -> None:
     demo = commands.add_parser("demo", help="build a generated KB into a snapshot and query it, twice, with timings")
     demo.add_argument("--facts", type=int, default=200_000, metavar="N", help="edge facts in the KB (default 200000)")
     demo.add_argument("--dir", metavar="DIR", help="work directory, kept afterwards (default: a temporary one)")
     demo.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+
+
+def _add_warmup(commands) -> None:
     warmup = commands.add_parser(
         "warmup",
         help="compile every kernel into the cache, so that later commands start fast "
@@ -213,6 +230,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="quiet and at low priority, and only one at a time (what a command started on an "
         "empty cache runs)",
     )
+
+
+def _add_serve(commands) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="keep a KB open and its kernels loaded, answering `query` and `run` sent with --server",
+    )
+    serve.add_argument("kb", metavar="KB", help="the KB directory (opened read-only)")
+    serve.add_argument(
+        "--socket", required=True, metavar="PATH", help="the Unix socket to listen on (created with mode 0600)"
+    )
+    _add_verify_argument(serve)
+
+_SUBCOMMAND_PARSERS = {
+    "run": _add_run,
+    "repl": _add_repl,
+    "snapshot": _add_snapshot,
+    "query": _add_query,
+    "batch": _add_batch,
+    "demo": _add_demo,
+    "warmup": _add_warmup,
+    "serve": _add_serve,
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `only`, that subcommand's alone (building all of them
+    costs some milliseconds, which a short command, such as a server's client, notices)."""
+    parser = argparse.ArgumentParser(
+        prog="metta-numba",
+        description="Run MeTTa programs and query compiled knowledge-base snapshots.",
+        epilog="`metta-numba FILE.metta` is short for `metta-numba run FILE.metta`. "
+        "Exit codes: 0 ok, 1 parse error or failed assertion, 2 usage error, 3 bad or corrupt KB, "
+        "4 no server at --server's socket.",
+    )
+    from metta_numba import __version__
+
+    parser.add_argument("--version", action="version", version=f"metta-numba {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, add in _SUBCOMMAND_PARSERS.items():
+        if only is None or only == name:
+            add(commands)
     return parser
 
 
@@ -238,15 +297,41 @@ def _demo(args) -> int:
     return run_demo(args.facts, args.dir, args.keep)
 
 
+def parse_command_line(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """(parser, parsed arguments); a usage error exits (SystemExit 2) as argparse does."""
+    normalized = normalize_argv(argv)
+    first = normalized[0] if normalized else None
+    parser = build_parser(first if first in SUBCOMMANDS else None)
+    return parser, parser.parse_args(normalized)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, args = parse_command_line(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if args.command in ("query", "run") and (args.server or os.environ.get("METTA_NUMBA_SERVER")):
+        from metta_numba import serve_client
+
+        server = serve_client.server_for(args)
+        if server is not None:
+            try:
+                return serve_client.forward(server, argv, args)
+            except BrokenPipeError:
+                return EXIT_OK
+            except KeyboardInterrupt:
+                print("metta-numba: interrupted", file=sys.stderr)
+                return 130
     import warnings
 
     warnings.showwarning = _one_line_warning
+    return dispatch(args)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command here (in this process, or in a server for its client); its exit
+    code, with CommandError reported on stderr."""
     from metta_numba import commands
 
     handler = {
@@ -257,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch": commands.batch,
         "demo": _demo,
         "warmup": commands.warmup,
+        "serve": commands.serve,
     }[args.command]
     try:
         return handler(args)

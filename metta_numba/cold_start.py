@@ -86,7 +86,9 @@ def load_cached(dispatcher, signatures: list) -> bool:
     the declared signature that fits best. True when all were there."""
     from numba.core import caching, sigutils
 
-    cache = dispatcher._cache
+    from metta_numba.kernel_cache import attached_cache
+
+    cache = attached_cache(dispatcher)
     if not isinstance(cache, caching.Cache):
         return False
     found = []
@@ -108,7 +110,9 @@ def load_cached(dispatcher, signatures: list) -> bool:
 def caching_enabled(dispatcher) -> bool:
     from numba.core import caching
 
-    return isinstance(dispatcher._cache, caching.Cache)
+    from metta_numba.kernel_cache import attached_cache
+
+    return isinstance(attached_cache(dispatcher), caching.Cache)
 
 
 # --- the Python twin ---------------------------------------------------------------------------

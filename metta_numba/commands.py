@@ -151,7 +151,9 @@ def _program_space(args):
     --load-snapshot. The KB is opened read-only, so the program's changes stay in memory,
     unless --save-snapshot names the same KB: then it is opened for writing and the whole
     session is one transaction, committed when the block ends without an exception (a
-    crash, a kill or an error before that leaves the KB as it was)."""
+    crash, a kill or an error before that leaves the KB as it was).
+    In a server (`served_kb`: the KB it keeps open read-only), the program runs over that
+    KB, unless it saves in place: that goes through a writer opened here, as without a server."""
     if not args.load_snapshot:
         yield None, None
         return
@@ -160,6 +162,12 @@ def _program_space(args):
 
     target = getattr(args, "save_snapshot", None)
     in_place = bool(target) and Path(target).resolve() == Path(args.load_snapshot).resolve()
+    served = getattr(args, "served_kb", None)
+    if served is not None and not in_place:
+        if args.verify:
+            served.verify()
+        yield SnapshotSpace(served), served
+        return
     with PersistentKB.open(
         args.load_snapshot, readonly=not in_place, verify=args.verify, prefetch=getattr(args, "prefetch", False)
     ) as kb:
@@ -467,6 +475,12 @@ def query(args) -> int:
     check_options(args)
     if args.pattern is not None:
         parsed_pattern(args)  # a bad pattern is reported before the KB is opened
+    served = getattr(args, "served_kb", None)
+    if served is not None:  # in a server: the KB it keeps open (see serve.py)
+        with _kb_errors():
+            if args.verify:
+                served.verify()
+            return run_query(args, served)
     if _sharded(args.kb):
         from metta_numba.dist.sharded_kb import ShardedKB
 
@@ -485,6 +499,15 @@ def batch(args) -> int:
     from metta_numba.dist.sharded_commands import batch as run_batch_command
 
     return run_batch_command(args)
+
+
+# --- serve ----------------------------------------------------------------------------------------
+
+
+def serve(args) -> int:
+    from metta_numba.serve import serve_kb
+
+    return serve_kb(args)
 
 
 # --- warmup ---------------------------------------------------------------------------------------
@@ -518,10 +541,16 @@ def warmup(args) -> int:
     _exercise_specialised_kernels()
     from numba.core import config
 
+    from metta_numba import kernel_cache
+
+    current = kernel_cache.use_source_keyed_folder()
+    pruned = kernel_cache.prune_older_folders(current) if current is not None else []
     where = config.CACHE_DIR or "next to the package's sources"
     cpu = os.environ.get("NUMBA_CPU_NAME") or "this machine's CPU"
     if not args.background:
         print(f"{count} kernels cached in {where} for {cpu} ({time.perf_counter() - started:.1f} s)")
+        if pruned:
+            print(f"removed {len(pruned)} kernel folder(s) of older sources: {', '.join(p.name for p in pruned)}")
     return EXIT_OK
 
 

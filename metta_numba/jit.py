@@ -51,17 +51,25 @@ def _load_without_refresh(dispatcher) -> None:
     cache.load_overload = load_overload
 
 
+def _dispatcher(func, options: dict):
+    """numba.njit(**options)(func), with its cache (cache=True) made when first used."""
+    cached = options.pop("cache", False)
+    dispatcher = numba.njit(**options)(func)
+    if cached:
+        kernel_cache.defer_cache(dispatcher, _load_without_refresh)
+    return dispatcher
+
+
 def njit(*args, **options):
     """numba.njit, compiling the declared signature(s) on first use (see the module's doc)."""
     if not args or callable(args[0]):
         if args:  # bare @njit
-            return _specialising(numba.njit(args[0], **options))
-        return lambda func: _specialising(numba.njit(**options)(func))
+            return _specialising(_dispatcher(args[0], options))
+        return lambda func: _specialising(_dispatcher(func, dict(options)))
     signatures = args[0] if isinstance(args[0], list) else [args[0]]
 
     def decorate(func):
-        dispatcher = numba.njit(**options)(func)
-        _load_without_refresh(dispatcher)
+        dispatcher = _dispatcher(func, dict(options))
         _defer(dispatcher, signatures)
         return dispatcher
 

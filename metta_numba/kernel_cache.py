@@ -17,6 +17,7 @@ Inside that folder the kernels go to `kernels-<digest>`, keyed by the sources of
 module (`use_source_keyed_folder`): Numba checks only the time stamp of the file that defines a
 cached kernel, not of the files whose kernels it calls and has compiled into it, so after an
 edit or an update of one module its callers elsewhere would load stale machine code.
+`metta-numba warmup` removes the folders of older sources (`prune_older_folders`).
 
 Numba keys cache files by the CPU they were compiled for; see the README on
 NUMBA_CPU_NAME=generic for a cache shared by the nodes of a cluster.
@@ -142,16 +143,101 @@ def configure() -> str:
     return how
 
 
-def kernel_source_digest() -> str:
-    """A digest of the package's kernel modules (the sources that mention njit), paths included."""
+class DeferredCache:
+    """Stands for a kernel's Numba cache until something uses it: then it makes the real one
+    (`Dispatcher.enable_caching`), puts it in the dispatcher's place, runs `on_attach` on the
+    dispatcher and answers for it.
+
+    Numba makes a kernel's cache when the kernel is defined: it locates the cache folder, checks
+    that the folder exists and is writable (a temporary file is created and removed there) and
+    inspects the source file. For the 100-odd kernels our modules define, that is some tens of
+    milliseconds of every start-up, while a command calls about ten of them; the rest never
+    need a cache."""
+
+    def __init__(self, dispatcher, on_attach) -> None:
+        self._dispatcher = dispatcher
+        self._on_attach = on_attach
+
+    def attach(self):
+        dispatcher = self._dispatcher
+        if dispatcher._cache is self:
+            dispatcher.enable_caching()
+            if dispatcher._cache is self:  # caching is off (configure found no folder)
+                from numba.core.caching import NullCache
+
+                dispatcher._cache = NullCache()
+            else:
+                self._on_attach(dispatcher)
+        return dispatcher._cache
+
+    def __getattr__(self, name: str):
+        return getattr(self.attach(), name)
+
+
+def defer_cache(dispatcher, on_attach) -> None:
+    """Give `dispatcher` (made without a cache) a DeferredCache."""
+    dispatcher._cache = DeferredCache(dispatcher, on_attach)
+
+
+def attached_cache(dispatcher):
+    """The dispatcher's Numba cache, made now if it was deferred."""
+    cache = dispatcher._cache
+    return cache.attach() if isinstance(cache, DeferredCache) else cache
+
+
+def _package_sources(root: Path) -> list[tuple[str, str, os.stat_result]]:
+    """(path relative to `root`, full path, stat) of every .py file under `root`, sorted;
+    `__pycache__` folders (where the kernel cache itself may live) are not walked."""
+    found = []
+    folders = [(str(root), "")]
+    while folders:
+        folder, prefix = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        folders.append((entry.path, f"{prefix}{entry.name}/"))
+                elif entry.name.endswith(".py"):
+                    found.append((prefix + entry.name, entry.path, entry.stat()))
+    found.sort()
+    return found
+
+
+def kernel_source_digest(memo_folder: Path | None = None) -> str:
+    """A digest of the package's kernel modules (the sources that mention njit), paths included.
+
+    Reading and hashing every source costs several milliseconds of each start-up. With
+    `memo_folder`, the digest is kept in a file there next to a stamp of the sources' names,
+    sizes and modification times, and read back while the stamp is unchanged: the test Python
+    itself uses to trust a module's cached bytecode."""
     import xxhash  # the store's hash: already a dependency, and cheaper to import than hashlib
 
+    sources = _package_sources(PACKAGE_DIR)
+    stamp = xxhash.xxh64()
+    for relative, _, info in sources:
+        stamp.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    memo = memo_folder / "kernel-source-digest" if memo_folder is not None else None
+    if memo is not None:
+        try:
+            known_stamp, known_digest = memo.read_text().split()
+            if known_stamp == stamp.hexdigest():
+                return known_digest
+        except (OSError, ValueError):
+            pass
     digest = xxhash.xxh64()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        data = path.read_bytes()
+    for relative, path, _ in sources:
+        with open(path, "rb") as f:
+            data = f.read()
         if b"njit" in data:
-            digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
+            digest.update(relative.encode() + b"\0")
             digest.update(data)
+    if memo is not None:
+        partial = memo.with_name(f"{memo.name}.{os.getpid()}")
+        try:
+            partial.write_text(f"{stamp.hexdigest()} {digest.hexdigest()}\n")
+            os.replace(partial, memo)
+        except OSError:
+            pass  # only a memo: the next process computes the digest again
     return digest.hexdigest()
 
 
@@ -165,7 +251,7 @@ def use_source_keyed_folder() -> Path | None:
     how, folder = choose_cache_folder()
     if how == "none" or folder is None:
         return None
-    keyed = folder / f"kernels-{kernel_source_digest()}"
+    keyed = folder / f"kernels-{kernel_source_digest(folder)}"
     if not _usable(keyed):
         return None
     from numba.core import config
@@ -173,3 +259,42 @@ def use_source_keyed_folder() -> Path | None:
     config.CACHE_DIR = str(keyed)
     _keyed_folder = keyed
     return keyed
+
+
+def _is_kernel_folder(path: Path) -> bool:
+    name = path.name
+    digest = name[len("kernels-") :]
+    return (
+        name.startswith("kernels-")
+        and len(digest) == 16
+        and all(c in "0123456789abcdef" for c in digest)
+        and path.is_dir()
+        and not path.is_symlink()
+    )
+
+
+def prune_older_folders(current: Path) -> list[Path]:
+    """Remove the `kernels-<digest>` folders beside `current` (the folder of these sources)
+    that were last written before it: each edit or update of a kernel module leaves one behind,
+    and nothing else ever reads it again. A folder written after `current` is kept: another
+    install of other sources may share the cache folder and still use it. Folders that are not
+    named as ours are never touched. Returns the folders removed."""
+    import shutil
+
+    try:
+        current_time = current.stat().st_mtime
+        siblings = list(current.parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for folder in siblings:
+        if folder == current or not _is_kernel_folder(folder):
+            continue
+        try:
+            if folder.stat().st_mtime >= current_time:
+                continue
+            shutil.rmtree(folder)
+        except OSError:
+            continue  # another process removed it first, or it is not ours to remove
+        removed.append(folder)
+    return removed

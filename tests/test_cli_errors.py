@@ -131,8 +131,18 @@ def test_verify_reports_a_torn_log_and_a_writer_warns_in_one_line(tmp_path):
     assert "torn tail cut from the log earlier" in proc.stdout and "torn tail at offset" not in proc.stdout
 
 
-def test_warmup_fills_the_kernel_cache():
+def test_warmup_fills_the_kernel_cache_and_prunes_older_kernel_folders():
+    from metta_numba import kernel_cache
+
+    cache = Path(os.environ["NUMBA_CACHE_DIR"])
+    current = cache / f"kernels-{kernel_cache.kernel_source_digest()}"
+    older = cache / "kernels-00000000deadbeef"  # what an edit of a kernel module leaves behind
+    (older / "sub").mkdir(parents=True, exist_ok=True)
+    (older / "sub" / "f.nbi").write_bytes(b"stale")
+    os.utime(older, (1_000_000, 1_000_000))
     proc = cli("warmup")
     assert proc.returncode == 0, proc.stderr
     count = int(proc.stdout.split()[0])
     assert count >= 100 and os.environ["NUMBA_CACHE_DIR"] in proc.stdout
+    assert not older.exists() and "kernels-00000000deadbeef" in proc.stdout
+    assert current.is_dir() and any(current.rglob("*.nbi"))

@@ -155,3 +155,52 @@ def test_kernels_are_cached_in_the_folder_of_these_sources():
     import metta_numba.jit  # noqa: F401 (importing it chooses the folder)
 
     assert Path(config.CACHE_DIR).name == f"kernels-{kernel_cache.kernel_source_digest()}"
+
+
+def test_prune_removes_only_our_older_kernel_folders(tmp_path):
+    def folder(name: str, mtime: float) -> Path:
+        path = tmp_path / name
+        (path / "inner").mkdir(parents=True)
+        (path / "inner" / "k.nbc").write_bytes(b"x")
+        os.utime(path, (mtime, mtime))
+        return path
+
+    current = folder("kernels-1111111111111111", 2_000_000)
+    older = folder("kernels-2222222222222222", 1_000_000)
+    newer = folder("kernels-3333333333333333", 3_000_000)  # another install's, still in use
+    foreign = folder("kernels-not-a-digest", 1_000_000)
+    other = folder("numba-things", 1_000_000)
+    link = tmp_path / "kernels-4444444444444444"
+    link.symlink_to(foreign)
+    assert kernel_cache.prune_older_folders(current) == [older]
+    assert not older.exists()
+    for kept in (current, newer, foreign, other, link):
+        assert kept.exists()
+    assert (current / "inner" / "k.nbc").exists()
+    assert kernel_cache.prune_older_folders(current) == []
+    assert kernel_cache.prune_older_folders(tmp_path / "kernels-missing") == []
+
+
+def test_source_digest_memo_is_trusted_only_while_the_sources_stamp_holds(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    (package / "__pycache__" / "kernels-x").mkdir(parents=True)
+    (package / "__pycache__" / "kernels-x" / "stray.py").write_text("@njit\ndef cached(): pass\n")
+    (package / "k.py").write_text("@njit\ndef f(x):\n    return x + 1\n")
+    monkeypatch.setattr(kernel_cache, "PACKAGE_DIR", package)
+    memo_folder = tmp_path / "cache"
+    memo_folder.mkdir()
+    digest = kernel_cache.kernel_source_digest(memo_folder)
+    assert digest == kernel_cache.kernel_source_digest()  # the same as computed without a memo
+    stamp, kept = (memo_folder / "kernel-source-digest").read_text().split()
+    assert kept == digest
+    # While the stamp holds the memo answers (a planted digest proves it is read) ...
+    (memo_folder / "kernel-source-digest").write_text(f"{stamp} 0123456789abcdef\n")
+    assert kernel_cache.kernel_source_digest(memo_folder) == "0123456789abcdef"
+    # ... and an edited source (another size and time) is hashed again.
+    (package / "k.py").write_text("@njit\ndef f(x):\n    return x + 22\n")
+    os.utime(package / "k.py", ns=(1, 1))
+    fresh = kernel_cache.kernel_source_digest(memo_folder)
+    assert fresh not in (digest, "0123456789abcdef") and fresh == kernel_cache.kernel_source_digest()
+    # The __pycache__ folder is not part of the sources.
+    (package / "__pycache__" / "kernels-x" / "stray.py").write_text("changed")
+    assert kernel_cache.kernel_source_digest() == fresh

@@ -19,20 +19,19 @@ together, values in id order); that is not the planner's order, which the interp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Variable, is_ground, variables_of
 from metta_numba.codec import CodecError, HandleTable, encode
 from metta_numba.space.conjunction import conjuncts, match_conjunction
-from metta_numba.store.join_split import describe, find_split, split_args
 from metta_numba.store.join_views import NO_VALUE, JoinViews, Relation
 from metta_numba.store.overlay import QueryTerms
-from metta_numba.trie.leapfrog import BEYOND, leapfrog_join
-from metta_numba.trie.splitcount import split_count
 
 __all__ = ["JoinQueries", "JoinTable"]
+
+# The kernels (trie.leapfrog, trie.splitcount, store.join_split) and the thread pool are
+# imported when a join runs: every command opening a KB imports this module.
 
 PARALLEL_FROM = 50_000
 """A join runs on several threads only when each of its relations has this many rows."""
@@ -219,6 +218,8 @@ class JoinQueries:
         planned, rest = self._join_plan(parts)
         found = None
         if planned and not rest:
+            from metta_numba.store.join_split import find_split, split_args
+
             var_order = self._join_order(planned, None)
             split = find_split(planned, var_order)
             if split is not None:
@@ -363,6 +364,8 @@ class JoinQueries:
 
     def _join_args(self, planned: list[_Planned], var_order: list[Variable]) -> tuple:
         """What the kernel is told about the views and the variables (see trie.leapfrog)."""
+        from metta_numba.store.join_split import describe
+
         position = {v: i for i, v in enumerate(var_order)}
         described = describe(self._join_views(), planned, lambda p, v: position[v], len(var_order))
         smallest = min(len(s.relation) for s in planned)
@@ -372,11 +375,17 @@ class JoinQueries:
     def _slices(known: int, threads: int) -> tuple[list[int], list[int]]:
         """Bounds of the first variable's values for each part of a join on several threads:
         more slices than threads even out hubs (the last slice is open-ended)."""
+        from metta_numba.trie.leapfrog import BEYOND
+
         bounds = np.linspace(0, known, threads * SLICES_PER_THREAD + 1).astype(np.int64).tolist()
         bounds[-1] = BEYOND
         return bounds[:-1], bounds[1:]
 
     def _join_execute(self, args: tuple, limit, want_rows: bool, threads: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from metta_numba.trie.leapfrog import BEYOND, leapfrog_join
+
         views = self._join_views()
         arena = views.arena
         *kernel_args, counted, splittable = args
@@ -396,6 +405,11 @@ class JoinQueries:
         return total, rows, mult
 
     def _split_execute(self, args: tuple, threads: int) -> int:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from metta_numba.trie.leapfrog import BEYOND
+        from metta_numba.trie.splitcount import split_count
+
         views = self._join_views()
         arena = views.arena
         *kernel_args, splittable = args

@@ -19,6 +19,7 @@ BASELINE_FIGURES = (
     "compile_ms", "merkleize_ms", "plain/build_ms", "plain/serialize_ms", "plain/snapshot_bytes",
     "merkleized/snapshot_bytes", "compile_save_process/wall_s", "compile_save_process/peak_rss_bytes",
     "open_us", "open_merkleized_us", "cold/open_us", "cold/first_query_us", "cold/major_faults",
+    "cold/prefetch_first_query_us", "cold/prefetch_read_ms", "cold/warm_read_ms",
     "api_ground_query_us", "api_ground_count_us", "api_match_head_us",
     "startup_snapshot_one/wall_s", "startup_snapshot_one/minor_faults", "startup_snapshot_one/major_faults",
     "startup_snapshot_five/wall_s", "startup_source_one/wall_s", "startup_source_five/wall_s",

@@ -1,5 +1,5 @@
 """Pre-warming (store.prewarm): `snapshot warm` reads every section a query touches, and
-`--prefetch` / `PersistentKB.open(prefetch=True)` hints the same ranges in the background;
+`--prefetch` / `PersistentKB.open(prefetch=True)` reads the same ranges in the background;
 neither changes an answer."""
 
 from __future__ import annotations

@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         log("warming the kernels")
-        warm_kb = warm_up(scratch)
-        results["baseline"] = bench_baseline(opts, warm_kb)
+        warm_up(scratch)
+        results["baseline"] = bench_baseline(opts)
         results["facts"] = bench_facts(opts)
         results["query"] = bench_query(opts)
         results["joins"] = bench_joins(opts)

@@ -8,6 +8,7 @@ fresh processes, each measured alone with wait4.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def compile_text(data: bytes) -> Trie:
 
 def warm_up(workdir: Path) -> Path:
     """Load every kernel of the measured paths from Numba's cache on a tiny KB, so that the
-    in-process figures are the KB's. Returns the tiny KB (the cold-query child uses it too)."""
+    in-process figures are the KB's. Returns the tiny KB."""
     data = b"(: Nat Type)\n(= (add0 zero $x) $x)\n(= (and0 True True) True)\n(edge n_1 n_2)\n"
     batch = encode_source(data)
     Trie.build(batch.data, batch.offsets, names=batch.names).merkleize()
@@ -173,7 +174,7 @@ def hyperon_figures(label: str, source: Path, n: int, opts: Options) -> dict:
     }
 
 
-def bench_size(label: str, opts: Options, warm_kb: Path) -> dict:
+def bench_size(label: str, opts: Options) -> dict:
     n = size_n(label)
     log = opts.log
     source = source_file(label, opts.workdir)
@@ -207,7 +208,7 @@ def bench_size(label: str, opts: Options, warm_kb: Path) -> dict:
 
     log(f"[{label}] queries")
     i = middle_index(n)
-    result["cold"] = _cold(kb_path, warm_kb, f"(= (and{i} $a $b) $r)", 2 if big else min(repeat, 5))
+    result["cold"] = _cold(kb_path, f"(= (and{i} $a $b) $r)", 2 if big else min(repeat, 5))
     result.update(warm_queries(kb_path, n, repeat))
 
     log(f"[{label}] whole-process startup")
@@ -243,20 +244,40 @@ def bench_size(label: str, opts: Options, warm_kb: Path) -> dict:
     return result
 
 
-def _cold(kb_path: Path, warm_kb: Path, pattern: str, repeat: int) -> dict:
-    runs = []
-    for _ in range(max(1, repeat)):
-        out = run_child("cold-query", str(kb_path), str(warm_kb), pattern)
-        if "failed" in out:
-            return out
-        runs.append(out)
-    return {
-        "open_us": stats_json([r["open_us"] for r in runs], "us"),
-        "first_query_us": stats_json([r["first_query_us"] for r in runs], "us"),
-        "major_faults": stats_json([float(r["open_and_query_major_faults"]) for r in runs], "faults"),
-        "answers": runs[0]["answers"],
+def _cold(kb_path: Path, pattern: str, repeat: int) -> dict:
+    """The first query after opening KB with its pages dropped from the page cache, without
+    and with prefetch, and how long reading in what queries touch takes (`snapshot warm`)."""
+    # The child loads the query's kernels by the same query on a copy of the KB (any other KB
+    # may take other code paths, and each kernel is loaded at its first call).
+    copy = kb_path.with_name(kb_path.name + "-warmcopy")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(kb_path, copy)
+    try:
+        variants = {}
+        for variant in ("plain", "prefetch"):
+            runs = []
+            for _ in range(max(1, repeat)):
+                out = run_child("cold-query", str(kb_path), str(copy), pattern, variant)
+                if "failed" in out:
+                    return out
+                runs.append(out)
+            variants[variant] = runs
+        warms = [run_child("warm-after-drop", str(kb_path)) for _ in range(max(1, min(repeat, 3)))]
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    plain, prefetched = variants["plain"], variants["prefetch"]
+    result = {
+        "open_us": stats_json([r["open_us"] for r in plain], "us"),
+        "first_query_us": stats_json([r["first_query_us"] for r in plain], "us"),
+        "major_faults": stats_json([float(r["open_and_query_major_faults"]) for r in plain], "faults"),
+        "prefetch_first_query_us": stats_json([r["first_query_us"] for r in prefetched], "us"),
+        "prefetch_read_ms": stats_json([r["prefetch_read_s"] * 1e3 for r in prefetched], "ms"),
+        "answers": plain[0]["answers"],
     }
+    if all("warm_s" in w for w in warms):
+        result["warm_read_ms"] = stats_json([w["warm_s"] * 1e3 for w in warms], "ms")
+    return result
 
 
-def bench_baseline(opts: Options, warm_kb: Path) -> dict:
-    return {label: bench_size(label, opts, warm_kb) for label in opts.sizes}
+def bench_baseline(opts: Options) -> dict:
+    return {label: bench_size(label, opts) for label in opts.sizes}

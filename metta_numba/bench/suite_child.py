@@ -1,8 +1,12 @@
 """Measurements that need a fresh process, run by the suite as
 `python -m metta_numba.bench.suite_child JOB ARGS...`. Each job prints one JSON line.
 
-    cold-query KB WARM_KB PATTERN     open KB with its pages dropped from the page cache, then
-                                      time the first query (kernels already loaded on WARM_KB)
+    cold-query KB WARM_KB PATTERN [prefetch]
+                                      open KB with its pages dropped from the page cache, then
+                                      time the first query (kernels already loaded by the same
+                                      query on WARM_KB, a copy of KB); `prefetch` opens with
+                                      PersistentKB.open(prefetch=True)
+    warm-after-drop KB                time `snapshot warm KB` with KB's pages dropped first
     rss-after-queries KB N PATTERN... RSS and USS after opening KB and running N queries
     query-loop KB SECONDS QUERY       run an interpreter query over KB for SECONDS (profiling)
     compile SRC COUNT                 compile SRC to a trie COUNT times (profiling)
@@ -20,28 +24,45 @@ def _major_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_majflt
 
 
-def cold_query(kb_path: str, warm_kb: str, pattern_text: str) -> dict:
+def cold_query(kb_path: str, warm_kb: str, pattern_text: str, prefetch: bool = False) -> dict:
     from metta_numba.bench.measure import drop_from_page_cache
     from metta_numba.store import PersistentKB
     from metta_numba.syntax import parse_atom
 
     pattern = parse_atom(pattern_text)
-    # Load the kernels (from Numba's cache) on another KB, so what follows is the snapshot's cost.
+    # Load the kernels the query needs (each is loaded from Numba's cache at its first call) by
+    # the same query on a copy of the KB, so what follows is the snapshot's own cost.
     with PersistentKB.open(warm_kb, readonly=True) as kb:
         kb.query(pattern)
     drop_from_page_cache([kb_path])
     faults = _major_faults()
     start = time.perf_counter()
-    kb = PersistentKB.open(kb_path, readonly=True)
+    kb = PersistentKB.open(kb_path, readonly=True, prefetch=prefetch)
     opened = time.perf_counter()
     answers = kb.query(pattern)
     answered = time.perf_counter()
-    return {
+    out = {
         "open_us": (opened - start) * 1e6,
         "first_query_us": (answered - opened) * 1e6,
         "open_and_query_major_faults": _major_faults() - faults,
         "answers": len(answers),
     }
+    if prefetch:
+        kb.prefetch.done.wait()
+        out["prefetch_read_s"] = kb.prefetch.seconds
+        out["prefetch_bytes"] = kb.prefetch.bytes
+    return out
+
+
+def warm_after_drop(kb_path: str) -> dict:
+    """`snapshot warm` of KB with its pages dropped: how long reading what queries touch takes."""
+    from metta_numba.bench.measure import drop_from_page_cache
+    from metta_numba.store.snapshot import snapshot_warm
+
+    drop_from_page_cache([kb_path])
+    report = snapshot_warm(kb_path)
+    # The read itself, without the open (which on a small KB checks its sections' hashes).
+    return {"warm_s": report["seconds"], "warm_bytes": report["bytes"]}
 
 
 def rss_after_queries(kb_path: str, count: int, patterns: list[str]) -> dict:
@@ -94,7 +115,9 @@ def compile_loop(source: str, count: int) -> dict:
 def main(argv: list[str]) -> int:
     job, args = argv[0], argv[1:]
     if job == "cold-query":
-        out = cold_query(args[0], args[1], args[2])
+        out = cold_query(args[0], args[1], args[2], prefetch=args[3:] == ["prefetch"])
+    elif job == "warm-after-drop":
+        out = warm_after_drop(args[0])
     elif job == "rss-after-queries":
         out = rss_after_queries(args[0], int(args[1]), args[2:])
     elif job == "query-loop":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 
-from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Variable
+from metta_numba.atoms import Atom, Expression, Grounded, GroundedObject, Symbol, Variable
 
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
@@ -48,11 +48,15 @@ def _counts(atom: Atom) -> tuple[int, int]:
     stack = [atom]
     while stack:
         item = stack.pop()
-        if type(item) is Expression:
+        kind = type(item)
+        if kind is Expression:
             stack.extend(item.children)
-        elif _dual(item):
-            numbers += 1
-        elif isinstance(item, GroundedObject):
+        elif kind is Grounded:
+            # On every warm lookup: only an int or a float can have a second spelling.
+            value_kind = type(item.value)
+            if (value_kind is int or value_kind is float) and other_form(item.value) is not None:
+                numbers += 1
+        elif kind is not Symbol and kind is not Variable and isinstance(item, GroundedObject):
             objects += 1
     return numbers, objects
 

@@ -410,7 +410,8 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
             if probes[0] is not pattern:
                 return match_counted(pattern, self._probed(probes))
             try:
-                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
+                # The pattern holds no grounded object (probe_patterns would widen it): no handles.
+                key, names = encode(pattern, QueryTerms(self._terms), intern=False)
             except CodecError:
                 return self._query_scan(pattern)
             if not names and not self._working.delta:

@@ -38,7 +38,7 @@ import numpy as np
 
 from metta_numba.trie import argindex_entries as entries
 from metta_numba.trie import argindex_kernels as kernels
-from metta_numba.trie import packed, walk
+from metta_numba.trie import packed
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.head_fanout import positions_served_by_trie
 from metta_numba.trie.trie import Trie
@@ -347,14 +347,7 @@ def ground_candidates(trie: Trie, path: np.ndarray) -> tuple[int, int]:
     """For an encoded pattern without variables: (how many stored paths may unify with it, the
     rank of the path equal to it or -1). One candidate that is the pattern's own path means no
     stored path with a variable can match it, so its answer needs no unification."""
-    ranges, _ = kernels.prefix_ranges(trie._structure, path)
-    if len(ranges) != 2:
-        return int(kernels.range_total(ranges)), -1
-    lo, hi = ranges.tolist()
-    if hi - lo != 1:
-        return hi - lo, -1
-    rank = walk.lookup_rank(trie._structure, path)
-    return 1, rank if rank == lo else -1
+    return kernels.ground_lookup(trie._structure, path)
 
 
 def trie_candidates(trie: Trie, index: ArgIndex | None, pattern: bytes | np.ndarray) -> np.ndarray:

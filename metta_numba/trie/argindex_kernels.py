@@ -22,6 +22,7 @@ from metta_numba.trie.walk import (
     edge_rank,
     find_edge,
     leaves_below,
+    lookup_rank,
     node_edges,
     node_label,
     trie_bounds,
@@ -310,6 +311,21 @@ def range_total(ranges):
     for i in range(ranges.shape[0] // 2):
         total += ranges[2 * i + 1] - ranges[2 * i]
     return total
+
+
+@njit(types.UniTuple(Int, 2)(StructureType, u8_ro), cache=True, nogil=True)
+def ground_lookup(trie, pattern):
+    """For a pattern without variables: (how many stored paths may unify with it, the rank of
+    the path equal to it or -1). One call, as the warm ground lookup makes it once a query."""
+    ranges, _ = prefix_ranges(trie, pattern)
+    if ranges.shape[0] != 2:
+        return range_total(ranges), -1
+    lo = ranges[0]
+    hi = ranges[1]
+    if hi - lo != 1:
+        return hi - lo, -1
+    rank = lookup_rank(trie, pattern)
+    return 1, rank if rank == lo else -1
 
 
 @njit(types.UniTuple(Int, 2)(i64_ro, Int), cache=True, nogil=True)

@@ -302,7 +302,17 @@ def parse_command_line(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, ar
     normalized = normalize_argv(argv)
     first = normalized[0] if normalized else None
     parser = build_parser(first if first in SUBCOMMANDS else None)
-    return parser, parser.parse_args(normalized)
+    if first != "query":
+        return parser, parser.parse_args(normalized)
+    # argparse gives up optional positionals that follow an option (`query KB --limit 2 P`):
+    # the pattern and template then come back unrecognized, and are put in place here.
+    args, rest = parser.parse_known_args(normalized)
+    for name in ("pattern", "template"):
+        if rest and not rest[0].startswith("--") and getattr(args, name) is None:
+            setattr(args, name, rest.pop(0))
+    if rest:
+        parser.error("unrecognized arguments: " + " ".join(rest))
+    return parser, args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,6 +52,18 @@ def test_negative_limit_is_a_usage_error(built_kb):
     assert limited.returncode == 0 and len(limited.stdout.splitlines()) == 3
 
 
+def test_query_options_may_come_before_the_pattern(built_kb):
+    after = cli("query", str(built_kb), "(edge $x $y)", "$x", "--limit", "3")
+    before = cli("query", str(built_kb), "--limit", "3", "(edge $x $y)", "$x")
+    assert after.returncode == before.returncode == 0, before.stderr
+    assert before.stdout == after.stdout and len(after.stdout.splitlines()) == 3
+    counted = cli("query", "--count", str(built_kb), "(edge $x $y)")
+    assert counted.returncode == 0 and int(counted.stdout) >= 3
+    for extra in (["(edge $x $y)", "$x", "surplus"], ["--limt", "3", "(edge $x $y)"]):
+        proc = cli("query", str(built_kb), *extra)
+        assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr, proc.stderr
+
+
 def test_nul_in_a_program_is_a_parse_error(tmp_path):
     source = tmp_path / "nul.metta"
     source.write_bytes(b"(a b)\n(sym\x00bol c)\n")

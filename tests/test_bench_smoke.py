@@ -62,6 +62,17 @@ def test_every_baseline_figure_is_measured(smoke_run):
         assert _is_stats(figures["interp"][name]["warm_us"]), name
 
 
+def test_startup_figures_are_measured(smoke_run):
+    results, report, _ = smoke_run
+    startup = results["startup"]
+    for name in ("run --load-snapshot KB q.metta", "query KB PATTERN"):
+        figures = startup["commands"][name]
+        for path in ("warm/wall_s", "warm/cpu_s", "cold_cache/wall_s", "breakdown/imports", "breakdown/in the process"):
+            assert _is_stats(get(figures, path)), (name, path, get(figures, path))
+    assert _is_stats(startup["build_then_query"]["wall_s"])
+    assert "## Start-up" in report and "empty kernel cache" in report
+
+
 def test_query_answers_are_right(smoke_run):
     # The smoke KB has n = 400: 100 indices, so the variable-head query finds four rules per
     # index (add twice, mul, match), and the rule call fires both `add` rules.

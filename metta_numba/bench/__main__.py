@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from metta_numba.bench.suite_joins import bench_joins
     from metta_numba.bench.suite_profile import bench_profile
     from metta_numba.bench.suite_query import bench_query
+    from metta_numba.bench.suite_startup import bench_startup
 
     sizes = ["smoke"] if args.smoke else args.sizes.split(",")
     if args.facts:
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         log("warming the kernels")
         warm_up(scratch)
         results["baseline"] = bench_baseline(opts)
+        results["startup"] = bench_startup(opts)
         results["facts"] = bench_facts(opts)
         results["query"] = bench_query(opts)
         results["joins"] = bench_joins(opts)

@@ -11,7 +11,10 @@ the first group's walk also lists the values it touched, so that the sum and the
 only those. To make rows rather than a count (trie.splitrows), each group's answers are also
 *recorded* (the group's values and multiplicity): the first group's one after the other, the
 others' as a chain per meeting value, linked through `head`, so that each record of the first
-group finds the records it combines with in one look-up per other group.
+group finds the records it combines with in one look-up per other group. Most of the first
+group's records meet nothing (most 2-paths from a do not close a 4-cycle): a bit per value,
+`live`, set where another group recorded, answers for them from a few cache lines where `head`
+would cost a miss each.
 
 The kernels read the arguments of leapfrog_join, with the variables replaced by *slots*: the
 prefix variables first (slots 0..n_prefix-1), then per group its variables and a slot of its
@@ -26,6 +29,7 @@ first group's records come first.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
@@ -36,11 +40,13 @@ i64_arr = types.Array(types.int64, 1, "C")
 Triple = types.UniTuple(Int, 3)
 
 
-@njit(Int(i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int, Int), cache=True, nogil=True, inline="always")
-def _record(records, head, value, used, key, x, start, end, m):
+@njit(Int(i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int, Int), cache=True, nogil=True,
+      inline="always")
+def _record(records, head, live, value, used, key, x, start, end, m):
     """A record of a group's values value[start..end-2] with multiplicity m at records[used:],
     for the meeting value x: in the first group (key < 0) the record holds x, in the others it
-    is chained under head[key]. The offset after it, or -1 when records has no room left."""
+    is chained under head[key] and x's bit of `live` is set. The offset after it, or -1 when
+    records has no room left."""
     at = used
     if at + end - start + 1 > records.shape[0]:
         return -1
@@ -52,16 +58,18 @@ def _record(records, head, value, used, key, x, start, end, m):
     else:
         records[at] = head[key]
         head[key] = at
+        live[x >> 6] |= np.int64(1) << (x & 63)
     return at + end - start + 1
 
 
 @njit(
     Triple(i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr,
-           i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int, Int, Int, Int),
+           i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int, Int, Int, Int),
     cache=True, nogil=True, _nrt=False,
 )
 def walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, cursor, run_end, lo,
-               hi, value, acc, head, records, touched, used, n_touched, g, start, end, counted, n_values, record):
+               hi, value, acc, head, live, records, touched, used, n_touched, g, start, end, counted, n_values,
+               record):
     """Add the answers of group g (slots start..end-1, the meeting variable last) into
     acc[g * n_values + value of the meeting variable], from the ranges in row `start` of lo
     and hi; with `record`, also chain a record of each (from records[used:]). Group 0 adds
@@ -102,7 +110,7 @@ def walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primar
                     acc[base_acc + x] += m
                     added += m
                     if record:
-                        used = _record(records, head, value, used, base_acc + x if g else -1, x, start, end, m)
+                        used = _record(records, head, live, value, used, base_acc + x if g else -1, x, start, end, m)
                         if used < 0:
                             return added, used, n_touched
             d -= 1
@@ -135,7 +143,7 @@ def walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primar
         acc[base_acc + x] += m
         added += m
         if record:
-            used = _record(records, head, value, used, base_acc + x if g else -1, x, start, end, m)
+            used = _record(records, head, live, value, used, base_acc + x if g else -1, x, start, end, m)
             if used < 0:
                 return added, used, n_touched
     return added, used, n_touched
@@ -143,11 +151,12 @@ def walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primar
 
 @njit(
     types.UniTuple(Int, 4)(i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr,
-                           i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int),
+                           i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int,
+                           Int),
     cache=True, nogil=True, _nrt=False,
 )
 def walk_groups(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, group_ends, cursor,
-                run_end, lo, hi, value, acc, head, records, touched, n_prefix, counted, n_values, record):
+                run_end, lo, hi, value, acc, head, live, records, touched, n_prefix, counted, n_values, record):
     """Every group's walk for the prefix binding whose ranges are row n_prefix of lo and hi:
     (the answers: the prefix-only patterns' copies times the sum over the meeting variable's
     values of the product of the groups' counts, or -1 when the records are full; that factor;
@@ -174,7 +183,7 @@ def walk_groups(arena, patterns, var_parts, part_pattern, part_level, part_prima
                 lo[start * n_patterns + p] = lo[row + p]
                 hi[start * n_patterns + p] = hi[row + p]
         added, used, n_touched = walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primary,
-                                            pattern_group, cursor, run_end, lo, hi, value, acc, head, records,
+                                            pattern_group, cursor, run_end, lo, hi, value, acc, head, live, records,
                                             touched, used, n_touched, g, start, group_ends[g], counted, n_values,
                                             record)
         if used < 0:
@@ -195,11 +204,13 @@ def walk_groups(arena, patterns, var_parts, part_pattern, part_level, part_prima
     return factor * total, factor, n_touched if record else 0, first_used
 
 
-@njit(types.void(i64_arr, i64_arr, i64_arr, Int, Int, Int), cache=True, nogil=True, _nrt=False)
-def clear_touched(acc, head, touched, n_touched, n_groups, n_values):
-    """acc back to zero and the chains' heads to -1 at every value touched."""
+@njit(types.void(i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int), cache=True, nogil=True, _nrt=False)
+def clear_touched(acc, head, live, touched, n_touched, n_groups, n_values):
+    """acc back to zero, the chains' heads to -1 and `live` to 0 at every value touched (the
+    only ones the walks record)."""
     for i in range(n_touched):
         x = touched[i]
+        live[x >> 6] = 0
         for g in range(n_groups):
             acc[g * n_values + x] = 0
             head[g * n_values + x] = -1

@@ -30,12 +30,12 @@ i64_2d = types.Array(types.int64, 2, "C")
 
 
 @njit(
-    Int(i64_arr, Int, i64_arr, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, Int, Int, Int, i64_2d, Int, Int,
-        i64_arr),
+    Int(i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, Int, Int, Int, i64_2d, Int,
+        Int, i64_arr),
     cache=True, nogil=True, _nrt=False,
 )
-def emit_rows(records, first_used, head, acc, touched, n_touched, value, group_ends, slot_column, n_prefix, n_values,
-              factor, out, n_rows, limit, chosen):
+def emit_rows(records, first_used, head, live, acc, touched, n_touched, value, group_ends, slot_column, n_prefix,
+              n_values, factor, out, n_rows, limit, chosen):
     """Write the rows of the records into out[:, n_rows:] (which has room for all of them, or
     for the `limit` > 0 of them) and clear what the walks left (clear_touched). Returns the
     rows written so far. `chosen` holds one record offset per group."""
@@ -46,6 +46,8 @@ def emit_rows(records, first_used, head, acc, touched, n_touched, value, group_e
         if limit > 0 and n_rows >= limit:
             break
         x = records[r]
+        if not (live[x >> 6] >> (x & 63)) & 1:
+            continue  # no other group met x
         chosen[0] = r
         complete = True
         for g in range(1, n_groups):
@@ -77,7 +79,7 @@ def emit_rows(records, first_used, head, acc, touched, n_touched, value, group_e
                 chosen[g] = head[g * n_values + x]
                 g -= 1
             complete = g > 0
-    clear_touched(acc, head, touched, n_touched, n_groups, n_values)
+    clear_touched(acc, head, live, touched, n_touched, n_groups, n_values)
     return n_rows
 
 
@@ -108,6 +110,7 @@ def split_join(arena, patterns, constants, max_width, var_parts, part_pattern, p
     value = np.zeros(n_slots, np.int64)
     acc = np.zeros(n_groups * n_values, np.int64)
     head = np.full(n_groups * n_values if want_rows else 0, -1, np.int64)
+    live = np.zeros((n_values >> 6) + 1 if want_rows else 0, np.int64)
     records = np.empty(4096 if want_rows else 0, np.int64)
     touched = np.empty(n_values, np.int64)
     chosen = np.empty(n_groups, np.int64)
@@ -135,13 +138,12 @@ def split_join(arena, patterns, constants, max_width, var_parts, part_pattern, p
                     cursor[k] = lo[(d * n_patterns) + part_pattern[k]]
                 continue
         while True:  # the groups' walks, again with more room when the records overflow
-            found, factor, n_touched, first_used = walk_groups(arena, patterns, var_parts, part_pattern, part_level,
-                                                   part_primary, pattern_group, group_ends, cursor, run_end, lo, hi,
-                                                   value, acc, head, records, touched, n_prefix, counted, n_values,
-                                                   want_rows)
+            found, factor, n_touched, first_used = walk_groups(
+                arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, group_ends, cursor,
+                run_end, lo, hi, value, acc, head, live, records, touched, n_prefix, counted, n_values, want_rows)
             if found >= 0:
                 break
-            clear_touched(acc, head, touched, n_touched, n_groups, n_values)
+            clear_touched(acc, head, live, touched, n_touched, n_groups, n_values)
             records = np.empty(2 * records.shape[0], np.int64)
         if want_rows:
             room = found if limit <= 0 else min(found, limit - n_rows)
@@ -149,7 +151,7 @@ def split_join(arena, patterns, constants, max_width, var_parts, part_pattern, p
                 grown = np.empty((n_columns, max(2 * out.shape[1], n_rows + room)), np.int64)
                 grown[:, :n_rows] = out[:, :n_rows]
                 out = grown
-            n_rows = emit_rows(records, first_used, head, acc, touched, n_touched, value, group_ends, slot_column,
+            n_rows = emit_rows(records, first_used, head, live, acc, touched, n_touched, value, group_ends, slot_column,
                                n_prefix, n_values, factor, out, n_rows, limit, chosen)
         total += found
         if n_prefix == 0 or (limit > 0 and total >= limit):

@@ -272,3 +272,19 @@ def test_threads_split_a_split_count_without_changing_it(tmp_path, monkeypatch):
             assert all(np.array_equal(rows.ids[name], threaded.ids[name]) for name in rows.ids)  # same order
             plain = kb.join(pattern, order=sorted(rows.ids))  # the plain leapfrog (test_join)
             assert table_rows(threaded) == table_rows(plain) == table_rows(rows)
+
+
+def test_a_prefix_binding_with_more_records_than_the_first_buffer_holds(tmp_path):
+    """From hub: 40 x 40 two-step paths (the records start with room for fewer), each closed
+    into a 4-cycle through back; the walk runs again with the room it found it needs."""
+    stored = [E("edge", "hub", f"m{i}") for i in range(40)]
+    stored += [E("edge", f"m{i}", f"k{j}") for i in range(40) for j in range(40)]
+    stored += [E("edge", f"k{j}", "back") for j in range(40)] + [E("edge", "back", "hub")] * 2
+    pattern = parse_atom(SHAPES["4-cycle"])
+    with fresh(tmp_path, stored) as kb:
+        split = kb._join_split_prepared(pattern.children[1:])
+        assert split is not None and split[3]  # split after a prefix
+        rows = kb.join(pattern)
+        plain = kb.join(pattern, order=["a", "b", "c", "d"])  # the plain leapfrog (test_join)
+        # 1,600 cycles, back -> hub twice, each cycle from any of its 4 nodes
+        assert len(rows) == 4 * 2 * 40 * 40 and table_rows(rows) == table_rows(plain)

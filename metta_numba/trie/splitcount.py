@@ -45,11 +45,11 @@ Triple = types.UniTuple(Int, 3)
 def _record(records, head, live, value, used, key, x, start, end, m):
     """A record of a group's values value[start..end-2] with multiplicity m at records[used:],
     for the meeting value x: in the first group (key < 0) the record holds x, in the others it
-    is chained under head[key] and x's bit of `live` is set. The offset after it, or -1 when
-    records has no room left."""
+    is chained under head[key] and x's bit of `live` is set. Returns the offset after it; past
+    the end of records, nothing is written (the walk goes on, to learn the room it needs)."""
     at = used
     if at + end - start + 1 > records.shape[0]:
-        return -1
+        return at + end - start + 1
     records[at + 1] = m
     for i in range(end - 1 - start):
         records[at + 2 + i] = value[start + i]
@@ -75,8 +75,8 @@ def walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primar
     and hi; with `record`, also chain a record of each (from records[used:]). Group 0 adds
     everywhere and lists each value it is first to touch in `touched` (after its n_touched
     first entries); the others add only where group 0 has answers (elsewhere the product is 0
-    anyway). Returns (answers added, records' end or -1 when they are full, entries of
-    touched)."""
+    anyway). Returns (answers added, the records' end, past records when they lacked room,
+    entries of touched)."""
     n_patterns = patterns.shape[0] // FIELDS
     base_acc = g * n_values
     added = 0
@@ -111,8 +111,6 @@ def walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primar
                     added += m
                     if record:
                         used = _record(records, head, live, value, used, base_acc + x if g else -1, x, start, end, m)
-                        if used < 0:
-                            return added, used, n_touched
             d -= 1
             continue
         x = next_agreed(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, hi,
@@ -144,8 +142,6 @@ def walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primar
         added += m
         if record:
             used = _record(records, head, live, value, used, base_acc + x if g else -1, x, start, end, m)
-            if used < 0:
-                return added, used, n_touched
     return added, used, n_touched
 
 
@@ -159,7 +155,8 @@ def walk_groups(arena, patterns, var_parts, part_pattern, part_level, part_prima
                 run_end, lo, hi, value, acc, head, live, records, touched, n_prefix, counted, n_values, record):
     """Every group's walk for the prefix binding whose ranges are row n_prefix of lo and hi:
     (the answers: the prefix-only patterns' copies times the sum over the meeting variable's
-    values of the product of the groups' counts, or -1 when the records are full; that factor;
+    values of the product of the groups' counts, or minus the room the records need when they
+    lacked it; that factor;
     the entries of touched; the end of the first group's records). Counting only (`record` 0),
     acc is left all zero; recording, acc and the records stay for the rows to be made from them
     (and cleared, by clear_touched)."""
@@ -186,12 +183,12 @@ def walk_groups(arena, patterns, var_parts, part_pattern, part_level, part_prima
                                             pattern_group, cursor, run_end, lo, hi, value, acc, head, live, records,
                                             touched, used, n_touched, g, start, group_ends[g], counted, n_values,
                                             record)
-        if used < 0:
-            return -1, factor, n_touched, 0
         if g == 0:
             first_used = used
         if added == 0:
             break  # no answer for this prefix binding (the values touched are still reset)
+    if used > records.shape[0]:
+        return -used, factor, n_touched, first_used
     total = 0
     for i in range(n_touched):
         x = touched[i]

@@ -137,14 +137,14 @@ def split_join(arena, patterns, constants, max_width, var_parts, part_pattern, p
                 for k in range(var_parts[d], var_parts[d + 1]):
                     cursor[k] = lo[(d * n_patterns) + part_pattern[k]]
                 continue
-        while True:  # the groups' walks, again with more room when the records overflow
+        while True:  # the groups' walks, once again with the room they need when the records lacked it
             found, factor, n_touched, first_used = walk_groups(
                 arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, group_ends, cursor,
                 run_end, lo, hi, value, acc, head, live, records, touched, n_prefix, counted, n_values, want_rows)
             if found >= 0:
                 break
             clear_touched(acc, head, live, touched, n_touched, n_groups, n_values)
-            records = np.empty(2 * records.shape[0], np.int64)
+            records = np.empty(max(-found, 2 * records.shape[0]), np.int64)
         if want_rows:
             room = found if limit <= 0 else min(found, limit - n_rows)
             if n_rows + room > out.shape[1]:

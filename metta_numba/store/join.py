@@ -14,6 +14,9 @@ head, a stored atom with variables, unsaved changes) is answered by the step-by-
 
 Answers come grouped by the values of the variables in the join's order (each value's rows
 together, values in id order); that is not the planner's order, which the interpreter keeps.
+A conjunction whose variables split apart once a few are bound (store.join_split) is joined
+part by part (trie.splitrows): its rows come grouped by the values of the split's prefix, and
+within one prefix binding in the order its first part is walked.
 """
 
 from __future__ import annotations

@@ -22,9 +22,11 @@ own for the meeting variable, last (group g owns slots group_ends[g-1]..group_en
 first group starting at n_prefix). Each pattern belongs to one group (`pattern_group`), or to
 none (-1) when it mentions only prefix variables; its view's levels follow its slots.
 A record of group g is `group_ends[g] - start + 1` ints: for the first group the meeting
-value, for the others the offset of the next record of its chain (-1 at the end); then its
-multiplicity and the values of the group's variables (its slots but the meeting one). The
-first group's records come first.
+value, for the others the offset of the next record of its chain plus one (0 at the end);
+then its multiplicity and the values of the group's variables (its slots but the meeting
+one). The first group's records come first. `head` holds offsets plus one too, so that a
+fresh, zeroed array is empty: its pages are only mapped once written, where an array of -1
+would cost a write per value id of the KB at every call.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _record(records, head, live, value, used, key, x, start, end, m):
         records[at] = x
     else:
         records[at] = head[key]
-        head[key] = at
+        head[key] = at + 1
         live[x >> 6] |= np.int64(1) << (x & 63)
     return at + end - start + 1
 
@@ -203,11 +205,11 @@ def walk_groups(arena, patterns, var_parts, part_pattern, part_level, part_prima
 
 @njit(types.void(i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int), cache=True, nogil=True, _nrt=False)
 def clear_touched(acc, head, live, touched, n_touched, n_groups, n_values):
-    """acc back to zero, the chains' heads to -1 and `live` to 0 at every value touched (the
+    """acc, the chains' heads and `live` back to zero at every value touched (the
     only ones the walks record)."""
     for i in range(n_touched):
         x = touched[i]
         live[x >> 6] = 0
         for g in range(n_groups):
             acc[g * n_values + x] = 0
-            head[g * n_values + x] = -1
+            head[g * n_values + x] = 0

@@ -51,7 +51,7 @@ def emit_rows(records, first_used, head, live, acc, touched, n_touched, value, g
         chosen[0] = r
         complete = True
         for g in range(1, n_groups):
-            chosen[g] = head[g * n_values + x]
+            chosen[g] = head[g * n_values + x] - 1
             complete = complete and chosen[g] >= 0
         while complete and (limit <= 0 or n_rows < limit):
             m = factor
@@ -73,10 +73,10 @@ def emit_rows(records, first_used, head, live, acc, touched, n_touched, value, g
             # The next combination: the last group's chain moves first, as an odometer.
             g = n_groups - 1
             while g > 0:
-                chosen[g] = records[chosen[g]]
+                chosen[g] = records[chosen[g]] - 1
                 if chosen[g] >= 0:
                     break
-                chosen[g] = head[g * n_values + x]
+                chosen[g] = head[g * n_values + x] - 1
                 g -= 1
             complete = g > 0
     clear_touched(acc, head, live, touched, n_touched, n_groups, n_values)
@@ -109,7 +109,7 @@ def split_join(arena, patterns, constants, max_width, var_parts, part_pattern, p
     run_end = np.zeros(part_pattern.shape[0], np.int64)
     value = np.zeros(n_slots, np.int64)
     acc = np.zeros(n_groups * n_values, np.int64)
-    head = np.full(n_groups * n_values if want_rows else 0, -1, np.int64)
+    head = np.zeros(n_groups * n_values if want_rows else 0, np.int64)
     live = np.zeros((n_values >> 6) + 1 if want_rows else 0, np.int64)
     records = np.empty(4096 if want_rows else 0, np.int64)
     touched = np.empty(n_values, np.int64)

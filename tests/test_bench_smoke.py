@@ -118,8 +118,11 @@ def test_join_figures_agree_with_duckdb_when_it_runs(smoke_run):
         ours, theirs = graph["ours"], graph["duckdb"]
         for name in ("triangles", "4-cycles", "4-cliques"):
             assert _is_stats(ours[f"{name}_ms"]) and _is_stats(ours[f"{name}_threads_ms"])
+            assert _is_stats(ours[f"{name}_rows_ms"]) and _is_stats(ours[f"{name}_rows_threads_ms"])
+            assert ours[f"{name}_rows"] == ours[f"{name}_answers"], (kind, name)
             if "failed" not in theirs:
-                assert ours[f"{name}_answers"] == theirs[f"{name}_answers"], (kind, name)
+                assert ours[f"{name}_answers"] == theirs[f"{name}_answers"] == theirs[f"{name}_rows"], (kind, name)
+                assert _is_stats(theirs[f"{name}_rows_ms"])
         assert _is_stats(ours["two_hop_us"])
         if "failed" not in theirs:
             assert ours["two_hop_answers"] == theirs["two_hop_answers"]

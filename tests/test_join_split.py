@@ -1,7 +1,8 @@
-"""The split count (store.join_split, trie.splitcount) against a brute-force count: cycles of
-length 4 and 5, a bowtie and a chorded 4-cycle over random small graphs with copies, their
-variables renamed onto each other (repeated variables) or replaced by constants, for every
-choice of split the variable orders lead to, and on several threads."""
+"""The split join (store.join_split, trie.splitcount, trie.splitrows) against brute force, its
+count and its rows (as multisets): cycles of length 4 and 5, a bowtie and a chorded 4-cycle
+over random small graphs with copies, their variables renamed onto each other (repeated
+variables) or replaced by constants, for every choice of split the variable orders lead to,
+with and without a limit, and on several threads."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from metta_numba.store.kb import PersistentKB
 from metta_numba.store.snapshot import save_atoms
 from metta_numba.syntax import parse_atom
 from metta_numba.trie.leapfrog import BEYOND
-from metta_numba.trie.splitcount import split_count
+from metta_numba.trie.splitrows import split_join
 
 NODES = ["n0", "n1", "n2", "n3"]
 SHAPES = {
@@ -31,11 +32,12 @@ SHAPES = {
 }
 
 
-def brute_count(stored: list[Atom], parts: list[Atom]) -> int:
-    """Every assignment of the nodes to the variables, weighted by the copies of each fact."""
+def brute_rows(stored: list[Atom], parts: list[Atom]) -> Counter:
+    """Every assignment of the nodes to the variables (a tuple in the order of variables_of),
+    with the product of the copies of the facts it needs as its multiplicity."""
     copies = Counter(stored)
     names = [v.name for v in variables_of(Expression(parts))]
-    total = 0
+    rows: Counter = Counter()
     for values in itertools.product(NODES, repeat=len(names)):
         binding = dict(zip(names, values))
         weight = 1
@@ -44,8 +46,13 @@ def brute_count(stored: list[Atom], parts: list[Atom]) -> int:
             weight *= copies[E(part.children[0].name, *args)]
             if not weight:
                 break
-        total += weight
-    return total
+        if weight:
+            rows[values] += weight
+    return rows
+
+
+def brute_count(stored: list[Atom], parts: list[Atom]) -> int:
+    return sum(brute_rows(stored, parts).values())
 
 
 node_names = st.sampled_from(NODES)
@@ -86,17 +93,51 @@ def fresh(kb_root, stored) -> PersistentKB:
     return PersistentKB.open(path, sync="never")
 
 
-def counts_of_every_split(kb: PersistentKB, parts: list[Atom]) -> set[int]:
-    """The split kernel's count for the split each variable order leads to."""
+def every_split(kb: PersistentKB, parts: list[Atom]):
+    """(the kernel's arguments and its columns) for each split the variable orders lead to."""
     planned, rest = kb._join_plan(parts)
     assert planned and not rest
     views = kb._join_views()
-    found = set()
-    for order in itertools.permutations(variables_of(Expression(parts))):
+    columns = variables_of(Expression(parts))
+    found = {}
+    for order in itertools.permutations(columns):
         split = find_split(planned, list(order))
         if split is not None:
-            found.add(int(split_count(views.arena, *split_args(views, planned, split), len(views.values), 0, BEYOND)))
+            key = (tuple(split.prefix), split.meeting, tuple(map(tuple, split.groups)))
+            found[key] = split_args(views, planned, split, columns)
+    return [(args, len(columns)) for args in found.values()]
+
+
+def run_split(kb: PersistentKB, args: tuple, n_columns: int, want_rows: int, limit: int = 0):
+    views = kb._join_views()
+    return split_join(views.arena, *args, len(views.values), n_columns, want_rows, limit, 0, BEYOND)
+
+
+def counts_of_every_split(kb: PersistentKB, parts: list[Atom]) -> set[int]:
+    """The split kernel's count for the split each variable order leads to."""
+    return {int(run_split(kb, args, n_columns, 0)[0]) for args, n_columns in every_split(kb, parts)}
+
+
+def decoded(kb: PersistentKB, columns: list[np.ndarray]) -> Counter:
+    """The rows of id columns as a multiset of tuples of node names."""
+    decode = kb._join_decoder()
+    names = [[atom.name for atom in decode(column.tolist())] for column in columns]
+    return Counter(zip(*names))
+
+
+def rows_of_every_split(kb: PersistentKB, parts: list[Atom], limit: int = 0) -> list[Counter]:
+    """The split kernel's rows for the split each variable order leads to."""
+    found = []
+    for args, n_columns in every_split(kb, parts):
+        total, out, n = run_split(kb, args, n_columns, 1, limit)
+        assert total >= n and out.shape[0] == n_columns
+        found.append(decoded(kb, [out[j, :n] for j in range(n_columns)]))
     return found
+
+
+def table_rows(table) -> Counter:
+    variables, columns = table.columns()
+    return Counter(zip(*([atom.name for atom in column] for column in columns)))
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -109,6 +150,61 @@ def test_split_counts_agree_with_brute_force(kb_root, stored, parts):
             return
         assert kb.join_count(parts) == expected
         assert counts_of_every_split(kb, parts) <= {expected}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(edges, min_size=1, max_size=24), shaped_patterns(), st.integers(1, 12))
+def test_split_rows_agree_with_brute_force(kb_root, stored, parts, limit):
+    expected = brute_rows(stored, parts)
+    total = sum(expected.values())
+    with fresh(kb_root, stored) as kb:
+        if kb._join_plan(parts)[0] is None:  # a constant no fact holds
+            assert total == 0 and len(kb.join(parts)) == 0
+            return
+        table = kb.join(parts)
+        assert table.variables == variables_of(Expression(parts))
+        assert table_rows(table) == expected
+        for rows in rows_of_every_split(kb, parts):
+            assert rows == expected
+        for rows in rows_of_every_split(kb, parts, limit):
+            assert sum(rows.values()) == min(limit, total) and not rows - expected
+        limited = kb.join(parts, limit=limit)
+        assert len(limited) == min(limit, total) and not table_rows(limited) - expected
+        assert kb.join_count(parts, limit=limit) == min(limit, total)
+
+
+def test_split_rows_are_the_cross_product_of_the_groups(tmp_path):
+    """From n0, two ways to n2 (by n1 and by n3) and two ways back, one of them stored twice:
+    the 4-cycles through n0 and n2 are the 2 x 2 combinations, one with its copies."""
+    stored = [E("edge", "n0", "n1"), E("edge", "n1", "n2"), E("edge", "n0", "n3"), E("edge", "n3", "n2"),
+              E("edge", "n2", "n1"), E("edge", "n1", "n0"), E("edge", "n2", "n3"), E("edge", "n3", "n0"),
+              E("edge", "n3", "n0")]
+    parts = parse_atom(SHAPES["4-cycle"]).children[1:]
+    expected = brute_rows(stored, parts)
+    through = Counter({row: m for row, m in expected.items() if row[0] == "n0" and row[2] == "n2"})
+    assert through == Counter({("n0", "n1", "n2", "n1"): 1, ("n0", "n1", "n2", "n3"): 2,
+                               ("n0", "n3", "n2", "n1"): 1, ("n0", "n3", "n2", "n3"): 2})
+    with fresh(tmp_path, stored) as kb:
+        assert kb._join_split_prepared(parts) is not None
+        splits = rows_of_every_split(kb, parts)
+        assert len(splits) >= 2
+        assert all(rows == expected for rows in splits)
+        assert table_rows(kb.join(parts)) == expected
+
+
+def test_a_limit_stops_the_split_after_the_prefix_binding_that_reaches_it(tmp_path):
+    rng = np.random.default_rng(11)
+    stored = [E("edge", f"n{i}", f"n{j}") for i, j in rng.integers(0, 10, size=(70, 2)).tolist()]
+    parts = parse_atom(SHAPES["4-cycle"]).children[1:]
+    with fresh(tmp_path, stored) as kb:
+        args, n_columns = kb._join_split_prepared(parts)[:2]
+        assert args[10] == 1  # a prefix of one variable: a limit can stop after any of its values
+        whole = len(kb.join(parts, order=["a", "b", "c", "d"]))  # the plain leapfrog (test_join)
+        assert int(run_split(kb, args, n_columns, 0)[0]) == whole > 20
+        for want_rows in (0, 1):
+            total, _, n = run_split(kb, args, n_columns, want_rows, 2)
+            assert 2 <= total < whole and n == (2 if want_rows else 0)
+        assert kb.join_count(parts, limit=2) == len(kb.join(parts, limit=2)) == 2
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
@@ -168,7 +264,27 @@ def test_threads_split_a_split_count_without_changing_it(tmp_path, monkeypatch):
     with fresh(tmp_path, stored) as kb:
         for text in (SHAPES["4-cycle"], SHAPES["5-cycle"]):
             pattern = parse_atom(text)
-            assert kb._join_split_prepared(pattern.children[1:])[-1]  # the split may take threads
+            assert kb._join_split_prepared(pattern.children[1:])[2]  # the split may take threads
             one = kb.join_count(pattern)
             assert one == len(kb.join(pattern)) > 0
             assert kb.join_count(pattern, threads=3) == one
+            rows, threaded = kb.join(pattern), kb.join(pattern, threads=3)
+            assert all(np.array_equal(rows.ids[name], threaded.ids[name]) for name in rows.ids)  # same order
+            plain = kb.join(pattern, order=sorted(rows.ids))  # the plain leapfrog (test_join)
+            assert table_rows(threaded) == table_rows(plain) == table_rows(rows)
+
+
+def test_a_prefix_binding_with_more_records_than_the_first_buffer_holds(tmp_path):
+    """From hub: 40 x 40 two-step paths (the records start with room for fewer), each closed
+    into a 4-cycle through back; the walk runs again with the room it found it needs."""
+    stored = [E("edge", "hub", f"m{i}") for i in range(40)]
+    stored += [E("edge", f"m{i}", f"k{j}") for i in range(40) for j in range(40)]
+    stored += [E("edge", f"k{j}", "back") for j in range(40)] + [E("edge", "back", "hub")] * 2
+    pattern = parse_atom(SHAPES["4-cycle"])
+    with fresh(tmp_path, stored) as kb:
+        split = kb._join_split_prepared(pattern.children[1:])
+        assert split is not None and split[3]  # split after a prefix
+        rows = kb.join(pattern)
+        plain = kb.join(pattern, order=["a", "b", "c", "d"])  # the plain leapfrog (test_join)
+        # 1,600 cycles, back -> hub twice, each cycle from any of its 4 nodes
+        assert len(rows) == 4 * 2 * 40 * 40 and table_rows(rows) == table_rows(plain)

@@ -6,9 +6,10 @@ Two graphs of `(edge n_i n_j)` facts: the random one of the fact KB (kbgen.write
 power-law one (kbgen.write_powerlaw_fact_kb). Our KB is built and opened, and DuckDB's table
 loaded from the same file, before anything is timed. The first join after opening builds the
 sorted views it reads, and is reported on its own; the figures after it are warm. Counts are
-made without decoding (`join_count`); two-hop paths from one node are a binding table of ids
-(`join`), and also decoded to atoms. DuckDB is optional (`pip install duckdb`, the `bench`
-extra): without it its cells say so.
+made without decoding (`join_count`, against `SELECT count(*)`); rows are the binding table of
+ids (`join`, one int array per variable, against DuckDB's `SELECT *` fetched as NumPy arrays);
+two-hop paths from one node are a binding table of ids, and also decoded to atoms. DuckDB is
+optional (`pip install duckdb`, the `bench` extra): without it its cells say so.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def our_figures(kb: PersistentKB, node: int, opts: Options) -> dict:
         out[f"{name}_ms"] = timed_samples(lambda p=pattern: kb.join_count(p), opts.repeat, "ms", BUDGET_S)
         out[f"{name}_threads_ms"] = timed_samples(lambda p=pattern: kb.join_count(p, threads=THREADS), opts.repeat,
                                                   "ms", BUDGET_S)
+        out[f"{name}_rows"] = len(kb.join(pattern))
+        out[f"{name}_rows_ms"] = timed_samples(lambda p=pattern: kb.join(p), opts.repeat, "ms", BUDGET_S)
+        out[f"{name}_rows_threads_ms"] = timed_samples(lambda p=pattern: kb.join(p, threads=THREADS), opts.repeat,
+                                                       "ms", BUDGET_S)
     pattern = parse_atom(TWO_HOP.format(k=node))
     out["two_hop_answers"] = len(kb.join(pattern))
     out["two_hop_us"] = timed_samples(lambda: kb.join(pattern), opts.repeat, "us", BUDGET_S, inner=100)
@@ -130,6 +135,10 @@ def duckdb_figures(source: Path, node: int, opts: Options) -> dict:
     for name, (_, sql) in COUNT_QUERIES.items():
         out[f"{name}_answers"] = int(con.execute(sql).fetchone()[0])
         out[f"{name}_ms"] = timed_samples(lambda q=sql: con.execute(q).fetchone(), opts.repeat, "ms", BUDGET_S)
+        rows_sql = sql.replace("count(*)", "*")
+        out[f"{name}_rows"] = len(con.execute(rows_sql).fetchnumpy()["src"])
+        out[f"{name}_rows_ms"] = timed_samples(lambda q=rows_sql: con.execute(q).fetchnumpy(), opts.repeat, "ms",
+                                               BUDGET_S)
     sql = TWO_HOP_SQL.format(k=node)
     out["two_hop_answers"] = len(con.execute(sql).fetchall())
     out["two_hop_us"] = timed_samples(lambda: con.execute(sql).fetchall(), opts.repeat, "us", BUDGET_S, inner=20)
@@ -138,7 +147,8 @@ def duckdb_figures(source: Path, node: int, opts: Options) -> dict:
 
 
 def joins_table(joins: dict) -> Table:
-    """One row per query and graph: ours, DuckDB's, the ratio, and both answer counts."""
+    """Rows per query and graph, its count and its rows: ours, DuckDB's, the ratio, and both
+    answer counts."""
     from metta_numba.bench.suite_report import cell, get
 
     columns = ["graph", "query", "ours (warm, 1 thread)", "ours, first join", f"ours, {THREADS} threads", "DuckDB",
@@ -157,6 +167,12 @@ def joins_table(joins: dict) -> Table:
             table.add(kind, f"{name} (count)", cell(ours[f"{name}_ms"]), f"{ours[f'{name}_first_ms']:,.1f} ms",
                       cell(threaded), cell(get(theirs, f"{name}_ms")), _ratio(best, theirs, f"{name}_ms"),
                       f"{ours[f'{name}_answers']:,} / {_answers(theirs, name)}")
+            if f"{name}_rows_ms" in ours:  # results of runs before the rows were measured have none
+                threaded = ours[f"{name}_rows_threads_ms"]
+                best = min((ours[f"{name}_rows_ms"], threaded), key=lambda f: median_of(f) or float("inf"))
+                table.add(kind, f"{name} (rows)", cell(ours[f"{name}_rows_ms"]), "-", cell(threaded),
+                          cell(get(theirs, f"{name}_rows_ms")), _ratio(best, theirs, f"{name}_rows_ms"),
+                          f"{ours[f'{name}_rows']:,} / {_answers(theirs, f'{name}_rows', '')}")
         node = figures["two_hop_node"]
         table.add(kind, f"two-hop from {node} (ids)", cell(ours["two_hop_us"]), "-", "-",
                   cell(get(theirs, "two_hop_us")), _ratio(ours["two_hop_us"], theirs, "two_hop_us"),
@@ -173,5 +189,5 @@ def _ratio(ours: object, theirs: dict, their_key: str) -> str:
     return ratio(median_of(ours), median_of(theirs[their_key]))
 
 
-def _answers(theirs: dict, name: str) -> str:
-    return "-" if is_failed(theirs) else f"{theirs[f'{name}_answers']:,}"
+def _answers(theirs: dict, name: str, suffix: str = "_answers") -> str:
+    return "-" if is_failed(theirs) else f"{theirs[f'{name}{suffix}']:,}"

@@ -14,6 +14,9 @@ head, a stored atom with variables, unsaved changes) is answered by the step-by-
 
 Answers come grouped by the values of the variables in the join's order (each value's rows
 together, values in id order); that is not the planner's order, which the interpreter keeps.
+A conjunction whose variables split apart once a few are bound (store.join_split) is joined
+part by part (trie.splitrows): its rows come grouped by the values of the split's prefix, and
+within one prefix binding in the order its first part is walked.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from metta_numba.store.overlay import QueryTerms
 
 __all__ = ["JoinQueries", "JoinTable"]
 
-# The kernels (trie.leapfrog, trie.splitcount, store.join_split) and the thread pool are
+# The kernels (trie.leapfrog, trie.splitrows, store.join_split) and the thread pool are
 # imported when a join runs: every command opening a KB imports this module.
 
 PARALLEL_FROM = 50_000
@@ -141,6 +144,10 @@ class JoinQueries:
             if args is None:
                 return self._join_fallback(variables, rest, [{}], limit, decoder) if rest else _empty_table(
                     variables, decoder)
+            split = self._join_split_prepared(parts) if not rest and order is None else None
+            if split is not None and (not limit or split[3]):
+                _, columns, answers = self._split_execute(split, threads, limit, True)
+                return JoinTable(variables, dict(zip((v.name for v in variables), columns)), decoder, answers)
             # The planner's part may drop rows: the kernel stops early only when it answers all.
             kernel_limit = None if rest else limit
             total, rows, mult = self._join_execute(args, kernel_limit, True, threads)
@@ -164,8 +171,8 @@ class JoinQueries:
     def join_count(self, patterns: Atom | Sequence[Atom], *, limit: int | None = None, threads: int = 1) -> int:
         """How many answers `join(patterns)` has (up to `limit`), counted without building or
         decoding the rows when every pattern joins in the kernel (`threads`: as for join).
-        Without a limit, a conjunction whose variables split apart is counted part by part
-        (store.join_split)."""
+        A conjunction whose variables split apart is counted part by part (store.join_split);
+        with a limit, only when the split has a prefix to stop after."""
         with self._lock:
             self._check_open()
             parts = self._join_parts(patterns)
@@ -175,9 +182,10 @@ class JoinQueries:
             if args is None and not rest:
                 return 0
             if args is not None and not rest:
-                split = self._join_split_prepared(parts) if limit is None else None
-                if split is not None:
-                    return self._split_execute(split, threads)
+                split = self._join_split_prepared(parts)
+                if split is not None and (not limit or split[3]):
+                    total = self._split_execute(split, threads, limit, False)[0]
+                    return int(total if limit is None else min(total, limit))
                 total = self._join_execute(args, limit, False, threads)[0]
                 return int(total if limit is None else min(total, limit))
         return len(self.join(parts, limit=limit))
@@ -208,8 +216,10 @@ class JoinQueries:
         return found
 
     def _join_split_prepared(self, parts: list[Atom]):
-        """The split count's arguments for a conjunction the kernel joins whole (see
-        store.join_split), None when its variables do not split. Kept as _join_prepared's."""
+        """For a conjunction the kernel joins whole and whose variables split (see
+        store.join_split): (the split join's arguments, its columns, whether threads may share
+        it, whether it has a prefix, after which a limit can stop); None otherwise. Kept as
+        _join_prepared's."""
         views = self._join_views()
         key = ("split", tuple(parts))
         cacheable = not self._working.delta
@@ -224,7 +234,9 @@ class JoinQueries:
             split = find_split(planned, var_order)
             if split is not None:
                 smallest = min(len(s.relation) for s in planned)
-                found = (*split_args(views, planned, split), bool(split.prefix) and smallest >= PARALLEL_FROM)
+                columns = variables_of(Expression(parts))
+                found = (split_args(views, planned, split, columns), len(columns),
+                         bool(split.prefix) and smallest >= PARALLEL_FROM, bool(split.prefix))
         if cacheable:
             if len(views.plans) > PLANS_KEPT:
                 views.plans.clear()
@@ -404,24 +416,32 @@ class JoinQueries:
         mult = np.concatenate([found[2] for found in parts_found])
         return total, rows, mult
 
-    def _split_execute(self, args: tuple, threads: int) -> int:
+    def _split_execute(self, split: tuple, threads: int, limit, want_rows: bool):
+        """(answers, a column of value ids per variable of the table, rows) of a split join."""
         from concurrent.futures import ThreadPoolExecutor
 
         from metta_numba.trie.leapfrog import BEYOND
-        from metta_numba.trie.splitcount import split_count
+        from metta_numba.trie.splitrows import split_join
 
         views = self._join_views()
         arena = views.arena
-        *kernel_args, splittable = args
+        kernel_args, n_columns, splittable, _ = split
         known = len(views.values)
 
-        def run(first_from: int, first_to: int) -> int:
-            return int(split_count(arena, *kernel_args, known, first_from, first_to))
+        def run(first_from: int, first_to: int):
+            return split_join(arena, *kernel_args, known, n_columns, int(want_rows), int(limit or 0), first_from,
+                              first_to)
 
-        if threads <= 1 or not splittable:
-            return run(0, BEYOND)
+        if threads <= 1 or limit or not splittable:
+            total, out, n = run(0, BEYOND)
+            return int(total), [out[j, :n] for j in range(n_columns)], int(n)
         with ThreadPoolExecutor(threads) as pool:
-            return sum(pool.map(run, *self._slices(known, threads)))
+            parts_found = list(pool.map(run, *self._slices(known, threads)))
+        total = sum(int(found[0]) for found in parts_found)
+        if not want_rows:
+            return total, [], 0
+        columns = [np.concatenate([out[j, :n] for _, out, n in parts_found]) for j in range(n_columns)]
+        return total, columns, sum(int(n) for _, _, n in parts_found)
 
     # ---- decoding and the planner's part ---------------------------------------------------
 

@@ -1,12 +1,13 @@
 """The kernel arguments of a join: its patterns' views and the slots their variables fill, for
-the plain leapfrog (trie.leapfrog) and for the split count (trie.splitcount).
+the plain leapfrog (trie.leapfrog) and for the split join (trie.splitcount, trie.splitrows).
 
 A *split* of a conjunction is a set of prefix variables and a meeting variable such that,
 once they are bound, the other variables fall into two or more groups that share no pattern,
 each group reaching the meeting variable through its patterns: the 4-cycle
 `(edge $a $b) (edge $b $c) (edge $c $d) (edge $d $a)` splits with prefix `a` and meeting `c`
 into {b} and {d}. Its count is then a sum over the meeting variable's values of a product
-of the groups' counts (see trie.splitcount), instead of one walk over every path.
+of the groups' counts, and its rows per meeting value the cross product of the groups' rows
+(see trie.splitrows), instead of one walk over every path.
 """
 
 from __future__ import annotations
@@ -169,18 +170,23 @@ def _group_order(planned: Sequence, split: Split, g: int) -> list[Variable]:
     return order
 
 
-def split_args(views: JoinViews, planned: Sequence, split: Split) -> tuple:
-    """The arguments of trie.splitcount.split_count for `split` (up to n_values and the first
-    variable's bounds): the kernel's slots are the prefix, then each group and its meeting slot."""
+def split_args(views: JoinViews, planned: Sequence, split: Split, columns: Sequence[Variable]) -> tuple:
+    """The arguments of trie.splitrows.split_join for `split` (up to n_values): the kernel's
+    slots are the prefix, then each group and its meeting slot; `columns` orders the rows'
+    columns (every variable of the split, each once)."""
     slots: dict[tuple[int, Variable], int] = {}
+    column_of = {v: j for j, v in enumerate(columns)}
+    slot_column = []
     for i, v in enumerate(split.prefix):
         for g in range(len(split.groups)):
             slots[g, v] = i
+        slot_column.append(column_of[v])
     group_ends = []
     at = len(split.prefix)
     for g, members in enumerate(split.groups):
         for v in members + [split.meeting]:
             slots[g, v] = at
+            slot_column.append(column_of[v])
             at += 1
         group_ends.append(at)
 
@@ -190,4 +196,5 @@ def split_args(views: JoinViews, planned: Sequence, split: Split) -> tuple:
     (described, constants, max_width, starts, part_pattern, part_level, part_primary,
      counted) = describe(views, planned, slot_of, at)
     return (described, constants, max_width, starts, part_pattern, part_level, part_primary,
-            np.array(split.pattern_group, np.int64), np.array(group_ends, np.int64), len(split.prefix), counted)
+            np.array(split.pattern_group, np.int64), np.array(group_ends, np.int64),
+            np.array(slot_column, np.int64), len(split.prefix), counted)

@@ -1,19 +1,32 @@
-"""Counting a join whose variables split apart once a few of them are bound.
+"""Walking the groups of a join whose variables split apart once a few of them are bound.
 
 Take the 4-cycle `(edge a b) (edge b c) (edge c d) (edge d a)`. Once `a` (the *prefix*) and
 `c` (the *meeting* variable) are bound, `b` and `d` no longer share a pattern: the answers for
 that (a, c) are every b times every d. So instead of visiting each 3-step path a-b-c and
-intersecting for d, the count is, per binding of the prefix, the sum over c of the product of
-each independent part's count for that c. Each part (a *group*: its variables, then the
-meeting variable last) is enumerated on its own by the leapfrog steps of trie.leapfrog, adding
-its multiplicities into a dense accumulator indexed by c's value id; the first group's
-accumulator also lists the values it touched, so that the sum and the reset cost only those.
+intersecting for d, each independent part (a *group*: its variables, then the meeting variable
+last) is enumerated on its own by the leapfrog steps of trie.leapfrog, once per binding of the
+prefix. The walk adds its multiplicities into a dense accumulator indexed by c's value id, so
+that the count for the prefix binding is the sum over c of the product of the groups' counts;
+the first group's walk also lists the values it touched, so that the sum and the reset cost
+only those. To make rows rather than a count (trie.splitrows), each group's answers are also
+*recorded* (the group's values and multiplicity): the first group's one after the other, the
+others' as a chain per meeting value, linked through `head`, so that each record of the first
+group finds the records it combines with in one look-up per other group. Most of the first
+group's records meet nothing (most 2-paths from a do not close a 4-cycle): a bit per value,
+`live`, set where another group recorded, answers for them from a few cache lines where `head`
+would cost a miss each.
 
-The kernel reads the arguments of leapfrog_join, with the variables replaced by *slots*: the
+The kernels read the arguments of leapfrog_join, with the variables replaced by *slots*: the
 prefix variables first (slots 0..n_prefix-1), then per group its variables and a slot of its
 own for the meeting variable, last (group g owns slots group_ends[g-1]..group_ends[g]-1, the
 first group starting at n_prefix). Each pattern belongs to one group (`pattern_group`), or to
 none (-1) when it mentions only prefix variables; its view's levels follow its slots.
+A record of group g is `group_ends[g] - start + 1` ints: for the first group the meeting
+value, for the others the offset of the next record of its chain plus one (0 at the end);
+then its multiplicity and the values of the group's variables (its slots but the meeting
+one). The first group's records come first. `head` holds offsets plus one too, so that a
+fresh, zeroed array is empty: its pages are only mapped once written, where an array of -1
+would cost a write per value id of the KB at every call.
 """
 
 from __future__ import annotations
@@ -22,27 +35,50 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
-from metta_numba.trie.leapfrog import BEYOND, FIELDS, narrow_constants, narrow_to, next_agreed, pattern_count
+from metta_numba.trie.leapfrog import BEYOND, FIELDS, narrow_to, next_agreed, pattern_count
 
 Int = types.int64
 i64_arr = types.Array(types.int64, 1, "C")
+Triple = types.UniTuple(Int, 3)
 
 
-Pair = types.UniTuple(Int, 2)
+@njit(Int(i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int, Int), cache=True, nogil=True,
+      inline="always")
+def _record(records, head, live, value, used, key, x, start, end, m):
+    """A record of a group's values value[start..end-2] with multiplicity m at records[used:],
+    for the meeting value x: in the first group (key < 0) the record holds x, in the others it
+    is chained under head[key] and x's bit of `live` is set. Returns the offset after it; past
+    the end of records, nothing is written (the walk goes on, to learn the room it needs)."""
+    at = used
+    if at + end - start + 1 > records.shape[0]:
+        return at + end - start + 1
+    records[at + 1] = m
+    for i in range(end - 1 - start):
+        records[at + 2 + i] = value[start + i]
+    if key < 0:
+        records[at] = x
+    else:
+        records[at] = head[key]
+        head[key] = at + 1
+        live[x >> 6] |= np.int64(1) << (x & 63)
+    return at + end - start + 1
 
 
 @njit(
-    Pair(i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr,
-         i64_arr, Int, Int, Int, Int, Int, Int),
+    Triple(i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr,
+           i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int, Int, Int, Int, Int),
     cache=True, nogil=True, _nrt=False,
 )
-def accumulate_group(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, cursor,
-                     run_end, lo, hi, acc, touched, n_touched, g, start, end, counted, n_values):
+def walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, cursor, run_end, lo,
+               hi, value, acc, head, live, records, touched, used, n_touched, g, start, end, counted, n_values,
+               record):
     """Add the answers of group g (slots start..end-1, the meeting variable last) into
     acc[g * n_values + value of the meeting variable], from the ranges in row `start` of lo
-    and hi. Group 0 adds everywhere and lists each value it is first to touch in `touched`
-    (after its n_touched first entries); the others add only where group 0 has answers
-    (elsewhere the product is 0 anyway). Returns (answers added, entries of touched)."""
+    and hi; with `record`, also chain a record of each (from records[used:]). Group 0 adds
+    everywhere and lists each value it is first to touch in `touched` (after its n_touched
+    first entries); the others add only where group 0 has answers (elsewhere the product is 0
+    anyway). Returns (answers added, the records' end, past records when they lacked room,
+    entries of touched)."""
     n_patterns = patterns.shape[0] // FIELDS
     base_acc = g * n_values
     added = 0
@@ -65,16 +101,18 @@ def accumulate_group(arena, patterns, var_parts, part_pattern, part_level, part_
             level_at = patterns[FIELDS * p_last] + part_level[first_last] * n
             if fixed > 0:
                 for row in range(lo[row_d + p_last], hi[row_d + p_last]):
-                    value = arena[level_at + row]
+                    x = arena[level_at + row]
                     if g == 0:
-                        if acc[value] == 0:
-                            touched[n_touched] = value
+                        if acc[x] == 0:
+                            touched[n_touched] = x
                             n_touched += 1
-                    elif acc[value] == 0:
+                    elif acc[x] == 0:
                         continue
                     m = fixed * (arena[level_at + n + row] if counted else 1)  # counts follow the last level
-                    acc[base_acc + value] += m
+                    acc[base_acc + x] += m
                     added += m
+                    if record:
+                        used = _record(records, head, live, value, used, base_acc + x if g else -1, x, start, end, m)
             d -= 1
             continue
         x = next_agreed(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, hi,
@@ -85,6 +123,7 @@ def accumulate_group(arena, patterns, var_parts, part_pattern, part_level, part_
         if not narrow_to(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, lo, hi,
                          row_d, n_patterns, x):
             continue
+        value[d] = x
         row_next = row_d + n_patterns
         if d < end - 1:
             d += 1
@@ -103,19 +142,26 @@ def accumulate_group(arena, patterns, var_parts, part_pattern, part_level, part_
                 m *= pattern_count(arena, patterns, p, lo[row_next + p], hi[row_next + p], counted)
         acc[base_acc + x] += m
         added += m
-    return added, n_touched
+        if record:
+            used = _record(records, head, live, value, used, base_acc + x if g else -1, x, start, end, m)
+    return added, used, n_touched
 
 
 @njit(
-    Int(i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr,
-        i64_arr, i64_arr, Int, Int, Int),
+    types.UniTuple(Int, 4)(i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr,
+                           i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int,
+                           Int),
     cache=True, nogil=True, _nrt=False,
 )
-def groups_count(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, group_ends,
-                 cursor, run_end, lo, hi, acc, touched, n_prefix, counted, n_values):
-    """The answers for the prefix binding whose ranges are row n_prefix of lo and hi: the
-    prefix-only patterns' copies times the sum over the meeting variable's values of the
-    product of the groups' counts. Leaves acc all zero."""
+def walk_groups(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group, group_ends, cursor,
+                run_end, lo, hi, value, acc, head, live, records, touched, n_prefix, counted, n_values, record):
+    """Every group's walk for the prefix binding whose ranges are row n_prefix of lo and hi:
+    (the answers: the prefix-only patterns' copies times the sum over the meeting variable's
+    values of the product of the groups' counts, or minus the room the records need when they
+    lacked it; that factor;
+    the entries of touched; the end of the first group's records). Counting only (`record` 0),
+    acc is left all zero; recording, acc and the records stay for the rows to be made from them
+    (and cleared, by clear_touched)."""
     n_patterns = patterns.shape[0] // FIELDS
     row = n_prefix * n_patterns
     factor = 1
@@ -123,9 +169,11 @@ def groups_count(arena, patterns, var_parts, part_pattern, part_level, part_prim
         if pattern_group[p] < 0:
             factor *= pattern_count(arena, patterns, p, lo[row + p], hi[row + p], counted)
     if factor <= 0:
-        return 0
+        return 0, factor, 0, 0
     n_groups = group_ends.shape[0]
     n_touched = 0
+    used = 0
+    first_used = 0
     start = n_prefix
     for g in range(n_groups):
         if g > 0:
@@ -133,65 +181,35 @@ def groups_count(arena, patterns, var_parts, part_pattern, part_level, part_prim
             for p in range(n_patterns):  # each group starts from the prefix's ranges
                 lo[start * n_patterns + p] = lo[row + p]
                 hi[start * n_patterns + p] = hi[row + p]
-        added, n_touched = accumulate_group(arena, patterns, var_parts, part_pattern, part_level, part_primary,
-                                            pattern_group, cursor, run_end, lo, hi, acc, touched, n_touched, g, start,
-                                            group_ends[g], counted, n_values)
+        added, used, n_touched = walk_group(arena, patterns, var_parts, part_pattern, part_level, part_primary,
+                                            pattern_group, cursor, run_end, lo, hi, value, acc, head, live, records,
+                                            touched, used, n_touched, g, start, group_ends[g], counted, n_values,
+                                            record)
+        if g == 0:
+            first_used = used
         if added == 0:
-            break  # no answer for this prefix binding (the values touched are still reset below)
+            break  # no answer for this prefix binding (the values touched are still reset)
+    if used > records.shape[0]:
+        return -used, factor, n_touched, first_used
     total = 0
     for i in range(n_touched):
-        value = touched[i]
+        x = touched[i]
         product = 1
         for g in range(n_groups):
-            product *= acc[g * n_values + value]
-            acc[g * n_values + value] = 0
+            product *= acc[g * n_values + x]
+            if not record:
+                acc[g * n_values + x] = 0
         total += product
-    return factor * total
+    return factor * total, factor, n_touched if record else 0, first_used
 
 
-@njit(
-    Int(i64_arr, i64_arr, i64_arr, Int, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int, Int,
-        Int),
-    cache=True, nogil=True,
-)
-def split_count(arena, patterns, constants, max_width, var_parts, part_pattern, part_level, part_primary,
-                pattern_group, group_ends, n_prefix, counted, n_values, first_from, first_to):
-    """How many answers the join has (see the module docstring), counting only the prefix
-    bindings whose first variable's value lies in [first_from, first_to) (parts of one count
-    for several threads; with no prefix, all of them). `n_values` is above every value id."""
-    n_patterns = patterns.shape[0] // FIELDS
-    n_slots = var_parts.shape[0] - 1
-    lo = np.zeros((n_slots + 1) * n_patterns, np.int64)
-    hi = np.zeros((n_slots + 1) * n_patterns, np.int64)
-    if not narrow_constants(arena, patterns, constants, max_width, lo, hi):
-        return 0
-    cursor = np.zeros(part_pattern.shape[0], np.int64)
-    run_end = np.zeros(part_pattern.shape[0], np.int64)
-    acc = np.zeros(group_ends.shape[0] * n_values, np.int64)
-    touched = np.empty(n_values, np.int64)
-    if n_prefix == 0:
-        return groups_count(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group,
-                            group_ends, cursor, run_end, lo, hi, acc, touched, 0, counted, n_values)
-    total = 0
-    d = 0
-    for k in range(var_parts[0], var_parts[1]):
-        cursor[k] = lo[part_pattern[k]]
-    while d >= 0:
-        first, last = var_parts[d], var_parts[d + 1]
-        row_d = d * n_patterns
-        x = next_agreed(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, hi,
-                        row_d, first_from if d == 0 else 0, first_to if d == 0 else BEYOND)
-        if x < 0:
-            d -= 1
-            continue
-        if not narrow_to(arena, patterns, first, last, part_pattern, part_level, part_primary, cursor, run_end, lo, hi,
-                         row_d, n_patterns, x):
-            continue
-        if d < n_prefix - 1:
-            d += 1
-            for k in range(var_parts[d], var_parts[d + 1]):
-                cursor[k] = lo[(d * n_patterns) + part_pattern[k]]
-            continue
-        total += groups_count(arena, patterns, var_parts, part_pattern, part_level, part_primary, pattern_group,
-                              group_ends, cursor, run_end, lo, hi, acc, touched, n_prefix, counted, n_values)
-    return total
+@njit(types.void(i64_arr, i64_arr, i64_arr, i64_arr, Int, Int, Int), cache=True, nogil=True, _nrt=False)
+def clear_touched(acc, head, live, touched, n_touched, n_groups, n_values):
+    """acc, the chains' heads and `live` back to zero at every value touched (the
+    only ones the walks record)."""
+    for i in range(n_touched):
+        x = touched[i]
+        live[x >> 6] = 0
+        for g in range(n_groups):
+            acc[g * n_values + x] = 0
+            head[g * n_values + x] = 0

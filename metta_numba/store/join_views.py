@@ -25,7 +25,8 @@ import numpy as np
 
 from metta_numba.codec import tags
 from metta_numba.trie.argindex import trie_estimate
-from metta_numba.trie.relation_cells import ROW_OK, relation_cells
+from metta_numba.trie.relation_cells import ROW_OK
+from metta_numba.trie.relation_ids import relation_ids
 from metta_numba.trie.trie import Trie
 from metta_numba.trie.value_table import ValueTable
 from metta_numba.trie.view_rows import counting_order, write_view
@@ -93,14 +94,11 @@ class JoinViews:
         generic = prefix + bytes([tags.TAG_NEW_VAR]) * (arity - 1)
         if trie_estimate(trie, None, generic) != hi - lo:
             return None  # a stored atom with a variable head (or a bare variable) matches too
-        data, offsets, counts, _ = trie.batch(lo, hi)
-        starts, ends, status = relation_cells(data, offsets, arity)
-        if len(status) and int(status.max()) != ROW_OK:
+        suffixes, common, length = trie.leaf_stream(lo, hi)
+        ids, status = self.values.add_by(relation_ids, suffixes, common, length, arity)
+        if status != ROW_OK:
             return None
-        # Rows come in byte order, so a column repeats its values in runs: stride arity - 1
-        # compares each cell with the one above it before hashing.
-        cells = self.values.add_spans(data, starts, ends, arity - 1).reshape(len(status), arity - 1)
-        return Relation(prefix, cells, counts.astype(np.int64))
+        return Relation(prefix, ids.reshape(len(common), arity - 1), trie.counts(lo, lo + len(common)))
 
     def view(self, relation: Relation, columns: tuple[int, ...]) -> tuple[int, int, int, int]:
         """(arena offset, rows, directory offset, directory length) of the relation sorted by

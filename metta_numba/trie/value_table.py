@@ -75,6 +75,12 @@ def _bits_of(size):
     return bits
 
 
+@njit(Int(i32_arr), cache=True, nogil=True)
+def slot_bits(slots):
+    """What add_span takes as `bits` for these slots."""
+    return _bits_of(slots.shape[0])
+
+
 @njit(types.boolean(u8_ro, Int, Int, u8_arr, Int), cache=True, nogil=True)
 def _same_tail(buf, start, end, blob, at):
     """Whether buf[start:end] equals the blob from `at` past the first KEY_BYTES bytes (the
@@ -104,7 +110,7 @@ def _probe(buf, start, end, w0, w1, h, bits, slots, keys, offsets, blob):
 
 
 @njit(i32_arr(Int, i64_arr, u8_arr, Int), cache=True, nogil=True)
-def _slots_for(size, offsets, blob, count):
+def rebuilt_slots(size, offsets, blob, count):
     """`size` slots (a power of two) holding values 0..count-1."""
     slots = np.full(size, -1, np.int32)
     bits = _bits_of(size)
@@ -118,18 +124,65 @@ def _slots_for(size, offsets, blob, count):
     return slots
 
 
-@njit(
-    types.UniTuple(Int, 2)(u8_ro, i64_arr, i64_arr, Int, Int, i64_arr, i32_arr, i64_arr, i64_arr, u8_arr, Int),
-    cache=True,
-    nogil=True,
-)
-def _intern_until_full(buf, starts, ends, stride, first, ids, slots, keys, offsets, blob, count):
-    """intern_spans from span `first` on, in place, until a new value would overfill one of
-    the arrays: (the span it stopped at, or len(starts) when all are done; count). The
-    arrays are never reassigned here, which keeps Numba's reference counting out of the loop."""
-    n = starts.shape[0]
-    bits = _bits_of(slots.shape[0])
-    for i in range(first, n):
+TableType = types.Tuple((i32_arr, i64_arr, i64_arr, u8_arr))
+"""(slots, keys, offsets, blob): what a kernel that adds values takes and, grown, returns."""
+
+
+@njit(TableType(i32_arr, i64_arr, i64_arr, u8_arr, Int, Int, Int), cache=True, nogil=True)
+def with_room(slots, keys, offsets, blob, count, values, size):
+    """The table's arrays, grown (copied, slots rebuilt) when `values` more values of `size`
+    bytes in all would not fit in them: at most half the slots full, a key and an offset per
+    value, the bytes in the blob. Adding values never reassigns the arrays in its loop, which
+    keeps Numba's reference counting out of it; a caller makes room first."""
+    if count + values > MAX_VALUES:
+        raise OverflowError("more distinct values than a value id holds")
+    needed = count + values
+    if 2 * needed > keys.shape[0]:
+        longer = 2 * keys.shape[0]
+        while longer < 2 * needed:
+            longer *= 2
+        wider_keys = np.empty(longer, np.int64)
+        wider_keys[: 2 * count] = keys[: 2 * count]
+        keys = wider_keys
+        more_offsets = np.empty(longer // 2 + 1, np.int64)
+        more_offsets[: count + 1] = offsets[: count + 1]
+        offsets = more_offsets
+    used = offsets[count]
+    if used + size > blob.shape[0]:
+        wider = np.empty(max(2 * blob.shape[0], used + size), np.uint8)
+        wider[:used] = blob[:used]
+        blob = wider
+    if 2 * needed > slots.shape[0]:
+        more = 2 * slots.shape[0]
+        while more < 2 * needed:
+            more *= 2
+        slots = rebuilt_slots(more, offsets, blob, count)
+    return slots, keys, offsets, blob
+
+
+@njit(Int(u8_ro, Int, Int, i32_arr, i64_arr, i64_arr, u8_arr, Int, Int), cache=True, nogil=True)
+def add_span(buf, start, end, slots, keys, offsets, blob, count, bits):
+    """The id of buf[start:end]; a new value is added as id `count` (the caller counts it),
+    in arrays that have room for it (see with_room); `bits`: log2 of the number of slots."""
+    w0, w1, h = span_key(buf, start, end)
+    pos = _probe(buf, start, end, w0, w1, h, bits, slots, keys, offsets, blob)
+    if pos >= 0:
+        return np.int64(slots[pos])
+    used = offsets[count]
+    blob[used : used + end - start] = buf[start:end]
+    offsets[count + 1] = used + end - start
+    keys[2 * count] = w0
+    keys[2 * count + 1] = w1
+    slots[-pos - 1] = count
+    return count
+
+
+@njit(Int(u8_ro, i64_arr, i64_arr, Int, Int, Int, i64_arr, i32_arr, i64_arr, i64_arr, u8_arr, Int),
+      cache=True, nogil=True)
+def _add_chunk(buf, starts, ends, stride, first, last, ids, slots, keys, offsets, blob, count):
+    """intern_spans over spans first..last-1, in arrays with room for all of them; the count."""
+    bits = slot_bits(slots)
+    for i in range(first, last):
         start, end = starts[i], ends[i]
         if stride > 0 and i >= stride:
             before = i - stride
@@ -143,22 +196,14 @@ def _intern_until_full(buf, starts, ends, stride, first, ids, slots, keys, offse
                 if same:
                     ids[i] = ids[before]
                     continue
-        w0, w1, h = span_key(buf, start, end)
-        pos = _probe(buf, start, end, w0, w1, h, bits, slots, keys, offsets, blob)
-        if pos >= 0:
-            ids[i] = slots[pos]
-            continue
-        used = offsets[count]
-        if 2 * (count + 1) > slots.shape[0] or 2 * (count + 1) > keys.shape[0] or used + end - start > blob.shape[0]:
-            return i, count
-        blob[used : used + end - start] = buf[start:end]
-        offsets[count + 1] = used + end - start
-        keys[2 * count] = w0
-        keys[2 * count + 1] = w1
-        slots[-pos - 1] = count
-        ids[i] = count
-        count += 1
-    return n, count
+        ids[i] = add_span(buf, start, end, slots, keys, offsets, blob, count, bits)
+        if ids[i] == count:
+            count += 1
+    return count
+
+
+CHUNK = 8192
+"""Spans (or rows) added between two checks of the table's room."""
 
 
 @njit(
@@ -175,27 +220,14 @@ def intern_spans(buf, starts, ends, stride, slots, keys, offsets, blob, count):
     lookup (a column of sorted rows repeats its values in runs)."""
     n = starts.shape[0]
     ids = np.empty(n, np.int64)
-    at = 0
-    while True:
-        at, count = _intern_until_full(buf, starts, ends, stride, at, ids, slots, keys, offsets, blob, count)
-        if at == n:
-            return ids, slots, keys, offsets, blob, count
-        if count >= MAX_VALUES:
-            raise OverflowError("more distinct values than a value id holds")
-        if 2 * (count + 1) > keys.shape[0]:
-            wider_keys = np.empty(2 * keys.shape[0], np.int64)
-            wider_keys[: 2 * count] = keys[: 2 * count]
-            keys = wider_keys
-            longer = np.empty(keys.shape[0] // 2 + 1, np.int64)
-            longer[: count + 1] = offsets[: count + 1]
-            offsets = longer
-        need = offsets[count] + ends[at] - starts[at]
-        if need > blob.shape[0]:
-            wider = np.empty(max(2 * blob.shape[0], need), np.uint8)
-            wider[: offsets[count]] = blob[: offsets[count]]
-            blob = wider
-        if 2 * (count + 1) > slots.shape[0]:
-            slots = _slots_for(2 * slots.shape[0], offsets, blob, count)
+    for first in range(0, n, CHUNK):
+        last = min(n, first + CHUNK)
+        size = 0
+        for i in range(first, last):
+            size += ends[i] - starts[i]
+        slots, keys, offsets, blob = with_room(slots, keys, offsets, blob, count, last - first, size)
+        count = _add_chunk(buf, starts, ends, stride, first, last, ids, slots, keys, offsets, blob, count)
+    return ids, slots, keys, offsets, blob, count
 
 
 @njit(Int(u8_ro, i32_arr, i64_arr, i64_arr, u8_arr), cache=True, nogil=True)
@@ -248,8 +280,14 @@ class ValueTable:
 
     def add_spans(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, stride: int = 0) -> np.ndarray:
         """The id of each span buf[starts[i]:ends[i]] (see intern_spans), numbering new values."""
-        ids, self._slots, self._keys, self._offsets, self._blob, self._count = intern_spans(
-            buf, np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(ends, np.int64), stride,
-            self._slots, self._keys, self._offsets, self._blob, self._count,
+        starts = np.ascontiguousarray(starts, np.int64)
+        return self.add_by(intern_spans, buf, starts, np.ascontiguousarray(ends, np.int64), stride)[0]
+
+    def add_by(self, kernel, *args) -> list:
+        """The results of a kernel that numbers values in this table: `kernel(*args, slots,
+        keys, offsets, blob, count)` returns its results followed by the table's arrays and
+        count, grown (like intern_spans)."""
+        *results, self._slots, self._keys, self._offsets, self._blob, self._count = kernel(
+            *args, self._slots, self._keys, self._offsets, self._blob, self._count
         )
-        return ids
+        return results

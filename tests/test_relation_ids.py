@@ -12,7 +12,7 @@ from metta_numba.codec import TermStore, encode_atoms
 from metta_numba.trie import Trie
 from metta_numba.trie.relation_cells import ROW_OK, relation_cells
 from metta_numba.trie.relation_ids import relation_ids
-from metta_numba.trie.value_table import ValueTable
+from metta_numba.trie.value_table import CHUNK, ValueTable
 
 symbols = st.sampled_from(["a", "b", "c", "n_1", "n_12", "n_123", "x" * 20]).map(Symbol)
 plain_numbers = st.sampled_from([0, 1, -7, 2**40, 2.5]).map(Grounded)
@@ -91,3 +91,18 @@ def test_any_bytes_are_rows_or_refused_as_the_batch_refuses_them(tails, arity, k
     for raw in known:
         numbering.setdefault(raw, table.add(raw))
     check(paths, front_coded(paths), arity, table, numbering)
+
+
+def test_a_relation_longer_than_a_chunk_numbers_across_chunks():
+    """More rows than relation_ids reads between two checks of the table's room (CHUNK), so
+    that runs of a first argument cross from one chunk to the next."""
+    rng = np.random.default_rng(3)
+    pairs = {(int(a), int(b)) for a, b in rng.integers(0, 1500, (3 * CHUNK, 2))}
+    atoms = [E(Symbol("edge"), Symbol(f"n_{a // 5}"), Symbol(f"n_{b}")) for a, b in sorted(pairs)]
+    data, offsets, names, _ = encode_atoms(atoms, TermStore())
+    trie = Trie.build(data, offsets, None, names)
+    lo, hi = trie.prefix_range(bytes([3, 0xC4]) + b"edge")
+    assert hi - lo > 2 * CHUNK
+    table = ValueTable()
+    table.add(b"\xc3n_7")  # a value known before, numbered first
+    check([trie.path(rank) for rank in range(lo, hi)], trie.leaf_stream(lo, hi), 3, table, {b"\xc3n_7": 0})

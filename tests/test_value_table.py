@@ -24,13 +24,13 @@ def spans_of(items: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.lists(values, max_size=40), min_size=1, max_size=4), st.integers(0, 3))
-def test_spans_are_numbered_as_a_dict_numbers_them(batches, stride):
+@given(st.lists(st.lists(values, max_size=40), min_size=1, max_size=4))
+def test_spans_are_numbered_as_a_dict_numbers_them(batches):
     table = ValueTable()
     numbering: dict[bytes, int] = {}
     for batch in batches:
         buf, starts, ends = spans_of(batch)
-        ids = table.add_spans(buf, starts, ends, stride)
+        ids = table.add_spans(buf, starts, ends)
         expected = [numbering.setdefault(v, len(numbering)) for v in batch]
         assert ids.tolist() == expected
         assert len(table) == len(numbering)
@@ -60,7 +60,7 @@ def test_growing_keeps_every_id():
     items += items[::3]
     buf, starts, ends = spans_of(items)
     table = ValueTable()
-    ids = table.add_spans(buf, starts, ends, 1)
+    ids = table.add_spans(buf, starts, ends)
     numbering: dict[bytes, int] = {}
     assert ids.tolist() == [numbering.setdefault(v, len(numbering)) for v in items]
     assert all(table[i] == v for v, i in numbering.items())

@@ -21,7 +21,7 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
-from metta_numba.trie.layout import i32_arr, i64_arr, u8_arr, u8_ro
+from metta_numba.trie.layout import i32_arr, i64_2d, i64_arr, u8_arr, u8_ro
 
 Int = types.int64
 U64 = types.uint64
@@ -73,12 +73,6 @@ def _bits_of(size):
     while (1 << bits) < size:
         bits += 1
     return bits
-
-
-@njit(Int(i32_arr), cache=True, nogil=True)
-def slot_bits(slots):
-    """What add_span takes as `bits` for these slots."""
-    return _bits_of(slots.shape[0])
 
 
 @njit(types.boolean(u8_ro, Int, Int, u8_arr, Int), cache=True, nogil=True)
@@ -160,45 +154,41 @@ def with_room(slots, keys, offsets, blob, count, values, size):
     return slots, keys, offsets, blob
 
 
-@njit(Int(u8_ro, Int, Int, i32_arr, i64_arr, i64_arr, u8_arr, Int, Int), cache=True, nogil=True)
-def add_span(buf, start, end, slots, keys, offsets, blob, count, bits):
-    """The id of buf[start:end]; a new value is added as id `count` (the caller counts it),
-    in arrays that have room for it (see with_room); `bits`: log2 of the number of slots."""
-    w0, w1, h = span_key(buf, start, end)
-    pos = _probe(buf, start, end, w0, w1, h, bits, slots, keys, offsets, blob)
-    if pos >= 0:
-        return np.int64(slots[pos])
-    used = offsets[count]
-    blob[used : used + end - start] = buf[start:end]
-    offsets[count + 1] = used + end - start
-    keys[2 * count] = w0
-    keys[2 * count + 1] = w1
-    slots[-pos - 1] = count
-    return count
-
-
-@njit(Int(u8_ro, i64_arr, i64_arr, Int, Int, Int, i64_arr, i32_arr, i64_arr, i64_arr, u8_arr, Int),
-      cache=True, nogil=True)
-def _add_chunk(buf, starts, ends, stride, first, last, ids, slots, keys, offsets, blob, count):
-    """intern_spans over spans first..last-1, in arrays with room for all of them; the count."""
-    bits = slot_bits(slots)
+@njit(types.void(u8_ro, i64_arr, i64_arr, Int, Int, i64_2d), cache=True, nogil=True)
+def key_spans(buf, starts, ends, first, last, keyed):
+    """keyed[j] = span_key of span first + j, for spans first..last-1."""
     for i in range(first, last):
+        w0, w1, h = span_key(buf, starts[i], ends[i])
+        keyed[i - first, 0] = w0
+        keyed[i - first, 1] = w1
+        keyed[i - first, 2] = h
+
+
+@njit(Int(u8_ro, i64_arr, i64_arr, Int, i64_2d, Int, i64_arr, i32_arr, i64_arr, i64_arr, u8_arr, Int),
+      cache=True, nogil=True)
+def add_keyed(buf, starts, ends, first, keyed, m, out, slots, keys, offsets, blob, count):
+    """out[first + j] = the id of span first + j, buf[starts:ends], whose span_key is keyed[j],
+    for j < m; new values are numbered from `count` in that order, in arrays with room for
+    them all (see with_room). Returns the count. The keys are worked out beforehand
+    (key_spans): a loop of lookups alone keeps several cache misses in flight, where one
+    that also walks each value's bytes waits for every miss in turn (3 times slower)."""
+    bits = _bits_of(slots.shape[0])
+    for j in range(m):
+        i = first + j
         start, end = starts[i], ends[i]
-        if stride > 0 and i >= stride:
-            before = i - stride
-            b_start, b_end = starts[before], ends[before]
-            if b_end - b_start == end - start:
-                same = True
-                for k in range(end - start):
-                    if buf[start + k] != buf[b_start + k]:
-                        same = False
-                        break
-                if same:
-                    ids[i] = ids[before]
-                    continue
-        ids[i] = add_span(buf, start, end, slots, keys, offsets, blob, count, bits)
-        if ids[i] == count:
-            count += 1
+        w0, w1, h = keyed[j, 0], keyed[j, 1], keyed[j, 2]
+        pos = _probe(buf, start, end, w0, w1, h, bits, slots, keys, offsets, blob)
+        if pos >= 0:
+            out[i] = slots[pos]
+            continue
+        used = offsets[count]
+        blob[used : used + end - start] = buf[start:end]
+        offsets[count + 1] = used + end - start
+        keys[2 * count] = w0
+        keys[2 * count + 1] = w1
+        slots[-pos - 1] = count
+        out[i] = count
+        count += 1
     return count
 
 
@@ -208,25 +198,25 @@ CHUNK = 8192
 
 @njit(
     types.Tuple((i64_arr, i32_arr, i64_arr, i64_arr, u8_arr, Int))(
-        u8_ro, i64_arr, i64_arr, Int, i32_arr, i64_arr, i64_arr, u8_arr, Int
+        u8_ro, i64_arr, i64_arr, i32_arr, i64_arr, i64_arr, u8_arr, Int
     ),
     cache=True,
     nogil=True,
 )
-def intern_spans(buf, starts, ends, stride, slots, keys, offsets, blob, count):
+def intern_spans(buf, starts, ends, slots, keys, offsets, blob, count):
     """The id of each span buf[starts[i]:ends[i]], numbering the new ones from `count` in the
-    order met; returns (ids, slots, keys, offsets, blob, count), the arrays grown as needed.
-    With stride > 0, a span equal to the one `stride` before it reuses its id without a
-    lookup (a column of sorted rows repeats its values in runs)."""
+    order met; returns (ids, slots, keys, offsets, blob, count), the arrays grown as needed."""
     n = starts.shape[0]
     ids = np.empty(n, np.int64)
+    keyed = np.empty((min(n, CHUNK), 3), np.int64)
     for first in range(0, n, CHUNK):
         last = min(n, first + CHUNK)
         size = 0
         for i in range(first, last):
             size += ends[i] - starts[i]
         slots, keys, offsets, blob = with_room(slots, keys, offsets, blob, count, last - first, size)
-        count = _add_chunk(buf, starts, ends, stride, first, last, ids, slots, keys, offsets, blob, count)
+        key_spans(buf, starts, ends, first, last, keyed)
+        count = add_keyed(buf, starts, ends, first, keyed, last - first, ids, slots, keys, offsets, blob, count)
     return ids, slots, keys, offsets, blob, count
 
 
@@ -278,10 +268,10 @@ class ValueTable:
             self._asked[raw] = found
         return found
 
-    def add_spans(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, stride: int = 0) -> np.ndarray:
+    def add_spans(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """The id of each span buf[starts[i]:ends[i]] (see intern_spans), numbering new values."""
         starts = np.ascontiguousarray(starts, np.int64)
-        return self.add_by(intern_spans, buf, starts, np.ascontiguousarray(ends, np.int64), stride)[0]
+        return self.add_by(intern_spans, buf, starts, np.ascontiguousarray(ends, np.int64))[0]
 
     def add_by(self, kernel, *args) -> list:
         """The results of a kernel that numbers values in this table: `kernel(*args, slots,

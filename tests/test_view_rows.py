@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from metta_numba.store import join_views
 from metta_numba.store.join_views import JoinViews, Relation
-from metta_numba.trie.view_rows import counting_order
+from metta_numba.trie.view_rows import counting_order, write_runs_view
 
 relations = st.integers(1, 3).flatmap(
     lambda width: st.lists(st.tuples(st.tuples(*[st.integers(0, 6)] * width), st.integers(1, 3)), max_size=30)
@@ -29,10 +29,12 @@ def expected_view(rows, columns, known):
 
 @pytest.mark.parametrize("counting", [True, False])
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(relations=st.lists(relations, min_size=1, max_size=3), extra_values=st.integers(0, 5))
-def test_views_are_the_rows_sorted_by_their_columns(relations, extra_values, counting, monkeypatch):
+@given(relations=st.lists(relations, min_size=1, max_size=3), extra_values=st.integers(0, 5), grouped=st.booleans())
+def test_views_are_the_rows_sorted_by_their_columns(relations, extra_values, grouped, counting, monkeypatch):
     # counting=False: the threshold sends every view to np.lexsort instead.
     monkeypatch.setattr(join_views, "SORT_BY_COUNTING", 10**9 if counting else 0)
+    if grouped:  # each first column's rows together, as a trie gives them, in no id order
+        relations = [sorted(rows, key=lambda row: (row[0][0] * 5) % 7) for rows in relations]
     views = JoinViews(trie=None)
     known = 7 + extra_values
     for value in range(known):
@@ -64,3 +66,26 @@ def test_counting_order_is_a_stable_sort(case):
     cells = np.array(rows, np.int64).reshape(len(rows), width)
     order = counting_order(cells, np.array(columns, np.int64), 10)
     assert order.tolist() == sorted(range(len(rows)), key=lambda i: tuple(rows[i][c] for c in columns))
+
+
+def test_long_runs_and_rows_out_of_runs():
+    """Runs longer than SMALL_RUN sort with argsort; rows not in runs of their first column
+    are refused by write_runs_view and sorted by counting instead."""
+    rng = np.random.default_rng(5)
+    rows = [((0, int(b)), int(c)) for b, c in zip(rng.integers(0, 50, 200), rng.integers(1, 4, 200))]
+    rows += [((v, int(b)), 1) for v in (3, 1, 2) for b in rng.integers(0, 50, 5 * v)]
+    for case in (rows, rows[1:] + rows[:1]):  # the second: value 0 in two runs
+        views = JoinViews(trie=None)
+        for value in range(50):
+            views.values.add(b"v%d" % value)
+        cells = np.array([cells for cells, _ in case], np.int64)
+        relation = Relation(b"r", cells, np.array([count for _, count in case], np.int64))
+        ran = write_runs_view(cells, relation.counts, 50, np.zeros(3 * len(case) + 51, np.int64), 0, 3 * len(case))
+        assert ran == (case is rows)
+        offset, n, directory, entries = views.view(relation, (0, 1))
+        levels, counts, expected_directory = expected_view(case, (0, 1), 50)
+        arena = views.arena
+        assert arena[offset : offset + n].tolist() == levels[0]
+        assert arena[offset + n : offset + 2 * n].tolist() == levels[1]
+        assert arena[offset + 2 * n : offset + 3 * n].tolist() == counts
+        assert arena[directory : directory + entries].tolist() == expected_directory

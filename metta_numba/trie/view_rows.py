@@ -67,3 +67,62 @@ def write_view(cells, counts, columns, order, known, arena, offset, directory):
         for level in range(width):
             arena[offset + level * n + at] = cells[row, columns[level]]
         arena[offset + width * n + at] = counts[row]
+
+
+SMALL_RUN = 24
+"""Runs up to this long are sorted by insertion; longer ones by np.argsort."""
+
+
+@njit(types.boolean(i64_2d_ro, i64_ro, Int, i64_arr, Int, Int), cache=True, nogil=True)
+def write_runs_view(cells, counts, known, arena, offset, directory):
+    """write_view for a view whose levels are columns (0, 1) or (0,) of rows that come in runs
+    of equal column 0 (a relation read from a trie, in byte order: each first argument's rows
+    are together): each run is sorted by column 1 where it is and copied to its place, with
+    no pass over all rows by either column. False, with nothing written to the levels, when
+    the rows do not come in such runs."""
+    n = cells.shape[0]
+    width = cells.shape[1]
+    arena[directory : directory + known + 1] = 0
+    runs = 0
+    for row in range(n):
+        arena[directory + cells[row, 0] + 1] += 1
+        if row == 0 or cells[row, 0] != cells[row - 1, 0]:
+            runs += 1
+    distinct = 0
+    for value in range(known):
+        if arena[directory + value + 1] > 0:
+            distinct += 1
+        arena[directory + value + 1] += arena[directory + value]
+    if runs != distinct:
+        return False
+    keys = np.empty(0, np.int64)
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and cells[end, 0] == cells[start, 0]:
+            end += 1
+        at = arena[directory + cells[start, 0]]
+        size = end - start
+        if width == 1 or size <= SMALL_RUN:
+            # Insertion sort of the run's rows by column 1, straight into their place.
+            for k in range(size):
+                row = start + k
+                value = cells[row, width - 1]
+                j = k
+                while j > 0 and width > 1 and arena[offset + n + at + j - 1] > value:
+                    arena[offset + n + at + j] = arena[offset + n + at + j - 1]
+                    arena[offset + width * n + at + j] = arena[offset + width * n + at + j - 1]
+                    j -= 1
+                arena[offset + width * n + at + j] = counts[row]
+                if width > 1:
+                    arena[offset + n + at + j] = value
+        else:
+            keys = cells[start:end, 1].copy()
+            order = np.argsort(keys, kind="mergesort")
+            for k in range(size):
+                arena[offset + n + at + k] = keys[order[k]]
+                arena[offset + width * n + at + k] = counts[start + order[k]]
+        for k in range(size):
+            arena[offset + at + k] = cells[start, 0]
+        start = end
+    return True

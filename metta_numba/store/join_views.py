@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 
 from metta_numba.codec import tags
-from metta_numba.trie.argindex import trie_estimate
 from metta_numba.trie.relation_cells import ROW_OK
 from metta_numba.trie.relation_ids import relation_ids
 from metta_numba.trie.trie import Trie
@@ -91,9 +90,11 @@ class JoinViews:
             return None
         trie = self.trie
         lo, hi = trie.prefix_range(prefix)
-        generic = prefix + bytes([tags.TAG_NEW_VAR]) * (arity - 1)
-        if trie_estimate(trie, None, generic) != hi - lo:
-            return None  # a stored atom with a variable head (or a bare variable) matches too
+        # A stored atom with a variable head and this arity, or a bare variable, matches too.
+        for lead in (bytes([arity, tags.TAG_NEW_VAR]), bytes([tags.TAG_NEW_VAR])):
+            first, last = trie.prefix_range(lead)
+            if last > first:
+                return None
         suffixes, common, length = trie.leaf_stream(lo, hi)
         ids, status = self.values.add_by(relation_ids, suffixes, common, length, arity)
         if status != ROW_OK:

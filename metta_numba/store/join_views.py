@@ -16,7 +16,11 @@ joinable is answered by the planner instead.
 A *view* is a relation's rows sorted by a permutation of its columns (what leapfrog.py reads);
 each is built once, on first use, into one int64 arena shared by all views. Everything here is
 in memory, built lazily per opened generation: the first join over a relation of a million
-rows pays for reading it and sorting (about a second), the next ones do not.
+rows pays for reading it and sorting, the next ones do not. That first time is kept short by
+kernels: the ids come from one pass over the relation's leaf stream (trie.relation_ids, hash
+lookups in trie.value_table, no bytes object per value), the views from counting sorts over
+the ids (trie.view_rows). Measured on a million `(edge a b)` rows: reading 0.13 s, the views
+(0, 1) and (1, 0) 0.04 s and 0.06 s.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from metta_numba.store import join_views
 from metta_numba.store.join_views import JoinViews, Relation
-from metta_numba.trie.view_rows import counting_order, write_runs_view
+from metta_numba.trie.view_rows import counting_order, write_runs_view, write_runs_view_swapped
 
 relations = st.integers(1, 3).flatmap(
     lambda width: st.lists(st.tuples(st.tuples(*[st.integers(0, 6)] * width), st.integers(1, 3)), max_size=30)
@@ -80,12 +80,13 @@ def test_long_runs_and_rows_out_of_runs():
             views.values.add(b"v%d" % value)
         cells = np.array([cells for cells, _ in case], np.int64)
         relation = Relation(b"r", cells, np.array([count for _, count in case], np.int64))
-        ran = write_runs_view(cells, relation.counts, 50, np.zeros(3 * len(case) + 51, np.int64), 0, 3 * len(case))
-        assert ran == (case is rows)
-        offset, n, directory, entries = views.view(relation, (0, 1))
-        levels, counts, expected_directory = expected_view(case, (0, 1), 50)
-        arena = views.arena
-        assert arena[offset : offset + n].tolist() == levels[0]
-        assert arena[offset + n : offset + 2 * n].tolist() == levels[1]
-        assert arena[offset + 2 * n : offset + 3 * n].tolist() == counts
-        assert arena[directory : directory + entries].tolist() == expected_directory
+        for columns, by_runs in (((0, 1), write_runs_view), ((1, 0), write_runs_view_swapped)):
+            ran = by_runs(cells, relation.counts, 50, np.zeros(3 * len(case) + 51, np.int64), 0, 3 * len(case))
+            assert ran == (case is rows)
+            offset, n, directory, entries = views.view(relation, columns)
+            levels, counts, expected_directory = expected_view(case, columns, 50)
+            arena = views.arena
+            assert arena[offset : offset + n].tolist() == levels[0]
+            assert arena[offset + n : offset + 2 * n].tolist() == levels[1]
+            assert arena[offset + 2 * n : offset + 3 * n].tolist() == counts
+            assert arena[directory : directory + entries].tolist() == expected_directory

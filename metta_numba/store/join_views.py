@@ -32,7 +32,7 @@ from metta_numba.trie.relation_cells import ROW_OK
 from metta_numba.trie.relation_ids import relation_ids
 from metta_numba.trie.trie import Trie
 from metta_numba.trie.value_table import ValueTable
-from metta_numba.trie.view_rows import counting_order, write_runs_view, write_view
+from metta_numba.trie.view_rows import counting_order, write_runs_view, write_runs_view_swapped, write_view
 
 SORT_BY_COUNTING = 4
 """A view sorts by counting when its relation has more than 1/4 row per known value."""
@@ -120,15 +120,17 @@ class JoinViews:
             offset = self._reserve(size, room=len(columns) * size)
             directory = offset + size - known - 1
             cells = relation.cells
-            if columns not in ((0,), (0, 1)) or not write_runs_view(cells, relation.counts, known, self._arena,
-                                                                    offset, directory):
+            # Rows read from a trie come in runs of their first column: the views of one or two
+            # columns are built from the runs (when the rows are not in runs, these decline).
+            by_runs = {(0,): write_runs_view, (0, 1): write_runs_view, (1, 0): write_runs_view_swapped}.get(columns)
+            if by_runs is None or not by_runs(cells, relation.counts, known, self._arena, offset, directory):
                 rest = np.asarray(columns[1:], np.int64)
                 if n * SORT_BY_COUNTING > known:
                     order = counting_order(cells, rest, known)
                 else:  # few rows among many values: comparing beats passes over every id
                     order = np.lexsort([cells[:, c] for c in reversed(rest)]) if len(rest) else np.arange(n)
-                write_view(cells, relation.counts, np.asarray(columns, np.int64), order.astype(np.int64), known,
-                           self._arena, offset, directory)
+                write_view(cells, relation.counts, np.asarray(columns, np.int64), np.asarray(order, np.int64),
+                           known, self._arena, offset, directory)
             found = self._views[key] = (offset, n, directory, known + 1)
         return found
 

@@ -126,3 +126,35 @@ def write_runs_view(cells, counts, known, arena, offset, directory):
             arena[offset + at + k] = cells[start, 0]
         start = end
     return True
+
+
+@njit(types.boolean(i64_2d_ro, i64_ro, Int, i64_arr, Int, Int), cache=True, nogil=True)
+def write_runs_view_swapped(cells, counts, known, arena, offset, directory):
+    """write_view for the view (1, 0) of rows of two columns that come in runs of equal column
+    0 (see write_runs_view): the runs are taken in the order of their column 0 values, and
+    each row goes to its place by column 1, in one pass that keeps the runs' order. False,
+    with nothing written to the levels, when the rows do not come in such runs."""
+    n = cells.shape[0]
+    run_of = np.full(known, -1, np.int64)  # where the run of each column 0 value starts
+    arena[directory : directory + known + 1] = 0
+    for row in range(n):
+        arena[directory + cells[row, 1] + 1] += 1
+        first = cells[row, 0]
+        if row == 0 or first != cells[row - 1, 0]:
+            if run_of[first] >= 0:
+                return False
+            run_of[first] = row
+    for value in range(known):
+        arena[directory + value + 1] += arena[directory + value]
+    place = arena[directory : directory + known].copy()
+    for first in range(known):
+        row = run_of[first]
+        while 0 <= row < n and cells[row, 0] == first:
+            value = cells[row, 1]
+            at = place[value]
+            place[value] = at + 1
+            arena[offset + at] = value
+            arena[offset + n + at] = first
+            arena[offset + 2 * n + at] = counts[row]
+            row += 1
+    return True

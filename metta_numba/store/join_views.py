@@ -16,7 +16,11 @@ joinable is answered by the planner instead.
 A *view* is a relation's rows sorted by a permutation of its columns (what leapfrog.py reads);
 each is built once, on first use, into one int64 arena shared by all views. Everything here is
 in memory, built lazily per opened generation: the first join over a relation of a million
-rows pays for reading it and sorting (about a second), the next ones do not.
+rows pays for reading it and sorting, the next ones do not. That first time is kept short by
+kernels: the ids come from one pass over the relation's leaf stream (trie.relation_ids, hash
+lookups in trie.value_table, no bytes object per value), the views from counting sorts over
+the ids (trie.view_rows). Measured on a million `(edge a b)` rows: reading 0.13 s, the views
+(0, 1) and (1, 0) 0.04 s and 0.06 s.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ from __future__ import annotations
 import numpy as np
 
 from metta_numba.codec import tags
-from metta_numba.trie.argindex import trie_estimate
-from metta_numba.trie.relation_cells import ROW_OK, relation_cells
-from metta_numba.trie.spangroups import group_spans
+from metta_numba.trie.relation_cells import ROW_OK
+from metta_numba.trie.relation_ids import relation_ids
 from metta_numba.trie.trie import Trie
+from metta_numba.trie.value_table import ValueTable
+from metta_numba.trie.view_rows import counting_order, write_runs_view, write_runs_view_swapped, write_view
+
+SORT_BY_COUNTING = 4
+"""A view sorts by counting when its relation has more than 1/4 row per known value."""
 
 NO_VALUE = -1
 """The id of a value no stored row holds."""
@@ -54,11 +62,10 @@ class JoinViews:
 
     def __init__(self, trie: Trie) -> None:
         self.trie = trie
-        self._ids: dict[bytes, int] = {}
-        self.values: list[bytes] = []
+        self.values = ValueTable()  # values[i]: the bytes of value id i
         self._relations: dict[bytes, Relation | None] = {}
         self._views: dict[tuple[bytes, tuple[int, ...]], tuple[int, int, int, int]] = {}
-        self._arena = np.zeros(1 << 10, np.int64)
+        self._arena = np.empty(1 << 10, np.int64)
         self._used = 0
         self.plans: dict = {}  # the join's prepared conjunctions (store.join)
 
@@ -68,15 +75,11 @@ class JoinViews:
 
     def value_id(self, raw: bytes) -> int:
         """The id of a value's bytes, NO_VALUE when no relation read so far holds it."""
-        return self._ids.get(raw, NO_VALUE)
+        return self.values.find(raw)
 
     def intern(self, raw: bytes) -> int:
         """The id of a value's bytes, numbering it when it is new (a value a fallback found)."""
-        found = self._ids.get(raw)
-        if found is None:
-            found = self._ids[raw] = len(self.values)
-            self.values.append(raw)
-        return found
+        return self.values.add(raw)
 
     def relation(self, head: bytes, arity: int) -> Relation | None:
         """The relation of expressions of `arity` children (head included) whose head encodes
@@ -91,19 +94,16 @@ class JoinViews:
             return None
         trie = self.trie
         lo, hi = trie.prefix_range(prefix)
-        generic = prefix + bytes([tags.TAG_NEW_VAR]) * (arity - 1)
-        if trie_estimate(trie, None, generic) != hi - lo:
-            return None  # a stored atom with a variable head (or a bare variable) matches too
-        data, offsets, counts, _ = trie.batch(lo, hi)
-        starts, ends, status = relation_cells(data, offsets, arity)
-        if len(status) and int(status.max()) != ROW_OK:
+        # A stored atom with a variable head and this arity, or a bare variable, matches too.
+        for lead in (bytes([arity, tags.TAG_NEW_VAR]), bytes([tags.TAG_NEW_VAR])):
+            first, last = trie.prefix_range(lead)
+            if last > first:
+                return None
+        suffixes, common, length = trie.leaf_stream(lo, hi)
+        ids, status = self.values.add_by(relation_ids, suffixes, common, length, arity)
+        if status != ROW_OK:
             return None
-        groups, representatives = group_spans(data, starts, ends)
-        ids = np.empty(len(representatives), np.int64)
-        for g, (start, end) in enumerate(zip(starts[representatives].tolist(), ends[representatives].tolist())):
-            ids[g] = self.intern(data[start:end].tobytes())
-        cells = ids[groups].reshape(len(status), arity - 1)
-        return Relation(prefix, cells, counts.astype(np.int64))
+        return Relation(prefix, ids.reshape(len(common), arity - 1), trie.counts(lo, lo + len(common)))
 
     def view(self, relation: Relation, columns: tuple[int, ...]) -> tuple[int, int, int, int]:
         """(arena offset, rows, directory offset, directory length) of the relation sorted by
@@ -113,26 +113,33 @@ class JoinViews:
         key = (relation.prefix, columns)
         found = self._views.get(key)
         if found is None:
-            cells = relation.cells
             n = len(relation)
-            # lexsort sorts by its last key first.
-            order = np.lexsort([cells[:, c] for c in reversed(columns)]) if n else np.zeros(0, np.int64)
-            offset = self._reserve((len(columns) + 1) * n)
-            for level, column in enumerate(columns):
-                self._arena[offset + level * n : offset + (level + 1) * n] = cells[order, column]
-            self._arena[offset + len(columns) * n : offset + (len(columns) + 1) * n] = relation.counts[order]
             known = len(self.values)
-            directory = self._reserve(known + 1)
-            first = self._arena[offset : offset + n]
-            self._arena[directory + 1 : directory + known + 1] = np.cumsum(np.bincount(first, minlength=known))
-            self._arena[directory] = 0
+            size = (len(columns) + 1) * n + known + 1
+            # Room for a view per leading column at once: growing copies the arena.
+            offset = self._reserve(size, room=len(columns) * size)
+            directory = offset + size - known - 1
+            cells = relation.cells
+            # Rows read from a trie come in runs of their first column: the views of one or two
+            # columns are built from the runs (when the rows are not in runs, these decline).
+            by_runs = {(0,): write_runs_view, (0, 1): write_runs_view, (1, 0): write_runs_view_swapped}.get(columns)
+            if by_runs is None or not by_runs(cells, relation.counts, known, self._arena, offset, directory):
+                rest = np.asarray(columns[1:], np.int64)
+                if n * SORT_BY_COUNTING > known:
+                    order = counting_order(cells, rest, known)
+                else:  # few rows among many values: comparing beats passes over every id
+                    order = np.lexsort([cells[:, c] for c in reversed(rest)]) if len(rest) else np.arange(n)
+                write_view(cells, relation.counts, np.asarray(columns, np.int64), np.asarray(order, np.int64),
+                           known, self._arena, offset, directory)
             found = self._views[key] = (offset, n, directory, known + 1)
         return found
 
-    def _reserve(self, size: int) -> int:
+    def _reserve(self, size: int, room: int) -> int:
+        """The offset of `size` more entries of the arena; when it must grow, it grows by
+        `room` entries at least (np.empty: pages untouched cost no memory)."""
         offset = self._used
         if offset + size > len(self._arena):
-            bigger = np.zeros(max(offset + size, 2 * len(self._arena)), np.int64)
+            bigger = np.empty(max(offset + max(size, room), 2 * len(self._arena)), np.int64)
             bigger[:offset] = self._arena[:offset]
             self._arena = bigger
         self._used = offset + size

@@ -53,6 +53,34 @@ def _ambiguous_float(data, pos):
     return (mantissa & np.uint64((1 << (52 - power)) - 1)) == 0
 
 
+@njit(types.UniTuple(Int, 2)(u8_ro, Int, Int, Int), cache=True, nogil=True)
+def child_end(data, pos, end, state):
+    """(where the child starting at data[pos] ends, the row's state with it): `state` is the
+    row's state so far, ROW_VARIABLE or ROW_NUMBER once the child holds a variable or an
+    ambiguous float (the first reason found stays), ROW_MALFORMED when the child does not
+    fit before `end`."""
+    owed = 1
+    while owed > 0:
+        if pos >= end:
+            return pos, ROW_MALFORMED
+        tag = np.int64(data[pos])
+        payload = token_payload(tag)
+        if payload < 0 or pos + 1 + payload > end:
+            return pos, ROW_MALFORMED
+        if tag < 0x40:
+            owed += tag
+        elif tag == tags.TAG_BIG_ARITY:
+            owed += read_u32(data, pos + 1, end)
+        elif is_variable_tag(tag):
+            if state == ROW_OK:
+                state = ROW_VARIABLE
+        elif tag == tags.TAG_FLOAT and state == ROW_OK and _ambiguous_float(data, pos + 1):
+            state = ROW_NUMBER
+        owed -= 1
+        pos += 1 + payload
+    return pos, state
+
+
 @njit(types.Tuple((i64_arr, i64_arr, u8_arr))(u8_ro, i64_ro, Int), cache=True, nogil=True)
 def relation_cells(data, offsets, arity):
     """For each path data[offsets[i]:offsets[i+1]] of an expression of `arity` children:
@@ -70,35 +98,15 @@ def relation_cells(data, offsets, arity):
             status[i] = ROW_MALFORMED
             continue
         pos = start + 1
-        child = -1  # the head comes first and is no column
         state = ROW_OK
-        while child < width and state != ROW_MALFORMED:
+        for child in range(-1, width):  # the head comes first and is no column
             child_start = pos
-            owed = 1
-            while owed > 0:
-                if pos >= end:
-                    state = ROW_MALFORMED
-                    break
-                tag = np.int64(data[pos])
-                payload = token_payload(tag)
-                if payload < 0 or pos + 1 + payload > end:
-                    state = ROW_MALFORMED
-                    break
-                if tag < 0x40:
-                    owed += tag
-                elif tag == tags.TAG_BIG_ARITY:
-                    owed += read_u32(data, pos + 1, end)
-                elif is_variable_tag(tag):
-                    if state == ROW_OK:
-                        state = ROW_VARIABLE
-                elif tag == tags.TAG_FLOAT and state == ROW_OK and _ambiguous_float(data, pos + 1):
-                    state = ROW_NUMBER
-                owed -= 1
-                pos += 1 + payload
-            if child >= 0 and state != ROW_MALFORMED:
+            pos, state = child_end(data, pos, end, state)
+            if state == ROW_MALFORMED:
+                break
+            if child >= 0:
                 starts[i * width + child] = child_start
                 ends[i * width + child] = pos
-            child += 1
         if state == ROW_OK and pos != end:
             state = ROW_MALFORMED
         status[i] = state

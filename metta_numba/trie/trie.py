@@ -301,9 +301,20 @@ class Trie:
         lo = max(0, min(lo, hi))
         from metta_numba.trie import stream
 
-        data, offsets = stream.expand(*stream.leaf_stream(self._structure, lo, hi, len(self)))
+        data, offsets = stream.expand(*self.leaf_stream(lo, hi))
         counts = self._arrays["leaf_count"][lo:hi].astype(np.uint64)
         return data, offsets, counts, self._arrays["leaf_name"][lo:hi].astype(np.int64)
+
+    def leaf_stream(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ranks lo..hi-1 (clipped to the trie) front-coded: (suffixes, common, length), see
+        trie.stream; `counts(lo, hi)` gives their multiplicities."""
+        from metta_numba.trie import stream
+
+        return stream.leaf_stream(self._structure, lo, hi, len(self))
+
+    def counts(self, lo: int, hi: int) -> np.ndarray:
+        """The multiplicity of each of ranks lo..hi-1, as int64."""
+        return self._arrays["leaf_count"][lo:hi].astype(np.int64)
 
     def iter_paths(self, prefix: Key = b"", chunk: int = 65536) -> Iterator[tuple[bytes, int]]:
         """(path, multiplicity) of each distinct path in byte order; only those starting with

@@ -87,6 +87,7 @@ def load_cached(dispatcher, signatures: list) -> bool:
     from numba.core import caching, sigutils
 
     from metta_numba.kernel_cache import attached_cache
+    from metta_numba.lazy_linking import deferred_linking
 
     cache = attached_cache(dispatcher)
     if not isinstance(cache, caching.Cache):
@@ -96,7 +97,8 @@ def load_cached(dispatcher, signatures: list) -> bool:
         args, _ = sigutils.normalize_signature(signature)
         if tuple(args) in dispatcher.overloads:
             continue
-        cres = cache.load_overload(signature, dispatcher.targetctx)
+        with deferred_linking():  # the kernel's bitcode is parsed only if something links it
+            cres = cache.load_overload(signature, dispatcher.targetctx)
         if cres is None:
             return False
         found.append(cres)

@@ -130,6 +130,8 @@ def run_file(args) -> int:
 
 
 def _sharded(path) -> bool:
+    if path is None:
+        return False  # (importing the manifest module costs several milliseconds)
     from metta_numba.dist.manifest import is_sharded
 
     return is_sharded(path)

@@ -230,7 +230,10 @@ def _sorted_order(data: np.ndarray, offsets: np.ndarray, force_halves: bool = Fa
 
 
 def joined_paths(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(data, offsets, names) of several such triples, one after the other."""
+    """(data, offsets, names) of several such triples, one after the other (the arrays of
+    the only part holding atoms as they are: no copy)."""
+    holding = [p for p in parts if len(p[1]) > 1]
+    parts = holding if holding else parts[:1]
     if len(parts) == 1:
         data, offsets, names = parts[0]
         return np.asarray(data, np.uint8), np.asarray(offsets, np.int64), np.asarray(names, np.int64)

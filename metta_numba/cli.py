@@ -364,6 +364,10 @@ def entry() -> None:
     70 ms, a tenth of a query's whole process, and nothing of ours needs it: KBs are closed and
     output is flushed here. `batch` exits normally, as Dask may still have clean-up to run."""
     argv = sys.argv[1:]
+    # NumPy's BLAS (OpenBLAS) starts a thread per core and its buffers when NumPy is imported,
+    # unless told otherwise: 40-50 ms of CPU and up to 0.1 s of a command's start-up, for a
+    # library no command uses (the kernels are Numba's own code). A value the user set stays.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     code = main(argv)
     if "batch" in normalize_argv(argv)[:1]:
         sys.exit(code)

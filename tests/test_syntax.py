@@ -335,7 +335,7 @@ def test_strings_print_with_debug_escapes_and_read_back(text, printed):
     assert parse_atom(printed) == Grounded(text)
 
 
-_ITEM_TEXTS = st.sampled_from(["(a b)", "!(f $x)", "sym", "; note", '"two\nlines"', "(g\n  (h))", "! (q)"])
+_ITEM_TEXTS = st.sampled_from(["(a b)", "!(f $x)", "sym", "; note\n", '"two\nlines"', "(g\n  (h))", "! (q)"])
 _GAPS = st.sampled_from([" ", "\n", "  \n\n ", "\t", "\n; comment\n"])
 
 

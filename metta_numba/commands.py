@@ -8,7 +8,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from metta_numba.cli import EXIT_BAD_KB, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
+from metta_numba.cli import EXIT_BAD_KB, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, start_up_done
 
 
 def _progress_enabled() -> bool:
@@ -114,6 +114,7 @@ def run_file(args) -> int:
         folder = str(Path(name).resolve().parent) if args.sandbox and name != "<stdin>" else None
         compile = not getattr(args, "no_compile", False)
         metta = MeTTa(space=space, cwd=folder, sandbox=args.sandbox, compile=compile)
+        start_up_done()
         outcome = metta.run_program(text, filename=name)
         if outcome.parse_error is not None:
             # hyperon prints no result line at all when the program has a syntax error.

@@ -214,7 +214,7 @@ class MeTTa:
         pos = 0
         mark = LineMark()  # so that each line of the text is counted once, in all the reads
         while True:
-            pos = bulk_load.bulk_load_run(self, text, filename, pos)
+            pos = bulk_load.bulk_load_run(self, text, filename, pos, mark)
             for item, end in iter_program_from(text, filename, pos, mark):
                 if self._run_item(item, results):
                     return True

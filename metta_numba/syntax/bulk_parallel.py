@@ -43,19 +43,26 @@ class ParallelScan:
 
         self.raw = raw
         self.filename = filename
+        self.newlines: int | None = None
+        """How many newlines the text holds, once `encoded` returned (None: not counted)."""
         cuts = piece_cuts(raw, jobs)
         self._threads: list[threading.Thread] = []
         self._pieces: list = []
+        self._newlines: list = []
         if len(cuts) <= 2 or b"!" in raw:
             return  # one piece: read by `encoded` in the calling thread
         check_bytes(raw, filename, valid_utf8=True)
         self._pieces = [None] * (len(cuts) - 1)
+        self._newlines = [0] * (len(cuts) - 1)
 
         def scan(k: int) -> None:
             try:
                 self._pieces[k] = scan_range(raw, cuts[k], cuts[k + 1], filename, copy=False)
             except ParseError as err:
                 self._pieces[k] = err
+            # The newlines too, for the line numbers of what follows the run: counted here,
+            # without the GIL (NumPy's loops release it), not by the interpreter's thread.
+            self._newlines[k] = _count_newlines(raw, cuts[k], cuts[k + 1])
 
         # The kernel's machine code is loaded here first: a thread that called it while
         # another was loading it would run its slow stand-in instead (cold_start checks the
@@ -80,6 +87,7 @@ class ParallelScan:
         self._pieces, self.raw = [], b""
         if not pieces or any(isinstance(piece, ParseError) for piece in pieces):
             return encode_source(raw, self.filename, terms, valid_utf8=True)
+        self.newlines = sum(self._newlines)
         return _joined([intern_scanned(piece, terms) for piece in pieces], terms)
 
 
@@ -89,6 +97,12 @@ def encode_text_parallel(
     """`encode_source` of bytes encoded from a str, scanned in `jobs` pieces at once; the
     calling thread runs `meanwhile` (if given) as they scan."""
     return ParallelScan(raw, filename, jobs).encoded(terms, meanwhile)
+
+
+def _count_newlines(raw: bytes, start: int, end: int) -> int:
+    import numpy as np
+
+    return int(np.count_nonzero(np.frombuffer(raw, np.uint8, end - start, start) == 10))
 
 
 def piece_cuts(raw: bytes, jobs: int) -> list[int]:

@@ -47,6 +47,12 @@ def _parse_error_exit(err) -> CommandError:
 
 
 def _read_program(file: str) -> tuple[str, str]:
+    text, _, name = _read_program_bytes(file)
+    return text, name
+
+
+def _read_program_bytes(file: str) -> tuple[str, bytes, str]:
+    """(text, the bytes it was decoded from, name) of a program file, or of stdin for `-`."""
     from metta_numba.syntax.errors import ParseError
     from metta_numba.syntax.parser import decode_source
 
@@ -62,7 +68,7 @@ def _read_program(file: str) -> tuple[str, str]:
         except OSError as err:
             raise CommandError(f"{file}: {err.strerror}", EXIT_FAILED) from None
     try:
-        return decode_source(data, name), name
+        return decode_source(data, name), data, name
     except ParseError as err:
         raise _parse_error_exit(err) from None
 
@@ -89,17 +95,18 @@ def _give_back_large_frees() -> None:
 
 def run_file(args) -> int:
     """Run a program and print one line per `!`, after the whole run, as hyperon does."""
-    text, name = _read_program(args.file)
+    text, data, name = _read_program_bytes(args.file)
     if getattr(args, "load_snapshot", None) is None and len(text) >= EARLY_SCAN_MIN_CHARS:
         # The bulk loader will read the opening run of a big program: it is scanned while
         # the interpreter is set up (syntax.bulk_parallel).
         from metta_numba.syntax.bulk_parallel import start_early_scan
 
         _give_back_large_frees()
-        if start_early_scan(text, name, EARLY_SCAN_MIN_CHARS):
+        if start_early_scan(text, name, EARLY_SCAN_MIN_CHARS, data):
             from metta_numba.space.segment import load_kernels_in_background
 
             load_kernels_in_background()
+    del data  # (the early scan holds it while it needs it)
     from metta_numba.interp.runner import MeTTa
     from metta_numba.syntax.printer import format_results
 

@@ -86,17 +86,24 @@ def load_cached(dispatcher, signatures: list) -> bool:
     the declared signature that fits best. True when all were there."""
     from numba.core import caching, sigutils
 
+    from metta_numba import lazy_imports, runtime_cache
     from metta_numba.kernel_cache import attached_cache
+    from metta_numba.lazy_linking import deferred_linking
 
     cache = attached_cache(dispatcher)
     if not isinstance(cache, caching.Cache):
         return False
+    # What loading the first kernel would do, made cheaper: Numba's runtime functions from
+    # the cache too (runtime_cache), a module imported only for kernel environments deferred.
+    runtime_cache.install()
+    lazy_imports.defer_numba_internals()
     found = []
     for signature in signatures:
         args, _ = sigutils.normalize_signature(signature)
         if tuple(args) in dispatcher.overloads:
             continue
-        cres = cache.load_overload(signature, dispatcher.targetctx)
+        with deferred_linking():  # the kernel's bitcode is parsed only if something links it
+            cres = cache.load_overload(signature, dispatcher.targetctx)
         if cres is None:
             return False
         found.append(cres)

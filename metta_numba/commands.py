@@ -8,7 +8,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from metta_numba.cli import EXIT_BAD_KB, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
+from metta_numba.cli import EXIT_BAD_KB, EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError, start_up_done
 
 
 def _progress_enabled() -> bool:
@@ -47,6 +47,12 @@ def _parse_error_exit(err) -> CommandError:
 
 
 def _read_program(file: str) -> tuple[str, str]:
+    text, _, name = _read_program_bytes(file)
+    return text, name
+
+
+def _read_program_bytes(file: str) -> tuple[str, bytes, str]:
+    """(text, the bytes it was decoded from, name) of a program file, or of stdin for `-`."""
     from metta_numba.syntax.errors import ParseError
     from metta_numba.syntax.parser import decode_source
 
@@ -62,7 +68,7 @@ def _read_program(file: str) -> tuple[str, str]:
         except OSError as err:
             raise CommandError(f"{file}: {err.strerror}", EXIT_FAILED) from None
     try:
-        return decode_source(data, name), name
+        return decode_source(data, name), data, name
     except ParseError as err:
         raise _parse_error_exit(err) from None
 
@@ -89,17 +95,18 @@ def _give_back_large_frees() -> None:
 
 def run_file(args) -> int:
     """Run a program and print one line per `!`, after the whole run, as hyperon does."""
-    text, name = _read_program(args.file)
+    text, data, name = _read_program_bytes(args.file)
     if getattr(args, "load_snapshot", None) is None and len(text) >= EARLY_SCAN_MIN_CHARS:
         # The bulk loader will read the opening run of a big program: it is scanned while
         # the interpreter is set up (syntax.bulk_parallel).
         from metta_numba.syntax.bulk_parallel import start_early_scan
 
         _give_back_large_frees()
-        if start_early_scan(text, name, EARLY_SCAN_MIN_CHARS):
+        if start_early_scan(text, name, EARLY_SCAN_MIN_CHARS, data):
             from metta_numba.space.segment import load_kernels_in_background
 
             load_kernels_in_background()
+    del data  # (the early scan holds it while it needs it)
     from metta_numba.interp.runner import MeTTa
     from metta_numba.syntax.printer import format_results
 
@@ -114,6 +121,7 @@ def run_file(args) -> int:
         folder = str(Path(name).resolve().parent) if args.sandbox and name != "<stdin>" else None
         compile = not getattr(args, "no_compile", False)
         metta = MeTTa(space=space, cwd=folder, sandbox=args.sandbox, compile=compile)
+        start_up_done()
         outcome = metta.run_program(text, filename=name)
         if outcome.parse_error is not None:
             # hyperon prints no result line at all when the program has a syntax error.
@@ -130,6 +138,8 @@ def run_file(args) -> int:
 
 
 def _sharded(path) -> bool:
+    if path is None:
+        return False  # (importing the manifest module costs several milliseconds)
     from metta_numba.dist.manifest import is_sharded
 
     return is_sharded(path)

@@ -22,6 +22,7 @@ import threading
 import numba
 
 from metta_numba import cold_start, kernel_cache
+from metta_numba.argument_types import argument_type, call_argument_types
 
 kernel_cache.use_source_keyed_folder()
 
@@ -55,6 +56,9 @@ def _dispatcher(func, options: dict):
     """numba.njit(**options)(func), with its cache (cache=True) made when first used."""
     cached = options.pop("cache", False)
     dispatcher = numba.njit(**options)(func)
+    # Numba's dispatcher types an argument in Python (a read-only array, a first call) with
+    # this method: see argument_types.py.
+    dispatcher.typeof_pyval = lambda value: argument_type(dispatcher, value)
     if cached:
         kernel_cache.defer_cache(dispatcher, _load_without_refresh)
     return dispatcher
@@ -106,7 +110,7 @@ def _defer(dispatcher, signatures: list) -> None:
         except TypeError:
             return None
         bound.apply_defaults()
-        return [dispatcher.typeof_pyval(value) for value in bound.args]
+        return [argument_type(dispatcher, value) for value in bound.args]
 
     def compile_and_call(call_args, call_kwargs):
         declare()
@@ -167,9 +171,8 @@ def _specialising(dispatcher):
     compile_for_args = dispatcher._compile_for_args
 
     def load(call_args) -> bool:
-        argument_types = tuple(dispatcher.typeof_pyval(value) for value in call_args)
         with _compile_lock:
-            return cold_start.load_cached(dispatcher, [argument_types])
+            return cold_start.load_cached(dispatcher, [call_argument_types(dispatcher, call_args)])
 
     def compile_and_call(call_args, call_kwargs):
         return compile_for_args(*call_args, **call_kwargs)(*call_args, **call_kwargs)
@@ -181,6 +184,12 @@ def _specialising(dispatcher):
             runner = uncached.runner(call_args, call_kwargs)
             if runner is not None:
                 return runner
+            # Loaded from the cache just now: its machine code, without Numba's compilation
+            # entry, whose first run reads every installed package's entry points (importing
+            # importlib.metadata, some 20 ms) for extensions a cached kernel cannot use.
+            loaded = dispatcher.overloads.get(call_argument_types(dispatcher, call_args))
+            if loaded is not None:
+                return loaded.entry_point
         return compile_for_args(*call_args, **call_kwargs)
 
     dispatcher._compile_for_args = first_call

@@ -29,12 +29,18 @@ class _DeferredModule(types.ModuleType):
 
     def __getattr__(self, name: str):
         # Called only for names not in the module's dict: before loading, or a real miss.
+        if self._load_now():
+            return getattr(self, name)
+        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+
+    def _load_now(self) -> bool:
+        """Run the module's code unless it ran already; True when it ran now."""
         with _lock:
             loader = self.__dict__.pop("_deferred_loader", None)
-            if loader is not None:
-                loader.exec_module(self)
-                return getattr(self, name)
-        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+            if loader is None:
+                return False
+            loader.exec_module(self)
+            return True
 
 
 def _defer(name: str) -> None:
@@ -55,6 +61,48 @@ def _defer(name: str) -> None:
     parent, _, child = name.rpartition(".")
     if parent:
         setattr(sys.modules[parent], child, module)
+
+
+NUMBA_DEFERRED = ("numba.np.arrayobj", "numba.cpython.unicode")
+"""Numba modules that loading a cached kernel imports only to rebuild its environment: the
+kernel's machine code was built with their functions inlined, and keeps a module's namespace
+only for object-mode fallbacks, which our kernels do not have. Importing them costs some
+35 ms before a program's first scan. Deferred, a namespace is there at once and fills in when
+anything reads a name from it, or when Numba refreshes a target context: every compilation
+does that first, and their registrations (implementations, overloads) are then in place as
+Numba expects them."""
+
+
+def defer_numba_internals() -> None:
+    """Register NUMBA_DEFERRED as deferred (Numba is imported by then: finding a submodule
+    imports its parents), unless they are imported already; and have a refresh of Numba's
+    target context load them first."""
+    with _lock:
+        if _refresh_hooked:
+            return
+        from numba.core import base
+
+        refresh = base.BaseContext.refresh
+
+        def refresh_after_loading(self):
+            load_deferred()
+            return refresh(self)
+
+        base.BaseContext.refresh = refresh_after_loading
+        _refresh_hooked.append(True)
+        for name in NUMBA_DEFERRED:
+            _defer(name)
+
+
+_refresh_hooked: list[bool] = []
+
+
+def load_deferred() -> None:
+    """Run the code of the NUMBA_DEFERRED modules not loaded yet."""
+    for name in NUMBA_DEFERRED:
+        module = sys.modules.get(name)
+        if type(module) is _DeferredModule:
+            module._load_now()
 
 
 def defer_unused_imports() -> None:

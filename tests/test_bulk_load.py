@@ -99,8 +99,8 @@ def _record_bulk_loads(monkeypatch) -> list[bool]:
     loaded: list[bool] = []
     original = bulk_load.bulk_load_run
 
-    def recording(runner, source, filename, pos):
-        end = original(runner, source, filename, pos)
+    def recording(runner, source, filename, pos, *mark):
+        end = original(runner, source, filename, pos, *mark)
         loaded.append(end > pos)
         return end
 
@@ -189,6 +189,31 @@ def test_syntax_error_after_the_run_is_reported_in_order(monkeypatch) -> None:
     assert runner.space._segment is not None
     assert [repr(r) for r in result.results] == ["[a, b]"]
     assert result.parse_error is not None and result.parse_error.line == 4
+
+
+@pytest.mark.parametrize("lead", ["", "(lead one)\n\n", "(lead one) "])
+def test_the_line_mark_moves_past_a_run_scanned_in_pieces(lead: str, monkeypatch) -> None:
+    # The scan threads count the run's newlines, so that the parser goes on after the run
+    # at the right line without counting them again.
+    from metta_numba.syntax import bulk_parallel
+    from metta_numba.syntax.parser import LineMark, iter_program_from
+
+    monkeypatch.setattr(bulk_load, "BULK_MIN_CHARS", 0)
+    monkeypatch.setattr(bulk_parallel, "PARALLEL_MIN_BYTES", 0)
+    rng = random.Random(len(lead))
+    atoms = ["(edge a{} b)", "(= (f{} $x) (g $x))", '(rel "s{}" (p 1 $y))']
+    run = "".join(rng.choice(atoms).format(k) + "\n" * rng.randint(1, 3) for k in range(300))
+    text = lead + run + "!(match &self (edge $x $y) $x)\n  (after)\n"
+    runner, mark = MeTTa(), LineMark()
+    pos = len(lead)
+    if lead:
+        next(iter_program_from(text, "t", 0, mark))  # the mark stands at the first item
+    cut = bulk_load.bulk_load_run(runner, text, "t", pos, mark)
+    assert cut == text.index("!") and runner.space._segment is not None
+    assert (mark.at, mark.line, mark.line_start) == (cut, 1 + text.count("\n", 0, cut), cut)
+    places = [(item.line, item.col) for item, _ in iter_program_from(text, "t", cut, mark)]
+    expected = [(item.line, item.col) for item, _ in iter_program_from(text, "t", 0)][-2:]
+    assert places == expected == [(text.count("\n", 0, cut) + 1, 2), (text.count("\n", 0, cut) + 2, 3)]
 
 
 def test_a_run_naming_a_token_is_parsed_as_before(monkeypatch) -> None:

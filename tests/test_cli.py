@@ -255,3 +255,20 @@ def test_batch_on_a_local_cluster(tmp_path, kb):
     assert proc.stdout.splitlines() == expected
     plain_atoms = write(tmp_path / "bad.metta", "(edge a b)\n")
     assert cli("batch", str(kb), str(plain_atoms)).returncode == 1
+
+
+def test_a_program_runs_with_the_collector_on_and_blas_threads_as_the_user_set(tmp_path):
+    # The command pauses Python's garbage collector only while it starts (cli.start_up_done),
+    # and starts NumPy's BLAS with one thread unless OPENBLAS_NUM_THREADS says otherwise.
+    program = write(
+        tmp_path / "gc.metta",
+        '!((py-atom gc.isenabled))\n!((py-atom os.environ.get) "OPENBLAS_NUM_THREADS")\n',
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, "-m", "metta_numba", str(program)], capture_output=True, text=True,
+                          timeout=300, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[True]", '["1"]']
+    proc = subprocess.run([sys.executable, "-m", "metta_numba", str(program)], capture_output=True, text=True,
+                          timeout=300, env=dict(env, OPENBLAS_NUM_THREADS="3"))  # fmt: skip
+    assert proc.stdout.splitlines() == ["[True]", '["3"]']

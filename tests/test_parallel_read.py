@@ -64,6 +64,22 @@ def test_pieces_read_as_one_scan(program, data) -> None:
     assert many == one
 
 
+@given(programs(max_items=10), st.data())
+def test_a_scan_of_the_first_bytes_of_a_buffer_reads_them_alone(program, data) -> None:
+    """ParallelScan(raw, size=n) reads raw[:n] as a scan of those bytes does: what follows in
+    the buffer (a `!`, a NUL, a broken atom) changes nothing."""
+    text = program[0].replace("!", " ") if data.draw(st.booleans()) else program[0]
+    raw = text.encode("utf-8")
+    tail = data.draw(st.sampled_from([b"", b"!(q)\n", b"\0", b"(open\n", b"\n(a b)\n"]))
+    seed = data.draw(st.lists(st.sampled_from(["x", "t"]), max_size=2))
+    jobs = data.draw(st.integers(2, 4))
+    one = _read(lambda r, t: bulk.encode_source(r, "p.metta", t, valid_utf8=True), raw, seed)
+    with _cut_anything():
+        scan = _read(lambda r, t: bulk_parallel.ParallelScan(r + tail, "p.metta", jobs, size=len(r)).encoded(t),
+                     raw, seed)  # fmt: skip
+    assert scan == one
+
+
 def test_a_cut_inside_an_expression_or_a_string_is_not_taken() -> None:
     sources = [
         '(a "x\n(b c)" d)\n(e "f")\n(g h)\n',

@@ -81,3 +81,14 @@ def _check(items: list[Atom], probes: list[Atom], monkeypatch, budget: int) -> N
 def test_segment_nodes_order_as_trie_order_ranks(items, probes, budget, monkeypatch) -> None:
     """Budget 0 builds the trie at once; 1000 answers every question by passes."""
     _check(items, probes + items[:3], monkeypatch, budget)
+
+
+@given(st.lists(st.integers(-1, 40), max_size=60) | st.lists(st.integers(-1, 10**6), max_size=8))
+def test_distinct_ids_are_those_of_np_unique(ids):
+    import numpy as np
+
+    array = np.array(ids, np.int64)
+    distinct, inverse = segment_order._distinct_ids(array)
+    expected, expected_inverse = np.unique(array, return_inverse=True)
+    assert distinct.tolist() == expected.tolist()
+    assert inverse.tolist() == expected_inverse.ravel().tolist()

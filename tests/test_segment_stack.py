@@ -65,3 +65,23 @@ def test_a_stack_gives_the_node_codes_of_one_segment(seed: int) -> None:
         assert stack.atom(index) == whole.atom(index)
     pattern = parse_program("(edge $a $b)")[0].atom
     assert stack.candidate_ids(pattern).tolist() == whole.candidate_ids(pattern).tolist()
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_a_segment_refuses_a_malformed_path_as_the_trie_build_does(threads, monkeypatch) -> None:
+    # The segment checks its paths beside the trie's build (in a second thread when long):
+    # a malformed one is still refused with the trie build's CodecError.
+    from metta_numba.codec import CodecError
+    from metta_numba.space import segment
+
+    if threads:
+        monkeypatch.setattr(segment, "PARALLEL_MIN_ATOMS", 1)
+    atoms = [item.atom for item in parse_program("(edge a b)\n(edge b c)\n(f $x)\n")]
+    terms = TermStore()
+    data, offsets, names, _ = encode_atoms(atoms, terms)
+    good = SimpleNamespace(data=data, offsets=offsets, names=names, terms=terms)
+    assert len(BulkSegment(good)) == 3
+    cut = list(offsets)
+    cut[2] -= 1  # the second path loses its last byte, the third starts one early
+    with pytest.raises(CodecError, match="path 1 is not one well-formed encoded atom"):
+        BulkSegment(SimpleNamespace(data=data, offsets=cut, names=names, terms=terms))

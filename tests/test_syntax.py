@@ -11,7 +11,7 @@ from strategies import I64_MAX, I64_MIN, atoms, identical, is_finite_atom, top_l
 
 from metta_numba.atoms import E, Expression, Grounded, S, Symbol, V, Variable
 from metta_numba.syntax import ParseError, format_atom, format_results, parse_atom, parse_atoms, parse_program
-from metta_numba.syntax.parser import MAX_DEPTH, decode_source, iter_program
+from metta_numba.syntax.parser import MAX_DEPTH, LineMark, decode_source, iter_program, iter_program_from
 from metta_numba.syntax.printer import format_float
 
 
@@ -333,3 +333,28 @@ def test_strings_print_with_debug_escapes_and_read_back(text, printed):
     # hyperon escapes what would not show on its own (METTA conformance: string_escapes).
     assert format_atom(Grounded(text)) == printed
     assert parse_atom(printed) == Grounded(text)
+
+
+_ITEM_TEXTS = st.sampled_from(["(a b)", "!(f $x)", "sym", "; note\n", '"two\nlines"', "(g\n  (h))", "! (q)"])
+_GAPS = st.sampled_from([" ", "\n", "  \n\n ", "\t", "\n; comment\n"])
+
+
+@given(st.lists(st.tuples(_ITEM_TEXTS, _GAPS), max_size=12), st.lists(st.integers(0, 11), max_size=4))
+def test_reading_on_from_a_line_mark_gives_the_places_of_one_read(items, stops):
+    # A reader stopping after some items and going on later from where the last one ended,
+    # with the same LineMark (as the runner does between bulk-loaded runs), sees each item at
+    # the line and column of one read of the whole text.
+    text = "".join(item + gap for item, gap in items)
+    whole = [(item.line, item.col) for item, _ in iter_program_from(text, "t", 0)]
+    mark, pos, places = LineMark(), 0, []
+    stops = set(stops)
+    while True:
+        for item, end in iter_program_from(text, "t", pos, mark):
+            places.append((item.line, item.col))
+            if len(places) in stops:
+                stops.discard(len(places))
+                pos = end
+                break
+        else:
+            break
+    assert places == whole

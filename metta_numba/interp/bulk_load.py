@@ -31,10 +31,11 @@ APPEND_MIN_CHARS = 1 << 12
 segment of its own (space/segment_stack.py) rather than parsed atom by atom."""
 
 
-def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
+def bulk_load_run(runner, text: str, filename: str, pos: int, mark=None) -> int:
     """Load the plain atoms from offset `pos` up to the next line that starts with `!` into the
     runner's space, when that is exact and worth it; returns where parsing goes on (`pos`
-    when nothing was loaded)."""
+    when nothing was loaded). `mark` (a parser.LineMark at or before `pos`, if given) is moved
+    to that place when the scan counted the run's lines on the way."""
     cut = run_end(text, pos)
     space = runner.space
     least = BULK_MIN_CHARS if getattr(space, "_segment", None) is None else min(BULK_MIN_CHARS, APPEND_MIN_CHARS)
@@ -54,6 +55,7 @@ def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
         scan = take_early_scan(text, pos, cut) or ParallelScan(text[pos:cut].encode("utf-8"), filename)
         # The segment's kernels load while the text is scanned (see segment.load_kernels).
         batch = scan.encoded(terms, segments.load_kernels)
+        newlines = scan.newlines
         del scan
         segments.trim_free_memory()  # the scan's buffers
     except ParseError:
@@ -81,6 +83,12 @@ def bulk_load_run(runner, text: str, filename: str, pos: int) -> int:
     if space._segment is not None:
         segment = SegmentStack.appended(space._segment, segment)
     space.replace_with_segment(segment)
+    if mark is not None and newlines is not None and mark.at <= pos:
+        # The parser goes on at `cut` without counting the run's lines again.
+        line = mark.line + text.count("\n", mark.at, pos) + newlines
+        found = text.rfind("\n", mark.at, cut)
+        mark.at, mark.line = cut, line
+        mark.line_start = found + 1 if found >= 0 else mark.line_start
     return cut
 
 

@@ -28,7 +28,7 @@ from metta_numba.interp.sandbox import sandbox_root
 from metta_numba.interp.stdlib import operations, stdlib_space
 from metta_numba.space import GroundingSpace, Space
 from metta_numba.syntax.errors import ParseError
-from metta_numba.syntax.parser import TopLevel, check_nul, decode_source, iter_program, iter_program_from
+from metta_numba.syntax.parser import LineMark, TopLevel, check_nul, decode_source, iter_program, iter_program_from
 
 PARSED_PROGRAMS = 256
 """Short programs kept parsed: a query run again and again is read once (parsing is pure)."""
@@ -212,9 +212,10 @@ class MeTTa:
         Error."""
         check_nul(text, filename)
         pos = 0
+        mark = LineMark()  # so that each line of the text is counted once, in all the reads
         while True:
-            pos = bulk_load.bulk_load_run(self, text, filename, pos)
-            for item, end in iter_program_from(text, filename, pos):
+            pos = bulk_load.bulk_load_run(self, text, filename, pos, mark)
+            for item, end in iter_program_from(text, filename, pos, mark):
                 if self._run_item(item, results):
                     return True
                 if item.is_query:

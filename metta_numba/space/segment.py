@@ -17,6 +17,7 @@ import numpy as np
 
 from metta_numba.atoms import Atom, Expression, Grounded, Variable
 from metta_numba.codec import CodecError, decode
+from metta_numba.codec.kernels import first_bad_path
 from metta_numba.space import segment_kernels as kernels
 from metta_numba.trie import Trie
 
@@ -74,11 +75,13 @@ class BulkSegment:
             raise SegmentUnsupported("an atom too long for a node code")
         self._order = None
         order = _sorted_order(self.data, self.offsets)
-        # The float test and the copies of each path run in a second thread, beside the trie's
-        # build (every kernel here releases the GIL).
+        # The check of the paths (Trie.build's own, done here instead), the float test and the
+        # copies of each path run in a second thread, beside the trie's build (every kernel
+        # here releases the GIL).
         side: dict = {}
 
         def group() -> None:
+            side["bad"] = first_bad_path(self.data, self.offsets)
             side["float"] = kernels.token_count(self.data, self.offsets)[1]
             side["copies"] = kernels.copy_groups(self.data, self.offsets, order)
 
@@ -87,14 +90,13 @@ class BulkSegment:
         if not in_parallel:
             group()
         try:
-            if not in_parallel and side["float"]:
-                raise SegmentUnsupported("a float token (it may equal a whole number)")
-            self.trie = Trie.build(self.data, self.offsets, order=order)
+            if not in_parallel:
+                _refuse(side)
+            self.trie = Trie.build(self.data, self.offsets, order=order, checked=True)
         finally:
             if thread is not None:
                 thread.join()
-        if side["float"]:
-            raise SegmentUnsupported("a float token (it may equal a whole number)")
+        _refuse(side)
         # Copies of each distinct path, by insertion index: copies[copy_start[r]:copy_start[r+1]].
         self.copies, self.copy_start = side["copies"]
         self.length = n
@@ -184,6 +186,16 @@ class BulkSegment:
         return self.order.live_through(index, self.dead)
 
 
+def _refuse(side: dict) -> None:
+    """Raise for what the side pass found: a malformed path (as Trie.build would), a float."""
+    bad_path, bad_byte = side["bad"]
+    if bad_path >= 0:
+        where = "its offsets are out of order or out of range" if bad_byte < 0 else f"byte {bad_byte}"
+        raise CodecError(f"path {bad_path} is not one well-formed encoded atom ({where})")
+    if side["float"]:
+        raise SegmentUnsupported("a float token (it may equal a whole number)")
+
+
 def trim_free_memory() -> None:
     """Give the memory freed in other threads' malloc arenas back to the system: glibc keeps
     a freed block once its mmap threshold has risen past the block's size, so the bulk
@@ -230,7 +242,10 @@ def _sorted_order(data: np.ndarray, offsets: np.ndarray, force_halves: bool = Fa
 
 
 def joined_paths(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(data, offsets, names) of several such triples, one after the other."""
+    """(data, offsets, names) of several such triples, one after the other (the arrays of
+    the only part holding atoms as they are: no copy)."""
+    holding = [p for p in parts if len(p[1]) > 1]
+    parts = holding if holding else parts[:1]
     if len(parts) == 1:
         data, offsets, names = parts[0]
         return np.asarray(data, np.uint8), np.asarray(offsets, np.int64), np.asarray(names, np.int64)

@@ -25,6 +25,20 @@ _NONE = np.zeros(0, np.int64)
 _NO_DEAD = np.zeros(0, np.uint8)
 
 
+def _distinct_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(ids, return_inverse=True) for term ids (>= -1, below the term store's size),
+    by a table over the ids instead of a sort: several times faster for 400K atoms."""
+    if ids.size == 0:
+        return ids.copy(), np.zeros(0, np.int64)
+    shifted = ids + 1  # -1 (no variable names) becomes 0
+    present = np.zeros(int(shifted.max()) + 1, np.bool_)
+    present[shifted] = True
+    distinct = np.flatnonzero(present)
+    rank = np.zeros(present.size, np.int64)
+    rank[distinct] = np.arange(distinct.size)
+    return (distinct - 1).astype(ids.dtype), rank[shifted]
+
+
 class SegmentOrder:
     """The answer-order nodes of a segment's atoms (see the module docstring)."""
 
@@ -41,7 +55,7 @@ class SegmentOrder:
         """Per atom, the index of its list of variable-name tokens (lists per distinct names)."""
         if self._lists is None:
             segment = self.segment
-            distinct, inverse = np.unique(segment.names, return_inverse=True)
+            distinct, inverse = _distinct_ids(segment.names)
             list_start = [0]
             tokens: list[int] = []
             for name_id in distinct.tolist():

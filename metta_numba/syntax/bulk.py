@@ -94,13 +94,16 @@ def scan_source(data: bytes, filename: str = "<string>", *, valid_utf8: bool = F
     return scan_range(raw, 0, len(raw), filename, copy=True)
 
 
-def check_bytes(raw: bytes, filename: str, valid_utf8: bool) -> None:
+def check_bytes(raw: bytes, filename: str, valid_utf8: bool, end: int | None = None) -> None:
+    """A positioned ParseError for a bad UTF-8 sequence (unless known valid) or a NUL in
+    raw[:end]."""
+    end = len(raw) if end is None else end
     if not valid_utf8:
-        src = np.frombuffer(raw, dtype=np.uint8)
+        src = np.frombuffer(raw, dtype=np.uint8, count=end)
         bad_byte = first_invalid_utf8(src, 0, src.size)
         if bad_byte >= 0:
             raise ParseError.at_byte(raw, bad_byte, parser.MSG_INVALID_UTF8, filename)
-    nul = raw.find(b"\0")
+    nul = raw.find(b"\0", 0, end)
     if nul >= 0:
         raise ParseError.at_byte(raw, nul, parser.MSG_NUL, filename)
 

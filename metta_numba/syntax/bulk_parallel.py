@@ -38,24 +38,34 @@ class ParallelScan:
     """A scan of UTF-8 bytes (encoded from a str) in pieces, each in a thread of its own,
     started at construction; `encoded` waits for it and interns the pieces in order."""
 
-    def __init__(self, raw: bytes, filename: str, jobs: int = SCAN_JOBS) -> None:
+    def __init__(self, raw: bytes, filename: str, jobs: int = SCAN_JOBS, size: int | None = None) -> None:
+        """Scan raw[:size] (all of `raw` by default: a longer buffer is not copied)."""
         from metta_numba.syntax.bulk import check_bytes, scan_range
 
+        size = len(raw) if size is None else size
         self.raw = raw
+        self.size = size
         self.filename = filename
-        cuts = piece_cuts(raw, jobs)
+        self.newlines: int | None = None
+        """How many newlines the text holds, once `encoded` returned (None: not counted)."""
+        cuts = piece_cuts(raw, jobs, size)
         self._threads: list[threading.Thread] = []
         self._pieces: list = []
-        if len(cuts) <= 2 or b"!" in raw:
+        self._newlines: list = []
+        if len(cuts) <= 2 or raw.find(b"!", 0, size) >= 0:
             return  # one piece: read by `encoded` in the calling thread
-        check_bytes(raw, filename, valid_utf8=True)
+        check_bytes(raw, filename, valid_utf8=True, end=size)
         self._pieces = [None] * (len(cuts) - 1)
+        self._newlines = [0] * (len(cuts) - 1)
 
         def scan(k: int) -> None:
             try:
                 self._pieces[k] = scan_range(raw, cuts[k], cuts[k + 1], filename, copy=False)
             except ParseError as err:
                 self._pieces[k] = err
+            # The newlines too, for the line numbers of what follows the run: counted here,
+            # without the GIL (NumPy's loops release it), not by the interpreter's thread.
+            self._newlines[k] = _count_newlines(raw, cuts[k], cuts[k + 1])
 
         # The kernel's machine code is loaded here first: a thread that called it while
         # another was loading it would run its slow stand-in instead (cold_start checks the
@@ -79,7 +89,9 @@ class ParallelScan:
         pieces, raw = self._pieces, self.raw
         self._pieces, self.raw = [], b""
         if not pieces or any(isinstance(piece, ParseError) for piece in pieces):
+            raw = raw if self.size == len(raw) else raw[: self.size]
             return encode_source(raw, self.filename, terms, valid_utf8=True)
+        self.newlines = sum(self._newlines)
         return _joined([intern_scanned(piece, terms) for piece in pieces], terms)
 
 
@@ -91,16 +103,23 @@ def encode_text_parallel(
     return ParallelScan(raw, filename, jobs).encoded(terms, meanwhile)
 
 
-def piece_cuts(raw: bytes, jobs: int) -> list[int]:
-    """0, the cut points (each just after a newline, before a `(`), and len(raw)."""
+def _count_newlines(raw: bytes, start: int, end: int) -> int:
+    import numpy as np
+
+    return int(np.count_nonzero(np.frombuffer(raw, np.uint8, end - start, start) == 10))
+
+
+def piece_cuts(raw: bytes, jobs: int, size: int | None = None) -> list[int]:
+    """0, the cut points (each just after a newline, before a `(`), and `size` (len(raw))."""
+    size = len(raw) if size is None else size
     cuts = [0]
-    if len(raw) >= PARALLEL_MIN_BYTES:
+    if size >= PARALLEL_MIN_BYTES:
         for k in range(1, jobs):
-            found = raw.find(b"\n(", max(cuts[-1], len(raw) * k // jobs))
+            found = raw.find(b"\n(", max(cuts[-1], size * k // jobs), size)
             if found < 0:
                 break
             cuts.append(found + 1)
-    cuts.append(len(raw))
+    cuts.append(size)
     return cuts
 
 
@@ -138,14 +157,19 @@ def run_end(text: str, pos: int) -> int:
     return len(text) if found < 0 else found + 1
 
 
-def start_early_scan(text: str, filename: str, min_chars: int) -> bool:
+def start_early_scan(text: str, filename: str, min_chars: int, raw: bytes | None = None) -> bool:
     """Begin scanning the run of plain atoms that opens `text`, when it holds at least
-    `min_chars` characters (see the module docstring); True when it began."""
+    `min_chars` characters (see the module docstring); True when it began. `raw`: the bytes
+    `text` was decoded from, scanned in place when the text is ASCII (as long as its bytes:
+    the offsets agree) rather than encoded again."""
     end = run_end(text, 0)
     if end < min_chars:
         return False
     try:
-        scan = ParallelScan(text[:end].encode("utf-8"), filename)
+        if raw is not None and len(raw) == len(text):
+            scan = ParallelScan(raw, filename, size=end)
+        else:
+            scan = ParallelScan(text[:end].encode("utf-8"), filename)
     except ParseError:
         return False  # the interpreter reports it in its place
     _early[:] = [(text, 0, end, scan)]

@@ -265,17 +265,35 @@ def check_nul(text: str, filename: str) -> None:
         raise ParseError.at(text, nul, MSG_NUL, filename)
 
 
-def iter_program_from(text: str, filename: str, start: int) -> Iterator[tuple[TopLevel, int]]:
+class LineMark:
+    """A place in a text whose line is known: offset `at` is on line `line`, which starts at
+    offset `line_start`. iter_program_from counts lines on from it and moves it along."""
+
+    __slots__ = ("at", "line", "line_start")
+
+    def __init__(self) -> None:
+        self.at, self.line, self.line_start = 0, 1, 0
+
+
+def iter_program_from(
+    text: str, filename: str, start: int, mark: LineMark | None = None
+) -> Iterator[tuple[TopLevel, int]]:
     """iter_program from offset `start` (between two top-level items), with the offset where
-    each item ends; the caller has checked the text with check_nul."""
+    each item ends; the caller has checked the text with check_nul. With `mark` (at or before
+    `start`), lines are counted from there rather than from the start of the text, and the
+    mark follows the items read: a caller reading a long text in several calls counts each
+    line once."""
     reader = _Reader(text, filename)
     skip = _SPACE_AND_COMMENTS_RE.match
     size = len(text)
     # Line and column are counted on from the previous item, not from the start of the text,
     # so that a file of many atoms (even all on one line) is read in linear time.
+    if mark is None or mark.at > start:
+        mark = LineMark()
     counted_to = start
-    line = 1 + text.count("\n", 0, start)
-    line_start = text.rfind("\n", 0, start) + 1
+    line = mark.line + text.count("\n", mark.at, start)
+    found = text.rfind("\n", mark.at, start)
+    line_start = found + 1 if found >= 0 else mark.line_start
     pos = skip(text, start).end()
     while pos < size:
         start = pos
@@ -292,6 +310,7 @@ def iter_program_from(text: str, filename: str, start: int) -> Iterator[tuple[To
             line += newlines
             line_start = text.rfind("\n", counted_to, start) + 1
         counted_to = start
+        mark.at, mark.line, mark.line_start = start, line, line_start
         reader.pos = start
         atom = reader.read_atom()
         end = reader.pos

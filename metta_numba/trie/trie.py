@@ -91,11 +91,14 @@ class Trie:
         counts: np.ndarray | None = None,
         names: np.ndarray | None = None,
         order: np.ndarray | None = None,
+        checked: bool = False,
     ) -> Trie:
         """Sort, fold duplicates (counts add up; the first occurrence's name stays) and lay out
         the paths `data[offsets[i]:offsets[i+1]]`. Each path must be one well-formed encoded
         atom (CodecError otherwise). `counts` defaults to 1 each, `names` to -1; `order` is
-        the paths' sort.sort_paths permutation when the caller has it already."""
+        the paths' sort.sort_paths permutation when the caller has it already. With `checked`
+        the caller answers for the paths being well formed (it checks them with
+        codec.kernels.first_bad_path itself, e.g. in another thread meanwhile)."""
         data = np.ascontiguousarray(data, dtype=np.uint8)
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         n = len(offsets) - 1
@@ -109,7 +112,7 @@ class Trie:
             return cls.empty()
         if int(np.diff(offsets).max()) >= 2**31:
             raise ValueError("a path of 2 GB or more")
-        bad_path, bad_byte = first_bad_path(data, offsets)
+        bad_path, bad_byte = (-1, -1) if checked else first_bad_path(data, offsets)
         if bad_path >= 0:
             where = "its offsets are out of order or out of range" if bad_byte < 0 else f"byte {bad_byte}"
             raise CodecError(f"path {bad_path} is not one well-formed encoded atom ({where})")

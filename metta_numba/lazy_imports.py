@@ -82,7 +82,10 @@ def defer_numba_internals() -> None:
             return
         from numba.core import base
 
-        refresh = base.BaseContext.refresh
+        refresh = getattr(base.BaseContext, "refresh", None)
+        if refresh is None:  # another Numba: nothing would load them before a compilation
+            _refresh_hooked.append(False)
+            return
 
         def refresh_after_loading(self):
             load_deferred()

@@ -56,19 +56,25 @@ def _install() -> None:
             return
         from numba.core import codegen
 
+        if not _internals_present(codegen):
+            _installed.append(False)  # another Numba: its own load path, unchanged
+            return
         base_unserialize = codegen.JITCodeLibrary._unserialize.__func__
         base_is_defined = codegen.JitEngine.is_symbol_defined
 
         def _unserialize(cls, codegen_, state):
             if not getattr(_local, "active", False) or cls is not codegen.JITCodeLibrary or state[1] != "object":
                 return base_unserialize(cls, codegen_, state)
-            name, _, (object_code, shared_bitcode) = state
-            library = codegen_.create_library(name)
-            library.__class__ = _lazy_class(codegen.JITCodeLibrary)
-            library.enable_object_caching()
-            library._set_compiled_object(object_code)
-            library.__dict__["_unparsed_bitcode"] = shared_bitcode
-            library._finalize_final_module()
+            try:
+                name, _, (object_code, shared_bitcode) = state
+                library = codegen_.create_library(name)
+                library.__class__ = _lazy_class(codegen.JITCodeLibrary)
+                library.enable_object_caching()
+                library._set_compiled_object(object_code)
+                library.__dict__["_unparsed_bitcode"] = shared_bitcode
+                library._finalize_final_module()
+            except (AttributeError, TypeError, ValueError):
+                return base_unserialize(cls, codegen_, state)  # a state this module does not know
             with _lock:
                 _pending.append(weakref.ref(library))
             return library
@@ -84,6 +90,17 @@ def _install() -> None:
         codegen.JITCodeLibrary._unserialize = classmethod(_unserialize)
         codegen.JitEngine.is_symbol_defined = is_symbol_defined
         _installed.append(True)
+
+
+def _internals_present(codegen) -> bool:
+    """Whether this Numba has the internals the deferred load relies on (those of the Numba
+    versions it was written for); with any missing, kernels load as Numba loads them."""
+    library, engine = codegen.JITCodeLibrary, getattr(codegen, "JitEngine", None)
+    needed = ("_unserialize", "enable_object_caching", "_set_compiled_object", "_finalize_final_module",
+              "_ensure_finalized", "get_pointer_to_function")
+    engine_needed = ("is_symbol_defined", "_load_defined_symbols", "get_function_address")
+    return (engine is not None and all(hasattr(library, n) for n in needed)
+            and all(hasattr(engine, n) for n in engine_needed))
 
 
 _classes: dict = {}

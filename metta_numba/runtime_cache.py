@@ -32,7 +32,10 @@ def install() -> None:
             return
         from numba.core.runtime import nrtdynmod
 
-        compile_functions = nrtdynmod.compile_nrt_functions
+        compile_functions = getattr(nrtdynmod, "compile_nrt_functions", None)
+        if compile_functions is None or not hasattr(nrtdynmod, "create_nrt_module"):
+            _installed.append(False)  # another Numba: it compiles its runtime as it does
+            return
 
         def cached_nrt_functions(ctx):
             path = _cache_path(ctx)

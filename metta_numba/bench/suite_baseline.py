@@ -19,10 +19,12 @@ from metta_numba.bench.suite_common import (
     Options,
     baseline_queries,
     failed,
+    metta_py,
     middle_index,
     repeated_processes,
     run_child,
     run_cli,
+    run_metta_py,
     stats_json,
     timed_samples,
 )
@@ -227,6 +229,13 @@ def bench_size(label: str, opts: Options) -> dict:
     result["startup_source_one"] = repeated_processes(
         lambda: run_cli(str(with_one), timeout_s=900), 1 if big else min(repeat, 3)
     )
+    # hyperon on the same file, whole process (it cannot load the large KB).
+    command = metta_py(opts)
+    if command is None or label not in HYPERON_SIZES:
+        result["hyperon_source_one"] = failed("not run: " + ("no hyperon `metta-py` given" if command is None
+                                                             else "beyond hyperon's size limit for one bench run"))
+    else:
+        result["hyperon_source_one"] = repeated_processes(lambda: run_metta_py(command, with_one), min(repeat, 3))
     with_one.unlink()
     if big:
         result["startup_source_five"] = failed("not run at large: the match queries decode 1M answers as objects")

@@ -160,3 +160,20 @@ def baseline_queries(n: int) -> dict[str, str]:
         "match rule body": f"!(match &self (= (or{i} $a $b) False) $a)",
         "variable head": "!(match &self (= ($f zero $x) $x) $f)",
     }
+
+
+def metta_py(opts: Options) -> Path | None:
+    """hyperon's `metta-py` beside the bench's hyperon Python, None when there is none."""
+    if not opts.hyperon_python:
+        return None
+    path = Path(opts.hyperon_python).parent / "metta-py"
+    return path if path.exists() else None
+
+
+def run_metta_py(command: Path, program: Path) -> dict:
+    """One whole process of `metta-py PROGRAM`: its figures (as run_cli's, with CPU seconds), or
+    a failure."""
+    result = run_with_rusage([str(command), str(program)], timeout_s=900)
+    if result["timed_out"] or result["returncode"] != 0:
+        return failed(f"hyperon exit {result['returncode']}")
+    return {**_process_figures(result), "cpu_s": result["user_s"] + result["sys_s"]}

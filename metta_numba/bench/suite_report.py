@@ -82,8 +82,12 @@ BASELINE_ROWS = (
     ("startup from a snapshot + 1 query, whole process", "startup_snapshot_one/wall_s", None),
     ("startup from a snapshot + 5 queries, whole process", "startup_snapshot_five/wall_s", None),
     ("startup from source + 1 query, whole process", "startup_source_one/wall_s", None),
+    ("hyperon `metta-py`, the same file (source + 1 query), whole process", "hyperon_source_one/wall_s", None),
+    ("source + 1 query: hyperon's time / ours", None, lambda f: _times_faster(f, "startup_source_one",
+                                                                              "hyperon_source_one")),
     ("startup from source + 5 queries, whole process", "startup_source_five/wall_s", None),
     ("peak RSS, source + 1 query", "startup_source_one/peak_rss_bytes", None),
+    ("hyperon's peak RSS, source + 1 query", "hyperon_source_one/peak_rss_bytes", None),
     ("peak RSS, snapshot + 5 queries", "startup_snapshot_five/peak_rss_bytes", None),
     ("peak RSS, source + 5 queries", "startup_source_five/peak_rss_bytes", None),
     ("minor page faults, snapshot + 1 query", "startup_snapshot_one/minor_faults", None),
@@ -92,6 +96,13 @@ BASELINE_ROWS = (
     ("RSS after open + 100 queries", "rss_after_queries/rss_after_bytes", fmt_bytes),
     ("USS after open + 100 queries", "rss_after_queries/uss_after_bytes", fmt_bytes),
 )
+
+
+def _times_faster(figures: dict, ours: str, theirs: str) -> str:
+    ours_s, theirs_s = median_of(get(figures, f"{ours}/wall_s")), median_of(get(figures, f"{theirs}/wall_s"))
+    if ours_s is None or theirs_s is None:
+        return "n/a"
+    return f"{theirs_s / ours_s:.1f}x"
 
 
 def baseline_table(baseline: dict) -> Table:

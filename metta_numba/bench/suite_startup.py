@@ -30,7 +30,9 @@ from metta_numba.bench.suite_common import (
     child_env,
     failed,
     is_failed,
+    metta_py,
     middle_index,
+    run_metta_py,
     stats_json,
 )
 
@@ -165,22 +167,13 @@ def bench_startup(opts: Options) -> dict:
 
 def _hyperon(opts: Options, source: Path, program: Path, repeat: int) -> dict:
     """hyperon's `metta-py` on the KB's text followed by the same query, whole process."""
-    if not opts.hyperon_python:
-        return failed("not run: hyperon not importable")
-    metta_py = Path(opts.hyperon_python).parent / "metta-py"
-    if not metta_py.exists():
-        return failed(f"not run: no {metta_py}")
+    command = metta_py(opts)
+    if command is None:
+        return failed("not run: no hyperon `metta-py` given (--peers)")
     text = program.with_name(program.stem + "_with_kb.metta")
     text.write_bytes(source.read_bytes() + b"\n" + program.read_bytes())
-
-    def one() -> dict:
-        result = run_with_rusage([str(metta_py), str(text)], timeout_s=600)
-        if result["timed_out"] or result["returncode"] != 0:
-            return failed(f"hyperon exit {result['returncode']}")
-        return {"wall_s": result["wall_s"], "cpu_s": result["user_s"] + result["sys_s"]}
-
     try:
-        return _repeated(one, repeat)
+        return _repeated(lambda: run_metta_py(command, text), repeat)
     finally:
         text.unlink()
 

@@ -393,6 +393,16 @@ def start_up_done() -> None:
         gc.enable()
 
 
+def prepare_process() -> None:
+    """What the command's process sets before it imports NumPy: also for a harness that runs
+    main() in a process of its own (bench.startup's phase timers)."""
+    # NumPy's BLAS (OpenBLAS) starts a thread per core and its buffers when NumPy is imported,
+    # unless told otherwise: 40-50 ms of CPU and up to 0.1 s of a command's start-up, for a
+    # library no command uses (the kernels are Numba's own code). A value the user set stays.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _pause_gc_for_start_up()
+
+
 def entry() -> None:
     """The `metta-numba` process: main(), then exit without the interpreter's teardown.
 
@@ -400,11 +410,7 @@ def entry() -> None:
     70 ms, a tenth of a query's whole process, and nothing of ours needs it: KBs are closed and
     output is flushed here. `batch` exits normally, as Dask may still have clean-up to run."""
     argv = sys.argv[1:]
-    # NumPy's BLAS (OpenBLAS) starts a thread per core and its buffers when NumPy is imported,
-    # unless told otherwise: 40-50 ms of CPU and up to 0.1 s of a command's start-up, for a
-    # library no command uses (the kernels are Numba's own code). A value the user set stays.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    _pause_gc_for_start_up()
+    prepare_process()
     code = main(argv)
     if "batch" in normalize_argv(argv)[:1]:
         sys.exit(code)

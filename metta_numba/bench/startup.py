@@ -59,11 +59,12 @@ def timed(phase, func):
 
 start = clock()
 bootstrap._find_and_load = timed("imports", bootstrap._find_and_load)
+from metta_numba import cli
+cli.prepare_process()  # as the command's entry point does, before NumPy is imported
 from metta_numba import cold_start
 cold_start.load_cached = timed("kernel loads", cold_start.load_cached)
 from metta_numba.store import kb as kb_module
 kb_module.PersistentKB.open = classmethod(timed("open", kb_module.PersistentKB.open.__func__))
-from metta_numba import cli
 with contextlib.redirect_stdout(io.StringIO()):
     code = cli.main(sys.argv[1:])
 leave()

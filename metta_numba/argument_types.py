@@ -19,7 +19,9 @@ def argument_type(dispatcher, value):
     found = _plain_type(value)
     if found is None:
         return type(dispatcher).typeof_pyval(dispatcher, value)
-    dispatcher._types_active_call.add(found)  # as Numba's keeps the types of a call alive
+    active = getattr(dispatcher, "_types_active_call", None)
+    if active is not None:
+        active.add(found)  # as Numba's keeps the types of a call alive
     return found
 
 

@@ -99,9 +99,12 @@ BASELINE_ROWS = (
 
 
 def _times_faster(figures: dict, ours: str, theirs: str) -> str:
-    ours_s, theirs_s = median_of(get(figures, f"{ours}/wall_s")), median_of(get(figures, f"{theirs}/wall_s"))
-    if ours_s is None or theirs_s is None:
-        return "n/a"
+    ours_figure, theirs_figure = get(figures, f"{ours}/wall_s"), get(figures, f"{theirs}/wall_s")
+    ours_s, theirs_s = median_of(ours_figure), median_of(theirs_figure)
+    if theirs_s is None:
+        return cell(theirs_figure)  # why hyperon was not measured
+    if ours_s is None:
+        return cell(ours_figure)
     return f"{theirs_s / ours_s:.1f}x"
 
 

@@ -99,16 +99,26 @@ def wall(cmd: list[str], repeat: int) -> tuple[list[float], list[float]]:
     return walls, cpus
 
 
-def breakdown(args: list[str], repeat: int) -> dict[str, list[float]]:
+def phase_samples(args: list[str], repeat: int, env: dict | None = None) -> dict[str, list[float]]:
+    """CPU seconds per phase of `repeat` runs of the command ARGS; RuntimeError (its stderr's
+    last line) when a run fails."""
     phases: dict[str, list[float]] = {}
     for _ in range(repeat):
-        done = subprocess.run([sys.executable, "-c", BREAKDOWN_CHILD, *args], capture_output=True, env=_env())
+        done = subprocess.run([sys.executable, "-c", BREAKDOWN_CHILD, *args], capture_output=True,
+                              env=_env() if env is None else env)
         if done.returncode != 0:
-            sys.exit(f"breakdown of {args} failed: {done.stderr.decode()[-400:]}")
+            raise RuntimeError((done.stderr.decode().strip().splitlines() or ["no output"])[-1][:400])
         figures = json.loads(done.stderr.decode().strip().splitlines()[-1])
         for phase in (*PHASES, "in the process"):
             phases.setdefault(phase, []).append(figures.get(phase, 0.0))
     return phases
+
+
+def breakdown(args: list[str], repeat: int) -> dict[str, list[float]]:
+    try:
+        return phase_samples(args, repeat)
+    except RuntimeError as err:
+        sys.exit(f"breakdown of {args} failed: {err}")
 
 
 def shown(samples: list[float]) -> str:

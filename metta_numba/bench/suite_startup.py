@@ -11,10 +11,8 @@ compete with the next measurement.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 from metta_numba.bench.kbgen import baseline_rule_count
 from metta_numba.bench.measure import run_with_rusage
 from metta_numba.bench.report import Table
-from metta_numba.bench.startup import BREAKDOWN_CHILD, PHASES
+from metta_numba.bench.startup import PHASES, phase_samples
 from metta_numba.bench.suite_baseline import size_n, source_file
 from metta_numba.bench.suite_common import (
     Options,
@@ -107,15 +105,11 @@ def _cold(args: list[str], expected: str, repeat: int) -> dict:
 
 
 def _breakdown(args: list[str], repeat: int) -> dict:
-    """CPU seconds per phase (bench.startup's timers) over `repeat` runs."""
-    phases: dict[str, list[float]] = {}
-    for _ in range(repeat):
-        done = subprocess.run([sys.executable, "-c", BREAKDOWN_CHILD, *args], capture_output=True, env=_env())
-        if done.returncode != 0:
-            return failed((done.stderr.decode().strip().splitlines() or ["no output"])[-1][:200])
-        figures = json.loads(done.stderr.decode().strip().splitlines()[-1])
-        for phase in (*PHASES, "in the process"):
-            phases.setdefault(phase, []).append(figures.get(phase, 0.0))
+    """CPU seconds per phase (bench.startup's timers) over `repeat` runs, or a failure."""
+    try:
+        phases = phase_samples(args, repeat, _env())
+    except RuntimeError as err:
+        return failed(str(err)[:200])
     return {phase: stats_json(samples, "s") for phase, samples in phases.items()}
 
 

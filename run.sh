@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh
-ensure_venv ""
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.numba_cache}"
+ensure_venv ""
 exec "$VENV/bin/metta-numba" "$@"

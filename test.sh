@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh
-ensure_venv "test,dist"
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.numba_cache}"
+ensure_venv "test,dist"
 # CI runs fewer hypothesis examples per property; locally the default profile applies.
 if [ "${CI:-}" = "true" ]; then export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"; fi
 "$VENV/bin/ruff" check .

@@ -530,7 +530,7 @@ def warmup(args) -> int:
     import os
 
     from metta_numba import cold_start
-    from metta_numba.jit import compile_all
+    from metta_numba.kernel_bundle import fill_cache
 
     lock = None
     if args.background:
@@ -547,8 +547,7 @@ def warmup(args) -> int:
             print(f"\rkernels {done}/{total} {name:<30}", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    count = compile_all(progress)
-    _exercise_specialised_kernels()
+    count = fill_cache(progress)
     from numba.core import config
 
     from metta_numba import kernel_cache
@@ -563,15 +562,3 @@ def warmup(args) -> int:
             print(f"removed {len(pruned)} kernel folder(s) of older sources: {', '.join(p.name for p in pruned)}")
     return EXIT_OK
 
-
-def _exercise_specialised_kernels() -> None:
-    """Kernels without declared signatures compile for the argument types they meet: run the
-    paths that call them (a program long enough for the bulk load, then a match) once."""
-    from metta_numba.bench.kbgen import generate_kb
-    from metta_numba.interp.bulk_load import BULK_MIN_CHARS
-    from metta_numba.interp.runner import MeTTa
-
-    n = 4
-    while len(generate_kb(n)) < 2 * BULK_MIN_CHARS:
-        n *= 2
-    MeTTa().run(generate_kb(n) + "\n!(match &self (= (and1 $a $b) $r) ($a $b $r))\n")

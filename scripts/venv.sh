@@ -18,5 +18,11 @@ ensure_venv() {
             return 1
         fi
         touch "$stamp"
+        # An editable install bundles no compiled kernels (setup.py): fill the cache now, once,
+        # rather than at the first big run. NUMBA_CACHE_DIR is the caller's.
+        echo "compiling the kernels into the cache (once after installing, about a minute)" >&2
+        if ! "$VENV/bin/metta-numba" warmup >> "$VENV/install.log" 2>&1; then
+            echo "metta-numba warmup failed (kernels compile at first use instead); see $VENV/install.log" >&2
+        fi
     fi
 }

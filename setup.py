@@ -1,0 +1,48 @@
+"""The package's metadata is in pyproject.toml; this file adds one build step: the compiled
+kernels bundled into a built package (metta_numba/kernel_bundle.py), so that a fresh install
+does not compile them at its first big run.
+
+The step compiles every kernel for the generic CPU in a process of its own (a minute or two of
+CPU). It is skipped for editable installs (`pip install -e`: `metta-numba warmup` fills the
+cache of a source checkout, as ./run.sh and ./test.sh do when they install) and when
+METTA_NUMBA_BUNDLE_KERNELS=0. A failure to compile leaves a package without the bundle and a
+warning: the kernels then compile at first use, as before."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPyWithKernels(build_py):
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False) or os.environ.get("METTA_NUMBA_BUNDLE_KERNELS") == "0":
+            return
+        with tempfile.TemporaryDirectory(prefix="metta-numba-bundle-") as cache:
+            env = dict(
+                os.environ,
+                NUMBA_CACHE_DIR=cache,
+                NUMBA_CPU_NAME="generic",
+                METTA_NUMBA_COLD="compile",
+                PYTHONPATH=os.pathsep.join([os.path.abspath(self.build_lib), os.environ.get("PYTHONPATH", "")]),
+            )
+            env.pop("NUMBA_CPU_FEATURES", None)
+            print("compiling the kernels to bundle (generic CPU; METTA_NUMBA_BUNDLE_KERNELS=0 skips it)")
+            proc = subprocess.run(
+                [sys.executable, "-m", "metta_numba.kernel_bundle", os.path.abspath(self.build_lib)],
+                env=env,
+                cwd=cache,
+                capture_output=True,
+                text=True,
+            )
+        if proc.returncode == 0:
+            print(proc.stdout.strip())
+        else:
+            self.warn("no compiled kernels bundled (they compile at first use):\n" + proc.stderr[-2000:])
+
+
+setup(cmdclass={"build_py": BuildPyWithKernels})

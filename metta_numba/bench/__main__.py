@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from metta_numba.bench.suite_compiled import bench_compiled
     from metta_numba.bench.suite_dist import bench_dist
     from metta_numba.bench.suite_facts import bench_facts
+    from metta_numba.bench.suite_first_run import bench_first_run
     from metta_numba.bench.suite_interp import bench_interp
     from metta_numba.bench.suite_joins import bench_joins
     from metta_numba.bench.suite_profile import bench_profile
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_up(scratch)
         results["baseline"] = bench_baseline(opts)
         results["startup"] = bench_startup(opts)
+        results["first_run"] = bench_first_run(opts)
         results["facts"] = bench_facts(opts)
         results["query"] = bench_query(opts)
         results["joins"] = bench_joins(opts)

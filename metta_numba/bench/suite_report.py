@@ -305,6 +305,7 @@ def compiled_tables(compiled: dict) -> list[Table]:
 
 
 def render(results: dict, figures: list[Path], command: str) -> str:
+    from metta_numba.bench.suite_first_run import first_run_table
     from metta_numba.bench.suite_joins import joins_table
     from metta_numba.bench.suite_startup import startup_table
 
@@ -337,6 +338,7 @@ def render(results: dict, figures: list[Path], command: str) -> str:
         baseline_table(results["baseline"]).to_markdown(),
         *[t.to_markdown() for t in baseline_peer_tables(results["baseline"])],
         *(["## Start-up\n", startup_table(results["startup"]).to_markdown()] if results.get("startup") else []),
+        *([first_run_table(results["first_run"]).to_markdown()] if results.get("first_run") else []),
         "## Fact KB\n",
         facts_table(results["facts"]).to_markdown(),
         *(["## Joins\n", joins_table(results["joins"]).to_markdown()] if results.get("joins") else []),

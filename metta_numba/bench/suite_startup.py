@@ -35,7 +35,7 @@ from metta_numba.bench.suite_common import (
 )
 
 
-def _env(cache: str | None = None) -> dict:
+def command_env(cache: str | None = None) -> dict:
     env = child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: modules load from their bytecode
     if cache is not None:
@@ -43,10 +43,10 @@ def _env(cache: str | None = None) -> dict:
     return env
 
 
-def _process(args: list[str], env: dict, timeout_s: float = 300) -> dict:
+def command_process(args: list[str], env: dict, timeout_s: float = 300, cwd: Path | None = None) -> dict:
     """One `python -m metta_numba ARGS` process: wall and CPU seconds and its output, or a
     failure."""
-    result = run_with_rusage([sys.executable, "-m", "metta_numba", *args], timeout_s=timeout_s, env=env)
+    result = run_with_rusage([sys.executable, "-m", "metta_numba", *args], timeout_s=timeout_s, env=env, cwd=cwd)
     if result["timed_out"] or result["returncode"] != 0:
         tail = (result["stderr"].strip().splitlines() or ["no output"])[-1]
         return failed(f"exit {result['returncode']}: {tail[:200]}")
@@ -73,7 +73,7 @@ def _times(runs: list[dict]) -> dict:
     }
 
 
-def _stop_warmups(cache: str) -> None:
+def stop_warmups(cache: str) -> None:
     """Stop the background warmup a cold run started with `cache` as its kernel cache."""
     import psutil
 
@@ -92,9 +92,9 @@ def _cold(args: list[str], expected: str, repeat: int) -> dict:
     for _ in range(repeat):
         cache = tempfile.mkdtemp(prefix="metta-cold-cache-")
         try:
-            figures = _process(args, _env(cache))
+            figures = command_process(args, command_env(cache))
         finally:
-            _stop_warmups(cache)
+            stop_warmups(cache)
             shutil.rmtree(cache, ignore_errors=True)
         if is_failed(figures):
             return figures
@@ -107,7 +107,7 @@ def _cold(args: list[str], expected: str, repeat: int) -> dict:
 def _breakdown(args: list[str], repeat: int) -> dict:
     """CPU seconds per phase (bench.startup's timers) over `repeat` runs, or a failure."""
     try:
-        phases = phase_samples(args, repeat, _env())
+        phases = phase_samples(args, repeat, command_env())
     except RuntimeError as err:
         return failed(str(err)[:200])
     return {phase: stats_json(samples, "s") for phase, samples in phases.items()}
@@ -131,12 +131,12 @@ def bench_startup(opts: Options) -> dict:
     opts.log(f"[startup] {label}: warm and empty kernel caches")
     result: dict = {"label": label, "rules": baseline_rule_count(n), "commands": {}}
     for name, args in commands.items():
-        warm = _process(args, _env())
+        warm = command_process(args, command_env())
         if is_failed(warm):
             result["commands"][name] = warm
             continue
         result["commands"][name] = {
-            "warm": _repeated(lambda args=args: _process(args, _env()), repeat),
+            "warm": _repeated(lambda args=args: command_process(args, command_env()), repeat),
             "breakdown": _breakdown(args, repeat),
             "cold_cache": _cold(args, warm["stdout"], max(1, min(repeat, 3))),
         }
@@ -144,10 +144,10 @@ def bench_startup(opts: Options) -> dict:
 
     def build_and_query() -> dict:
         shutil.rmtree(built, ignore_errors=True)
-        build = _process(["snapshot", "build", str(source), "-o", str(built)], _env())
+        build = command_process(["snapshot", "build", str(source), "-o", str(built)], command_env())
         if is_failed(build):
             return build
-        query = _process(["query", str(built), pattern], _env())
+        query = command_process(["query", str(built), pattern], command_env())
         if is_failed(query):
             return query
         return {"wall_s": build["wall_s"] + query["wall_s"], "cpu_s": build["cpu_s"] + query["cpu_s"]}

@@ -1,0 +1,127 @@
+"""A big program's first run after an install: the medium baseline KB's text (400K rules) and
+one query, in a whole process, with the kernel cache warm, empty with the package's bundled
+kernels (metta_numba.kernel_bundle), and empty without them (every kernel the bulk load needs
+compiles, after the Python twins' budget).
+
+The bundled case runs a copy of the package with its bundle, as a built package holds it,
+made once per source digest in the bench's work folder (`python -m metta_numba.kernel_bundle`,
+which compiles every kernel: its time is reported too). Each empty-cache run gets a new
+NUMBA_CACHE_DIR; a background warmup it starts is stopped after it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from metta_numba.bench.kbgen import baseline_rule_count
+from metta_numba.bench.report import Table
+from metta_numba.bench.suite_baseline import size_n, source_file
+from metta_numba.bench.suite_common import Options, baseline_queries, failed, is_failed, stats_json
+from metta_numba.bench.suite_startup import command_env, command_process, stop_warmups
+from metta_numba.kernel_cache import PACKAGE_DIR, kernel_source_digest
+
+
+def _bundled_copy(workdir: Path, log) -> tuple[Path, float | None] | dict:
+    """(root of a package copy holding its bundle, seconds the bundle took to build or None
+    when it was there), or a failure."""
+    root = workdir / f"bundled-{kernel_source_digest()}"
+    if (root / PACKAGE_DIR.name / "_kernels").is_dir():
+        return root, None
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(PACKAGE_DIR, root / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "_kernels"))
+    log("[first run] compiling the kernels into a bundle (about 80 s)")
+    with tempfile.TemporaryDirectory(prefix="metta-bundle-cache-") as cache:
+        env = command_env(cache)
+        env.update(NUMBA_CPU_NAME="generic", METTA_NUMBA_COLD="compile", PYTHONPATH=str(root))
+        env.pop("NUMBA_CPU_FEATURES", None)
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "metta_numba.kernel_bundle", str(root)], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=1800)  # fmt: skip
+        seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        return failed(f"bundle build: {(proc.stderr.strip().splitlines() or ['no output'])[-1][:200]}")
+    return root, seconds
+
+
+def _runs(program: Path, repeat: int, expected: str | None, cold: bool, package_root: Path | None = None) -> dict:
+    """Stats of `repeat` runs of `metta-numba PROGRAM` (cold: each with a new kernel cache)."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        cache = tempfile.mkdtemp(prefix="metta-first-run-cache-") if cold else None
+        env = command_env(cache)
+        if package_root is not None:
+            env["PYTHONPATH"] = str(package_root)
+        try:
+            figures = command_process([str(program)], env, cwd=package_root, timeout_s=600)
+        finally:
+            if cache is not None:
+                stop_warmups(cache)
+                shutil.rmtree(cache, ignore_errors=True)
+        if is_failed(figures):
+            return figures
+        if expected is not None and figures["stdout"] != expected:
+            return failed("the answer differs from the warm run's")
+        walls.append(figures["wall_s"])
+        cpus.append(figures["cpu_s"])
+    return {"wall_s": stats_json(walls, "s"), "cpu_s": stats_json(cpus, "s")}
+
+
+def bench_first_run(opts: Options) -> dict:
+    if opts.smoke:
+        return failed("not run with --smoke (it compiles every kernel)")
+    label = "medium" if "medium" in opts.sizes else opts.sizes[0]
+    n = size_n(label)
+    source = source_file(label, opts.workdir)
+    program = opts.workdir / f"first_run_{label}.metta"
+    program.write_bytes(source.read_bytes() + b"\n" + next(iter(baseline_queries(n).values())).encode() + b"\n")
+    repeat = max(1, min(opts.repeat, 3))
+    result: dict = {"label": label, "rules": baseline_rule_count(n)}
+    try:
+        opts.log(f"[first run] {label}: warm, empty cache with and without bundled kernels")
+        warm = command_process([str(program)], command_env())
+        if is_failed(warm):
+            return warm
+        result["warm"] = _runs(program, repeat, warm["stdout"], cold=False)
+        bundled = _bundled_copy(opts.workdir, opts.log)
+        if is_failed(bundled):
+            result["bundled"] = bundled
+        else:
+            root, build_seconds = bundled
+            result["bundle_build_s"] = build_seconds
+            result["bundled"] = _runs(program, repeat, warm["stdout"], cold=True, package_root=root)
+        result["no_bundle"] = _runs(program, 1, warm["stdout"], cold=True)
+    finally:
+        program.unlink(missing_ok=True)
+    return result
+
+
+def first_run_table(first_run: dict) -> Table:
+    from metta_numba.bench.suite_report import cell, get
+
+    columns = ["what", "wall time", "CPU time (user + system)", "target"]
+    if is_failed(first_run):
+        table = Table("A big program's first run", columns)
+        table.add("first run", cell(first_run), "-", "-")
+        return table
+    table = Table(
+        f"A big program's first run, whole process: the {first_run.get('label')} KB's text "
+        f"({first_run.get('rules', 0):,} rules) and one query",
+        columns,
+        note="Empty kernel cache: a new NUMBA_CACHE_DIR per run. Bundled kernels: a copy of the package "
+        "holding the kernels a built package bundles, copied into the empty cache at start. Without "
+        "them: one run; the kernels the bulk load needs compile after the Python twins' 3 s budget.",
+    )
+    table.add("warm kernel cache", cell(get(first_run, "warm/wall_s")), cell(get(first_run, "warm/cpu_s")), "-")
+    table.add("empty kernel cache, bundled kernels", cell(get(first_run, "bundled/wall_s")),
+              cell(get(first_run, "bundled/cpu_s")), "≤ 5 s")  # fmt: skip
+    table.add("empty kernel cache, no bundled kernels", cell(get(first_run, "no_bundle/wall_s")),
+              cell(get(first_run, "no_bundle/cpu_s")), "-")  # fmt: skip
+    build = first_run.get("bundle_build_s")
+    table.add("building the bundle (every kernel, generic CPU)", "-" if build is None else f"{build:.1f} s", "-", "-")
+    return table

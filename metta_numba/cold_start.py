@@ -370,6 +370,12 @@ def start_background_warmup() -> None:
     import subprocess
 
     env = dict(os.environ, METTA_NUMBA_COLD="compile")
+    from numba.core import config
+
+    if config.CPU_NAME is None and config.CPU_FEATURES is None:
+        # This process compiles for the host's CPU (Numba was imported before us): so must the
+        # warmup, or it would fill the cache with code this process never looks up.
+        env["METTA_NUMBA_CPU"] = "host"
     try:
         subprocess.Popen(
             [sys.executable, "-m", "metta_numba", "warmup", "--background"],

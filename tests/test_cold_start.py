@@ -248,6 +248,23 @@ def test_one_warmup_at_a_time(tmp_path, monkeypatch):
     assert started == [[sys.executable, "-m", "metta_numba", "warmup", "--background"]]
 
 
+@pytest.mark.parametrize(("cpu_name", "cpu_features", "host"), [("generic", "", False), (None, None, True)])
+def test_the_background_warmup_compiles_for_this_process_cpu(tmp_path, monkeypatch, cpu_name, cpu_features, host):
+    from numba.core import config
+
+    monkeypatch.setattr(cold_start, "warmup_lock_path", lambda: tmp_path / "warmup.lock")
+    monkeypatch.setattr(cold_start, "_warmup_started", False)
+    monkeypatch.setattr(cold_start, "_mode", "background")
+    monkeypatch.setattr(config, "CPU_NAME", cpu_name)
+    monkeypatch.setattr(config, "CPU_FEATURES", cpu_features)
+    monkeypatch.delenv("METTA_NUMBA_CPU", raising=False)
+    environments = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: environments.append(k["env"]))
+    cold_start.start_background_warmup()
+    [env] = environments
+    assert (env.get("METTA_NUMBA_CPU") == "host") == host
+
+
 def test_background_warmup_leaves_at_once_when_another_runs():
     path = cold_start.warmup_lock_path()
     held = cold_start.try_lock(path)

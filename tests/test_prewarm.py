@@ -5,6 +5,7 @@ neither changes an answer."""
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 from test_cli import cli
@@ -94,3 +95,42 @@ def test_the_warm_command_and_prefetch_options(kb_path):
     ran = cli("run", "--prefetch", "--load-snapshot", str(kb_path), "-", stdin=program)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "[n21]"
+
+
+def _mapped_pages(array) -> int:
+    """Pages of `array` mapped into this process (the present bits of /proc/self/pagemap)."""
+    import numpy as np
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    first = array.ctypes.data // page
+    count = (array.ctypes.data + array.nbytes + page - 1) // page - first
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(first * 8)
+        entries = np.frombuffer(f.read(count * 8), dtype=np.uint64)
+    return int(((entries >> np.uint64(63)) & np.uint64(1)).sum())
+
+
+def test_a_warmed_file_is_mapped_page_by_page_not_in_large_blocks(tmp_path):
+    # After an open and a warm, a fault must map about the page it needs: a kernel that keeps
+    # file pages in large folios maps a whole folio (up to 2 MB) per fault when the first read
+    # of the file was a plain one, which made the RSS of query processes grow with the KB.
+    import numpy as np
+
+    from metta_numba.bench.measure import drop_from_page_cache
+    from metta_numba.store.actfile import write_act
+    if not os.path.exists("/proc/self/pagemap"):
+        pytest.skip("no /proc/self/pagemap to see which pages are mapped")
+    path = tmp_path / "big.act"
+    write_act(path, {"data": np.arange(4 << 20, dtype=np.int64)})  # 32 MiB
+    (tmp_path / "terms.h5").write_bytes(b"t" * 4096)
+    drop_from_page_cache([path])
+    act = ActFile.open(path)
+    generation = SimpleNamespace(number=1, act=act, terms=SimpleNamespace(path=tmp_path / "terms.h5"))
+    assert warm_generation(generation)["bytes"] == act.sections["data"].length + 4096
+    data = act.arrays["data"]
+    before = _mapped_pages(data)
+    # Near the end, where the kernel's readahead had grown its blocks (256 pages here before
+    # the fix); fault-around maps up to 16 pages (64 KiB) by default.
+    index = len(data) * 9 // 10
+    assert int(data[index]) == index
+    assert _mapped_pages(data) - before <= 32

@@ -143,6 +143,22 @@ def write_act(path: Path, sections: Mapping[str, np.ndarray]) -> int:
     return file_size
 
 
+def _read_pages_as_faults_do(fd: int) -> None:
+    """Reads through `fd` bring pages into the page cache one by one, as the map's faults do.
+
+    A first read of a file without this advice lets the kernel keep that file's pages in large
+    blocks (folios of up to 2 MB, on file systems with large folio support) for later readers
+    too, and a process that maps the file then maps a whole block at each fault: after
+    `snapshot warm`, 100 queries on the large baseline KB mapped 55 MB of it (RSS 163 MiB)
+    instead of 11 MB (RSS 119 MiB). The header and section table are a few pages; the
+    prewarm's reads advise the same."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        except OSError:
+            pass  # a hint only
+
+
 class FileMap:
     """A read-only memory map of a whole file, with its bytes as a uint8 array.
 
@@ -233,6 +249,7 @@ class ActFile:
             raise CorruptSnapshotError("snapshot file is missing", path) from None
         try:
             size = os.fstat(fd).st_size
+            _read_pages_as_faults_do(fd)
             head = os.pread(fd, HEADER_SIZE, 0)
             sections, version = _read_table(path, fd, head, size)
         finally:

@@ -3,8 +3,10 @@
 A cold first query faults in a few pages of each array it reads, one synchronous disk read
 after another. Two ways avoid that:
 - `warm_generation` (`snapshot warm KB`) reads every section of the `.act` file and the term
-  store's sidecar once, sequentially, so the kernel reads ahead in large requests; it returns
-  when the pages are cached, and says what it read.
+  store's sidecar once, each after a WILLNEED hint for all of it (the kernel then reads it in
+  large requests), with the readahead of a sequential reader off: that readahead would keep
+  the pages in large blocks, which a query process maps whole at each fault (RSS); it
+  returns when the pages are cached, and says what it read.
 - `prefetch_generation` (`--prefetch`, `PersistentKB.open(prefetch=True)`) reads the same
   ranges from a daemon thread, smallest section first, in reads of PREFETCH_CHUNK bytes with
   the kernel's readahead off and in the idle I/O class, and returns at once: the open stays
@@ -62,12 +64,15 @@ def warm_generation(generation: Generation) -> dict:
     sections = []
     with open(generation.act.path, "rb") as f:
         fd = f.fileno()
+        # Pages cached one by one, as a query's faults bring them (see actfile.ActFile.open).
+        _no_readahead(fd)
         for name, offset, length in query_ranges(generation):
             _advise_file(fd, offset, length)
             sections.append({"section": name, "bytes": _read_range(fd, offset, length, buffer)})
     sidecar = _sidecar(generation)
     with open(sidecar, "rb") as f:
         size = os.fstat(f.fileno()).st_size
+        _no_readahead(f.fileno())
         _advise_file(f.fileno(), 0, size)
         sections.append({"section": sidecar.name, "bytes": _read_range(f.fileno(), 0, size, buffer)})
     return {

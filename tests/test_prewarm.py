@@ -134,3 +134,24 @@ def test_a_warmed_file_is_mapped_page_by_page_not_in_large_blocks(tmp_path):
     index = len(data) * 9 // 10
     assert int(data[index]) == index
     assert _mapped_pages(data) - before <= 32
+
+
+def test_a_written_file_is_cached_again_page_by_page(tmp_path):
+    # Pages a writer leaves in the page cache are in large blocks too: publishing a
+    # generation has them read again one by one (store.actfile.cache_page_by_page).
+    import numpy as np
+
+    from metta_numba.store.actfile import cache_page_by_page, write_act
+
+    if not os.path.exists("/proc/self/pagemap"):
+        pytest.skip("no /proc/self/pagemap to see which pages are mapped")
+    path = tmp_path / "written.act"
+    write_act(path, {"data": np.arange(4 << 20, dtype=np.int64)})  # 32 MiB
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())  # as publishing a generation does first
+    cache_page_by_page(path)
+    data = ActFile.open(path).arrays["data"]
+    before = _mapped_pages(data)
+    index = len(data) * 9 // 10
+    assert int(data[index]) == index
+    assert _mapped_pages(data) - before <= 32

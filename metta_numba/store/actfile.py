@@ -159,6 +159,28 @@ def _read_pages_as_faults_do(fd: int) -> None:
             pass  # a hint only
 
 
+def cache_page_by_page(path: Path) -> None:
+    """After `path` is written and synced: let its pages go from the page cache and have them
+    read again in the background, one page at a time (see _read_pages_as_faults_do). Written
+    pages stay in the large blocks the writes made, and the first query processes after a
+    build then mapped 55 MB more of the large baseline KB (RSS 167 MB after 100 queries). A
+    hint only: an error changes nothing but the RSS."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        _read_pages_as_faults_do(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class FileMap:
     """A read-only memory map of a whole file, with its bytes as a uint8 array.
 

@@ -37,7 +37,7 @@ import numpy as np
 
 import metta_numba
 from metta_numba.store import layout
-from metta_numba.store.actfile import ActFile, write_act
+from metta_numba.store.actfile import ActFile, cache_page_by_page, write_act
 from metta_numba.store.errors import CorruptSnapshotError, OutdatedFormatError, UnsupportedFormatError
 from metta_numba.store.termfile import GenerationTerms, TermArrays, read_h5_metadata, write_terms_h5
 from metta_numba.store.wal import create_wal
@@ -154,6 +154,7 @@ def write_generation(
     for final, temp in tmp.items():
         layout.publish_file(temp, final)
     layout.fsync_dir(directory)
+    cache_page_by_page(act_path)
     meta["write_seconds"] = time.perf_counter() - started
     return meta
 

@@ -28,12 +28,17 @@ from metta_numba.kernel_cache import PACKAGE_DIR, kernel_source_digest
 
 def _bundled_copy(workdir: Path, log) -> tuple[Path, float | None] | dict:
     """(root of a package copy holding its bundle, seconds the bundle took to build or None
-    when it was there), or a failure."""
-    root = workdir / f"bundled-{kernel_source_digest()}"
-    if (root / PACKAGE_DIR.name / "_kernels").is_dir():
+    when the bundle of these kernel sources was there), or a failure. The sources are copied
+    afresh each time; the bundle is built again only when the kernel sources changed."""
+    root = workdir / "bundled-package"
+    package = root / PACKAGE_DIR.name
+    if package.is_dir():
+        for entry in package.iterdir():
+            if entry.name != "_kernels":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__", "_kernels"), dirs_exist_ok=True)
+    if (package / "_kernels" / f"kernels-{kernel_source_digest()}").is_dir():
         return root, None
-    shutil.rmtree(root, ignore_errors=True)
-    shutil.copytree(PACKAGE_DIR, root / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "_kernels"))
     log("[first run] compiling the kernels into a bundle (about 80 s)")
     with tempfile.TemporaryDirectory(prefix="metta-bundle-cache-") as cache:
         env = command_env(cache)

@@ -129,7 +129,7 @@ CPU_SETTING = "METTA_NUMBA_CPU"
 """`host` compiles the kernels for this machine's CPU instead of the generic one."""
 
 
-def choose_cpu(environ=None) -> str:
+def choose_cpu(environ: dict | None = None) -> str:
     """Which CPU the kernels are compiled for: "generic" (the default; sets NUMBA_CPU_NAME in
     `environ`, so that background warmups and workers agree), "host" (METTA_NUMBA_CPU=host) or
     "user" (NUMBA_CPU_NAME or NUMBA_CPU_FEATURES set: Numba's own settings are left alone).

@@ -3,9 +3,10 @@ one query, in a whole process, with the kernel cache warm, empty with the packag
 kernels (metta_numba.kernel_bundle), and empty without them (every kernel the bulk load needs
 compiles, after the Python twins' budget).
 
-The bundled case runs a copy of the package with its bundle, as a built package holds it,
-made once per source digest in the bench's work folder (`python -m metta_numba.kernel_bundle`,
-which compiles every kernel: its time is reported too). Each empty-cache run gets a new
+The bundled case runs a copy of the package with its bundle, as a built package holds it, in
+the bench's work folder: the sources are copied each run, the bundle is built again (`python -m
+metta_numba.kernel_bundle`, which compiles every kernel: its time is reported too) only when the
+kernel sources changed. Each empty-cache run gets a new
 NUMBA_CACHE_DIR; a background warmup it starts is stopped after it.
 """
 

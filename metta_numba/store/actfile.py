@@ -143,15 +143,17 @@ def write_act(path: Path, sections: Mapping[str, np.ndarray]) -> int:
     return file_size
 
 
-def _read_pages_as_faults_do(fd: int) -> None:
-    """Reads through `fd` bring pages into the page cache one by one, as the map's faults do.
+def read_without_readahead(fd: int) -> None:
+    """Reads through `fd` fetch what they ask for, a page at a time in the page cache, as the
+    map's faults do, and no more (a hint only).
 
-    A first read of a file without this advice lets the kernel keep that file's pages in large
-    blocks (folios of up to 2 MB, on file systems with large folio support) for later readers
-    too, and a process that maps the file then maps a whole block at each fault: after
-    `snapshot warm`, 100 queries on the large baseline KB mapped 55 MB of it (RSS 163 MiB)
-    instead of 11 MB (RSS 119 MiB). The header and section table are a few pages; the
-    prewarm's reads advise the same."""
+    A sequential reader's readahead fetches megabytes ahead, which a query's own faults then
+    wait behind; and a first read of a file without this advice lets the kernel keep that
+    file's pages in large blocks (folios of up to 2 MB, on file systems with large folio
+    support) for later readers too, so that a process mapping the file maps a whole block at
+    each fault: after `snapshot warm`, 100 queries on the large baseline KB mapped 55 MB of it
+    (RSS 163 MiB) instead of about 11 MB (RSS 112 MiB). Every read of an .act file goes
+    through a descriptor advised so: the header and table here, the prewarm's reads."""
     if hasattr(os, "posix_fadvise"):
         try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
@@ -161,7 +163,7 @@ def _read_pages_as_faults_do(fd: int) -> None:
 
 def cache_page_by_page(path: Path) -> None:
     """After `path` is written and synced: let its pages go from the page cache and have them
-    read again in the background, one page at a time (see _read_pages_as_faults_do). Written
+    read again in the background, one page at a time (see read_without_readahead). Written
     pages stay in the large blocks the writes made, and the first query processes after a
     build then mapped 55 MB more of the large baseline KB (RSS 167 MB after 100 queries). A
     hint only: an error changes nothing but the RSS."""
@@ -173,7 +175,7 @@ def cache_page_by_page(path: Path) -> None:
         return
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        _read_pages_as_faults_do(fd)
+        read_without_readahead(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
     except OSError:
         pass
@@ -271,7 +273,7 @@ class ActFile:
             raise CorruptSnapshotError("snapshot file is missing", path) from None
         try:
             size = os.fstat(fd).st_size
-            _read_pages_as_faults_do(fd)
+            read_without_readahead(fd)
             head = os.pread(fd, HEADER_SIZE, 0)
             sections, version = _read_table(path, fd, head, size)
         finally:

@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from metta_numba.store.actfile import read_without_readahead
 from metta_numba.store.generation import Generation
 
 READ_CHUNK = 1 << 22
@@ -64,15 +65,14 @@ def warm_generation(generation: Generation) -> dict:
     sections = []
     with open(generation.act.path, "rb") as f:
         fd = f.fileno()
-        # Pages cached one by one, as a query's faults bring them (see actfile.ActFile.open).
-        _no_readahead(fd)
+        read_without_readahead(fd)
         for name, offset, length in query_ranges(generation):
             _advise_file(fd, offset, length)
             sections.append({"section": name, "bytes": _read_range(fd, offset, length, buffer)})
     sidecar = _sidecar(generation)
     with open(sidecar, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        _no_readahead(f.fileno())
+        read_without_readahead(f.fileno())
         _advise_file(f.fileno(), 0, size)
         sections.append({"section": sidecar.name, "bytes": _read_range(f.fileno(), 0, size, buffer)})
     return {
@@ -100,16 +100,6 @@ def _idle_io_priority() -> None:
         libc.syscall(number, 1, threading.get_native_id(), _IOPRIO_IDLE)  # 1: IOPRIO_WHO_PROCESS
     except (OSError, AttributeError):
         pass  # a hint only
-
-
-def _no_readahead(fd: int) -> None:
-    """Reads through `fd` fetch what they ask for and no more: the kernel's readahead of a
-    sequential reader grows to megabytes, which a query's own page faults then wait behind."""
-    if hasattr(os, "posix_fadvise"):
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        except OSError:
-            pass  # a hint only
 
 
 def _advise_file(fd: int, offset: int, length: int) -> None:
@@ -144,11 +134,11 @@ class Prefetch:
         buffer = bytearray(PREFETCH_CHUNK)
         try:
             with open(self._act_path, "rb") as f:
-                _no_readahead(f.fileno())
+                read_without_readahead(f.fileno())
                 for offset, length in self._ranges:
                     self.bytes += _read_range(f.fileno(), offset, length, buffer)
             with open(self._sidecar, "rb") as f:
-                _no_readahead(f.fileno())
+                read_without_readahead(f.fileno())
                 self.bytes += _read_range(f.fileno(), 0, os.fstat(f.fileno()).st_size, buffer)
         except (OSError, ValueError) as err:  # a vanished file: the prefetch is a hint only
             self.error = err

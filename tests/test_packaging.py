@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 # conda-forge names of the PyPI distributions whose names differ there.
-CONDA_NAME = {"xxhash": "python-xxhash", "matplotlib": "matplotlib-base"}
+CONDA_NAME = {"xxhash": "python-xxhash", "matplotlib": "matplotlib-base", "duckdb": "python-duckdb"}
 # Extras that conda users install with pip, not from environment.yml.
 PIP_ONLY_EXTRAS = {"oracle", "packaging"}
 

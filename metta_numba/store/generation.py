@@ -44,7 +44,6 @@ from metta_numba.store.wal import create_wal
 from metta_numba.store.working import ground_prefix_ends
 from metta_numba.trie import CorruptTrieError, Trie
 from metta_numba.trie.argindex import (
-    SELECTIVE_PREFIX,
     ArgIndex,
     IndexOptions,
     ground_candidates,
@@ -52,6 +51,7 @@ from metta_numba.trie.argindex import (
     trie_estimate,
 )
 from metta_numba.trie.argindex_kernels import prefix_ranges
+from metta_numba.trie.argindex_plan import SELECTIVE_PREFIX
 from metta_numba.trie.layout import LEAF_DTYPES, constant_column, constant_value, is_constant_column
 from metta_numba.trie.unifypaths import (
     ALL_SINGLE_MATCHES,

@@ -5,7 +5,7 @@ entries a path, and as much again for the sort, which made the index the peak of
 build. Here the entries of ranges of ranks are sorted into runs of at most `run_entries`
 entries each, by (slot, kind, key) with ranks ascending, and appended to three files
 (`group` = slot * 3 + kind, `key`, `rank`). Two streaming k-way merges of the runs follow:
-the first counts the distinct keys of each position, from which `argindex.RowPlan` lays out
+the first counts the distinct keys of each position, from which `argindex_plan.RowPlan` lays out
 the table exactly as the in-memory build does; the second writes every posting, key and key
 start straight to its place in the output arrays, which are zero-filled files mapped from the
 build folder (or plain arrays when there is none). Runs cover ascending rank ranges, so the
@@ -29,20 +29,15 @@ from metta_numba.jit import njit
 from metta_numba.trie import argindex_entries as entries
 from metta_numba.trie import packed
 from metta_numba.trie.argindex import (
-    CODE_COLUMN,
-    FENCE_STRIDE,
     MIN_RATIO_CAP,
-    RANK_COLUMN,
     ArgIndex,
     IndexOptions,
-    RowPlan,
     _cover_ranges,
     _in_ranges,
-    code_slots,
-    dense_rows,
     position_code,
     served_codes,
 )
+from metta_numba.trie.argindex_plan import CODE_COLUMN, FENCE_STRIDE, RANK_COLUMN, RowPlan, code_slots, dense_rows
 from metta_numba.trie.layout import i64_arr, i64_ro, u32_arr, u64_arr, u64_ro
 from metta_numba.trie.spill import drop_pages, file_array, zeroed_file_array
 from metta_numba.trie.trie import Trie
@@ -59,7 +54,7 @@ margin for the trie read alongside: sizes the runs from the budget."""
 KEEP_KEYED = 1
 """Flags of a slot in the second merge: its ground and open entries are written..."""
 KEEP_VARIABLES = 2
-"""...its variable entries are written (argindex.RowPlan.reads_variables)."""
+"""...its variable entries are written (argindex_plan.RowPlan.reads_variables)."""
 MIN_RUN_ENTRIES = 16
 MERGE_STEP = 1 << 20
 READ_CHUNK = 1 << 16

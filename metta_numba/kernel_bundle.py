@@ -30,8 +30,12 @@ SEEDED_MARK = "bundle-seeded"
 
 def _copy_atomically(source: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a full disk, say: leave no half copy behind
+        raise
 
 
 def _generic_cpu() -> bool:

@@ -146,3 +146,25 @@ def test_the_build_step_bundles_every_kernel(tmp_path):
     assert len(indexes) > 150  # every declared kernel (about 200) and the specialised ones
     for index in indexes:  # each index with its data
         assert list(index.parent.glob(index.name[: -len(".nbi")] + ".*.nbc")), index
+
+
+def test_a_copy_that_fails_leaves_no_partial_file_and_no_mark(tmp_path, monkeypatch):
+    monkeypatch.setattr(kernel_bundle, "_generic_cpu", lambda: True)
+    root, keyed = _bundle(tmp_path)
+    copied = []
+    copyfile = shutil.copyfile
+
+    def failing_copy(source, target):
+        if len(copied) == 2:  # the third file: the disk is full
+            Path(target).write_bytes(b"half")
+            raise OSError(28, "No space left on device")
+        copied.append(target)
+        return copyfile(source, target)
+
+    monkeypatch.setattr(kernel_bundle.shutil, "copyfile", failing_copy)
+    assert kernel_bundle.seed_from_bundle(keyed, root) <= 1
+    assert not list(keyed.rglob("*.partial"))
+    assert not (keyed / kernel_bundle.SEEDED_MARK).exists()  # the next start tries again
+    # Whatever index was copied has its data.
+    for index in keyed.rglob("*.nbi"):
+        assert list(index.parent.glob(index.name[: -len(".nbi")] + ".*.nbc"))

@@ -11,7 +11,6 @@ warning: the kernels then compile at first use, as before."""
 import os
 import subprocess
 import sys
-import tempfile
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -22,23 +21,17 @@ class BuildPyWithKernels(build_py):
         super().run()
         if getattr(self, "editable_mode", False) or os.environ.get("METTA_NUMBA_BUNDLE_KERNELS") == "0":
             return
-        with tempfile.TemporaryDirectory(prefix="metta-numba-bundle-") as cache:
-            env = dict(
-                os.environ,
-                NUMBA_CACHE_DIR=cache,
-                NUMBA_CPU_NAME="generic",
-                METTA_NUMBA_COLD="compile",
-                PYTHONPATH=os.pathsep.join([os.path.abspath(self.build_lib), os.environ.get("PYTHONPATH", "")]),
-            )
-            env.pop("NUMBA_CPU_FEATURES", None)
-            print("compiling the kernels to bundle (generic CPU; METTA_NUMBA_BUNDLE_KERNELS=0 skips it)")
-            proc = subprocess.run(
-                [sys.executable, "-m", "metta_numba.kernel_bundle", os.path.abspath(self.build_lib)],
-                env=env,
-                cwd=cache,
-                capture_output=True,
-                text=True,
-            )
+        # kernel_bundle sets up its own kernel cache; no bytecode is written into the build.
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+                   PYTHONPATH=os.pathsep.join([os.path.abspath(self.build_lib), os.environ.get("PYTHONPATH", "")]))
+        print("compiling the kernels to bundle (generic CPU; METTA_NUMBA_BUNDLE_KERNELS=0 skips it)")
+        proc = subprocess.run(
+            [sys.executable, "-m", "metta_numba.kernel_bundle", os.path.abspath(self.build_lib)],
+            env=env,
+            cwd=self.build_lib,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode == 0:
             print(proc.stdout.strip())
         else:

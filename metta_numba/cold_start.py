@@ -370,9 +370,9 @@ def start_background_warmup() -> None:
     import subprocess
 
     env = dict(os.environ, METTA_NUMBA_COLD="compile")
-    from numba.core import config
+    from metta_numba.kernel_cache import compiled_cpu
 
-    if config.CPU_NAME is None and config.CPU_FEATURES is None:
+    if compiled_cpu() == "host":
         # This process compiles for the host's CPU (Numba was imported before us): so must the
         # warmup, or it would fill the cache with code this process never looks up.
         env["METTA_NUMBA_CPU"] = "host"

@@ -11,7 +11,7 @@ user's cache folder when that one does not hold these kernels yet. Numba checks 
 it loads it (the source text's hash, Numba's and Python's versions, the CPU): a bundle made by
 another version is never used, and the kernels then compile as without one.
 
-    python -m metta_numba.kernel_bundle BUILD_LIB   # what the build step runs
+    python -m metta_numba.kernel_bundle BUILD_LIB   # what the build step runs (a few minutes)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from metta_numba.kernel_cache import PACKAGE_DIR
+from metta_numba.kernel_cache import PACKAGE_DIR, compiled_cpu
 
 BUNDLE_FOLDER = PACKAGE_DIR / "_kernels"
 SEEDED_MARK = "bundle-seeded"
@@ -39,9 +39,7 @@ def _copy_atomically(source: Path, target: Path) -> None:
 
 
 def _generic_cpu() -> bool:
-    from numba.core import config
-
-    return str(config.CPU_NAME).lower() == "generic" and not config.CPU_FEATURES
+    return compiled_cpu() == "generic"
 
 
 def seed_from_bundle(keyed: Path, bundle_root: Path = BUNDLE_FOLDER) -> int:
@@ -52,7 +50,7 @@ def seed_from_bundle(keyed: Path, bundle_root: Path = BUNDLE_FOLDER) -> int:
     (`<name>.<n>.nbc`); Numba writes the data first and the index last. So a kernel is copied
     only when `keyed` has no index for it, data before index, each file whole (written aside and
     renamed): a process that reads the cache meanwhile sees no index, or an index whose data
-    are there. Costs one stat per start once done, or when there is no bundle."""
+    are there. Costs a stat or two per start once done, or when there is no bundle."""
     bundle = bundle_root / keyed.name
     if (keyed / SEEDED_MARK).exists() or not bundle.is_dir() or not _generic_cpu():
         return 0
@@ -107,8 +105,8 @@ def bundle_files(keyed: Path) -> list[Path]:
 
 
 def build_bundle(package_dir: Path) -> Path:
-    """Fill a fresh cache for the generic CPU and copy it to `package_dir/_kernels`. Run in a
-    process of its own whose environment sets NUMBA_CACHE_DIR to an empty folder (see main)."""
+    """Fill the (fresh) cache folder with every kernel for the generic CPU and copy it to
+    `package_dir/_kernels`. Runs in the process `main` starts with such a cache."""
     from metta_numba import cold_start
     from metta_numba.kernel_cache import use_source_keyed_folder
 
@@ -128,15 +126,36 @@ def build_bundle(package_dir: Path) -> Path:
     return target
 
 
+_IN_FRESH_CACHE = "METTA_NUMBA_BUNDLE_CACHE_READY"
+"""Set in the environment of the process `main` starts, which builds the bundle."""
+
+
+def _in_fresh_cache(argv: list[str]) -> int:
+    """Run `main` again in a process of its own, with an empty kernel cache in a temporary
+    folder, the generic CPU, every kernel compiled (no Python twins, no background warmup) and
+    no bytecode written into the package being bundled."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="metta-numba-bundle-") as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, NUMBA_CPU_NAME="generic", METTA_NUMBA_COLD="compile",
+                   PYTHONDONTWRITEBYTECODE="1", **{_IN_FRESH_CACHE: "1"})  # fmt: skip
+        for name in ("NUMBA_CPU_FEATURES", "METTA_NUMBA_CPU"):
+            env.pop(name, None)
+        return subprocess.run([sys.executable, "-m", "metta_numba.kernel_bundle", *argv], env=env, cwd=cache).returncode
+
+
 def main(argv: list[str]) -> int:
     """`python -m metta_numba.kernel_bundle OUT`: bundle the kernels of the package found
     first on sys.path (the build's copy) into OUT/metta_numba/_kernels."""
     if len(argv) != 1:
         print("usage: python -m metta_numba.kernel_bundle BUILD_LIB", file=sys.stderr)
         return 2
+    if os.environ.get(_IN_FRESH_CACHE) != "1":
+        return _in_fresh_cache(argv)
     target = build_bundle(Path(argv[0]) / PACKAGE_DIR.name)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-    print(f"bundled {sum(1 for _ in target.rglob('*.nbi'))} kernels ({size / 2**20:.1f} MiB) in {target}")
+    print(f"bundled {sum(1 for _ in target.rglob('*.nbi'))} kernels ({size / 2**20:.1f} MiB) in {target}", flush=True)
     return 0
 
 

@@ -30,6 +30,7 @@ are named after the package's modules, not after the absolute path of the source
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import sys
@@ -142,6 +143,18 @@ def choose_cpu(environ: dict | None = None) -> str:
         return "host"
     environ["NUMBA_CPU_NAME"] = "generic"
     return "generic"
+
+
+def compiled_cpu() -> str:
+    """What Numba compiles this process's kernels for, from its configuration: "generic",
+    "host" (Numba's default), or "user" (another CPU name or features the user set)."""
+    from numba.core import config
+
+    if str(config.CPU_NAME).lower() == "generic" and not config.CPU_FEATURES:
+        return "generic"
+    if config.CPU_NAME is None and config.CPU_FEATURES is None:
+        return "host"
+    return "user"
 
 
 def configure() -> str:
@@ -294,6 +307,7 @@ def use_source_keyed_folder() -> Path | None:
 _locator_installed = False
 
 
+@functools.cache
 def package_subfolder(py_file: str) -> str | None:
     """The cache subfolder of a kernel defined in `py_file`: the dotted name of its package
     (`metta_numba.trie`), or None for a file outside this package."""

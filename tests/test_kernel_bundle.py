@@ -45,7 +45,6 @@ def test_kernels_compile_for_the_generic_cpu_unless_the_user_chose(env, expected
     code = "import metta_numba\nfrom numba.core import config\nprint(config.CPU_NAME)\n"
     proc = _python(code, PACKAGE.parent, env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == expected
 
 

@@ -110,6 +110,16 @@ def _mapped_pages(array) -> int:
     return int(((entries >> np.uint64(63)) & np.uint64(1)).sum())
 
 
+def _assert_one_read_maps_few_pages(data) -> None:
+    """One read near the end of `data` (where the kernel's readahead had grown its blocks: 256
+    pages a fault before the fixes) maps about a page; fault-around maps up to 16 pages (64 KiB)
+    by default."""
+    before = _mapped_pages(data)
+    index = len(data) * 9 // 10
+    assert int(data[index]) == index
+    assert _mapped_pages(data) - before <= 32
+
+
 def test_a_warmed_file_is_mapped_page_by_page_not_in_large_blocks(tmp_path):
     # After an open and a warm, a fault must map about the page it needs: a kernel that keeps
     # file pages in large folios maps a whole folio (up to 2 MB) per fault when the first read
@@ -118,6 +128,7 @@ def test_a_warmed_file_is_mapped_page_by_page_not_in_large_blocks(tmp_path):
 
     from metta_numba.bench.measure import drop_from_page_cache
     from metta_numba.store.actfile import write_act
+
     if not os.path.exists("/proc/self/pagemap"):
         pytest.skip("no /proc/self/pagemap to see which pages are mapped")
     path = tmp_path / "big.act"
@@ -127,13 +138,7 @@ def test_a_warmed_file_is_mapped_page_by_page_not_in_large_blocks(tmp_path):
     act = ActFile.open(path)
     generation = SimpleNamespace(number=1, act=act, terms=SimpleNamespace(path=tmp_path / "terms.h5"))
     assert warm_generation(generation)["bytes"] == act.sections["data"].length + 4096
-    data = act.arrays["data"]
-    before = _mapped_pages(data)
-    # Near the end, where the kernel's readahead had grown its blocks (256 pages here before
-    # the fix); fault-around maps up to 16 pages (64 KiB) by default.
-    index = len(data) * 9 // 10
-    assert int(data[index]) == index
-    assert _mapped_pages(data) - before <= 32
+    _assert_one_read_maps_few_pages(act.arrays["data"])
 
 
 def test_a_written_file_is_cached_again_page_by_page(tmp_path):
@@ -150,8 +155,4 @@ def test_a_written_file_is_cached_again_page_by_page(tmp_path):
     with open(path, "rb") as f:
         os.fsync(f.fileno())  # as publishing a generation does first
     cache_page_by_page(path)
-    data = ActFile.open(path).arrays["data"]
-    before = _mapped_pages(data)
-    index = len(data) * 9 // 10
-    assert int(data[index]) == index
-    assert _mapped_pages(data) - before <= 32
+    _assert_one_read_maps_few_pages(ActFile.open(path).arrays["data"])

@@ -65,9 +65,9 @@ def compile_text(data: bytes) -> Trie:
     return Trie.build(batch.data, batch.offsets, names=batch.names)
 
 
-def warm_up(workdir: Path) -> Path:
+def warm_up(workdir: Path) -> None:
     """Load every kernel of the measured paths from Numba's cache on a tiny KB, so that the
-    in-process figures are the KB's. Returns the tiny KB."""
+    in-process figures are the KB's."""
     data = b"(: Nat Type)\n(= (add0 zero $x) $x)\n(= (and0 True True) True)\n(edge n_1 n_2)\n"
     batch = encode_source(data)
     Trie.build(batch.data, batch.offsets, names=batch.names).merkleize()
@@ -78,7 +78,6 @@ def warm_up(workdir: Path) -> Path:
         for text in baseline_queries(4).values():
             runner.run(text)
         kb.query(parse_atom("(edge $x n_2)"))
-    return kb_path
 
 
 def open_samples(kb_path: Path, repeat: int, checksums: bool = True) -> dict:

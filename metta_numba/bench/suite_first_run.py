@@ -15,15 +15,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from metta_numba.bench.kbgen import baseline_rule_count
 from metta_numba.bench.report import Table
 from metta_numba.bench.suite_baseline import size_n, source_file
-from metta_numba.bench.suite_common import Options, baseline_queries, failed, is_failed, stats_json
-from metta_numba.bench.suite_startup import command_env, command_process, stop_warmups
+from metta_numba.bench.suite_common import Options, baseline_queries, failed, is_failed
+from metta_numba.bench.suite_startup import cold_runs, command_env, command_process, run_times
 from metta_numba.kernel_cache import PACKAGE_DIR, kernel_source_digest
 
 
@@ -41,41 +40,16 @@ def _bundled_copy(workdir: Path, log) -> tuple[Path, float | None] | dict:
     if (package / "_kernels" / f"kernels-{kernel_source_digest()}").is_dir():
         return root, None
     log("[first run] compiling the kernels into a bundle (about 80 s)")
-    with tempfile.TemporaryDirectory(prefix="metta-bundle-cache-") as cache:
-        env = command_env(cache)
-        env.update(NUMBA_CPU_NAME="generic", METTA_NUMBA_COLD="compile", PYTHONPATH=str(root))
-        env.pop("NUMBA_CPU_FEATURES", None)
-        started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "metta_numba.kernel_bundle", str(root)], cwd=root, env=env,
-                              capture_output=True, text=True, timeout=1800)  # fmt: skip
-        seconds = time.perf_counter() - started
+    env = command_env()
+    env["PYTHONPATH"] = str(root)
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "metta_numba.kernel_bundle", str(root)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=1800)  # fmt: skip
+    seconds = time.perf_counter() - started
     if proc.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         return failed(f"bundle build: {(proc.stderr.strip().splitlines() or ['no output'])[-1][:200]}")
     return root, seconds
-
-
-def _runs(program: Path, repeat: int, expected: str | None, cold: bool, package_root: Path | None = None) -> dict:
-    """Stats of `repeat` runs of `metta-numba PROGRAM` (cold: each with a new kernel cache)."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        cache = tempfile.mkdtemp(prefix="metta-first-run-cache-") if cold else None
-        env = command_env(cache)
-        if package_root is not None:
-            env["PYTHONPATH"] = str(package_root)
-        try:
-            figures = command_process([str(program)], env, cwd=package_root, timeout_s=600)
-        finally:
-            if cache is not None:
-                stop_warmups(cache)
-                shutil.rmtree(cache, ignore_errors=True)
-        if is_failed(figures):
-            return figures
-        if expected is not None and figures["stdout"] != expected:
-            return failed("the answer differs from the warm run's")
-        walls.append(figures["wall_s"])
-        cpus.append(figures["cpu_s"])
-    return {"wall_s": stats_json(walls, "s"), "cpu_s": stats_json(cpus, "s")}
 
 
 def bench_first_run(opts: Options) -> dict:
@@ -93,15 +67,19 @@ def bench_first_run(opts: Options) -> dict:
         warm = command_process([str(program)], command_env())
         if is_failed(warm):
             return warm
-        result["warm"] = _runs(program, repeat, warm["stdout"], cold=False)
+        runs = [command_process([str(program)], command_env()) for _ in range(repeat)]
+        failure = next((r for r in runs if is_failed(r)), None)
+        if failure is None and any(r["stdout"] != warm["stdout"] for r in runs):
+            failure = failed("the answer differs from the first run's")
+        result["warm"] = failure or run_times(runs)
         bundled = _bundled_copy(opts.workdir, opts.log)
         if is_failed(bundled):
             result["bundled"] = bundled
         else:
             root, build_seconds = bundled
             result["bundle_build_s"] = build_seconds
-            result["bundled"] = _runs(program, repeat, warm["stdout"], cold=True, package_root=root)
-        result["no_bundle"] = _runs(program, 1, warm["stdout"], cold=True)
+            result["bundled"] = cold_runs([str(program)], warm["stdout"], repeat, {"PYTHONPATH": str(root)}, cwd=root)
+        result["no_bundle"] = cold_runs([str(program)], warm["stdout"], 1)
     finally:
         program.unlink(missing_ok=True)
     return result

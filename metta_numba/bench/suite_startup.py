@@ -63,10 +63,11 @@ def _repeated(run, repeat: int) -> dict:
             return figures
         if i:
             runs.append(figures)
-    return _times(runs)
+    return run_times(runs)
 
 
-def _times(runs: list[dict]) -> dict:
+def run_times(runs: list[dict]) -> dict:
+    """Stats of the wall and CPU seconds of `runs`."""
     return {
         "wall_s": stats_json([r["wall_s"] for r in runs], "s"),
         "cpu_s": stats_json([r["cpu_s"] for r in runs], "s"),
@@ -86,13 +87,15 @@ def stop_warmups(cache: str) -> None:
             continue
 
 
-def _cold(args: list[str], expected: str, repeat: int) -> dict:
-    """Runs with an empty kernel cache each; the answer must be the warm run's."""
+def cold_runs(args: list[str], expected: str, repeat: int, extra_env: dict | None = None,
+              cwd: Path | None = None) -> dict:  # fmt: skip
+    """Runs with an empty kernel cache each (`extra_env` added to the environment, from `cwd`);
+    the answer must be the warm run's."""
     runs = []
     for _ in range(repeat):
         cache = tempfile.mkdtemp(prefix="metta-cold-cache-")
         try:
-            figures = command_process(args, command_env(cache))
+            figures = command_process(args, {**command_env(cache), **(extra_env or {})}, cwd=cwd, timeout_s=600)
         finally:
             stop_warmups(cache)
             shutil.rmtree(cache, ignore_errors=True)
@@ -101,7 +104,7 @@ def _cold(args: list[str], expected: str, repeat: int) -> dict:
         if figures["stdout"] != expected:
             return failed("the answer with an empty kernel cache differs from the warm one")
         runs.append(figures)
-    return _times(runs)
+    return run_times(runs)
 
 
 def _breakdown(args: list[str], repeat: int) -> dict:
@@ -138,7 +141,7 @@ def bench_startup(opts: Options) -> dict:
         result["commands"][name] = {
             "warm": _repeated(lambda args=args: command_process(args, command_env()), repeat),
             "breakdown": _breakdown(args, repeat),
-            "cold_cache": _cold(args, warm["stdout"], max(1, min(repeat, 3))),
+            "cold_cache": cold_runs(args, warm["stdout"], max(1, min(repeat, 3))),
         }
     built = opts.workdir / f"startup_{label}_build.kb"
 

@@ -20,6 +20,7 @@ from metta_numba.codec import CodecError, decode
 from metta_numba.codec.kernels import first_bad_path
 from metta_numba.space import segment_kernels as kernels
 from metta_numba.trie import Trie
+from metta_numba.trie.trie import raise_if_malformed
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -85,18 +86,17 @@ class BulkSegment:
             side["float"] = kernels.token_count(self.data, self.offsets)[1]
             side["copies"] = kernels.copy_groups(self.data, self.offsets, order)
 
-        in_parallel = n >= PARALLEL_MIN_ATOMS
-        thread = _started(group) if in_parallel else None
-        if not in_parallel:
-            group()
-        try:
-            if not in_parallel:
-                _refuse(side)
-            self.trie = Trie.build(self.data, self.offsets, order=order, checked=True)
-        finally:
-            if thread is not None:
+        if n >= PARALLEL_MIN_ATOMS:
+            thread = _started(group)
+            try:
+                self.trie = Trie.build(self.data, self.offsets, order=order, checked=True)
+            finally:
                 thread.join()
-        _refuse(side)
+            _refuse(side)
+        else:
+            group()
+            _refuse(side)
+            self.trie = Trie.build(self.data, self.offsets, order=order, checked=True)
         # Copies of each distinct path, by insertion index: copies[copy_start[r]:copy_start[r+1]].
         self.copies, self.copy_start = side["copies"]
         self.length = n
@@ -188,10 +188,7 @@ class BulkSegment:
 
 def _refuse(side: dict) -> None:
     """Raise for what the side pass found: a malformed path (as Trie.build would), a float."""
-    bad_path, bad_byte = side["bad"]
-    if bad_path >= 0:
-        where = "its offsets are out of order or out of range" if bad_byte < 0 else f"byte {bad_byte}"
-        raise CodecError(f"path {bad_path} is not one well-formed encoded atom ({where})")
+    raise_if_malformed(*side["bad"])
     if side["float"]:
         raise SegmentUnsupported("a float token (it may equal a whole number)")
 

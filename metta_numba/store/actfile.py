@@ -143,6 +143,16 @@ def write_act(path: Path, sections: Mapping[str, np.ndarray]) -> int:
     return file_size
 
 
+def fadvise(fd: int, advice: str, offset: int = 0, length: int = 0) -> None:
+    """posix_fadvise(fd, offset, length, POSIX_FADV_<advice>) where the system has it: a hint
+    only, so an error changes nothing."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, offset, length, getattr(os, f"POSIX_FADV_{advice}"))
+        except OSError:
+            pass
+
+
 def read_without_readahead(fd: int) -> None:
     """Reads through `fd` fetch what they ask for, a page at a time in the page cache, as the
     map's faults do, and no more (a hint only).
@@ -154,11 +164,7 @@ def read_without_readahead(fd: int) -> None:
     each fault: after `snapshot warm`, 100 queries on the large baseline KB mapped 55 MB of it
     (RSS 163 MiB) instead of about 11 MB (RSS 112 MiB). Every read of an .act file goes
     through a descriptor advised so: the header and table here, the prewarm's reads."""
-    if hasattr(os, "posix_fadvise"):
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        except OSError:
-            pass  # a hint only
+    fadvise(fd, "RANDOM")
 
 
 def cache_page_by_page(path: Path) -> None:
@@ -167,18 +173,14 @@ def cache_page_by_page(path: Path) -> None:
     pages stay in the large blocks the writes made, and the first query processes after a
     build then mapped 55 MB more of the large baseline KB (RSS 167 MB after 100 queries). A
     hint only: an error changes nothing but the RSS."""
-    if not hasattr(os, "posix_fadvise"):
-        return
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        fadvise(fd, "DONTNEED")
         read_without_readahead(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-    except OSError:
-        pass
+        fadvise(fd, "WILLNEED")
     finally:
         os.close(fd)
 
@@ -204,16 +206,6 @@ class FileMap:
                 self._mmap.madvise(advice)
             except (OSError, ValueError):
                 pass  # advice only; some file systems refuse it
-
-    def advise_range(self, advice: int, offset: int, length: int) -> None:
-        """madvise bytes [offset, offset + length) (widened to whole pages): a hint only."""
-        start = offset - offset % mmap.PAGESIZE
-        end = min(offset + length, len(self._mmap))
-        if end > start and hasattr(self._mmap, "madvise"):
-            try:
-                self._mmap.madvise(advice, start, end - start)
-            except (OSError, ValueError):
-                pass
 
     @contextlib.contextmanager
     def sequential(self):
@@ -284,13 +276,6 @@ class ActFile:
     def sequential(self):
         """Context manager: expect a sequential pass over the file (see FileMap)."""
         return self._base.sequential() if self._base is not None else contextlib.nullcontext()
-
-    def advise_range(self, advice: int, offset: int, length: int) -> None:
-        """madvise a byte range of the file's memory map (see FileMap.advise_range)."""
-        base = self._base
-        if base is None:
-            raise ValueError("the file is closed")
-        base.advise_range(advice, offset, length)
 
     def checksum_ok(self, name: str) -> bool:
         section = self.sections[name]

@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from metta_numba.store.actfile import read_without_readahead
+from metta_numba.store.actfile import fadvise, read_without_readahead
 from metta_numba.store.generation import Generation
 
 READ_CHUNK = 1 << 22
@@ -67,13 +67,13 @@ def warm_generation(generation: Generation) -> dict:
         fd = f.fileno()
         read_without_readahead(fd)
         for name, offset, length in query_ranges(generation):
-            _advise_file(fd, offset, length)
+            fadvise(fd, "WILLNEED", offset, length)
             sections.append({"section": name, "bytes": _read_range(fd, offset, length, buffer)})
     sidecar = _sidecar(generation)
     with open(sidecar, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         read_without_readahead(f.fileno())
-        _advise_file(f.fileno(), 0, size)
+        fadvise(f.fileno(), "WILLNEED", 0, size)
         sections.append({"section": sidecar.name, "bytes": _read_range(f.fileno(), 0, size, buffer)})
     return {
         "generation": generation.number,
@@ -100,14 +100,6 @@ def _idle_io_priority() -> None:
         libc.syscall(number, 1, threading.get_native_id(), _IOPRIO_IDLE)  # 1: IOPRIO_WHO_PROCESS
     except (OSError, AttributeError):
         pass  # a hint only
-
-
-def _advise_file(fd: int, offset: int, length: int) -> None:
-    if hasattr(os, "posix_fadvise"):
-        try:
-            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass  # a hint only
 
 
 class Prefetch:

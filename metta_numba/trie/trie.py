@@ -59,6 +59,14 @@ def _as_path(key: Key) -> np.ndarray:
     return np.frombuffer(bytes(key), dtype=np.uint8)
 
 
+
+def raise_if_malformed(bad_path: int, bad_byte: int) -> None:
+    """Raise CodecError for what `codec.kernels.first_bad_path` found (a path of -1: nothing)."""
+    if bad_path >= 0:
+        where = "its offsets are out of order or out of range" if bad_byte < 0 else f"byte {bad_byte}"
+        raise CodecError(f"path {bad_path} is not one well-formed encoded atom ({where})")
+
+
 class Trie:
     """An immutable multiset of encoded atoms, stored as flat arrays (see layout.py).
 
@@ -112,10 +120,8 @@ class Trie:
             return cls.empty()
         if int(np.diff(offsets).max()) >= 2**31:
             raise ValueError("a path of 2 GB or more")
-        bad_path, bad_byte = (-1, -1) if checked else first_bad_path(data, offsets)
-        if bad_path >= 0:
-            where = "its offsets are out of order or out of range" if bad_byte < 0 else f"byte {bad_byte}"
-            raise CodecError(f"path {bad_path} is not one well-formed encoded atom ({where})")
+        if not checked:
+            raise_if_malformed(*first_bad_path(data, offsets))
         from metta_numba.trie import sort
 
         if order is None:

@@ -18,6 +18,7 @@ from metta_numba.store import generation as generation_module
 from metta_numba.store import layout
 from metta_numba.store.actfile import ActFile, write_act
 from metta_numba.store.errors import CorruptSnapshotError
+from metta_numba.store.generation import STORE_FORMAT
 from metta_numba.store.kb import PersistentKB
 from metta_numba.syntax import parse_atom
 from metta_numba.unify import match_atom
@@ -71,7 +72,7 @@ def facts_kb(tmp_path_factory) -> Path:
 
 def test_constant_leaf_arrays_are_recorded_as_one_value(facts_kb, tmp_path):
     sections, meta = sections_and_meta(facts_kb)
-    assert meta["store_format"] == 3
+    assert meta["store_format"] == STORE_FORMAT  # format 3 brought these; later formats keep them
     assert meta["leaf_constants"] == {"leaf_count": 1, "leaf_name": -1}
     assert "trie.leaf_count" not in sections and "trie.leaf_name" not in sections
     assert sections["argindex.hashes"].dtype == np.uint32

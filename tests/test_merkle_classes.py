@@ -17,7 +17,7 @@ from metta_numba.trie import Trie
 
 def reference_shapes(tree: Trie) -> int:
     """Distinct subtrie shapes of a tree, by hash-consing in Python."""
-    arrays = tree.arrays
+    arrays = tree.plain_arrays()
     labels, label_off, label_len = arrays["labels"], arrays["label_off"], arrays["label_len"]
     child_start, children = arrays["child_start"], arrays["children"]
     classes: dict[tuple, int] = {}

@@ -16,6 +16,7 @@ import pytest
 from metta_numba.atoms import E
 from metta_numba.codec import TermStore, encode
 from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
+from metta_numba.trie.columns import block_column, decode, escaped_column, label_column
 
 TRIAL_SCRIPT = r"""
 import json, sys, traceback
@@ -24,6 +25,7 @@ import numpy as np
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable
 from metta_numba.codec import TermStore, encode
 from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
+from metta_numba.trie.columns import block_column, decode, escaped_column, label_column
 
 rng = np.random.default_rng(int(sys.argv[1]))
 n_trials = int(sys.argv[2])
@@ -48,7 +50,12 @@ base = Trie.build(np.frombuffer(b"".join(paths), np.uint8), offsets)
 patterns = [encode(a, terms)[0] for a in
             [Variable("q"), E("=", "$h", "$b"), E("=", ("f", "$x"), "$x"), E("$p", "$p"), atoms[0], atoms[200]]]
 
-INDEX_ARRAYS = ["label_off", "label_len", "child_start", "children", "child_rank_offset"]
+COLUMNS = ("label_off", "child_start", "children", "child_rank_offset")
+
+def packed(name, values, arrays):
+    if name == "label_off":
+        return label_column(values, arrays["label_len"])
+    return (block_column if name == "child_start" else escaped_column)(values)
 
 def tamper(arrays):
     # Returns (description, must_fail_validation).
@@ -63,16 +70,24 @@ def tamper(arrays):
     if kind == 1 and name == "label_len":  # one byte per node: no value runs past uint8, but
         array[index] = 1 if index == 0 else 0  # only the root's label is (and must be) empty
         return f"bad label length label_len[{index}]", True
-    if kind == 1 and name in INDEX_ARRAYS:
-        limit = {"label_off": arrays["labels"].size + 1,
-                 "child_start": arrays["children"].size + 1, "children": arrays["label_off"].size,
-                 "child_rank_offset": 2**31 - 1}[name]
-        value = int(rng.choice([-1, -2**31, limit, 2**31 - 1]))
-        array[index] = value % 2**32 if array.dtype == np.uint32 else value  # label_off wraps
-        return f"out of range {name}[{index}]", True
-    if kind == 2 and name == "children":
-        array[index] = int(rng.integers(0, max(1, array[index])))  # back to a lower id: a cycle
-        return f"lower child id children[{index}]", True
+    values = decode(array, arrays["label_len"]) if name in COLUMNS else None
+    if kind in (1, 2) and values is not None and values.size:
+        # A wrong value in a well-formed column (what a bug in a writer would leave).
+        index = int(rng.integers(0, values.size))
+        n_nodes = arrays["label_len"].size
+        if kind == 1:
+            limit = {"label_off": arrays["labels"].size + 1, "child_start": decode(arrays["children"]).size + 1,
+                     "children": n_nodes, "child_rank_offset": 2**31 - 1}[name]
+            values[index] = int(rng.choice([limit, 2**31 - 1, 2**40]))
+            what, must_fail = f"out of range {name}[{index}]", True
+        elif name == "children":
+            values[index] = 0  # a child that is its own parent: a cycle
+            what, must_fail = f"no step children[{index}]", True
+        else:
+            values[index] = int(rng.integers(0, 2**40))
+            what, must_fail = f"random value {name}[{index}]", False
+        arrays[name] = packed(name, values, arrays)
+        return what, must_fail
     if kind == 3 and name == "leaf_count":
         array[index] = 0
         return f"zero count at {index}", True
@@ -80,6 +95,7 @@ def tamper(arrays):
         other = int(rng.integers(0, array.size))
         array[index], array[other] = array[other], array[index]
         return f"swap {name}[{index}] [{other}]", False
+    # A random value: in a column, a damaged word of its header or of its bits.
     info = np.iinfo(array.dtype)
     array[index] = int(rng.integers(max(info.min, -2**40), min(info.max, 2**40), dtype=np.int64))
     return f"random value {name}[{index}]", False
@@ -159,6 +175,17 @@ def test_tampered_arrays_raise_corrupt_trie_error_and_never_crash(seed):
     assert outcomes["calls completed (validate=False)"] > 0
 
 
+def edit_column(arrays: dict, name: str, index: int | slice, value: int) -> None:
+    """Set values[index] of column `name` and store it packed again: a well-formed column holding
+    a wrong value (children hold each edge's step from its parent)."""
+    values = decode(arrays[name], arrays["label_len"])
+    values[index] = value
+    if name == "label_off":
+        arrays[name] = label_column(values, arrays["label_len"])
+    else:
+        arrays[name] = (block_column if name == "child_start" else escaped_column)(values)
+
+
 def small_trie() -> tuple[Trie, TermStore]:
     terms = TermStore()
     atoms = [E("f", "a"), E("f", "b"), E("=", ("g", "$x"), "$x"), E("h", ("f", "a"), "$y")]
@@ -191,9 +218,7 @@ def test_missing_or_mistyped_arrays_are_rejected_at_open():
 def test_a_cycle_is_caught_by_the_kernels_without_validation():
     trie, terms = small_trie()
     arrays = trie.arrays
-    children = arrays["children"].copy()
-    children[-1] = 1  # the last edge now leads back up the trie
-    arrays["children"] = children
+    edit_column(arrays, "children", -1, 0)  # the last edge now leads to its own node
     with pytest.raises(CorruptTrieError):
         Trie.from_arrays(arrays, validate=True)
     lazy = Trie.from_arrays(arrays, validate=False)
@@ -212,10 +237,9 @@ def test_a_node_with_more_edges_than_bytes_is_caught_without_validation():
     trie = Trie.build(np.frombuffer(b"".join(paths), np.uint8), np.cumsum([0] + [len(p) for p in paths]))
     arrays = trie.arrays
     # Hand every edge after the root's first to one node: far more than 256 edges.
-    child_start = arrays["child_start"].copy()
-    node = int(arrays["children"][0])
-    child_start[node + 1 : -1] = len(arrays["children"])
-    arrays["child_start"] = child_start
+    node = int(decode(arrays["children"])[0])  # the root's first child: 0 plus its step
+    n_edges = len(decode(arrays["children"]))
+    edit_column(arrays, "child_start", slice(node + 1, -1), n_edges)
     with pytest.raises(CorruptTrieError):
         Trie.from_arrays(arrays, validate=True)
     lazy = Trie.from_arrays(arrays, validate=False)
@@ -264,9 +288,7 @@ def test_label_offsets_near_the_top_of_uint32_are_caught(offset):
     trie, _ = small_trie()
     for node in range(1, trie.n_nodes):
         arrays = trie.arrays
-        label_off = arrays["label_off"].copy()
-        label_off[node] = offset
-        arrays["label_off"] = label_off
+        edit_column(arrays, "label_off", node, offset)
         with pytest.raises(CorruptTrieError):
             Trie.from_arrays(arrays)
         lazy = Trie.from_arrays(arrays, validate=False)
@@ -282,7 +304,7 @@ def test_a_label_running_past_the_label_bytes_is_caught():
     label_len = arrays["label_len"].copy()
     label_len[-1] = 255  # the last node's label starts near the end of `labels`
     arrays["label_len"] = label_len
-    assert int(arrays["label_off"][-1]) + 255 > len(arrays["labels"])
+    assert int(decode(arrays["label_off"], arrays["label_len"])[-1]) + 255 > len(arrays["labels"])
     with pytest.raises(CorruptTrieError, match="label"):
         Trie.from_arrays(arrays)
     lazy = Trie.from_arrays(arrays, validate=False)

@@ -1,5 +1,5 @@
-"""`snapshot upgrade` of KBs written in store formats 1 and 2 (tests/data/store_format1 and
-store_format2, made by the library before each later format): opening one untouched names both
+"""`snapshot upgrade` of KBs written in store formats 1, 2 and 3 (tests/data/store_format1 to
+store_format3, made by the library before each later format): opening one untouched names both
 versions and the command; the upgrade keeps every atom, copy and answer, delta log included,
 and the insertion order of a saved program, as a new generation."""
 
@@ -22,7 +22,7 @@ from metta_numba.syntax.parser import parse_atoms
 from metta_numba.unify import match_atom
 
 DATA = Path(__file__).parent / "data"
-OLD_FORMATS = [1, 2]
+OLD_FORMATS = [1, 2, 3]
 # The changes the fixture `kb` holds in its delta log (see its README).
 LOGGED_ADDS = ["(edge n_100 n_200)", '(= (f0 $z) (added "in the log" $z))']
 LOGGED_REMOVES = ["(edge n_1 n_2)", "(weight n_4 -17)"]
@@ -181,8 +181,9 @@ def program_order() -> list[str]:
     return [repr(atom) for atom in runner.space.atoms()]
 
 
-def test_upgrade_and_checkpoints_carry_the_insertion_order(tmp_path):
-    path = copy_of("kb_order", tmp_path, 2)
+@pytest.mark.parametrize("old_format", [2, 3])
+def test_upgrade_and_checkpoints_carry_the_insertion_order(tmp_path, old_format):
+    path = copy_of("kb_order", tmp_path, old_format)
     expected = program_order()
     snapshot_upgrade(path)
     with PersistentKB.open(path, readonly=True) as kb:

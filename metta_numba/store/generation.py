@@ -15,12 +15,13 @@ saved from a program's space also records the order in which its atoms were adde
 variable names, a term id or -1), which a checkpoint and an upgrade carry over
 (store.insertion_order).
 
-Store formats: 3 stores a leaf array whose values are all equal as that value in store.meta
-(`leaf_constants`) and keys the index by 32-bit hashes; 2 packs the index's postings and key
-starts into bit fields (trie.packed); 1 stored them as uint32 and int64. The trie's node and
-edge arrays are the same in all three. A generation of format 1 or 2 opens only for
-`snapshot upgrade` (`outdated_ok`, and then without its index); otherwise it raises
-OutdatedFormatError.
+Store formats: 4 stores the trie's label offsets, edge starts, children and rank offsets as
+compact columns (trie.columns); 3 stored them as plain int32/uint32 arrays, a leaf array whose
+values are all equal as that value in store.meta (`leaf_constants`), and keyed the index by
+32-bit hashes; 2 packs the index's postings and key starts into bit fields (trie.packed); 1
+stored them as uint32 and int64. A generation of format 1, 2 or 3 opens only for `snapshot
+upgrade` (`outdated_ok`, and then without its index; its plain node arrays are packed in
+memory); otherwise it raises OutdatedFormatError.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ META_SECTION = "store.meta"
 TRIE_PREFIX = "trie."
 INDEX_PREFIX = "argindex."
 ORDER_PREFIX = "order."
-STORE_FORMAT = 3
-UPGRADABLE_FORMATS = (1, 2)
+STORE_FORMAT = 4
+UPGRADABLE_FORMATS = (1, 2, 3)
 """Older store formats that `snapshot upgrade` converts."""
 
 

@@ -22,7 +22,6 @@ from metta_numba.trie.walk import (
     edge_rank,
     find_edge,
     leaves_below,
-    lookup_rank,
     node_edges,
     node_label,
     trie_bounds,
@@ -79,6 +78,14 @@ def prefix_ranges(trie, pattern):
     those that leave it at a token boundary with a stored variable. Returns (ranges as sorted
     disjoint [lo, hi) pairs, flattened; the number of ground tokens of the pattern after its
     prefix). When that number is 0 the ranges are the trie match's candidates themselves."""
+    ranges, later, _ = prefix_walk(trie, pattern)
+    return ranges, later
+
+
+@njit(types.Tuple((i64_arr, Int, Int))(StructureType, u8_ro), cache=True, nogil=True)
+def prefix_walk(trie, pattern):
+    """`prefix_ranges`, and the rank of the stored path equal to the whole pattern (-1 when
+    none is): a ground pattern's walk ends at that path's leaf, so no second walk looks it up."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
     n_nodes, n_edges, n_labels = trie_bounds(trie)
     out = np.empty(8, np.int64)
@@ -140,9 +147,13 @@ def prefix_ranges(trie, pattern):
         if not reached:
             break
         pos += 1 + payload
+    exact = -1
     if reached and node != 0:
         out = _push_range(out, n, rank, rank + leaves_below(trie, node))
         n += 1
+        first, end = node_edges(child_start, n_nodes, n_edges, node)
+        if pos >= size and used == length and first == end:
+            exact = rank
     elif reached:
         out = _push_range(out, n, 0, leaves_below(trie, 0))
         n += 1
@@ -164,7 +175,7 @@ def prefix_ranges(trie, pattern):
     for i in range(n):
         ranges[2 * i] = out[2 * order[i]]
         ranges[2 * i + 1] = out[2 * order[i] + 1]
-    return ranges, later
+    return ranges, later, exact
 
 
 # --- lookups in the stored arrays ---------------------------------------------------------
@@ -317,14 +328,13 @@ def range_total(ranges):
 def ground_lookup(trie, pattern):
     """For a pattern without variables: (how many stored paths may unify with it, the rank of
     the path equal to it or -1). One call, as the warm ground lookup makes it once a query."""
-    ranges, _ = prefix_ranges(trie, pattern)
+    ranges, _, rank = prefix_walk(trie, pattern)
     if ranges.shape[0] != 2:
         return range_total(ranges), -1
     lo = ranges[0]
     hi = ranges[1]
     if hi - lo != 1:
         return hi - lo, -1
-    rank = lookup_rank(trie, pattern)
     return 1, rank if rank == lo else -1
 
 

@@ -1,17 +1,20 @@
 """The array layout of a trie, and the Numba types the kernels are declared with.
 
 A trie is nine flat arrays. Nodes are numbered from 0 (the root); a node's label is the edge
-that leads into it, so the root's label is empty.
+that leads into it, so the root's label is empty. Four of them are compact integer columns
+(trie.columns: a uint64 array of bit-packed values, read in O(1)); the builders lay a trie out
+with plain int32/uint32 arrays (`PLAIN_DTYPES`, `NodeArraysType`) and `columns.compact_nodes`
+packs them.
 
-| array | dtype | length | meaning |
+| array | stored as | length | meaning |
 |---|---|---|---|
 | labels | uint8 | L | label bytes of all nodes |
-| label_off | uint32 | N | start of node v's label in `labels` |
+| label_off | block column | N | start of node v's label in `labels` |
 | label_len | uint8 | N | length of node v's label (1..255 except at the root, whose is 0) |
-| child_start | int32 | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
-| children | int32 | E | the child node of each edge |
+| child_start | block column | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
+| children | escaped column | E | each edge's child minus its parent (a step >= 1) |
 | child_first_byte | uint8 | E | first label byte of that child; strictly increasing per node |
-| child_rank_offset | int32 | E | leaves under the node's earlier edges (see below) |
+| child_rank_offset | escaped column | E | leaves under the node's earlier edges (see below) |
 | leaf_count | uint8..uint64 | R | multiplicity of the k-th path in sorted order (>= 1) |
 | leaf_name | int8..int64 | R | term id of the k-th path's variable names, -1 for none |
 
@@ -47,12 +50,12 @@ from numba import types
 
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "labels": np.dtype(np.uint8),
-    "label_off": np.dtype(np.uint32),
+    "label_off": np.dtype(np.uint64),
     "label_len": np.dtype(np.uint8),
-    "child_start": np.dtype(np.int32),
-    "children": np.dtype(np.int32),
+    "child_start": np.dtype(np.uint64),
+    "children": np.dtype(np.uint64),
     "child_first_byte": np.dtype(np.uint8),
-    "child_rank_offset": np.dtype(np.int32),
+    "child_rank_offset": np.dtype(np.uint64),
     "leaf_count": np.dtype(np.uint64),
     "leaf_name": np.dtype(np.int64),
 }
@@ -65,6 +68,16 @@ LEAF_DTYPES: dict[str, tuple[np.dtype, ...]] = {
 STRUCTURE_NAMES: tuple[str, ...] = ARRAY_NAMES[:7]
 """The arrays the walk kernels take, as one tuple, in this order."""
 
+COLUMN_NAMES: tuple[str, ...] = ("label_off", "child_start", "children", "child_rank_offset")
+"""The arrays stored as compact columns (trie.columns)."""
+PLAIN_DTYPES: dict[str, np.dtype] = {
+    "label_off": np.dtype(np.uint32),
+    "child_start": np.dtype(np.int32),
+    "children": np.dtype(np.int32),
+    "child_rank_offset": np.dtype(np.int32),
+}
+"""The column arrays as the builders lay them out and store formats 1-3 stored them (children
+then held the child's id, not its step from the parent)."""
 EARLIER_DTYPES: dict[str, np.dtype] = {"label_off": np.dtype(np.int64), "label_len": np.dtype(np.int32)}
 """Node arrays as an earlier layout stored them: a snapshot holding these must be rebuilt."""
 
@@ -130,8 +143,11 @@ i64_arr = types.Array(types.int64, 1, "C")
 u64_arr = types.Array(types.uint64, 1, "C")
 i64_2d = types.Array(types.int64, 2, "C")
 
-StructureType = types.Tuple((u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro))
-"""(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset)."""
+StructureType = types.Tuple((u8_ro, u64_ro, u8_ro, u64_ro, u64_ro, u8_ro, u64_ro))
+"""(labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset),
+the four integer arrays as compact columns."""
+PlainStructureType = types.Tuple((u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro))
+"""The same with plain arrays (what `columns.plain_nodes` gives back; validation reads them)."""
 
 NodeArraysType = types.Tuple((u32_arr, u8_arr, i32_arr, i32_arr, u8_arr, i32_arr))
 """What the builders return besides labels: label_off ... child_rank_offset."""

@@ -26,7 +26,7 @@ from numba import types
 from metta_numba.codec.kernels import path_error, subterm_end
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, u8_arr, u8_ro, u32_ro
+from metta_numba.trie.layout import StructureType, i64_2d, i64_arr, u8_arr, u8_ro, u64_ro
 from metta_numba.trie.scan import (
     TAG_BIG_VAR_REF,
     TAG_NEW_VAR,
@@ -265,7 +265,7 @@ def variable_edges(first_byte, first, end):
     return big_ref, lo, hi
 
 
-@njit(types.UniTuple(Int, 2)(i32_ro, Int, Int, Int), **STEP_HELPER)
+@njit(types.UniTuple(Int, 2)(u64_ro, Int, Int, Int), **STEP_HELPER)
 def fan_out_edges(child_start, n_nodes, n_edges, node):
     """`node_edges`, for a step that saves a branch per edge: the frames hold MAX_FAN_OUT
     more, and a sound node has at most 256 edges (distinct first bytes)."""
@@ -285,7 +285,7 @@ def need(counters, n_frames, n_found, what, size):
 
 @njit(
     Int(
-        *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, u8_ro, i32_ro, BoundsType, Int),
+        *(u8_ro, u64_ro, u8_ro, u64_ro, u64_ro, u8_ro, u64_ro, BoundsType, Int),
         *(u8_ro, i64_arr, i64_2d, i64_2d, u8_arr, i64_arr, i64_arr, u8_arr, i64_arr, types.boolean),
     ),
     cache=True,

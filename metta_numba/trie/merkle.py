@@ -13,8 +13,8 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
-from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro
-from metta_numba.trie.walk import edge_child, node_edges, node_label, trie_bounds
+from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro, u64_ro
+from metta_numba.trie.walk import edge_child, edge_rank, node_edges, node_label, trie_bounds
 
 Int = types.int64
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -32,15 +32,15 @@ def finish_hash(h):
     return h
 
 
-@njit(types.uint64(u8_ro, Int, Int, i32_ro, i32_ro, Int, Int), cache=True, nogil=True)
-def shape_hash(labels, offset, length, children, class_of, first, end):
+@njit(types.uint64(u8_ro, Int, Int, u64_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
+def shape_hash(labels, offset, length, children, class_of, node, first, end):
     """Hash of a node's shape: its label bytes, then its children's classes."""
     h = FNV_OFFSET
     for i in range(length):
         h = (h ^ np.uint64(labels[offset + i])) * FNV_PRIME
     h = (h ^ np.uint64(length)) * FNV_PRIME
     for edge in range(first, end):
-        h = (h ^ np.uint64(class_of[children[edge]])) * FNV_PRIME
+        h = (h ^ np.uint64(class_of[edge_child(children, class_of.shape[0], node, edge)])) * FNV_PRIME
     return finish_hash(h)
 
 
@@ -52,12 +52,14 @@ def same_bytes(labels, a, b, length):
     return True
 
 
-@njit(types.boolean(i32_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
-def same_children(children, class_of, a_first, b_first, count):
-    """Equal child classes edge by edge (rank offsets then agree too: they follow from the
-    classes of the earlier children)."""
+@njit(types.boolean(u64_ro, i32_ro, Int, Int, Int, Int, Int), cache=True, nogil=True)
+def same_children(children, class_of, a, a_first, b, b_first, count):
+    """Equal child classes edge by edge, of nodes a and b (rank offsets then agree too: they
+    follow from the classes of the earlier children)."""
+    n_nodes = class_of.shape[0]
     for i in range(count):
-        if class_of[children[a_first + i]] != class_of[children[b_first + i]]:
+        a_child = edge_child(children, n_nodes, a, a_first + i)
+        if class_of[a_child] != class_of[edge_child(children, n_nodes, b, b_first + i)]:
             return False
     return True
 
@@ -130,7 +132,7 @@ def shape_classes(trie):
     for node in order:
         offset, length = node_label(label_off, label_len, n_nodes, n_labels, node)
         first, end = node_edges(child_start, n_nodes, n_edges, node)
-        h = shape_hash(labels, offset, length, children, class_of, first, end)
+        h = shape_hash(labels, offset, length, children, class_of, node, first, end)
         slot = h & mask
         while table[slot] >= 0:
             candidate = table[slot]
@@ -142,7 +144,7 @@ def shape_classes(trie):
                     rep_length == length
                     and rep_end - rep_first == end - first
                     and same_bytes(labels, rep_offset, offset, length)
-                    and same_children(children, class_of, rep_first, first, end - first)
+                    and same_children(children, class_of, rep, rep_first, node, first, end - first)
                 ):
                     class_of[node] = candidate
                     break
@@ -195,9 +197,9 @@ def merkleize_structure(trie):
         new_child_start[node_id] = slot
         first, end = node_edges(child_start, n_nodes, n_edges, rep)
         for edge in range(first, end):
-            new_children[slot] = n_classes - 1 - class_of[children[edge]]
+            new_children[slot] = n_classes - 1 - class_of[edge_child(children, n_nodes, rep, edge)]
             new_first_byte[slot] = first_byte[edge]
-            new_rank_offset[slot] = rank_offset[edge]
+            new_rank_offset[slot] = edge_rank(rank_offset, edge)
             slot += 1
     new_child_start[n_classes] = slot
     return new_labels, (new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset)

@@ -22,7 +22,7 @@ from metta_numba.trie.layout import (
     i64_arr,
     u8_arr,
     u8_ro,
-    u32_ro,
+    u64_ro,
 )
 from metta_numba.trie.walk import (
     edge_child,
@@ -52,7 +52,7 @@ FINISHED, GROW_STACK, GROW_PATH, GROW_SUFFIXES = 0, 1, 2, 3
 
 @njit(
     Int(
-        *(u8_ro, u32_ro, u8_ro, i32_ro, i32_ro, i32_ro, BoundsType, Int),
+        *(u8_ro, u64_ro, u8_ro, u64_ro, u64_ro, u64_ro, BoundsType, Int),
         *(i64_arr, i64_2d, u8_arr, u8_arr, i32_arr, i32_arr),
     ),
     cache=True,

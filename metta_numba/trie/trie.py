@@ -11,6 +11,7 @@ from metta_numba.atoms import Atom
 from metta_numba.codec import CodecError, TermStore, UnknownTerm, decode, encode
 from metta_numba.codec.kernels import first_bad_path
 from metta_numba.trie import match, walk
+from metta_numba.trie.columns import check_columns, column_len, compact_nodes, plain_nodes
 
 # build, sort, stream, merge, merkle and validate are imported where they are used: their
 # kernels take a noticeable time to load, and a process that only opens and queries a
@@ -18,9 +19,11 @@ from metta_numba.trie import match, walk
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import (
     ARRAY_NAMES,
+    COLUMN_NAMES,
     EARLIER_DTYPES,
     LEAF_DTYPES,
     MAX_DISTINCT_PATHS,
+    PLAIN_DTYPES,
     STRUCTURE_NAMES,
     allowed_dtypes,
     is_constant_column,
@@ -86,10 +89,11 @@ class Trie:
     @classmethod
     def empty(cls) -> Trie:
         arrays = {name: np.zeros(0, allowed_dtypes(name)[0]) for name in ARRAY_NAMES}
+        arrays.update({name: np.zeros(0, dtype) for name, dtype in PLAIN_DTYPES.items()})
         arrays["label_off"] = np.zeros(1, np.uint32)
         arrays["label_len"] = np.zeros(1, np.uint8)
         arrays["child_start"] = np.zeros(2, np.int32)
-        return cls(arrays)
+        return cls(_compacted(arrays))
 
     @classmethod
     def build(
@@ -145,7 +149,9 @@ class Trie:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], validate: bool = True, merkleized: bool = False) -> Trie:
         """Take the arrays back (np.memmap views are used in place, not copied).
 
-        Names, dtypes and the lengths that must agree are always checked (O(1)). With
+        Names, dtypes and the lengths that must agree are always checked (O(1)). The column
+        arrays may also come in the plain layout of store formats 1-3 (layout.PLAIN_DTYPES):
+        they are then packed into columns, in O(n) (`snapshot upgrade`). With
         `validate=True` one O(n) kernel pass also checks every index and offset, the order of
         the edges, the rank offsets and that no cycle is reachable from the root. Without it,
         opening stays O(1) and the query kernels still check each index they read, so bad
@@ -155,7 +161,7 @@ class Trie:
             array = arrays.get(name)
             if not isinstance(array, np.ndarray):
                 raise CorruptTrieError(f"trie array {name!r} is missing")
-            allowed = allowed_dtypes(name)
+            allowed = allowed_dtypes(name) + ((PLAIN_DTYPES[name],) if name in PLAIN_DTYPES else ())
             # dtype equality includes the byte order, so a swapped array is refused too.
             contiguous = array.flags.c_contiguous or (name in LEAF_DTYPES and is_constant_column(array))
             if array.dtype not in allowed or array.ndim != 1 or not contiguous:
@@ -166,14 +172,17 @@ class Trie:
                 raise CorruptTrieError(
                     f"trie array {name!r} is {array.dtype} {array.ndim}-D; expected contiguous 1-D {expected}{earlier}"
                 )
-        n_nodes = len(arrays["label_off"])
-        n_edges = len(arrays["children"])
+        arrays = _compacted(arrays)
+        check_columns(*(arrays[name] for name in COLUMN_NAMES))
+        lengths = {name: column_len(arrays[name]) for name in COLUMN_NAMES}
+        n_nodes = len(arrays["label_len"])
+        n_edges = lengths["children"]
         if (
             n_nodes < 1
-            or len(arrays["label_len"]) != n_nodes
-            or len(arrays["child_start"]) != n_nodes + 1
+            or lengths["label_off"] != n_nodes
+            or lengths["child_start"] != n_nodes + 1
             or len(arrays["child_first_byte"]) != n_edges
-            or len(arrays["child_rank_offset"]) != n_edges
+            or lengths["child_rank_offset"] != n_edges
             or len(arrays["leaf_name"]) != len(arrays["leaf_count"])
         ):
             raise CorruptTrieError("trie arrays disagree in length")
@@ -196,9 +205,17 @@ class Trie:
         leaf arrays have the narrowest dtype that holds their values (layout.LEAF_DTYPES)."""
         return dict(self._arrays)
 
+    def plain_arrays(self) -> dict[str, np.ndarray]:
+        """The nine arrays with the four columns unpacked into the builders' plain layout
+        (layout.PLAIN_DTYPES; `children` holds node ids): O(n), for tools and tests."""
+        arrays = self.arrays
+        columns = [arrays[name] for name in COLUMN_NAMES]
+        arrays.update(zip(COLUMN_NAMES, plain_nodes(*columns, arrays["label_len"])))
+        return arrays
+
     @property
     def n_nodes(self) -> int:
-        return len(self._arrays["label_off"])
+        return len(self._arrays["label_len"])
 
     @property
     def nbytes(self) -> int:
@@ -403,7 +420,26 @@ class Trie:
 
 
 def _named(labels, nodes, counts, names) -> dict[str, np.ndarray]:
-    return dict(zip(ARRAY_NAMES, (labels, *nodes, narrowest(counts, "leaf_count"), narrowest(names, "leaf_name"))))
+    """The arrays of a trie from a builder's plain layout (layout.NodeArraysType)."""
+    named = dict(zip(ARRAY_NAMES, (labels, *nodes, narrowest(counts, "leaf_count"), narrowest(names, "leaf_name"))))
+    return _compacted(named)
+
+
+def _compacted(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`arrays` with the column arrays packed (trie.columns) when they come in the plain layout."""
+    arrays = dict(arrays)
+    if all(arrays[name].dtype == np.uint64 for name in COLUMN_NAMES):
+        return arrays
+    if any(arrays[name].dtype != PLAIN_DTYPES[name] for name in COLUMN_NAMES):
+        raise CorruptTrieError("trie arrays mix the plain and the compact layout")
+    plain = [arrays[name] for name in COLUMN_NAMES]
+    if len(plain[1]) != len(arrays["label_len"]) + 1 or len(plain[1]) < 1 or int(plain[1][-1]) != len(plain[2]):
+        raise CorruptTrieError("trie arrays disagree in length")
+    try:
+        arrays.update(zip(COLUMN_NAMES, compact_nodes(*plain, arrays["label_len"])))
+    except ValueError as error:
+        raise CorruptTrieError(str(error)) from None
+    return arrays
 
 
 def _optional_column(values, n: int, what: str) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Full validation of trie arrays, in one O(nodes + edges + leaves) pass.
 
-`Trie.from_arrays(..., validate=True)` runs it. It proves what the query kernels otherwise
+`Trie.from_arrays(..., validate=True)` runs it, on the compact columns decoded back to plain
+arrays (trie.columns.plain_nodes). It proves what the query kernels otherwise
 check step by step: every offset and index in bounds; every edge leading to a higher node id (so
 no cycle); non-root labels non-empty; each edge's first byte equal to its child's first label
 byte and strictly increasing per node; no root-to-leaf path longer than `labels`; rank offsets equal to the
@@ -14,12 +15,12 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
+from metta_numba.trie.columns import check_columns, plain_nodes
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, is_constant_column, readonly_array
-from metta_numba.trie.walk import node_edges, node_label
+from metta_numba.trie.layout import PlainStructureType, is_constant_column, readonly_array
 
 
-@njit(types.void(StructureType), cache=True, nogil=True)
+@njit(types.void(PlainStructureType), cache=True, nogil=True)
 def check_node_fields(trie):
     """Bounds of every node's label and edge range, and of every edge."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
@@ -35,10 +36,14 @@ def check_node_fields(trie):
     n_labels = labels.shape[0]
     n_edges = children.shape[0]
     for node in range(n_nodes):  # all labels and edge ranges first: edges read them below
-        node_label(label_off, label_len, n_nodes, n_labels, node)
-        node_edges(child_start, n_nodes, n_edges, node)
+        if np.int64(label_off[node]) + label_len[node] > n_labels:
+            raise CorruptTrieError("label out of range")
+        if label_len[node] == 0 and node > 0:
+            raise CorruptTrieError("empty label below the root")
+        if child_start[node] < 0 or child_start[node + 1] < child_start[node] or child_start[node + 1] > n_edges:
+            raise CorruptTrieError("child_start out of range")
     for node in range(n_nodes):
-        first, end = node_edges(child_start, n_nodes, n_edges, node)
+        first, end = child_start[node], child_start[node + 1]
         for edge in range(first, end):
             child = children[edge]
             if child <= node or child >= n_nodes:
@@ -51,7 +56,7 @@ def check_node_fields(trie):
                 raise CorruptTrieError("children are not in strictly increasing byte order")
 
 
-@njit(types.void(StructureType, types.int64), cache=True, nogil=True)
+@njit(types.void(PlainStructureType, types.int64), cache=True, nogil=True)
 def check_shape(trie, n_leaves):
     """Paths no longer than `labels`, rank offsets consistent with the leaves. Edges lead to
     higher ids (checked first), so going down the ids sees every child before its parents."""
@@ -104,6 +109,11 @@ def validate_trie(trie, leaf_count, leaf_name) -> None:
     """Every check above; the leaf arrays may have any of the dtypes layout.LEAF_DTYPES allows."""
     if leaf_name.shape[0] != leaf_count.shape[0]:
         raise CorruptTrieError("leaf_count and leaf_name disagree in length")
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    columns = (label_off, child_start, children, rank_offset)
+    check_columns(*columns)
+    label_off, child_start, children, rank_offset = plain_nodes(*columns, label_len)
+    trie = (labels, label_off, label_len, child_start, children, first_byte, rank_offset)
     check_node_fields(trie)
     # A constant column (layout.constant_column) holds one value: check that one.
     check_leaf_counts(leaf_count[:1] if is_constant_column(leaf_count) else leaf_count)

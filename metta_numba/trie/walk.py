@@ -18,8 +18,21 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
+from metta_numba.trie.columns import (
+    BLOCK,
+    BLOCK_SHIFT,
+    HEADER_WORDS,
+    TILE,
+    TILE_SHIFT,
+    TILED_KIND,
+    bits_at,
+    column_len,
+    kept_aside,
+    stream_at,
+    stream_width,
+)
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import StructureType, i32_ro, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro, u32_ro
+from metta_numba.trie.layout import StructureType, i64_2d, i64_arr, i64_ro, u8_arr, u8_ro, u64_ro
 
 Int = types.int64
 IntPair = types.UniTuple(types.int64, 2)
@@ -32,29 +45,41 @@ IntPair = types.UniTuple(types.int64, 2)
 def trie_bounds(trie):
     """(nodes, edges, label bytes) that every array agrees on: the limits the checks below use."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
-    n_nodes = min(label_off.shape[0], label_len.shape[0], child_start.shape[0] - 1)
-    n_edges = min(children.shape[0], first_byte.shape[0], rank_offset.shape[0])
+    n_nodes = min(column_len(label_off), label_len.shape[0], column_len(child_start) - 1)
+    n_edges = min(column_len(children), first_byte.shape[0], column_len(rank_offset))
     return max(n_nodes, 0), n_edges, labels.shape[0]
 
 
-@njit(IntPair(i32_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(IntPair(u64_ro, Int, Int, Int), cache=True, nogil=True)
 def node_edges(child_start, n_nodes, n_edges, node):
     """(first, end) of node's edges."""
     if node < 0 or node >= n_nodes:
         raise CorruptTrieError("node id out of range")
-    first = np.int64(child_start[node])
-    end = np.int64(child_start[node + 1])
+    # Two block reads written out, as in node_label.
+    base = stream_at(child_start, 0, node >> BLOCK_SHIFT)
+    first = base + stream_at(child_start, 1, node)
+    if (node + 1) & (BLOCK - 1):  # the next node's base is the same
+        end = base + stream_at(child_start, 1, node + 1)
+    else:
+        end = stream_at(child_start, 0, (node + 1) >> BLOCK_SHIFT) + stream_at(child_start, 1, node + 1)
     if first < 0 or end < first or end > n_edges:
         raise CorruptTrieError("child_start out of range")
     return first, end
 
 
-@njit(IntPair(u32_ro, u8_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(IntPair(u64_ro, u8_ro, Int, Int, Int), cache=True, nogil=True)
 def node_label(label_off, label_len, n_nodes, n_labels, node):
     """(offset, length) of node's label; only the root's may be empty."""
     if node < 0 or node >= n_nodes:
         raise CorruptTrieError("node id out of range")
-    offset = np.int64(label_off[node])
+    # The column reads written out: as calls of trie.columns' readers they are not inlined
+    # here (8 ns a label instead of 29; see trie.columns).
+    if label_off[0] != TILED_KIND:
+        offset = stream_at(label_off, 0, node >> BLOCK_SHIFT) + stream_at(label_off, 1, node)
+    else:
+        offset = stream_at(label_off, 0, node >> TILE_SHIFT)
+        for k in range(node & ~(TILE - 1), node):
+            offset += np.int64(label_len[k])
     length = np.int64(label_len[node])
     if offset < 0 or length < 0 or offset + length > n_labels:
         raise CorruptTrieError("label out of range")
@@ -63,22 +88,27 @@ def node_label(label_off, label_len, n_nodes, n_labels, node):
     return offset, length
 
 
-@njit(Int(i32_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True)
 def edge_child(children, n_nodes, parent, edge):
-    """The child an edge of `parent` leads to: always a higher id (the format's guard against
-    cycles). `edge` comes from `node_edges`, so it is in range."""
-    child = np.int64(children[edge])
+    """The child an edge of `parent` leads to: `parent` plus the edge's step, always a higher id
+    (the format's guard against cycles). `edge` comes from `node_edges`, so it is in range."""
+    width = stream_width(children, 0)
+    step = bits_at(children, HEADER_WORDS, edge, width)
+    if step == (1 << width) - 1:
+        step = kept_aside(children, edge)
+    child = parent + step
     if child <= parent or child >= n_nodes:
         raise CorruptTrieError("edge out of range")
     return child
 
 
-@njit(Int(i32_ro, Int), cache=True, nogil=True)
+@njit(Int(u64_ro, Int), cache=True, nogil=True)
 def edge_rank(rank_offset, edge):
-    """Leaves under the earlier edges of the same node."""
-    offset = np.int64(rank_offset[edge])
-    if offset < 0:
-        raise CorruptTrieError("negative rank offset")
+    """Leaves under the earlier edges of the same node (a column holds no negative value)."""
+    width = stream_width(rank_offset, 0)
+    offset = bits_at(rank_offset, HEADER_WORDS, edge, width)
+    if offset == (1 << width) - 1:
+        offset = kept_aside(rank_offset, edge)
     return offset
 
 
@@ -103,15 +133,17 @@ def find_edge(first_byte, first, end, byte):
     return edge if edge < end and first_byte[edge] == byte else -1
 
 
-@njit(Int(i32_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True)
 def edge_for_rank(rank_offset, first, end, rank):
     """The edge in [first, end) whose subtree holds relative rank `rank`: the last one whose
     rank offset is <= rank."""
     lo = first
     hi = end
+    width = stream_width(rank_offset, 0)
     while lo < hi:
         mid = (lo + hi) >> 1
-        if rank_offset[mid] <= rank:
+        offset = bits_at(rank_offset, HEADER_WORDS, mid, width)
+        if (offset if offset != (1 << width) - 1 else kept_aside(rank_offset, mid)) <= rank:
             lo = mid + 1
         else:
             hi = mid

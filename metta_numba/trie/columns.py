@@ -1,0 +1,467 @@
+"""Compact integer columns: the trie's node and edge offsets in a few bits each, read in O(1).
+
+The trie's four integer arrays (label offsets, edge starts, children, rank offsets) took 4
+bytes per node or edge each, more than the label bytes they describe. Their values are far
+smaller than 32 bits where it matters: label offsets and edge starts grow by a label length
+or a child count per node, a child is usually a few nodes after its parent (preorder), and a
+rank offset is usually the few leaves under a node's earlier siblings. Three encodings exploit
+this, each one uint64 array (one snapshot section, one Numba type whatever the widths):
+
+* a **block column** (edge starts): the values in blocks of BLOCK values; each block stores
+  its smallest value and each value its distance from it. Value i = base[i // BLOCK] +
+  delta[i]: two reads.
+* a **tiled column** (label offsets, when each label starts where the one before ends, as
+  every builder lays them out): only every TILE-th value is stored; value i is that stored
+  value plus the label lengths between, at most TILE - 1 of them. About 1.5 bits a node
+  instead of a block column's 10 or so. Label offsets that do not tile take a block column.
+* an **escaped column** (child steps, rank offsets): each value in `width` bits, where the
+  all-ones value means "kept aside": the values that do not fit are listed, sorted by
+  position, with how many of them come before each block of BLOCK values, so finding one
+  bisects the few of its block. The width is chosen to make the whole column smallest
+  (`choose_width`).
+
+Layout (every word little-endian uint64):
+
+    words[0]    kind (BLOCK_KIND, TILED_KIND or ESCAPED_KIND)
+    words[1]    n, the number of values
+    words[2]    the bit width of each stream, one byte each (stream k in bits 8k..8k+7, <= 63)
+    words[3]    count: blocks (block), stored values (tiled) or values kept aside (escaped)
+    words[4:8]  the word where each stream starts (0 for a stream the kind lacks)
+    words[8:]   the streams, back to back: block: bases, deltas; tiled: every TILE-th value;
+                escaped: values, positions kept aside, their values, how many are kept aside
+                before each block (one more entry than blocks); then two spare zero words, so
+                that a read of two words never needs a length test beyond the bound check,
+                even in a stream of width 0.
+
+Every read checks the word it reads against the array's length, so a damaged column raises
+CorruptTrieError and never reads out of bounds; `check_column` is the O(1) check at open that
+the header agrees with the length.
+
+Reading fast: the bit reads (`bits_at`, `stream_at`) are inlined by Numba into the code that
+makes them, and the trie's walk helpers (trie.walk: node_label, node_edges, edge_child,
+edge_rank) write their column reads out with them. Measured on medium's 575K nodes, a random
+read then costs 3-4 ns against a plain array's 3, and a node's label 8 ns against 6. Reads
+through another function cost more: a separately compiled (cached) reader is a call LLVM
+cannot inline (14 ns); Numba's `inline="always"` on a reader that calls the bit reads was no
+faster; a `register_jitable` reader is inlined by LLVM only while it is tiny (`block_get`,
+`escaped_get`, 3-4 ns), not with a loop in it (`tiled_get`: 29 ns a label). Hence
+`escaped_get` returns -1 for a value kept aside, and the caller calls `kept_aside`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import types
+from numba.extending import register_jitable
+
+from metta_numba.jit import njit
+from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.layout import i32_ro, i64_ro, u8_ro, u32_ro, u64_arr, u64_ro
+
+BLOCK_KIND = 1
+ESCAPED_KIND = 2
+TILED_KIND = 3
+HEADER_WORDS = 8
+MAX_STREAMS = 4
+BLOCK_SHIFT = 6
+BLOCK = 1 << BLOCK_SHIFT
+TILE_SHIFT = 3
+TILE = 1 << TILE_SHIFT
+MAX_WIDTH = 63
+Int = types.int64
+
+
+@njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True, inline="always")
+def bits_at(words, start, i, width):
+    """Value i of the bit stream of `width`-bit values that starts at word `start`."""
+    # All in uint64: mixed int64/uint64 arithmetic would go through float64 in Numba.
+    bit = np.uint64(i) * np.uint64(width)
+    at = np.int64(bit >> np.uint64(6)) + start
+    if at < HEADER_WORDS or at + 1 >= words.shape[0]:
+        raise CorruptTrieError("compact column: read past its end")
+    shift = bit & np.uint64(63)
+    low = words[at] >> shift
+    # Two shifts, so that a shift of 0 never becomes an (undefined) shift by 64.
+    high = (words[at + 1] << (np.uint64(63) - shift)) << np.uint64(1)
+    return np.int64((low | high) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
+
+
+@njit(Int(u64_ro), cache=True, nogil=True, inline="always")
+def column_len(words):
+    """The number of values (0 for an array too short to be a column)."""
+    if words.shape[0] <= HEADER_WORDS:
+        return 0
+    return np.int64(words[1] & np.uint64(0x3FFFFFFFFFFFFFFF))
+
+
+@njit(Int(u64_ro, Int), cache=True, nogil=True, inline="always")
+def stream_width(words, stream):
+    """The bit width of the column's stream number `stream` (0..3)."""
+    return np.int64((words[2] >> np.uint64(8 * stream)) & np.uint64(MAX_WIDTH))
+
+
+@njit(Int(u64_ro, Int, Int), cache=True, nogil=True, inline="always")
+def stream_at(words, stream, i):
+    """Value i of the column's stream number `stream` (0..3)."""
+    return bits_at(words, np.int64(words[4 + stream]), i, stream_width(words, stream))
+
+
+@register_jitable
+def block_get(words, i):
+    """Value i of a block column."""
+    if i < 0 or i >= column_len(words):
+        raise CorruptTrieError("compact column: index out of range")
+    return stream_at(words, 0, i >> BLOCK_SHIFT) + stream_at(words, 1, i)
+
+
+@register_jitable
+def tiled_get(words, lengths, i):
+    """Value i of a tiled column over `lengths` (the label lengths)."""
+    if i < 0 or i >= column_len(words) or i >= lengths.shape[0]:
+        raise CorruptTrieError("compact column: index out of range")
+    value = stream_at(words, 0, i >> TILE_SHIFT)
+    for k in range(i & ~(TILE - 1), i):
+        value += np.int64(lengths[k])
+    return value
+
+
+@register_jitable
+def escaped_get(words, i):
+    """Value i of an escaped column, or -1 when it is kept aside: then `kept_aside(words, i)`
+    gives it. The caller makes that call: made here, it keeps LLVM from inlining this read
+    (15 ns a read instead of 2-4)."""
+    if i < 0 or i >= column_len(words):
+        raise CorruptTrieError("compact column: index out of range")
+    width = stream_width(words, 0)
+    value = bits_at(words, HEADER_WORDS, i, width)
+    return value if value != (1 << width) - 1 else -1
+
+
+@njit(Int(u64_ro, Int), cache=True, nogil=True, inline="always")
+def kept_aside(words, i):
+    """Value i of an escaped column, kept aside: a bisection of the few of its block."""
+    block = i >> BLOCK_SHIFT
+    lo = stream_at(words, 3, block)
+    end = stream_at(words, 3, block + 1)
+    hi = end
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if stream_at(words, 1, mid) < i:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo >= end or stream_at(words, 1, lo) != i:
+        raise CorruptTrieError("compact column: a value kept aside is missing")
+    return stream_at(words, 2, lo)
+
+
+# --- encoding ----------------------------------------------------------------------------
+
+VALUE_TYPES = (i32_ro, u32_ro, i64_ro)
+"""The dtypes the builders' plain arrays come in."""
+I64_ARRAY = types.Array(types.int64, 1, "C")
+
+
+@njit([types.void(u64_arr, Int, t, Int, Int) for t in VALUE_TYPES], cache=True, nogil=True)
+def _put_bits(words, start, values, width, cap):
+    """values[i], or `cap` where larger, as the `width`-bit stream that starts at word `start`."""
+    if width == 0:
+        return
+    for i in range(values.shape[0]):
+        bit = i * width
+        at = start + (bit >> 6)
+        shift = np.uint64(bit & 63)
+        value = np.uint64(min(np.int64(values[i]), cap))
+        words[at] |= value << shift
+        if shift != 0:
+            words[at + 1] |= value >> (np.uint64(64) - shift)
+
+
+@njit([types.void(u64_arr, Int, t, i64_ro, Int) for t in VALUE_TYPES], cache=True, nogil=True)
+def _put_deltas(words, start, values, bases, width):
+    """values[i] - bases[i // BLOCK] as a `width`-bit stream from word `start`."""
+    if width == 0:
+        return
+    for i in range(values.shape[0]):
+        bit = i * width
+        at = start + (bit >> 6)
+        shift = np.uint64(bit & 63)
+        value = np.uint64(np.int64(values[i]) - bases[i >> BLOCK_SHIFT])
+        words[at] |= value << shift
+        if shift != 0:
+            words[at + 1] |= value >> (np.uint64(64) - shift)
+
+
+@njit([types.Tuple((I64_ARRAY, Int))(t) for t in VALUE_TYPES], cache=True, nogil=True)
+def _block_minima(values):
+    """(smallest value of each block, largest distance of a value from its block's smallest)."""
+    n = values.shape[0]
+    bases = np.empty((n + BLOCK - 1) >> BLOCK_SHIFT, np.int64)
+    widest = 0
+    for block in range(bases.shape[0]):
+        lo = block << BLOCK_SHIFT
+        hi = min(lo + BLOCK, n)
+        smallest = np.int64(values[lo])
+        largest = smallest
+        for i in range(lo + 1, hi):
+            smallest = min(smallest, np.int64(values[i]))
+            largest = max(largest, np.int64(values[i]))
+        bases[block] = smallest
+        widest = max(widest, largest - smallest)
+    return bases, widest
+
+
+@njit([I64_ARRAY(t) for t in VALUE_TYPES], cache=True, nogil=True)
+def _values_at_least(values):
+    """at_least[w]: how many values are >= 2**w - 1, the escape of a w-bit column (w < 64)."""
+    by_length = np.zeros(65, np.int64)  # values of each bit length
+    all_ones = np.zeros(65, np.int64)  # values 2**k - 1, by k
+    for i in range(values.shape[0]):
+        value = np.int64(values[i])
+        length = 0
+        rest = value
+        while rest > 0:
+            length += 1
+            rest >>= 1
+        by_length[length] += 1
+        if value > 0 and (value & (value + 1)) == 0:
+            all_ones[length] += 1
+    at_least = np.zeros(64, np.int64)
+    longer = 0
+    for width in range(63, -1, -1):
+        at_least[width] = longer + all_ones[width]  # longer than width bits, or exactly the escape
+        longer += by_length[width]
+    return at_least
+
+
+def _words_for(n: int, width: int) -> int:
+    return (n * width + 63) // 64
+
+
+def _width_for(top: int) -> int:
+    return int(top).bit_length()
+
+
+def _new_column(kind: int, n: int, count: int, streams: list[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
+    """An empty column with room for bit streams of (values, width); and where each starts."""
+    starts = []
+    at = HEADER_WORDS
+    for values, width in streams:
+        starts.append(at)
+        at += _words_for(values, width)
+    words = np.zeros(at + 2, np.uint64)  # two spare words: see the module docstring
+    words[0] = kind
+    words[1] = n
+    words[2] = sum(width << (8 * k) for k, (_, width) in enumerate(streams))
+    words[3] = count
+    words[4 : 4 + len(starts)] = starts
+    return words, starts
+
+
+def _checked_values(values: np.ndarray) -> np.ndarray:
+    values = np.ascontiguousarray(values)
+    if values.dtype not in (np.int32, np.uint32, np.int64):
+        values = values.astype(np.int64)
+    if len(values) and int(values.min()) < 0:
+        raise ValueError("compact columns hold non-negative values only")
+    return values
+
+
+def block_column(values: np.ndarray) -> np.ndarray:
+    """A block column of non-negative `values`."""
+    values = _checked_values(values)
+    n = len(values)
+    bases, widest = _block_minima(values) if n else (np.zeros(0, np.int64), 0)
+    base_width = _width_for(int(bases.max())) if n else 0
+    delta_width = _width_for(widest)
+    words, starts = _new_column(BLOCK_KIND, n, len(bases), [(len(bases), base_width), (n, delta_width)])
+    _put_bits(words, starts[0], bases, base_width, 2**63 - 1)
+    _put_deltas(words, starts[1], values, bases, delta_width)
+    return words
+
+
+@njit([types.boolean(t, u8_ro) for t in VALUE_TYPES], cache=True, nogil=True)
+def _is_tiled(values, lengths):
+    """Each value within a tile is the one before it plus that one's length."""
+    if values.shape[0] != lengths.shape[0]:
+        return False
+    for i in range(1, values.shape[0]):
+        if i & (TILE - 1) and np.int64(values[i]) != np.int64(values[i - 1]) + lengths[i - 1]:
+            return False
+    return True
+
+
+def label_column(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Label offsets as a tiled column over the label lengths when they tile (see the module
+    docstring), else as a block column."""
+    values = _checked_values(values)
+    lengths = np.ascontiguousarray(lengths, dtype=np.uint8)
+    if not _is_tiled(values, lengths):
+        return block_column(values)
+    stored = np.ascontiguousarray(values[::TILE])
+    width = _width_for(int(stored.max())) if len(stored) else 0
+    words, starts = _new_column(TILED_KIND, len(values), len(stored), [(len(stored), width)])
+    _put_bits(words, starts[0], stored, width, 2**63 - 1)
+    return words
+
+
+def choose_width(n: int, at_least: np.ndarray, top: int, position_width: int) -> int:
+    """The value width that makes an escaped column smallest: n * width bits, plus, for each
+    value at or above the escape (2**width - 1), its position and its value (the counts per
+    block cost the same whatever the width)."""
+    value_width = _width_for(top)
+    best_width, best_bits = 1, None
+    for width in range(1, min(value_width + 1, MAX_WIDTH) + 1):
+        exceptions = int(at_least[width]) if width <= value_width else 0
+        bits = n * width + exceptions * (position_width + value_width)
+        if best_bits is None or bits < best_bits:
+            best_width, best_bits = width, bits
+    return best_width
+
+
+def escaped_column(values: np.ndarray) -> np.ndarray:
+    """An escaped column of non-negative `values` (width chosen by `choose_width`)."""
+    values = _checked_values(values)
+    n = len(values)
+    top = int(values.max()) if n else 0
+    position_width = _width_for(max(n - 1, 0))
+    width = choose_width(n, _values_at_least(values), top, position_width)
+    escape = (1 << width) - 1
+    positions = np.flatnonzero(values >= escape)
+    exceptions = values[positions].astype(np.int64)
+    value_width = _width_for(int(exceptions.max())) if len(exceptions) else 0
+    # How many are kept aside before each block, and in all (the entry after the last block).
+    before_block = np.searchsorted(positions, np.arange(0, -(-n // BLOCK) * BLOCK + 1, BLOCK))
+    streams = [
+        (n, width),
+        (len(positions), position_width),
+        (len(positions), value_width),
+        (len(before_block), _width_for(len(positions))),
+    ]
+    words, starts = _new_column(ESCAPED_KIND, n, len(positions), streams)
+    _put_bits(words, starts[0], values, width, escape)
+    _put_bits(words, starts[1], positions.astype(np.int64), position_width, 2**63 - 1)
+    _put_bits(words, starts[2], exceptions, value_width, 2**63 - 1)
+    _put_bits(words, starts[3], before_block.astype(np.int64), streams[3][1], 2**63 - 1)
+    return words
+
+
+def decode(words: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """Every value of a column, as int64 (checked like a kernel's read); a tiled column needs
+    the label lengths."""
+    kind = check_column(words, "column")
+    if kind == TILED_KIND and lengths is None:
+        raise ValueError("a tiled column decodes with its label lengths")
+    return _decode(words, kind, np.zeros(0, np.uint8) if lengths is None else lengths)
+
+
+@njit(I64_ARRAY(u64_ro, Int, u8_ro), cache=True, nogil=True)
+def _decode(words, kind, lengths):
+    n = column_len(words)
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        if kind == BLOCK_KIND:
+            out[i] = block_get(words, i)
+        elif kind == TILED_KIND:
+            out[i] = tiled_get(words, lengths, i)
+        else:
+            value = escaped_get(words, i)
+            out[i] = value if value >= 0 else kept_aside(words, i)
+    return out
+
+
+def _stream_lengths(kind: int, n: int, count: int) -> list[int]:
+    """How many values each stream of a column of this kind holds."""
+    blocks = -(-n // BLOCK)
+    if kind == BLOCK_KIND:
+        return [blocks, n]
+    if kind == TILED_KIND:
+        return [-(-n // TILE)]
+    return [n, count, count, blocks + 1]
+
+
+def check_column(words: np.ndarray, what: str, kind: int | None = None) -> int:
+    """The O(1) check at open: a uint64 column whose header agrees with its length. Returns its
+    kind."""
+    if words.dtype != np.uint64 or words.ndim != 1 or len(words) <= HEADER_WORDS:
+        raise CorruptTrieError(f"{what} is not a compact column")
+    found, n, widths, count = (int(word) for word in words[:4])
+    if found not in (BLOCK_KIND, ESCAPED_KIND, TILED_KIND) or (kind is not None and found != kind):
+        raise CorruptTrieError(f"{what}: not a compact column of the expected kind")
+    if n >= 2**40 or count >= 2**40 or widths >= 2 ** (8 * MAX_STREAMS):
+        raise CorruptTrieError(f"{what}: compact column header out of range")
+    expected = {BLOCK_KIND: BLOCK, TILED_KIND: TILE}.get(found)
+    if expected is not None and count != -(-n // expected):
+        raise CorruptTrieError(f"{what}: compact column header disagrees with itself")
+    at = HEADER_WORDS
+    for stream in range(MAX_STREAMS):
+        lengths = _stream_lengths(found, n, count)
+        width, start = (widths >> (8 * stream)) & 0xFF, int(words[4 + stream])
+        if stream >= len(lengths):
+            if width or start:
+                raise CorruptTrieError(f"{what}: compact column header disagrees with itself")
+            continue
+        if width > MAX_WIDTH or start != at:
+            raise CorruptTrieError(f"{what}: compact column header disagrees with its length")
+        at += _words_for(lengths[stream], width)
+    if len(words) != at + 2:
+        raise CorruptTrieError(f"{what}: compact column header disagrees with its length")
+    return found
+
+
+# --- the trie's node arrays --------------------------------------------------------------
+
+
+@njit(types.Array(types.int32, 1, "C")(i32_ro, i32_ro), cache=True, nogil=True)
+def child_steps(child_start, children):
+    """Each edge's child minus its parent (what the children column stores). Raises ValueError
+    when an edge does not lead to a higher id (the builders never lay out such a trie)."""
+    steps = np.zeros(children.shape[0], np.int32)
+    for node in range(child_start.shape[0] - 1):
+        if child_start[node] < 0 or child_start[node + 1] > children.shape[0]:
+            raise ValueError("child_start out of range")
+        for edge in range(child_start[node], child_start[node + 1]):
+            step = children[edge] - node
+            if step <= 0:
+                raise ValueError("an edge leads to a lower node id")
+            steps[edge] = step
+    return steps
+
+
+@njit(types.Array(types.int32, 1, "C")(i64_ro, i64_ro), cache=True, nogil=True)
+def child_ids(child_start, steps):
+    """The inverse of `child_steps` (for decoded columns; values unchecked beyond int32)."""
+    children = np.empty(steps.shape[0], np.int32)
+    for node in range(child_start.shape[0] - 1):
+        for edge in range(max(child_start[node], 0), min(child_start[node + 1], steps.shape[0])):
+            children[edge] = np.int32(min(node + steps[edge], 2**31 - 1))
+    return children
+
+
+def compact_nodes(label_off, child_start, children, rank_offset, label_len: np.ndarray):
+    """The column arrays of a plain layout (layout.PLAIN_DTYPES) as compact columns, in the
+    same order."""
+    steps = child_steps(np.ascontiguousarray(child_start, np.int32), np.ascontiguousarray(children, np.int32))
+    columns = (label_column(label_off, label_len), block_column(child_start), escaped_column(steps))
+    return (*columns, escaped_column(rank_offset))
+
+
+def check_columns(label_off, child_start, children, rank_offset) -> None:
+    """`check_column` of the four column arrays of a trie, each of the kind it must have."""
+    if check_column(label_off, "label_off") not in (BLOCK_KIND, TILED_KIND):
+        raise CorruptTrieError("label_off: not a compact column of the expected kind")
+    check_column(child_start, "child_start", BLOCK_KIND)
+    check_column(children, "children", ESCAPED_KIND)
+    check_column(rank_offset, "child_rank_offset", ESCAPED_KIND)
+
+
+def plain_nodes(label_off, child_start, children, rank_offset, label_len: np.ndarray):
+    """The inverse of `compact_nodes`: plain arrays (layout.PLAIN_DTYPES). Values that do not
+    fit those dtypes (only a damaged column holds them) raise CorruptTrieError."""
+    decoded = [decode(label_off, label_len)] + [decode(words) for words in (child_start, children, rank_offset)]
+    limits = (2**32 - 1, 2**31 - 1, 2**31 - 1, 2**31 - 1)
+    for values, limit in zip(decoded, limits):
+        if len(values) and int(values.max()) > limit:
+            raise CorruptTrieError("a compact column holds a value beyond the trie's limits")
+    offsets, starts, steps, ranks = decoded
+    return offsets.astype(np.uint32), starts.astype(np.int32), child_ids(starts, steps), ranks.astype(np.int32)

@@ -160,33 +160,24 @@ def kept_aside(words, i):
 VALUE_TYPES = (i32_ro, u32_ro, i64_ro)
 """The dtypes the builders' plain arrays come in."""
 I64_ARRAY = types.Array(types.int64, 1, "C")
+NO_CAP = 2**63 - 1
+NO_BASES = np.zeros(0, np.int64)
 
 
-@njit([types.void(u64_arr, Int, t, Int, Int) for t in VALUE_TYPES], cache=True, nogil=True)
-def _put_bits(words, start, values, width, cap):
-    """values[i], or `cap` where larger, as the `width`-bit stream that starts at word `start`."""
+@njit([types.void(u64_arr, Int, t, Int, Int, i64_ro) for t in VALUE_TYPES], cache=True, nogil=True)
+def _put_bits(words, start, values, width, cap, bases):
+    """values[i] (less bases[i // BLOCK] when `bases` is not empty; `cap` where larger) as the
+    `width`-bit stream that starts at word `start`."""
     if width == 0:
         return
     for i in range(values.shape[0]):
         bit = i * width
         at = start + (bit >> 6)
         shift = np.uint64(bit & 63)
-        value = np.uint64(min(np.int64(values[i]), cap))
-        words[at] |= value << shift
-        if shift != 0:
-            words[at + 1] |= value >> (np.uint64(64) - shift)
-
-
-@njit([types.void(u64_arr, Int, t, i64_ro, Int) for t in VALUE_TYPES], cache=True, nogil=True)
-def _put_deltas(words, start, values, bases, width):
-    """values[i] - bases[i // BLOCK] as a `width`-bit stream from word `start`."""
-    if width == 0:
-        return
-    for i in range(values.shape[0]):
-        bit = i * width
-        at = start + (bit >> 6)
-        shift = np.uint64(bit & 63)
-        value = np.uint64(np.int64(values[i]) - bases[i >> BLOCK_SHIFT])
+        value = np.int64(values[i])
+        if bases.shape[0] > 0:
+            value -= bases[i >> BLOCK_SHIFT]
+        value = np.uint64(min(value, cap))
         words[at] |= value << shift
         if shift != 0:
             words[at + 1] |= value >> (np.uint64(64) - shift)
@@ -275,8 +266,8 @@ def block_column(values: np.ndarray) -> np.ndarray:
     base_width = _width_for(int(bases.max())) if n else 0
     delta_width = _width_for(widest)
     words, starts = _new_column(BLOCK_KIND, n, len(bases), [(len(bases), base_width), (n, delta_width)])
-    _put_bits(words, starts[0], bases, base_width, 2**63 - 1)
-    _put_deltas(words, starts[1], values, bases, delta_width)
+    _put_bits(words, starts[0], bases, base_width, NO_CAP, NO_BASES)
+    _put_bits(words, starts[1], values, delta_width, NO_CAP, bases)
     return words
 
 
@@ -301,7 +292,7 @@ def label_column(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     stored = np.ascontiguousarray(values[::TILE])
     width = _width_for(int(stored.max())) if len(stored) else 0
     words, starts = _new_column(TILED_KIND, len(values), len(stored), [(len(stored), width)])
-    _put_bits(words, starts[0], stored, width, 2**63 - 1)
+    _put_bits(words, starts[0], stored, width, NO_CAP, NO_BASES)
     return words
 
 
@@ -339,10 +330,10 @@ def escaped_column(values: np.ndarray) -> np.ndarray:
         (len(before_block), _width_for(len(positions))),
     ]
     words, starts = _new_column(ESCAPED_KIND, n, len(positions), streams)
-    _put_bits(words, starts[0], values, width, escape)
-    _put_bits(words, starts[1], positions.astype(np.int64), position_width, 2**63 - 1)
-    _put_bits(words, starts[2], exceptions, value_width, 2**63 - 1)
-    _put_bits(words, starts[3], before_block.astype(np.int64), streams[3][1], 2**63 - 1)
+    _put_bits(words, starts[0], values, width, escape, NO_BASES)
+    _put_bits(words, starts[1], positions.astype(np.int64), position_width, NO_CAP, NO_BASES)
+    _put_bits(words, starts[2], exceptions, value_width, NO_CAP, NO_BASES)
+    _put_bits(words, starts[3], before_block.astype(np.int64), streams[3][1], NO_CAP, NO_BASES)
     return words
 
 
@@ -359,11 +350,15 @@ def decode(words: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
 def _decode(words, kind, lengths):
     n = column_len(words)
     out = np.empty(n, np.int64)
+    if kind == TILED_KIND:
+        if lengths.shape[0] < n:
+            raise CorruptTrieError("compact column: fewer label lengths than offsets")
+        for i in range(n):  # in order: each offset from the one before, no tile sums
+            out[i] = stream_at(words, 0, i >> TILE_SHIFT) if i & (TILE - 1) == 0 else out[i - 1] + lengths[i - 1]
+        return out
     for i in range(n):
         if kind == BLOCK_KIND:
             out[i] = block_get(words, i)
-        elif kind == TILED_KIND:
-            out[i] = tiled_get(words, lengths, i)
         else:
             value = escaped_get(words, i)
             out[i] = value if value >= 0 else kept_aside(words, i)

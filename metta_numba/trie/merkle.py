@@ -1,5 +1,9 @@
 """Merkleizing: store identical subtries once, turning the trie into a DAG.
 
+It works on the tree's plain arrays (layout.PlainStructureType: `Trie.merkleize` unpacks the
+columns and checks every index first, validate.check_node_fields), so the kernels here index
+them directly: on the packed columns it took three times as long.
+
 Nodes are visited children first. Each node's shape is its label bytes plus the classes of its
 children in order; a hash of that shape finds earlier nodes that may be the same, and a full
 comparison (labels and child classes) decides, so a hash collision never merges two different
@@ -13,8 +17,7 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
-from metta_numba.trie.layout import NodeArraysType, StructureType, i32_arr, i32_ro, u8_arr, u8_ro, u64_ro
-from metta_numba.trie.walk import edge_child, edge_rank, node_edges, node_label, trie_bounds
+from metta_numba.trie.layout import NodeArraysType, PlainStructureType, i32_arr, i32_ro, u8_arr, u8_ro
 
 Int = types.int64
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -32,15 +35,15 @@ def finish_hash(h):
     return h
 
 
-@njit(types.uint64(u8_ro, Int, Int, u64_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
-def shape_hash(labels, offset, length, children, class_of, node, first, end):
+@njit(types.uint64(u8_ro, Int, Int, i32_ro, i32_ro, Int, Int), cache=True, nogil=True)
+def shape_hash(labels, offset, length, children, class_of, first, end):
     """Hash of a node's shape: its label bytes, then its children's classes."""
     h = FNV_OFFSET
     for i in range(length):
         h = (h ^ np.uint64(labels[offset + i])) * FNV_PRIME
     h = (h ^ np.uint64(length)) * FNV_PRIME
     for edge in range(first, end):
-        h = (h ^ np.uint64(class_of[edge_child(children, class_of.shape[0], node, edge)])) * FNV_PRIME
+        h = (h ^ np.uint64(class_of[children[edge]])) * FNV_PRIME
     return finish_hash(h)
 
 
@@ -52,43 +55,41 @@ def same_bytes(labels, a, b, length):
     return True
 
 
-@njit(types.boolean(u64_ro, i32_ro, Int, Int, Int, Int, Int), cache=True, nogil=True)
-def same_children(children, class_of, a, a_first, b, b_first, count):
-    """Equal child classes edge by edge, of nodes a and b (rank offsets then agree too: they
-    follow from the classes of the earlier children)."""
-    n_nodes = class_of.shape[0]
+@njit(types.boolean(i32_ro, i32_ro, Int, Int, Int), cache=True, nogil=True)
+def same_children(children, class_of, a_first, b_first, count):
+    """Equal child classes edge by edge (rank offsets then agree too: they follow from the
+    classes of the earlier children)."""
     for i in range(count):
-        a_child = edge_child(children, n_nodes, a, a_first + i)
-        if class_of[a_child] != class_of[edge_child(children, n_nodes, b, b_first + i)]:
+        if class_of[children[a_first + i]] != class_of[children[b_first + i]]:
             return False
     return True
 
 
-@njit(i32_arr(StructureType), cache=True, nogil=True)
+@njit(i32_arr(PlainStructureType), cache=True, nogil=True)
 def children_first_order(trie):
     """The nodes reachable from the root, each after all of its children (an iterative
     depth-first walk; visited nodes of a DAG are not walked again)."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
-    n_nodes, n_edges, _ = trie_bounds(trie)
+    n_nodes = label_off.shape[0]
     seen = np.zeros(n_nodes, np.bool_)
     order = np.empty(n_nodes, np.int32)
     n_done = 0
     stack_node = np.empty(n_nodes, np.int32)
     stack_edge = np.empty(n_nodes, np.int64)
     stack_node[0] = 0
-    stack_edge[0] = node_edges(child_start, n_nodes, n_edges, 0)[0]
+    stack_edge[0] = child_start[0]
     depth = 1
     seen[0] = True
     while depth > 0:
         node = stack_node[depth - 1]
         edge = stack_edge[depth - 1]
-        if edge < node_edges(child_start, n_nodes, n_edges, node)[1]:
+        if edge < child_start[node + 1]:
             stack_edge[depth - 1] = edge + 1
-            child = edge_child(children, n_nodes, node, edge)  # ids grow downwards: no cycle
+            child = children[edge]  # ids grow downwards: no cycle
             if not seen[child]:
                 seen[child] = True
                 stack_node[depth] = child
-                stack_edge[depth] = node_edges(child_start, n_nodes, n_edges, child)[0]
+                stack_edge[depth] = child_start[child]
                 depth += 1
             continue
         order[n_done] = node
@@ -111,7 +112,7 @@ def class_table(class_hash, n_classes, slots):
     return table
 
 
-@njit(types.Tuple((i32_arr, i32_arr))(StructureType), cache=True, nogil=True)
+@njit(types.Tuple((i32_arr, i32_arr))(PlainStructureType), cache=True, nogil=True)
 def shape_classes(trie):
     """(class of each node, representative node of each class); class ids follow the
     children-first order, so the root's class is the last one.
@@ -120,7 +121,7 @@ def shape_classes(trie):
     several times more nodes than distinct shapes, and a table for every node was the largest
     array of a large build's merkleizing."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
-    n_nodes, n_edges, n_labels = trie_bounds(trie)
+    n_nodes = label_off.shape[0]
     order = children_first_order(trie)
     class_of = np.full(n_nodes, -1, np.int32)
     representative = np.empty(order.shape[0], np.int32)
@@ -130,21 +131,21 @@ def shape_classes(trie):
     mask = np.uint64(slots - 1)
     n_classes = 0
     for node in order:
-        offset, length = node_label(label_off, label_len, n_nodes, n_labels, node)
-        first, end = node_edges(child_start, n_nodes, n_edges, node)
-        h = shape_hash(labels, offset, length, children, class_of, node, first, end)
+        offset, length = np.int64(label_off[node]), np.int64(label_len[node])
+        first, end = child_start[node], child_start[node + 1]
+        h = shape_hash(labels, offset, length, children, class_of, first, end)
         slot = h & mask
         while table[slot] >= 0:
             candidate = table[slot]
             rep = representative[candidate]
             if class_hash[candidate] == h:
-                rep_offset, rep_length = node_label(label_off, label_len, n_nodes, n_labels, rep)
-                rep_first, rep_end = node_edges(child_start, n_nodes, n_edges, rep)
+                rep_offset, rep_length = np.int64(label_off[rep]), np.int64(label_len[rep])
+                rep_first, rep_end = child_start[rep], child_start[rep + 1]
                 if (
                     rep_length == length
                     and rep_end - rep_first == end - first
                     and same_bytes(labels, rep_offset, offset, length)
-                    and same_children(children, class_of, rep, rep_first, node, first, end - first)
+                    and same_children(children, class_of, rep_first, first, end - first)
                 ):
                     class_of[node] = candidate
                     break
@@ -162,21 +163,20 @@ def shape_classes(trie):
     return class_of, representative[:n_classes].copy()
 
 
-@njit(types.Tuple((u8_arr, NodeArraysType))(StructureType), cache=True, nogil=True)
+@njit(types.Tuple((u8_arr, NodeArraysType))(PlainStructureType), cache=True, nogil=True)
 def merkleize_structure(trie):
     """(labels, node arrays) of the DAG in which each distinct subtrie is stored once.
 
     The root's class is numbered 0 and the others follow in reverse children-first order, so
     every edge leads to a higher id, as the format requires."""
     labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
-    n_nodes, n_edges, n_labels = trie_bounds(trie)
     class_of, representative = shape_classes(trie)
     n_classes = representative.shape[0]
     label_bytes = 0
     edge_count = 0
     for c in range(n_classes):
-        label_bytes += node_label(label_off, label_len, n_nodes, n_labels, representative[c])[1]
-        first, end = node_edges(child_start, n_nodes, n_edges, representative[c])
+        label_bytes += np.int64(label_len[representative[c]])
+        first, end = child_start[representative[c]], child_start[representative[c] + 1]
         edge_count += end - first
     new_labels = np.empty(label_bytes, np.uint8)
     new_label_off = np.empty(n_classes, np.uint32)
@@ -189,17 +189,17 @@ def merkleize_structure(trie):
     slot = 0
     for node_id in range(n_classes):
         rep = representative[n_classes - 1 - node_id]
-        offset, length = node_label(label_off, label_len, n_nodes, n_labels, rep)
+        offset, length = np.int64(label_off[rep]), np.int64(label_len[rep])
         new_labels[at : at + length] = labels[offset : offset + length]
         new_label_off[node_id] = at
         new_label_len[node_id] = length
         at += length
         new_child_start[node_id] = slot
-        first, end = node_edges(child_start, n_nodes, n_edges, rep)
+        first, end = child_start[rep], child_start[rep + 1]
         for edge in range(first, end):
-            new_children[slot] = n_classes - 1 - class_of[edge_child(children, n_nodes, rep, edge)]
+            new_children[slot] = n_classes - 1 - class_of[children[edge]]
             new_first_byte[slot] = first_byte[edge]
-            new_rank_offset[slot] = edge_rank(rank_offset, edge)
+            new_rank_offset[slot] = rank_offset[edge]
             slot += 1
     new_child_start[n_classes] = slot
     return new_labels, (new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset)

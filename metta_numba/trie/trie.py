@@ -407,9 +407,14 @@ class Trie:
 
     def merkleize(self) -> Trie:
         """The same multiset with identical subtries stored once (a DAG)."""
-        from metta_numba.trie import merkle
+        from metta_numba.trie import merkle, validate
 
-        labels, nodes = merkle.merkleize_structure(self._structure)
+        # On the plain arrays (see trie.merkle), every index checked first: the kernels there
+        # index them directly.
+        plain = self.plain_arrays()
+        structure = tuple(plain[name] for name in STRUCTURE_NAMES)
+        validate.check_node_fields(structure)
+        labels, nodes = merkle.merkleize_structure(structure)
         return Trie(_named(labels, nodes, self._arrays["leaf_count"], self._arrays["leaf_name"]), merkleized=True)
 
     def _check_rank(self, rank: int, arg: bool = False) -> None:

@@ -8,38 +8,46 @@ rank offset is usually the few leaves under a node's earlier siblings. Three enc
 this, each one uint64 array (one snapshot section, one Numba type whatever the widths):
 
 * a **block column** (edge starts): the values in blocks of BLOCK values; each block stores
-  its smallest value and each value its distance from it. Value i = base[i // BLOCK] +
-  delta[i]: two reads.
+  its smallest value (the base) and then each value's distance from it. Value i = base +
+  delta: two reads, in the same block's bits.
 * a **tiled column** (label offsets, when each label starts where the one before ends, as
   every builder lays them out): only every TILE-th value is stored; value i is that stored
-  value plus the label lengths between, at most TILE - 1 of them. About 1.5 bits a node
+  value plus the label lengths between, at most TILE - 1 of them. About 3 bits a node
   instead of a block column's 10 or so. Label offsets that do not tile take a block column.
 * an **escaped column** (child steps, rank offsets): each value in `width` bits, where the
-  all-ones value means "kept aside": the values that do not fit are listed, sorted by
-  position, with how many of them come before each block of BLOCK values, so finding one
-  bisects the few of its block. The width is chosen to make the whole column smallest
+  all-ones value means "kept aside". Each block of BLOCK values starts with how many values
+  were kept aside before it; the values kept aside are listed as (position, value) records
+  sorted by position, so finding one bisects the records of its block, which its count and
+  the next block's give. The width is chosen to make the whole column smallest
   (`choose_width`).
+
+Each block holds its base or its count next to its values, and each record its position next
+to its value, so a read of a value kept aside touches two places of the column, not four: a
+cold first query on the large KB faulted in 60 pages of the trie with the counts, positions
+and values in streams of their own, 55 so, and 44 with the plain arrays of store format 3.
 
 Layout (every word little-endian uint64):
 
     words[0]    kind (BLOCK_KIND, TILED_KIND or ESCAPED_KIND)
     words[1]    n, the number of values
-    words[2]    the bit width of each stream, one byte each (stream k in bits 8k..8k+7, <= 63)
+    words[2]    bit widths, one byte each: block: base, delta; tiled: stored value; escaped:
+                value, count, record position, record value (each <= 63)
     words[3]    count: blocks (block), stored values (tiled) or values kept aside (escaped)
     words[4:8]  the word where each stream starts (0 for a stream the kind lacks)
-    words[8:]   the streams, back to back: block: bases, deltas; tiled: every TILE-th value;
-                escaped: values, positions kept aside, their values, how many are kept aside
-                before each block (one more entry than blocks); then two spare zero words, so
-                that a read of two words never needs a length test beyond the bound check,
-                even in a stream of width 0.
+    words[8:]   the streams, back to back: block: the blocks (base, then BLOCK deltas); tiled:
+                every TILE-th value; escaped: the blocks (count kept aside before, then BLOCK
+                values; one more count after the last block), then the records; then two
+                spare zero words, so that a read of two words never needs a length test beyond
+                the bound check, even at a width of 0.
 
 Every read checks the word it reads against the array's length, so a damaged column raises
 CorruptTrieError and never reads out of bounds; `check_column` is the O(1) check at open that
 the header agrees with the length.
 
-Reading fast: the bit reads (`bits_at`, `stream_at`) are inlined by Numba into the code that
-makes them, and the trie's walk helpers (trie.walk: node_label, node_edges, edge_child,
-edge_rank) write their column reads out with them. Measured on medium's 575K nodes, a random
+Reading fast: the bit reads (`read_bits`, `bits_at`, `stream_at`, `block_value`,
+`escaped_raw`: small, without branches) are inlined by Numba into the code that makes them,
+and the trie's walk helpers (trie.walk: node_label, node_edges, edge_child, edge_rank) make
+their column reads with them. Measured on medium's 575K nodes, a random
 read then costs 3-4 ns against a plain array's 3, and a node's label 8 ns against 6. Reads
 through another function cost more: a separately compiled (cached) reader is a call LLVM
 cannot inline (14 ns); Numba's `inline="always"` on a reader that calls the bit reads was no
@@ -72,18 +80,23 @@ Int = types.int64
 
 
 @njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True, inline="always")
-def bits_at(words, start, i, width):
-    """Value i of the bit stream of `width`-bit values that starts at word `start`."""
+def read_bits(words, start, bit, width):
+    """The `width`-bit value at bit `bit` of the bit stream that starts at word `start`."""
     # All in uint64: mixed int64/uint64 arithmetic would go through float64 in Numba.
-    bit = np.uint64(i) * np.uint64(width)
-    at = np.int64(bit >> np.uint64(6)) + start
+    at = np.int64(np.uint64(bit) >> np.uint64(6)) + start
     if at < HEADER_WORDS or at + 1 >= words.shape[0]:
         raise CorruptTrieError("compact column: read past its end")
-    shift = bit & np.uint64(63)
+    shift = np.uint64(bit) & np.uint64(63)
     low = words[at] >> shift
     # Two shifts, so that a shift of 0 never becomes an (undefined) shift by 64.
     high = (words[at + 1] << (np.uint64(63) - shift)) << np.uint64(1)
     return np.int64((low | high) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
+
+
+@njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True, inline="always")
+def bits_at(words, start, i, width):
+    """Value i of the bit stream of `width`-bit values that starts at word `start`."""
+    return read_bits(words, start, np.int64(np.uint64(i) * np.uint64(width)), width)
 
 
 @njit(Int(u64_ro), cache=True, nogil=True, inline="always")
@@ -106,12 +119,23 @@ def stream_at(words, stream, i):
     return bits_at(words, np.int64(words[4 + stream]), i, stream_width(words, stream))
 
 
+@njit(Int(u64_ro, Int), cache=True, nogil=True, inline="always")
+def block_value(words, i):
+    """Value i of a block column: its block's base plus its delta, both in the block's bits."""
+    base_width = stream_width(words, 0)
+    delta_width = stream_width(words, 1)
+    block_bit = (i >> BLOCK_SHIFT) * (base_width + BLOCK * delta_width)
+    delta_bit = block_bit + base_width + (i & (BLOCK - 1)) * delta_width
+    base = read_bits(words, HEADER_WORDS, block_bit, base_width)
+    return base + read_bits(words, HEADER_WORDS, delta_bit, delta_width)
+
+
 @register_jitable
 def block_get(words, i):
     """Value i of a block column."""
     if i < 0 or i >= column_len(words):
         raise CorruptTrieError("compact column: index out of range")
-    return stream_at(words, 0, i >> BLOCK_SHIFT) + stream_at(words, 1, i)
+    return block_value(words, i)
 
 
 @register_jitable
@@ -125,6 +149,16 @@ def tiled_get(words, lengths, i):
     return value
 
 
+@njit(Int(u64_ro, Int), cache=True, nogil=True, inline="always")
+def escaped_raw(words, i):
+    """The stored bits of value i of an escaped column: the value, or all ones (1 << width) - 1
+    when it is kept aside (`kept_aside`). No branch, so that it inlines well."""
+    width = stream_width(words, 0)
+    before_width = stream_width(words, 1)
+    bit = (i >> BLOCK_SHIFT) * (before_width + BLOCK * width) + before_width + (i & (BLOCK - 1)) * width
+    return read_bits(words, HEADER_WORDS, bit, width)
+
+
 @register_jitable
 def escaped_get(words, i):
     """Value i of an escaped column, or -1 when it is kept aside: then `kept_aside(words, i)`
@@ -132,27 +166,33 @@ def escaped_get(words, i):
     (15 ns a read instead of 2-4)."""
     if i < 0 or i >= column_len(words):
         raise CorruptTrieError("compact column: index out of range")
-    width = stream_width(words, 0)
-    value = bits_at(words, HEADER_WORDS, i, width)
-    return value if value != (1 << width) - 1 else -1
+    value = escaped_raw(words, i)
+    return value if value != (1 << stream_width(words, 0)) - 1 else -1
 
 
 @njit(Int(u64_ro, Int), cache=True, nogil=True, inline="always")
 def kept_aside(words, i):
-    """Value i of an escaped column, kept aside: a bisection of the few of its block."""
+    """Value i of an escaped column, kept aside: a bisection of the records of its block, whose
+    range the headers of this block and the next give."""
+    width = stream_width(words, 0)
+    before_width = stream_width(words, 1)
+    position_width = stream_width(words, 2)
+    record_bits = position_width + stream_width(words, 3)
+    block_bits = before_width + BLOCK * width
     block = i >> BLOCK_SHIFT
-    lo = stream_at(words, 3, block)
-    end = stream_at(words, 3, block + 1)
+    lo = read_bits(words, HEADER_WORDS, block * block_bits, before_width)
+    end = read_bits(words, HEADER_WORDS, (block + 1) * block_bits, before_width)
+    records = np.int64(words[5])
     hi = end
     while lo < hi:
         mid = (lo + hi) >> 1
-        if stream_at(words, 1, mid) < i:
+        if read_bits(words, records, mid * record_bits, position_width) < i:
             lo = mid + 1
         else:
             hi = mid
-    if lo >= end or stream_at(words, 1, lo) != i:
+    if lo >= end or read_bits(words, records, lo * record_bits, position_width) != i:
         raise CorruptTrieError("compact column: a value kept aside is missing")
-    return stream_at(words, 2, lo)
+    return read_bits(words, records, lo * record_bits + position_width, stream_width(words, 3))
 
 
 # --- encoding ----------------------------------------------------------------------------
@@ -164,14 +204,21 @@ NO_CAP = 2**63 - 1
 NO_BASES = np.zeros(0, np.int64)
 
 
-@njit([types.void(u64_arr, Int, t, Int, Int, i64_ro) for t in VALUE_TYPES], cache=True, nogil=True)
-def _put_bits(words, start, values, width, cap, bases):
-    """values[i] (less bases[i // BLOCK] when `bases` is not empty; `cap` where larger) as the
-    `width`-bit stream that starts at word `start`."""
+@njit(
+    [types.void(u64_arr, Int, t, Int, Int, i64_ro, types.UniTuple(Int, 3)) for t in VALUE_TYPES],
+    cache=True,
+    nogil=True,
+)
+def _put_bits(words, start, values, width, cap, bases, spacing):
+    """values[i] (less bases[i // BLOCK] when `bases` is not empty; `cap` where larger) in
+    `width` bits into the bit stream that starts at word `start`: value i at bit first +
+    (i // group) * group_bits + (i % group) * width, where (first, group, group_bits) is
+    `spacing`; (0, 1, width) packs them back to back."""
     if width == 0:
         return
+    first, group, group_bits = spacing
     for i in range(values.shape[0]):
-        bit = i * width
+        bit = first + (i // group) * group_bits + (i % group) * width
         at = start + (bit >> 6)
         shift = np.uint64(bit & 63)
         value = np.int64(values[i])
@@ -265,9 +312,11 @@ def block_column(values: np.ndarray) -> np.ndarray:
     bases, widest = _block_minima(values) if n else (np.zeros(0, np.int64), 0)
     base_width = _width_for(int(bases.max())) if n else 0
     delta_width = _width_for(widest)
-    words, starts = _new_column(BLOCK_KIND, n, len(bases), [(len(bases), base_width), (n, delta_width)])
-    _put_bits(words, starts[0], bases, base_width, NO_CAP, NO_BASES)
-    _put_bits(words, starts[1], values, delta_width, NO_CAP, bases)
+    block_bits = base_width + BLOCK * delta_width
+    words, starts = _new_column(BLOCK_KIND, n, len(bases), [(len(bases) * block_bits, 1)])
+    words[2] = base_width | delta_width << 8
+    _put_bits(words, starts[0], bases, base_width, NO_CAP, NO_BASES, (0, 1, block_bits))
+    _put_bits(words, starts[0], values, delta_width, NO_CAP, bases, (base_width, BLOCK, block_bits))
     return words
 
 
@@ -292,7 +341,7 @@ def label_column(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     stored = np.ascontiguousarray(values[::TILE])
     width = _width_for(int(stored.max())) if len(stored) else 0
     words, starts = _new_column(TILED_KIND, len(values), len(stored), [(len(stored), width)])
-    _put_bits(words, starts[0], stored, width, NO_CAP, NO_BASES)
+    _put_bits(words, starts[0], stored, width, NO_CAP, NO_BASES, (0, 1, width))
     return words
 
 
@@ -322,19 +371,34 @@ def escaped_column(values: np.ndarray) -> np.ndarray:
     exceptions = values[positions].astype(np.int64)
     value_width = _width_for(int(exceptions.max())) if len(exceptions) else 0
     # How many are kept aside before each block, and in all (the entry after the last block).
-    before_block = np.searchsorted(positions, np.arange(0, -(-n // BLOCK) * BLOCK + 1, BLOCK))
-    streams = [
-        (n, width),
-        (len(positions), position_width),
-        (len(positions), value_width),
-        (len(before_block), _width_for(len(positions))),
-    ]
-    words, starts = _new_column(ESCAPED_KIND, n, len(positions), streams)
-    _put_bits(words, starts[0], values, width, escape, NO_BASES)
-    _put_bits(words, starts[1], positions.astype(np.int64), position_width, NO_CAP, NO_BASES)
-    _put_bits(words, starts[2], exceptions, value_width, NO_CAP, NO_BASES)
-    _put_bits(words, starts[3], before_block.astype(np.int64), streams[3][1], NO_CAP, NO_BASES)
+    n_blocks = -(-n // BLOCK)
+    before_block = np.searchsorted(positions, np.arange(0, n_blocks * BLOCK + 1, BLOCK)).astype(np.int64)
+    before_width = _width_for(len(positions))
+    block_bits = before_width + BLOCK * width
+    record_bits = position_width + value_width
+    widths = [width, before_width, position_width, value_width]
+    words, starts = _new_escaped(n, len(positions), widths)
+    _put_bits(words, starts[0], before_block, before_width, NO_CAP, NO_BASES, (0, 1, block_bits))
+    _put_bits(words, starts[0], values, width, escape, NO_BASES, (before_width, BLOCK, block_bits))
+    _put_bits(words, starts[1], positions.astype(np.int64), position_width, NO_CAP, NO_BASES, (0, 1, record_bits))
+    _put_bits(words, starts[1], exceptions, value_width, NO_CAP, NO_BASES, (position_width, 1, record_bits))
     return words
+
+
+def _escaped_stream_bits(n: int, count: int, widths: list[int]) -> list[int]:
+    """Bits of the two streams of an escaped column: the blocks (each block's count of values
+    kept aside before it, then its BLOCK values; one more count after the last block) and the
+    records kept aside (position, value)."""
+    width, before_width, position_width, value_width = widths
+    n_blocks = -(-n // BLOCK)
+    return [(n_blocks + 1) * before_width + n_blocks * BLOCK * width, count * (position_width + value_width)]
+
+
+def _new_escaped(n: int, count: int, widths: list[int]) -> tuple[np.ndarray, list[int]]:
+    streams = [(bits, 1) for bits in _escaped_stream_bits(n, count, widths)]
+    words, starts = _new_column(ESCAPED_KIND, n, count, streams)
+    words[2] = sum(width << (8 * k) for k, width in enumerate(widths))
+    return words, starts
 
 
 def decode(words: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
@@ -365,14 +429,13 @@ def _decode(words, kind, lengths):
     return out
 
 
-def _stream_lengths(kind: int, n: int, count: int) -> list[int]:
-    """How many values each stream of a column of this kind holds."""
-    blocks = -(-n // BLOCK)
+def _stream_bits(kind: int, n: int, count: int, widths: list[int]) -> list[int]:
+    """How many bits each stream of a column of this kind holds."""
     if kind == BLOCK_KIND:
-        return [blocks, n]
+        return [-(-n // BLOCK) * (widths[0] + BLOCK * widths[1])]
     if kind == TILED_KIND:
-        return [-(-n // TILE)]
-    return [n, count, count, blocks + 1]
+        return [-(-n // TILE) * widths[0]]
+    return _escaped_stream_bits(n, count, widths)
 
 
 def check_column(words: np.ndarray, what: str, kind: int | None = None) -> int:
@@ -388,17 +451,23 @@ def check_column(words: np.ndarray, what: str, kind: int | None = None) -> int:
     expected = {BLOCK_KIND: BLOCK, TILED_KIND: TILE}.get(found)
     if expected is not None and count != -(-n // expected):
         raise CorruptTrieError(f"{what}: compact column header disagrees with itself")
+    stream_widths = [(widths >> (8 * stream)) & 0xFF for stream in range(MAX_STREAMS)]
+    if max(stream_widths) > MAX_WIDTH:
+        raise CorruptTrieError(f"{what}: compact column header out of range")
+    lengths = _stream_bits(found, n, count, stream_widths)
+    used_widths = {BLOCK_KIND: 2, TILED_KIND: 1}.get(found, MAX_STREAMS)
+    if any(stream_widths[used_widths:]):
+        raise CorruptTrieError(f"{what}: compact column header disagrees with itself")
     at = HEADER_WORDS
     for stream in range(MAX_STREAMS):
-        lengths = _stream_lengths(found, n, count)
-        width, start = (widths >> (8 * stream)) & 0xFF, int(words[4 + stream])
+        start = int(words[4 + stream])
         if stream >= len(lengths):
-            if width or start:
+            if start:
                 raise CorruptTrieError(f"{what}: compact column header disagrees with itself")
             continue
-        if width > MAX_WIDTH or start != at:
+        if start != at:
             raise CorruptTrieError(f"{what}: compact column header disagrees with its length")
-        at += _words_for(lengths[stream], width)
+        at += _words_for(lengths[stream], 1)
     if len(words) != at + 2:
         raise CorruptTrieError(f"{what}: compact column header disagrees with its length")
     return found

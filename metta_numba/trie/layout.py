@@ -9,7 +9,7 @@ packs them.
 | array | stored as | length | meaning |
 |---|---|---|---|
 | labels | uint8 | L | label bytes of all nodes |
-| label_off | block column | N | start of node v's label in `labels` |
+| label_off | tiled column | N | start of node v's label in `labels` (a block column if labels do not tile) |
 | label_len | uint8 | N | length of node v's label (1..255 except at the root, whose is 0) |
 | child_start | block column | N+1 | node v's edges are `child_start[v]:child_start[v+1]` |
 | children | escaped column | E | each edge's child minus its parent (a step >= 1) |

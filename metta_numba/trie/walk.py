@@ -19,14 +19,12 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.columns import (
-    BLOCK,
-    BLOCK_SHIFT,
-    HEADER_WORDS,
     TILE,
     TILE_SHIFT,
     TILED_KIND,
-    bits_at,
+    block_value,
     column_len,
+    escaped_raw,
     kept_aside,
     stream_at,
     stream_width,
@@ -55,13 +53,8 @@ def node_edges(child_start, n_nodes, n_edges, node):
     """(first, end) of node's edges."""
     if node < 0 or node >= n_nodes:
         raise CorruptTrieError("node id out of range")
-    # Two block reads written out, as in node_label.
-    base = stream_at(child_start, 0, node >> BLOCK_SHIFT)
-    first = base + stream_at(child_start, 1, node)
-    if (node + 1) & (BLOCK - 1):  # the next node's base is the same
-        end = base + stream_at(child_start, 1, node + 1)
-    else:
-        end = stream_at(child_start, 0, (node + 1) >> BLOCK_SHIFT) + stream_at(child_start, 1, node + 1)
+    first = block_value(child_start, node)
+    end = block_value(child_start, node + 1)
     if first < 0 or end < first or end > n_edges:
         raise CorruptTrieError("child_start out of range")
     return first, end
@@ -75,7 +68,7 @@ def node_label(label_off, label_len, n_nodes, n_labels, node):
     # The column reads written out: as calls of trie.columns' readers they are not inlined
     # here (8 ns a label instead of 29; see trie.columns).
     if label_off[0] != TILED_KIND:
-        offset = stream_at(label_off, 0, node >> BLOCK_SHIFT) + stream_at(label_off, 1, node)
+        offset = block_value(label_off, node)
     else:
         offset = stream_at(label_off, 0, node >> TILE_SHIFT)
         for k in range(node & ~(TILE - 1), node):
@@ -93,7 +86,7 @@ def edge_child(children, n_nodes, parent, edge):
     """The child an edge of `parent` leads to: `parent` plus the edge's step, always a higher id
     (the format's guard against cycles). `edge` comes from `node_edges`, so it is in range."""
     width = stream_width(children, 0)
-    step = bits_at(children, HEADER_WORDS, edge, width)
+    step = escaped_raw(children, edge)
     if step == (1 << width) - 1:
         step = kept_aside(children, edge)
     child = parent + step
@@ -106,7 +99,7 @@ def edge_child(children, n_nodes, parent, edge):
 def edge_rank(rank_offset, edge):
     """Leaves under the earlier edges of the same node (a column holds no negative value)."""
     width = stream_width(rank_offset, 0)
-    offset = bits_at(rank_offset, HEADER_WORDS, edge, width)
+    offset = escaped_raw(rank_offset, edge)
     if offset == (1 << width) - 1:
         offset = kept_aside(rank_offset, edge)
     return offset
@@ -142,7 +135,7 @@ def edge_for_rank(rank_offset, first, end, rank):
     width = stream_width(rank_offset, 0)
     while lo < hi:
         mid = (lo + hi) >> 1
-        offset = bits_at(rank_offset, HEADER_WORDS, mid, width)
+        offset = escaped_raw(rank_offset, mid)
         if (offset if offset != (1 << width) - 1 else kept_aside(rank_offset, mid)) <= rank:
             lo = mid + 1
         else:

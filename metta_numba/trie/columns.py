@@ -12,7 +12,7 @@ this, each one uint64 array (one snapshot section, one Numba type whatever the w
   delta: two reads, in the same block's bits.
 * a **tiled column** (label offsets, when each label starts where the one before ends, as
   every builder lays them out): only every TILE-th value is stored; value i is that stored
-  value plus the label lengths between, at most TILE - 1 of them. About 3 bits a node
+  value plus the label lengths between, at most TILE - 1 of them. About 1.5 bits a node
   instead of a block column's 10 or so. Label offsets that do not tile take a block column.
 * an **escaped column** (child steps, rank offsets): each value in `width` bits, where the
   all-ones value means "kept aside". Each block of BLOCK values starts with how many values
@@ -73,7 +73,7 @@ HEADER_WORDS = 8
 MAX_STREAMS = 4
 BLOCK_SHIFT = 6
 BLOCK = 1 << BLOCK_SHIFT
-TILE_SHIFT = 3
+TILE_SHIFT = 4
 TILE = 1 << TILE_SHIFT
 MAX_WIDTH = 63
 Int = types.int64

@@ -183,6 +183,9 @@ def kept_aside(words, i):
     lo = read_bits(words, HEADER_WORDS, block * block_bits, before_width)
     end = read_bits(words, HEADER_WORDS, (block + 1) * block_bits, before_width)
     records = np.int64(words[5])
+    if end - lo == BLOCK:  # the whole block is kept aside (a wide node's edges): no search
+        lo += i & (BLOCK - 1)
+        end = lo + 1
     hi = end
     while lo < hi:
         mid = (lo + hi) >> 1

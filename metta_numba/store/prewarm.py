@@ -8,7 +8,7 @@ after another. Two ways avoid that:
   the pages in large blocks, which a query process maps whole at each fault (RSS); it
   returns when the pages are cached, and says what it read.
 - `prefetch_generation` (`--prefetch`, `PersistentKB.open(prefetch=True)`) reads the same
-  ranges from a daemon thread, smallest section first, in reads of PREFETCH_CHUNK bytes with
+  ranges from a daemon thread, in file order, in reads of PREFETCH_CHUNK bytes with
   the kernel's readahead off and in the idle I/O class, and returns at once: the open stays
   O(1). It reads rather than hints, and reads that way, so that a first query's own page
   faults do not wait behind it: WILLNEED hints over a whole large KB queue all of it at once
@@ -111,10 +111,10 @@ class Prefetch:
         self.seconds = 0.0
         self.bytes = 0
         self.error: BaseException | None = None
-        # The small sections (the trie's structure, the index's keys) are where a first query
-        # starts; the big ones are mostly read in part.
-        self._ranges = sorted(((offset, length) for _, offset, length in query_ranges(generation)),
-                              key=lambda r: r[1])
+        # In file order, the trie's sections first. Read smallest section first, as before store
+        # format 4 made the trie's columns small, a cold first query on the large KB took 11-25
+        # ms with the prefetch running; in file order 3.3-3.7 ms, and 2.9-3.7 ms without it.
+        self._ranges = [(offset, length) for _, offset, length in query_ranges(generation)]
         self._act_path = generation.act.path
         self._sidecar = _sidecar(generation)
         self._thread = threading.Thread(target=self._run, name="metta-numba-prefetch", daemon=True)

@@ -65,6 +65,7 @@ from numba.extending import register_jitable
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import i32_ro, i64_ro, u8_ro, u32_ro, u64_arr, u64_ro
+from metta_numba.trie.packed import get_bits, put_bits
 
 BLOCK_KIND = 1
 ESCAPED_KIND = 2
@@ -86,11 +87,7 @@ def read_bits(words, start, bit, width):
     at = np.int64(np.uint64(bit) >> np.uint64(6)) + start
     if at < HEADER_WORDS or at + 1 >= words.shape[0]:
         raise CorruptTrieError("compact column: read past its end")
-    shift = np.uint64(bit) & np.uint64(63)
-    low = words[at] >> shift
-    # Two shifts, so that a shift of 0 never becomes an (undefined) shift by 64.
-    high = (words[at + 1] << (np.uint64(63) - shift)) << np.uint64(1)
-    return np.int64((low | high) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
+    return get_bits(words, at, np.uint64(bit) & np.uint64(63), np.uint64(width))
 
 
 @njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True, inline="always")
@@ -222,15 +219,10 @@ def _put_bits(words, start, values, width, cap, bases, spacing):
     first, group, group_bits = spacing
     for i in range(values.shape[0]):
         bit = first + (i // group) * group_bits + (i % group) * width
-        at = start + (bit >> 6)
-        shift = np.uint64(bit & 63)
         value = np.int64(values[i])
         if bases.shape[0] > 0:
             value -= bases[i >> BLOCK_SHIFT]
-        value = np.uint64(min(value, cap))
-        words[at] |= value << shift
-        if shift != 0:
-            words[at + 1] |= value >> (np.uint64(64) - shift)
+        put_bits(words, start + (bit >> 6), np.uint64(bit & 63), np.uint64(min(value, cap)))
 
 
 @njit([types.Tuple((I64_ARRAY, Int))(t) for t in VALUE_TYPES], cache=True, nogil=True)
@@ -513,13 +505,15 @@ def compact_nodes(label_off, child_start, children, rank_offset, label_len: np.n
     return (*columns, escaped_column(rank_offset))
 
 
-def check_columns(label_off, child_start, children, rank_offset) -> None:
-    """`check_column` of the four column arrays of a trie, each of the kind it must have."""
+def check_columns(label_off, child_start, children, rank_offset) -> tuple[int, int, int, int]:
+    """`check_column` of the four column arrays of a trie, each of the kind it must have.
+    Returns how many values each holds."""
     if check_column(label_off, "label_off") not in (BLOCK_KIND, TILED_KIND):
         raise CorruptTrieError("label_off: not a compact column of the expected kind")
     check_column(child_start, "child_start", BLOCK_KIND)
     check_column(children, "children", ESCAPED_KIND)
     check_column(rank_offset, "child_rank_offset", ESCAPED_KIND)
+    return tuple(int(words[1]) for words in (label_off, child_start, children, rank_offset))
 
 
 def plain_nodes(label_off, child_start, children, rank_offset, label_len: np.ndarray):

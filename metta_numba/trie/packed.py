@@ -45,6 +45,26 @@ def width_for(top: int) -> int:
     return int(top).bit_length()
 
 
+@njit(Int(u64_ro, Int, types.uint64, types.uint64), cache=True, nogil=True, inline="always")
+def get_bits(words, at, shift, width):
+    """The `width` bits from bit `shift` of words[at] on, running into words[at + 1] (the
+    caller checks that both exist). The bit reads of packed arrays and of trie.columns."""
+    low = words[at] >> shift
+    # The next word's bits go above the 64 - shift read from this one; shifting in two steps
+    # keeps a shift of 0 from becoming a shift by 64 (undefined).
+    high = (words[at + 1] << (np.uint64(63) - shift)) << np.uint64(1)
+    return np.int64((low | high) & ((np.uint64(1) << width) - np.uint64(1)))
+
+
+@njit(types.void(u64_arr, Int, types.uint64, types.uint64), cache=True, nogil=True, inline="always")
+def put_bits(words, at, shift, value):
+    """OR `value` in at bit `shift` of words[at] on, running into words[at + 1]: the bit
+    writes of packed arrays and of trie.columns (zeroed words; the caller sizes them)."""
+    words[at] |= value << shift
+    if shift != 0:
+        words[at + 1] |= value >> (np.uint64(64) - shift)
+
+
 @njit(Int(u64_ro), cache=True, nogil=True, inline="always")
 def packed_len(words):
     """The number of values (as recorded; `check_packed` ties it to the length at open)."""
@@ -65,12 +85,7 @@ def packed_get(words, i):
     at = np.int64(bit >> np.uint64(6)) + HEADER_WORDS
     if at + 1 >= words.shape[0]:
         raise CorruptTrieError("packed array: shorter than its count")
-    shift = bit & np.uint64(63)
-    low = words[at] >> shift
-    # The next word's bits go above the 64 - shift read from this one; shifting in two steps
-    # keeps a shift of 0 from becoming a shift by 64 (undefined).
-    high = (words[at + 1] << (np.uint64(63) - shift)) << np.uint64(1)
-    return np.int64((low | high) & ((np.uint64(1) << width) - np.uint64(1)))
+    return get_bits(words, at, bit & np.uint64(63), width)
 
 
 @njit(u64_arr(i64_ro, Int), cache=True, nogil=True)
@@ -84,12 +99,7 @@ def pack_values(values, width):
         return words
     for i in range(n):
         bit = i * width
-        at = HEADER_WORDS + (bit >> 6)
-        shift = np.uint64(bit & 63)
-        value = np.uint64(values[i])
-        words[at] |= value << shift
-        if shift != 0:
-            words[at + 1] |= value >> (np.uint64(64) - shift)
+        put_bits(words, HEADER_WORDS + (bit >> 6), np.uint64(bit & 63), np.uint64(values[i]))
     return words
 
 

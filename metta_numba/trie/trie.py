@@ -11,7 +11,7 @@ from metta_numba.atoms import Atom
 from metta_numba.codec import CodecError, TermStore, UnknownTerm, decode, encode
 from metta_numba.codec.kernels import first_bad_path
 from metta_numba.trie import match, walk
-from metta_numba.trie.columns import check_columns, column_len, compact_nodes, plain_nodes
+from metta_numba.trie.columns import check_columns, compact_nodes, plain_nodes
 
 # build, sort, stream, merge, merkle and validate are imported where they are used: their
 # kernels take a noticeable time to load, and a process that only opens and queries a
@@ -173,8 +173,7 @@ class Trie:
                     f"trie array {name!r} is {array.dtype} {array.ndim}-D; expected contiguous 1-D {expected}{earlier}"
                 )
         arrays = _compacted(arrays)
-        check_columns(*(arrays[name] for name in COLUMN_NAMES))
-        lengths = {name: column_len(arrays[name]) for name in COLUMN_NAMES}
+        lengths = dict(zip(COLUMN_NAMES, check_columns(*(arrays[name] for name in COLUMN_NAMES))))
         n_nodes = len(arrays["label_len"])
         n_edges = lengths["children"]
         if (

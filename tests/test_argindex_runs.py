@@ -7,12 +7,13 @@ let go of their pages."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_argindex import build, index_options, stored_atoms
 
 from metta_numba.codec import TermStore
-from metta_numba.trie import packed
+from metta_numba.trie import argindex_entries, packed
 from metta_numba.trie.argindex import ArgIndex, IndexOptions
 from metta_numba.trie.argindex_runs import build_index_from_runs, put_packed, run_entries_for, spill_entry_runs
 from metta_numba.trie.spill import drop_pages, file_array, zeroed_file_array
@@ -54,6 +55,43 @@ def test_a_tiny_run_size_spills_many_runs_and_the_same_index(tmp_path):
     assert runs.run_start[-1] == sum(int(c) for c in runs.group_counts)
     (tmp_path / "again").mkdir()
     _same_arrays(build_index_from_runs(trie, options, tmp_path / "again", 20), ArgIndex.build(trie, options))
+
+
+@settings(deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(st.integers(0, (1 << 31) - 1), st.integers(0, (1 << 32) - 1)),
+        max_size=200,
+    ),
+    narrow=st.booleans(),
+)
+def test_sort_pairs_is_a_stable_sort_by_group_then_key(entries, narrow):
+    """The reference: Python's stable sort of (group, key), ranks given ascending."""
+    if narrow:  # few distinct digits, so that passes are skipped
+        entries = [(group % 3, key % 5) for group, key in entries]
+    groups = np.array([group for group, _ in entries], np.int64)
+    keys = np.array([key for _, key in entries], np.uint64)
+    ranks = np.arange(len(entries), dtype=np.int64)
+    sorted_groups, sorted_keys, sorted_ranks = argindex_entries.sort_entries(groups, keys, ranks)
+    expected = sorted(range(len(entries)), key=lambda i: entries[i])
+    assert sorted_ranks.tolist() == expected
+    assert list(zip(sorted_groups.tolist(), sorted_keys.tolist())) == [entries[i] for i in expected]
+
+
+def test_sort_pairs_reuses_longer_scratch_and_refuses_short_scratch():
+    sort_keys = np.array([5, 3, 1 << 40, 3], np.uint64)
+    ranks = np.arange(4, dtype=np.int32)
+    argindex_entries.sort_pairs(sort_keys, ranks, np.zeros(10, np.uint64), np.zeros(10, np.int32))
+    assert sort_keys.tolist() == [3, 3, 5, 1 << 40] and ranks.tolist() == [1, 3, 0, 2]
+    with pytest.raises(ValueError):
+        argindex_entries.sort_pairs(sort_keys, ranks, np.zeros(3, np.uint64), np.zeros(3, np.int32))
+
+
+def test_entries_out_of_the_sort_keys_range_are_refused():
+    with pytest.raises(ValueError):
+        argindex_entries.entry_sort_keys(np.array([1 << 31]), np.array([0], np.uint64))
+    with pytest.raises(ValueError):
+        argindex_entries.entry_sort_keys(np.array([0]), np.array([1 << 32], np.uint64))
 
 
 def test_run_size_grows_with_the_budget():

@@ -22,7 +22,7 @@ from numba import types
 
 from metta_numba.codec import tags
 from metta_numba.jit import njit
-from metta_numba.trie.layout import i64_arr, i64_ro, u8_ro, u64_ro
+from metta_numba.trie.layout import i32_arr, i64_arr, i64_ro, u8_ro
 from metta_numba.trie.scan import is_variable_tag, read_u32, token_payload
 
 Int = types.int64
@@ -192,38 +192,69 @@ def batch_entries(data, offsets, first_rank, max_child):
     return codes[:n].copy(), kinds[:n].copy(), keys[:n].copy(), ranks[:n].copy()
 
 
-@njit(i64_arr(i64_ro, u64_ro), cache=True, nogil=True)
-def group_key_order(groups, keys):
-    """The stable order of entries by (group, key): an LSD radix sort, four 16-bit passes over
-    the keys then one over the groups (each below 2**16), O(n) where a comparison sort of two
-    million 64-bit keys takes a good part of a second."""
-    n = groups.shape[0]
-    order = np.arange(n)
-    spare = np.empty(n, np.int64)
-    counts = np.empty(1 << 16, np.int64)
-    for digit in range(5):
-        counts[:] = 0
-        shift = np.uint64(16 * digit)
-        for i in range(n):
-            if digit < 4:
-                bucket = np.int64((keys[i] >> shift) & np.uint64(0xFFFF))
-            else:
-                bucket = groups[i]
-                if bucket < 0 or bucket >= 1 << 16:
-                    raise ValueError("group out of range")
-            counts[bucket] += 1
+DIGIT_BITS = 16
+N_DIGITS = 4  # of a 64-bit sort key: the key's two low digits, the group's two high ones
+KEY_MASK = (1 << 32) - 1
+
+
+def entry_sort_keys(groups: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """`group << 32 | key` of each entry (uint64): one number that sorts as (group, key).
+    Raises ValueError for a group outside 0..2**31-1 or a key of 2**32 or more."""
+    if len(groups) and (int(groups.min()) < 0 or int(groups.max()) >= 1 << 31 or int(keys.max()) > KEY_MASK):
+        raise ValueError("an index entry out of range")
+    return (groups.astype(np.uint64) << np.uint64(32)) | keys.astype(np.uint64, copy=False)
+
+
+@njit(types.void(u64_arr, i32_arr, u64_arr, i32_arr), cache=True, nogil=True)
+def sort_pairs(sort_keys, ranks, spare_keys, spare_ranks):
+    """Sort `sort_keys` in place, stably, moving `ranks` along (entries given in rank order
+    stay so within a key). An LSD radix sort in 16-bit digits that reads each pass in order
+    and skips a digit all keys share (the high digits of small group numbers: most sorts take
+    two or three passes). The spare arrays are scratch at least as long, reusable between
+    calls."""
+    n = sort_keys.shape[0]
+    if spare_keys.shape[0] < n or spare_ranks.shape[0] < n or ranks.shape[0] != n:
+        raise ValueError("sort_pairs: arrays of the wrong length")
+    if n == 0:
+        return
+    counts = np.zeros((N_DIGITS, 1 << DIGIT_BITS), np.int64)
+    mask = np.uint64((1 << DIGIT_BITS) - 1)
+    for i in range(n):
+        value = sort_keys[i]
+        for digit in range(N_DIGITS):
+            counts[digit, np.int64((value >> np.uint64(DIGIT_BITS * digit)) & mask)] += 1
+    source_keys, source_ranks = sort_keys, ranks
+    target_keys, target_ranks = spare_keys[:n], spare_ranks[:n]
+    passes = 0
+    for digit in range(N_DIGITS):
+        shift = np.uint64(DIGIT_BITS * digit)
+        if counts[digit, np.int64((sort_keys[0] >> shift) & mask)] == n:
+            continue
         total = 0
-        for b in range(1 << 16):
-            c = counts[b]
-            counts[b] = total
-            total += c
-        for j in range(n):
-            i = order[j]
-            if digit < 4:
-                bucket = np.int64((keys[i] >> shift) & np.uint64(0xFFFF))
-            else:
-                bucket = groups[i]
-            spare[counts[bucket]] = i
-            counts[bucket] += 1
-        order, spare = spare, order
-    return order
+        for bucket in range(1 << DIGIT_BITS):
+            count = counts[digit, bucket]
+            counts[digit, bucket] = total
+            total += count
+        for i in range(n):
+            bucket = np.int64((source_keys[i] >> shift) & mask)
+            at = counts[digit, bucket]
+            target_keys[at] = source_keys[i]
+            target_ranks[at] = source_ranks[i]
+            counts[digit, bucket] = at + 1
+        source_keys, target_keys = target_keys, source_keys
+        source_ranks, target_ranks = target_ranks, source_ranks
+        passes += 1
+    if passes % 2 == 1:
+        sort_keys[:] = source_keys
+        ranks[:] = source_ranks
+
+
+def sort_entries(groups: np.ndarray, keys: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries sorted by (group, key), stably: (groups, keys, ranks) as int64, uint64
+    and int32 arrays."""
+    sort_keys = entry_sort_keys(groups, keys)
+    if len(ranks) and (int(ranks.min()) < 0 or int(ranks.max()) >= 1 << 31):
+        raise ValueError("an index entry out of range")
+    ranks = ranks.astype(np.int32)
+    sort_pairs(sort_keys, ranks, np.empty_like(sort_keys), np.empty_like(ranks))
+    return (sort_keys >> np.uint64(32)).astype(np.int64), sort_keys & np.uint64(KEY_MASK), ranks

@@ -159,11 +159,7 @@ def layout_index(columns, n_leaves, cover, max_child, keyed_codes, cap, served=f
     # Entries arrive in rank order, so a stable sort keeps ranks ascending within a key.
     group = row_of_slot[slot] * 3 + kinds
     del slot
-    order = entries.group_key_order(group, keys)
-    group = group[order]
-    keys = keys[order]
-    ranks = ranks[order]
-    del order
+    group, keys, ranks = entries.sort_entries(group, keys, ranks)
     bounds = np.searchsorted(group, np.arange(3 * len(row_codes) + 1), side="left")
 
     def part(row: int, kind: int) -> slice:

@@ -46,8 +46,9 @@ Int = types.int64
 i32_ro = types.Array(types.int32, 1, "C", readonly=True)
 i8_ro = types.Array(types.int8, 1, "C", readonly=True)
 
-ENTRY_FILES = (("group", np.int32), ("key", np.uint64), ("rank", np.int32))
-"""A rank fits int32: a trie holds at most layout.MAX_DISTINCT_PATHS paths."""
+ENTRY_FILES = (("sort_key", np.uint64), ("rank", np.int32))
+"""An entry's `group << 32 | key` (argindex_entries.entry_sort_keys) and its rank, which fits
+int32: a trie holds at most layout.MAX_DISTINCT_PATHS paths."""
 ENTRY_BUILD_BYTES = 256
 """Memory an entry of a run takes while its rank range is read, filtered and sorted, with
 margin for the trie read alongside: sizes the runs from the budget."""
@@ -72,24 +73,22 @@ def run_entries_for(memory_budget: int) -> int:
     return max(MIN_RUN_ENTRIES, memory_budget // ENTRY_BUILD_BYTES)
 
 
-@njit(types.boolean(i32_ro, u64_ro, i64_arr, Int, Int), cache=True, nogil=True, inline="always")
-def _before(groups, keys, next_at, a, b):
+@njit(types.boolean(u64_ro, i64_arr, Int, Int), cache=True, nogil=True, inline="always")
+def _before(sort_keys, next_at, a, b):
     """Heap order: run a's next entry before run b's, by (group, key, run)."""
     i = next_at[a]
     j = next_at[b]
-    if groups[i] != groups[j]:
-        return groups[i] < groups[j]
-    if keys[i] != keys[j]:
-        return keys[i] < keys[j]
+    if sort_keys[i] != sort_keys[j]:
+        return sort_keys[i] < sort_keys[j]
     return a < b
 
 
-@njit(types.void(i32_ro, u64_ro, i64_arr, i64_arr, Int, Int), cache=True, nogil=True)
-def _sift_down(groups, keys, next_at, heap, size, at):
+@njit(types.void(u64_ro, i64_arr, i64_arr, Int, Int), cache=True, nogil=True)
+def _sift_down(sort_keys, next_at, heap, size, at):
     while True:
         smallest = at
         for child in (2 * at + 1, 2 * at + 2):
-            if child < size and _before(groups, keys, next_at, heap[child], heap[smallest]):
+            if child < size and _before(sort_keys, next_at, heap[child], heap[smallest]):
                 smallest = child
         if smallest == at:
             return
@@ -114,14 +113,14 @@ def put_packed(words, i, value):
 
 @njit(
     types.boolean(
-        *(i32_ro, u64_ro, i32_ro, i64_ro, i64_arr, i64_arr, i64_arr, u64_arr, Int, types.boolean),
+        *(u64_ro, i32_ro, i64_ro, i64_arr, i64_arr, i64_arr, u64_arr, Int, types.boolean),
         *(i8_ro, i64_ro, i64_ro, i64_arr, u32_arr, u64_arr, u64_arr),
     ),
     cache=True,
     nogil=True,
 )
 def merge_entry_runs(
-    groups, keys, ranks, run_start, next_at, heap, scalars, last_key, budget, count_only,
+    sort_keys, ranks, run_start, next_at, heap, scalars, last_key, budget, count_only,
     keyed, key_lo, fence_lo, key_counts, hashes, key_start, out_ranks,
 ):  # fmt: skip
     """Merge the runs until about `budget` more entries are read; True when all are.
@@ -142,7 +141,7 @@ def merge_entry_runs(
                 heap[size] = run
                 size += 1
         for at in range(size // 2 - 1, -1, -1):
-            _sift_down(groups, keys, next_at, heap, size, at)
+            _sift_down(sort_keys, next_at, heap, size, at)
         scalars[HEAP_SIZE] = size
     size = scalars[HEAP_SIZE]
     last_group = scalars[LAST_GROUP]
@@ -152,8 +151,8 @@ def merge_entry_runs(
     while size > 0 and read < budget:
         run = heap[0]
         at = next_at[run]
-        group = np.int64(groups[at])
-        key = keys[at]
+        group = np.int64(sort_keys[at] >> np.uint64(32))
+        key = sort_keys[at] & np.uint64(entries.KEY_MASK)
         slot = group // 3
         kind = group % 3
         if group != last_group:
@@ -181,7 +180,7 @@ def merge_entry_runs(
         if at + 1 == run_start[run + 1]:
             size -= 1
             heap[0] = heap[size]
-        _sift_down(groups, keys, next_at, heap, size, 0)
+        _sift_down(sort_keys, next_at, heap, size, 0)
     scalars[HEAP_SIZE] = size
     scalars[LAST_GROUP] = last_group
     scalars[UNIQUE] = unique
@@ -191,31 +190,57 @@ def merge_entry_runs(
 
 
 class EntryRuns:
-    """Sorted runs of index entries, appended to three files in `folder`."""
+    """Sorted runs of index entries, appended to two files in `folder` (ENTRY_FILES).
 
-    def __init__(self, folder: Path) -> None:
+    Entries gather in one buffer, which is sorted and written out as a run once it holds
+    `run_entries`. The buffer and the sort's scratch are allocated once and serve every run:
+    memory a process has not touched yet costs a page fault per page (on a virtual machine
+    that hands freed memory back to its host, every time)."""
+
+    def __init__(self, folder: Path, run_entries: int) -> None:
         self.folder = folder
         self.files = [open(folder / f"entries.{name}", "wb") for name, _ in ENTRY_FILES]  # noqa: SIM115
+        self.run_entries = run_entries
         self.run_start = [0]
         self.group_counts = np.zeros(0, np.int64)
+        self.buffers: tuple[np.ndarray, ...] = ()
+        self.n_pending = 0
 
-    def append(self, groups: np.ndarray, keys: np.ndarray, ranks: np.ndarray) -> None:
-        """Sort one run's entries (given in rank order) and append them."""
-        if len(groups) and int(groups.max()) < 1 << 16:
-            order = entries.group_key_order(groups, keys)
-        else:
-            order = np.lexsort((keys, groups))  # stable, as the ranks' order must stay
-        for f, column, (_, dtype) in zip(self.files, (groups, keys, ranks), ENTRY_FILES, strict=True):
-            column[order].astype(dtype, copy=False).tofile(f)
-        self.run_start.append(self.run_start[-1] + len(groups))
-        counts = np.bincount(groups)
+    def add(self, sort_keys: np.ndarray, ranks: np.ndarray) -> None:
+        """Add entries (sort keys and ranks, in rank order); a full buffer becomes a run."""
+        needed = self.n_pending + len(sort_keys)
+        if not self.buffers or needed > len(self.buffers[0]):
+            capacity = max(needed, self.run_entries + len(sort_keys))
+            grown = (np.empty(capacity, np.uint64), np.empty(capacity, np.int32))
+            for old, new in zip(self.buffers, grown):
+                new[: self.n_pending] = old[: self.n_pending]
+            self.buffers = (*grown, np.empty(capacity, np.uint64), np.empty(capacity, np.int32))
+        self.buffers[0][self.n_pending : needed] = sort_keys
+        self.buffers[1][self.n_pending : needed] = ranks
+        self.n_pending = needed
+        counts = np.bincount((sort_keys >> np.uint64(32)).astype(np.int64))
         if len(counts) > len(self.group_counts):
             counts[: len(self.group_counts)] += self.group_counts
             self.group_counts = counts
         else:
             self.group_counts[: len(counts)] += counts
+        if self.n_pending >= self.run_entries:
+            self.flush()
+
+    def flush(self) -> None:
+        """Sort the entries gathered and append them as one run (nothing when there are none)."""
+        n = self.n_pending
+        if n == 0:
+            return
+        sort_keys, ranks, spare_keys, spare_ranks = self.buffers
+        entries.sort_pairs(sort_keys[:n], ranks[:n], spare_keys, spare_ranks)
+        sort_keys[:n].tofile(self.files[0])
+        ranks[:n].tofile(self.files[1])
+        self.run_start.append(self.run_start[-1] + n)
+        self.n_pending = 0
 
     def close(self) -> None:
+        self.buffers = ()
         for f in self.files:
             f.close()
 
@@ -225,7 +250,7 @@ class EntryRuns:
 
 
 def _kept_entries(trie: Trie, lo: int, hi: int, options: IndexOptions, cover: np.ndarray, wanted_codes):
-    """(groups, keys, ranks) of the entries of ranks lo..hi-1 that the index keeps."""
+    """(sort keys, ranks) of the entries of ranks lo..hi-1 that the index keeps."""
     data, offsets, _, _ = trie.batch(lo, hi)
     columns = list(entries.batch_entries(data, offsets, lo, options.max_child))
     del data, offsets
@@ -236,7 +261,7 @@ def _kept_entries(trie: Trie, lo: int, hi: int, options: IndexOptions, cover: np
         columns = [column[keep] for column in columns]
     codes, kinds, keys, ranks = columns
     groups = code_slots(codes, options.max_child) * 3 + kinds
-    return groups, keys, ranks
+    return entries.entry_sort_keys(groups, keys), ranks.astype(np.int32)
 
 
 def spill_entry_runs(
@@ -248,27 +273,16 @@ def spill_entry_runs(
         wanted = [position_code(p) for p in options.positions]
         # A depth-2 position needs its parent's variables; bare variables always count.
         wanted_codes = wanted + [code & ~entries.DEPTH2_MASK for code in wanted] + [entries.TOP_VARIABLE_CODE]
-    runs = EntryRuns(folder)
-    pending: list[tuple[np.ndarray, ...]] = []
-    n_pending = 0
-
-    def flush() -> None:
-        nonlocal n_pending
-        if pending:
-            runs.append(*(np.concatenate([part[k] for part in pending]) for k in range(3)))
-        pending.clear()
-        n_pending = 0
-        if after_run is not None:
-            after_run()
-
+    runs = EntryRuns(folder, run_entries)
     step = min(READ_CHUNK, max(1, run_entries // MAX_ENTRIES_PER_PATH))
     for lo in range(0, len(trie), step):
-        part = _kept_entries(trie, lo, min(lo + step, len(trie)), options, cover, wanted_codes)
-        pending.append(part)
-        n_pending += len(part[0])
-        if n_pending >= run_entries:
-            flush()
-    flush()
+        n_runs = len(runs.run_start)
+        runs.add(*_kept_entries(trie, lo, min(lo + step, len(trie)), options, cover, wanted_codes))
+        if after_run is not None and len(runs.run_start) > n_runs:
+            after_run()
+    runs.flush()
+    if after_run is not None:
+        after_run()
     return runs
 
 
@@ -290,10 +304,10 @@ class _Merge:
         outputs: tuple[np.ndarray, ...],
         on_step: Callable[[int], None] | None = None,
     ) -> int:
-        groups, keys, ranks = self.runs
+        sort_keys, ranks = self.runs
         while True:
             done = merge_entry_runs(
-                groups, keys, ranks, self.run_start, self.next_at, self.heap, self.scalars, self.last_key,
+                sort_keys, ranks, self.run_start, self.next_at, self.heap, self.scalars, self.last_key,
                 MERGE_STEP, count_only, *plan_arrays, *outputs,
             )  # fmt: skip
             for array in (*self.runs, *outputs):

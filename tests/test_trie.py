@@ -269,6 +269,13 @@ def test_merkleize_preserves_everything(case, other):
     other_trie = encode_batch(other, terms)
     assert trie_multiset(dag.merge(other_trie.merkleize()), terms) == trie_multiset(tree.merge(other_trie), terms)
     assert trie_multiset(dag.subtract(other_trie), terms) == trie_multiset(tree.subtract(other_trie), terms)
+    # Built merkleized (the layout's arrays merkleized before any packing): the same arrays.
+    data, offsets, names, _ = encode_atoms(stored, terms)
+    built = Trie.build(data, offsets, names=names, merkleize=True)
+    assert built.merkleized
+    assert {name: array.tolist() for name, array in built.arrays.items()} == {
+        name: array.tolist() for name, array in dag.arrays.items()
+    }
 
 
 def test_merkleize_shares_repeated_suffixes():

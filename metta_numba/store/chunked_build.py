@@ -258,8 +258,10 @@ def _intern(scanned, terms: TermStore, chunk: Chunk, atoms_in_source: dict[str, 
     return intern_scanned(scanned, terms)
 
 
-def merge_spilled(runs: RunFiles, on_merge: Callable[[int, int], None] | None = None) -> Trie:
-    """The trie of all runs' paths, by a k-way merge of the run files.
+def merge_spilled(
+    runs: RunFiles, on_merge: Callable[[int, int], None] | None = None, merkleize: bool = False
+) -> Trie:
+    """The trie of all runs' paths, by a k-way merge of the run files (merkleized on request).
 
     The merge lets go of the pages of the run files it has read after every step: they are
     read once. The stream that the layout reads next is merged into memory; counts and names,
@@ -269,7 +271,7 @@ def merge_spilled(runs: RunFiles, on_merge: Callable[[int, int], None] | None = 
     runs.close()
     total_paths = runs.path_start[-1]
     if total_paths == 0:
-        return Trie.empty()
+        return Trie.build(np.zeros(0, np.uint8), np.zeros(1, np.int64), merkleize=merkleize)
     arrays = runs.mapped()
     n_in = len(arrays[2])
     out = (
@@ -294,7 +296,7 @@ def merge_spilled(runs: RunFiles, on_merge: Callable[[int, int], None] | None = 
     counts = narrowed(counts[:n_paths], "leaf_count")
     names = narrowed(names[:n_paths], "leaf_name")
     # Views of the merge buffers: the pages past the ends were never touched, so cost nothing.
-    return Trie._from_stream(suffixes[:n_bytes], common[:n_paths], length[:n_paths], counts, names)
+    return Trie._from_stream(suffixes[:n_bytes], common[:n_paths], length[:n_paths], counts, names, merkleize)
 
 
 def narrowed(values: np.ndarray, name: str, block: int = MERGE_STEP) -> np.ndarray:
@@ -363,12 +365,10 @@ def build_from_sources(
                     atoms = spill_runs(sources, terms, runs, chunk_size(budget, jobs), jobs, on_read)
                     spilled = time.perf_counter()
                     trim_heap()
-                    trie = merge_spilled(runs, on_merge)
+                    trie = merge_spilled(runs, on_merge, merkleize)
                 finally:
                     runs.close()
                 merged = time.perf_counter()
-                if merkleize:
-                    trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
                 trim_heap()
                 options = (index_options or IndexOptions()) if argindex else None
                 index = None

@@ -94,14 +94,12 @@ def _build_snapshot(batch, terms, directory, merkleize, source_files, overwrite,
         # Saved paths come from this library's encoder, so they may be sorted before
         # Trie.build checks them; other batches are checked first, as before.
         order = sort.sort_paths(data, offsets) if keep_order and len(offsets) > 1 else None
-        trie = Trie.build(data, offsets, names=names, order=order)
+        trie = Trie.build(data, offsets, names=names, order=order, merkleize=merkleize)
         insertion = None
         if keep_order:
             insertion = _insertion_order(data, offsets, order, names)
         del order
         built = time.perf_counter()
-        if merkleize:
-            trie = trie.merkleize()  # in this frame, so that the tree is freed before the write
         return publish_trie(
             directory,
             number,

@@ -104,13 +104,16 @@ class Trie:
         names: np.ndarray | None = None,
         order: np.ndarray | None = None,
         checked: bool = False,
+        merkleize: bool = False,
     ) -> Trie:
         """Sort, fold duplicates (counts add up; the first occurrence's name stays) and lay out
         the paths `data[offsets[i]:offsets[i+1]]`. Each path must be one well-formed encoded
         atom (CodecError otherwise). `counts` defaults to 1 each, `names` to -1; `order` is
         the paths' sort.sort_paths permutation when the caller has it already. With `checked`
         the caller answers for the paths being well formed (it checks them with
-        codec.kernels.first_bad_path itself, e.g. in another thread meanwhile)."""
+        codec.kernels.first_bad_path itself, e.g. in another thread meanwhile). With
+        `merkleize` the trie comes back merkleized (as `.merkleize()` gives, without packing
+        and unpacking the tree between)."""
         data = np.ascontiguousarray(data, dtype=np.uint8)
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         n = len(offsets) - 1
@@ -121,7 +124,9 @@ class Trie:
         if counts.size and counts.min() < 1:
             raise ValueError("counts must be >= 1")
         if n == 0:
-            return cls.empty()
+            empty = cls.empty()
+            empty.merkleized = merkleize
+            return empty
         if int(np.diff(offsets).max()) >= 2**31:
             raise ValueError("a path of 2 GB or more")
         if not checked:
@@ -136,14 +141,21 @@ class Trie:
             raise ValueError(f"{len(first)} distinct paths: more than a trie holds ({MAX_DISTINCT_PATHS})")
         labels = sort.suffix_labels(data, offsets, first, common, length)
         del first
-        return cls._from_stream(labels, common, length, total, picked)
+        return cls._from_stream(labels, common, length, total, picked, merkleize)
 
     @classmethod
-    def _from_stream(cls, labels, common, length, counts, names) -> Trie:
+    def _from_stream(cls, labels, common, length, counts, names, merkleize: bool = False) -> Trie:
+        """Lay out a sorted stream of distinct paths (trie.build); merkleized on request
+        while the arrays are still plain, so that only the final trie is packed."""
         from metta_numba.trie.build import layout_trie
 
         nodes = layout_trie(labels, common, length)
-        return cls(_named(labels, nodes, counts, names))
+        if merkleize:
+            from metta_numba.trie import merkle
+
+            # The layout's own arrays: nothing to check before the merkle kernels index them.
+            labels, nodes = merkle.merkleize_structure((labels, *nodes))
+        return cls(_named(labels, nodes, counts, names), merkleized=merkleize)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], validate: bool = True, merkleized: bool = False) -> Trie:

@@ -122,6 +122,25 @@ def test_ground_queries_find_the_atom_itself_and_stored_variables(kb, pending):
     assert found("(fact a b)") == [("(fact a b)", ())]
 
 
+def test_a_ground_answer_is_the_stored_atom_itself(kb):
+    stored = [
+        parse_atom("(alive Ann True)"),
+        parse_atom('(said Liz "hello, world")'),
+        parse_atom("(age Tom -70)"),
+        parse_atom("(long-one LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL)"),
+        E(S("weight"), S("Bob"), G(80.5)),
+        E(S("m"), G(float("nan"))),
+    ]
+    for atom in stored:
+        kb.add(atom)
+    kb.checkpoint()
+    for atom in stored:  # floats are decoded and compared (nan equals itself as an atom)
+        [(found, values)] = kb.query(atom)
+        assert found == atom and values == {}
+        assert format_atom(found) == format_atom(atom)
+    assert kb.query(parse_atom("(age Tom 70)")) == [] and kb.query(E(S("m"), G(1.5))) == []
+
+
 def test_unification_is_two_sided_and_stored_variables_are_renamed_apart(kb):
     fill(kb)
     kb.checkpoint()

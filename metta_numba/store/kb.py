@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from metta_numba.atoms import Atom, Variable
-from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode
+from metta_numba.codec import CodecError, HandleTable, TermStore, UnknownTerm, decode, encode, tags
 from metta_numba.snapshot_probes import probe_patterns
 from metta_numba.store import layout
 from metta_numba.store.answer_stream import AnswerStreams
@@ -47,6 +47,10 @@ from metta_numba.store.wal import OP_ADD, OP_REMOVE, WalRecord, WalWriter, encod
 from metta_numba.store.working import WorkingSet
 from metta_numba.trie.argindex import IndexOptions
 from metta_numba.unify import match_counted
+
+_FLOAT_TAG = bytes([tags.TAG_FLOAT])
+"""A ground pattern's path without this byte holds no float (the byte may also be part of
+other payloads: then the path is decoded and compared, which is only slower)."""
 
 SYNC_MODES = ("always", "batch", "never")
 DEFAULT_CHECKPOINT_EVERY = 100_000
@@ -428,6 +432,8 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
             return None
         if copies == 0:
             return []
+        if _FLOAT_TAG not in key:
+            return [(pattern, {})] * copies  # the codec gives back exactly what it encoded
         atom = self._decode(key, ())
         if atom != pattern:
             return None  # equal bytes, unequal values (a NaN): unification says no

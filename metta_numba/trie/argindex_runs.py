@@ -3,8 +3,10 @@
 `ArgIndex.build` sorts every entry of the trie in memory: some 25 bytes an entry, several
 entries a path, and as much again for the sort, which made the index the peak of a large
 build. Here the entries of ranges of ranks are sorted into runs of at most `run_entries`
-entries each, by (slot, kind, key) with ranks ascending, and appended to three files
-(`group` = slot * 3 + kind, `key`, `rank`). Two streaming k-way merges of the runs follow:
+entries each, by (slot, kind, key) with ranks ascending, and appended to two files: each
+entry's sort key `group << 32 | key` (`group` = slot * 3 + kind; a key has 32 bits) and its
+rank. A run is sorted in place by a radix sort of those 64-bit numbers (argindex_entries
+.sort_pairs) in one buffer that every run reuses. Two streaming k-way merges of the runs follow:
 the first counts the distinct keys of each position, from which `argindex_plan.RowPlan` lays out
 the table exactly as the in-memory build does; the second writes every posting, key and key
 start straight to its place in the output arrays, which are zero-filled files mapped from the
@@ -12,7 +14,7 @@ build folder (or plain arrays when there is none). Runs cover ascending rank ran
 order (group, key, run) is the order (group, key, rank) of the in-memory sort, and the arrays
 come out byte for byte the same.
 
-The merges stop every `step` entries (`MergeEntries`), and the caller lets go of the pages
+The merges stop every MERGE_STEP entries (`_Merge`), and the caller lets go of the pages
 of the mapped files in between (spill.drop_pages), so the resident set stays bounded by the
 runs' size and the merge state, not by the size of the index.
 """

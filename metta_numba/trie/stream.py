@@ -88,8 +88,10 @@ def stream_steps(
         walk[PATH_LEN] = path_len
         if first < end:
             seek = walk[SEEK]
-            edge = edge_for_rank(rank_offset, first, end, seek) if seek > 0 else first
-            step = edge_rank(rank_offset, edge)
+            if seek > 0:
+                edge, step, _ = edge_for_rank(rank_offset, first, end, seek)
+            else:
+                edge, step = first, edge_rank(rank_offset, first)
             depth = walk[DEPTH]
             stack[depth, NODE] = node
             stack[depth, NEXT_EDGE] = edge + 1

@@ -126,23 +126,31 @@ def find_edge(first_byte, first, end, byte):
     return edge if edge < end and first_byte[edge] == byte else -1
 
 
-@njit(Int(u64_ro, Int, Int, Int), cache=True, nogil=True)
+@njit(types.UniTuple(types.int64, 3)(u64_ro, Int, Int, Int), cache=True, nogil=True)
 def edge_for_rank(rank_offset, first, end, rank):
-    """The edge in [first, end) whose subtree holds relative rank `rank`: the last one whose
-    rank offset is <= rank."""
+    """(edge, its rank offset, the next edge's or -1 when it is the last) of the edge in
+    [first, end) whose subtree holds relative rank `rank`: the last one whose rank offset is
+    <= rank. The offsets come with it, read by the search already, because reading a value
+    kept aside again costs a search of its own."""
     lo = first
     hi = end
+    found = 0
+    above = -1
     width = stream_width(rank_offset, 0)
     while lo < hi:
         mid = (lo + hi) >> 1
         offset = escaped_raw(rank_offset, mid)
-        if (offset if offset != (1 << width) - 1 else kept_aside(rank_offset, mid)) <= rank:
+        if offset == (1 << width) - 1:
+            offset = kept_aside(rank_offset, mid)
+        if offset <= rank:
             lo = mid + 1
+            found = offset
         else:
             hi = mid
+            above = offset
     if lo == first:
         raise CorruptTrieError("rank offsets do not start at 0")
-    return lo - 1
+    return lo - 1, found, above if lo < end else -1
 
 
 @njit([u8_arr(u8_arr, Int), i64_arr(i64_arr, Int)], cache=True, nogil=True)
@@ -255,8 +263,8 @@ def append_path_of_rank(trie, rank, out, at):
         first, end = node_edges(child_start, n_nodes, n_edges, node)
         if first == end:
             break
-        edge = edge_for_rank(rank_offset, first, end, remaining)
-        remaining -= edge_rank(rank_offset, edge)
+        edge, offset, _ = edge_for_rank(rank_offset, first, end, remaining)
+        remaining -= offset
         node = edge_child(children, n_nodes, node, edge)
     if remaining != 0 or node == 0:
         raise CorruptTrieError("rank out of range")
@@ -317,10 +325,10 @@ def paths_of_sorted_ranks(trie, ranks):
                 if rank != lo or node == 0:
                     raise CorruptTrieError("rank out of range")
                 break
-            edge = edge_for_rank(rank_offset, first, last, rank - lo)
+            edge, offset, next_offset = edge_for_rank(rank_offset, first, last, rank - lo)
             child = edge_child(children, n_nodes, node, edge)
-            child_lo = lo + edge_rank(rank_offset, edge)
-            child_hi = lo + edge_rank(rank_offset, edge + 1) if edge + 1 < last else stack_hi[depth - 1]
+            child_lo = lo + offset
+            child_hi = lo + next_offset if next_offset >= 0 else stack_hi[depth - 1]
             offset, length = node_label(label_off, label_len, n_nodes, n_labels, child)
             at = stack_len[depth - 1]
             if at + length > n_labels:

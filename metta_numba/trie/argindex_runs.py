@@ -60,10 +60,10 @@ KEEP_VARIABLES = 2
 """...its variable entries are written (argindex_plan.RowPlan.reads_variables)."""
 MIN_RUN_ENTRIES = 16
 MAX_RUN_ENTRIES = 1 << 22
-"""Runs of more entries than this are no faster to build: their buffers (48 MiB here) stay in
-the caches' reach better, the merge of more runs costs little more, and memory a build never
-touches costs no page faults (the large KB's index: 3.0-3.8 s with runs of 4M entries,
-5.3-5.8 s with 16M)."""
+"""Runs hold at most this many entries, whatever the budget: larger runs were slower, not
+faster (the large KB's index: 3.0-3.8 s with runs of 4M entries, 5.3-5.8 s with 16M). Their
+buffers (48 MiB at this size) stay closer to the caches and touch less fresh memory, and a
+merge of more runs costs little more."""
 MERGE_STEP = 1 << 20
 READ_CHUNK = 1 << 16
 """Paths read from the trie at a time (fewer when a run holds fewer entries, so that a tiny

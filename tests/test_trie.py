@@ -278,6 +278,27 @@ def test_merkleize_preserves_everything(case, other):
     }
 
 
+@FAST
+@given(atom_lists)
+def test_the_layout_in_steps_is_the_layout_in_one_kernel(stored):
+    """Trie.build renumbers the nodes one array at a time (build.preorder_in_steps); merges
+    renumber inside their kernel (build.preorder): the same arrays."""
+    from metta_numba.trie import sort
+    from metta_numba.trie.build import layout_trie, layout_trie_lean
+
+    data, offsets, _, _ = encode_atoms(stored, TermStore())
+    if len(offsets) < 2:
+        return
+    order = sort.sort_paths(data, offsets)
+    no_column = np.zeros(0, np.int64)
+    first, common, length, _, _ = sort.fold_duplicates(data, offsets, order, no_column, no_column)
+    labels = sort.suffix_labels(data, offsets, first, common, length)
+    in_one_kernel = layout_trie(labels, common, length)
+    in_steps = layout_trie_lean(labels, common, length)
+    for one, steps in zip(in_one_kernel, in_steps, strict=True):
+        assert one.dtype == steps.dtype and one.tolist() == steps.tolist()
+
+
 def test_merkleize_shares_repeated_suffixes():
     terms = TermStore()
     stored = [E("=", (f"f{i}", "zero", "$x"), "$x") for i in range(10, 40)]

@@ -23,7 +23,16 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, NodeArraysType, i32_ro, u8_ro, u32_ro
+from metta_numba.trie.layout import (
+    MAX_LABEL_BYTES,
+    MAX_LABEL_LEN,
+    MAX_NODES,
+    NodeArraysType,
+    i32_arr,
+    i32_ro,
+    u8_ro,
+    u32_ro,
+)
 
 
 @njit(
@@ -57,13 +66,11 @@ def fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes):
     return label_off, label_len, child_start, children, child_first_byte, child_rank_offset
 
 
-@njit(NodeArraysType(u8_ro, NodeArraysType), cache=True, nogil=True)
-def preorder(labels, nodes):
-    """Renumber the nodes in depth-first preorder. Then every edge leads to a higher id, which
-    the query kernels check in O(1) per step: arrays opened without validation cannot make a
-    walk loop. Preorder also keeps each subtrie in one id range, near its leaves' ranks."""
-    label_off, label_len, child_start, children, child_first_byte, child_rank_offset = nodes
-    n_nodes = label_off.shape[0]
+@njit(types.UniTuple(i32_arr, 2)(i32_ro, i32_ro), cache=True, nogil=True)
+def preorder_ids(child_start, children):
+    """(new id of each node, old id of each new id) for numbering the nodes in depth-first
+    preorder."""
+    n_nodes = child_start.shape[0] - 1
     new_id = np.empty(n_nodes, np.int32)
     old_of = np.empty(n_nodes, np.int32)
     pending = np.empty(n_nodes, np.int32)
@@ -80,32 +87,93 @@ def preorder(labels, nodes):
         for edge in range(child_start[node + 1] - 1, child_start[node] - 1, -1):
             pending[n_pending] = children[edge]
             n_pending += 1
-    new_label_off = np.empty(n_nodes, np.uint32)
-    new_label_len = np.empty(n_nodes, np.uint8)
+    return new_id, old_of
+
+
+@njit(types.UniTuple(i32_arr, 2)(i32_ro, i32_ro), cache=True, nogil=True)
+def preorder_edges(child_start, old_of):
+    """(edge starts of the renumbered nodes, old edge of each new edge): a node's edges move
+    with it and keep their order."""
+    n_nodes = old_of.shape[0]
     new_child_start = np.empty(n_nodes + 1, np.int32)
-    new_children = np.empty(children.shape[0], np.int32)
-    new_first_byte = np.empty(children.shape[0], np.uint8)
-    new_rank_offset = np.empty(children.shape[0], np.int32)
+    edge_of = np.empty(child_start[n_nodes], np.int32)
     slot = 0
     for node in range(n_nodes):
         old = old_of[node]
-        new_label_off[node] = label_off[old]
-        new_label_len[node] = label_len[old]
         new_child_start[node] = slot
         for edge in range(child_start[old], child_start[old + 1]):
-            new_children[slot] = new_id[children[edge]]
-            new_first_byte[slot] = child_first_byte[edge]
-            new_rank_offset[slot] = child_rank_offset[edge]
+            edge_of[slot] = edge
             slot += 1
     new_child_start[n_nodes] = slot
-    return new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset
+    return new_child_start, edge_of
+
+
+@njit(i32_arr(i32_ro, i32_ro, i32_ro), cache=True, nogil=True)
+def renumbered_children(children, edge_of, new_id):
+    """The children of the renumbered edges, in new ids."""
+    out = np.empty(edge_of.shape[0], np.int32)
+    for slot in range(edge_of.shape[0]):
+        out[slot] = new_id[children[edge_of[slot]]]
+    return out
+
+
+@njit(NodeArraysType(u8_ro, NodeArraysType), cache=True, nogil=True)
+def preorder(labels, nodes):
+    """Renumber the nodes in depth-first preorder. Then every edge leads to a higher id, which
+    the query kernels check in O(1) per step: arrays opened without validation cannot make a
+    walk loop. Preorder also keeps each subtrie in one id range, near its leaves' ranks.
+    (`preorder_in_steps` does the same with less memory, from Python.)"""
+    label_off, label_len, child_start, children, child_first_byte, child_rank_offset = nodes
+    new_id, old_of = preorder_ids(child_start, children)
+    new_child_start, edge_of = preorder_edges(child_start, old_of)
+    return (
+        label_off[old_of],
+        label_len[old_of],
+        new_child_start,
+        renumbered_children(children, edge_of, new_id),
+        child_first_byte[edge_of],
+        child_rank_offset[edge_of],
+    )
+
+
+def preorder_in_steps(nodes: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """`preorder` for the node arrays in `nodes` (a list, emptied), one array at a time: each
+    old array is let go of once its renumbered copy is made, so the peak holds the old arrays,
+    the numbering and one new array, instead of every old and new array at once (the layout's
+    peak in a large build: about 48 bytes a node down to 34)."""
+    label_off, label_len, child_start, children, child_first_byte, child_rank_offset = nodes
+    nodes.clear()
+    new_id, old_of = preorder_ids(child_start, children)
+    child_start, edge_of = preorder_edges(child_start, old_of)
+    label_off = label_off[old_of]
+    label_len = label_len[old_of]
+    del old_of
+    children = renumbered_children(children, edge_of, new_id)
+    del new_id
+    child_first_byte = child_first_byte[edge_of]
+    child_rank_offset = child_rank_offset[edge_of]
+    return label_off, label_len, child_start, children, child_first_byte, child_rank_offset
 
 
 @njit(NodeArraysType(u8_ro, i32_ro, i32_ro), cache=True, nogil=True)
 def layout_trie(labels, common, length):
-    """Nodes of the trie over the given path stream (see the module docstring).
+    """Nodes of the trie over the given path stream (see the module docstring): (label_off,
+    label_len, child_start, children, child_first_byte, child_rank_offset). Raises as
+    `layout_nodes` does."""
+    return preorder(labels, layout_nodes(labels, common, length))
 
-    Returns (label_off, label_len, child_start, children, child_first_byte, child_rank_offset).
+
+def layout_trie_lean(labels: np.ndarray, common: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`layout_trie` with the renumbering in steps (`preorder_in_steps`): for a build's one
+    large layout, where its peak is the build's."""
+    return preorder_in_steps(list(layout_nodes(labels, common, length)))
+
+
+@njit(NodeArraysType(u8_ro, i32_ro, i32_ro), cache=True, nogil=True)
+def layout_nodes(labels, common, length):
+    """The nodes of the trie numbered in the order they are made (`layout_trie` renumbers
+    them in preorder).
+
     Raises ValueError when the labels need offsets past uint32 (layout.MAX_LABEL_BYTES), and
     CorruptTrieError when a path is a prefix of its neighbour or the lengths overrun
     `labels` (only corrupt input tries can cause either)."""
@@ -191,6 +259,6 @@ def layout_trie(labels, common, length):
         suffix_at += length[k] - at_depth
         rightmost[stack_size] = leaf
         stack_size += 1
-    return preorder(labels, fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes))
+    return fill_edges(labels, parent, label_off, label_len, first_leaf, n_nodes)
 
 

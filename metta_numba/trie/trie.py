@@ -147,9 +147,9 @@ class Trie:
     def _from_stream(cls, labels, common, length, counts, names, merkleize: bool = False) -> Trie:
         """Lay out a sorted stream of distinct paths (trie.build); merkleized on request
         while the arrays are still plain, so that only the final trie is packed."""
-        from metta_numba.trie.build import layout_trie
+        from metta_numba.trie.build import layout_trie_lean
 
-        nodes = layout_trie(labels, common, length)
+        nodes = layout_trie_lean(labels, common, length)
         if merkleize:
             from metta_numba.trie import merkle
 

@@ -147,7 +147,8 @@ def test_merging_runs_of_any_cut_gives_the_whole_batch_trie(text, cuts, step):
     while not state.step(flat, out, step):
         pass
     n_paths, n_bytes = state.merged
-    merged = Trie._from_stream(out[0][:n_bytes], out[1][:n_paths], out[2][:n_paths], out[3][:n_paths], out[4][:n_paths])
+    stream = [out[0][:n_bytes], out[1][:n_paths], out[2][:n_paths]]
+    merged = Trie._from_stream(stream, out[3][:n_paths], out[4][:n_paths])
     whole = Trie.build(batch.data, batch.offsets, names=batch.names)
     for name, array in whole.arrays.items():
         assert np.array_equal(array, merged.arrays[name]), name

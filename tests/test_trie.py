@@ -294,7 +294,9 @@ def test_the_layout_in_steps_is_the_layout_in_one_kernel(stored):
     first, common, length, _, _ = sort.fold_duplicates(data, offsets, order, no_column, no_column)
     labels = sort.suffix_labels(data, offsets, first, common, length)
     in_one_kernel = layout_trie(labels, common, length)
-    in_steps = layout_trie_lean(labels, common, length)
+    stream = [labels, common, length]
+    in_steps = layout_trie_lean(stream)
+    assert len(stream) == 1 and stream[0] is labels  # common and length are let go of
     for one, steps in zip(in_one_kernel, in_steps, strict=True):
         assert one.dtype == steps.dtype and one.tolist() == steps.tolist()
 

@@ -292,11 +292,13 @@ def merge_spilled(
             break
     n_paths, n_bytes = state.merged
     del arrays
-    suffixes, common, length, counts, names = out
-    counts = narrowed(counts[:n_paths], "leaf_count")
-    names = narrowed(names[:n_paths], "leaf_name")
+    counts = narrowed(out[3][:n_paths], "leaf_count")
+    names = narrowed(out[4][:n_paths], "leaf_name")
     # Views of the merge buffers: the pages past the ends were never touched, so cost nothing.
-    return Trie._from_stream(suffixes[:n_bytes], common[:n_paths], length[:n_paths], counts, names, merkleize)
+    # Handed over as a list, so that the layout can let go of each once it is read.
+    stream = [out[0][:n_bytes], out[1][:n_paths], out[2][:n_paths]]
+    del out
+    return Trie._from_stream(stream, counts, names, merkleize)
 
 
 def narrowed(values: np.ndarray, name: str, block: int = MERGE_STEP) -> np.ndarray:

@@ -163,10 +163,16 @@ def layout_trie(labels, common, length):
     return preorder(labels, layout_nodes(labels, common, length))
 
 
-def layout_trie_lean(labels: np.ndarray, common: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, ...]:
-    """`layout_trie` with the renumbering in steps (`preorder_in_steps`): for a build's one
-    large layout, where its peak is the build's."""
-    return preorder_in_steps(list(layout_nodes(labels, common, length)))
+def layout_trie_lean(stream: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """`layout_trie` of `stream` ([labels, common, length]) with the renumbering in steps
+    (`preorder_in_steps`): for a build's one large layout, where its peak is the build's.
+    `stream` keeps only the labels (the trie's own): the common and length columns are let go
+    of once laid out, before the renumbering (8 bytes a path less at its peak)."""
+    labels, common, length = stream
+    del stream[1:]
+    nodes = list(layout_nodes(labels, common, length))
+    del common, length
+    return preorder_in_steps(nodes)
 
 
 @njit(NodeArraysType(u8_ro, i32_ro, i32_ro), cache=True, nogil=True)

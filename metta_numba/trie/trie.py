@@ -139,17 +139,21 @@ class Trie:
         del order
         if len(first) > MAX_DISTINCT_PATHS:
             raise ValueError(f"{len(first)} distinct paths: more than a trie holds ({MAX_DISTINCT_PATHS})")
-        labels = sort.suffix_labels(data, offsets, first, common, length)
-        del first
-        return cls._from_stream(labels, common, length, total, picked, merkleize)
+        stream = [sort.suffix_labels(data, offsets, first, common, length), common, length]
+        del first, common, length
+        return cls._from_stream(stream, total, picked, merkleize)
 
     @classmethod
-    def _from_stream(cls, labels, common, length, counts, names, merkleize: bool = False) -> Trie:
-        """Lay out a sorted stream of distinct paths (trie.build); merkleized on request
-        while the arrays are still plain, so that only the final trie is packed."""
+    def _from_stream(cls, stream: list[np.ndarray], counts, names, merkleize: bool = False) -> Trie:
+        """Lay out a sorted stream of distinct paths, [labels, common, length] (trie.build),
+        which the caller hands over: the list is emptied, so that each column is let go of as
+        soon as the layout has read it. Merkleized on request while the arrays are still plain,
+        so that only the final trie is packed."""
         from metta_numba.trie.build import layout_trie_lean
 
-        nodes = layout_trie_lean(labels, common, length)
+        labels = stream[0]
+        nodes = layout_trie_lean(stream)
+        stream.clear()
         if merkleize:
             from metta_numba.trie import merkle
 

@@ -280,11 +280,11 @@ def test_merkleize_preserves_everything(case, other):
 
 @FAST
 @given(atom_lists)
-def test_the_layout_in_steps_is_the_layout_in_one_kernel(stored):
-    """Trie.build renumbers the nodes one array at a time (build.preorder_in_steps); merges
-    renumber inside their kernel (build.preorder): the same arrays."""
+def test_the_layout_lets_go_of_the_stream_and_numbers_the_nodes_in_preorder(stored):
+    """build.layout_trie renumbers one array at a time (build.preorder) and keeps only the
+    labels of the stream handed to it."""
     from metta_numba.trie import sort
-    from metta_numba.trie.build import layout_trie, layout_trie_lean
+    from metta_numba.trie.build import layout_trie
 
     data, offsets, _, _ = encode_atoms(stored, TermStore())
     if len(offsets) < 2:
@@ -293,12 +293,17 @@ def test_the_layout_in_steps_is_the_layout_in_one_kernel(stored):
     no_column = np.zeros(0, np.int64)
     first, common, length, _, _ = sort.fold_duplicates(data, offsets, order, no_column, no_column)
     labels = sort.suffix_labels(data, offsets, first, common, length)
-    in_one_kernel = layout_trie(labels, common, length)
     stream = [labels, common, length]
-    in_steps = layout_trie_lean(stream)
+    label_off, _, child_start, children, first_byte, _ = layout_trie(stream)
     assert len(stream) == 1 and stream[0] is labels  # common and length are let go of
-    for one, steps in zip(in_one_kernel, in_steps, strict=True):
-        assert one.dtype == steps.dtype and one.tolist() == steps.tolist()
+    visited, pending = [], [0]  # a depth-first walk, first child first, meets ids in order
+    while pending:
+        node = pending.pop()
+        visited.append(node)
+        edges = range(child_start[node], child_start[node + 1])
+        assert [first_byte[e] for e in edges] == [labels[label_off[children[e]]] for e in edges]
+        pending.extend(int(children[e]) for e in reversed(edges))
+    assert visited == list(range(len(label_off)))
 
 
 def test_merkleize_shares_repeated_suffixes():

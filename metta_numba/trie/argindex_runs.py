@@ -110,12 +110,7 @@ def put_packed(words, i, value):
     if width == 0:
         return
     bit = i * width
-    at = packed.HEADER_WORDS + (bit >> 6)
-    shift = bit & 63
-    v = np.uint64(value)
-    words[at] |= v << np.uint64(shift)
-    if shift + width > 64:
-        words[at + 1] |= v >> np.uint64(64 - shift)
+    packed.put_bits(words, packed.HEADER_WORDS + (bit >> 6), np.uint64(bit & 63), np.uint64(value))
 
 
 @njit(

@@ -117,30 +117,14 @@ def renumbered_children(children, edge_of, new_id):
     return out
 
 
-@njit(NodeArraysType(u8_ro, NodeArraysType), cache=True, nogil=True)
-def preorder(labels, nodes):
-    """Renumber the nodes in depth-first preorder. Then every edge leads to a higher id, which
-    the query kernels check in O(1) per step: arrays opened without validation cannot make a
-    walk loop. Preorder also keeps each subtrie in one id range, near its leaves' ranks.
-    (`preorder_in_steps` does the same with less memory, from Python.)"""
-    label_off, label_len, child_start, children, child_first_byte, child_rank_offset = nodes
-    new_id, old_of = preorder_ids(child_start, children)
-    new_child_start, edge_of = preorder_edges(child_start, old_of)
-    return (
-        label_off[old_of],
-        label_len[old_of],
-        new_child_start,
-        renumbered_children(children, edge_of, new_id),
-        child_first_byte[edge_of],
-        child_rank_offset[edge_of],
-    )
-
-
-def preorder_in_steps(nodes: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-    """`preorder` for the node arrays in `nodes` (a list, emptied), one array at a time: each
-    old array is let go of once its renumbered copy is made, so the peak holds the old arrays,
-    the numbering and one new array, instead of every old and new array at once (the layout's
-    peak in a large build: about 48 bytes a node down to 34)."""
+def preorder(nodes: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Renumber the node arrays in `nodes` (a list, emptied) in depth-first preorder. Then every
+    edge leads to a higher id, which the query kernels check in O(1) per step: arrays opened
+    without validation cannot make a walk loop. Preorder also keeps each subtrie in one id
+    range, near its leaves' ranks. One array at a time: each old array is let go of once its
+    renumbered copy is made, so the peak holds the old arrays, the numbering and one new array,
+    not every old and new array at once (the layout's peak in a large build: about 48 bytes a
+    node down to 34)."""
     label_off, label_len, child_start, children, child_first_byte, child_rank_offset = nodes
     nodes.clear()
     new_id, old_of = preorder_ids(child_start, children)
@@ -155,30 +139,22 @@ def preorder_in_steps(nodes: list[np.ndarray]) -> tuple[np.ndarray, ...]:
     return label_off, label_len, child_start, children, child_first_byte, child_rank_offset
 
 
-@njit(NodeArraysType(u8_ro, i32_ro, i32_ro), cache=True, nogil=True)
-def layout_trie(labels, common, length):
-    """Nodes of the trie over the given path stream (see the module docstring): (label_off,
-    label_len, child_start, children, child_first_byte, child_rank_offset). Raises as
-    `layout_nodes` does."""
-    return preorder(labels, layout_nodes(labels, common, length))
-
-
-def layout_trie_lean(stream: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-    """`layout_trie` of `stream` ([labels, common, length]) with the renumbering in steps
-    (`preorder_in_steps`): for a build's one large layout, where its peak is the build's.
-    `stream` keeps only the labels (the trie's own): the common and length columns are let go
-    of once laid out, before the renumbering (8 bytes a path less at its peak)."""
+def layout_trie(stream: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Nodes of the trie over the path stream [labels, common, length] (see the module
+    docstring): (label_off, label_len, child_start, children, child_first_byte,
+    child_rank_offset). `stream` keeps only the labels (the trie's own): the common and length
+    columns are let go of once laid out, before the renumbering (8 bytes a path less at its
+    peak). Raises as `layout_nodes` does."""
     labels, common, length = stream
     del stream[1:]
     nodes = list(layout_nodes(labels, common, length))
     del common, length
-    return preorder_in_steps(nodes)
+    return preorder(nodes)
 
 
 @njit(NodeArraysType(u8_ro, i32_ro, i32_ro), cache=True, nogil=True)
 def layout_nodes(labels, common, length):
-    """The nodes of the trie numbered in the order they are made (`layout_trie` renumbers
-    them in preorder).
+    """The nodes of the trie numbered in the order they are made (`preorder` renumbers them).
 
     Raises ValueError when the labels need offsets past uint32 (layout.MAX_LABEL_BYTES), and
     CorruptTrieError when a path is a prefix of its neighbour or the lengths overrun

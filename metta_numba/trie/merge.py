@@ -2,7 +2,7 @@
 that drop to zero go).
 
 Each side's leaves are read as a stream (stream.py) and the two sorted streams are merged like
-two sorted lists into a third stream, which `build.layout_trie` lays out. A checkpoint thus
+two sorted lists into a third stream, which `Trie._from_stream` lays out. A checkpoint thus
 costs time in proportion to the paths it reads and writes, and never reads text. A path present
 on both sides keeps the left side's name.
 """
@@ -13,7 +13,6 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
-from metta_numba.trie.build import layout_trie
 from metta_numba.trie.layout import (
     StructureType,
     i32_arr,
@@ -22,7 +21,6 @@ from metta_numba.trie.layout import (
     i64_ro,
     u8_arr,
     u8_ro,
-    u32_arr,
     u64_arr,
     u64_ro,
 )
@@ -147,25 +145,16 @@ def merge_streams(left, right, how):
     )
 
 
-@njit(
-    types.Tuple((u8_arr, u32_arr, u8_arr, i32_arr, i32_arr, u8_arr, i32_arr, u64_arr, i64_arr))(
-        StructureType, u64_ro, i64_ro, StructureType, u64_ro, i64_ro, Int
-    ),
-    cache=True,
-    nogil=True,
-)
+@njit(OutputType(StructureType, u64_ro, i64_ro, StructureType, u64_ro, i64_ro, Int), cache=True, nogil=True)
 def merge_tries(left, left_count, left_name, right, right_count, right_name, how):
-    """All nine arrays of the merged trie (see layout.py for their order)."""
+    """The merged trie's stream of distinct paths, (labels, common, length, counts, names),
+    which `Trie._from_stream` lays out."""
     n_left = left_count.shape[0]
     n_right = right_count.shape[0]
     a_suffixes, a_common, a_length = leaf_stream(left, 0, n_left, n_left)
     b_suffixes, b_common, b_length = leaf_stream(right, 0, n_right, n_right)
-    labels, common, length, counts, names = merge_streams(
+    return merge_streams(
         (a_suffixes, a_common, a_length, left_count, left_name),
         (b_suffixes, b_common, b_length, right_count, right_name),
         how,
     )
-    label_off, label_len, child_start, children, child_first_byte, child_rank_offset = layout_trie(
-        labels, common, length
-    )
-    return labels, label_off, label_len, child_start, children, child_first_byte, child_rank_offset, counts, names

@@ -149,10 +149,10 @@ class Trie:
         which the caller hands over: the list is emptied, so that each column is let go of as
         soon as the layout has read it. Merkleized on request while the arrays are still plain,
         so that only the final trie is packed."""
-        from metta_numba.trie.build import layout_trie_lean
+        from metta_numba.trie.build import layout_trie
 
         labels = stream[0]
-        nodes = layout_trie_lean(stream)
+        nodes = layout_trie(stream)
         stream.clear()
         if merkleize:
             from metta_numba.trie import merkle
@@ -409,7 +409,7 @@ class Trie:
         # of stride 0); widening is O(n), as the merge is.
         from metta_numba.trie import merge
 
-        labels, *nodes, counts, names = merge.merge_tries(
+        labels, common, length, counts, names = merge.merge_tries(
             self._structure,
             np.ascontiguousarray(self._arrays["leaf_count"], dtype=np.uint64),
             np.ascontiguousarray(self._arrays["leaf_name"], dtype=np.int64),
@@ -418,7 +418,9 @@ class Trie:
             np.ascontiguousarray(other._arrays["leaf_name"], dtype=np.int64),
             how,
         )
-        return Trie(_named(labels, nodes, counts, names))
+        stream = [labels, common, length]
+        del labels, common, length
+        return Trie._from_stream(stream, counts, names)
 
     def merkleize(self) -> Trie:
         """The same multiset with identical subtries stored once (a DAG)."""

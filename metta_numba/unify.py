@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 
-from metta_numba.atoms import Atom, Expression, Variable, variables_of
+from metta_numba.atoms import Atom, Expression, Variable, is_ground, variables_of
 
 Bindings = dict
 
@@ -87,6 +87,53 @@ def unify_into(left: Atom, right: Atom, bindings: Bindings) -> bool:
         elif x != y:
             return False
     return True
+
+
+def match_ground(pattern: Atom, ground: Atom) -> Bindings | None:
+    """`unify(ground, pattern)` for an atom `ground` without variables, in one direction and
+    without occurs checks (nothing can bind a variable of `ground`): the pattern's variables
+    bound to parts of `ground`, in the order unification binds them, or None. Most stored atoms
+    are ground, and this is what a query spends its time on per answer."""
+    found: Bindings = {}
+    if type(pattern) is Expression and type(ground) is Expression:
+        # The common flat pattern, `(edge $x n_5)`: its children in a loop, last first as
+        # unification takes them; a nested pattern goes through the stack below.
+        pattern_children = pattern.children
+        ground_children = ground.children
+        if len(pattern_children) != len(ground_children):
+            return None
+        for k in range(len(pattern_children) - 1, -1, -1):
+            y = pattern_children[k]
+            if type(y) is not Variable:
+                if type(y) is Expression and not y._ground:
+                    found.clear()
+                    break
+                x = ground_children[k]
+                if x is not y and x != y:
+                    return None
+            elif (bound := found.get(y)) is None:
+                found[y] = ground_children[k]
+            elif bound is not ground_children[k] and bound != ground_children[k]:
+                return None
+        else:
+            return found
+    stack = [(ground, pattern)]
+    while stack:
+        x, y = stack.pop()
+        ty = type(y)
+        if ty is Variable:
+            bound = found.get(y)
+            if bound is None:
+                found[y] = x
+            elif bound is not x and bound != x:
+                return None
+        elif ty is Expression and not y._ground:
+            if type(x) is not Expression or len(x.children) != len(y.children):
+                return None
+            stack.extend(zip(x.children, y.children))
+        elif x is not y and x != y:
+            return None
+    return found
 
 
 def unify(left: Atom, right: Atom, bindings: Bindings | None = None) -> Bindings | None:
@@ -170,10 +217,17 @@ def match_counted(pattern: Atom, candidates) -> list[tuple[Atom, dict[Variable, 
     pattern_vars = variables_of(pattern)
     results = []
     for atom, copies in candidates:
-        bindings = unify(pattern, rename_apart(atom))
-        if bindings is not None:
+        if is_ground(atom):
+            found = match_ground(pattern, atom)
+            if found is None:
+                continue
+            values = {v: found[v] for v in pattern_vars}
+        else:
+            bindings = unify(pattern, rename_apart(atom))
+            if bindings is None:
+                continue
             values = {v: value for v, value in bindings_for(pattern_vars, bindings).items() if value != v}
-            results.extend((atom, values) for _ in range(copies))
+        results += [(atom, values)] * copies
     return results
 
 
@@ -182,8 +236,14 @@ def unified_counted(pattern: Atom, candidates) -> list[Bindings]:
     once per copy; `candidates` yields (stored atom, number of copies)."""
     out: list[Bindings] = []
     for atom, copies in candidates:
-        found: Bindings = {}
-        if unify_into(rename_apart(atom), pattern, found):
-            out.append(found)
-            out.extend(dict(found) for _ in range(copies - 1))
+        if is_ground(atom):
+            found = match_ground(pattern, atom)
+            if found is None:
+                continue
+        else:
+            found = {}
+            if not unify_into(rename_apart(atom), pattern, found):
+                continue
+        out.append(found)
+        out.extend(dict(found) for _ in range(copies - 1))
     return out

@@ -52,7 +52,7 @@ from metta_numba.interp.types import (
     match_types,
 )
 from metta_numba.space import EQUALS, Space, module_view
-from metta_numba.unify import fresh_suffix, rename_apart, substitute, unify_into
+from metta_numba.unify import fresh_suffix, match_ground, rename_apart, substitute, unify_into
 
 if TYPE_CHECKING:
     from metta_numba.interp.runner import MeTTa
@@ -63,32 +63,6 @@ default; we need one because evaluation recurses in Python)."""
 
 _FRAMES_PER_LEVEL = 12
 _LAZY_META = (SYMBOL, VARIABLE, GROUNDED)
-
-
-def match_ground(pattern: Atom, term: Atom) -> dict | None:
-    """One-sided matching of a rule's left side against a ground call (no renaming needed)."""
-    bindings: dict = {}
-    stack = [(pattern, term)]
-    while stack:
-        p, t = stack.pop()
-        tp = type(p)
-        if tp is Variable:
-            bound = bindings.get(p)
-            if bound is None:
-                bindings[p] = t
-            elif bound != t:
-                return None
-        elif tp is Expression:
-            if p._ground:
-                if p != t:
-                    return None
-            elif type(t) is not Expression or len(t.children) != len(p.children):
-                return None
-            else:
-                stack.extend(zip(p.children, t.children))
-        elif p != t:
-            return None
-    return bindings
 
 
 def instantiate(template: Atom, bindings: dict) -> Atom:

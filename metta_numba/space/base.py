@@ -18,8 +18,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 
-from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, variables_of
-from metta_numba.unify import Bindings, rename_apart, unify_into
+from metta_numba.atoms import Atom, Expression, Grounded, Symbol, Variable, is_ground, variables_of
+from metta_numba.unify import Bindings, match_ground, rename_apart, unify_into
 
 EQUALS = Symbol("=")
 HAS_TYPE = Symbol(":")
@@ -176,14 +176,10 @@ def match_stored(stored: Atom, pattern: Atom) -> Bindings | None:
     The stored side goes on the left so that a stored variable meeting a query variable is
     bound to it: results then show the query's own variable names, as hyperon does.
     """
-    if type(stored) is Expression and stored.is_ground:
-        renamed = stored
-    elif type(stored) is Variable or type(stored) is Expression:
-        renamed = rename_apart(stored)
-    else:
-        renamed = stored
+    if is_ground(stored):
+        return match_ground(pattern, stored)
     bindings: Bindings = {}
-    return bindings if unify_into(renamed, pattern, bindings) else None
+    return bindings if unify_into(rename_apart(stored), pattern, bindings) else None
 
 
 class Space:

@@ -264,8 +264,12 @@ def merge_spilled(
     """The trie of all runs' paths, by a k-way merge of the run files (merkleized on request).
 
     The merge lets go of the pages of the run files it has read after every step: they are
-    read once. The stream that the layout reads next is merged into memory; counts and names,
-    which it never reads, are merged into files of the run folder and narrowed from there."""
+    read once. Merkleized, each step's part of the merged stream goes to the DAG builder
+    (trie.dag_build) at once, through files of the run folder whose pages are let go of too, so
+    the stream is never held whole; otherwise the stream, which the tree's layout reads all at
+    once, is merged into memory. Counts and names, which neither reads, are merged into files
+    and narrowed from there."""
+    from metta_numba.trie.dag_build import DagBuilder
     from metta_numba.trie.runs import MergeState
 
     runs.close()
@@ -273,18 +277,31 @@ def merge_spilled(
     if total_paths == 0:
         return Trie.build(np.zeros(0, np.uint8), np.zeros(1, np.int64), merkleize=merkleize)
     arrays = runs.mapped()
-    n_in = len(arrays[2])
+    n_in, n_bytes_in = len(arrays[2]), len(arrays[0])
+    builder = DagBuilder(n_in, n_bytes_in, runs.widest) if merkleize else None
+    stream_out = (
+        (
+            zeroed_file_array(runs.folder / "merged.labels", np.uint8, n_bytes_in),
+            zeroed_file_array(runs.folder / "merged.common", np.int32, n_in),
+            zeroed_file_array(runs.folder / "merged.length", np.int32, n_in),
+        )
+        if merkleize
+        else (np.empty(n_bytes_in, np.uint8), np.empty(n_in, np.int32), np.empty(n_in, np.int32))
+    )
     out = (
-        np.empty(len(arrays[0]), np.uint8),
-        np.empty(n_in, np.int32),
-        np.empty(n_in, np.int32),
+        *stream_out,
         zeroed_file_array(runs.folder / "merged.counts", np.uint64, n_in),
         zeroed_file_array(runs.folder / "merged.names", np.int64, n_in),
     )
     state = MergeState(np.array(runs.path_start), np.array(runs.byte_start), runs.widest)
+    fed_paths = fed_bytes = 0
     while True:
         done = state.step(arrays, out, MERGE_STEP)
-        for array in (*arrays, *out[3:]):
+        if builder is not None:
+            n_paths, n_bytes = state.merged
+            builder.add(out[0][fed_bytes:n_bytes], out[1][fed_paths:n_paths], out[2][fed_paths:n_paths])
+            fed_paths, fed_bytes = n_paths, n_bytes
+        for array in (*arrays, *out[3:], *(out[:3] if builder is not None else ())):
             drop_pages(array)
         if on_merge is not None:
             on_merge(state.consumed, total_paths)
@@ -294,11 +311,15 @@ def merge_spilled(
     del arrays
     counts = narrowed(out[3][:n_paths], "leaf_count")
     names = narrowed(out[4][:n_paths], "leaf_name")
+    if builder is not None:
+        del out, stream_out
+        labels, nodes = builder.finish()
+        return Trie._from_nodes(labels, nodes, counts, names, merkleized=True)
     # Views of the merge buffers: the pages past the ends were never touched, so cost nothing.
     # Handed over as a list, so that the layout can let go of each once it is read.
     stream = [out[0][:n_bytes], out[1][:n_paths], out[2][:n_paths]]
-    del out
-    return Trie._from_stream(stream, counts, names, merkleize)
+    del out, stream_out
+    return Trie._from_stream(stream, counts, names)
 
 
 def narrowed(values: np.ndarray, name: str, block: int = MERGE_STEP) -> np.ndarray:

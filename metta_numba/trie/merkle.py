@@ -35,22 +35,38 @@ def finish_hash(h):
     return h
 
 
-@njit(types.uint64(u8_ro, Int, Int, i32_ro, i32_ro, Int, Int), cache=True, nogil=True)
-def shape_hash(labels, offset, length, children, class_of, first, end):
-    """Hash of a node's shape: its label bytes, then its children's classes."""
+@njit(types.uint64(u8_ro, Int, Int), cache=True, nogil=True)
+def label_hash(labels, offset, length):
+    """The first part of a shape's hash: its label bytes and length (`mix_hash` adds the
+    children's classes)."""
     h = FNV_OFFSET
     for i in range(length):
         h = (h ^ np.uint64(labels[offset + i])) * FNV_PRIME
-    h = (h ^ np.uint64(length)) * FNV_PRIME
+    return (h ^ np.uint64(length)) * FNV_PRIME
+
+
+@njit(types.uint64(types.uint64, i32_ro, Int, Int), cache=True, nogil=True)
+def mix_hash(h, classes, first, end):
+    """`label_hash` h with the child classes classes[first:end], finished."""
+    for i in range(first, end):
+        h = (h ^ np.uint64(classes[i])) * FNV_PRIME
+    return finish_hash(h)
+
+
+@njit(types.uint64(u8_ro, Int, Int, i32_ro, i32_ro, Int, Int), cache=True, nogil=True)
+def shape_hash(labels, offset, length, children, class_of, first, end):
+    """Hash of a node's shape: its label bytes, then its children's classes."""
+    h = label_hash(labels, offset, length)
     for edge in range(first, end):
         h = (h ^ np.uint64(class_of[children[edge]])) * FNV_PRIME
     return finish_hash(h)
 
 
-@njit(types.boolean(u8_ro, Int, Int, Int), cache=True, nogil=True)
-def same_bytes(labels, a, b, length):
-    for i in range(length):
-        if labels[a + i] != labels[b + i]:
+@njit([types.boolean(t, Int, t, Int, Int) for t in (u8_ro, i32_ro)], cache=True, nogil=True)
+def same_run(a, a_start, b, b_start, count):
+    """a[a_start:a_start + count] equals b[b_start:b_start + count] (without making slices)."""
+    for i in range(count):
+        if a[a_start + i] != b[b_start + i]:
             return False
     return True
 
@@ -144,7 +160,7 @@ def shape_classes(trie):
                 if (
                     rep_length == length
                     and rep_end - rep_first == end - first
-                    and same_bytes(labels, rep_offset, offset, length)
+                    and same_run(labels, rep_offset, labels, offset, length)
                     and same_children(children, class_of, rep_first, first, end - first)
                 ):
                     class_of[node] = candidate
@@ -163,43 +179,49 @@ def shape_classes(trie):
     return class_of, representative[:n_classes].copy()
 
 
-@njit(types.Tuple((u8_arr, NodeArraysType))(PlainStructureType), cache=True, nogil=True)
-def merkleize_structure(trie):
+def merkleize_structure(trie: tuple) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """(labels, node arrays) of the DAG in which each distinct subtrie is stored once.
 
     The root's class is numbered 0 and the others follow in reverse children-first order, so
     every edge leads to a higher id, as the format requires."""
-    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
     class_of, representative = shape_classes(trie)
-    n_classes = representative.shape[0]
+    return gathered_nodes(trie, np.ascontiguousarray(representative[::-1]), class_of)
+
+
+@njit(types.Tuple((u8_arr, NodeArraysType))(PlainStructureType, i32_ro, i32_ro), cache=True, nogil=True)
+def gathered_nodes(trie, order, class_of):
+    """(labels, node arrays) of the nodes order[0], order[1], ... of `trie`, numbered 0, 1,
+    ...: an edge into node x leads to n - 1 - class_of[x] (n = len(order)), so with classes
+    numbered children first and `order` their representatives from the last class down, the
+    root comes first and every edge leads to a higher id."""
+    labels, label_off, label_len, child_start, children, first_byte, rank_offset = trie
+    n = order.shape[0]
     label_bytes = 0
-    edge_count = 0
-    for c in range(n_classes):
-        label_bytes += np.int64(label_len[representative[c]])
-        first, end = child_start[representative[c]], child_start[representative[c] + 1]
-        edge_count += end - first
+    n_edges = 0
+    for node in order:
+        label_bytes += np.int64(label_len[node])
+        n_edges += child_start[node + 1] - child_start[node]
     new_labels = np.empty(label_bytes, np.uint8)
-    new_label_off = np.empty(n_classes, np.uint32)
-    new_label_len = np.empty(n_classes, np.uint8)
-    new_child_start = np.empty(n_classes + 1, np.int32)
-    new_children = np.empty(edge_count, np.int32)
-    new_first_byte = np.empty(edge_count, np.uint8)
-    new_rank_offset = np.empty(edge_count, np.int32)
+    new_label_off = np.empty(n, np.uint32)
+    new_label_len = np.empty(n, np.uint8)
+    new_child_start = np.empty(n + 1, np.int32)
+    new_children = np.empty(n_edges, np.int32)
+    new_first_byte = np.empty(n_edges, np.uint8)
+    new_rank_offset = np.empty(n_edges, np.int32)
     at = 0
     slot = 0
-    for node_id in range(n_classes):
-        rep = representative[n_classes - 1 - node_id]
-        offset, length = np.int64(label_off[rep]), np.int64(label_len[rep])
+    for new in range(n):
+        node = order[new]
+        offset, length = np.int64(label_off[node]), np.int64(label_len[node])
         new_labels[at : at + length] = labels[offset : offset + length]
-        new_label_off[node_id] = at
-        new_label_len[node_id] = length
+        new_label_off[new] = at
+        new_label_len[new] = length
         at += length
-        new_child_start[node_id] = slot
-        first, end = child_start[rep], child_start[rep + 1]
-        for edge in range(first, end):
-            new_children[slot] = n_classes - 1 - class_of[children[edge]]
+        new_child_start[new] = slot
+        for edge in range(child_start[node], child_start[node + 1]):
+            new_children[slot] = n - 1 - class_of[children[edge]]
             new_first_byte[slot] = first_byte[edge]
             new_rank_offset[slot] = rank_offset[edge]
             slot += 1
-    new_child_start[n_classes] = slot
+    new_child_start[n] = slot
     return new_labels, (new_label_off, new_label_len, new_child_start, new_children, new_first_byte, new_rank_offset)

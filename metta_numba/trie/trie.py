@@ -147,19 +147,24 @@ class Trie:
     def _from_stream(cls, stream: list[np.ndarray], counts, names, merkleize: bool = False) -> Trie:
         """Lay out a sorted stream of distinct paths, [labels, common, length] (trie.build),
         which the caller hands over: the list is emptied, so that each column is let go of as
-        soon as the layout has read it. Merkleized on request while the arrays are still plain,
-        so that only the final trie is packed."""
-        from metta_numba.trie.build import layout_trie
-
-        labels = stream[0]
-        nodes = layout_trie(stream)
-        stream.clear()
+        soon as the layout has read it. Merkleized on request straight from the stream
+        (trie.dag_build), without laying out the tree."""
         if merkleize:
-            from metta_numba.trie import merkle
+            from metta_numba.trie.dag_build import layout_dag
 
-            # The layout's own arrays: nothing to check before the merkle kernels index them.
-            labels, nodes = merkle.merkleize_structure((labels, *nodes))
-        return cls(_named(labels, nodes, counts, names), merkleized=merkleize)
+            labels, nodes = layout_dag(stream)
+        else:
+            from metta_numba.trie.build import layout_trie
+
+            labels = stream[0]
+            nodes = layout_trie(stream)
+            stream.clear()
+        return cls._from_nodes(labels, nodes, counts, names, merkleize)
+
+    @classmethod
+    def _from_nodes(cls, labels, nodes, counts, names, merkleized: bool) -> Trie:
+        """The trie of a builder's plain layout (layout.NodeArraysType), packed."""
+        return cls(_named(labels, nodes, counts, names), merkleized=merkleized)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], validate: bool = True, merkleized: bool = False) -> Trie:

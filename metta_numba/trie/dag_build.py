@@ -1,0 +1,237 @@
+"""Laying out a merkleized trie straight from the sorted path stream, without the tree.
+
+`build.layout_trie` makes every node of the tree, and `merkle.merkleize_structure` then finds
+the nodes with the same subtrie and keeps one of each: the tree's arrays, its renumbering and
+the merkleizing's own arrays are all held at once, the largest memory of a build. Here the
+stream is read once, as `build.layout_nodes` reads it (a stack holds the rightmost
+root-to-leaf path), but a node is classed the moment the stream leaves its subtrie, that is
+when it is popped: its label and its children's classes are then final. A node equal to an
+earlier one (same label bytes, same child classes in order) takes that one's class; a new
+shape becomes a new class, with its label and edges copied out. So memory holds the DAG (and
+the stream, or the chunk of it being read), never the tree: on the large baseline KB, 110 MiB
+at the peak of this step against 178 MiB for the tree's layout and merkleizing.
+
+The stream may come in chunks (`DagBuilder.add`), so that a build never holds all of it: the
+open nodes' labels are read from the latest path, which the builder keeps, not from the
+chunk that brought them.
+
+The one wrinkle is the split: a path that leaves the previous one inside the label of the last
+node popped cuts that label in two. The cut is known when that node is popped (the new path's
+common prefix), so the node is classed with its lower part and its upper part stays on the
+stack as a new node, which the new path branches from.
+
+Nodes are popped children first, in the order `merkle.children_first_order` visits the tree,
+and classes are numbered by first appearance in that order, so the result is the very arrays
+`merkle.merkleize_structure(layout_trie(...))` gives (the tests compare them), laid out by the
+same `merkle.gathered_nodes`: the root is node 0 and the other classes follow in reverse,
+every edge leading to a higher id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import types
+
+from metta_numba.jit import njit
+from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, i32_ro, u8_arr, u8_ro
+from metta_numba.trie.merkle import class_table, gathered_nodes, label_hash, mix_hash, same_run
+
+Int = types.int64
+i64_1d = types.Array(types.int64, 1, "C")
+i32_1d = types.Array(types.int32, 1, "C")
+PlainArraysType = types.Tuple((u8_arr, types.Array(types.uint32, 1, "C"), u8_arr, i32_1d, i32_1d, u8_arr, i32_1d))
+"""The trie's plain layout (layout.PlainStructureType), writable: the classes as they are made."""
+# Slots of the builder's scalar state.
+N_OPEN, N_PENDING, N_CLASSES, N_LABEL_BYTES, LAST_LENGTH, N_SEEN, N_FED_BYTES = range(7)
+N_STATE = 7
+
+
+class DagBuilder:
+    """Classes the subtries of a sorted stream of distinct paths fed in chunks (`add`), then
+    lays the DAG out (`finish`). `n_paths` and `n_bytes` bound the paths and suffix bytes to
+    come, and `longest` their length: the arrays are sized for them, but only the pages the
+    DAG fills are ever touched."""
+
+    def __init__(self, n_paths: int, n_bytes: int, longest: int) -> None:
+        if n_bytes > MAX_LABEL_BYTES:
+            raise ValueError("4 GiB of label bytes or more: beyond the uint32 label offsets")
+        capacity = 2 * n_paths + 1 + n_bytes // MAX_LABEL_LEN  # the tree's nodes at most
+        if capacity > MAX_NODES:
+            raise ValueError("more nodes than int32 node ids allow")
+        # One node per class, in the trie's plain layout: (labels, label_off, label_len,
+        # child_start, children, first_byte, rank_offset), children given as classes.
+        self.classes = (
+            np.empty(n_bytes, np.uint8),
+            np.empty(capacity, np.uint32),
+            np.empty(capacity, np.uint8),
+            np.empty(capacity + 1, np.int32),
+            np.empty(capacity, np.int32),
+            np.empty(capacity, np.uint8),
+            np.empty(capacity, np.int32),
+        )
+        self.classes[3][0] = 0  # where the first class's edges start
+        self.class_hash = np.empty(capacity, np.uint64)
+        self.class_leaves = np.empty(capacity, np.int64)
+        self.table = np.full(1 << 10, -1, np.int32)
+        self.path = np.zeros(max(longest, 1), np.uint8)  # the latest path
+        # The open nodes (the latest path's): depth at the end of each one's label, and where
+        # its finished children start on the pending stack.
+        self.open_depth = np.zeros(longest + 2, np.int64)
+        self.open_base = np.zeros(longest + 2, np.int64)
+        self.pending = np.empty(capacity, np.int32)  # classes of the open nodes' finished children
+        self.state = np.zeros(N_STATE, np.int64)
+        self.state[N_OPEN] = 1  # the root
+        self.n_paths = n_paths
+
+    def add(self, labels: np.ndarray, common: np.ndarray, length: np.ndarray) -> None:
+        """Class the subtries the next paths of the stream close (their suffix bytes, common
+        prefixes and lengths; stream order continues across calls)."""
+        if self.state[N_SEEN] + len(common) > self.n_paths:
+            raise ValueError("more paths than the builder was sized for")
+        self.table = add_paths(labels, common, length, False, *self._arrays())
+
+    def finish(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """(labels, node arrays) of the DAG, in the layout of `merkle.merkleize_structure`."""
+        none = np.zeros(0, np.int32)
+        self.table = add_paths(np.zeros(0, np.uint8), none, none, True, *self._arrays())
+        classes = self.classes
+        del self.classes, self.class_hash, self.class_leaves, self.table, self.pending
+        n_classes = int(self.state[N_CLASSES])
+        counting_down = np.arange(n_classes - 1, -1, -1, dtype=np.int32)
+        return gathered_nodes(classes, counting_down, counting_down[::-1].copy())
+
+    def _arrays(self) -> tuple:
+        return (
+            self.classes, self.class_hash, self.class_leaves, self.table, self.path,
+            self.open_depth, self.open_base, self.pending, self.state,
+        )  # fmt: skip
+
+
+def layout_dag(stream: list[np.ndarray]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """(labels, node arrays) of the merkleized trie over the path stream [labels, common,
+    length] (see build), in the layout of `merkle.merkleize_structure`. The list is emptied:
+    the stream is let go of once its classes are made, before the arrays are laid out in
+    their final order. Raises as `build.layout_nodes` does."""
+    labels, common, length = stream
+    stream.clear()
+    builder = DagBuilder(len(common), len(labels), int(length.max()) if len(length) else 0)
+    builder.add(labels, common, length)
+    del labels, common, length
+    return builder.finish()
+
+
+@njit(
+    types.Array(types.int32, 1, "C")(
+        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, types.Array(types.uint64, 1, "C"), i64_1d,
+        types.Array(types.int32, 1, "C"), u8_arr, i64_1d, i64_1d, types.Array(types.int32, 1, "C"), i64_1d,
+    ),
+    cache=True,
+    nogil=True,
+)  # fmt: skip
+def add_paths(
+    labels, common, length, last, classes, class_hash, class_leaves, table, path, open_depth, open_base, pending, state
+):
+    """Class the nodes the paths close (all the open ones, the root last, when `last`), and
+    open the paths' own; returns the class table (grown when it had to). See DagBuilder."""
+    class_labels, class_label_off, class_label_len, class_edge_start, edge_class, edge_byte, edge_rank = classes
+    n_open, n_pending = state[N_OPEN], state[N_PENDING]
+    n_classes, n_label_bytes = state[N_CLASSES], state[N_LABEL_BYTES]
+    suffix_at = 0
+    for k in range(common.shape[0] + 1):
+        if k == common.shape[0] and not last:
+            break
+        shared = 0 if k == common.shape[0] else common[k]
+        if k < common.shape[0]:
+            first = state[N_SEEN] == 0 and k == 0
+            if shared >= length[k] or (not first and shared >= state[LAST_LENGTH]) or (first and shared != 0):
+                raise CorruptTrieError("paths are not prefix-free: one stored path is a prefix of the next")
+            if length[k] > path.shape[0]:
+                raise ValueError("a path longer than the builder was sized for")
+            if suffix_at + length[k] - shared > labels.shape[0]:
+                raise CorruptTrieError("path lengths overrun the label bytes")
+            if state[N_FED_BYTES] + length[k] - shared > class_labels.shape[0]:
+                raise ValueError("more label bytes than the builder was sized for")
+        # Class every open node deeper than the common prefix, deepest first.
+        while n_open > 0:
+            node = n_open - 1
+            split = False
+            start = 0
+            label_len = 0
+            if node > 0:
+                if open_depth[node] <= shared:
+                    break
+                parent_depth = open_depth[node - 1]
+                split = parent_depth < shared
+                start = shared if split else parent_depth
+                label_len = open_depth[node] - start
+            elif k < common.shape[0]:
+                break
+            base = open_base[node]
+            n_children = n_pending - base
+            h = mix_hash(label_hash(path, start, label_len), pending, base, n_pending)
+            mask = np.uint64(table.shape[0] - 1)
+            slot = h & mask
+            found = -1
+            while table[slot] >= 0:
+                c = table[slot]
+                if (
+                    class_hash[c] == h
+                    and class_label_len[c] == label_len
+                    and class_edge_start[c + 1] - class_edge_start[c] == n_children
+                    and same_run(class_labels, class_label_off[c], path, start, label_len)
+                    and same_run(edge_class, class_edge_start[c], pending, base, n_children)
+                ):
+                    found = c
+                    break
+                slot = (slot + np.uint64(1)) & mask
+            if found < 0:  # a new shape: its label and edges are copied out
+                found = n_classes
+                n_classes += 1
+                table[slot] = found
+                class_hash[found] = h
+                class_label_off[found] = n_label_bytes
+                class_label_len[found] = label_len
+                class_labels[n_label_bytes : n_label_bytes + label_len] = path[start : start + label_len]
+                n_label_bytes += label_len
+                edge = class_edge_start[found]
+                leaves = 0
+                for i in range(base, n_pending):
+                    child = pending[i]
+                    edge_class[edge] = child
+                    edge_rank[edge] = leaves
+                    edge_byte[edge] = class_labels[class_label_off[child]]
+                    leaves += class_leaves[child]
+                    edge += 1
+                class_edge_start[found + 1] = edge
+                class_leaves[found] = leaves if n_children else 1
+                if 2 * n_classes > table.shape[0]:
+                    table = class_table(class_hash, n_classes, 2 * table.shape[0])
+            n_pending = base
+            pending[n_pending] = found
+            n_pending += 1
+            if split:
+                # The upper part of the label stays open, as the new path's branch point.
+                open_depth[node] = shared
+                open_base[node] = base
+            else:
+                n_open -= 1
+        if k == common.shape[0]:
+            break
+        # The new path: its suffix into the latest path, then its nodes, links of a chain
+        # while longer than one label holds, then its leaf.
+        suffix = length[k] - shared
+        path[shared : length[k]] = labels[suffix_at : suffix_at + suffix]
+        suffix_at += suffix
+        state[N_FED_BYTES] += suffix
+        at_depth = shared
+        while at_depth < length[k]:
+            at_depth += min(length[k] - at_depth, MAX_LABEL_LEN)
+            open_depth[n_open] = at_depth
+            open_base[n_open] = n_pending
+            n_open += 1
+        state[LAST_LENGTH] = length[k]
+    state[N_SEEN] += common.shape[0]
+    state[N_OPEN], state[N_PENDING] = n_open, n_pending
+    state[N_CLASSES], state[N_LABEL_BYTES] = n_classes, n_label_bytes
+    return table

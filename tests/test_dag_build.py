@@ -1,0 +1,119 @@
+"""The merkleized layout made straight from the path stream (trie.dag_build) against its model:
+the tree laid out by build.layout_trie, then merkleized by merkle.merkleize_structure. Both
+must give the very same arrays, whatever the paths (shared prefixes, splits inside labels,
+suffixes longer than one label), and refuse a corrupt stream alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from metta_numba.codec import TermStore, encode_atoms
+from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie, merkle, sort
+from metta_numba.trie.build import layout_trie
+from metta_numba.trie.dag_build import DagBuilder, layout_dag
+from metta_numba.trie.layout import MAX_LABEL_LEN
+
+FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Few distinct bytes, so that paths share prefixes and subtries repeat; now and then a path
+# longer than a label holds, so that chains of one-child nodes are made and split.
+_short = st.binary(min_size=1, max_size=6).map(lambda b: bytes(x % 3 for x in b))
+_long = st.integers(MAX_LABEL_LEN - 2, 2 * MAX_LABEL_LEN + 3).map(lambda n: bytes(i % 2 for i in range(n)))
+_paths = st.lists(st.one_of(_short, _short, _short, _long, st.tuples(_short, _long).map(b"".join)), max_size=40)
+
+
+def _stream(paths: list[bytes]) -> list[np.ndarray]:
+    """[labels, common, length] of the distinct paths, each made prefix-free by an end byte."""
+    ended = [path + b"\xff" for path in paths]
+    data = np.frombuffer(b"".join(ended), np.uint8).copy()
+    offsets = np.zeros(len(ended) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(path) for path in ended])
+    order = sort.sort_paths(data, offsets)
+    no_column = np.zeros(0, np.int64)
+    first, common, length, _, _ = sort.fold_duplicates(data, offsets, order, no_column, no_column)
+    return [sort.suffix_labels(data, offsets, first, common, length), common, length]
+
+
+def _tree_then_merkleized(stream: list[np.ndarray]):
+    labels = stream[0]
+    return merkle.merkleize_structure((labels, *layout_trie(stream)))
+
+
+@FAST
+@given(_paths)
+def test_the_dag_from_the_stream_is_the_merkleized_tree(paths):
+    stream = _stream(paths)
+    handed = [column.copy() for column in stream]
+    labels, nodes = layout_dag(handed)
+    assert handed == []  # the stream is let go of
+    want_labels, want_nodes = _tree_then_merkleized(stream)
+    assert labels.dtype == want_labels.dtype and np.array_equal(labels, want_labels)
+    for got, want in zip(nodes, want_nodes):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_repeated_subtries_are_stored_once():
+    # Four paths ending in the same two-leaf subtrie under different first bytes.
+    paths = [bytes([head]) + tail for head in b"abcd" for tail in (b"xy1", b"xy2")]
+    labels, nodes = layout_dag(_stream(paths))
+    label_off, label_len, child_start, children, first_byte, rank_offset = nodes
+    # The root, four heads ("axy" ... "dxy") and the two leaves ("1\xff", "2\xff") they share.
+    heads = [int(c) for c in children[child_start[0] : child_start[1]]]
+    assert len(label_len) == 1 + 4 + 2 and len(set(heads)) == 4
+    assert len({tuple(children[child_start[head] : child_start[head + 1]]) for head in heads}) == 1
+    assert list(rank_offset[child_start[0] : child_start[1]]) == [0, 2, 4, 6]
+
+
+@FAST
+@given(st.lists(st.sampled_from(["(a b)", "(a c)", "(f (g x) y)", "(f (g x) z)", "foo", "(a b)"]), max_size=12))
+def test_a_merkleized_build_answers_as_the_tree_merkleized_afterwards(texts):
+    from metta_numba.syntax.parser import parse_atom
+
+    atoms = [parse_atom(text) for text in texts]
+    data, offsets, _, _ = encode_atoms(atoms, TermStore())
+    built = Trie.build(data, offsets, merkleize=True)
+    afterwards = Trie.build(data, offsets).merkleize()
+    for name in ARRAY_NAMES:
+        assert np.array_equal(built._arrays[name], afterwards._arrays[name]), name
+    assert built.merkleized and len(built) == len(afterwards)
+
+
+def test_a_corrupt_stream_is_refused_as_the_tree_layout_refuses_it():
+    prefix = [np.frombuffer(b"abc", np.uint8).copy(), np.array([0, 1], np.int32), np.array([1, 3], np.int32)]
+    overrun = [np.frombuffer(b"ab", np.uint8).copy(), np.array([0, 1], np.int32), np.array([2, 4], np.int32)]
+    not_first = [np.frombuffer(b"ab", np.uint8).copy(), np.array([1], np.int32), np.array([2], np.int32)]
+    for stream in (prefix, overrun, not_first):
+        with pytest.raises(CorruptTrieError):
+            layout_trie([column.copy() for column in stream])
+        with pytest.raises(CorruptTrieError):
+            layout_dag([column.copy() for column in stream])
+
+
+@FAST
+@given(_paths, st.lists(st.integers(0, 40), max_size=5))
+def test_a_stream_fed_in_chunks_gives_the_dag_of_the_whole(paths, cuts):
+    stream = _stream(paths)
+    labels, common, length = stream
+    want_labels, want_nodes = layout_dag([column.copy() for column in stream])
+    builder = DagBuilder(len(common) + 3, len(labels) + 5, int(length.max(initial=0)) + 2)  # room to spare
+    bounds = sorted({0, len(common), *(min(cut, len(common)) for cut in cuts)})
+    byte_at = np.concatenate([[0], np.cumsum(length - common)])
+    for lo, hi in zip(bounds, bounds[1:]):
+        builder.add(labels[byte_at[lo] : byte_at[hi]].copy(), common[lo:hi].copy(), length[lo:hi].copy())
+    got_labels, got_nodes = builder.finish()
+    assert np.array_equal(got_labels, want_labels)
+    for got, want in zip(got_nodes, want_nodes):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_a_builder_refuses_more_than_it_was_sized_for():
+    labels, common, length = _stream([b"ab", b"ac", b"b"])
+    with pytest.raises(ValueError, match="more paths"):
+        DagBuilder(2, 100, 10).add(labels, common, length)
+    with pytest.raises(ValueError, match="longer"):
+        DagBuilder(3, 100, 2).add(labels, common, length)
+    with pytest.raises(ValueError, match="label bytes"):
+        DagBuilder(3, 3, 10).add(labels, common, length)

@@ -34,8 +34,8 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, i32_ro, u8_arr, u8_ro
-from metta_numba.trie.merkle import class_table, gathered_nodes, label_hash, mix_hash, same_run
+from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, NodeArraysType, i32_ro, u8_arr, u8_ro
+from metta_numba.trie.merkle import class_table, label_hash, mix_hash, same_run
 
 Int = types.int64
 i64_1d = types.Array(types.int64, 1, "C")
@@ -43,7 +43,7 @@ i32_1d = types.Array(types.int32, 1, "C")
 PlainArraysType = types.Tuple((u8_arr, types.Array(types.uint32, 1, "C"), u8_arr, i32_1d, i32_1d, u8_arr, i32_1d))
 """The trie's plain layout (layout.PlainStructureType), writable: the classes as they are made."""
 # Slots of the builder's scalar state.
-N_OPEN, N_PENDING, N_CLASSES, N_LABEL_BYTES, LAST_LENGTH, N_SEEN, N_FED_BYTES = range(7)
+N_OPEN, N_PENDING, N_CLASSES, LABEL_AT, LAST_LENGTH, N_SEEN, N_FED_BYTES = range(7)
 N_STATE = 7
 
 
@@ -51,7 +51,12 @@ class DagBuilder:
     """Classes the subtries of a sorted stream of distinct paths fed in chunks (`add`), then
     lays the DAG out (`finish`). `n_paths` and `n_bytes` bound the paths and suffix bytes to
     come, and `longest` their length: the arrays are sized for them, but only the pages the
-    DAG fills are ever touched."""
+    DAG fills are ever touched.
+
+    The classes fill their arrays from the end down, each before the one made earlier: class c
+    is in slot capacity - 1 - c, and its label bytes and edges go just before those of class
+    c - 1. The n classes made then take the last n slots in the order of their node ids
+    (node n - 1 - c, the root first), so `finish` lays them out in place, without a copy."""
 
     def __init__(self, n_paths: int, n_bytes: int, longest: int) -> None:
         if n_bytes > MAX_LABEL_BYTES:
@@ -70,9 +75,9 @@ class DagBuilder:
             np.empty(capacity, np.uint8),
             np.empty(capacity, np.int32),
         )
-        self.classes[3][0] = 0  # where the first class's edges start
-        self.class_hash = np.empty(capacity, np.uint64)
-        self.class_leaves = np.empty(capacity, np.int64)
+        self.classes[3][capacity] = capacity  # the end of the edges: class 0's end just there
+        self.class_hash = np.empty(capacity, np.uint64)  # by class
+        self.class_leaves = np.empty(capacity, np.int32)  # by class (leaves < 2**31 paths)
         self.table = np.full(1 << 10, -1, np.int32)
         self.path = np.zeros(max(longest, 1), np.uint8)  # the latest path
         # The open nodes (the latest path's): depth at the end of each one's label, and where
@@ -82,6 +87,7 @@ class DagBuilder:
         self.pending = np.empty(capacity, np.int32)  # classes of the open nodes' finished children
         self.state = np.zeros(N_STATE, np.int64)
         self.state[N_OPEN] = 1  # the root
+        self.state[LABEL_AT] = n_bytes  # class labels fill the label bytes from the end down
         self.n_paths = n_paths
 
     def add(self, labels: np.ndarray, common: np.ndarray, length: np.ndarray) -> None:
@@ -97,9 +103,7 @@ class DagBuilder:
         self.table = add_paths(np.zeros(0, np.uint8), none, none, True, *self._arrays())
         classes = self.classes
         del self.classes, self.class_hash, self.class_leaves, self.table, self.pending
-        n_classes = int(self.state[N_CLASSES])
-        counting_down = np.arange(n_classes - 1, -1, -1, dtype=np.int32)
-        return gathered_nodes(classes, counting_down, counting_down[::-1].copy())
+        return laid_out(classes, self.state[N_CLASSES], self.state[LABEL_AT])
 
     def _arrays(self) -> tuple:
         return (
@@ -123,7 +127,7 @@ def layout_dag(stream: list[np.ndarray]) -> tuple[np.ndarray, tuple[np.ndarray, 
 
 @njit(
     types.Array(types.int32, 1, "C")(
-        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, types.Array(types.uint64, 1, "C"), i64_1d,
+        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, types.Array(types.uint64, 1, "C"), i32_1d,
         types.Array(types.int32, 1, "C"), u8_arr, i64_1d, i64_1d, types.Array(types.int32, 1, "C"), i64_1d,
     ),
     cache=True,
@@ -136,7 +140,8 @@ def add_paths(
     open the paths' own; returns the class table (grown when it had to). See DagBuilder."""
     class_labels, class_label_off, class_label_len, class_edge_start, edge_class, edge_byte, edge_rank = classes
     n_open, n_pending = state[N_OPEN], state[N_PENDING]
-    n_classes, n_label_bytes = state[N_CLASSES], state[N_LABEL_BYTES]
+    n_classes, label_at = state[N_CLASSES], state[LABEL_AT]
+    last_slot = class_label_len.shape[0] - 1  # class c is in slot last_slot - c
     suffix_at = 0
     for k in range(common.shape[0] + 1):
         if k == common.shape[0] and not last:
@@ -175,35 +180,37 @@ def add_paths(
             found = -1
             while table[slot] >= 0:
                 c = table[slot]
+                at = last_slot - c
                 if (
                     class_hash[c] == h
-                    and class_label_len[c] == label_len
-                    and class_edge_start[c + 1] - class_edge_start[c] == n_children
-                    and same_run(class_labels, class_label_off[c], path, start, label_len)
-                    and same_run(edge_class, class_edge_start[c], pending, base, n_children)
+                    and class_label_len[at] == label_len
+                    and class_edge_start[at + 1] - class_edge_start[at] == n_children
+                    and same_run(class_labels, class_label_off[at], path, start, label_len)
+                    and same_run(edge_class, class_edge_start[at], pending, base, n_children)
                 ):
                     found = c
                     break
                 slot = (slot + np.uint64(1)) & mask
-            if found < 0:  # a new shape: its label and edges are copied out
+            if found < 0:  # a new shape: its label and edges are copied out, before the last's
                 found = n_classes
                 n_classes += 1
                 table[slot] = found
                 class_hash[found] = h
-                class_label_off[found] = n_label_bytes
-                class_label_len[found] = label_len
-                class_labels[n_label_bytes : n_label_bytes + label_len] = path[start : start + label_len]
-                n_label_bytes += label_len
-                edge = class_edge_start[found]
+                at = last_slot - found
+                label_at -= label_len
+                class_label_off[at] = label_at
+                class_label_len[at] = label_len
+                class_labels[label_at : label_at + label_len] = path[start : start + label_len]
+                edge = class_edge_start[at + 1] - n_children
+                class_edge_start[at] = edge
                 leaves = 0
                 for i in range(base, n_pending):
                     child = pending[i]
                     edge_class[edge] = child
                     edge_rank[edge] = leaves
-                    edge_byte[edge] = class_labels[class_label_off[child]]
+                    edge_byte[edge] = class_labels[class_label_off[last_slot - child]]
                     leaves += class_leaves[child]
                     edge += 1
-                class_edge_start[found + 1] = edge
                 class_leaves[found] = leaves if n_children else 1
                 if 2 * n_classes > table.shape[0]:
                     table = class_table(class_hash, n_classes, 2 * table.shape[0])
@@ -233,5 +240,31 @@ def add_paths(
         state[LAST_LENGTH] = length[k]
     state[N_SEEN] += common.shape[0]
     state[N_OPEN], state[N_PENDING] = n_open, n_pending
-    state[N_CLASSES], state[N_LABEL_BYTES] = n_classes, n_label_bytes
+    state[N_CLASSES], state[LABEL_AT] = n_classes, label_at
     return table
+
+
+@njit(types.Tuple((u8_arr, NodeArraysType))(PlainArraysType, Int, Int), cache=True, nogil=True)
+def laid_out(classes, n_classes, label_at):
+    """The last `n_classes` slots of the builder's arrays as the DAG's node arrays, in place:
+    offsets made relative to the first label byte and edge used, children numbered as nodes."""
+    class_labels, label_off, label_len, edge_start, edge_class, first_byte, rank_offset = classes
+    first = label_len.shape[0] - n_classes
+    edge_at = edge_start[first]
+    label_off = label_off[first:]
+    for node in range(n_classes):
+        label_off[node] -= label_at
+    child_start = edge_start[first:]
+    for node in range(n_classes + 1):
+        child_start[node] -= edge_at
+    children = edge_class[edge_at:]
+    for edge in range(children.shape[0]):
+        children[edge] = n_classes - 1 - children[edge]
+    return class_labels[label_at:], (
+        label_off,
+        label_len[first:],
+        child_start,
+        children,
+        first_byte[edge_at:],
+        rank_offset[edge_at:],
+    )

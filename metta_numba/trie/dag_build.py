@@ -45,6 +45,7 @@ PlainArraysType = types.Tuple((u8_arr, types.Array(types.uint32, 1, "C"), u8_arr
 # Slots of the builder's scalar state.
 N_OPEN, N_PENDING, N_CLASSES, LABEL_AT, LAST_LENGTH, N_SEEN, N_FED_BYTES = range(7)
 N_STATE = 7
+LOW_HALF = np.uint64(0xFFFFFFFF)
 
 
 class DagBuilder:
@@ -76,7 +77,8 @@ class DagBuilder:
             np.empty(capacity, np.int32),
         )
         self.classes[3][capacity] = capacity  # the end of the edges: class 0's end just there
-        self.class_hash = np.empty(capacity, np.uint64)  # by class
+        # By class: the low half of each one's hash, all a table of fewer than 2**32 slots uses.
+        self.class_hash = np.empty(capacity, np.uint32)
         self.class_leaves = np.empty(capacity, np.int32)  # by class (leaves < 2**31 paths)
         self.table = np.full(1 << 10, -1, np.int32)
         self.path = np.zeros(max(longest, 1), np.uint8)  # the latest path
@@ -114,9 +116,9 @@ class DagBuilder:
 
 def layout_dag(stream: list[np.ndarray]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """(labels, node arrays) of the merkleized trie over the path stream [labels, common,
-    length] (see build), in the layout of `merkle.merkleize_structure`. The list is emptied:
-    the stream is let go of once its classes are made, before the arrays are laid out in
-    their final order. Raises as `build.layout_nodes` does."""
+    length] (see build), in the layout of `merkle.merkleize_structure`. The list is emptied,
+    so that the stream is let go of once its classes are made. Raises as `build.layout_nodes`
+    does."""
     labels, common, length = stream
     stream.clear()
     builder = DagBuilder(len(common), len(labels), int(length.max()) if len(length) else 0)
@@ -127,7 +129,7 @@ def layout_dag(stream: list[np.ndarray]) -> tuple[np.ndarray, tuple[np.ndarray, 
 
 @njit(
     types.Array(types.int32, 1, "C")(
-        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, types.Array(types.uint64, 1, "C"), i32_1d,
+        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, types.Array(types.uint32, 1, "C"), i32_1d,
         types.Array(types.int32, 1, "C"), u8_arr, i64_1d, i64_1d, types.Array(types.int32, 1, "C"), i64_1d,
     ),
     cache=True,
@@ -182,7 +184,7 @@ def add_paths(
                 c = table[slot]
                 at = last_slot - c
                 if (
-                    class_hash[c] == h
+                    class_hash[c] == h & LOW_HALF
                     and class_label_len[at] == label_len
                     and class_edge_start[at + 1] - class_edge_start[at] == n_children
                     and same_run(class_labels, class_label_off[at], path, start, label_len)
@@ -195,7 +197,7 @@ def add_paths(
                 found = n_classes
                 n_classes += 1
                 table[slot] = found
-                class_hash[found] = h
+                class_hash[found] = h & LOW_HALF
                 at = last_slot - found
                 label_at -= label_len
                 class_label_off[at] = label_at

@@ -114,14 +114,14 @@ def children_first_order(trie):
     return order[:n_done].copy()
 
 
-@njit(i32_arr(types.Array(types.uint64, 1, "C"), Int, Int), cache=True, nogil=True)
+@njit([i32_arr(types.Array(t, 1, "C"), Int, Int) for t in (types.uint64, types.uint32)], cache=True, nogil=True)
 def class_table(class_hash, n_classes, slots):
     """An open-addressing table of `slots` slots (a power of two) holding classes 0..n-1 at
     their hashes' slots."""
     table = np.full(slots, -1, np.int32)
     mask = np.uint64(slots - 1)
     for c in range(n_classes):
-        slot = class_hash[c] & mask
+        slot = np.uint64(class_hash[c]) & mask
         while table[slot] >= 0:
             slot = (slot + np.uint64(1)) & mask
         table[slot] = c

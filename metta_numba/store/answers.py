@@ -98,7 +98,8 @@ class AnswerTables:
             if type(answer) is tuple:
                 answer = {v: a for v, a in zip(variables, answer) if a is not None}
             out.append(answer)
-            out.extend(dict(answer) for _ in range(copies - 1))
+            if copies > 1:
+                out.extend(dict(answer) for _ in range(copies - 1))
         return out
 
     def bindings_table(
@@ -299,16 +300,15 @@ class AnswerTables:
         """(pattern variables, [(values tuple or bindings dict, copies)]) of every match."""
         with self._lock:
             self._check_open()
-            probes = probe_patterns(pattern)
-            if probes[0] is not pattern:
-                found = unified_counted(pattern, self._probed(probes))
+            encoded = self._encoded(pattern)  # kept per pattern: a warm query skips the encoder
+            if encoded is None or not encoded.plain:
+                probes = probe_patterns(pattern)
+                if probes[0] is not pattern:
+                    found = unified_counted(pattern, self._probed(probes))
+                    return variables_of(pattern), [(b, 1) for b in found]
+                found = unified_counted(pattern, self._all_atoms())  # the codec cannot encode it
                 return variables_of(pattern), [(b, 1) for b in found]
-            try:
-                key, names = encode(pattern, QueryTerms(self._terms), intern=False, handles=HandleTable())
-            except CodecError:
-                found = unified_counted(pattern, self._all_atoms())
-                return variables_of(pattern), [(b, 1) for b in found]
-            variables = [Variable(name) for name in names]
+            key, variables = encoded.key, list(encoded.variables)
             rows = self._snapshot_rows(pattern, key, len(variables), *self._generation.matched(key))
             working = self._working
             if working.delta:

@@ -301,7 +301,7 @@ def merge_spilled(
             n_paths, n_bytes = state.merged
             builder.add(out[0][fed_bytes:n_bytes], out[1][fed_paths:n_paths], out[2][fed_paths:n_paths])
             fed_paths, fed_bytes = n_paths, n_bytes
-        for array in (*arrays, *out[3:], *(out[:3] if builder is not None else ())):
+        for array in (*arrays, *out):  # a no-op for the stream in memory
             drop_pages(array)
         if on_merge is not None:
             on_merge(state.consumed, total_paths)

@@ -34,13 +34,22 @@ from numba import types
 
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import MAX_LABEL_BYTES, MAX_LABEL_LEN, MAX_NODES, NodeArraysType, i32_ro, u8_arr, u8_ro
+from metta_numba.trie.layout import (
+    MAX_LABEL_BYTES,
+    MAX_LABEL_LEN,
+    MAX_NODES,
+    NodeArraysType,
+    i32_arr,
+    i32_ro,
+    i64_arr,
+    u8_arr,
+    u8_ro,
+    u32_arr,
+)
 from metta_numba.trie.merkle import class_table, label_hash, mix_hash, same_run
 
 Int = types.int64
-i64_1d = types.Array(types.int64, 1, "C")
-i32_1d = types.Array(types.int32, 1, "C")
-PlainArraysType = types.Tuple((u8_arr, types.Array(types.uint32, 1, "C"), u8_arr, i32_1d, i32_1d, u8_arr, i32_1d))
+PlainArraysType = types.Tuple((u8_arr, *NodeArraysType.types))
 """The trie's plain layout (layout.PlainStructureType), writable: the classes as they are made."""
 # Slots of the builder's scalar state.
 N_OPEN, N_PENDING, N_CLASSES, LABEL_AT, LAST_LENGTH, N_SEEN, N_FED_BYTES = range(7)
@@ -128,9 +137,9 @@ def layout_dag(stream: list[np.ndarray]) -> tuple[np.ndarray, tuple[np.ndarray, 
 
 
 @njit(
-    types.Array(types.int32, 1, "C")(
-        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, types.Array(types.uint32, 1, "C"), i32_1d,
-        types.Array(types.int32, 1, "C"), u8_arr, i64_1d, i64_1d, types.Array(types.int32, 1, "C"), i64_1d,
+    i32_arr(
+        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, u32_arr, i32_arr,
+        i32_arr, u8_arr, i64_arr, i64_arr, i32_arr, i64_arr,
     ),
     cache=True,
     nogil=True,

@@ -17,7 +17,7 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
-from metta_numba.trie.layout import NodeArraysType, PlainStructureType, i32_arr, i32_ro, u8_arr, u8_ro
+from metta_numba.trie.layout import NodeArraysType, PlainStructureType, i32_arr, i32_ro, u8_arr, u8_ro, u32_arr, u64_arr
 
 Int = types.int64
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -114,7 +114,7 @@ def children_first_order(trie):
     return order[:n_done].copy()
 
 
-@njit([i32_arr(types.Array(t, 1, "C"), Int, Int) for t in (types.uint64, types.uint32)], cache=True, nogil=True)
+@njit([i32_arr(hashes, Int, Int) for hashes in (u64_arr, u32_arr)], cache=True, nogil=True)
 def class_table(class_hash, n_classes, slots):
     """An open-addressing table of `slots` slots (a power of two) holding classes 0..n-1 at
     their hashes' slots."""

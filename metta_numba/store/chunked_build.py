@@ -278,7 +278,7 @@ def merge_spilled(
         return Trie.build(np.zeros(0, np.uint8), np.zeros(1, np.int64), merkleize=merkleize)
     arrays = runs.mapped()
     n_in, n_bytes_in = len(arrays[2]), len(arrays[0])
-    builder = DagBuilder(n_in, n_bytes_in, runs.widest) if merkleize else None
+    builder = DagBuilder(n_in, n_bytes_in, runs.widest, runs.folder) if merkleize else None
     stream_out = (
         (
             zeroed_file_array(runs.folder / "merged.labels", np.uint8, n_bytes_in),
@@ -309,32 +309,44 @@ def merge_spilled(
             break
     n_paths, n_bytes = state.merged
     del arrays
-    counts = narrowed(out[3][:n_paths], "leaf_count")
-    names = narrowed(out[4][:n_paths], "leaf_name")
+    counts = narrowed(out[3][:n_paths], "leaf_count", runs.folder)
+    names = narrowed(out[4][:n_paths], "leaf_name", runs.folder)
     if builder is not None:
         del out, stream_out
         labels, nodes = builder.finish()
-        return Trie._from_nodes(labels, nodes, counts, names, merkleized=True)
-    # Views of the merge buffers: the pages past the ends were never touched, so cost nothing.
-    # Handed over as a list, so that the layout can let go of each once it is read.
-    stream = [out[0][:n_bytes], out[1][:n_paths], out[2][:n_paths]]
-    del out, stream_out
-    return Trie._from_stream(stream, counts, names)
+        trie = Trie._from_nodes(labels, nodes, counts, names, merkleized=True)
+    else:
+        # Views of the merge buffers: the pages past the ends were never touched, so cost
+        # nothing. Handed over as a list, so that the layout can let go of each once it is read.
+        stream = [out[0][:n_bytes], out[1][:n_paths], out[2][:n_paths]]
+        del out, stream_out
+        trie = Trie._from_stream(stream, counts, names)
+    let_go_of(trie)
+    return trie
 
 
-def narrowed(values: np.ndarray, name: str, block: int = MERGE_STEP) -> np.ndarray:
+def let_go_of(trie: Trie) -> None:
+    """Let go of the pages of the trie's arrays that are mapped from the build's files (the
+    labels, the leaves, and the node arrays of a merkleized build): they are read again from
+    the page cache when needed."""
+    for array in trie.arrays.values():
+        drop_pages(array)
+
+
+def narrowed(values: np.ndarray, name: str, folder: Path, block: int = MERGE_STEP) -> np.ndarray:
     """trie.layout.narrowest of a mapped leaf array, read in blocks whose pages are let go of
-    as they are read: an array in memory of the narrowest dtype."""
+    as they are read: a file `<name>.leaves` in `folder`, mapped, of the narrowest dtype."""
     low = top = int(values[0]) if len(values) else 0
     for start in range(0, len(values), block):
         part = values[start : start + block]
         low, top = min(low, int(part.min())), max(top, int(part.max()))
         drop_pages(values)
     dtype = narrowest(np.array([low, top], values.dtype), name).dtype
-    out = np.empty(len(values), dtype)
+    out = zeroed_file_array(folder / f"{name}.leaves", dtype, len(values))
     for start in range(0, len(values), block):
         out[start : start + block] = values[start : start + block]
         drop_pages(values)
+        drop_pages(out)
     return out
 
 
@@ -396,7 +408,9 @@ def build_from_sources(
                 options = (index_options or IndexOptions()) if argindex else None
                 index = None
                 if options is not None:
-                    index = build_index_from_runs(trie, options, folder, run_entries_for(budget), on_merge=on_index)
+                    index = build_index_from_runs(
+                        trie, options, folder, run_entries_for(budget), lambda: let_go_of(trie), on_index
+                    )
                     trim_heap()
                 indexed = time.perf_counter()
                 report = publish_trie(

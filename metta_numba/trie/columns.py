@@ -66,6 +66,7 @@ from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import i32_ro, i64_ro, u8_ro, u32_ro, u64_arr, u64_ro
 from metta_numba.trie.packed import get_bits, put_bits
+from metta_numba.trie.spill import drop_pages
 
 BLOCK_KIND = 1
 ESCAPED_KIND = 2
@@ -501,8 +502,18 @@ def compact_nodes(label_off, child_start, children, rank_offset, label_len: np.n
     """The column arrays of a plain layout (layout.PLAIN_DTYPES) as compact columns, in the
     same order."""
     steps = child_steps(np.ascontiguousarray(child_start, np.int32), np.ascontiguousarray(children, np.int32))
-    columns = (label_column(label_off, label_len), block_column(child_start), escaped_column(steps))
-    return (*columns, escaped_column(rank_offset))
+    # Arrays mapped from a build's files are read once here: their pages are let go of as soon
+    # as each is packed, so that the plain layout is never resident whole.
+    drop_pages(children)
+    label_offsets = label_column(label_off, label_len)
+    drop_pages(label_off)
+    child_starts = block_column(child_start)
+    drop_pages(child_start)
+    child_steps_column = escaped_column(steps)
+    del steps
+    rank_offsets = escaped_column(rank_offset)
+    drop_pages(rank_offset)
+    return label_offsets, child_starts, child_steps_column, rank_offsets
 
 
 def check_columns(label_off, child_start, children, rank_offset) -> tuple[int, int, int, int]:

@@ -29,6 +29,8 @@ every edge leading to a higher id.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numba import types
 
@@ -47,6 +49,7 @@ from metta_numba.trie.layout import (
     u32_arr,
 )
 from metta_numba.trie.merkle import class_table, label_hash, mix_hash, same_run
+from metta_numba.trie.spill import drop_pages, zeroed_file_array
 
 Int = types.int64
 PlainArraysType = types.Tuple((u8_arr, *NodeArraysType.types))
@@ -68,7 +71,7 @@ class DagBuilder:
     c - 1. The n classes made then take the last n slots in the order of their node ids
     (node n - 1 - c, the root first), so `finish` lays them out in place, without a copy."""
 
-    def __init__(self, n_paths: int, n_bytes: int, longest: int) -> None:
+    def __init__(self, n_paths: int, n_bytes: int, longest: int, folder: Path | None = None) -> None:
         if n_bytes > MAX_LABEL_BYTES:
             raise ValueError("4 GiB of label bytes or more: beyond the uint32 label offsets")
         capacity = 2 * n_paths + 1 + n_bytes // MAX_LABEL_LEN  # the tree's nodes at most
@@ -76,14 +79,17 @@ class DagBuilder:
             raise ValueError("more nodes than int32 node ids allow")
         # One node per class, in the trie's plain layout: (labels, label_off, label_len,
         # child_start, children, first_byte, rank_offset), children given as classes.
-        self.classes = (
-            np.empty(n_bytes, np.uint8),
-            np.empty(capacity, np.uint32),
-            np.empty(capacity, np.uint8),
-            np.empty(capacity + 1, np.int32),
-            np.empty(capacity, np.int32),
-            np.empty(capacity, np.uint8),
-            np.empty(capacity, np.int32),
+        self.classes = tuple(
+            np.empty(size, dtype) if folder is None else zeroed_file_array(folder / f"dag.{name}", dtype, size)
+            for name, dtype, size in (
+                ("labels", np.uint8, n_bytes),
+                ("label_off", np.uint32, capacity),
+                ("label_len", np.uint8, capacity),
+                ("child_start", np.int32, capacity + 1),
+                ("children", np.int32, capacity),
+                ("first_byte", np.uint8, capacity),
+                ("rank_offset", np.int32, capacity),
+            )
         )
         self.classes[3][capacity] = capacity  # the end of the edges: class 0's end just there
         # By class: the low half of each one's hash, all a table of fewer than 2**32 slots uses.
@@ -107,6 +113,8 @@ class DagBuilder:
         if self.state[N_SEEN] + len(common) > self.n_paths:
             raise ValueError("more paths than the builder was sized for")
         self.table = add_paths(labels, common, length, False, *self._arrays())
+        for array in self.classes:  # a no-op for classes in memory
+            drop_pages(array)
 
     def finish(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """(labels, node arrays) of the DAG, in the layout of `merkle.merkleize_structure`."""
@@ -114,7 +122,16 @@ class DagBuilder:
         self.table = add_paths(np.zeros(0, np.uint8), none, none, True, *self._arrays())
         classes = self.classes
         del self.classes, self.class_hash, self.class_leaves, self.table, self.pending
-        return laid_out(classes, self.state[N_CLASSES], self.state[LABEL_AT])
+        n_classes, label_at = int(self.state[N_CLASSES]), int(self.state[LABEL_AT])
+        first = len(classes[2]) - n_classes
+        edge_at = laid_out(classes, n_classes, label_at)
+        # Sliced here, not in the kernel: an array a kernel returns no longer knows the file
+        # mapping under it, and the build lets go of the mapping's pages (spill.drop_pages).
+        for array in classes:
+            drop_pages(array)
+        labels, *by_class = classes
+        by_edge = by_class[3:]
+        return labels[label_at:], (*(array[first:] for array in by_class[:3]), *(array[edge_at:] for array in by_edge))
 
     def _arrays(self) -> tuple:
         return (
@@ -255,10 +272,11 @@ def add_paths(
     return table
 
 
-@njit(types.Tuple((u8_arr, NodeArraysType))(PlainArraysType, Int, Int), cache=True, nogil=True)
+@njit(Int(PlainArraysType, Int, Int), cache=True, nogil=True)
 def laid_out(classes, n_classes, label_at):
-    """The last `n_classes` slots of the builder's arrays as the DAG's node arrays, in place:
-    offsets made relative to the first label byte and edge used, children numbered as nodes."""
+    """Make the last `n_classes` slots of the builder's arrays the DAG's node arrays, in place:
+    offsets made relative to the first label byte and edge used, children numbered as nodes.
+    Returns that first edge (the node arrays start at the first of those slots)."""
     class_labels, label_off, label_len, edge_start, edge_class, first_byte, rank_offset = classes
     first = label_len.shape[0] - n_classes
     edge_at = edge_start[first]
@@ -271,11 +289,4 @@ def laid_out(classes, n_classes, label_at):
     children = edge_class[edge_at:]
     for edge in range(children.shape[0]):
         children[edge] = n_classes - 1 - children[edge]
-    return class_labels[label_at:], (
-        label_off,
-        label_len[first:],
-        child_start,
-        children,
-        first_byte[edge_at:],
-        rank_offset[edge_at:],
-    )
+    return edge_at

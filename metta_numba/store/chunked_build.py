@@ -39,7 +39,13 @@ from metta_numba.trie import Trie
 from metta_numba.trie.argindex import IndexOptions
 from metta_numba.trie.argindex_runs import build_index_from_runs, run_entries_for
 from metta_numba.trie.layout import narrowest
-from metta_numba.trie.spill import drop_pages, return_freed_blocks, trim_heap, zeroed_file_array
+from metta_numba.trie.spill import (
+    append_to_run_file,
+    drop_pages,
+    return_freed_blocks,
+    trim_heap,
+    zeroed_file_array,
+)
 
 RUNS_PREFIX = ".build-runs-"
 DEFAULT_BUDGET_SHARE = 0.5
@@ -159,7 +165,7 @@ class RunFiles:
 
     def append(self, run: tuple[np.ndarray, ...]) -> None:
         for f, array, dtype in zip(self.files, run, RUN_DTYPES, strict=True):
-            np.ascontiguousarray(array, dtype=dtype).tofile(f)
+            append_to_run_file(f, np.asarray(array, dtype=dtype))
         suffixes, _, length, _, _ = run
         self.path_start.append(self.path_start[-1] + len(length))
         self.byte_start.append(self.byte_start[-1] + len(suffixes))

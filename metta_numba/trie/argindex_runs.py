@@ -41,7 +41,7 @@ from metta_numba.trie.argindex import (
 )
 from metta_numba.trie.argindex_plan import CODE_COLUMN, FENCE_STRIDE, RANK_COLUMN, RowPlan, code_slots, dense_rows
 from metta_numba.trie.layout import i64_arr, i64_ro, u32_arr, u64_arr, u64_ro
-from metta_numba.trie.spill import drop_pages, file_array, zeroed_file_array
+from metta_numba.trie.spill import append_to_run_file, drop_pages, file_array, zeroed_file_array
 from metta_numba.trie.trie import Trie
 
 Int = types.int64
@@ -236,8 +236,8 @@ class EntryRuns:
             return
         sort_keys, ranks, spare_keys, spare_ranks = self.buffers
         entries.sort_pairs(sort_keys[:n], ranks[:n], spare_keys, spare_ranks)
-        sort_keys[:n].tofile(self.files[0])
-        ranks[:n].tofile(self.files[1])
+        append_to_run_file(self.files[0], sort_keys[:n])
+        append_to_run_file(self.files[1], ranks[:n])
         self.run_start.append(self.run_start[-1] + n)
         self.n_pending = 0
 

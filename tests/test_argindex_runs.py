@@ -16,7 +16,14 @@ from metta_numba.codec import TermStore
 from metta_numba.trie import argindex_entries, packed
 from metta_numba.trie.argindex import ArgIndex, IndexOptions
 from metta_numba.trie.argindex_runs import build_index_from_runs, put_packed, run_entries_for, spill_entry_runs
-from metta_numba.trie.spill import drop_pages, file_array, zeroed_file_array
+from metta_numba.trie.spill import (
+    RUN_WRITE_BYTES,
+    append_to_run_file,
+    drop_pages,
+    file_array,
+    is_file_mapped,
+    zeroed_file_array,
+)
 
 
 def _same_arrays(a: ArgIndex, b: ArgIndex) -> None:
@@ -111,6 +118,20 @@ def test_put_packed_writes_what_pack_packs(values, extra):
     assert np.array_equal(words, packed.pack(np.array(values, np.int64), width))
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from([np.uint8, np.int32, np.uint64]),
+    st.lists(st.integers(0, 3 * RUN_WRITE_BYTES // 8 + 9), min_size=1, max_size=4),
+)
+def test_run_files_hold_the_bytes_of_the_arrays_appended(tmp_path_factory, dtype, sizes):
+    path = tmp_path_factory.mktemp("runs") / "run.bin"
+    arrays = [(np.arange(n) * 7919 % 251).astype(dtype) for n in sizes]
+    with open(path, "wb") as f:
+        for array in arrays:
+            append_to_run_file(f, array[::1])
+    assert path.read_bytes() == b"".join(array.tobytes() for array in arrays)
+
+
 def test_a_mapped_file_keeps_what_was_written_when_its_pages_are_let_go(tmp_path):
     array = zeroed_file_array(tmp_path / "a.bin", np.int64, 1 << 16)
     array[:] = np.arange(1 << 16)
@@ -121,4 +142,5 @@ def test_a_mapped_file_keeps_what_was_written_when_its_pages_are_let_go(tmp_path
     assert np.array_equal(reread, np.arange(1 << 16))
     drop_pages(reread)
     drop_pages(np.arange(4))  # an array in memory: nothing to let go of
+    assert is_file_mapped(array[10:20]) and is_file_mapped(reread) and not is_file_mapped(np.arange(4))
     assert len(zeroed_file_array(tmp_path / "empty.bin", np.uint8, 0)) == 0

@@ -24,8 +24,10 @@ from metta_numba.store.chunked_build import (
     MIN_CHUNK_BYTES,
     RUNS_PREFIX,
     QueriesInSourceError,
+    RunFiles,
     build_from_sources,
     chunk_size,
+    merge_spilled,
     parse_memory_budget,
     source_chunks,
 )
@@ -36,6 +38,7 @@ from metta_numba.syntax.errors import ParseError
 from metta_numba.syntax.printer import format_atom
 from metta_numba.trie import Trie
 from metta_numba.trie.runs import MergeState, sorted_run
+from metta_numba.trie.spill import is_file_mapped
 
 TINY_BUDGET = 1  # every chunk is MIN_CHUNK_BYTES (or one atom when an atom is longer)
 
@@ -152,6 +155,37 @@ def test_merging_runs_of_any_cut_gives_the_whole_batch_trie(text, cuts, step):
     whole = Trie.build(batch.data, batch.offsets, names=batch.names)
     for name, array in whole.arrays.items():
         assert np.array_equal(array, merged.arrays[name]), name
+
+
+def test_a_merkleized_merge_keeps_the_large_arrays_in_files_of_the_build_folder(tmp_path):
+    source = "".join(f"(edge n{i % 97} n{(i * 7) % 89})\n(= (f {i % 13}) (g $x {i}))\n" for i in range(3000))
+    batch = encode_source(source.encode())
+    runs = RunFiles(tmp_path)
+    for lo in range(0, len(batch), 500):
+        hi = min(lo + 500, len(batch))
+        runs.append(sorted_run(batch.data, batch.offsets[lo : hi + 1].copy(), batch.names[lo:hi].copy()))
+    merged = merge_spilled(runs, merkleize=True)
+    whole = Trie.build(batch.data, batch.offsets, names=batch.names, merkleize=True)
+    for name, array in whole.arrays.items():
+        assert np.array_equal(array, merged.arrays[name]), name
+    # The labels, the leaves and the node arrays the columns are packed from are mapped from
+    # files, so the build can let go of their pages; the packed columns are in memory.
+    arrays = merged.arrays
+    for name in ("labels", "label_len", "child_first_byte", "leaf_count", "leaf_name"):
+        assert is_file_mapped(arrays[name]), name
+        assert Path(_file_of(arrays[name])).parent == tmp_path
+    assert {"dag.labels", "dag.children", "leaf_name.leaves"} <= {entry.name for entry in tmp_path.iterdir()}
+
+
+def _file_of(array: np.ndarray) -> str:
+    """The path of the file under a mapped array, from this process's mappings."""
+    address = array.__array_interface__["data"][0]
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        low, high = (int(bound, 16) for bound in fields[0].split("-"))
+        if low <= address < high and len(fields) == 6:
+            return fields[5]
+    raise AssertionError("no mapping holds the array")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

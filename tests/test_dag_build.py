@@ -15,6 +15,7 @@ from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie, merkle, sort
 from metta_numba.trie.build import layout_trie
 from metta_numba.trie.dag_build import DagBuilder, layout_dag
 from metta_numba.trie.layout import MAX_LABEL_LEN
+from metta_numba.trie.spill import drop_pages, is_file_mapped
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -107,6 +108,34 @@ def test_a_stream_fed_in_chunks_gives_the_dag_of_the_whole(paths, cuts):
     assert np.array_equal(got_labels, want_labels)
     for got, want in zip(got_nodes, want_nodes):
         assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_paths, st.lists(st.integers(0, 40), max_size=3))
+def test_a_builder_in_a_folder_keeps_its_classes_in_files_and_gives_the_same_dag(tmp_path_factory, paths, cuts):
+    folder = tmp_path_factory.mktemp("dag")
+    stream = _stream(paths)
+    labels, common, length = stream
+    want_labels, want_nodes = layout_dag([column.copy() for column in stream])
+    builder = DagBuilder(len(common), len(labels), int(length.max(initial=0)), folder)
+    bounds = sorted({0, len(common), *(min(cut, len(common)) for cut in cuts)})
+    byte_at = np.concatenate([[0], np.cumsum(length - common)])
+    for lo, hi in zip(bounds, bounds[1:]):
+        builder.add(labels[byte_at[lo] : byte_at[hi]], common[lo:hi], length[lo:hi])
+    got_labels, got_nodes = builder.finish()
+    assert np.array_equal(got_labels, want_labels)
+    for got, want in zip(got_nodes, want_nodes):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    # Every array the DAG is made of is a view of a file of the folder, whose pages the build
+    # can let go of (spill.drop_pages), and the values survive letting go of them.
+    arrays = [got_labels, *got_nodes]
+    for array in arrays:
+        if len(array):
+            assert is_file_mapped(array)
+            drop_pages(array)
+    assert np.array_equal(got_labels, want_labels)
+    assert all(np.array_equal(got, want) for got, want in zip(got_nodes, want_nodes))
+    assert {entry.name for entry in folder.iterdir()} >= {"dag.label_off", "dag.children", "dag.class_leaves"}
 
 
 def test_a_builder_refuses_more_than_it_was_sized_for():

@@ -94,7 +94,13 @@ class DagBuilder:
         self.classes[3][capacity] = capacity  # the end of the edges: class 0's end just there
         # By class: the low half of each one's hash, all a table of fewer than 2**32 slots uses.
         self.class_hash = np.empty(capacity, np.uint32)
-        self.class_leaves = np.empty(capacity, np.int32)  # by class (leaves < 2**31 paths)
+        # By class (leaves < 2**31 paths). Read only for a new class's children, mostly classes
+        # made just before: a file in `folder`, whose pages are let go of with the classes'.
+        self.class_leaves = (
+            np.empty(capacity, np.int32)
+            if folder is None
+            else zeroed_file_array(folder / "dag.class_leaves", np.int32, capacity)
+        )
         self.table = np.full(1 << 10, -1, np.int32)
         self.path = np.zeros(max(longest, 1), np.uint8)  # the latest path
         # The open nodes (the latest path's): depth at the end of each one's label, and where
@@ -113,7 +119,7 @@ class DagBuilder:
         if self.state[N_SEEN] + len(common) > self.n_paths:
             raise ValueError("more paths than the builder was sized for")
         self.table = add_paths(labels, common, length, False, *self._arrays())
-        for array in self.classes:  # a no-op for classes in memory
+        for array in (*self.classes, self.class_leaves):  # a no-op for arrays in memory
             drop_pages(array)
 
     def finish(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:

@@ -32,6 +32,11 @@ def _mapping_of(array: np.ndarray) -> mmap.mmap | None:
     return None
 
 
+def is_file_mapped(array: np.ndarray) -> bool:
+    """The array is a view of a file mapping (so `drop_pages` lets go of its pages)."""
+    return _mapping_of(array) is not None
+
+
 def drop_pages(array: np.ndarray) -> None:
     """Let go of the resident pages of the file mapping under `array` (a no-op for an array
     in anonymous memory, and where madvise is missing)."""

@@ -1,13 +1,14 @@
-"""The one-call path of a small query: trie.unifypaths.prefix_matches against unification of
-every stored atom, and PersistentKB.bindings_table (which takes that path for such patterns)
-against PersistentKB.bindings (which does not)."""
+"""The one-call path of a small query: trie.unifypaths.matched_rows (candidates from the ground
+prefix or the argument index) against unification of every stored atom; PersistentKB.bindings
+(which takes that path when it can) against unification too, and PersistentKB.bindings_table
+against PersistentKB.bindings."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, alpha_equal
@@ -15,21 +16,23 @@ from metta_numba.codec import TermStore, decode, encode, encode_atoms
 from metta_numba.space.base import replace_symbols
 from metta_numba.store import PersistentKB
 from metta_numba.syntax import parse_atom
+from metta_numba.syntax.printer import format_atom
 from metta_numba.trie import Trie
 from metta_numba.trie.argindex import ArgIndex, IndexOptions, candidate_paths, trie_candidates
-from metta_numba.trie.argindex_kernels import prefix_ranges, range_total
+from metta_numba.trie.argindex_kernels import USE_TRIE, prefix_ranges, range_total
 from metta_numba.trie.pathmatch import MAYBE, YES
 from metta_numba.trie.unifypaths import (
     ALL_SINGLE_MATCHES,
     COUNT_DAMAGED,
-    NOT_PREFIX,
+    NO_INDEX,
+    NOT_SERVED,
     ROW_COPIES,
     ROW_FIRST_VALUE,
     ROW_PATH,
     ROW_RANK,
     ROW_STATUS,
     SOME_OTHER_ROWS,
-    prefix_matches,
+    matched_rows,
 )
 from metta_numba.unify import rename_apart, substitute, unify_into
 
@@ -65,11 +68,24 @@ def _spelled(atom):
     return atom
 
 
-def _run_kernel(trie, path, limit):
+def _run_kernel(trie, path, limit, index=None, most=256):
     counts = trie.arrays["leaf_count"]
     counts = np.ascontiguousarray(counts, dtype=counts.dtype.newbyteorder("<"))
     total = int(counts.sum())
-    return prefix_matches(trie._structure, path, limit, counts.view(np.uint8), counts.dtype.itemsize, total)
+    arrays = NO_INDEX if index is None else index.kernel_arrays
+    width = counts.dtype.itemsize
+    return matched_rows(trie._structure, path, limit, most, *arrays, counts.view(np.uint8), width, total)
+
+
+def _served(trie, index, path, limit, most) -> bool:
+    """Whether matched_rows answers the pattern: as ArgIndex.plan picks the candidates."""
+    ranges, later = prefix_ranges(trie._structure, path)
+    if range_total(ranges) <= limit:
+        return later == 0
+    if index is None:
+        return False
+    choice, estimate, _ = index.lookup(trie, path, gather=False)
+    return choice != USE_TRIE and estimate <= most
 
 
 @settings(max_examples=300, deadline=None)
@@ -77,18 +93,20 @@ def _run_kernel(trie, path, limit):
     st.lists(st.tuples(stored_atoms, st.sampled_from([1, 1, 2, 300])), min_size=1, max_size=12),
     patterns,
     st.sampled_from([0, 2, 256]),
+    st.booleans(),
+    st.sampled_from([1, 4, 256]),
 )
-def test_prefix_matches_agree_with_unification(stored_counts, pattern, limit):
+def test_matched_rows_agree_with_unification(stored_counts, pattern, limit, indexed, most):
     stored = [atom for atom, _ in stored_counts]
     terms = TermStore()
     data, offsets, names, _ = encode_atoms(stored, terms)
     trie = Trie.build(data, offsets, np.array([c for _, c in stored_counts], np.int64), names)
+    index = ArgIndex.build(trie, IndexOptions(max_ratio=None)) if indexed else None
     key, pattern_names = encode(pattern, terms)
     path = np.frombuffer(key, np.uint8)
-    rows, out, verdict = _run_kernel(trie, path, limit)
-    ranges, later = prefix_ranges(trie._structure, path)
-    if later != 0 or range_total(ranges) > limit:
-        assert verdict == NOT_PREFIX
+    rows, out, verdict = _run_kernel(trie, path, limit, index, most)
+    if not _served(trie, index, path, limit, most):
+        assert verdict == NOT_SERVED
         return
     assert rows.shape[1] == ROW_FIRST_VALUE + 2 * len(pattern_names)
     copies: Counter = Counter()
@@ -171,10 +189,8 @@ def test_bindings_table_agrees_with_bindings(tmp_path):
         def hook(value):
             return replace_symbols(value, {Symbol("tok"): token})
 
-        # The one-call path serves a ground-prefix pattern (so the comparisons below test it)
-        # and leaves the others to the general way.
-        assert kb._generation.prefix_matched(kb._encoded(parse_atom("(edge n1 $y)")).path) is not None
-        assert kb._generation.prefix_matched(kb._encoded(parse_atom("(edge $x n1)")).path) is None
+        # The one-call path serves a ground-prefix pattern (so the comparisons below test it).
+        assert kb._generation.matched_rows(kb._encoded(parse_atom("(edge n1 $y)")).path) is not None
         for text in KB_PATTERNS:
             pattern = parse_atom(text)
             for _ in range(2):  # the second time from the kept encoding and values
@@ -201,6 +217,82 @@ def test_a_kept_encoding_follows_the_term_store(tmp_path):
         assert kb.bindings_table(pattern) == ([Variable("y")], [[Symbol("found")]])
 
 
+def _canonical(atom) -> str:
+    """The atom's text with its variables renamed by first occurrence: equal up to renaming."""
+    mapping: dict = {}
+    stack = [atom]
+    while stack:
+        a = stack.pop()
+        if type(a) is Variable:
+            mapping.setdefault(a, Variable(f"v{len(mapping)}"))
+        elif type(a) is Expression:
+            stack.extend(reversed(a.children))
+    return format_atom(substitute(atom, mapping))
+
+
+def _answers(pattern, found) -> Counter:
+    return Counter(_canonical(substitute(pattern, bindings)) for bindings in found)
+
+
+def _reference(stored_counts, pattern) -> Counter:
+    """The pattern's answers by unifying it with every stored copy."""
+    found: Counter = Counter()
+    for atom, copies in stored_counts:
+        bindings = _unified(atom, pattern)
+        if bindings is not None:
+            found[_canonical(substitute(pattern, bindings))] += copies
+    return found
+
+
+# No numbers: the KB finds `2` for `2.0` through probes of other spellings, a path of its own.
+kb_leaves = st.one_of(symbols, stored_variables, st.sampled_from(["s", "t"]).map(Grounded))
+kb_terms = st.recursive(kb_leaves, lambda kids: st.lists(kids, min_size=1, max_size=3).map(Expression), max_leaves=6)
+kb_atoms = st.one_of(st.tuples(st.sampled_from(["edge", "f"]), kb_terms, kb_terms).map(lambda t: E(*t)), kb_terms)
+kb_pattern_leaves = st.one_of(symbols, st.sampled_from(["p", "q", "x"]).map(Variable))
+kb_patterns = st.tuples(st.sampled_from(["edge", "f"]), kb_pattern_leaves, kb_pattern_leaves).map(lambda t: E(*t))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(kb_atoms, st.sampled_from([1, 1, 2])), min_size=1, max_size=30),
+    st.lists(kb_patterns, max_size=4),
+)
+def test_bindings_agree_with_unification_of_every_stored_copy(tmp_path_factory, stored_counts, queries):
+    directory = tmp_path_factory.mktemp("kb") / "kb"
+    with PersistentKB.create(directory) as kb:
+        for atom, copies in stored_counts:
+            for _ in range(copies):
+                kb.add(atom)
+        kb.checkpoint()
+    with PersistentKB.open(directory, readonly=True) as kb:
+        for pattern in queries:
+            for _ in range(2):  # the second time from the kept encoding and values
+                assert _answers(pattern, kb.bindings(pattern)) == _reference(stored_counts, pattern), pattern
+
+
+def test_a_pattern_the_index_narrows_is_answered_in_one_call(tmp_path):
+    facts = [parse_atom(f"(edge n{i % 40} n{(7 * i) % 31})") for i in range(1200)]
+    with PersistentKB.create(tmp_path / "kb") as kb:
+        for fact in facts:
+            kb.add(fact)
+        kb.checkpoint()
+    with PersistentKB.open(tmp_path / "kb", readonly=True) as kb:
+        generation = kb._generation
+        assert generation.index is not None
+        for text in ("(edge $x n5)", "(edge n3 $y)"):
+            pattern = parse_atom(text)
+            path = kb._encoded(pattern).path
+            # (edge $x n5): the prefix `(edge` leaves all 1,200 paths, the index the few.
+            assert generation.matched_rows(path) is not None, text
+            assert _answers(pattern, kb.bindings(pattern)) == _reference([(f, 1) for f in facts], pattern), text
+        # Too many candidates for rows one by one, or none the index narrows: the general way
+        # answers, the same.
+        for text in ("(edge $x $y)", "(edge $x $x)"):
+            broad = parse_atom(text)
+            assert generation.matched_rows(kb._encoded(broad).path) is None
+            assert _answers(broad, kb.bindings(broad)) == _reference([(f, 1) for f in facts], broad)
+
+
 def test_a_copy_count_above_the_total_is_reported():
     terms = TermStore()
     data, offsets, names, _ = encode_atoms([parse_atom("(edge n1 n2)"), parse_atom("(edge n1 n3)")], terms)
@@ -208,8 +300,9 @@ def test_a_copy_count_above_the_total_is_reported():
     counts = trie.arrays["leaf_count"]
     path = np.frombuffer(encode(parse_atom("(edge n1 $y)"), terms)[0], np.uint8)
     width = counts.dtype.itemsize
-    assert prefix_matches(trie._structure, path, 256, counts.view(np.uint8), width, 6)[2] == SOME_OTHER_ROWS
-    assert prefix_matches(trie._structure, path, 256, counts.view(np.uint8), width, 4)[2] == COUNT_DAMAGED
+    counted = (*NO_INDEX, counts.view(np.uint8), width)
+    assert matched_rows(trie._structure, path, 256, 256, *counted, 6)[2] == SOME_OTHER_ROWS
+    assert matched_rows(trie._structure, path, 256, 256, *counted, 4)[2] == COUNT_DAMAGED
 
 
 def test_a_large_table_decodes_only_the_wanted_columns(tmp_path):

@@ -123,7 +123,7 @@ class AnswerTables:
             rows = None
             if encoded is not None and encoded.plain and not self._working.delta:
                 variables = list(encoded.variables)
-                found = self._generation.prefix_matched(encoded.path)
+                found = self._generation.matched_rows(encoded.path)
                 if found is not None:
                     return variables, self._prefix_columns(pattern, variables, value_hook, symbols, *found)
                 matched = self._generation.matched(encoded.key)
@@ -174,7 +174,7 @@ class AnswerTables:
         return encoded
 
     def _prefix_columns(self, pattern, variables, value_hook, symbols, rows, data, single) -> list[list]:
-        """The columns of bindings_table from the rows of Generation.prefix_matched. Values
+        """The columns of bindings_table from the rows of Generation.matched_rows. Values
         are decoded and replaced once per byte string and kept for the next query (with the
         same replacements)."""
         replace = _replacer(value_hook, symbols)
@@ -199,11 +199,9 @@ class AnswerTables:
             if row[ROW_STATUS] == YES:
                 answers = [([value_of(data[row[at] : row[at + 1]]) for at in starts], row[ROW_COPIES])]
             else:
-                names = self._snapshot_names(self._generation.name_id(row[ROW_RANK]))
-                atom = self._decode(data[row[ROW_PATH] : row[ROW_PATH + 1]], names)
                 answers = [
                     ([replace(substitute(v, b)) if v in b else None for v in variables], 1)
-                    for b in unified_counted(pattern, [(atom, row[ROW_COPIES])])
+                    for b in self._unified_row(pattern, row, data)
                 ]
             for values, n in answers:
                 for column, value in zip(columns, values):
@@ -309,14 +307,46 @@ class AnswerTables:
                 found = unified_counted(pattern, self._all_atoms())  # the codec cannot encode it
                 return variables_of(pattern), [(b, 1) for b in found]
             key, variables = encoded.key, list(encoded.variables)
-            rows = self._snapshot_rows(pattern, key, len(variables), *self._generation.matched(key))
             working = self._working
+            if not working.delta:
+                found = self._generation.matched_rows(encoded.path)
+                if found is not None:
+                    return variables, self._matched_answers(pattern, len(variables), *found[:2])
+            rows = self._snapshot_rows(pattern, key, len(variables), *self._generation.matched(key))
             if working.delta:
                 found = (
                     (self._decode(p, working.names.get(p, ())), working.delta[p]) for p in working.candidates(key)
                 )
                 rows.extend((b, 1) for b in unified_counted(pattern, found))
             return variables, rows
+
+    def _matched_answers(self, pattern, n_vars: int, rows: list[list[int]], data: bytes) -> list[tuple]:
+        """The answers of `_answer_rows` from the rows of Generation.matched_rows."""
+        seen = self._decoded
+        if len(seen) > 100_000:
+            seen.clear()
+        starts = range(ROW_FIRST_VALUE, ROW_FIRST_VALUE + 2 * n_vars, 2)
+        out: list[tuple] = []
+        for row in rows:
+            if row[ROW_STATUS] == YES:
+                values = []
+                for at in starts:
+                    raw = data[row[at] : row[at + 1]]
+                    value = seen.get(raw)
+                    if value is None and raw:  # an empty span: the variable stays unbound
+                        value = seen[raw] = self._value(raw)
+                    values.append(value)
+                out.append((tuple(values), row[ROW_COPIES]))
+            else:
+                out.extend((b, 1) for b in self._unified_row(pattern, row, data))
+        return out
+
+    def _unified_row(self, pattern, row: list[int], data: bytes) -> list:
+        """The bindings of every copy of a MAYBE row of Generation.matched_rows: its path
+        decoded and unified with the pattern."""
+        names = self._snapshot_names(self._generation.name_id(row[ROW_RANK]))
+        atom = self._decode(data[row[ROW_PATH] : row[ROW_PATH + 1]], names)
+        return unified_counted(pattern, [(atom, row[ROW_COPIES])])
 
     def _snapshot_rows(
         self, pattern, key, n_vars, counts, name_ids, data, offsets, status, spans, sides

@@ -57,13 +57,17 @@ from metta_numba.trie.layout import LEAF_DTYPES, constant_column, constant_value
 from metta_numba.trie.unifypaths import (
     ALL_SINGLE_MATCHES,
     COUNT_DAMAGED,
-    NOT_PREFIX,
-    prefix_matches,
+    NO_INDEX,
+    NOT_SERVED,
+    matched_rows,
     snapshot_matches,
     unify_paths,
 )
 from metta_numba.trie.walk import prefix_rank_range
 
+FEW_CANDIDATES = 256
+"""Candidates up to which `matched_rows` answers in one call: above it, the general way's
+bulk decoding (store.answers) costs less than rows decoded one by one."""
 OPEN_CHECK_BYTES = 64 << 20
 """Opening a generation whose two files total at most this many bytes hashes all of their
 sections and datasets against the recorded checksums (about 10 ms per 64 MB once the file is
@@ -360,21 +364,23 @@ class Generation:
         counts = self._checked_counts(self._leaf_count[ranks])
         return counts, self._leaf_name[ranks], data, offsets, status, spans, sides
 
-    def prefix_matched(self, pattern: np.ndarray) -> tuple[list[list[int]], bytes, bool] | None:
-        """`matched` in one kernel call, for a pattern whose ground prefix alone picks its few
-        candidates (the ones the trie, not the argument index, gives it): (rows as lists and the
-        bytes they point into, see trie.unifypaths.prefix_matches; whether every row is a match
-        once). None for any other pattern, and for one that is not well formed (the general
-        way reports that)."""
+    def matched_rows(self, pattern: np.ndarray) -> tuple[list[list[int]], bytes, bool] | None:
+        """`matched` in one kernel call, for a pattern with at most FEW_CANDIDATES candidates
+        (picked by its ground prefix or by the argument index): (rows as lists and the bytes
+        they point into, see trie.unifypaths.matched_rows; whether every row is a match once).
+        None for any other pattern, and for one that is not well formed (the general way
+        reports that)."""
+        index = NO_INDEX if self.index is None else self.index.kernel_arrays
         try:
-            rows, data, verdict = prefix_matches(
-                self.trie._structure, pattern, SELECTIVE_PREFIX, self._count_bytes, self._count_width, self._total
-            )
+            rows, data, verdict = matched_rows(
+                self.trie._structure, pattern, SELECTIVE_PREFIX, FEW_CANDIDATES, *index,
+                self._count_bytes, self._count_width, self._total,
+            )  # fmt: skip
         except (CorruptTrieError, IndexError) as err:
             raise self._damaged(err) from None
         except ValueError:
             return None
-        if verdict == NOT_PREFIX:
+        if verdict == NOT_SERVED:
             return None
         if verdict == COUNT_DAMAGED:
             raise self._count_error()

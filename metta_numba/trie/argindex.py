@@ -275,6 +275,12 @@ class ArgIndex:
 
     # --- lookups -------------------------------------------------------------------------
 
+    @property
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(table, hashes, key starts, postings): what the lookup kernels take (see
+        unifypaths.matched_rows)."""
+        return self._table, self._hashes, self._key_start, self._ranks
+
     def lookup(self, trie: Trie, pattern: np.ndarray, gather: bool = True) -> tuple[int, int, np.ndarray]:
         """(choice, estimate, ranks) for an encoded pattern; see argindex_kernels.lookup."""
         try:

@@ -25,8 +25,18 @@ from metta_numba.codec import tags
 from metta_numba.jit import njit
 from metta_numba.trie.argindex import ArgIndex, candidate_paths
 from metta_numba.trie.argindex_entries import scan_term
-from metta_numba.trie.argindex_kernels import prefix_ranges, range_total, ranks_of_ranges
-from metta_numba.trie.layout import StructureType, i64_ro, u8_ro
+from metta_numba.trie.argindex_kernels import (
+    H_LEAVES,
+    USE_INDEX,
+    USE_TRIE,
+    gather_candidates,
+    plan_pattern,
+    prefix_ranges,
+    range_total,
+    ranks_of_ranges,
+)
+from metta_numba.trie.errors import CorruptTrieError
+from metta_numba.trie.layout import StructureType, i64_ro, u8_ro, u32_ro, u64_ro
 from metta_numba.trie.pathmatch import MAYBE, NO, YES, is_number_tag, match_one
 from metta_numba.trie.scan import (
     TAG_BIG_ARITY,
@@ -251,37 +261,60 @@ ROW_STATUS = 1
 ROW_COPIES = 2
 ROW_PATH = 3
 ROW_FIRST_VALUE = 5
-"""Columns of a `prefix_matches` row: the candidate's rank, its status, its copies, the
+"""Columns of a `matched_rows` row: the candidate's rank, its status, its copies, the
 [start, end) of its path in the returned data, then the [start, end) of each pattern
 variable's value."""
 
-NOT_PREFIX = -1
-"""`prefix_matches` verdicts: the pattern is not one it serves (the caller takes the general
+NOT_SERVED = -1
+"""`matched_rows` verdicts: the pattern is not one it serves (the caller takes the general
 way); a copy count above the total (a damaged snapshot); every row is a match once (the
 caller may take each column at once); rows of any kind."""
 COUNT_DAMAGED = -2
 ALL_SINGLE_MATCHES = 1
 SOME_OTHER_ROWS = 0
+NO_INDEX = (np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+"""The index arrays `matched_rows` takes for a trie without an argument index."""
 
 
-@njit(types.Tuple((i64_2d, u8_arr, Int))(StructureType, u8_ro, Int, u8_ro, Int, Int), cache=True, nogil=True)
-def prefix_matches(trie, pattern, limit, count_bytes, count_width, total):
-    """`snapshot_matches` in one call for a pattern whose ground prefix picks its candidates:
-    no ground token follows its first variable, and the prefix leaves at most `limit` paths.
-    Returns (rows, data, verdict): data holds the candidates' paths, then the pattern; one row
-    per candidate that may match (status YES or MAYBE), in rank order, with its rank, status,
-    copies (from the little-endian leaf counts of `count_width` bytes each, at most `total`;
-    a negative width -w: every path's count is the one w-byte value there, a constant column),
-    the span of its path in data, then for each pattern variable the span of its value in data
-    (a value lies in the path or in the pattern; an empty span: the variable stays unbound).
-    The verdict is one of the constants above.
+@njit(
+    types.Tuple((i64_2d, u8_arr, Int))(
+        StructureType, u8_ro, Int, Int, i64_ro, u32_ro, u64_ro, u64_ro, u8_ro, Int, Int
+    ),
+    cache=True,
+    nogil=True,
+)  # fmt: skip
+def matched_rows(trie, pattern, limit, most, table, hashes, key_start, index_ranks, count_bytes, count_width, total):
+    """`snapshot_matches` in one call for a pattern with few candidates, picked by its ground
+    prefix (no ground token follows its first variable, and the prefix leaves at most `limit`
+    paths) or else by the argument index (its arrays; empty: none), as ArgIndex.plan picks
+    them, when they are at most `most`. Returns (rows, data, verdict): data holds the
+    candidates' paths, then the pattern; one row per candidate that may match (status YES or
+    MAYBE), in rank order, with its rank, status, copies (from the little-endian leaf counts
+    of `count_width` bytes each, at most `total`; a negative width -w: every path's count is
+    the one w-byte value there, a constant column), the span of its path in data, then for
+    each pattern variable the span of its value in data (a value lies in the path or in the
+    pattern; an empty span: the variable stays unbound). The verdict is one of the constants
+    above.
 
     A small query pays mostly for calls and intermediate arrays, not for the walk: this makes
     one call where the general way makes six, and decodes nothing."""
     ranges, later = prefix_ranges(trie, pattern)
-    if later != 0 or range_total(ranges) > limit:
-        return np.empty((0, 0), np.int64), np.empty(0, np.uint8), NOT_PREFIX
-    ranks = ranks_of_ranges(ranges)
+    if range_total(ranges) <= limit:
+        if later != 0:  # the trie's match kernel narrows these (ArgIndex.plan)
+            return np.empty((0, 0), np.int64), np.empty(0, np.uint8), NOT_SERVED
+        ranks = ranks_of_ranges(ranges)
+    else:
+        if table.shape[0] == 0:
+            return np.empty((0, 0), np.int64), np.empty(0, np.uint8), NOT_SERVED
+        choice, row, lo, hi, estimate = plan_pattern(pattern, table, hashes, key_start, index_ranks, ranges, later)
+        if choice == USE_TRIE or estimate > most:
+            return np.empty((0, 0), np.int64), np.empty(0, np.uint8), NOT_SERVED
+        if choice == USE_INDEX:
+            ranks = gather_candidates(table, index_ranks, row, lo, hi, ranges, estimate)
+        else:
+            ranks = ranks_of_ranges(ranges)
+        if ranks.shape[0] and ranks[ranks.shape[0] - 1] >= table[H_LEAVES]:
+            raise CorruptTrieError("argument index: a posting beyond the paths")
     paths, offsets = paths_of_sorted_ranks(trie, ranks)
     status, spans, sides = unify_paths(pattern, paths, offsets)
     size = paths.shape[0]

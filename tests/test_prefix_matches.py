@@ -234,14 +234,20 @@ def _answers(pattern, found) -> Counter:
     return Counter(_canonical(substitute(pattern, bindings)) for bindings in found)
 
 
-def _reference(stored_counts, pattern) -> Counter:
-    """The pattern's answers by unifying it with every stored copy."""
+def _reference(stored_counts, pattern, with_atoms: bool = False) -> Counter:
+    """The pattern's answers by unifying it with every stored copy (with the stored atoms, as
+    PersistentKB.query gives them, on request)."""
     found: Counter = Counter()
     for atom, copies in stored_counts:
         bindings = _unified(atom, pattern)
         if bindings is not None:
-            found[_canonical(substitute(pattern, bindings))] += copies
+            answer = _canonical(substitute(pattern, bindings))
+            found[(_canonical(atom), answer) if with_atoms else answer] += copies
     return found
+
+
+def _query_answers(pattern, found) -> Counter:
+    return Counter((_canonical(atom), _canonical(substitute(pattern, values))) for atom, values in found)
 
 
 # No numbers: the KB finds `2` for `2.0` through probes of other spellings, a path of its own.
@@ -268,6 +274,7 @@ def test_bindings_agree_with_unification_of_every_stored_copy(tmp_path_factory, 
         for pattern in queries:
             for _ in range(2):  # the second time from the kept encoding and values
                 assert _answers(pattern, kb.bindings(pattern)) == _reference(stored_counts, pattern), pattern
+            assert _query_answers(pattern, kb.query(pattern)) == _reference(stored_counts, pattern, True), pattern
 
 
 def test_a_pattern_the_index_narrows_is_answered_in_one_call(tmp_path):
@@ -285,6 +292,7 @@ def test_a_pattern_the_index_narrows_is_answered_in_one_call(tmp_path):
             # (edge $x n5): the prefix `(edge` leaves all 1,200 paths, the index the few.
             assert generation.matched_rows(path) is not None, text
             assert _answers(pattern, kb.bindings(pattern)) == _reference([(f, 1) for f in facts], pattern), text
+            assert _query_answers(pattern, kb.query(pattern)) == _reference([(f, 1) for f in facts], pattern, True)
         # Too many candidates for rows one by one, or none the index narrows: the general way
         # answers, the same.
         for text in ("(edge $x $y)", "(edge $x $x)"):

@@ -341,12 +341,16 @@ class AnswerTables:
                 out.extend((b, 1) for b in self._unified_row(pattern, row, data))
         return out
 
+    def _row_atoms(self, rows: list[list[int]], data: bytes):
+        """(stored atom, copies) of each row of Generation.matched_rows."""
+        for row in rows:
+            names = self._snapshot_names(self._generation.name_id(row[ROW_RANK]))
+            yield self._decode(data[row[ROW_PATH] : row[ROW_PATH + 1]], names), row[ROW_COPIES]
+
     def _unified_row(self, pattern, row: list[int], data: bytes) -> list:
         """The bindings of every copy of a MAYBE row of Generation.matched_rows: its path
         decoded and unified with the pattern."""
-        names = self._snapshot_names(self._generation.name_id(row[ROW_RANK]))
-        atom = self._decode(data[row[ROW_PATH] : row[ROW_PATH + 1]], names)
-        return unified_counted(pattern, [(atom, row[ROW_COPIES])])
+        return unified_counted(pattern, self._row_atoms([row], data))
 
     def _snapshot_rows(
         self, pattern, key, n_vars, counts, name_ids, data, offsets, status, spans, sides

@@ -364,13 +364,15 @@ class Generation:
         counts = self._checked_counts(self._leaf_count[ranks])
         return counts, self._leaf_name[ranks], data, offsets, status, spans, sides
 
-    def matched_rows(self, pattern: np.ndarray) -> tuple[list[list[int]], bytes, bool] | None:
+    def matched_rows(self, pattern: bytes | np.ndarray) -> tuple[list[list[int]], bytes, bool] | None:
         """`matched` in one kernel call, for a pattern with at most FEW_CANDIDATES candidates
         (picked by its ground prefix or by the argument index): (rows as lists and the bytes
         they point into, see trie.unifypaths.matched_rows; whether every row is a match once).
         None for any other pattern, and for one that is not well formed (the general way
         reports that)."""
         index = NO_INDEX if self.index is None else self.index.kernel_arrays
+        if isinstance(pattern, bytes):
+            pattern = np.frombuffer(pattern, dtype=np.uint8)
         try:
             rows, data, verdict = matched_rows(
                 self.trie._structure, pattern, SELECTIVE_PREFIX, FEW_CANDIDATES, *index,

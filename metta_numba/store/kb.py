@@ -418,10 +418,13 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
                 key, names = encode(pattern, QueryTerms(self._terms), intern=False)
             except CodecError:
                 return self._query_scan(pattern)
-            if not names and not self._working.delta:
-                found = self._ground_query(pattern, key)
+            if not self._working.delta:
+                found = self._ground_query(pattern, key) if not names else None
                 if found is not None:
                     return found
+                rows = self._generation.matched_rows(key)
+                if rows is not None:  # few candidates, found and sifted in one kernel call
+                    return match_counted(pattern, self._row_atoms(*rows[:2]))
             return match_counted(pattern, self._candidates(key))
 
     def _ground_query(self, pattern: Atom, key: bytes) -> list[tuple[Atom, Bindings]] | None:

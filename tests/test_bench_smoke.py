@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from metta_numba.bench.suite_report import BASELINE_ROWS, get
-from metta_numba.bench.targets import HYPOTHESES, TARGETS
+from metta_numba.bench.targets import HYPOTHESES, SCALE, TARGETS, judge_all
 
 BASELINE_FIGURES = (
     "compile_ms", "merkleize_ms", "plain/build_ms", "plain/serialize_ms", "plain/snapshot_bytes",
@@ -193,3 +193,26 @@ def test_markdown_has_no_empty_cells(smoke_run):
         assert (out / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for link in re.findall(r"\]\((figures/[^)]+)\)", markdown):
         assert (out / link).exists(), link
+
+
+def test_the_scale_targets_judge_the_xlarge_figures():
+    def results(build_s: float, peak: float, small_s: float, xlarge_s: float) -> dict:
+        def startup(seconds: float) -> dict:
+            return {"wall_s": {"median": seconds, "min": seconds, "max": seconds, "samples": [seconds]}}
+
+        xlarge = {"source_bytes": 1.4e9, "kb_bytes": 0.5e9, "build": {"wall_s": build_s, "peak_rss_bytes": peak}}
+        return {"xlarge": {"small": {"startup_snapshot_one": startup(small_s)},
+                           "xlarge": {**xlarge, "startup_snapshot_one": startup(xlarge_s)}}}
+
+    def verdicts(figures: dict) -> list:
+        return [row["held"] for row in judge_all(figures)["scale"]]
+
+    assert [row["metric"] for row in judge_all({})["scale"]] == [t.metric for t in SCALE]
+    assert verdicts({}) == [None, None]
+    assert verdicts(results(70.0, 0.9 * 2**30, 0.27, 0.28)) == [True, True]
+    assert verdicts(results(200.0, 0.9 * 2**30, 0.27, 0.40)) == [False, False]
+    assert verdicts(results(70.0, 5 * 2**30, 0.27, 0.36)) == [False, True]
+    held = judge_all(results(70.0, 0.9 * 2**30, 0.27, 0.28))
+    assert "1,400 MB of text" in held["scale"][0]["measured"]
+    # The 1 GB hypothesis takes the xlarge start-up when there is one.
+    assert "1400 MB KB: 0.28 s" in held["hypotheses"][-1]["measured"]

@@ -42,12 +42,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where BASELINE.md, results/ and figures/ go")
     parser.add_argument("--workdir", type=Path, help="keep generated KBs here (default: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="every figure once on a tiny KB (for CI)")
+    parser.add_argument("--xlarge", action="store_true",
+                        help="also build the xlarge KB (1.4 GB of text) out of core and time start-up on it")
     parser.add_argument("--from-json", type=Path, metavar="RESULTS",
                         help="only regenerate BASELINE.md and the figures from a results file")
     args = parser.parse_args(argv)
     for label in args.sizes.split(","):
         if label not in IN_MEMORY_SIZES:
-            extra = " (xlarge: python -m metta_numba.bench.build_scaling)" if label in SIZES else ""
+            extra = f" ({label}: python -m metta_numba.bench.build_scaling)" if label in SIZES else ""
             parser.error(f"unknown size {label!r} (choose from {', '.join(IN_MEMORY_SIZES)}){extra}")
     return args
 
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     from metta_numba.bench.suite_profile import bench_profile
     from metta_numba.bench.suite_query import bench_query
     from metta_numba.bench.suite_startup import bench_startup
+    from metta_numba.bench.suite_xlarge import bench_xlarge
 
     sizes = ["smoke"] if args.smoke else args.sizes.split(",")
     if args.facts:
@@ -158,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         results["interp"] = bench_interp(opts)
         results["compiled"] = bench_compiled(opts)
         results["dist"] = bench_dist(opts)
+        if args.xlarge:
+            results["xlarge"] = bench_xlarge(opts)
         if opts.profile:
             results["profile"] = bench_profile(opts, results["baseline"])
     finally:

@@ -137,6 +137,11 @@ def repeated_processes(run: Callable[[], dict], repeat: int) -> dict:
         if is_failed(figures):
             return figures
         runs.append(figures.get("process", figures))
+    return process_stats(runs)
+
+
+def process_stats(runs: list[dict]) -> dict:
+    """Stats of the whole-process figures (run_cli's) of several runs."""
     return {
         "wall_s": stats_json([r["wall_s"] for r in runs], "s"),
         "peak_rss_bytes": stats_json([float(r["peak_rss_bytes"]) for r in runs], "B"),

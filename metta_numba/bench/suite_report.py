@@ -334,6 +334,11 @@ def render(results: dict, figures: list[Path], command: str) -> str:
         "(py-spy, perf stat, page faults, RSS over time).\n",
         verdict_table("Targets (BENCHMARKS.md section 5)", results["verdicts"]["targets"]).to_markdown(),
         verdict_table("Hypotheses of the seed baseline", results["verdicts"]["hypotheses"]).to_markdown(),
+        *(
+            [verdict_table("Scale: the xlarge KB (`--xlarge`)", results["verdicts"]["scale"]).to_markdown()]
+            if results.get("xlarge")
+            else []
+        ),
         "## Baseline KB\n",
         baseline_table(results["baseline"]).to_markdown(),
         *[t.to_markdown() for t in baseline_peer_tables(results["baseline"])],

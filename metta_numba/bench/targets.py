@@ -283,10 +283,14 @@ def _file_hypothesis(results: dict) -> Verdict:
 
 def _gigabyte_hypothesis(results: dict) -> Verdict:
     sizes = _sizes(results)
-    if not sizes:
+    xlarge = _nested(results, "xlarge", "xlarge")
+    if isinstance(xlarge, dict) and "source_bytes" in xlarge:
+        label, figures = "xlarge", xlarge
+    elif sizes:
+        label = sizes[-1]
+        figures = results["baseline"][label]
+    else:
         return Verdict("not measured", None)
-    label = sizes[-1]
-    figures = results["baseline"][label]
     wall = median_of(_nested(figures, "startup_snapshot_one", "wall_s"))
     if wall is None:
         return Verdict("not measured", None)
@@ -309,6 +313,40 @@ HYPOTHESES = (
 )
 
 
+def _xlarge_build(results: dict) -> Verdict:
+    figures = _nested(results, "xlarge", "xlarge")
+    if not isinstance(figures, dict) or "source_bytes" not in figures:
+        return Verdict("not measured (python -m metta_numba.bench --xlarge)", None)
+    build = figures["build"]
+    seconds, peak = build["wall_s"], build["peak_rss_bytes"]
+    text = (
+        f"{seconds:.1f} s, peak RSS {peak / 2**20:,.0f} MiB for {figures['source_bytes'] / MB:,.0f} MB of text; "
+        f"KB {figures['kb_bytes'] / figures['source_bytes']:.0%} of the text"
+    )
+    return Verdict(text, seconds <= 180 and peak <= 4 * 2**30)
+
+
+def _xlarge_startup(results: dict) -> Verdict:
+    walls = {
+        label: median_of(_nested(results, "xlarge", label, "startup_snapshot_one", "wall_s"))
+        for label in ("small", "xlarge")
+    }
+    if None in walls.values():
+        return Verdict("not measured (python -m metta_numba.bench --xlarge)", None)
+    gap = walls["xlarge"] - walls["small"]
+    text = f"xlarge {walls['xlarge']:.3f} s, small {walls['small']:.3f} s (alternating fresh processes): {gap:+.3f} s"
+    return Verdict(text, gap <= 0.1)
+
+
+SCALE = (
+    Target("`snapshot build --memory-budget 4G` of the xlarge KB (40M rules)", "≤ 3 min, peak RSS ≤ 4 GiB",
+           _xlarge_build),
+    Target("`--load-snapshot XLARGE` + one query, whole process", "within 0.1 s of the same on small",
+           _xlarge_startup),
+)
+"""The scale targets the xlarge KB shows (`python -m metta_numba.bench --xlarge`)."""
+
+
 def judge_all(results: dict) -> dict:
     """Every target and hypothesis with its measured text and verdict, for the JSON and tables."""
     def rows(items: tuple[Target, ...]) -> list[dict]:
@@ -319,4 +357,4 @@ def judge_all(results: dict) -> dict:
                         "held": verdict.held, "verdict": verdict.label})
         return out
 
-    return {"targets": rows(TARGETS), "hypotheses": rows(HYPOTHESES)}
+    return {"targets": rows(TARGETS), "hypotheses": rows(HYPOTHESES), "scale": rows(SCALE)}

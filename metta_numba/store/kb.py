@@ -422,9 +422,10 @@ class PersistentKB(AnswerTables, AnswerStreams, ManyQueries, JoinQueries):
                 found = self._ground_query(pattern, key) if not names else None
                 if found is not None:
                     return found
-                rows = self._generation.matched_rows(key)
-                if rows is not None:  # few candidates, found and sifted in one kernel call
-                    return match_counted(pattern, self._row_atoms(*rows[:2]))
+                matched = self._generation.matched_rows(key)
+                if matched is not None:  # few candidates, found and sifted in one kernel call
+                    rows, data, _ = matched
+                    return match_counted(pattern, self._row_atoms(rows, data))
             return match_counted(pattern, self._candidates(key))
 
     def _ground_query(self, pattern: Atom, key: bytes) -> list[tuple[Atom, Bindings]] | None:

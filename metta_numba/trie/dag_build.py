@@ -13,7 +13,10 @@ at the peak of this step against 178 MiB for the tree's layout and merkleizing.
 
 The stream may come in chunks (`DagBuilder.add`), so that a build never holds all of it: the
 open nodes' labels are read from the latest path, which the builder keeps, not from the
-chunk that brought them.
+chunk that brought them. Given a folder, the builder keeps the DAG itself in files there too,
+mapped, and lets go of their pages after each chunk (trie.spill): then only the table that
+finds an equal class (a slot and a hash per class) stays in memory, and a duplicate's check
+reads its earlier twin back from the page cache.
 
 The one wrinkle is the split: a path that leaves the previous one inside the label of the last
 node popped cuts that label in two. The cut is known when that node is popped (the new path's
@@ -64,7 +67,8 @@ class DagBuilder:
     """Classes the subtries of a sorted stream of distinct paths fed in chunks (`add`), then
     lays the DAG out (`finish`). `n_paths` and `n_bytes` bound the paths and suffix bytes to
     come, and `longest` their length: the arrays are sized for them, but only the pages the
-    DAG fills are ever touched.
+    DAG fills are ever touched. With a `folder`, the DAG's arrays and the leaf counts by class
+    are files `dag.*` there, whose pages are let go of after each `add`.
 
     The classes fill their arrays from the end down, each before the one made earlier: class c
     is in slot capacity - 1 - c, and its label bytes and edges go just before those of class

@@ -10,13 +10,13 @@ from collections import Counter
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_conjunction import canonical
 
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable, alpha_equal
 from metta_numba.codec import TermStore, decode, encode, encode_atoms
 from metta_numba.space.base import replace_symbols
 from metta_numba.store import PersistentKB
 from metta_numba.syntax import parse_atom
-from metta_numba.syntax.printer import format_atom
 from metta_numba.trie import Trie
 from metta_numba.trie.argindex import ArgIndex, IndexOptions, candidate_paths, trie_candidates
 from metta_numba.trie.argindex_kernels import USE_TRIE, prefix_ranges, range_total
@@ -217,21 +217,8 @@ def test_a_kept_encoding_follows_the_term_store(tmp_path):
         assert kb.bindings_table(pattern) == ([Variable("y")], [[Symbol("found")]])
 
 
-def _canonical(atom) -> str:
-    """The atom's text with its variables renamed by first occurrence: equal up to renaming."""
-    mapping: dict = {}
-    stack = [atom]
-    while stack:
-        a = stack.pop()
-        if type(a) is Variable:
-            mapping.setdefault(a, Variable(f"v{len(mapping)}"))
-        elif type(a) is Expression:
-            stack.extend(reversed(a.children))
-    return format_atom(substitute(atom, mapping))
-
-
 def _answers(pattern, found) -> Counter:
-    return Counter(_canonical(substitute(pattern, bindings)) for bindings in found)
+    return Counter(canonical(substitute(pattern, bindings)) for bindings in found)
 
 
 def _reference(stored_counts, pattern, with_atoms: bool = False) -> Counter:
@@ -241,13 +228,13 @@ def _reference(stored_counts, pattern, with_atoms: bool = False) -> Counter:
     for atom, copies in stored_counts:
         bindings = _unified(atom, pattern)
         if bindings is not None:
-            answer = _canonical(substitute(pattern, bindings))
-            found[(_canonical(atom), answer) if with_atoms else answer] += copies
+            answer = canonical(substitute(pattern, bindings))
+            found[(canonical(atom), answer) if with_atoms else answer] += copies
     return found
 
 
 def _query_answers(pattern, found) -> Counter:
-    return Counter((_canonical(atom), _canonical(substitute(pattern, values))) for atom, values in found)
+    return Counter((canonical(atom), canonical(substitute(pattern, values))) for atom, values in found)
 
 
 # No numbers: the KB finds `2` for `2.0` through probes of other spellings, a path of its own.

@@ -41,6 +41,11 @@ def source_for(label: str) -> Path:
     return path
 
 
+def directory_bytes(kb: Path) -> int:
+    """The bytes of the files of a KB directory."""
+    return sum(entry.stat().st_size for entry in os.scandir(kb) if entry.is_file())
+
+
 def measure_build(source: Path, budget: str | None, jobs: int | None, workdir: Path) -> dict:
     """One build in a child process: seconds, peak RSS in bytes, KB bytes, runs."""
     kb = workdir / f"{source.stem}-{budget or 'default'}.kb"
@@ -56,7 +61,7 @@ def measure_build(source: Path, budget: str | None, jobs: int | None, workdir: P
     if proc.returncode != 0:
         raise RuntimeError(f"build of {source} failed: {proc.stderr.strip()}")
     peak_kib = int(proc.stderr.strip().splitlines()[-1])
-    kb_bytes = sum(entry.stat().st_size for entry in os.scandir(kb) if entry.is_file())
+    kb_bytes = directory_bytes(kb)
     shutil.rmtree(kb, ignore_errors=True)
     return {
         "source_bytes": source.stat().st_size,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from metta_numba.bench.build_scaling import source_for
+from metta_numba.bench.build_scaling import directory_bytes, source_for
 from metta_numba.bench.kbgen import SIZES
 from metta_numba.bench.suite_baseline import query_file
 from metta_numba.bench.suite_common import (
@@ -38,8 +38,7 @@ def bench_xlarge(opts: Options) -> dict:
         if is_failed(build):
             result[label] = {"build": build}
             return result
-        kb_bytes = sum(entry.stat().st_size for entry in kb.iterdir() if entry.is_file())
-        result[label] = {"source_bytes": source.stat().st_size, "kb_bytes": kb_bytes, "build": build}
+        result[label] = {"source_bytes": source.stat().st_size, "kb_bytes": directory_bytes(kb), "build": build}
         kbs[label] = kb
         queries[label] = query_file(
             opts.workdir / f"q1_{label}_out_of_core.metta", [baseline_queries(SIZES[label])["rule call"]]

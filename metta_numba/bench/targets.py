@@ -281,10 +281,16 @@ def _file_hypothesis(results: dict) -> Verdict:
     return Verdict(f"smallest snapshot / source: {text}", all(r <= 0.30 for r in ratios.values()))
 
 
+def _xlarge(results: dict) -> dict | None:
+    """The xlarge KB's figures (bench.suite_xlarge), when it was built."""
+    figures = _nested(results, "xlarge", "xlarge")
+    return figures if isinstance(figures, dict) and "source_bytes" in figures else None
+
+
 def _gigabyte_hypothesis(results: dict) -> Verdict:
     sizes = _sizes(results)
-    xlarge = _nested(results, "xlarge", "xlarge")
-    if isinstance(xlarge, dict) and "source_bytes" in xlarge:
+    xlarge = _xlarge(results)
+    if xlarge is not None:
         label, figures = "xlarge", xlarge
     elif sizes:
         label = sizes[-1]
@@ -314,8 +320,8 @@ HYPOTHESES = (
 
 
 def _xlarge_build(results: dict) -> Verdict:
-    figures = _nested(results, "xlarge", "xlarge")
-    if not isinstance(figures, dict) or "source_bytes" not in figures:
+    figures = _xlarge(results)
+    if figures is None:
         return Verdict("not measured (python -m metta_numba.bench --xlarge)", None)
     build = figures["build"]
     seconds, peak = build["wall_s"], build["peak_rss_bytes"]

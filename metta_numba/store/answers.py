@@ -322,9 +322,7 @@ class AnswerTables:
 
     def _matched_answers(self, pattern, n_vars: int, rows: list[list[int]], data: bytes) -> list[tuple]:
         """The answers of `_answer_rows` from the rows of Generation.matched_rows."""
-        seen = self._decoded
-        if len(seen) > 100_000:
-            seen.clear()
+        seen = self._final_values(None, None)
         starts = range(ROW_FIRST_VALUE, ROW_FIRST_VALUE + 2 * n_vars, 2)
         out: list[tuple] = []
         for row in rows:

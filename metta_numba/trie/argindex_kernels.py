@@ -493,8 +493,21 @@ def lookup(trie, pattern, table, hashes, key_start, ranks, gather):
     """Plan `pattern` and, with `gather`, collect its candidates: (choice, estimate, ranks).
     For USE_TRIE the ranks are left to the trie's match kernel (empty here)."""
     ranges, later = prefix_ranges(trie, pattern)
+    most = np.iinfo(np.int64).max if gather else -1
+    return planned_candidates(pattern, table, hashes, key_start, ranks, ranges, later, most)
+
+
+@njit(
+    types.Tuple((Int, Int, i64_arr))(u8_ro, i64_ro, u32_ro, u64_ro, u64_ro, i64_ro, Int, Int),
+    cache=True,
+    nogil=True,
+)
+def planned_candidates(pattern, table, hashes, key_start, ranks, ranges, later, most):
+    """`lookup` for a pattern whose prefix ranges (and ground tokens after them) are known:
+    (choice, estimate, ranks), the ranks gathered only when the estimate is at most `most`
+    (empty otherwise, and for USE_TRIE, whose ranks are the trie's match kernel's)."""
     choice, row, lo, hi, estimate = plan_pattern(pattern, table, hashes, key_start, ranks, ranges, later)
-    if not gather or choice == USE_TRIE:
+    if choice == USE_TRIE or estimate > most:
         return choice, estimate, np.empty(0, np.int64)
     if choice == USE_INDEX:
         return choice, estimate, gather_candidates(table, ranks, row, lo, hi, ranges, estimate)

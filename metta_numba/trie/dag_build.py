@@ -139,9 +139,9 @@ class DagBuilder:
         # mapping under it, and the build lets go of the mapping's pages (spill.drop_pages).
         for array in classes:
             drop_pages(array)
-        labels, *by_class = classes
-        by_edge = by_class[3:]
-        return labels[label_at:], (*(array[first:] for array in by_class[:3]), *(array[edge_at:] for array in by_edge))
+        labels, label_off, label_len, child_start, children, first_byte, rank_offset = classes
+        by_node = (label_off[first:], label_len[first:], child_start[first:])
+        return labels[label_at:], (*by_node, children[edge_at:], first_byte[edge_at:], rank_offset[edge_at:])
 
     def _arrays(self) -> tuple:
         return (

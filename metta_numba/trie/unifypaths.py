@@ -27,10 +27,8 @@ from metta_numba.trie.argindex import ArgIndex, candidate_paths
 from metta_numba.trie.argindex_entries import scan_term
 from metta_numba.trie.argindex_kernels import (
     H_LEAVES,
-    USE_INDEX,
     USE_TRIE,
-    gather_candidates,
-    plan_pattern,
+    planned_candidates,
     prefix_ranges,
     range_total,
     ranks_of_ranges,
@@ -306,13 +304,11 @@ def matched_rows(trie, pattern, limit, most, table, hashes, key_start, index_ran
     else:
         if table.shape[0] == 0:
             return np.empty((0, 0), np.int64), np.empty(0, np.uint8), NOT_SERVED
-        choice, row, lo, hi, estimate = plan_pattern(pattern, table, hashes, key_start, index_ranks, ranges, later)
+        choice, estimate, ranks = planned_candidates(
+            pattern, table, hashes, key_start, index_ranks, ranges, later, most
+        )
         if choice == USE_TRIE or estimate > most:
             return np.empty((0, 0), np.int64), np.empty(0, np.uint8), NOT_SERVED
-        if choice == USE_INDEX:
-            ranks = gather_candidates(table, index_ranks, row, lo, hi, ranges, estimate)
-        else:
-            ranks = ranks_of_ranges(ranges)
         if ranks.shape[0] and ranks[ranks.shape[0] - 1] >= table[H_LEAVES]:
             raise CorruptTrieError("argument index: a posting beyond the paths")
     paths, offsets = paths_of_sorted_ranks(trie, ranks)

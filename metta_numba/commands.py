@@ -385,6 +385,13 @@ def _snapshot_build(args) -> int:
         f"({counts.get('paths', 0):,} distinct), {size:,} bytes, "
         f"{'merkleized' if report['merkleized'] else 'not merkleized'}, {report['total_seconds']:.2f} s"
     )
+    if report.get("class_table_sweeps"):
+        print(
+            "note: the table of shared subtries filled up within the memory budget "
+            f"({report['class_table_sweeps']:,} times), so some are stored more than once; "
+            "a larger --memory-budget makes a smaller snapshot",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ from strategies import atoms, is_finite_atom, separators, top_level_safe
 from test_cli import cli, write
 
 from metta_numba.codec.terms import TermStore
-from metta_numba.store import layout
+from metta_numba.store import chunked_build, layout
 from metta_numba.store.chunked_build import (
     MIN_CHUNK_BYTES,
     RUNS_PREFIX,
@@ -27,6 +27,7 @@ from metta_numba.store.chunked_build import (
     RunFiles,
     build_from_sources,
     chunk_size,
+    class_table_slots,
     merge_spilled,
     parse_memory_budget,
     source_chunks,
@@ -37,6 +38,7 @@ from metta_numba.syntax.bulk import encode_source
 from metta_numba.syntax.errors import ParseError
 from metta_numba.syntax.printer import format_atom
 from metta_numba.trie import Trie
+from metta_numba.trie.dag_table import UNBOUNDED
 from metta_numba.trie.runs import MergeState, sorted_run
 from metta_numba.trie.spill import is_file_mapped
 
@@ -168,13 +170,49 @@ def test_a_merkleized_merge_keeps_the_large_arrays_in_files_of_the_build_folder(
     whole = Trie.build(batch.data, batch.offsets, names=batch.names, merkleize=True)
     for name, array in whole.arrays.items():
         assert np.array_equal(array, merged.arrays[name]), name
-    # The labels, the leaves and the node arrays the columns are packed from are mapped from
-    # files, so the build can let go of their pages; the packed columns are in memory.
+    # Every array, the packed columns too, is mapped from a file of the build folder, so the
+    # build can let go of its pages.
     arrays = merged.arrays
-    for name in ("labels", "label_len", "child_first_byte", "leaf_count", "leaf_name"):
+    for name in whole.arrays:
         assert is_file_mapped(arrays[name]), name
         assert Path(_file_of(arrays[name])).parent == tmp_path
-    assert {"dag.labels", "dag.children", "leaf_name.leaves"} <= {entry.name for entry in tmp_path.iterdir()}
+    made = {entry.name for entry in tmp_path.iterdir()}
+    assert {"dag.labels", "dag.children", "leaf_name.leaves", "column.children", "column.label_off"} <= made
+
+
+def test_a_build_whose_table_of_shared_subtries_fills_keeps_every_atom(tmp_path, monkeypatch, capsys):
+    # A table of 8 slots (what a budget of 1 byte gives once the floor is lifted) fills again
+    # and again: the snapshot shares less, but holds every atom as the in-memory build does.
+    monkeypatch.setattr(chunked_build, "MIN_CLASS_TABLE_SLOTS", 8)
+    source = write(
+        tmp_path / "kb.metta",
+        "".join(f"(edge n{i % 97} n{(i * 7) % 89})\n(= (f {i % 13}) (g $x {i}))\n" for i in range(1500)),
+    )
+    _in_memory([source], tmp_path / "whole")
+    report = build_from_sources([str(source)], tmp_path / "chunked", memory_budget=TINY_BUDGET)
+    assert report["class_table_sweeps"] > 0
+    whole, chunked = _generation(tmp_path / "whole"), _generation(tmp_path / "chunked")
+    try:
+        assert list(chunked.items()) == list(whole.items())
+        assert chunked.trie.n_nodes > whole.trie.n_nodes  # some subtries are stored twice
+        chunked.trie.validate()
+    finally:
+        whole.close()
+        chunked.close()
+    # The command says why the snapshot is larger, and what to do about it.
+    from metta_numba.cli import main
+
+    assert main(["snapshot", "build", str(source), "-o", str(tmp_path / "cli"), "--memory-budget", "1"]) == 0
+    assert "the table of shared subtries filled up" in capsys.readouterr().err
+
+
+def test_the_table_of_shared_subtries_takes_a_share_of_the_budget():
+    assert class_table_slots(None) == UNBOUNDED
+    assert class_table_slots(1) == chunked_build.MIN_CLASS_TABLE_SLOTS
+    for budget in (256 << 20, 1 << 30, 4 << 30):
+        slots = class_table_slots(budget)
+        # The slots, and a doubling's or a sweep's copies (1.5 times): within the share.
+        assert 3 * 8 * slots // 2 <= budget // chunked_build.CLASS_TABLE_SHARE < 3 * 8 * slots
 
 
 def _file_of(array: np.ndarray) -> str:

@@ -1,17 +1,19 @@
 """Compact columns (trie.columns) against a plain array as the reference model: every value
 reads back, through the kernels' getters and the bulk decoder; headers that disagree with the
-array are refused; and a trie's node arrays survive the trip to columns and back."""
+array are refused; and a trie's node arrays survive the trip to columns and back. Packing a
+piece at a time, into a file (trie.column_pack), gives the column packed at once."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metta_numba.atoms import E
 from metta_numba.codec import TermStore, encode
-from metta_numba.trie import CorruptTrieError, Trie
+from metta_numba.trie import CorruptTrieError, Trie, column_pack
+from metta_numba.trie.column_pack import block_column, compact_nodes, escaped_column, label_column
 from metta_numba.trie.columns import (
     BLOCK,
     BLOCK_KIND,
@@ -19,20 +21,17 @@ from metta_numba.trie.columns import (
     HEADER_WORDS,
     TILE,
     TILED_KIND,
-    block_column,
     block_get,
     check_column,
     column_len,
-    compact_nodes,
     decode,
-    escaped_column,
     escaped_get,
     kept_aside,
-    label_column,
     plain_nodes,
     tiled_get,
 )
 from metta_numba.trie.layout import COLUMN_NAMES
+from metta_numba.trie.spill import is_file_mapped
 
 # Mostly small values with a few large ones, as the trie's offsets are.
 values_lists = st.lists(
@@ -142,3 +141,47 @@ def test_node_arrays_go_to_columns_and_back(items):
     assert list(reopened.iter_paths()) == list(trie.iter_paths())
     assert all(np.array_equal(reopened.arrays[name], arrays[name]) for name in COLUMN_NAMES)
     assert reopened.merkleize().n_nodes == trie.merkleize().n_nodes
+
+
+# Longer lists than one small piece holds, values kept aside here and there.
+long_values = st.lists(st.one_of(st.integers(0, 5), st.integers(0, 5), st.integers(0, 2**40)), max_size=9 * BLOCK)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(long_values, st.sampled_from([BLOCK, 2 * BLOCK, 3 * BLOCK]), st.lists(st.integers(0, 60), max_size=9 * BLOCK))
+def test_a_column_packed_piece_by_piece_into_a_file_is_the_one_packed_at_once(
+    tmp_path, monkeypatch, values, piece, lengths
+):
+    values = np.array(values, np.int64)
+    # Label offsets that tile, over lengths of their own (a length per offset).
+    lengths = np.resize(np.array(lengths or [1], np.uint8), len(values))
+    offsets = np.concatenate([[0], np.cumsum(lengths[:-1], dtype=np.int64)])[: len(values)]
+    whole = [block_column(values), escaped_column(values), label_column(offsets, lengths)]
+    monkeypatch.setattr(column_pack, "PIECE", piece)
+    files = [tmp_path / f"{name}.{piece}" for name in ("block", "escaped", "label")]
+    pieces = [
+        block_column(values, files[0]),
+        escaped_column(values, files[1]),
+        label_column(offsets, lengths, files[2]),
+    ]
+    for at_once, by_piece, file in zip(whole, pieces, files):
+        assert by_piece.dtype == at_once.dtype and np.array_equal(by_piece, at_once)
+        if len(values):
+            assert is_file_mapped(by_piece) and file.stat().st_size == by_piece.nbytes
+
+
+def test_child_steps_are_found_piece_by_piece_and_a_backward_edge_is_refused(monkeypatch):
+    monkeypatch.setattr(column_pack, "PIECE", 2)
+    # A chain 0 -> 1 -> ... -> 9, each node also pointing 3 ahead where it can.
+    child_start, children = [0], []
+    for node in range(10):
+        children += [node + 1] + ([node + 3] if node + 3 < 10 else [])
+        child_start.append(len(children))
+    child_start, children = np.array(child_start, np.int32), np.array(children[:-1], np.int32)
+    child_start[-1] = len(children)  # the last node has no child
+    steps = column_pack.child_steps(child_start, children, np.zeros(len(children), np.int32))
+    parents = np.repeat(np.arange(10), np.diff(child_start))
+    assert np.array_equal(steps, children - parents)
+    children[5] = 0
+    with pytest.raises(ValueError, match="lower node id"):
+        column_pack.child_steps(child_start, children, np.zeros(len(children), np.int32))

@@ -16,7 +16,8 @@ import pytest
 from metta_numba.atoms import E
 from metta_numba.codec import TermStore, encode
 from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
-from metta_numba.trie.columns import block_column, decode, escaped_column, label_column
+from metta_numba.trie.column_pack import block_column, escaped_column, label_column
+from metta_numba.trie.columns import decode
 
 TRIAL_SCRIPT = r"""
 import json, sys, traceback
@@ -25,7 +26,8 @@ import numpy as np
 from metta_numba.atoms import E, Expression, Grounded, Symbol, Variable
 from metta_numba.codec import TermStore, encode
 from metta_numba.trie import ARRAY_NAMES, CorruptTrieError, Trie
-from metta_numba.trie.columns import block_column, decode, escaped_column, label_column
+from metta_numba.trie.column_pack import block_column, escaped_column, label_column
+from metta_numba.trie.columns import decode
 
 rng = np.random.default_rng(int(sys.argv[1]))
 n_trials = int(sys.argv[2])

@@ -56,6 +56,11 @@ paths, offsets, sort order and keys, fold columns, run), with margin; sizes the 
 MIN_CHUNK_BYTES = 256
 MERGE_STEP = 1 << 18
 """Input paths merged between two progress reports."""
+CLASS_TABLE_SHARE = 4
+"""A merkleized merge's table of classes (trie.dag_table) takes at most this fraction of the
+budget; past it the DAG is less shared, but the build's memory no longer grows with the KB."""
+MIN_CLASS_TABLE_SLOTS = 1 << 16
+"""However small the budget, the table has room for this many slots (1 MiB at most)."""
 RUN_FILES = ("suffixes", "common", "length", "counts", "names")
 RUN_DTYPES = (np.uint8, np.int32, np.int32, np.uint64, np.int64)
 
@@ -265,7 +270,11 @@ def _intern(scanned, terms: TermStore, chunk: Chunk, atoms_in_source: dict[str, 
 
 
 def merge_spilled(
-    runs: RunFiles, on_merge: Callable[[int, int], None] | None = None, merkleize: bool = False
+    runs: RunFiles,
+    on_merge: Callable[[int, int], None] | None = None,
+    merkleize: bool = False,
+    memory_budget: int | None = None,
+    report: dict | None = None,
 ) -> Trie:
     """The trie of all runs' paths, by a k-way merge of the run files (merkleized on request).
 
@@ -274,7 +283,8 @@ def merge_spilled(
     (trie.dag_build) at once, through files of the run folder whose pages are let go of too, so
     the stream is never held whole; otherwise the stream, which the tree's layout reads all at
     once, is merged into memory. Counts and names, which neither reads, are merged into files
-    and narrowed from there."""
+    and narrowed from there. `memory_budget` bounds the builder's table of classes (see
+    class_table_slots); `report` then gets `class_table_sweeps`, how often that table was full."""
     from metta_numba.trie.dag_build import DagBuilder
     from metta_numba.trie.runs import MergeState
 
@@ -284,7 +294,9 @@ def merge_spilled(
         return Trie.build(np.zeros(0, np.uint8), np.zeros(1, np.int64), merkleize=merkleize)
     arrays = runs.mapped()
     n_in, n_bytes_in = len(arrays[2]), len(arrays[0])
-    builder = DagBuilder(n_in, n_bytes_in, runs.widest, runs.folder) if merkleize else None
+    builder = None
+    if merkleize:
+        builder = DagBuilder(n_in, n_bytes_in, runs.widest, runs.folder, class_table_slots(memory_budget))
     stream_out = (
         (
             zeroed_file_array(runs.folder / "merged.labels", np.uint8, n_bytes_in),
@@ -320,7 +332,9 @@ def merge_spilled(
     if builder is not None:
         del out, stream_out
         labels, nodes = builder.finish()
-        trie = Trie._from_nodes(labels, nodes, counts, names, merkleized=True)
+        if report is not None:
+            report["class_table_sweeps"] = builder.sweeps
+        trie = Trie._from_nodes(labels, nodes, counts, names, merkleized=True, folder=runs.folder)
     else:
         # Views of the merge buffers: the pages past the ends were never touched, so cost
         # nothing. Handed over as a list, so that the layout can let go of each once it is read.
@@ -329,6 +343,15 @@ def merge_spilled(
         trie = Trie._from_stream(stream, counts, names)
     let_go_of(trie)
     return trie
+
+
+def class_table_slots(memory_budget: int | None) -> int:
+    """The bound of a merkleized merge's table of classes within `memory_budget` (none without)."""
+    from metta_numba.trie.dag_table import UNBOUNDED, slots_within
+
+    if memory_budget is None:
+        return UNBOUNDED
+    return max(MIN_CLASS_TABLE_SLOTS, slots_within(memory_budget // CLASS_TABLE_SHARE))
 
 
 def let_go_of(trie: Trie) -> None:
@@ -402,11 +425,12 @@ def build_from_sources(
             try:
                 terms = TermStore()
                 runs = RunFiles(folder)
+                merge_report: dict = {}
                 try:
                     atoms = spill_runs(sources, terms, runs, chunk_size(budget, jobs), jobs, on_read)
                     spilled = time.perf_counter()
                     trim_heap()
-                    trie = merge_spilled(runs, on_merge, merkleize)
+                    trie = merge_spilled(runs, on_merge, merkleize, budget, merge_report)
                 finally:
                     runs.close()
                 merged = time.perf_counter()
@@ -437,7 +461,7 @@ def build_from_sources(
         if fresh:
             _remove_if_only_lock(directory)
         raise
-    report.update(atoms_read=atoms, runs=runs.n_runs, memory_budget=budget, jobs=jobs)
+    report.update(atoms_read=atoms, runs=runs.n_runs, memory_budget=budget, jobs=jobs, **merge_report)
     report.update(spill_seconds=spilled - started, merge_seconds=merged - spilled, index_seconds=indexed - merged)
     return report
 

@@ -64,9 +64,8 @@ from numba.extending import register_jitable
 
 from metta_numba.jit import njit
 from metta_numba.trie.errors import CorruptTrieError
-from metta_numba.trie.layout import i32_ro, i64_ro, u8_ro, u32_ro, u64_arr, u64_ro
-from metta_numba.trie.packed import get_bits, put_bits
-from metta_numba.trie.spill import drop_pages
+from metta_numba.trie.layout import i64_ro, u8_ro, u64_ro
+from metta_numba.trie.packed import get_bits
 
 BLOCK_KIND = 1
 ESCAPED_KIND = 2
@@ -196,205 +195,24 @@ def kept_aside(words, i):
     return read_bits(words, records, lo * record_bits + position_width, stream_width(words, 3))
 
 
-# --- encoding ----------------------------------------------------------------------------
+# --- sizes (the packer, trie.column_pack, writes what these say) --------------------
 
-VALUE_TYPES = (i32_ro, u32_ro, i64_ro)
-"""The dtypes the builders' plain arrays come in."""
+
 I64_ARRAY = types.Array(types.int64, 1, "C")
-NO_CAP = 2**63 - 1
-NO_BASES = np.zeros(0, np.int64)
 
 
-@njit(
-    [types.void(u64_arr, Int, t, Int, Int, i64_ro, types.UniTuple(Int, 3)) for t in VALUE_TYPES],
-    cache=True,
-    nogil=True,
-)
-def _put_bits(words, start, values, width, cap, bases, spacing):
-    """values[i] (less bases[i // BLOCK] when `bases` is not empty; `cap` where larger) in
-    `width` bits into the bit stream that starts at word `start`: value i at bit first +
-    (i // group) * group_bits + (i % group) * width, where (first, group, group_bits) is
-    `spacing`; (0, 1, width) packs them back to back."""
-    if width == 0:
-        return
-    first, group, group_bits = spacing
-    for i in range(values.shape[0]):
-        bit = first + (i // group) * group_bits + (i % group) * width
-        value = np.int64(values[i])
-        if bases.shape[0] > 0:
-            value -= bases[i >> BLOCK_SHIFT]
-        put_bits(words, start + (bit >> 6), np.uint64(bit & 63), np.uint64(min(value, cap)))
-
-
-@njit([types.Tuple((I64_ARRAY, Int))(t) for t in VALUE_TYPES], cache=True, nogil=True)
-def _block_minima(values):
-    """(smallest value of each block, largest distance of a value from its block's smallest)."""
-    n = values.shape[0]
-    bases = np.empty((n + BLOCK - 1) >> BLOCK_SHIFT, np.int64)
-    widest = 0
-    for block in range(bases.shape[0]):
-        lo = block << BLOCK_SHIFT
-        hi = min(lo + BLOCK, n)
-        smallest = np.int64(values[lo])
-        largest = smallest
-        for i in range(lo + 1, hi):
-            smallest = min(smallest, np.int64(values[i]))
-            largest = max(largest, np.int64(values[i]))
-        bases[block] = smallest
-        widest = max(widest, largest - smallest)
-    return bases, widest
-
-
-@njit([I64_ARRAY(t) for t in VALUE_TYPES], cache=True, nogil=True)
-def _values_at_least(values):
-    """at_least[w]: how many values are >= 2**w - 1, the escape of a w-bit column (w < 64)."""
-    by_length = np.zeros(65, np.int64)  # values of each bit length
-    all_ones = np.zeros(65, np.int64)  # values 2**k - 1, by k
-    for i in range(values.shape[0]):
-        value = np.int64(values[i])
-        length = 0
-        rest = value
-        while rest > 0:
-            length += 1
-            rest >>= 1
-        by_length[length] += 1
-        if value > 0 and (value & (value + 1)) == 0:
-            all_ones[length] += 1
-    at_least = np.zeros(64, np.int64)
-    longer = 0
-    for width in range(63, -1, -1):
-        at_least[width] = longer + all_ones[width]  # longer than width bits, or exactly the escape
-        longer += by_length[width]
-    return at_least
-
-
-def _words_for(n: int, width: int) -> int:
+def words_for(n: int, width: int) -> int:
+    """Words of a stream of n values of `width` bits."""
     return (n * width + 63) // 64
 
 
-def _width_for(top: int) -> int:
-    return int(top).bit_length()
-
-
-def _new_column(kind: int, n: int, count: int, streams: list[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
-    """An empty column with room for bit streams of (values, width); and where each starts."""
-    starts = []
-    at = HEADER_WORDS
-    for values, width in streams:
-        starts.append(at)
-        at += _words_for(values, width)
-    words = np.zeros(at + 2, np.uint64)  # two spare words: see the module docstring
-    words[0] = kind
-    words[1] = n
-    words[2] = sum(width << (8 * k) for k, (_, width) in enumerate(streams))
-    words[3] = count
-    words[4 : 4 + len(starts)] = starts
-    return words, starts
-
-
-def _checked_values(values: np.ndarray) -> np.ndarray:
-    values = np.ascontiguousarray(values)
-    if values.dtype not in (np.int32, np.uint32, np.int64):
-        values = values.astype(np.int64)
-    if len(values) and int(values.min()) < 0:
-        raise ValueError("compact columns hold non-negative values only")
-    return values
-
-
-def block_column(values: np.ndarray) -> np.ndarray:
-    """A block column of non-negative `values`."""
-    values = _checked_values(values)
-    n = len(values)
-    bases, widest = _block_minima(values) if n else (np.zeros(0, np.int64), 0)
-    base_width = _width_for(int(bases.max())) if n else 0
-    delta_width = _width_for(widest)
-    block_bits = base_width + BLOCK * delta_width
-    words, starts = _new_column(BLOCK_KIND, n, len(bases), [(len(bases) * block_bits, 1)])
-    words[2] = base_width | delta_width << 8
-    _put_bits(words, starts[0], bases, base_width, NO_CAP, NO_BASES, (0, 1, block_bits))
-    _put_bits(words, starts[0], values, delta_width, NO_CAP, bases, (base_width, BLOCK, block_bits))
-    return words
-
-
-@njit([types.boolean(t, u8_ro) for t in VALUE_TYPES], cache=True, nogil=True)
-def _is_tiled(values, lengths):
-    """Each value within a tile is the one before it plus that one's length."""
-    if values.shape[0] != lengths.shape[0]:
-        return False
-    for i in range(1, values.shape[0]):
-        if i & (TILE - 1) and np.int64(values[i]) != np.int64(values[i - 1]) + lengths[i - 1]:
-            return False
-    return True
-
-
-def label_column(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Label offsets as a tiled column over the label lengths when they tile (see the module
-    docstring), else as a block column."""
-    values = _checked_values(values)
-    lengths = np.ascontiguousarray(lengths, dtype=np.uint8)
-    if not _is_tiled(values, lengths):
-        return block_column(values)
-    stored = np.ascontiguousarray(values[::TILE])
-    width = _width_for(int(stored.max())) if len(stored) else 0
-    words, starts = _new_column(TILED_KIND, len(values), len(stored), [(len(stored), width)])
-    _put_bits(words, starts[0], stored, width, NO_CAP, NO_BASES, (0, 1, width))
-    return words
-
-
-def choose_width(n: int, at_least: np.ndarray, top: int, position_width: int) -> int:
-    """The value width that makes an escaped column smallest: n * width bits, plus, for each
-    value at or above the escape (2**width - 1), its position and its value (the counts per
-    block cost the same whatever the width)."""
-    value_width = _width_for(top)
-    best_width, best_bits = 1, None
-    for width in range(1, min(value_width + 1, MAX_WIDTH) + 1):
-        exceptions = int(at_least[width]) if width <= value_width else 0
-        bits = n * width + exceptions * (position_width + value_width)
-        if best_bits is None or bits < best_bits:
-            best_width, best_bits = width, bits
-    return best_width
-
-
-def escaped_column(values: np.ndarray) -> np.ndarray:
-    """An escaped column of non-negative `values` (width chosen by `choose_width`)."""
-    values = _checked_values(values)
-    n = len(values)
-    top = int(values.max()) if n else 0
-    position_width = _width_for(max(n - 1, 0))
-    width = choose_width(n, _values_at_least(values), top, position_width)
-    escape = (1 << width) - 1
-    positions = np.flatnonzero(values >= escape)
-    exceptions = values[positions].astype(np.int64)
-    value_width = _width_for(int(exceptions.max())) if len(exceptions) else 0
-    # How many are kept aside before each block, and in all (the entry after the last block).
-    n_blocks = -(-n // BLOCK)
-    before_block = np.searchsorted(positions, np.arange(0, n_blocks * BLOCK + 1, BLOCK)).astype(np.int64)
-    before_width = _width_for(len(positions))
-    block_bits = before_width + BLOCK * width
-    record_bits = position_width + value_width
-    widths = [width, before_width, position_width, value_width]
-    words, starts = _new_escaped(n, len(positions), widths)
-    _put_bits(words, starts[0], before_block, before_width, NO_CAP, NO_BASES, (0, 1, block_bits))
-    _put_bits(words, starts[0], values, width, escape, NO_BASES, (before_width, BLOCK, block_bits))
-    _put_bits(words, starts[1], positions.astype(np.int64), position_width, NO_CAP, NO_BASES, (0, 1, record_bits))
-    _put_bits(words, starts[1], exceptions, value_width, NO_CAP, NO_BASES, (position_width, 1, record_bits))
-    return words
-
-
-def _escaped_stream_bits(n: int, count: int, widths: list[int]) -> list[int]:
+def escaped_stream_bits(n: int, count: int, widths: list[int]) -> list[int]:
     """Bits of the two streams of an escaped column: the blocks (each block's count of values
     kept aside before it, then its BLOCK values; one more count after the last block) and the
     records kept aside (position, value)."""
     width, before_width, position_width, value_width = widths
     n_blocks = -(-n // BLOCK)
     return [(n_blocks + 1) * before_width + n_blocks * BLOCK * width, count * (position_width + value_width)]
-
-
-def _new_escaped(n: int, count: int, widths: list[int]) -> tuple[np.ndarray, list[int]]:
-    streams = [(bits, 1) for bits in _escaped_stream_bits(n, count, widths)]
-    words, starts = _new_column(ESCAPED_KIND, n, count, streams)
-    words[2] = sum(width << (8 * k) for k, width in enumerate(widths))
-    return words, starts
 
 
 def decode(words: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
@@ -431,7 +249,7 @@ def _stream_bits(kind: int, n: int, count: int, widths: list[int]) -> list[int]:
         return [-(-n // BLOCK) * (widths[0] + BLOCK * widths[1])]
     if kind == TILED_KIND:
         return [-(-n // TILE) * widths[0]]
-    return _escaped_stream_bits(n, count, widths)
+    return escaped_stream_bits(n, count, widths)
 
 
 def check_column(words: np.ndarray, what: str, kind: int | None = None) -> int:
@@ -463,29 +281,13 @@ def check_column(words: np.ndarray, what: str, kind: int | None = None) -> int:
             continue
         if start != at:
             raise CorruptTrieError(f"{what}: compact column header disagrees with its length")
-        at += _words_for(lengths[stream], 1)
+        at += words_for(lengths[stream], 1)
     if len(words) != at + 2:
         raise CorruptTrieError(f"{what}: compact column header disagrees with its length")
     return found
 
 
 # --- the trie's node arrays --------------------------------------------------------------
-
-
-@njit(types.Array(types.int32, 1, "C")(i32_ro, i32_ro), cache=True, nogil=True)
-def child_steps(child_start, children):
-    """Each edge's child minus its parent (what the children column stores). Raises ValueError
-    when an edge does not lead to a higher id (the builders never lay out such a trie)."""
-    steps = np.zeros(children.shape[0], np.int32)
-    for node in range(child_start.shape[0] - 1):
-        if child_start[node] < 0 or child_start[node + 1] > children.shape[0]:
-            raise ValueError("child_start out of range")
-        for edge in range(child_start[node], child_start[node + 1]):
-            step = children[edge] - node
-            if step <= 0:
-                raise ValueError("an edge leads to a lower node id")
-            steps[edge] = step
-    return steps
 
 
 @njit(types.Array(types.int32, 1, "C")(i64_ro, i64_ro), cache=True, nogil=True)
@@ -496,24 +298,6 @@ def child_ids(child_start, steps):
         for edge in range(max(child_start[node], 0), min(child_start[node + 1], steps.shape[0])):
             children[edge] = np.int32(min(node + steps[edge], 2**31 - 1))
     return children
-
-
-def compact_nodes(label_off, child_start, children, rank_offset, label_len: np.ndarray):
-    """The column arrays of a plain layout (layout.PLAIN_DTYPES) as compact columns, in the
-    same order."""
-    steps = child_steps(np.ascontiguousarray(child_start, np.int32), np.ascontiguousarray(children, np.int32))
-    # Arrays mapped from a build's files are read once here: their pages are let go of as soon
-    # as each is packed, so that the plain layout is never resident whole.
-    drop_pages(children)
-    label_offsets = label_column(label_off, label_len)
-    drop_pages(label_off)
-    child_starts = block_column(child_start)
-    drop_pages(child_start)
-    child_steps_column = escaped_column(steps)
-    del steps
-    rank_offsets = escaped_column(rank_offset)
-    drop_pages(rank_offset)
-    return label_offsets, child_starts, child_steps_column, rank_offsets
 
 
 def check_columns(label_off, child_start, children, rank_offset) -> tuple[int, int, int, int]:

@@ -15,8 +15,9 @@ The stream may come in chunks (`DagBuilder.add`), so that a build never holds al
 open nodes' labels are read from the latest path, which the builder keeps, not from the
 chunk that brought them. Given a folder, the builder keeps the DAG itself in files there too,
 mapped, and lets go of their pages after each chunk (trie.spill): then only the table that
-finds an equal class (a slot and a hash per class) stays in memory, and a duplicate's check
-reads its earlier twin back from the page cache.
+finds an equal class (trie.dag_table) stays in memory, and a duplicate's check reads its
+earlier twin back from the page cache. A bound on that table bounds the builder's memory
+whatever the KB's size; past it, the DAG is less shared (see dag_table).
 
 The one wrinkle is the split: a path that leaves the previous one inside the label of the last
 node popped cuts that label in two. The cut is known when that node is popped (the new path's
@@ -38,6 +39,16 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
+from metta_numba.trie.dag_table import (
+    FOUND_AGAIN,
+    UNBOUNDED,
+    entry_class,
+    grown,
+    new_entry,
+    new_table,
+    same_hash,
+    sweep,
+)
 from metta_numba.trie.errors import CorruptTrieError
 from metta_numba.trie.layout import (
     MAX_LABEL_BYTES,
@@ -49,18 +60,19 @@ from metta_numba.trie.layout import (
     i64_arr,
     u8_arr,
     u8_ro,
-    u32_arr,
+    u64_arr,
 )
-from metta_numba.trie.merkle import class_table, label_hash, mix_hash, same_run
-from metta_numba.trie.spill import drop_pages, zeroed_file_array
+from metta_numba.trie.merkle import label_hash, mix_hash, same_run
+from metta_numba.trie.spill import drop_pages, in_pieces, zeroed_file_array
 
 Int = types.int64
 PlainArraysType = types.Tuple((u8_arr, *NodeArraysType.types))
 """The trie's plain layout (layout.PlainStructureType), writable: the classes as they are made."""
 # Slots of the builder's scalar state.
-N_OPEN, N_PENDING, N_CLASSES, LABEL_AT, LAST_LENGTH, N_SEEN, N_FED_BYTES = range(7)
-N_STATE = 7
-LOW_HALF = np.uint64(0xFFFFFFFF)
+N_OPEN, N_PENDING, N_CLASSES, LABEL_AT, LAST_LENGTH, N_SEEN, N_FED_BYTES, N_TABLED, MAX_SLOTS, N_SWEEPS = range(10)
+N_STATE = 10
+LAYOUT_PIECE = 1 << 20
+"""Values of a node array laid out between two lettings go of its pages."""
 
 
 class DagBuilder:
@@ -68,14 +80,17 @@ class DagBuilder:
     lays the DAG out (`finish`). `n_paths` and `n_bytes` bound the paths and suffix bytes to
     come, and `longest` their length: the arrays are sized for them, but only the pages the
     DAG fills are ever touched. With a `folder`, the DAG's arrays and the leaf counts by class
-    are files `dag.*` there, whose pages are let go of after each `add`.
+    are files `dag.*` there, whose pages are let go of after each `add`. `max_slots` bounds
+    the table of classes (trie.dag_table; unbounded by default: the fully shared DAG).
 
     The classes fill their arrays from the end down, each before the one made earlier: class c
     is in slot capacity - 1 - c, and its label bytes and edges go just before those of class
     c - 1. The n classes made then take the last n slots in the order of their node ids
     (node n - 1 - c, the root first), so `finish` lays them out in place, without a copy."""
 
-    def __init__(self, n_paths: int, n_bytes: int, longest: int, folder: Path | None = None) -> None:
+    def __init__(
+        self, n_paths: int, n_bytes: int, longest: int, folder: Path | None = None, max_slots: int = UNBOUNDED
+    ) -> None:
         if n_bytes > MAX_LABEL_BYTES:
             raise ValueError("4 GiB of label bytes or more: beyond the uint32 label offsets")
         capacity = 2 * n_paths + 1 + n_bytes // MAX_LABEL_LEN  # the tree's nodes at most
@@ -96,8 +111,6 @@ class DagBuilder:
             )
         )
         self.classes[3][capacity] = capacity  # the end of the edges: class 0's end just there
-        # By class: the low half of each one's hash, all a table of fewer than 2**32 slots uses.
-        self.class_hash = np.empty(capacity, np.uint32)
         # By class (leaves < 2**31 paths). Read only for a new class's children, mostly classes
         # made just before: a file in `folder`, whose pages are let go of with the classes'.
         self.class_leaves = (
@@ -105,7 +118,7 @@ class DagBuilder:
             if folder is None
             else zeroed_file_array(folder / "dag.class_leaves", np.int32, capacity)
         )
-        self.table = np.full(1 << 10, -1, np.int32)
+        self.table = new_table(max_slots)
         self.path = np.zeros(max(longest, 1), np.uint8)  # the latest path
         # The open nodes (the latest path's): depth at the end of each one's label, and where
         # its finished children start on the pending stack.
@@ -115,6 +128,7 @@ class DagBuilder:
         self.state = np.zeros(N_STATE, np.int64)
         self.state[N_OPEN] = 1  # the root
         self.state[LABEL_AT] = n_bytes  # class labels fill the label bytes from the end down
+        self.state[MAX_SLOTS] = max_slots
         self.n_paths = n_paths
 
     def add(self, labels: np.ndarray, common: np.ndarray, length: np.ndarray) -> None:
@@ -126,26 +140,31 @@ class DagBuilder:
         for array in (*self.classes, self.class_leaves):  # a no-op for arrays in memory
             drop_pages(array)
 
+    @property
+    def sweeps(self) -> int:
+        """How often the table of classes was full and forgot some (dag_table.sweep)."""
+        return int(self.state[N_SWEEPS])
+
     def finish(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """(labels, node arrays) of the DAG, in the layout of `merkle.merkleize_structure`."""
         none = np.zeros(0, np.int32)
         self.table = add_paths(np.zeros(0, np.uint8), none, none, True, *self._arrays())
         classes = self.classes
-        del self.classes, self.class_hash, self.class_leaves, self.table, self.pending
+        del self.classes, self.class_leaves, self.table, self.pending
         n_classes, label_at = int(self.state[N_CLASSES]), int(self.state[LABEL_AT])
         first = len(classes[2]) - n_classes
         edge_at = laid_out(classes, n_classes, label_at)
-        # Sliced here, not in the kernel: an array a kernel returns no longer knows the file
-        # mapping under it, and the build lets go of the mapping's pages (spill.drop_pages).
         for array in classes:
             drop_pages(array)
+        # Sliced here, not in a kernel: an array a kernel returns no longer knows the file
+        # mapping under it, and the build lets go of the mapping's pages (spill.drop_pages).
         labels, label_off, label_len, child_start, children, first_byte, rank_offset = classes
         by_node = (label_off[first:], label_len[first:], child_start[first:])
         return labels[label_at:], (*by_node, children[edge_at:], first_byte[edge_at:], rank_offset[edge_at:])
 
     def _arrays(self) -> tuple:
         return (
-            self.classes, self.class_hash, self.class_leaves, self.table, self.path,
+            self.classes, self.class_leaves, self.table, self.path,
             self.open_depth, self.open_base, self.pending, self.state,
         )  # fmt: skip
 
@@ -164,15 +183,15 @@ def layout_dag(stream: list[np.ndarray]) -> tuple[np.ndarray, tuple[np.ndarray, 
 
 
 @njit(
-    i32_arr(
-        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, u32_arr, i32_arr,
-        i32_arr, u8_arr, i64_arr, i64_arr, i32_arr, i64_arr,
+    u64_arr(
+        u8_ro, i32_ro, i32_ro, types.boolean, PlainArraysType, i32_arr,
+        u64_arr, u8_arr, i64_arr, i64_arr, i32_arr, i64_arr,
     ),
     cache=True,
     nogil=True,
 )  # fmt: skip
 def add_paths(
-    labels, common, length, last, classes, class_hash, class_leaves, table, path, open_depth, open_base, pending, state
+    labels, common, length, last, classes, class_leaves, table, path, open_depth, open_base, pending, state
 ):
     """Class the nodes the paths close (all the open ones, the root last, when `last`), and
     open the paths' own; returns the class table (grown when it had to). See DagBuilder."""
@@ -216,24 +235,25 @@ def add_paths(
             mask = np.uint64(table.shape[0] - 1)
             slot = h & mask
             found = -1
-            while table[slot] >= 0:
-                c = table[slot]
+            while table[slot] != 0:
+                c = entry_class(table[slot])
                 at = last_slot - c
                 if (
-                    class_hash[c] == h & LOW_HALF
+                    same_hash(table[slot], h)
                     and class_label_len[at] == label_len
                     and class_edge_start[at + 1] - class_edge_start[at] == n_children
                     and same_run(class_labels, class_label_off[at], path, start, label_len)
                     and same_run(edge_class, class_edge_start[at], pending, base, n_children)
                 ):
                     found = c
+                    table[slot] |= FOUND_AGAIN
                     break
                 slot = (slot + np.uint64(1)) & mask
             if found < 0:  # a new shape: its label and edges are copied out, before the last's
                 found = n_classes
                 n_classes += 1
-                table[slot] = found
-                class_hash[found] = h & LOW_HALF
+                table[slot] = new_entry(h, found)
+                state[N_TABLED] += 1
                 at = last_slot - found
                 label_at -= label_len
                 class_label_off[at] = label_at
@@ -250,8 +270,12 @@ def add_paths(
                     leaves += class_leaves[child]
                     edge += 1
                 class_leaves[found] = leaves if n_children else 1
-                if 2 * n_classes > table.shape[0]:
-                    table = class_table(class_hash, n_classes, 2 * table.shape[0])
+                if 2 * state[N_TABLED] > table.shape[0]:
+                    if table.shape[0] < state[MAX_SLOTS]:
+                        table = grown(table, 2 * table.shape[0])
+                    else:
+                        state[N_TABLED] = sweep(table, table.shape[0] // 4)
+                        state[N_SWEEPS] += 1
             n_pending = base
             pending[n_pending] = found
             n_pending += 1
@@ -282,21 +306,18 @@ def add_paths(
     return table
 
 
-@njit(Int(PlainArraysType, Int, Int), cache=True, nogil=True)
-def laid_out(classes, n_classes, label_at):
+def laid_out(classes: tuple[np.ndarray, ...], n_classes: int, label_at: int) -> int:
     """Make the last `n_classes` slots of the builder's arrays the DAG's node arrays, in place:
     offsets made relative to the first label byte and edge used, children numbered as nodes.
-    Returns that first edge (the node arrays start at the first of those slots)."""
+    Returns that first edge (the node arrays start at the first of those slots). A piece at a
+    time, letting go of the pages of arrays mapped from files."""
     class_labels, label_off, label_len, edge_start, edge_class, first_byte, rank_offset = classes
-    first = label_len.shape[0] - n_classes
-    edge_at = edge_start[first]
-    label_off = label_off[first:]
-    for node in range(n_classes):
-        label_off[node] -= label_at
-    child_start = edge_start[first:]
-    for node in range(n_classes + 1):
-        child_start[node] -= edge_at
-    children = edge_class[edge_at:]
-    for edge in range(children.shape[0]):
-        children[edge] = n_classes - 1 - children[edge]
+    first = len(label_len) - n_classes
+    edge_at = int(edge_start[first])
+    for _, part in in_pieces(label_off[first:], LAYOUT_PIECE):
+        part -= np.uint32(label_at)
+    for _, part in in_pieces(edge_start[first:], LAYOUT_PIECE):
+        part -= np.int32(edge_at)
+    for _, part in in_pieces(edge_class[edge_at:], LAYOUT_PIECE):
+        np.subtract(np.int32(n_classes - 1), part, out=part)
     return edge_at

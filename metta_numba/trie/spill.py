@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -47,6 +48,16 @@ def drop_pages(array: np.ndarray) -> None:
         mapping.madvise(mmap.MADV_DONTNEED)
     except (OSError, ValueError):
         pass  # a closed mapping, or advice refused: only memory is at stake
+
+
+def in_pieces(values: np.ndarray, piece: int, *written: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, values[start:start + piece]) for each piece of `values`; after each, the pages
+    of `values` and of the `written` arrays are let go of (`drop_pages`), so that a pass over
+    mapped arrays holds one piece of them at a time."""
+    for start in range(0, len(values), piece):
+        yield start, values[start : start + piece]
+        for array in (values, *written):
+            drop_pages(array)
 
 
 def zeroed_file_array(path: Path, dtype, n: int) -> np.ndarray:

@@ -4,6 +4,7 @@ checks and errors."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -11,7 +12,8 @@ from metta_numba.atoms import Atom
 from metta_numba.codec import CodecError, TermStore, UnknownTerm, decode, encode
 from metta_numba.codec.kernels import first_bad_path
 from metta_numba.trie import match, walk
-from metta_numba.trie.columns import check_columns, compact_nodes, plain_nodes
+from metta_numba.trie.column_pack import compact_nodes
+from metta_numba.trie.columns import check_columns, plain_nodes
 
 # build, sort, stream, merge, merkle and validate are imported where they are used: their
 # kernels take a noticeable time to load, and a process that only opens and queries a
@@ -162,9 +164,10 @@ class Trie:
         return cls._from_nodes(labels, nodes, counts, names, merkleize)
 
     @classmethod
-    def _from_nodes(cls, labels, nodes, counts, names, merkleized: bool) -> Trie:
-        """The trie of a builder's plain layout (layout.NodeArraysType), packed."""
-        return cls(_named(labels, nodes, counts, names), merkleized=merkleized)
+    def _from_nodes(cls, labels, nodes, counts, names, merkleized: bool, folder: Path | None = None) -> Trie:
+        """The trie of a builder's plain layout (layout.NodeArraysType), packed (into files of
+        `folder`, when given: trie.column_pack)."""
+        return cls(_named(labels, nodes, counts, names, folder), merkleized=merkleized)
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], validate: bool = True, merkleized: bool = False) -> Trie:
@@ -446,14 +449,15 @@ class Trie:
             raise CorruptTrieError("rank offsets disagree with the leaves")
 
 
-def _named(labels, nodes, counts, names) -> dict[str, np.ndarray]:
+def _named(labels, nodes, counts, names, folder: Path | None = None) -> dict[str, np.ndarray]:
     """The arrays of a trie from a builder's plain layout (layout.NodeArraysType)."""
     named = dict(zip(ARRAY_NAMES, (labels, *nodes, narrowest(counts, "leaf_count"), narrowest(names, "leaf_name"))))
-    return _compacted(named)
+    return _compacted(named, folder)
 
 
-def _compacted(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`arrays` with the column arrays packed (trie.columns) when they come in the plain layout."""
+def _compacted(arrays: Mapping[str, np.ndarray], folder: Path | None = None) -> dict[str, np.ndarray]:
+    """`arrays` with the column arrays packed (trie.column_pack; into files of `folder` when
+    given) when they come in the plain layout."""
     arrays = dict(arrays)
     if all(arrays[name].dtype == np.uint64 for name in COLUMN_NAMES):
         return arrays
@@ -463,7 +467,7 @@ def _compacted(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     if len(plain[1]) != len(arrays["label_len"]) + 1 or len(plain[1]) < 1 or int(plain[1][-1]) != len(plain[2]):
         raise CorruptTrieError("trie arrays disagree in length")
     try:
-        arrays.update(zip(COLUMN_NAMES, compact_nodes(*plain, arrays["label_len"])))
+        arrays.update(zip(COLUMN_NAMES, compact_nodes(*plain, arrays["label_len"], folder)))
     except ValueError as error:
         raise CorruptTrieError(str(error)) from None
     return arrays

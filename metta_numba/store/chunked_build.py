@@ -38,10 +38,12 @@ from metta_numba.syntax.errors import ParseError
 from metta_numba.trie import Trie
 from metta_numba.trie.argindex import IndexOptions
 from metta_numba.trie.argindex_runs import build_index_from_runs, run_entries_for
-from metta_numba.trie.layout import narrowest
+from metta_numba.trie.layout import narrowest_dtype
 from metta_numba.trie.spill import (
+    PIECE,
     append_to_run_file,
     drop_pages,
+    in_pieces,
     return_freed_blocks,
     trim_heap,
     zeroed_file_array,
@@ -362,20 +364,12 @@ def let_go_of(trie: Trie) -> None:
         drop_pages(array)
 
 
-def narrowed(values: np.ndarray, name: str, folder: Path, block: int = MERGE_STEP) -> np.ndarray:
-    """trie.layout.narrowest of a mapped leaf array, read in blocks whose pages are let go of
+def narrowed(values: np.ndarray, name: str, folder: Path) -> np.ndarray:
+    """trie.layout.narrowest of a mapped leaf array, read in pieces whose pages are let go of
     as they are read: a file `<name>.leaves` in `folder`, mapped, of the narrowest dtype."""
-    low = top = int(values[0]) if len(values) else 0
-    for start in range(0, len(values), block):
-        part = values[start : start + block]
-        low, top = min(low, int(part.min())), max(top, int(part.max()))
-        drop_pages(values)
-    dtype = narrowest(np.array([low, top], values.dtype), name).dtype
-    out = zeroed_file_array(folder / f"{name}.leaves", dtype, len(values))
-    for start in range(0, len(values), block):
-        out[start : start + block] = values[start : start + block]
-        drop_pages(values)
-        drop_pages(out)
+    out = zeroed_file_array(folder / f"{name}.leaves", narrowest_dtype(values, name), len(values))
+    for start, part in in_pieces(values, PIECE, out):
+        out[start : start + len(part)] = part
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from numba import types
 
 from metta_numba.jit import njit
+from metta_numba.trie import spill
 from metta_numba.trie.columns import (
     BLOCK,
     BLOCK_KIND,
@@ -40,7 +41,7 @@ VALUE_TYPES = (i32_ro, u32_ro, i64_ro)
 """The dtypes the builders' plain arrays come in."""
 NO_CAP = 2**63 - 1
 NO_BASES = np.zeros(0, np.int64)
-PIECE = 1 << 20
+PIECE = spill.PIECE
 """Values a pass reads before it lets go of their pages: a multiple of BLOCK and TILE."""
 
 

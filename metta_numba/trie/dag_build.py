@@ -63,7 +63,7 @@ from metta_numba.trie.layout import (
     u64_arr,
 )
 from metta_numba.trie.merkle import label_hash, mix_hash, same_run
-from metta_numba.trie.spill import drop_pages, in_pieces, zeroed_file_array
+from metta_numba.trie.spill import PIECE, drop_pages, in_pieces, zeroed_file_array
 
 Int = types.int64
 PlainArraysType = types.Tuple((u8_arr, *NodeArraysType.types))
@@ -71,8 +71,6 @@ PlainArraysType = types.Tuple((u8_arr, *NodeArraysType.types))
 # Slots of the builder's scalar state.
 N_OPEN, N_PENDING, N_CLASSES, LABEL_AT, LAST_LENGTH, N_SEEN, N_FED_BYTES, N_TABLED, MAX_SLOTS, N_SWEEPS = range(10)
 N_STATE = 10
-LAYOUT_PIECE = 1 << 20
-"""Values of a node array laid out between two lettings go of its pages."""
 
 
 class DagBuilder:
@@ -314,10 +312,10 @@ def laid_out(classes: tuple[np.ndarray, ...], n_classes: int, label_at: int) -> 
     class_labels, label_off, label_len, edge_start, edge_class, first_byte, rank_offset = classes
     first = len(label_len) - n_classes
     edge_at = int(edge_start[first])
-    for _, part in in_pieces(label_off[first:], LAYOUT_PIECE):
+    for _, part in in_pieces(label_off[first:], PIECE):
         part -= np.uint32(label_at)
-    for _, part in in_pieces(edge_start[first:], LAYOUT_PIECE):
+    for _, part in in_pieces(edge_start[first:], PIECE):
         part -= np.int32(edge_at)
-    for _, part in in_pieces(edge_class[edge_at:], LAYOUT_PIECE):
+    for _, part in in_pieces(edge_class[edge_at:], PIECE):
         np.subtract(np.int32(n_classes - 1), part, out=part)
     return edge_at

@@ -48,6 +48,8 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
+from metta_numba.trie.spill import PIECE, in_pieces
+
 ARRAY_DTYPES: dict[str, np.dtype] = {
     "labels": np.dtype(np.uint8),
     "label_off": np.dtype(np.uint64),
@@ -96,10 +98,19 @@ def allowed_dtypes(name: str) -> tuple[np.dtype, ...]:
     return LEAF_DTYPES.get(name, (ARRAY_DTYPES[name],))
 
 
+def narrowest_dtype(values: np.ndarray, name: str) -> np.dtype:
+    """The narrowest dtype allowed for leaf array `name` that holds all of `values` (read a
+    piece at a time: spill.in_pieces)."""
+    low = top = 0
+    for start, part in in_pieces(values, PIECE):
+        low = min(low, int(part.min())) if start else int(part.min())
+        top = max(top, int(part.max())) if start else int(part.max())
+    return np.dtype(next(d for d in LEAF_DTYPES[name] if np.iinfo(d).min <= low and top <= np.iinfo(d).max))
+
+
 def narrowest(values: np.ndarray, name: str) -> np.ndarray:
     """`values` of leaf array `name` in the narrowest allowed dtype that holds all of them."""
-    low, top = (int(values.min()), int(values.max())) if values.size else (0, 0)
-    dtype = next(d for d in LEAF_DTYPES[name] if np.iinfo(d).min <= low and top <= np.iinfo(d).max)
+    dtype = narrowest_dtype(values, name)
     return values if values.dtype == dtype else values.astype(dtype)
 
 
@@ -123,7 +134,9 @@ def constant_value(array: np.ndarray) -> int | None:
     if is_constant_column(array):
         return int(array[0])
     first = array[0]
-    return int(first) if bool((array == first).all()) else None
+    if any(not bool((part == first).all()) for _, part in in_pieces(array, PIECE)):
+        return None
+    return int(first)
 
 
 def readonly_array(dtype) -> types.Array:

@@ -50,6 +50,10 @@ def drop_pages(array: np.ndarray) -> None:
         pass  # a closed mapping, or advice refused: only memory is at stake
 
 
+PIECE = 1 << 20
+"""Values a pass over mapped arrays reads between two lettings go of their pages."""
+
+
 def in_pieces(values: np.ndarray, piece: int, *written: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """(start, values[start:start + piece]) for each piece of `values`; after each, the pages
     of `values` and of the `written` arrays are let go of (`drop_pages`), so that a pass over

@@ -31,6 +31,7 @@ from metta_numba.trie.layout import (
     is_constant_column,
     narrowest,
 )
+from metta_numba.trie.spill import PIECE, in_pieces
 from metta_numba.unify import match_atom
 
 ABSENT_TERM_ID = 2**64 - 1
@@ -252,7 +253,8 @@ class Trie:
     def total_count(self) -> int:
         """Stored atoms with multiplicity (computed on first use: O(distinct paths))."""
         if self._total is None:
-            self._total = int(self._arrays["leaf_count"].sum(dtype=np.uint64))
+            counts = self._arrays["leaf_count"]
+            self._total = sum(int(part.sum(dtype=np.uint64)) for _, part in in_pieces(counts, PIECE))
         return self._total
 
     def __repr__(self) -> str:

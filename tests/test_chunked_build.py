@@ -403,3 +403,31 @@ def test_the_progress_bars_show_each_phase(capsys):
     bars.close()
     err = capsys.readouterr().err
     assert "parse+encode: 100%" in err and "merge runs: 100%" in err and "index: 100%" in err
+
+
+@pytest.mark.parametrize("fan_in", [2, 3, 7])
+def test_runs_merged_in_groups_first_give_the_same_snapshot(tmp_path, monkeypatch, fan_in):
+    from metta_numba.bench.kbgen import write_kb
+
+    source = tmp_path / "kb.metta"
+    write_kb(300, source)
+    with open(source, "a") as f:
+        f.write("(= (add0 zero $x) $x)\n(: Nat Type)\n")  # copies of earlier atoms, in a later run
+    _in_memory([source], tmp_path / "whole")
+    # A budget of one byte reads MIN_FAN_IN runs at once: made `fan_in`, the many runs of
+    # small chunks are merged in groups, over several passes, before the last merge.
+    monkeypatch.setattr(chunked_build, "MIN_FAN_IN", fan_in)
+    passes = []
+    real = chunked_build.fewer_runs
+
+    def counting(runs, limit):
+        merged = real(runs, limit)
+        passes.append(len(merged.folder.relative_to(runs.folder).parts))
+        assert merged.n_runs <= limit
+        return merged
+
+    monkeypatch.setattr(chunked_build, "fewer_runs", counting)
+    report = build_from_sources([str(source)], tmp_path / "chunked", memory_budget=TINY_BUDGET, jobs=2)
+    assert report["runs"] > fan_in**2 and passes[0] >= 2
+    _assert_same_snapshot(tmp_path / "whole", tmp_path / "chunked")
+    assert not any(p.name.startswith(RUNS_PREFIX) for p in (tmp_path / "chunked").iterdir())

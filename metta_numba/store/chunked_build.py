@@ -63,6 +63,13 @@ CLASS_TABLE_SHARE = 4
 budget; past it the DAG is less shared, but the build's memory no longer grows with the KB."""
 MIN_CLASS_TABLE_SLOTS = 1 << 16
 """However small the budget, the table has room for this many slots (1 MiB at most)."""
+RUN_HEAD_BYTES = 320 << 10
+"""Memory a k-way merge holds for each run it reads: the mapped pages around the next path in
+each of the run's five files (a fault maps more than the one page a read needs)."""
+MERGE_SHARE = 4
+"""The heads of the runs one merge reads take at most this fraction of the budget."""
+MIN_FAN_IN = 16
+"""However small the budget, a merge reads this many runs at once."""
 RUN_FILES = ("suffixes", "common", "length", "counts", "names")
 RUN_DTYPES = (np.uint8, np.int32, np.int32, np.uint64, np.int64)
 
@@ -170,14 +177,18 @@ class RunFiles:
         self.byte_start = [0]
         self.widest = 0
 
-    def append(self, run: tuple[np.ndarray, ...]) -> None:
+    def append(self, run: tuple[np.ndarray, ...], widest: int | None = None) -> None:
+        """Append a run (its five arrays, read a piece at a time when mapped); `widest`: its
+        longest path, when known."""
         for f, array, dtype in zip(self.files, run, RUN_DTYPES, strict=True):
-            append_to_run_file(f, np.asarray(array, dtype=dtype))
+            for _, part in in_pieces(np.asarray(array, dtype=dtype), PIECE):
+                append_to_run_file(f, part)
         suffixes, _, length, _, _ = run
         self.path_start.append(self.path_start[-1] + len(length))
         self.byte_start.append(self.byte_start[-1] + len(suffixes))
-        if len(length):
-            self.widest = max(self.widest, int(length.max()))
+        if widest is None and len(length):
+            widest = int(length.max())
+        self.widest = max(self.widest, widest or 0)
 
     @property
     def n_runs(self) -> int:
@@ -290,7 +301,7 @@ def merge_spilled(
     from metta_numba.trie.dag_build import DagBuilder
     from metta_numba.trie.runs import MergeState
 
-    runs.close()
+    runs = fewer_runs(runs, merge_fan_in(memory_budget))
     total_paths = runs.path_start[-1]
     if total_paths == 0:
         return Trie.build(np.zeros(0, np.uint8), np.zeros(1, np.int64), merkleize=merkleize)
@@ -345,6 +356,52 @@ def merge_spilled(
         trie = Trie._from_stream(stream, counts, names)
     let_go_of(trie)
     return trie
+
+
+def merge_fan_in(memory_budget: int | None) -> int:
+    """How many runs one merge may read within `memory_budget` (any number without)."""
+    if memory_budget is None:
+        return 1 << 62
+    return max(MIN_FAN_IN, memory_budget // (MERGE_SHARE * RUN_HEAD_BYTES))
+
+
+def fewer_runs(runs: RunFiles, fan_in: int) -> RunFiles:
+    """Runs holding the paths of `runs`, at most `fan_in` of them (closed): while there are more,
+    each group of `fan_in` runs in a row is merged into one longer run, in a new folder `pass<n>`
+    inside the last, whose run files are then deleted. A path in several runs of a group is
+    stored once, with their counts added and the first one's name, as the final merge does."""
+    from metta_numba.trie.runs import MergeState
+
+    runs.close()
+    level = 0
+    while runs.n_runs > fan_in:
+        level += 1
+        arrays = runs.mapped()
+        (runs.folder / f"pass{level}").mkdir()
+        longer = RunFiles(runs.folder / f"pass{level}")
+        for first in range(0, runs.n_runs, fan_in):
+            last = min(first + fan_in, runs.n_runs)
+            path_start = np.array(runs.path_start[first : last + 1])
+            byte_start = np.array(runs.byte_start[first : last + 1])
+            sizes = (byte_start[-1] - byte_start[0], *(path_start[-1] - path_start[0],) * 4)
+            out = tuple(
+                zeroed_file_array(longer.folder / f"group.{name}", dtype, int(size))
+                for name, dtype, size in zip(RUN_FILES, RUN_DTYPES, sizes, strict=True)
+            )
+            state = MergeState(path_start, byte_start, runs.widest)
+            while not state.step(arrays, out, MERGE_STEP):
+                for array in (*arrays, *out):
+                    drop_pages(array)
+            n_paths, n_bytes = state.merged
+            longer.append((out[0][:n_bytes], *(array[:n_paths] for array in out[1:])), runs.widest)
+            for name in RUN_FILES:
+                (longer.folder / f"group.{name}").unlink()
+        del arrays
+        for name in RUN_FILES:
+            (runs.folder / f"{name}.bin").unlink()
+        longer.close()
+        runs = longer
+    return runs
 
 
 def class_table_slots(memory_budget: int | None) -> int:

@@ -431,3 +431,17 @@ def test_runs_merged_in_groups_first_give_the_same_snapshot(tmp_path, monkeypatc
     assert report["runs"] > fan_in**2 and passes[0] >= 2
     _assert_same_snapshot(tmp_path / "whole", tmp_path / "chunked")
     assert not any(p.name.startswith(RUNS_PREFIX) for p in (tmp_path / "chunked").iterdir())
+
+
+def test_build_scaling_tabulates_sizes_by_budget():
+    from metta_numba.bench.build_scaling import markdown_table
+
+    rows = [
+        {"size": "large", "source_bytes": 138_600_000, "budget": "1G", "seconds": 6.04, "peak_rss_bytes": 340 << 20},
+        {"size": "large", "source_bytes": 138_600_000, "budget": "256M", "seconds": 6.0, "peak_rss_bytes": 202 << 20},
+        {"size": "xlarge", "source_bytes": 1_433_900_000, "budget": "1G", "seconds": 71.0, "peak_rss_bytes": 420 << 20},
+    ]
+    lines = markdown_table(rows).splitlines()
+    assert lines[0] == "| KB (text) | budget 1G | budget 256M |"
+    assert lines[2] == "| large (138.6 MB) | 6.0 s, 340 MiB | 6.0 s, 202 MiB |"
+    assert lines[3] == "| xlarge (1,433.9 MB) | 71.0 s, 420 MiB |  |"  # a budget not measured is empty

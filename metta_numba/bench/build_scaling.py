@@ -72,6 +72,27 @@ def measure_build(source: Path, budget: str | None, jobs: int | None, workdir: P
     }
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as a Markdown table: a line per size, a column per budget (time, peak RSS)."""
+    budgets = list(dict.fromkeys(row["budget"] for row in rows))
+    sizes = list(dict.fromkeys(row["size"] for row in rows))
+    cells = {(row["size"], row["budget"]): row for row in rows}
+    lines = [
+        "| KB (text) | " + " | ".join(f"budget {budget}" for budget in budgets) + " |",
+        "|---" * (len(budgets) + 1) + "|",
+    ]
+    for size in sizes:
+        text = next(row["source_bytes"] for row in rows if row["size"] == size)
+        shown = [
+            f"{cells[size, b]['seconds']:.1f} s, {cells[size, b]['peak_rss_bytes'] / 2**20:,.0f} MiB"
+            if (size, b) in cells
+            else ""
+            for b in budgets
+        ]
+        lines.append(f"| {size} ({text / 1e6:,.1f} MB) | " + " | ".join(shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m metta_numba.bench.build_scaling", description=__doc__)
     parser.add_argument("--sizes", default="small,medium", help="baseline sizes, from " + ",".join(SIZES))
@@ -97,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"KB {row['kb_bytes'] / row['source_bytes']:.0%} of the text",
                     flush=True,
                 )
+    print()
+    print(markdown_table(rows), end="")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

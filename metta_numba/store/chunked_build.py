@@ -6,8 +6,11 @@ sources whole), and its paths sorted and folded into a run (trie.runs), which is
 run files in a temporary folder inside the KB directory. Scanning and sorting run in a pool
 of `jobs` threads (the kernels release the GIL); at most `jobs + 1` chunks are in flight, and
 the chunk size is the memory budget shared among them. A streaming merge of all runs then
-gives the distinct paths, counts and names that the in-memory build gives, from which the
-trie is laid out, merkleized and written exactly as `store.snapshot.build_snapshot` writes it.
+gives the distinct paths, counts and names that the in-memory build gives (with more runs
+than the budget merges at once, groups of them are merged into longer runs first), from
+which the trie is laid out, merkleized and written as `store.snapshot.build_snapshot` writes
+it: byte for byte, unless the merkleizing's table of classes, a share of the budget, fills
+(trie.dag_table; the trie then shares fewer subtries but holds the same paths).
 The argument index is built by an external sort too (trie.argindex_runs), into files of the
 same folder, which the writer copies into the generation.
 

@@ -39,13 +39,15 @@ def _same_arrays(a: ArgIndex, b: ArgIndex) -> None:
     counts=st.data(),
     options=index_options,
     run_entries=st.integers(1, 40),
+    fan_in=st.sampled_from([2, 3, 1 << 62]),
 )
-def test_the_index_from_runs_is_the_in_memory_index(tmp_path_factory, stored, counts, options, run_entries):
+def test_the_index_from_runs_is_the_in_memory_index(tmp_path_factory, stored, counts, options, run_entries, fan_in):
     terms = TermStore()
     copies = counts.draw(st.lists(st.integers(1, 3), min_size=len(stored), max_size=len(stored)))
     trie = build(stored, terms, copies)
     folder = tmp_path_factory.mktemp("runs")
-    index = build_index_from_runs(trie, options, folder, run_entries)
+    # A small fan-in merges the runs in groups, over several passes, before the two merges.
+    index = build_index_from_runs(trie, options, folder, run_entries, fan_in=fan_in)
     index.verify()
     _same_arrays(index, ArgIndex.build(trie, options))
 
@@ -62,6 +64,16 @@ def test_a_tiny_run_size_spills_many_runs_and_the_same_index(tmp_path):
     assert runs.run_start[-1] == sum(int(c) for c in runs.group_counts)
     (tmp_path / "again").mkdir()
     _same_arrays(build_index_from_runs(trie, options, tmp_path / "again", 20), ArgIndex.build(trie, options))
+    # Merged 4 at a time first: passes until at most 4 runs are left, each pass's files
+    # deleted once the next is written.
+    (tmp_path / "grouped").mkdir()
+    grouped = build_index_from_runs(trie, options, tmp_path / "grouped", 20, fan_in=4)
+    _same_arrays(grouped, ArgIndex.build(trie, options))
+    n_runs, passes = len(runs.run_start) - 1, 0
+    while n_runs > 4:
+        n_runs, passes = -(-n_runs // 4), passes + 1
+    left = sorted(entry.name for entry in (tmp_path / "grouped").iterdir() if entry.name.startswith("entries"))
+    assert passes >= 2 and left == [f"entries{passes}.rank", f"entries{passes}.sort_key"]
 
 
 @settings(deadline=None)

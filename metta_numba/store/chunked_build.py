@@ -40,7 +40,7 @@ from metta_numba.store.snapshot import describe_sources, generation_slot, publis
 from metta_numba.syntax.errors import ParseError
 from metta_numba.trie import Trie
 from metta_numba.trie.argindex import IndexOptions
-from metta_numba.trie.argindex_runs import build_index_from_runs, run_entries_for
+from metta_numba.trie.argindex_runs import ENTRY_RUN_HEAD_BYTES, build_index_from_runs, run_entries_for
 from metta_numba.trie.layout import narrowest_dtype
 from metta_numba.trie.spill import (
     PIECE,
@@ -361,11 +361,12 @@ def merge_spilled(
     return trie
 
 
-def merge_fan_in(memory_budget: int | None) -> int:
-    """How many runs one merge may read within `memory_budget` (any number without)."""
+def merge_fan_in(memory_budget: int | None, head_bytes: int = RUN_HEAD_BYTES) -> int:
+    """How many runs, each holding `head_bytes` while it is read, one merge may read within
+    `memory_budget` (any number without)."""
     if memory_budget is None:
         return 1 << 62
-    return max(MIN_FAN_IN, memory_budget // (MERGE_SHARE * RUN_HEAD_BYTES))
+    return max(MIN_FAN_IN, memory_budget // (MERGE_SHARE * head_bytes))
 
 
 def fewer_runs(runs: RunFiles, fan_in: int) -> RunFiles:
@@ -493,7 +494,13 @@ def build_from_sources(
                 index = None
                 if options is not None:
                     index = build_index_from_runs(
-                        trie, options, folder, run_entries_for(budget), lambda: let_go_of(trie), on_index
+                        trie,
+                        options,
+                        folder,
+                        run_entries_for(budget),
+                        lambda: let_go_of(trie),
+                        on_index,
+                        merge_fan_in(budget, ENTRY_RUN_HEAD_BYTES),
                     )
                     trim_heap()
                 indexed = time.perf_counter()

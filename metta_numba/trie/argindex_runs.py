@@ -16,7 +16,9 @@ come out byte for byte the same.
 
 The merges stop every MERGE_STEP entries (`_Merge`), and the caller lets go of the pages
 of the mapped files in between (spill.drop_pages), so the resident set stays bounded by the
-runs' size and the merge state, not by the size of the index.
+runs' size and the merge state, not by the size of the index. A merge holds the pages around
+each run's next entry, so with more runs than `fan_in`, groups of runs in a row are merged
+into longer runs first (`fewer_entry_runs`), as store.chunked_build does with its path runs.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from metta_numba.trie.argindex import (
     served_codes,
 )
 from metta_numba.trie.argindex_plan import CODE_COLUMN, FENCE_STRIDE, RANK_COLUMN, RowPlan, code_slots, dense_rows
-from metta_numba.trie.layout import i64_arr, i64_ro, u32_arr, u64_arr, u64_ro
-from metta_numba.trie.spill import append_to_run_file, drop_pages, file_array, zeroed_file_array
+from metta_numba.trie.layout import i32_arr, i64_arr, i64_ro, u32_arr, u64_arr, u64_ro
+from metta_numba.trie.spill import PIECE, append_to_run_file, drop_pages, file_array, in_pieces, zeroed_file_array
 from metta_numba.trie.trie import Trie
 
 Int = types.int64
@@ -65,6 +67,9 @@ faster (the large KB's index: 3.0-3.8 s with runs of 4M entries, 5.3-5.8 s with 
 buffers (48 MiB at this size) stay closer to the caches and touch less fresh memory, and a
 merge of more runs costs little more."""
 MERGE_STEP = 1 << 20
+ENTRY_RUN_HEAD_BYTES = 128 << 10
+"""Memory a merge holds for each entry run it reads: the mapped pages around the next entry
+in each of its two files."""
 READ_CHUNK = 1 << 16
 """Paths read from the trie at a time (fewer when a run holds fewer entries, so that a tiny
 budget gives many runs, each of a few paths)."""
@@ -103,6 +108,32 @@ def _sift_down(sort_keys, next_at, heap, size, at):
         at = smallest
 
 
+@njit(Int(u64_ro, i64_ro, i64_arr, i64_arr), cache=True, nogil=True)
+def _heap_of_runs(sort_keys, run_start, next_at, heap):
+    """Put every run that is not empty on the heap; returns its size."""
+    size = 0
+    for run in range(run_start.shape[0] - 1):
+        if run_start[run] < run_start[run + 1]:
+            heap[size] = run
+            size += 1
+    for at in range(size // 2 - 1, -1, -1):
+        _sift_down(sort_keys, next_at, heap, size, at)
+    return size
+
+
+@njit(Int(u64_ro, i64_ro, i64_arr, i64_arr, Int), cache=True, nogil=True, inline="always")
+def _next_of_run(sort_keys, run_start, next_at, heap, size):
+    """Move the heap's first run past the entry just taken, dropping it when it is exhausted;
+    returns the heap's size."""
+    run = heap[0]
+    next_at[run] += 1
+    if next_at[run] == run_start[run + 1]:
+        size -= 1
+        heap[0] = heap[size]
+    _sift_down(sort_keys, next_at, heap, size, 0)
+    return size
+
+
 @njit(types.void(u64_arr, Int, Int), cache=True, nogil=True)
 def put_packed(words, i, value):
     """Set value i of a zero-filled packed array (trie.packed) to `value`."""
@@ -133,18 +164,10 @@ def merge_entry_runs(
     distinct key of a keyed slot to `hashes[key_lo[slot] + k]` with its first posting in
     `key_start`, every FENCE_STRIDE-th also to the fence at `fence_lo[slot]` (whose key start
     stays 0)."""
-    n_runs = run_start.shape[0] - 1
     if scalars[STARTED] == 0:
         scalars[STARTED] = 1
         scalars[LAST_GROUP] = -1
-        size = 0
-        for run in range(n_runs):
-            if run_start[run] < run_start[run + 1]:
-                heap[size] = run
-                size += 1
-        for at in range(size // 2 - 1, -1, -1):
-            _sift_down(sort_keys, next_at, heap, size, at)
-        scalars[HEAP_SIZE] = size
+        scalars[HEAP_SIZE] = _heap_of_runs(sort_keys, run_start, next_at, heap)
     size = scalars[HEAP_SIZE]
     last_group = scalars[LAST_GROUP]
     unique = scalars[UNIQUE]
@@ -178,17 +201,76 @@ def merge_entry_runs(
         last_group = group
         last_key[0] = key
         read += 1
-        next_at[run] = at + 1
-        if at + 1 == run_start[run + 1]:
-            size -= 1
-            heap[0] = heap[size]
-        _sift_down(sort_keys, next_at, heap, size, 0)
+        size = _next_of_run(sort_keys, run_start, next_at, heap, size)
     scalars[HEAP_SIZE] = size
     scalars[LAST_GROUP] = last_group
     scalars[UNIQUE] = unique
     scalars[N_OUT] = n_out
     scalars[CONSUMED] += read
     return size == 0
+
+
+@njit(types.boolean(u64_ro, i32_ro, i64_ro, i64_arr, i64_arr, i64_arr, u64_arr, i32_arr, Int), cache=True, nogil=True)
+def merge_into_run(sort_keys, ranks, run_start, next_at, heap, scalars, out_keys, out_ranks, budget):
+    """Merge the runs into one run (`out_keys`, `out_ranks`, in the heap's order: by sort key,
+    then run) until about `budget` more entries are read; True when all are."""
+    if scalars[STARTED] == 0:
+        scalars[STARTED] = 1
+        scalars[HEAP_SIZE] = _heap_of_runs(sort_keys, run_start, next_at, heap)
+    size = scalars[HEAP_SIZE]
+    n_out = scalars[N_OUT]
+    read = 0
+    while size > 0 and read < budget:
+        run = heap[0]
+        at = next_at[run]
+        out_keys[n_out] = sort_keys[at]
+        out_ranks[n_out] = ranks[at]
+        n_out += 1
+        read += 1
+        size = _next_of_run(sort_keys, run_start, next_at, heap, size)
+    scalars[HEAP_SIZE] = size
+    scalars[N_OUT] = n_out
+    scalars[CONSUMED] += read
+    return size == 0
+
+
+def fewer_entry_runs(
+    mapped: tuple[np.ndarray, ...], run_start: np.ndarray, fan_in: int, folder: Path
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """(mapped arrays, run starts) of at most `fan_in` runs holding the entries of the runs
+    given: while there are more, each group of `fan_in` runs in a row is merged into one, in
+    files `entries<pass>.*` of `folder`, and the files of the pass before are deleted. Runs
+    cover ascending rank ranges and a group keeps them in order, so the merges that follow see
+    the entries in the same order."""
+    level = 0
+    while len(run_start) - 1 > fan_in:
+        level += 1
+        files = [open(folder / f"entries{level}.{name}", "wb") for name, _ in ENTRY_FILES]  # noqa: SIM115
+        longer = [0]
+        for first in range(0, len(run_start) - 1, fan_in):
+            starts = run_start[first : min(first + fan_in, len(run_start) - 1) + 1]
+            n = int(starts[-1] - starts[0])
+            out = tuple(zeroed_file_array(folder / f"group.{name}", dtype, n) for name, dtype in ENTRY_FILES)
+            next_at = starts[:-1].copy()
+            heap = np.zeros(len(starts) - 1, np.int64)
+            scalars = np.zeros(N_SCALARS, np.int64)
+            while not merge_into_run(*mapped, starts, next_at, heap, scalars, *out, MERGE_STEP):
+                for array in (*mapped, *out):
+                    drop_pages(array)
+            for f, array in zip(files, out):
+                for _, part in in_pieces(array, PIECE):
+                    append_to_run_file(f, part)
+            for name, _ in ENTRY_FILES:
+                (folder / f"group.{name}").unlink()
+            longer.append(longer[-1] + n)
+        for f in files:
+            f.close()
+        del mapped
+        for name, _ in ENTRY_FILES:
+            (folder / f"entries{'' if level == 1 else level - 1}.{name}").unlink()
+        mapped = tuple(file_array(folder / f"entries{level}.{name}", dtype) for name, dtype in ENTRY_FILES)
+        run_start = np.array(longer, np.int64)
+    return mapped, run_start
 
 
 class EntryRuns:
@@ -327,18 +409,19 @@ def build_index_from_runs(
     run_entries: int,
     after_run: Callable[[], None] | None = None,
     on_merge: Callable[[int, int], None] | None = None,
+    fan_in: int = 1 << 62,
 ) -> ArgIndex:
     """The argument index `ArgIndex.build(trie, options)` gives, built within about
     `run_entries` entries of memory; its arrays are files in `folder` (which the caller
     removes once they are written elsewhere). `after_run` is called after each run is spilled
     (to let go of the trie's pages, when it is a mapped one); `on_merge(done, total)` as the
-    two merges read the runs' entries (each entry is read twice)."""
+    two merges read the runs' entries (each entry is read twice). A merge reads at most
+    `fan_in` runs (`fewer_entry_runs`)."""
     options = options or IndexOptions()
     n_leaves = len(trie)
     cover = _cover_ranges(trie, options.heads)
     runs = spill_entry_runs(trie, options, cover, folder, run_entries, after_run)
-    mapped = runs.mapped()
-    run_start = np.array(runs.run_start, np.int64)
+    mapped, run_start = fewer_entry_runs(runs.mapped(), np.array(runs.run_start, np.int64), fan_in, folder)
     counts = runs.group_counts
     n_slots = -(-len(counts) // 3)
     counts = np.concatenate([counts, np.zeros(3 * n_slots - len(counts), np.int64)]).reshape(n_slots, 3)

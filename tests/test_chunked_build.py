@@ -384,7 +384,10 @@ def test_progress_reports_bytes_read_paths_merged_and_index_entries_merged(tmp_p
         on_index=lambda done, total: indexes.append((done, total)),
     )
     assert sum(reads) == source.stat().st_size and len(reads) > 10
-    assert merges[-1] == (400, 400) and [d for d, _ in merges] == sorted(d for d, _ in merges)
+    # Every pass over the runs reads the 400 paths (the tiny budget merges them in groups first).
+    done, total = merges[-1]
+    assert done == total and total % 400 == 0 and total > 400
+    assert [d for d, _ in merges] == sorted(d for d, _ in merges)
     done, total = indexes[-1]
     # Each entry is read twice (count, then write); (edge a (w b)) has entries at 1, 2, 2.0, 2.1.
     assert done == total == 2 * 4 * 400
@@ -420,15 +423,22 @@ def test_runs_merged_in_groups_first_give_the_same_snapshot(tmp_path, monkeypatc
     passes = []
     real = chunked_build.fewer_runs
 
-    def counting(runs, limit):
-        merged = real(runs, limit)
+    def counting(runs, limit, on_merge):
+        merged = real(runs, limit, on_merge)
         passes.append(len(merged.folder.relative_to(runs.folder).parts))
         assert merged.n_runs <= limit
         return merged
 
     monkeypatch.setattr(chunked_build, "fewer_runs", counting)
-    report = build_from_sources([str(source)], tmp_path / "chunked", memory_budget=TINY_BUDGET, jobs=2)
+    progress = []
+    report = build_from_sources(
+        [str(source)], tmp_path / "chunked", memory_budget=TINY_BUDGET, jobs=2, on_merge=lambda *p: progress.append(p)
+    )
     assert report["runs"] > fan_in**2 and passes[0] >= 2
+    # One bar over the passes and the last merge: it never goes back, and it ends full.
+    done = [d for d, _ in progress]
+    assert done == sorted(done) and progress[-1][0] == progress[-1][1]
+    assert {total for _, total in progress} == {progress[-1][1]}
     _assert_same_snapshot(tmp_path / "whole", tmp_path / "chunked")
     assert not any(p.name.startswith(RUNS_PREFIX) for p in (tmp_path / "chunked").iterdir())
 

@@ -304,7 +304,16 @@ def merge_spilled(
     from metta_numba.trie.dag_build import DagBuilder
     from metta_numba.trie.runs import MergeState
 
-    runs = fewer_runs(runs, merge_fan_in(memory_budget))
+    fan_in = merge_fan_in(memory_budget)
+    passes = merge_passes(runs.n_runs, fan_in)
+    # Progress counts the paths read by every pass: each pass, and the last merge, is a share.
+    share = runs.path_start[-1]
+
+    def passed(done: int, total: int) -> None:
+        if on_merge is not None:
+            on_merge(done, (passes + 1) * total)
+
+    runs = fewer_runs(runs, fan_in, passed)
     total_paths = runs.path_start[-1]
     if total_paths == 0:
         return Trie.build(np.zeros(0, np.uint8), np.zeros(1, np.int64), merkleize=merkleize)
@@ -338,7 +347,8 @@ def merge_spilled(
         for array in (*arrays, *out):  # a no-op for the stream in memory
             drop_pages(array)
         if on_merge is not None:
-            on_merge(state.consumed, total_paths)
+            # Copies folded by the passes make the last merge's input shorter: scaled to a share.
+            on_merge(passes * share + state.consumed * share // total_paths, (passes + 1) * share)
         if done:
             break
     n_paths, n_bytes = state.merged
@@ -369,15 +379,28 @@ def merge_fan_in(memory_budget: int | None, head_bytes: int = RUN_HEAD_BYTES) ->
     return max(MIN_FAN_IN, memory_budget // (MERGE_SHARE * head_bytes))
 
 
-def fewer_runs(runs: RunFiles, fan_in: int) -> RunFiles:
+def merge_passes(n_runs: int, fan_in: int) -> int:
+    """How many passes of group merges `fewer_runs` makes before the last merge."""
+    passes = 0
+    while n_runs > fan_in:
+        n_runs = -(-n_runs // fan_in)
+        passes += 1
+    return passes
+
+
+def fewer_runs(
+    runs: RunFiles, fan_in: int, on_merge: Callable[[int, int], None] | None = None
+) -> RunFiles:
     """Runs holding the paths of `runs`, at most `fan_in` of them (closed): while there are more,
     each group of `fan_in` runs in a row is merged into one longer run, in a new folder `pass<n>`
     inside the last, whose run files are then deleted. A path in several runs of a group is
-    stored once, with their counts added and the first one's name, as the final merge does."""
+    stored once, with their counts added and the first one's name, as the final merge does.
+    `on_merge(paths read, paths in all)` reports each step, counted over all passes."""
     from metta_numba.trie.runs import MergeState
 
     runs.close()
     level = 0
+    total = runs.path_start[-1]
     while runs.n_runs > fan_in:
         level += 1
         arrays = runs.mapped()
@@ -396,6 +419,8 @@ def fewer_runs(runs: RunFiles, fan_in: int) -> RunFiles:
             while not state.step(arrays, out, MERGE_STEP):
                 for array in (*arrays, *out):
                     drop_pages(array)
+                if on_merge is not None:
+                    on_merge((level - 1) * total + path_start[0] + state.consumed, total)
             n_paths, n_bytes = state.merged
             longer.append((out[0][:n_bytes], *(array[:n_paths] for array in out[1:])), runs.widest)
             for name in RUN_FILES:

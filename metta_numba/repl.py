@@ -9,7 +9,9 @@ input; Ctrl-D (or `:quit`) ends the session. History is kept in ~/.metta_numba_h
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 from metta_numba.syntax.errors import ParseError
 from metta_numba.syntax.parser import MSG_UNCLOSED_PAREN, MSG_UNCLOSED_STRING, iter_program
@@ -95,6 +97,7 @@ class Repl:
         self.stdout.flush()
 
     def loop(self) -> int:
+        _take_ctrl_c()
         self._setup_history()
         if self.interactive:
             self.stdout.write("metta-numba REPL. `!(expr)` evaluates, other atoms are added to &self. "
@@ -122,3 +125,11 @@ class Repl:
             if self.interactive:
                 self.stdout.write("\n")
         return 0
+
+
+def _take_ctrl_c() -> None:
+    """Have Ctrl-C raise KeyboardInterrupt, which cancels an evaluation. A process started
+    with SIGINT ignored (a job a script runs in the background, such as a test harness under
+    `nohup ... &`) inherits that, and Python then leaves it ignored."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,6 +1,7 @@
 """The REPL driven through a pseudo-terminal, as a person would use it."""
 
 import os
+import signal
 import sys
 
 import pytest
@@ -21,6 +22,32 @@ def repl(tmp_path):
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()
+
+
+def _ignoring_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_ctrl_c_cancels_even_when_the_repl_starts_with_it_ignored(tmp_path):
+    # A job a script starts in the background inherits SIGINT ignored, and Python then leaves
+    # it so: the REPL takes it back, or Ctrl-C would do nothing.
+    env = dict(os.environ, HOME=str(tmp_path), TERM="dumb")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "metta_numba", "repl"], env=env, encoding="utf-8", timeout=60, echo=False,
+        preexec_fn=_ignoring_ctrl_c,
+    )  # fmt: skip
+    try:
+        child.expect_exact(PROMPT)
+        with open(f"/proc/{child.pid}/status") as status:
+            ignored = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
+        assert not ignored & (1 << (signal.SIGINT - 1)), "the REPL takes Ctrl-C back"
+        child.sendline("!(let $x (superpose (1 2 3)) (collapse (match &self ($x) $x)))")
+        child.expect_exact(PROMPT)
+        child.sendintr()  # at the prompt: the line is dropped, the session goes on
+        child.expect_exact(PROMPT)
+        assert "[3]" in _ask(child, "!(+ 1 2)")
+    finally:
+        child.close(force=True)
 
 
 def _ask(child, line: str) -> str:

@@ -44,10 +44,11 @@ from metta_numba.trie.argindex_runs import ENTRY_RUN_HEAD_BYTES, build_index_fro
 from metta_numba.trie.layout import narrowest_dtype
 from metta_numba.trie.spill import (
     PIECE,
-    append_to_run_file,
+    append_in_pieces,
     drop_pages,
     in_pieces,
     return_freed_blocks,
+    run_groups,
     trim_heap,
     zeroed_file_array,
 )
@@ -184,8 +185,7 @@ class RunFiles:
         """Append a run (its five arrays, read a piece at a time when mapped); `widest`: its
         longest path, when known."""
         for f, array, dtype in zip(self.files, run, RUN_DTYPES, strict=True):
-            for _, part in in_pieces(np.asarray(array, dtype=dtype), PIECE):
-                append_to_run_file(f, part)
+            append_in_pieces(f, np.asarray(array, dtype=dtype))
         suffixes, _, length, _, _ = run
         self.path_start.append(self.path_start[-1] + len(length))
         self.byte_start.append(self.byte_start[-1] + len(suffixes))
@@ -338,19 +338,14 @@ def merge_spilled(
     )
     state = MergeState(np.array(runs.path_start), np.array(runs.byte_start), runs.widest)
     fed_paths = fed_bytes = 0
-    while True:
-        done = state.step(arrays, out, MERGE_STEP)
+    for _ in merge_steps(state, arrays, out):
         if builder is not None:
             n_paths, n_bytes = state.merged
             builder.add(out[0][fed_bytes:n_bytes], out[1][fed_paths:n_paths], out[2][fed_paths:n_paths])
             fed_paths, fed_bytes = n_paths, n_bytes
-        for array in (*arrays, *out):  # a no-op for the stream in memory
-            drop_pages(array)
         if on_merge is not None:
             # Copies folded by the passes make the last merge's input shorter: scaled to a share.
             on_merge(passes * share + state.consumed * share // total_paths, (passes + 1) * share)
-        if done:
-            break
     n_paths, n_bytes = state.merged
     del arrays
     counts = narrowed(out[3][:n_paths], "leaf_count", runs.folder)
@@ -369,6 +364,20 @@ def merge_spilled(
         trie = Trie._from_stream(stream, counts, names)
     let_go_of(trie)
     return trie
+
+
+def merge_steps(state, arrays: tuple[np.ndarray, ...], out: tuple[np.ndarray, ...]) -> Iterator[None]:
+    """Step a k-way merge (trie.runs.MergeState) of `arrays` into `out` until it is done,
+    MERGE_STEP input paths at a time: after each step the caller reads the output so far,
+    and then the pages of the runs and of the output are let go of (a no-op for arrays in
+    memory)."""
+    while True:
+        done = state.step(arrays, out, MERGE_STEP)
+        yield
+        for array in (*arrays, *out):
+            drop_pages(array)
+        if done:
+            return
 
 
 def merge_fan_in(memory_budget: int | None, head_bytes: int = RUN_HEAD_BYTES) -> int:
@@ -406,19 +415,15 @@ def fewer_runs(
         arrays = runs.mapped()
         (runs.folder / f"pass{level}").mkdir()
         longer = RunFiles(runs.folder / f"pass{level}")
-        for first in range(0, runs.n_runs, fan_in):
-            last = min(first + fan_in, runs.n_runs)
-            path_start = np.array(runs.path_start[first : last + 1])
-            byte_start = np.array(runs.byte_start[first : last + 1])
+        for group in run_groups(runs.n_runs, fan_in):
+            path_start, byte_start = np.array(runs.path_start[group]), np.array(runs.byte_start[group])
             sizes = (byte_start[-1] - byte_start[0], *(path_start[-1] - path_start[0],) * 4)
             out = tuple(
                 zeroed_file_array(longer.folder / f"group.{name}", dtype, int(size))
                 for name, dtype, size in zip(RUN_FILES, RUN_DTYPES, sizes, strict=True)
             )
             state = MergeState(path_start, byte_start, runs.widest)
-            while not state.step(arrays, out, MERGE_STEP):
-                for array in (*arrays, *out):
-                    drop_pages(array)
+            for _ in merge_steps(state, arrays, out):
                 if on_merge is not None:
                     on_merge((level - 1) * total + path_start[0] + state.consumed, total)
             n_paths, n_bytes = state.merged

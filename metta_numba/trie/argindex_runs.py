@@ -43,7 +43,14 @@ from metta_numba.trie.argindex import (
 )
 from metta_numba.trie.argindex_plan import CODE_COLUMN, FENCE_STRIDE, RANK_COLUMN, RowPlan, code_slots, dense_rows
 from metta_numba.trie.layout import i32_arr, i64_arr, i64_ro, u32_arr, u64_arr, u64_ro
-from metta_numba.trie.spill import PIECE, append_to_run_file, drop_pages, file_array, in_pieces, zeroed_file_array
+from metta_numba.trie.spill import (
+    append_in_pieces,
+    append_to_run_file,
+    drop_pages,
+    file_array,
+    run_groups,
+    zeroed_file_array,
+)
 from metta_numba.trie.trie import Trie
 
 Int = types.int64
@@ -247,8 +254,8 @@ def fewer_entry_runs(
         level += 1
         files = [open(folder / f"entries{level}.{name}", "wb") for name, _ in ENTRY_FILES]  # noqa: SIM115
         longer = [0]
-        for first in range(0, len(run_start) - 1, fan_in):
-            starts = run_start[first : min(first + fan_in, len(run_start) - 1) + 1]
+        for group in run_groups(len(run_start) - 1, fan_in):
+            starts = run_start[group]
             n = int(starts[-1] - starts[0])
             out = tuple(zeroed_file_array(folder / f"group.{name}", dtype, n) for name, dtype in ENTRY_FILES)
             next_at = starts[:-1].copy()
@@ -258,8 +265,7 @@ def fewer_entry_runs(
                 for array in (*mapped, *out):
                     drop_pages(array)
             for f, array in zip(files, out):
-                for _, part in in_pieces(array, PIECE):
-                    append_to_run_file(f, part)
+                append_in_pieces(f, array)
             for name, _ in ENTRY_FILES:
                 (folder / f"group.{name}").unlink()
             longer.append(longer[-1] + n)

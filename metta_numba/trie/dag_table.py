@@ -109,11 +109,9 @@ def sweep(table, keep):
         if entry != 0 and bool(entry & FOUND_AGAIN) == from_found:
             group[at] = entry_class(entry)
             at += 1
-    quota = keep if from_found else keep - n_found
+    quota = keep if from_found else keep - n_found  # at least 1: n_found < keep otherwise
     lowest = 0
-    if quota <= 0:
-        lowest = 2**31
-    elif quota < group.shape[0]:
+    if quota < group.shape[0]:
         group.sort()
         lowest = group[group.shape[0] - quota]
     kept = np.empty(keep, np.uint64)

@@ -101,10 +101,8 @@ def allowed_dtypes(name: str) -> tuple[np.dtype, ...]:
 def narrowest_dtype(values: np.ndarray, name: str) -> np.dtype:
     """The narrowest dtype allowed for leaf array `name` that holds all of `values` (read a
     piece at a time: spill.in_pieces)."""
-    low = top = 0
-    for start, part in in_pieces(values, PIECE):
-        low = min(low, int(part.min())) if start else int(part.min())
-        top = max(top, int(part.max())) if start else int(part.max())
+    ranges = [(int(part.min()), int(part.max())) for _, part in in_pieces(values, PIECE)] or [(0, 0)]
+    low, top = min(low for low, _ in ranges), max(top for _, top in ranges)
     return np.dtype(next(d for d in LEAF_DTYPES[name] if np.iinfo(d).min <= low and top <= np.iinfo(d).max))
 
 

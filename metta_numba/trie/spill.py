@@ -98,6 +98,19 @@ def append_to_run_file(f: BinaryIO, array: np.ndarray) -> None:
         f.write(raw[start : start + RUN_WRITE_BYTES])
 
 
+def append_in_pieces(f: BinaryIO, array: np.ndarray) -> None:
+    """`append_to_run_file` of an array that may be mapped, read a piece at a time."""
+    for _, part in in_pieces(array, PIECE):
+        append_to_run_file(f, part)
+
+
+def run_groups(n_runs: int, fan_in: int) -> Iterator[slice]:
+    """For each group of `fan_in` runs in a row, the slice of a list of run starts (one more
+    entry than runs: the end) that holds the group's starts and the end of its last run."""
+    for first in range(0, n_runs, fan_in):
+        yield slice(first, min(first + fan_in, n_runs) + 1)
+
+
 def file_array(path: Path, dtype) -> np.ndarray:
     """The whole file at `path` as a read-only array, mapped for one pass in order."""
     dtype = np.dtype(dtype)
